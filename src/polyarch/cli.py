@@ -1,0 +1,103 @@
+"""Command line: argument parsing, output and exit codes. Thin on purpose.
+
+Every subcommand lives in ``polyarch.commands.<name>`` and is registered here.
+This is the only place that turns a :class:`~polyarch.errors.FatalError` into an
+exit code and a one-line message (never a traceback).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from polyarch import __version__
+from polyarch.errors import EXIT_CODES, FatalError
+
+# name -> module; imported lazily so that `polyarch --help` stays fast.
+COMMANDS: dict[str, str] = {}
+
+
+def register(name: str, module: str) -> None:
+    COMMANDS[name] = module
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        mod = COMMANDS.get(cmd_name)
+        if mod is None:
+            return None
+        cmd = importlib.import_module(mod).command
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+
+_EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) + "."
+
+
+@click.group(cls=LazyGroup, epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="polyarch")
+def cli() -> None:
+    """Build container images for several CPU architectures, verify every variant,
+    and publish them under one tag."""
+
+
+for _name in ("doctor", "publish"):
+    register(_name, f"polyarch.commands.{_name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    code = run(argv)
+    sys.exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code (used by tests and :func:`main`)."""
+    try:
+        rv: Any = cli.main(args=argv, prog_name="polyarch", standalone_mode=False)
+        return int(rv) if isinstance(rv, int) else 0
+    except FatalError as e:
+        _print_error(e.line(), e.detail)
+        return e.exit_code
+    except click.exceptions.Abort:
+        _print_error("aborted", None)
+        return 130
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.ClickException as e:
+        # Usage errors: one line, exit 2.
+        msg = e.format_message()
+        ctx = getattr(e, "ctx", None)
+        if ctx is not None:
+            msg = f"{msg} (see '{ctx.command_path} --help')"
+        _print_error(msg, None)
+        return 2
+    except KeyboardInterrupt:
+        _print_error("interrupted", None)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug: say so in one line, keep the traceback out of the way
+        if os.environ.get("POLYARCH_DEBUG"):
+            raise
+        _print_error(
+            f"internal error: {type(e).__name__}: {e} (re-run with POLYARCH_DEBUG=1 for a traceback)",
+            None,
+        )
+        return 70
+
+
+def _print_error(line: str, detail: str | None) -> None:
+    if detail:
+        sys.stderr.write(detail.rstrip() + "\n")
+    sys.stderr.write(f"polyarch: error: {line}\n")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        esc = line.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        sys.stderr.write(f"::error::{esc}\n")
+    sys.stderr.flush()

@@ -1,0 +1,66 @@
+"""Typed errors. Each class carries the process exit code the CLI maps it to.
+
+Only :mod:`polyarch.cli` turns an error into an exit code; everything else raises.
+"""
+
+from __future__ import annotations
+
+
+class FatalError(Exception):
+    """An error that ends the command with a one-line message and an exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        #: Longer text (for example a build's own error output) shown below the line.
+        self.detail = detail
+
+    def line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class BuildError(FatalError):
+    """The build itself failed (a RUN step, a COPY of a missing file, ...)."""
+
+    exit_code = 1
+
+
+class UsageError(FatalError):
+    """Bad arguments, bad references, bad platforms, bad configuration."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file or environment variable is wrong."""
+
+
+class EnvironmentProblem(FatalError):
+    """The machine cannot do the job: no engine, no buildx, no emulator."""
+
+    exit_code = 3
+
+
+class RegistryError(FatalError):
+    """The registry is unreachable, refuses credentials, or misbehaves."""
+
+    exit_code = 4
+
+
+class VerificationError(FatalError):
+    """A published or staged image failed verification."""
+
+    exit_code = 5
+
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "build failed",
+    2: "usage or configuration error",
+    3: "environment problem (engine, buildx, emulation missing)",
+    4: "registry problem (unreachable, authentication, refused)",
+    5: "verification failed",
+}

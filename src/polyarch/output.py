@@ -1,0 +1,119 @@
+"""The one reporter every command writes through.
+
+Three modes: ``human`` (rich, colours and live progress on a terminal), ``plain``
+(line by line, for CI logs and pipes) and ``json`` (nothing on stdout but one JSON
+document at the end; progress goes to stderr as plain lines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"} or bool(
+        os.environ.get("GITHUB_ACTIONS") or os.environ.get("GITLAB_CI")
+    )
+
+
+class Reporter:
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.interactive = sys.stderr.isatty() and not in_ci() and not json_mode
+        # Human text goes to stderr when stdout carries JSON.
+        self.out = Console(
+            file=sys.stderr if json_mode else sys.stdout,
+            highlight=False,
+            soft_wrap=True,
+            force_terminal=None if self.interactive else False,
+        )
+        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True,
+                           force_terminal=None if self.interactive else False)
+
+    # -- lines -------------------------------------------------------------
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.out.print(text, markup=False)
+
+    def step(self, text: str) -> None:
+        """A step heading ("==> building linux/amd64")."""
+        if not self.quiet:
+            self.out.print(f"==> {text}", markup=False, style="bold")
+
+    def command(self, argv: Sequence[str]) -> None:
+        """Echo a command about to run, shell-quoted."""
+        import shlex
+
+        if not self.quiet:
+            self.err.print("+ " + shlex.join(argv), markup=False, style="dim")
+
+    def warn(self, text: str) -> None:
+        self.err.print(f"warning: {text}", markup=False, style="yellow")
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print(f"::warning::{_gh_escape(text)}", file=sys.stderr)
+
+    def error(self, text: str, detail: str | None = None) -> None:
+        if detail:
+            self.err.print(detail.rstrip(), markup=False)
+        self.err.print(f"polyarch: error: {text}", markup=False, style="bold red")
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print(f"::error::{_gh_escape(text)}", file=sys.stderr)
+
+    # -- structured --------------------------------------------------------
+    def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if self.quiet:
+            return
+        t = Table(title=title, show_lines=False, title_justify="left")
+        for c in columns:
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(*(str(x) for x in r))
+        self.out.print(t)
+
+    def emit_json(self, doc: Any) -> None:
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+        sys.stdout.flush()
+
+    def group(self, title: str) -> _Group:
+        return _Group(self, title)
+
+
+class _Group:
+    """``::group::`` folding on GitHub Actions, collapsible sections on GitLab CI."""
+
+    def __init__(self, rep: Reporter, title: str) -> None:
+        self.rep, self.title = rep, title
+        self._id = "polyarch_" + "".join(c if c.isalnum() else "_" for c in title.lower())[:40]
+
+    def __enter__(self) -> _Group:
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print(f"::group::{self.title}", file=sys.stderr, flush=True)
+        elif os.environ.get("GITLAB_CI"):
+            import time
+
+            print(f"\x1b[0Ksection_start:{int(time.time())}:{self._id}[collapsed=true]\r\x1b[0K"
+                  f"{self.title}", file=sys.stderr, flush=True)
+        else:
+            self.rep.step(self.title)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print("::endgroup::", file=sys.stderr, flush=True)
+        elif os.environ.get("GITLAB_CI"):
+            import time
+
+            print(f"\x1b[0Ksection_end:{int(time.time())}:{self._id}\r\x1b[0K", file=sys.stderr,
+                  flush=True)
+
+
+def _gh_escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
