@@ -27,7 +27,9 @@ def register(name: str, module: str) -> None:
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        import importlib.util
+
+        return sorted(n for n, m in COMMANDS.items() if importlib.util.find_spec(m) is not None)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         mod = COMMANDS.get(cmd_name)
@@ -48,7 +50,7 @@ def cli() -> None:
     and publish them under one tag."""
 
 
-for _name in ("doctor", "publish"):
+for _name in ("doctor", "publish", "build", "merge", "inspect", "verify", "tags", "lint"):
     register(_name, f"polyarch.commands.{_name}")
 
 
