@@ -34,9 +34,11 @@ class Reporter:
             highlight=False,
             soft_wrap=True,
             force_terminal=None if self.interactive else False,
+            width=None if self.interactive else 200,
         )
         self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True,
-                           force_terminal=None if self.interactive else False)
+                           force_terminal=None if self.interactive else False,
+                           width=None if self.interactive else 200)
 
     # -- lines -------------------------------------------------------------
     def info(self, text: str) -> None:
@@ -117,3 +119,39 @@ class _Group:
 
 def _gh_escape(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class BuildProgress:
+    """Per-platform progress of a build: a live status line on a terminal, plain
+    ``[platform] step`` lines in CI logs and pipes."""
+
+    def __init__(self, rep: Reporter) -> None:
+        self.rep = rep
+        self._status: Any = None
+        self.current: dict[str, str] = {}
+
+    def __enter__(self) -> BuildProgress:
+        if self.rep.interactive and not self.rep.quiet:
+            self._status = self.rep.err.status("building ...")
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+    def __call__(self, ev: Any) -> None:
+        """Takes a :class:`polyarch.engines.StepEvent`."""
+        plat = ev.platform or "shared"
+        name = ev.name
+        if plat != "shared" and name.startswith(f"[{plat} "):
+            name = "[" + name[len(plat) + 2 :]
+        if self._status is not None:
+            self.current[plat] = f"{name} ({ev.state})"
+            self._status.update("\n".join(f"{k}: {v}" for k, v in sorted(self.current.items())))
+            return
+        if self.rep.quiet or ev.state == "started" or name.startswith("[internal]"):
+            return
+        secs = f" {ev.seconds:.1f}s" if ev.seconds is not None and ev.seconds >= 0.05 else ""
+        mark = {"done": "done", "cached": "cached", "error": "FAILED"}.get(ev.state, ev.state)
+        self.rep.err.print(f"[{plat}] {name} ... {mark}{secs}", markup=False)

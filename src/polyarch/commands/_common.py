@@ -1,0 +1,75 @@
+"""Options shared by several subcommands, and turning CLI values into Options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from polyarch import config, proc
+from polyarch.config import Options
+from polyarch.output import Reporter
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def build_options(f: F) -> F:
+    """The buildx-named options of publish/build/doctor."""
+    decorators = [
+        click.argument("context", required=False),
+        click.option("-t", "--tag", "tags", multiple=True, metavar="REF",
+                     help="Image reference to publish (repeatable)."),
+        click.option("-f", "--file", "file", metavar="PATH", help="Dockerfile (default: CONTEXT/Dockerfile)."),
+        click.option("--platform", "platforms", multiple=True, metavar="LIST",
+                     help="Target platforms, comma separated (repeatable). Default linux/amd64,linux/arm64."),
+        click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE"),
+        click.option("--label", "labels", multiple=True, metavar="KEY=VALUE"),
+        click.option("--target", metavar="STAGE", help="Build this stage."),
+        click.option("--secret", "secrets", multiple=True, metavar="SPEC",
+                     help="Build secret, as buildx takes it (id=npmrc,src=$HOME/.npmrc)."),
+        click.option("--builder", metavar="NAME", help="buildx builder to use."),
+        click.option("--context", "docker_context", metavar="NAME", help="Docker context to use."),
+        click.option("--provenance/--no-provenance", default=None,
+                     help="Attach provenance attestations (buildx default when not given)."),
+        click.option("--no-cache", "no_cache", is_flag=True, default=None, help="Build without cache."),
+        click.option("--pull", is_flag=True, default=None, help="Always pull base images."),
+        click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
+                     help="Allow plain HTTP to this registry (loopback registries always are)."),
+        click.option("--config", "config_path", type=click.Path(path_type=Path), metavar="PATH",
+                     help="Config file (default: ./polyarch.toml or [tool.polyarch] in ./pyproject.toml)."),
+        click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def load_options(kw: dict[str, Any]) -> Options:
+    cli: dict[str, Any] = {
+        "context": kw.get("context"),
+        "tags": kw.get("tags"),
+        "file": kw.get("file"),
+        "platforms": kw.get("platforms"),
+        "build-args": kw.get("build_args"),
+        "labels": kw.get("labels"),
+        "target": kw.get("target"),
+        "secrets": kw.get("secrets"),
+        "builder": kw.get("builder"),
+        "docker-context": kw.get("docker_context"),
+        "provenance": kw.get("provenance"),
+        "no-cache": kw.get("no_cache"),
+        "pull": kw.get("pull"),
+        "insecure-registries": kw.get("insecure_registries"),
+    }
+    for extra in ("verify", "smoke", "allow"):
+        if extra in kw:
+            cli[extra] = kw[extra]
+    return config.load(cli, config_path=kw.get("config_path"))
+
+
+def reporter(json_mode: bool) -> Reporter:
+    rep = Reporter(json_mode=json_mode)
+    proc.echo_hook = rep.command
+    return rep

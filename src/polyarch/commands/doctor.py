@@ -1,0 +1,41 @@
+"""polyarch doctor: can this machine build every platform asked for?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from polyarch.commands._common import build_options, load_options, reporter
+
+
+@click.command("doctor")
+@build_options
+def command(json_mode: bool, **kw: Any) -> int:
+    """Check engine, buildx, builder, emulation per platform, inputs and registry access."""
+    from polyarch.preflight import run_preflight
+
+    rep = reporter(json_mode)
+    opts = load_options(kw)
+    plan = run_preflight(opts, need_push=bool(opts.tags), allow_create=False)
+    if json_mode:
+        rep.emit_json({
+            "schema": 1,
+            "ok": plan.ok,
+            "checks": [
+                {"name": c.name, "ok": c.ok, "detail": c.detail, "remedy": c.remedy or None,
+                 "blocking": c.error is not None}
+                for c in plan.checks
+            ],
+        })
+    else:
+        rows = [("ok" if c.ok else ("FAIL" if c.error else "warn"), c.name, c.detail,
+                 "" if c.ok else c.remedy) for c in plan.checks]
+        rep.table("polyarch doctor", ["", "check", "result", "remedy"], rows)
+    bad = plan.first_failure()
+    if bad is not None:
+        assert bad.error is not None
+        if not json_mode:
+            rep.error(f"{bad.name}: {bad.detail}")
+        return bad.error.exit_code
+    return 0

@@ -1,0 +1,276 @@
+"""Preflight: can this machine build and publish every requested platform?
+
+``polyarch doctor`` prints the checks as a table; ``publish`` runs them and stops
+before building at the first blocking problem.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from polyarch.config import Options
+from polyarch.engines.buildx import DEDICATED_BUILDER, Buildx, BuilderInfo, EngineInfo
+from polyarch.errors import EnvironmentProblem, FatalError, UsageError
+from polyarch.platforms import Platform, from_uname
+
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    remedy: str = ""
+    error: type[FatalError] | None = None  # what to raise when not ok (None: warning only)
+
+
+@dataclass
+class Plan:
+    """What preflight decided: which builder to pass, how each platform builds."""
+
+    checks: list[Check] = field(default_factory=list)
+    engine: EngineInfo | None = None
+    builder: BuilderInfo | None = None
+    builder_arg: str | None = None  # value for --builder (None: the current builder)
+    create_builder: list[str] | None = None  # command to create the dedicated builder
+    platform_modes: dict[str, str] = field(default_factory=dict)  # platform -> native|emulated
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok or c.error is None for c in self.checks)
+
+    def first_failure(self) -> Check | None:
+        return next((c for c in self.checks if not c.ok and c.error is not None), None)
+
+    def raise_for_failure(self) -> None:
+        c = self.first_failure()
+        if c is not None:
+            assert c.error is not None
+            raise c.error(f"{c.name}: {c.detail}", hint=c.remedy or None)
+
+
+def is_local_engine(docker_context: str | None) -> bool:
+    host = os.environ.get("DOCKER_HOST", "")
+    ctx = docker_context or os.environ.get("DOCKER_CONTEXT", "")
+    return (not host or host.startswith("unix://")) and ctx in ("", "default")
+
+
+def binfmt_machines(root: Path = BINFMT_DIR) -> set[tuple[int, int]]:
+    """(ELF class, ELF machine) pairs that an enabled binfmt_misc handler runs."""
+    out: set[tuple[int, int]] = set()
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return out
+    for e in entries:
+        if e.name in {"register", "status"}:
+            continue
+        try:
+            text = e.read_text()
+        except OSError:
+            continue
+        lines = text.splitlines()
+        if not lines or lines[0].strip() != "enabled":
+            continue
+        magic = next((ln.split()[1] for ln in lines if ln.startswith("magic ")), "")
+        offset = next((ln.split()[1] for ln in lines if ln.startswith("offset ")), "0")
+        if offset != "0" or len(magic) < 40 or not magic.startswith("7f454c46"):
+            continue
+        raw = bytes.fromhex(magic[:40])
+        cls, endian = raw[4], raw[5]
+        machine = int.from_bytes(raw[18:20], "little" if endian == 1 else "big")
+        out.add((cls, machine))
+    return out
+
+
+def _native(engine_arch: str, p: Platform) -> bool:
+    try:
+        host = from_uname(engine_arch)
+    except ValueError:
+        return False
+    if host.architecture == p.architecture:
+        return True
+    # 64-bit hosts run their 32-bit siblings natively.
+    return (host.architecture, p.architecture) in {("amd64", "386"), ("arm64", "arm")}
+
+
+def emulator_remedy(p: Platform) -> str:
+    arch = p.architecture if p.architecture != "arm" else "arm"
+    return (
+        f"install QEMU user emulation: on Debian/Ubuntu 'apt-get install qemu-user-static"
+        f" binfmt-support', or 'docker run --privileged --rm tonistiigi/binfmt --install {arch}'"
+    )
+
+
+def run_preflight(
+    opts: Options,
+    *,
+    buildx: Buildx | None = None,
+    need_push: bool = True,
+    registry_check: Callable[[Options], Check | None] | None = None,
+    allow_create: bool = True,
+) -> Plan:
+    """Run every check. Stops early only where later checks cannot run."""
+    plan = Plan()
+    bx = buildx or Buildx(docker_context=opts.docker_context, builder=opts.builder)
+    checks = plan.checks
+
+    # Inputs first: they cost nothing and need no engine.
+    ctx = Path(opts.context)
+    if not ctx.is_dir():
+        checks.append(Check("build context", False, f"{opts.context} is not a directory",
+                            "pass the directory that holds your sources as the last argument",
+                            UsageError))
+    else:
+        checks.append(Check("build context", True, str(ctx)))
+        df = opts.dockerfile
+        if not df.is_file():
+            checks.append(Check("Dockerfile", False, f"{df} not found",
+                                "pass -f/--file PATH or create a Dockerfile in the context",
+                                UsageError))
+        else:
+            checks.append(Check("Dockerfile", True, str(df)))
+    if need_push:
+        if opts.tags:
+            checks.append(Check("tags", True, ", ".join(str(t) for t in opts.tags)))
+        else:
+            checks.append(Check("tags", False, "no tag given",
+                                "pass -t/--tag REGISTRY/REPO:TAG or set 'tags' in the config",
+                                UsageError))
+
+    # Engine and buildx.
+    try:
+        plan.engine = bx.engine_info()
+        checks.append(Check("engine", True, f"Docker {plan.engine.server_version}"
+                            f" ({plan.engine.os}/{plan.engine.arch})"))
+    except EnvironmentProblem as e:
+        checks.append(Check("engine", False, e.message, e.hint or "", EnvironmentProblem))
+        return plan
+    try:
+        checks.append(Check("buildx", True, bx.buildx_version()))
+    except EnvironmentProblem as e:
+        checks.append(Check("buildx", False, e.message, e.hint or "", EnvironmentProblem))
+        return plan
+
+    _choose_builder(plan, bx, opts, allow_create)
+    if plan.builder is not None:
+        _check_platforms(plan, opts.platforms, local=is_local_engine(opts.docker_context))
+
+    if need_push and opts.tags and registry_check is not None:
+        c = registry_check(opts)
+        if c is not None:
+            checks.append(c)
+    return plan
+
+
+def _choose_builder(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -> None:
+    checks = plan.checks
+    assert plan.engine is not None
+    if opts.builder:
+        b = bx.inspect_builder(opts.builder)
+        if b is None:
+            checks.append(Check("builder", False, f"builder {opts.builder!r} not found",
+                                "list builders with 'docker buildx ls', or drop --builder",
+                                EnvironmentProblem))
+            return
+        problem = _multi_platform_problem(b, plan.engine)
+        if problem:
+            checks.append(Check("builder", False, f"{b.name} ({b.driver}): {problem}",
+                                _store_remedy(), EnvironmentProblem))
+            return
+        plan.builder, plan.builder_arg = b, b.name
+        checks.append(Check("builder", True, f"{b.name} ({b.driver} driver)"))
+        return
+
+    current = bx.inspect_builder(None)
+    if current is not None and not _multi_platform_problem(current, plan.engine):
+        # Platform coverage is checked next; a builder that lacks an emulator is not
+        # fixed by another builder on the same engine.
+        plan.builder = current
+        checks.append(Check("builder", True, f"{current.name} ({current.driver} driver,"
+                            " current builder)"))
+        return
+    # The current builder cannot do it: use (or create) the dedicated builder.
+    why = (_multi_platform_problem(current, plan.engine) if current else "no current builder")
+    ded = bx.inspect_builder(DEDICATED_BUILDER)
+    if ded is not None:
+        plan.builder, plan.builder_arg = ded, DEDICATED_BUILDER
+        checks.append(Check("builder", True, f"{DEDICATED_BUILDER} ({ded.driver} driver;"
+                            f" current builder unsuitable: {why})"))
+        return
+    create = bx.buildx("create", "--name", DEDICATED_BUILDER, "--driver", "docker-container",
+                       "--bootstrap")
+    plan.create_builder = create
+    plan.builder_arg = DEDICATED_BUILDER
+    if not allow_create:
+        checks.append(Check("builder", True, f"will create builder {DEDICATED_BUILDER!r}"
+                            f" (current builder unsuitable: {why})"))
+        return
+    from polyarch import proc
+
+    r = proc.run(create, check=False, timeout=600)
+    if not r.ok:
+        # Leave no half-made builder behind.
+        proc.run(bx.buildx("rm", DEDICATED_BUILDER), check=False, echo=False, timeout=120)
+        checks.append(Check(
+            "builder", False,
+            f"current builder unsuitable ({why}) and creating {DEDICATED_BUILDER!r} failed: "
+            + (r.stderr.strip().splitlines() or ["no output"])[-1],
+            _store_remedy(), EnvironmentProblem))
+        return
+    plan.builder = bx.inspect_builder(DEDICATED_BUILDER)
+    checks.append(Check("builder", True, f"created {DEDICATED_BUILDER} (docker-container driver)"))
+
+
+def _store_remedy() -> str:
+    return ("enable the containerd image store: put {\"features\": {\"containerd-snapshotter\":"
+            " true}} in /etc/docker/daemon.json and restart dockerd, or create a"
+            " docker-container builder: docker buildx create --name polyarch --driver"
+            " docker-container")
+
+
+def _multi_platform_problem(b: BuilderInfo | None, engine: EngineInfo) -> str | None:
+    if b is None:
+        return "builder not found"
+    if not b.nodes or all(n.status not in ("running", "inactive", "") for n in b.nodes):
+        statuses = ", ".join(n.status for n in b.nodes) or "no nodes"
+        return f"builder not running ({statuses})"
+    if b.driver == "docker" and not engine.containerd_store:
+        return ("the docker driver cannot build multi-platform images without the containerd"
+                " image store")
+    return None
+
+
+def _available(b: BuilderInfo, engine: EngineInfo, p: Platform) -> bool:
+    return _native(engine.arch, p) or str(p) in b.platforms or (
+        p.variant == "" and any(x.startswith(f"{p}/") for x in b.platforms)
+    )
+
+
+def _check_platforms(plan: Plan, platforms: Sequence[Platform], *, local: bool) -> None:
+    assert plan.builder is not None and plan.engine is not None
+    handlers = binfmt_machines() if local else set()
+    for p in platforms:
+        name = f"platform {p}"
+        if _native(plan.engine.arch, p):
+            plan.platform_modes[str(p)] = "native"
+            plan.checks.append(Check(name, True, "native"))
+            continue
+        listed = _available(plan.builder, plan.engine, p)
+        if local and plan.builder.driver == "docker":
+            # BuildKit's platform list is read once when dockerd starts; the kernel's
+            # binfmt_misc table is the truth for a local engine.
+            emulated = (p.elf_class, p.elf_machine) in handlers
+        else:
+            emulated = listed
+        if emulated:
+            plan.platform_modes[str(p)] = "emulated"
+            plan.checks.append(Check(name, True, f"emulated (QEMU {p.qemu})"))
+        else:
+            plan.platform_modes[str(p)] = "missing"
+            plan.checks.append(Check(name, False, "no native node and no emulator",
+                                     emulator_remedy(p), EnvironmentProblem))
