@@ -152,8 +152,11 @@ def parse_platform(text: str) -> Platform:
         )
     key = _ALIASES.get(rest)
     if key is None:
-        names = sorted({f"linux/{k}" for k in _ALIASES})
-        close = difflib.get_close_matches(f"linux/{rest}", names, n=1, cutoff=0.5)
+        canonical = [str(p) for p in known_platforms()]
+        close = difflib.get_close_matches(f"linux/{rest}", canonical, n=1, cutoff=0.6)
+        if not close:
+            alias = difflib.get_close_matches(rest, list(_ALIASES), n=1, cutoff=0.6)
+            close = [str(Platform("linux", *_ALIASES[alias[0]]))] if alias else []
         hint = f"; did you mean {close[0]}?" if close else ""
         known = ", ".join(str(p) for p in known_platforms())
         raise ValueError(f"unknown platform {raw!r}{hint} (known: {known})")
@@ -195,3 +198,8 @@ def elf_machine_name(machine: int) -> str:
         EM_RISCV: "riscv",
     }
     return names.get(machine, f"machine {machine}")
+
+
+def binfmt_name_for(p: Platform) -> str:
+    """The name Debian's qemu-user-static (and tonistiigi/binfmt) register the handler under."""
+    return p.qemu

@@ -1,0 +1,104 @@
+from pathlib import Path
+
+import pytest
+
+from polyarch import config
+from polyarch.errors import ConfigError, UsageError
+
+
+def write(p: Path, text: str) -> Path:
+    p.write_text(text)
+    return p
+
+
+def test_defaults(tmp_path: Path) -> None:
+    o = config.load({}, env={}, cwd=tmp_path)
+    assert [str(p) for p in o.platforms] == ["linux/amd64", "linux/arm64"]
+    assert o.tags == () and o.verify is True and o.source == "defaults"
+    assert o.dockerfile == Path("./Dockerfile")
+
+
+def test_cascade_file_env_cli(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", """
+[project]
+name = "x"
+[tool.polyarch]
+platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+tags = ["localhost:5000/a/b:file"]
+build-args = { A = "file", B = "file" }
+builder = "from-file"
+provenance = false
+""")
+    o = config.load({}, env={}, cwd=tmp_path)
+    assert [str(p) for p in o.platforms] == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+    assert [str(t) for t in o.tags] == ["localhost:5000/a/b:file"]
+    assert o.build_args == {"A": "file", "B": "file"}
+    assert o.provenance is False
+    assert o.source.endswith("pyproject.toml")
+
+    env = {"POLYARCH_PLATFORMS": "arm64", "POLYARCH_BUILDER": "from-env",
+           "POLYARCH_BUILD_ARGS": "A=env"}
+    o = config.load({}, env=env, cwd=tmp_path)
+    assert [str(p) for p in o.platforms] == ["linux/arm64"]
+    assert o.builder == "from-env"
+    assert o.build_args == {"A": "env"}  # a whole value replaces, it does not merge
+
+    o = config.load({"builder": "from-cli", "platforms": ("amd64",), "tags": (),
+                     "provenance": None}, env=env, cwd=tmp_path)
+    assert o.builder == "from-cli"
+    assert [str(p) for p in o.platforms] == ["linux/amd64"]
+    assert [str(t) for t in o.tags] == ["localhost:5000/a/b:file"]  # empty CLI value: not given
+    assert o.provenance is False
+
+
+def test_polyarch_toml_preferred(tmp_path: Path) -> None:
+    write(tmp_path / "polyarch.toml", 'platforms = ["arm64"]\n')
+    write(tmp_path / "pyproject.toml", '[tool.polyarch]\nplatforms = ["amd64"]\n')
+    o = config.load({}, env={}, cwd=tmp_path)
+    assert [str(p) for p in o.platforms] == ["linux/arm64"]
+
+
+def test_unknown_key_did_you_mean(tmp_path: Path) -> None:
+    f = write(tmp_path / "polyarch.toml", 'platfroms = ["arm64"]\n')
+    with pytest.raises(ConfigError) as e:
+        config.load({}, env={}, cwd=tmp_path)
+    assert str(f) in e.value.line()
+    assert "unknown key 'platfroms'" in e.value.line()
+    assert "did you mean 'platforms'?" in e.value.line()
+    assert e.value.exit_code == 2
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    write(tmp_path / "polyarch.toml", 'verify = "maybe"\n')
+    with pytest.raises(ConfigError, match=r"polyarch.toml: 'verify' must be true or false"):
+        config.load({}, env={}, cwd=tmp_path)
+    write(tmp_path / "polyarch.toml", "tags = 5\n")
+    with pytest.raises(ConfigError, match=r"'tags' must be a list of image references, not int 5"):
+        config.load({}, env={}, cwd=tmp_path)
+
+
+def test_bad_values_name_the_source(tmp_path: Path) -> None:
+    write(tmp_path / "polyarch.toml", 'platforms = ["linux/arm65"]\n')
+    with pytest.raises(ConfigError, match=r"polyarch.toml: 'platforms': unknown platform"):
+        config.load({}, env={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match=r"environment variable POLYARCH_TAGS: 'tags': invalid tag"):
+        config.load({}, env={"POLYARCH_TAGS": "a/b:bad tag"}, cwd=tmp_path / "nowhere")
+    with pytest.raises(UsageError, match=r"'build-args': entry 'NOEQUALS' is not KEY=VALUE"):
+        config.load({"build-args": ("NOEQUALS",)}, env={}, cwd=tmp_path / "nowhere")
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    write(tmp_path / "polyarch.toml", "platforms = [\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        config.load({}, env={}, cwd=tmp_path)
+
+
+def test_explicit_config_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        config.load({}, env={}, config_path=tmp_path / "nope.toml")
+
+
+def test_options_frozen(tmp_path: Path) -> None:
+    o = config.load({}, env={}, cwd=tmp_path)
+    with pytest.raises(AttributeError):
+        o.verify = False  # type: ignore[misc]
