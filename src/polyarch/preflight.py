@@ -113,6 +113,7 @@ def run_preflight(
     need_push: bool = True,
     registry_check: Callable[[Options], Check | None] | None = None,
     allow_create: bool = True,
+    check_inputs: bool = True,
 ) -> Plan:
     """Run every check. Stops early only where later checks cannot run."""
     plan = Plan()
@@ -121,7 +122,9 @@ def run_preflight(
 
     # Inputs first: they cost nothing and need no engine.
     ctx = Path(opts.context)
-    if not ctx.is_dir():
+    if not check_inputs:
+        pass
+    elif not ctx.is_dir():
         checks.append(Check("build context", False, f"{opts.context} is not a directory",
                             "pass the directory that holds your sources as the last argument",
                             UsageError))
@@ -274,3 +277,23 @@ def _check_platforms(plan: Plan, platforms: Sequence[Platform], *, local: bool) 
             plan.platform_modes[str(p)] = "missing"
             plan.checks.append(Check(name, False, "no native node and no emulator",
                                      emulator_remedy(p), EnvironmentProblem))
+
+
+def registry_push_check(opts: Options) -> Check | None:
+    """Can we push to every tag's repository with the credentials docker would use?"""
+    from polyarch.errors import RegistryError
+    from polyarch.registry import RegistryClient
+
+    seen: set[str] = set()
+    with RegistryClient(insecure_registries=opts.insecure_registries) as client:
+        for ref in opts.tags:
+            key = ref.name
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                client.check_push_access(ref)
+            except RegistryError as e:
+                return Check(f"registry {ref.registry}", False, e.message, e.hint or "",
+                             RegistryError)
+    return Check("registry", True, "push access to " + ", ".join(sorted(seen)))

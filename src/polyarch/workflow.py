@@ -15,7 +15,7 @@ from polyarch.engines import BuildRequest, BuildResult
 from polyarch.engines.buildx import Buildx
 from polyarch.errors import FatalError, RegistryError
 from polyarch.output import BuildProgress, Reporter
-from polyarch.preflight import Plan, run_preflight
+from polyarch.preflight import Plan, registry_push_check, run_preflight
 
 SCHEMA_VERSION = 1
 
@@ -75,7 +75,8 @@ def build_request(opts: Options) -> BuildRequest:
 def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishResult:
     bx = Buildx(docker_context=opts.docker_context, builder=opts.builder)
     with rep.group("preflight"):
-        plan = run_preflight(opts, buildx=bx, need_push=True, allow_create=not dry_run)
+        plan = run_preflight(opts, buildx=bx, need_push=True, allow_create=not dry_run,
+                             registry_check=None if dry_run else registry_push_check)
         for c in plan.checks:
             if not c.ok:
                 (rep.warn if c.error is None or dry_run else rep.info)(

@@ -17,7 +17,13 @@ def command(json_mode: bool, **kw: Any) -> int:
 
     rep = reporter(json_mode)
     opts = load_options(kw)
-    plan = run_preflight(opts, need_push=bool(opts.tags), allow_create=False)
+
+    from polyarch.preflight import registry_push_check
+
+    # Without a context argument, check the build inputs only when there are some here.
+    inputs = kw.get("context") is not None or opts.dockerfile.exists() or opts.file is not None
+    plan = run_preflight(opts, need_push=bool(opts.tags), allow_create=False,
+                         check_inputs=inputs, registry_check=registry_push_check)
     if json_mode:
         rep.emit_json({
             "schema": 1,

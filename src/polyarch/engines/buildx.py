@@ -324,8 +324,10 @@ def build_failure(parser: RawJsonProgress) -> FatalError:
     last = next((ln for ln in reversed(parser.text) if ln.startswith("ERROR:")), "")
     reason = last.removeprefix("ERROR:").strip() or (steps[0][1] if steps else "build failed")
     low = (reason + " " + summary).lower()
-    if any(p in low for p in _REGISTRY_PATTERNS) and not steps:
-        return RegistryError(f"push failed: {reason}", detail=detail or None)
+    push_step = all(n.startswith(("exporting", "pushing")) for n, _e, _l in steps)
+    if any(p in low for p in _REGISTRY_PATTERNS) and push_step:
+        return RegistryError(f"push failed: {reason.removeprefix('failed to solve: ')}",
+                             detail=detail or None)
     where = f" in step {steps[0][0]}" if steps else ""
     return BuildError(f"build failed{where}: {reason}", detail=detail or None)
 

@@ -1,0 +1,192 @@
+"""Bad input: one clear line, a documented exit code, no traceback, nothing pushed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import Run, last_error_line, polyarch
+from conftest import RegistryProcess, registry_tags
+
+pytestmark = pytest.mark.engine
+
+
+def assert_clean_failure(run: Run, code: int, *needles: str) -> str:
+    assert run.code == code, f"exit {run.code}, wanted {code}\n{run.err}"
+    assert "Traceback" not in run.text
+    line = last_error_line(run)
+    for n in needles:
+        assert n in line, f"{n!r} not in {line!r}"
+    return line
+
+
+def nothing_pushed(registry: str, repo: str) -> None:
+    assert registry_tags(registry, repo.split("/", 1)[1]) == []
+
+
+def test_unknown_platform(hello_context: Path, repo: str, registry: str) -> None:
+    run = polyarch("publish", "-t", f"{repo}:1", "--platform", "linux/amd64,linux/arm65",
+                   str(hello_context))
+    assert_clean_failure(run, 2, "unknown platform 'linux/arm65'", "did you mean linux/arm64")
+    nothing_pushed(registry, repo)
+
+
+def test_missing_dockerfile(hello_context: Path, repo: str, registry: str) -> None:
+    run = polyarch("publish", "-t", f"{repo}:1", "-f", str(hello_context / "Nope.Dockerfile"),
+                   str(hello_context))
+    assert_clean_failure(run, 2, "Dockerfile", "Nope.Dockerfile not found", "-f/--file")
+    nothing_pushed(registry, repo)
+
+
+def test_missing_context(tmp_path: Path, repo: str, registry: str) -> None:
+    run = polyarch("publish", "-t", f"{repo}:1", str(tmp_path / "no-such-dir"))
+    assert_clean_failure(run, 2, "build context", "no-such-dir is not a directory")
+    nothing_pushed(registry, repo)
+
+
+@pytest.mark.parametrize(("tag", "needle"), [
+    ("127.0.0.1:5000/Upper/Case:1", "must be lower case"),
+    ("127.0.0.1:5000/a/b:bad tag!", "invalid tag"),
+])
+def test_invalid_tag(hello_context: Path, tag: str, needle: str) -> None:
+    run = polyarch("publish", "-t", tag, str(hello_context))
+    assert_clean_failure(run, 2, needle)
+
+
+def test_no_tag(hello_context: Path) -> None:
+    run = polyarch("publish", str(hello_context))
+    assert_clean_failure(run, 2, "no tag given", "-t/--tag")
+
+
+def test_unreachable_registry(hello_context: Path) -> None:
+    from conftest import free_port
+
+    port = free_port()  # nothing listens there
+    run = polyarch("publish", "-t", f"127.0.0.1:{port}/a/b:1", str(hello_context))
+    assert_clean_failure(run, 4, f"127.0.0.1:{port}")
+
+
+def test_registry_refuses_credentials(hello_context: Path, auth_registry: RegistryProcess,
+                                      tmp_path: Path) -> None:
+    cfg = tmp_path / "dockercfg"
+    cfg.mkdir()
+    wrong = "not-the-password-42"
+    token = base64.b64encode(f"alice:{wrong}".encode()).decode()
+    (cfg / "config.json").write_text(json.dumps({"auths": {auth_registry.addr: {"auth": token}}}))
+    run = polyarch("publish", "-t", f"{auth_registry.addr}/team/app:1", str(hello_context),
+                   env={"DOCKER_CONFIG": str(cfg)})
+    line = assert_clean_failure(run, 4, auth_registry.addr)
+    assert "401" in line or "credentials" in line or "unauthorized" in line.lower()
+    assert wrong not in run.text and token not in run.text
+    assert registry_tags(auth_registry.addr, "team/app", auth=("alice", "wonderland-s3cret")) == []
+
+
+def test_engine_not_running(hello_context: Path, tmp_path: Path) -> None:
+    run = polyarch("publish", "-t", "127.0.0.1:5000/a/b:1", str(hello_context),
+                   env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    assert_clean_failure(run, 3, "Docker engine is not reachable", "start Docker")
+
+
+def test_doctor_engine_not_running(tmp_path: Path) -> None:
+    run = polyarch("doctor", "--json", env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    assert run.code == 3
+    doc = run.json()
+    assert doc["ok"] is False
+    engine = next(c for c in doc["checks"] if c["name"] == "engine")
+    assert engine["ok"] is False and "start Docker" in engine["remedy"]
+
+
+def _buildx_plugin_dirs() -> list[str]:
+    dirs = ["/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+            "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins",
+            os.path.expanduser("~/.docker/cli-plugins")]
+    return [d for d in dirs if os.path.exists(os.path.join(d, "docker-buildx"))]
+
+
+def test_buildx_missing(hello_context: Path, tmp_path: Path) -> None:
+    """Hide the buildx plugin in a private mount namespace: the engine is real, buildx is not
+    there."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.fail("this test needs root and unshare(1) to hide the buildx plugin")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    mounts = " && ".join(f"mount --bind {empty} {d}" for d in _buildx_plugin_dirs())
+    assert mounts, "no buildx plugin found to hide"
+    cfg = tmp_path / "dockercfg"
+    cfg.mkdir()
+    script = (f"{mounts} && DOCKER_CONFIG={cfg} exec {sys.executable} -m polyarch publish"
+              f" -t 127.0.0.1:5000/a/b:1 {hello_context}")
+    cp = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                        capture_output=True, text=True, timeout=120)
+    run = Run(cp.returncode, cp.stdout, cp.stderr)
+    assert_clean_failure(run, 3, "buildx is not installed", "docker-buildx")
+
+
+@pytest.fixture
+def s390x_emulator_disabled() -> Iterator[None]:
+    entry = Path("/proc/sys/fs/binfmt_misc/qemu-s390x")
+    if not entry.exists():
+        yield
+        return
+    subprocess.run(["update-binfmts", "--disable", "qemu-s390x"], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["update-binfmts", "--enable", "qemu-s390x"], check=True)
+
+
+def test_no_emulator(hello_context: Path, repo: str, registry: str,
+                     s390x_emulator_disabled: None) -> None:
+    run = polyarch("publish", "-t", f"{repo}:1", "--platform", "linux/amd64,linux/s390x",
+                   str(hello_context))
+    assert_clean_failure(run, 3, "platform linux/s390x", "no native node and no emulator",
+                         "qemu-user-static", "tonistiigi/binfmt --install s390x")
+    nothing_pushed(registry, repo)
+
+
+def test_unknown_config_key(hello_context: Path, repo: str, registry: str) -> None:
+    (hello_context / "polyarch.toml").write_text('platfroms = ["arm64"]\n')
+    run = polyarch("publish", "-t", f"{repo}:1", ".", cwd=hello_context)
+    assert_clean_failure(run, 2, "polyarch.toml", "unknown key 'platfroms'",
+                         "did you mean 'platforms'?")
+    nothing_pushed(registry, repo)
+
+
+def test_wrong_config_type(hello_context: Path, repo: str, registry: str) -> None:
+    (hello_context / "pyproject.toml").write_text('[tool.polyarch]\nplatforms = "arm64"\nverify = 3\n')
+    run = polyarch("publish", "-t", f"{repo}:1", ".", cwd=hello_context)
+    assert_clean_failure(run, 2, "pyproject.toml", "'verify' must be true or false")
+    nothing_pushed(registry, repo)
+
+
+def test_failing_run_step(tmp_path: Path, repo: str, registry: str) -> None:
+    from conftest import make_context
+
+    ctx = make_context(tmp_path / "ctx", dockerfile=(
+        "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\n"
+        "RUN echo compiling widgets for $(uname -m) && exit 7\n"))
+    run = polyarch("publish", "-t", f"{repo}:1", str(ctx))
+    line = assert_clean_failure(run, 1, "build failed", "exit code: 7")
+    assert "RUN echo compiling widgets" in line
+    # The build's own output is shown, not just the exit status.
+    assert "compiling widgets for" in run.err
+    nothing_pushed(registry, repo)
+
+
+def test_bad_build_arg(hello_context: Path) -> None:
+    run = polyarch("publish", "-t", "127.0.0.1:5000/a/b:1", "--build-arg", "NOEQUALS",
+                   str(hello_context))
+    assert_clean_failure(run, 2, "'NOEQUALS' is not KEY=VALUE")
+
+
+def test_unknown_option() -> None:
+    run = polyarch("publish", "--platfrom", "arm64")
+    assert_clean_failure(run, 2, "--platfrom", "--help")
