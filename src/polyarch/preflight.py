@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from polyarch.config import Options
 from polyarch.engines.buildx import DEDICATED_BUILDER, Buildx, BuilderInfo, EngineInfo
@@ -145,36 +147,56 @@ def run_preflight(
                                 "pass -t/--tag REGISTRY/REPO:TAG or set 'tags' in the config",
                                 UsageError))
 
-    # Engine and buildx.
-    try:
-        plan.engine = bx.engine_info()
-        checks.append(Check("engine", True, f"Docker {plan.engine.server_version}"
-                            f" ({plan.engine.os}/{plan.engine.arch})"))
-    except EnvironmentProblem as e:
-        checks.append(Check("engine", False, e.message, e.hint or "", EnvironmentProblem))
-        return plan
-    try:
-        checks.append(Check("buildx", True, bx.buildx_version()))
-    except EnvironmentProblem as e:
-        checks.append(Check("buildx", False, e.message, e.hint or "", EnvironmentProblem))
-        return plan
+    # Engine, buildx, builder and registry: independent look-ups, run side by side.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        f_engine = pool.submit(_catch, bx.engine_info)
+        f_buildx = pool.submit(_catch, bx.buildx_version)
+        f_builder = pool.submit(bx.inspect_builder, opts.builder)
+        f_registry = (
+            pool.submit(registry_check, opts)
+            if need_push and opts.tags and registry_check is not None
+            else None
+        )
+        engine = f_engine.result()
+        version = f_buildx.result()
+        builder = f_builder.result()
+        registry = f_registry.result() if f_registry is not None else None
 
-    _choose_builder(plan, bx, opts, allow_create)
+    if isinstance(engine, EnvironmentProblem):
+        checks.append(Check("engine", False, engine.message, engine.hint or "", EnvironmentProblem))
+        return plan
+    plan.engine = engine
+    checks.append(Check("engine", True, f"Docker {engine.server_version} ({engine.os}/{engine.arch})"))
+    if isinstance(version, EnvironmentProblem):
+        checks.append(Check("buildx", False, version.message, version.hint or "",
+                            EnvironmentProblem))
+        return plan
+    checks.append(Check("buildx", True, version))
+
+    _choose_builder(plan, bx, opts, allow_create, builder)
     if plan.builder is not None:
         _check_platforms(plan, opts.platforms, local=is_local_engine(opts.docker_context))
-
-    if need_push and opts.tags and registry_check is not None:
-        c = registry_check(opts)
-        if c is not None:
-            checks.append(c)
+    if registry is not None:
+        checks.append(registry)
     return plan
 
 
-def _choose_builder(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -> None:
+T = TypeVar("T")
+
+
+def _catch(fn: Callable[[], T]) -> T | EnvironmentProblem:
+    try:
+        return fn()
+    except EnvironmentProblem as e:
+        return e
+
+
+def _choose_builder(plan: Plan, bx: Buildx, opts: Options, allow_create: bool,
+                    prefetched: BuilderInfo | None) -> None:
     checks = plan.checks
     assert plan.engine is not None
     if opts.builder:
-        b = bx.inspect_builder(opts.builder)
+        b = prefetched
         if b is None:
             checks.append(Check("builder", False, f"builder {opts.builder!r} not found",
                                 "list builders with 'docker buildx ls', or drop --builder",
@@ -189,7 +211,7 @@ def _choose_builder(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -
         checks.append(Check("builder", True, f"{b.name} ({b.driver} driver)"))
         return
 
-    current = bx.inspect_builder(None)
+    current = prefetched
     if current is not None and not _multi_platform_problem(current, plan.engine):
         # Platform coverage is checked next; a builder that lacks an emulator is not
         # fixed by another builder on the same engine.
