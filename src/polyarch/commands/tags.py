@@ -1,0 +1,109 @@
+"""polyarch tags: print the tags and labels that git state gives (see docs/tags.md)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from polyarch.commands._common import reporter
+from polyarch.errors import UsageError
+from polyarch.gitinfo import GitContext
+from polyarch.refs import ReferenceError, parse_ref
+from polyarch.tags import TagPlan, compute
+
+
+def build_time(env: dict[str, str]) -> datetime | None:
+    """The build time from ``SOURCE_DATE_EPOCH`` (reproducible builds), else ``None``."""
+    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not a Unix time in seconds")
+    return datetime.fromtimestamp(int(raw), UTC)
+
+
+def check_images(images: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for name in images:
+        try:
+            ref = parse_ref(name, default_tag=None)
+        except ReferenceError as e:
+            raise UsageError(f"--image {name!r}: {e}") from e
+        if ref.tag or ref.digest:
+            raise UsageError(f"--image {name!r} carries a tag or digest",
+                             hint="give the name only; the tags come from --tag-spec")
+        out.append(name)
+    return out
+
+
+def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "version": plan.version,
+        "tags": plan.tags,
+        "refs": [r for image in images for r in plan.refs(image)],
+        "latest": plan.latest,
+        "latest_reason": plan.latest_reason,
+        "labels": plan.labels,
+        "annotations": plan.annotations,
+        "git": {
+            "source": ctx.source,
+            "event": ctx.event,
+            "ref": ctx.ref or None,
+            "sha": ctx.sha or None,
+            "default_branch": ctx.default_branch,
+            "pr_number": ctx.pr_number,
+            "base_ref": ctx.base_ref,
+            "commit_time": ctx.commit_time.isoformat() if ctx.commit_time else None,
+            "dirty": ctx.dirty,
+        },
+        "warnings": plan.warnings,
+    }
+
+
+@click.command("tags")
+@click.option("--tag-spec", "specs", multiple=True, metavar="SPEC",
+              help="A tag rule in docker/metadata-action syntax, e.g. "
+                   "'type=semver,pattern={{version}}' (repeatable; default: branch, tag and "
+                   "pull-request refs).")
+@click.option("--flavor", "flavor", multiple=True, metavar="F",
+              help="latest=auto|true|false, prefix=P, suffix=S[,onlatest=true] (repeatable).")
+@click.option("--image", "images", multiple=True, metavar="NAME",
+              help="Image name to prefix each tag with (repeatable).")
+@click.option("--context", "context_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("."), show_default=True, metavar="DIR",
+              help="Directory whose git state to read.")
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
+def command(specs: tuple[str, ...], flavor: tuple[str, ...], images: tuple[str, ...],
+            context_dir: Path, json_mode: bool) -> int:
+    """Print the tags and OCI labels computed from git state (working tree or CI variables)."""
+    rep = reporter(json_mode)
+    env = dict(os.environ)
+    names = check_images(images)
+    ctx = GitContext.detect(context_dir, env)
+    plan = compute(specs, flavor, ctx, now=build_time(env))
+    if json_mode:
+        for w in plan.warnings:
+            rep.warn(w)
+        rep.emit_json(plan_document(plan, ctx, names))
+        return 0
+    for w in plan.warnings:
+        rep.warn(w)
+    where = ctx.ref or (f"detached at {ctx.short_sha}" if ctx.sha else "no commit")
+    rep.info(f"git ({ctx.source}): {where}")
+    if not plan.tags:
+        rep.info("no tags: no tag spec matches this git state")
+    else:
+        for t in plan.tags:
+            if names:
+                for image in names:
+                    rep.info(f"{image}:{t}")
+            else:
+                rep.info(t)
+    rep.info(f"latest: {'yes' if plan.latest else 'no'} ({plan.latest_reason})")
+    rep.table("labels", ["label", "value"], sorted(plan.labels.items()))
+    return 0

@@ -1,0 +1,410 @@
+"""Git state for tag rules: which event is being built (branch, tag, pull request or
+none), at which commit, and what the repository is called.
+
+The state comes from, in this order:
+
+1. ``POLYARCH_GIT_REF`` / ``POLYARCH_GIT_SHA`` (explicit, any CI or none);
+2. GitHub Actions variables (``GITHUB_REF``, ``GITHUB_SHA``, ``GITHUB_EVENT_NAME``,
+   ``GITHUB_BASE_REF``, and the event payload in ``GITHUB_EVENT_PATH``);
+3. GitLab CI variables (``CI_COMMIT_TAG``, ``CI_MERGE_REQUEST_IID``, ``CI_COMMIT_BRANCH``,
+   ``CI_COMMIT_SHA``, ``CI_DEFAULT_BRANCH``, ...);
+4. the working tree (``git``), which also fills whatever the variables above left out
+   (commit time, default branch, remote URL).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from polyarch import proc
+from polyarch.errors import EnvironmentProblem, UsageError
+
+EventKind = Literal["branch", "tag", "pr", "none"]
+
+DEFAULT_SHORT_SHA_LENGTH = 7
+
+_PR_REF = re.compile(r"^refs/pull/([^/]+)/(?:merge|head)$")
+_SEMVER = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][a-zA-Z0-9-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][a-zA-Z0-9-]*))*))?"
+    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+)
+
+
+@dataclass(frozen=True)
+class GitContext:
+    """What is being built. ``ref_name`` is the branch name, tag name or PR number."""
+
+    event: EventKind = "none"
+    ref_name: str = ""
+    sha: str = ""
+    default_branch: str | None = None
+    pr_number: str | None = None
+    #: Target branch of a pull request (``{{base_ref}}``); for a tag push, the branch the
+    #: CI payload names, if any.
+    base_ref: str | None = None
+    commit_time: datetime | None = None
+    #: True for scheduled CI runs (``type=schedule`` only fires then).
+    scheduled: bool = False
+    #: CI event name as the CI system spells it (``push``, ``pull_request``, ``schedule``...).
+    event_name: str = ""
+    #: Web URL of the repository (``https://host/owner/name``), without credentials.
+    repo_url: str | None = None
+    repo_name: str | None = None
+    #: The working tree has uncommitted changes (only known when read from git).
+    dirty: bool = False
+    #: Length of the short commit hash (``type=sha``, ``{{sha}}``).
+    short_sha_length: int = DEFAULT_SHORT_SHA_LENGTH
+    #: Where the state came from: ``env``, ``github``, ``gitlab``, ``git`` or ``none``.
+    source: str = "none"
+    notes: tuple[str, ...] = field(default=())
+
+    # -- derived -------------------------------------------------------------
+    @property
+    def ref(self) -> str:
+        """The full ref in GitHub's spelling (``refs/heads/x``, ``refs/tags/v1``,
+        ``refs/pull/2/merge``), or ``""`` when nothing is checked out by name."""
+        if self.event == "branch":
+            return f"refs/heads/{self.ref_name}"
+        if self.event == "tag":
+            return f"refs/tags/{self.ref_name}"
+        if self.event == "pr":
+            return f"refs/pull/{self.pr_number or self.ref_name}/merge"
+        return ""
+
+    @property
+    def branch(self) -> str:
+        return self.ref_name if self.event == "branch" else ""
+
+    @property
+    def tag(self) -> str:
+        return self.ref_name if self.event == "tag" else ""
+
+    @property
+    def is_default_branch(self) -> bool:
+        if self.event == "branch" and self.default_branch and self.ref_name == self.default_branch:
+            return True
+        # GitHub runs these events on the last commit of the default branch.
+        return self.source == "github" and any(
+            k in self.event_name for k in ("create", "discussion", "issues", "schedule")
+        )
+
+    @property
+    def short_sha(self) -> str:
+        return self.sha[: self.short_sha_length]
+
+    # -- construction --------------------------------------------------------
+    @staticmethod
+    def from_ref(ref: str, sha: str = "", **kw: Any) -> GitContext:
+        """Build a context from a full ref (``refs/heads/main``, ``refs/tags/v1.2.3``,
+        ``refs/pull/5/merge``); anything else means no named ref."""
+        event, name, pr = _split_ref(ref)
+        kw.setdefault("pr_number", pr)
+        return GitContext(event=event, ref_name=name, sha=sha, **kw)
+
+    @staticmethod
+    def detect(cwd: Path, env: Mapping[str, str]) -> GitContext:
+        """Read the git state from CI variables in ``env`` or from the working tree at ``cwd``."""
+        short = _short_sha_length(env)
+        git = _read_git(cwd)
+        notes = list(git.notes)
+        if env.get("POLYARCH_GIT_REF") or env.get("POLYARCH_GIT_SHA"):
+            ref = env.get("POLYARCH_GIT_REF", "").strip()
+            if ref and not ref.startswith("refs/"):
+                raise UsageError(
+                    f"POLYARCH_GIT_REF={ref!r} is not a full ref",
+                    hint="write refs/heads/NAME, refs/tags/NAME or refs/pull/N/merge",
+                )
+            sha = env.get("POLYARCH_GIT_SHA", "").strip() or git.sha
+            event, name, pr = _split_ref(ref) if ref else (git.event, git.ref_name, git.pr_number)
+            return GitContext(
+                event=event, ref_name=name, sha=sha, pr_number=pr,
+                default_branch=env.get("POLYARCH_DEFAULT_BRANCH") or git.default_branch,
+                base_ref=env.get("POLYARCH_BASE_REF") or None,
+                commit_time=git.commit_time if sha == git.sha else _commit_time(cwd, sha),
+                repo_url=git.repo_url, repo_name=git.repo_name, dirty=git.dirty,
+                short_sha_length=short, source="env", notes=tuple(notes),
+            )
+        if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_REF") is not None:
+            return _from_github(cwd, env, git, short)
+        if env.get("GITLAB_CI") and env.get("CI_COMMIT_SHA"):
+            return _from_gitlab(cwd, env, git, short)
+        if env.get("POLYARCH_DEFAULT_BRANCH"):
+            git = _replace(git, default_branch=env["POLYARCH_DEFAULT_BRANCH"])
+        return _replace(git, short_sha_length=short)
+
+
+def _replace(ctx: GitContext, **kw: Any) -> GitContext:
+    from dataclasses import replace
+
+    return replace(ctx, **kw)
+
+
+def _split_ref(ref: str) -> tuple[EventKind, str, str | None]:
+    if ref.startswith("refs/heads/"):
+        return "branch", ref[len("refs/heads/"):], None
+    if ref.startswith("refs/tags/"):
+        return "tag", ref[len("refs/tags/"):], None
+    m = _PR_REF.match(ref)
+    if m:
+        return "pr", m.group(1), m.group(1)
+    return "none", "", None
+
+
+def _short_sha_length(env: Mapping[str, str]) -> int:
+    for var in ("POLYARCH_SHORT_SHA_LENGTH", "DOCKER_METADATA_SHORT_SHA_LENGTH"):
+        raw = env.get(var, "").strip()
+        if raw:
+            if not raw.isdigit() or int(raw) < 1:
+                raise UsageError(f"{var}={raw!r} is not a positive whole number",
+                                 hint="for example 7 or 12")
+            return int(raw)
+    return DEFAULT_SHORT_SHA_LENGTH
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+# -- working tree -------------------------------------------------------------
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """Output of ``git args`` in ``cwd`` (stripped), or ``None`` if it fails."""
+    res = proc.run(["git", *args], cwd=cwd, echo=False, check=False)
+    return res.stdout.strip() if res.ok else None
+
+
+def _commit_time(cwd: Path, sha: str) -> datetime | None:
+    if not sha:
+        return None
+    try:
+        return _parse_time(_git(cwd, "show", "-s", "--format=%cI", sha, "--"))
+    except EnvironmentProblem:
+        return None
+
+
+def _read_git(cwd: Path) -> GitContext:
+    try:
+        top = _git(cwd, "rev-parse", "--show-toplevel")
+    except EnvironmentProblem:
+        return GitContext(notes=("git is not installed: git state comes from CI variables only",))
+    if top is None:
+        return GitContext()
+    sha = _git(cwd, "rev-parse", "--verify", "-q", "HEAD") or ""
+    event: EventKind = "none"
+    name = ""
+    head = _git(cwd, "symbolic-ref", "-q", "HEAD")
+    if head and head.startswith("refs/heads/"):
+        event, name = "branch", head[len("refs/heads/"):]
+    elif sha:
+        tags = (_git(cwd, "tag", "--points-at", "HEAD", "--sort=-creatordate") or "").split()
+        if tags:
+            event, name = "tag", _pick_tag(tags)
+    remote = _git(cwd, "remote", "get-url", "origin") or ""
+    url, repo_name = web_url(remote)
+    if repo_name is None:
+        repo_name = Path(top).name
+    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
+    return GitContext(
+        event=event, ref_name=name, sha=sha if sha else "",
+        default_branch=_default_branch(cwd),
+        commit_time=_commit_time(cwd, sha) if sha else None,
+        repo_url=url, repo_name=repo_name, dirty=bool(status),
+        source="git",
+    )
+
+
+def _pick_tag(tags: list[str]) -> str:
+    """Of several tags on one commit, the highest semantic version (a release beats its
+    release candidate), else the newest."""
+    best: tuple[SemverKey, str] | None = None
+    for t in tags:
+        k = semver_key(t)
+        if k is not None and (best is None or k > best[0]):
+            best = (k, t)
+    return best[1] if best else tags[0]
+
+
+def _default_branch(cwd: Path) -> str | None:
+    head = _git(cwd, "symbolic-ref", "-q", "refs/remotes/origin/HEAD")
+    if head and head.startswith("refs/remotes/origin/"):
+        return head[len("refs/remotes/origin/"):]
+    for candidate in ("main", "master"):
+        for ref in (f"refs/remotes/origin/{candidate}", f"refs/heads/{candidate}"):
+            if _git(cwd, "rev-parse", "--verify", "-q", ref) is not None:
+                return candidate
+    return None
+
+
+_SCP_REMOTE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+?)(?:\.git)?/?$")
+_URL_REMOTE = re.compile(r"^(?:https?|ssh|git)://(?:[^@/]+@)?([^/:]+)(?::\d+)?/(.+?)(?:\.git)?/?$")
+
+
+def web_url(remote: str) -> tuple[str | None, str | None]:
+    """``(https://host/owner/name, name)`` for a git remote URL; credentials are dropped."""
+    remote = remote.strip()
+    if not remote:
+        return None, None
+    m = _URL_REMOTE.match(remote) or _SCP_REMOTE.match(remote)
+    if not m:
+        return None, remote.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or None
+    host, path = m.group(1), m.group(2)
+    return f"https://{host}/{path}", path.rsplit("/", 1)[-1]
+
+
+# -- CI ---------------------------------------------------------------------------
+
+def _payload(env: Mapping[str, str]) -> dict[str, Any]:
+    path = env.get("GITHUB_EVENT_PATH")
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def _from_github(cwd: Path, env: Mapping[str, str], git: GitContext, short: int) -> GitContext:
+    payload = _payload(env)
+    event_name = env.get("GITHUB_EVENT_NAME", "")
+    ref = env.get("GITHUB_REF", "")
+    sha = env.get("GITHUB_SHA", "") or git.sha
+    if "pull_request_target" in event_name:
+        number = _get(payload, "number") or _get(payload, "pull_request", "number")
+        if number is not None:
+            ref = f"refs/pull/{number}/merge"
+    head_sha_wanted = env.get("DOCKER_METADATA_PR_HEAD_SHA", "").lower() == "true"
+    if "pull_request" in event_name and head_sha_wanted:
+        head_sha = _get(payload, "pull_request", "head", "sha")
+        if isinstance(head_sha, str) and head_sha:
+            sha = head_sha
+    event, name, pr = _split_ref(ref)
+    base_ref: str | None = None
+    if event == "pr":
+        base_ref = env.get("GITHUB_BASE_REF") or _get(payload, "pull_request", "base", "ref")
+    elif event == "tag":
+        b = _get(payload, "base_ref")
+        base_ref = b.removeprefix("refs/heads/") if isinstance(b, str) else None
+    default_branch = _get(payload, "repository", "default_branch") or git.default_branch
+    commit_time = None
+    for c in _get(payload, "commits") or []:
+        if isinstance(c, dict) and c.get("id") == sha:
+            commit_time = _parse_time(c.get("timestamp"))
+    if commit_time is None and _get(payload, "head_commit", "id") == sha:
+        commit_time = _parse_time(_get(payload, "head_commit", "timestamp"))
+    if commit_time is None:
+        commit_time = git.commit_time if sha == git.sha else _commit_time(cwd, sha)
+    server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+    repo = env.get("GITHUB_REPOSITORY", "")
+    url = f"{server}/{repo}" if repo else git.repo_url
+    return GitContext(
+        event=event, ref_name=name, sha=sha, default_branch=default_branch, pr_number=pr,
+        base_ref=base_ref or None, commit_time=commit_time,
+        scheduled="schedule" in event_name, event_name=event_name,
+        repo_url=url, repo_name=repo.rsplit("/", 1)[-1] if repo else git.repo_name,
+        short_sha_length=short, source="github", notes=git.notes,
+    )
+
+
+def _from_gitlab(cwd: Path, env: Mapping[str, str], git: GitContext, short: int) -> GitContext:
+    sha = env.get("CI_COMMIT_SHA", "") or git.sha
+    event: EventKind = "none"
+    name = ""
+    pr: str | None = None
+    base: str | None = None
+    if env.get("CI_COMMIT_TAG"):
+        event, name = "tag", env["CI_COMMIT_TAG"]
+    elif env.get("CI_MERGE_REQUEST_IID"):
+        event, name = "pr", env["CI_MERGE_REQUEST_IID"]
+        pr = name
+        base = env.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME") or None
+    elif env.get("CI_COMMIT_BRANCH"):
+        event, name = "branch", env["CI_COMMIT_BRANCH"]
+    commit_time = _parse_time(env.get("CI_COMMIT_TIMESTAMP"))
+    if commit_time is None:
+        commit_time = git.commit_time if sha == git.sha else _commit_time(cwd, sha)
+    source_kind = env.get("CI_PIPELINE_SOURCE", "")
+    return GitContext(
+        event=event, ref_name=name, sha=sha, pr_number=pr, base_ref=base,
+        default_branch=env.get("CI_DEFAULT_BRANCH") or git.default_branch,
+        commit_time=commit_time, scheduled=source_kind == "schedule", event_name=source_kind,
+        repo_url=env.get("CI_PROJECT_URL") or git.repo_url,
+        repo_name=env.get("CI_PROJECT_NAME") or git.repo_name,
+        short_sha_length=short, source="gitlab", notes=git.notes,
+    )
+
+
+# -- versions ---------------------------------------------------------------------
+
+SemverKey = tuple[int, int, int, tuple[tuple[int, int | str], ...]]
+
+
+@dataclass(frozen=True)
+class Semver:
+    major: int
+    minor: int
+    patch: int
+    prerelease: tuple[str, ...]
+    build: tuple[str, ...]
+    raw: str
+
+    @property
+    def version(self) -> str:
+        """``major.minor.patch[-pre]`` (build metadata dropped, as node-semver does)."""
+        core = f"{self.major}.{self.minor}.{self.patch}"
+        return core + ("-" + ".".join(self.prerelease) if self.prerelease else "")
+
+    @property
+    def is_prerelease(self) -> bool:
+        return bool(self.prerelease)
+
+    def key(self) -> SemverKey:
+        # A release sorts after its pre-releases; numeric identifiers sort before
+        # alphanumeric ones and compare as numbers (semver.org, item 11).
+        pre: tuple[tuple[int, int | str], ...]
+        if self.prerelease:
+            pre = tuple((0, int(p)) if p.isdigit() else (1, p) for p in self.prerelease)
+            return (self.major, self.minor, self.patch, ((0, 0), *pre))
+        return (self.major, self.minor, self.patch, ((1, 0),))
+
+
+def parse_semver(text: str) -> Semver | None:
+    """A strict semantic version with an optional leading ``v``; ``None`` if it is not one."""
+    raw = text.strip()
+    if len(raw) > 256:
+        return None
+    m = _SEMVER.match(raw)
+    if not m:
+        return None
+    return Semver(
+        int(m.group(1)), int(m.group(2)), int(m.group(3)),
+        tuple(m.group(4).split(".")) if m.group(4) else (),
+        tuple(m.group(5).split(".")) if m.group(5) else (),
+        raw,
+    )
+
+
+def semver_key(text: str) -> SemverKey | None:
+    v = parse_semver(text)
+    return v.key() if v else None
