@@ -307,7 +307,8 @@ def registry_push_check(opts: Options) -> Check | None:
     from polyarch.registry import RegistryClient
 
     seen: set[str] = set()
-    with RegistryClient(insecure_registries=opts.insecure_registries) as client:
+    # Fail fast before a build: two retries, not the full budget used while pushing.
+    with RegistryClient(insecure_registries=opts.insecure_registries, retries=2) as client:
         for ref in opts.tags:
             key = ref.name
             if key in seen:
@@ -316,6 +317,6 @@ def registry_push_check(opts: Options) -> Check | None:
             try:
                 client.check_push_access(ref)
             except RegistryError as e:
-                return Check(f"registry {ref.registry}", False, e.message, e.hint or "",
+                return Check("registry", False, e.message, e.hint or "",
                              RegistryError)
     return Check("registry", True, "push access to " + ", ".join(sorted(seen)))

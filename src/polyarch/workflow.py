@@ -78,9 +78,9 @@ def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishRe
         plan = run_preflight(opts, buildx=bx, need_push=True, allow_create=not dry_run,
                              registry_check=None if dry_run else registry_push_check)
         for c in plan.checks:
-            if not c.ok:
-                (rep.warn if c.error is None or dry_run else rep.info)(
-                    f"{c.name}: {c.detail}" + (f" ({c.remedy})" if c.remedy else ""))
+            # Blocking failures are raised below and printed once, by the CLI.
+            if not c.ok and (c.error is None or dry_run):
+                rep.warn(f"{c.name}: {c.detail}" + (f" ({c.remedy})" if c.remedy else ""))
     if dry_run:
         # Input errors are errors even in a dry run; a missing engine is not.
         bad = plan.first_failure()
