@@ -1,0 +1,68 @@
+"""polyarch inspect REF: the platforms of an index, with sizes and attestations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from polyarch.commands._common import reporter
+from polyarch.registry import RegistryClient, open_source
+from polyarch.registry.describe import describe
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def predicate_name(predicate_type: str) -> str:
+    """``https://slsa.dev/provenance/v0.2`` -> ``provenance v0.2``."""
+    if "provenance" in predicate_type:
+        return "provenance " + predicate_type.rstrip("/").rsplit("/", 1)[-1]
+    if "spdx" in predicate_type:
+        return "sbom (spdx)"
+    return predicate_type
+
+
+def short(digest: str) -> str:
+    return digest[:19]
+
+
+@click.command("inspect")
+@click.argument("ref", metavar="REF|oci:PATH")
+@click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
+              help="Allow plain HTTP to this registry (loopback registries always are).")
+@click.option("--docker-config", type=click.Path(path_type=Path), metavar="DIR",
+              help="Directory of config.json with credentials (default: $DOCKER_CONFIG).")
+@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
+def command(ref: str, insecure_registries: tuple[str, ...], docker_config: Path | None,
+            json_mode: bool) -> int:
+    """Show the platforms of REF (an image index or manifest, or an OCI layout)."""
+    rep = reporter(json_mode)
+    with RegistryClient(insecure_registries=insecure_registries,
+                        docker_config=docker_config) as client:
+        desc = describe(open_source(ref, client))
+    if json_mode:
+        rep.emit_json(desc.to_json())
+        return 0
+    rep.info(f"{desc.reference}")
+    rep.info(f"  digest:     {desc.digest}")
+    rep.info(f"  media type: {desc.media_type}")
+    rows: list[list[str]] = []
+    for p in desc.platforms:
+        rows.append([p.platform, short(p.digest), human_size(p.size), p.created or "-",
+                     str(p.layers)])
+        for a in p.attestations:
+            kinds = ", ".join(predicate_name(t) for t in a.predicate_types) or "attestation"
+            rows.append([f"  attestation of {p.platform}", short(a.digest), human_size(a.size),
+                         "-", kinds])
+    for a in desc.orphan_attestations:
+        rows.append(["  attestation (subject not in index)", short(a.digest),
+                     human_size(a.size), "-", ", ".join(a.predicate_types) or "-"])
+    rep.table(None, ["PLATFORM", "DIGEST", "SIZE", "CREATED", "LAYERS"], rows)
+    return 0
