@@ -17,27 +17,51 @@ import click
 from polyarch import __version__
 from polyarch.errors import EXIT_CODES, FatalError
 
-# name -> module; imported lazily so that `polyarch --help` stays fast.
-COMMANDS: dict[str, str] = {}
+# name -> (module, one-line help); modules are imported only when their command runs, so
+# that `polyarch --help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("polyarch.commands.doctor", "Check that this machine can build every platform."),
+    "publish": ("polyarch.commands.publish", "Build every platform, verify, publish one tag."),
+    "build": ("polyarch.commands.build", "Build some platforms and stage them for a merge."),
+    "merge": ("polyarch.commands.merge", "Join per-platform images into one index and publish."),
+    "inspect": ("polyarch.commands.inspect", "Show an image index: platforms, digests, sizes."),
+    "verify": ("polyarch.commands.verify", "Prove each variant of an image is its platform."),
+    "tags": ("polyarch.commands.tags", "Compute tags and labels from git state."),
+    "lint": ("polyarch.commands.lint", "Find multi-arch pitfalls in a Dockerfile."),
+}
 
 
-def register(name: str, module: str) -> None:
-    COMMANDS[name] = module
+class _Stub(click.Command):
+    """Stands in for a command in the --help listing without importing it."""
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         import importlib.util
 
-        return sorted(n for n, m in COMMANDS.items() if importlib.util.find_spec(m) is not None)
+        return sorted(n for n, (m, _h) in COMMANDS.items() if importlib.util.find_spec(m))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        mod = COMMANDS.get(cmd_name)
-        if mod is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        cmd = importlib.import_module(mod).command
+        if ctx.resilient_parsing or _listing_help(ctx):
+            return _Stub(cmd_name, short_help=entry[1])
+        cmd = importlib.import_module(entry[0]).command
         assert isinstance(cmd, click.Command)
         return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        ctx.meta["polyarch.listing"] = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            ctx.meta["polyarch.listing"] = False
+
+
+def _listing_help(ctx: click.Context) -> bool:
+    """True while click formats the group's own --help (it asks for every command)."""
+    return bool(ctx.meta.get("polyarch.listing"))
 
 
 _EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) + "."
@@ -48,10 +72,6 @@ _EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) 
 def cli() -> None:
     """Build container images for several CPU architectures, verify every variant,
     and publish them under one tag."""
-
-
-for _name in ("doctor", "publish", "build", "merge", "inspect", "verify", "tags", "lint"):
-    register(_name, f"polyarch.commands.{_name}")
 
 
 def main(argv: list[str] | None = None) -> None:
