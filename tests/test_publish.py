@@ -75,8 +75,11 @@ def test_dry_run_changes_nothing(hello_context: Path, repo: str, registry: str) 
     assert run.code == 0, run.err
     line = next(ln for ln in run.out.splitlines() if ln.startswith("docker buildx build"))
     assert "--platform linux/amd64,linux/arm64" in line
-    assert f"--tag {repo}:dry" in line
+    # The build pushes to a staging tag only; the final tag moves after verification.
+    assert f"--tag {repo}:polyarch-staging-" in line
+    assert f"{repo}:dry" not in line
     assert "--build-arg A=1" in line and "--push" in line
+    assert f"promote it to {repo}:dry" in run.out
     assert registry_tags(registry, repo.split("/", 1)[1]) == []
 
 

@@ -1,23 +1,44 @@
-"""publish / build / verify as steps. Orchestration only: no argument parsing, no
-printing except through the reporter, no exit codes."""
+"""publish / build / merge as steps. Orchestration only: no argument parsing, no
+printing except through the reporter, no exit codes.
+
+The publish flow (staged):
+
+1. preflight: stop before building when anything is missing;
+2. build every platform and push the index to a unique staging tag in the first
+   target repository (``polyarch-staging-<id>``), never to a final tag;
+3. verify the staged index (by digest, so nothing can swap it underneath);
+4. promote: copy the index to every other target repository (blobs mounted where the
+   registry allows), then put the very same index manifest (same digest) under every
+   final tag;
+5. delete the staging tag where the registry supports deleting tags.
+
+A failed build, push or verification leaves every final tag where it was.
+"""
 
 from __future__ import annotations
 
-import json
+import secrets
 import shlex
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from polyarch import proc
 from polyarch.config import Options
-from polyarch.engines import BuildRequest, BuildResult
+from polyarch.engines import BuildRequest
 from polyarch.engines.buildx import Buildx
-from polyarch.errors import FatalError, RegistryError
+from polyarch.errors import RegistryError, VerificationError
 from polyarch.output import BuildProgress, Reporter
 from polyarch.preflight import Plan, registry_push_check, run_preflight
+from polyarch.refs import ImageRef
+
+if TYPE_CHECKING:
+    from polyarch.checks.verify import VerifyReport
+    from polyarch.registry import Manifest, RegistryClient
 
 SCHEMA_VERSION = 1
+STAGING_PREFIX = "polyarch-staging-"
 
 
 @dataclass
@@ -35,7 +56,12 @@ class PublishResult:
     tags: list[str]
     platforms: list[PlatformResult] = field(default_factory=list)
     build_seconds: float = 0.0
+    verify_seconds: float = 0.0
+    promote_seconds: float = 0.0
+    staging: str | None = None
+    staging_deleted: bool | None = None
     verification: dict[str, Any] | None = None
+    promoted: bool = False
     dry_run: bool = False
     commands: list[list[str]] = field(default_factory=list)
 
@@ -45,22 +71,42 @@ class PublishResult:
             "dry_run": self.dry_run,
             "index": {"digest": self.index_digest, "mediaType": self.media_type},
             "tags": self.tags,
+            "promoted": self.promoted,
             "platforms": [
                 {"platform": p.platform, "digest": p.digest, "mode": p.mode, "size": p.size}
                 for p in self.platforms
             ],
-            "build_seconds": round(self.build_seconds, 3),
+            "staging": {"reference": self.staging, "deleted": self.staging_deleted},
+            "timings": {
+                "build_seconds": round(self.build_seconds, 3),
+                "verify_seconds": round(self.verify_seconds, 3),
+                "promote_seconds": round(self.promote_seconds, 3),
+            },
             "verification": self.verification,
             "commands": [shlex.join(c) for c in self.commands],
         }
 
 
-def build_request(opts: Options) -> BuildRequest:
+class PublishFailed(VerificationError):
+    """Verification of the staged index failed; carries the result for --json."""
+
+    def __init__(self, message: str, result: PublishResult, detail: str | None) -> None:
+        super().__init__(message, detail=detail)
+        self.result = result
+
+
+def staging_ref(target: ImageRef) -> ImageRef:
+    """A unique tag in the first target repository for this run."""
+    run_id = f"{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+    return target.untagged().with_tag(STAGING_PREFIX + run_id)
+
+
+def build_request(opts: Options, push_to: tuple[ImageRef, ...]) -> BuildRequest:
     return BuildRequest(
         context=Path(opts.context),
         dockerfile=opts.dockerfile,
         platforms=opts.platforms,
-        push_to=opts.tags,
+        push_to=push_to,
         build_args=dict(opts.build_args),
         labels=dict(opts.labels),
         target=opts.target,
@@ -72,8 +118,13 @@ def build_request(opts: Options) -> BuildRequest:
     )
 
 
-def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishResult:
-    bx = Buildx(docker_context=opts.docker_context, builder=opts.builder)
+def registry_client(opts: Options) -> RegistryClient:
+    from polyarch.registry import RegistryClient
+
+    return RegistryClient(insecure_registries=opts.insecure_registries)
+
+
+def _preflight(opts: Options, bx: Buildx, rep: Reporter, dry_run: bool) -> Plan:
     with rep.group("preflight"):
         plan = run_preflight(opts, buildx=bx, need_push=True, allow_create=not dry_run,
                              registry_check=None if dry_run else registry_push_check)
@@ -88,8 +139,16 @@ def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishRe
             plan.raise_for_failure()
     else:
         plan.raise_for_failure()
+    return plan
+
+
+def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishResult:
+    bx = Buildx(docker_context=opts.docker_context, builder=opts.builder)
+    plan = _preflight(opts, bx, rep, dry_run)
     bx.builder = plan.builder_arg
-    req = build_request(opts)
+    staging = staging_ref(opts.tags[0])
+    req = build_request(opts, (staging,))
+    tags = [str(t) for t in opts.tags]
 
     if dry_run:
         cmds: list[list[str]] = []
@@ -98,37 +157,110 @@ def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishRe
         cmds.extend(bx.build_commands(req, Path("<tmp>/metadata.json")))
         for c in cmds:
             rep.info(shlex.join(c))
-        return PublishResult("", "", [str(t) for t in opts.tags], dry_run=True, commands=cmds)
+        rep.info(f"# then: verify {staging}, promote it to {', '.join(tags)},"
+                 " delete the staging tag")
+        return PublishResult("", "", tags, staging=str(staging), dry_run=True, commands=cmds)
 
     with rep.group(f"build {', '.join(str(p) for p in opts.platforms)}"), BuildProgress(rep) as prog:
-        result = bx.build(req, on_step=prog)
-    platforms = index_platforms(bx, opts, result, plan)
-    return PublishResult(
-        index_digest=result.digest,
-        media_type=result.media_type,
-        tags=[str(t) for t in opts.tags],
-        platforms=platforms,
-        build_seconds=result.seconds,
-    )
+        built = bx.build(req, on_step=prog)
+    staged = staging.with_digest(built.digest)
+    result = PublishResult(built.digest, built.media_type, tags, build_seconds=built.seconds,
+                           staging=str(staging))
+    with registry_client(opts) as client:
+        index = client.get_manifest(staged)
+        result.platforms = index_platforms(index, plan)
+        if opts.verify:
+            with rep.group(f"verify {staged}"):
+                t0 = time.monotonic()
+                report = _verify(staged, opts, client, rep)
+                result.verify_seconds = time.monotonic() - t0
+                result.verification = report.to_json()
+            if not report.ok:
+                result.staging_deleted = _drop_staging(client, staging, rep)
+                raise PublishFailed(
+                    f"{report.summary()}; no tag was moved",
+                    result, detail=findings_text(report),
+                )
+            rep.info(report.summary())
+        else:
+            rep.warn("verification skipped (--no-verify): the tags will move to an index"
+                     " nobody checked")
+        with rep.group(f"promote to {len(tags)} tag{'s' if len(tags) != 1 else ''}"):
+            t0 = time.monotonic()
+            promote(client, staged, index, opts.tags)
+            result.promote_seconds = time.monotonic() - t0
+            result.promoted = True
+        result.staging_deleted = _drop_staging(client, staging, rep)
+    return result
 
 
-def index_platforms(bx: Buildx, opts: Options, result: BuildResult, plan: Plan) -> list[PlatformResult]:
-    """Per-platform digests of the pushed index, read back from the registry."""
-    ref = f"{opts.tags[0].untagged()}@{result.digest}"
-    r = proc.run(bx.buildx("imagetools", "inspect", "--raw", ref), check=False, echo=False,
-                 timeout=120)
-    if not r.ok:
-        raise RegistryError(f"cannot read back {ref}: {r.stderr.strip()}")
-    try:
-        index = json.loads(r.stdout)
-    except ValueError as e:
-        raise FatalError(f"registry returned no JSON for {ref}") from e
-    out = []
-    for m in index.get("manifests", []):
-        p = m.get("platform") or {}
-        if (m.get("annotations") or {}).get("vnd.docker.reference.type") == "attestation-manifest":
+def _verify(staged: ImageRef, opts: Options, client: RegistryClient, rep: Reporter) -> VerifyReport:
+    from polyarch.checks import verify
+
+    return verify(staged, opts.platforms, allow=opts.allow, smoke=opts.smoke, client=client,
+                  progress=rep.info)
+
+
+def findings_text(report: VerifyReport, limit: int = 20) -> str:
+    errs = report.errors()
+    lines = []
+    for plat, f in errs[:limit]:
+        where = f" {f.path}" if f.path else ""
+        layer = f" (layer {f.layer[7:19]})" if f.layer else ""
+        lines.append(f"  {plat or 'image'}: {f.check}:{where} {f.message}{layer}")
+    if len(errs) > limit:
+        lines.append(f"  ... and {len(errs) - limit} more (see --json)")
+    return "\n".join(lines)
+
+
+def promote(client: RegistryClient, staged: ImageRef, index: Manifest,
+            targets: Sequence[ImageRef]) -> None:
+    """Point every target tag at the staged index (same bytes, same digest).
+
+    Everything the tags need is copied into each target repository first; only then are
+    the tags written, so a failure part-way leaves no tag pointing at a partial image.
+    """
+    assert staged.digest is not None
+    repos: dict[str, ImageRef] = {}
+    for t in targets:
+        repos.setdefault(t.name, t.untagged())
+    for name, repo in repos.items():
+        if name == staged.name:
             continue
+        copied = client.copy_image(staged, repo)
+        if copied != staged.digest:
+            raise RegistryError(f"copying {staged} to {name} produced {copied}, not"
+                                f" {staged.digest}")
+    for t in targets:
+        assert t.tag is not None
+        got = client.put_manifest(t, index.data, index.media_type)
+        if got != staged.digest:
+            raise RegistryError(f"{t}: the registry stored the index as {got}, not"
+                                f" {staged.digest}")
+
+
+def _drop_staging(client: RegistryClient, staging: ImageRef, rep: Reporter) -> bool:
+    try:
+        deleted = client.delete_manifest(staging)
+    except RegistryError as e:
+        rep.warn(f"could not delete the staging tag {staging}: {e.message}")
+        return False
+    if not deleted:
+        rep.info(f"note: {staging.registry} does not support deleting tags; the staging tag"
+                 f" {staging.tag} stays (remove it with the registry's own tools)")
+    return deleted
+
+
+def index_platforms(index: Manifest, plan: Plan | None) -> list[PlatformResult]:
+    from polyarch.registry.media import is_attestation
+
+    out = []
+    entries = index.json.get("manifests") if index.is_index else None
+    for m in entries or []:
+        if is_attestation(m):
+            continue
+        p = m.get("platform") or {}
         name = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
-        out.append(PlatformResult(name, m.get("digest", ""), plan.platform_modes.get(name, "?"),
-                                  int(m.get("size", 0))))
+        mode = plan.platform_modes.get(name, "?") if plan else "?"
+        out.append(PlatformResult(name, str(m.get("digest", "")), mode, int(m.get("size", 0))))
     return out
