@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import Run, last_error_line, polyarch
 from conftest import RegistryProcess, registry_tags
 

@@ -156,7 +156,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "flavor": ("flavor", _lines),
 }
 
-_TYPE_NAMES = {
+_TYPE_NAMES: dict[Callable[[Any], Any], str] = {
     _str: "a string", _opt_str: "a string", _bool: "true or false", _opt_bool: "true or false",
     _str_list: "a list of strings", _lines: "a list of strings", _mapping: "a table of strings",
     _platforms: "a list of platforms", _tags: "a list of image references", _cache: "a string",

@@ -142,10 +142,9 @@ def parse_platform(text: str) -> Platform:
     rest = s
     if "/" in s:
         head, tail = s.split("/", 1)
-        if head in {"linux", "windows", "darwin", "freebsd"} or head not in _ALIASES:
-            # "linux/arm64", or an unknown os: keep what we were given for the error.
-            if head not in _ALIASES:
-                os_name, rest = head, tail
+        # "linux/arm64", or an unknown os ("windows/amd64"); "arm/v7" has no os part.
+        if head not in _ALIASES:
+            os_name, rest = head, tail
     if os_name != "linux":
         raise ValueError(
             f"unsupported platform {raw!r}: only linux images are supported (try linux/{rest})"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from polyarch.config import Options
-from polyarch.engines.buildx import DEDICATED_BUILDER, Buildx, BuilderInfo, EngineInfo
+from polyarch.engines.buildx import DEDICATED_BUILDER, BuilderInfo, Buildx, EngineInfo
 from polyarch.errors import EnvironmentProblem, FatalError, UsageError
 from polyarch.platforms import Platform, from_uname
 

@@ -231,12 +231,47 @@ def promote(client: RegistryClient, staged: ImageRef, index: Manifest,
         if copied != staged.digest:
             raise RegistryError(f"copying {staged} to {name} produced {copied}, not"
                                 f" {staged.digest}")
-    for t in targets:
-        assert t.tag is not None
-        got = client.put_manifest(t, index.data, index.media_type)
-        if got != staged.digest:
-            raise RegistryError(f"{t}: the registry stored the index as {got}, not"
-                                f" {staged.digest}")
+    # Where each tag points now, to put it back if a later tag cannot be moved.
+    before = {str(t): client.head_manifest(t) for t in targets}
+    moved: list[ImageRef] = []
+    try:
+        for t in targets:
+            got = client.put_manifest(t, index.data, index.media_type)
+            moved.append(t)
+            if got != staged.digest:
+                raise RegistryError(f"{t}: the registry stored the index as {got}, not"
+                                    f" {staged.digest}")
+    except RegistryError as e:
+        undone = _roll_back(client, moved, before)
+        e.message += f" ({undone})" if undone else ""
+        raise
+
+
+def _roll_back(client: RegistryClient, moved: list[ImageRef],
+               before: dict[str, str | None]) -> str:
+    """Best effort: point tags moved by a failed promotion back where they were."""
+    if not moved:
+        return "no tag was moved"
+    restored: list[str] = []
+    stuck: list[str] = []
+    for t in moved:
+        old = before.get(str(t))
+        try:
+            if old is None:
+                ok = client.delete_manifest(t)
+            else:
+                m = client.get_manifest(t.untagged().with_digest(old))
+                client.put_manifest(t, m.data, m.media_type)
+                ok = True
+        except RegistryError:
+            ok = False
+        (restored if ok else stuck).append(str(t))
+    parts = []
+    if restored:
+        parts.append(f"moved back: {', '.join(restored)}")
+    if stuck:
+        parts.append(f"could not move back: {', '.join(stuck)}")
+    return "; ".join(parts)
 
 
 def _drop_staging(client: RegistryClient, staging: ImageRef, rep: Reporter) -> bool:
