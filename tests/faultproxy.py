@@ -1,0 +1,592 @@
+"""Test helpers: a fault-injecting HTTP proxy and a throw-away registry process.
+
+FaultProxy
+==========
+
+An HTTP/1.1 reverse proxy on a free loopback port, run in threads of the test process,
+forwarding to a real registry. Faults are rules consumed in order::
+
+    with FaultProxy("127.0.0.1:5000") as proxy:
+        host = proxy.address                      # "127.0.0.1:PORT": use as the registry
+        proxy.add(Fault.status(503), times=2)     # the next 2 requests get a 503
+        proxy.add(Fault.status(429, retry_after=1), match="/manifests/")
+        proxy.add(Fault.drop(), times=3)          # close the connection, no answer
+        proxy.add(Fault.reset())                  # TCP RST instead of an answer
+        proxy.add(Fault.truncate(1000), method="GET", match="/blobs/sha256:")
+                                                  # forward, but cut the body after 1000 B
+        proxy.add(Fault.delay(2.0))               # wait, then forward
+        proxy.add(Fault.status(503), times=None)  # every matching request, until clear()
+        proxy.clear()                             # drop all rules
+        proxy.log                                 # [Record(method, path, outcome, headers)]
+        proxy.faults_injected                     # how many requests were faulted
+
+A rule applies to requests whose method equals ``method`` (any when ``None``) and whose
+path contains ``match`` (a plain substring; ``regex=True`` for a regular expression).
+The first rule with ``times`` left wins; ``times=None`` never runs out.
+
+``FaultProxy(upstream, auth=TokenAuth({"user": "pw"}))`` puts Bearer-token
+authentication in front of the registry (``WWW-Authenticate`` challenge, a token
+endpoint at ``/token`` taking Basic credentials or an OAuth2 refresh-token grant; tokens
+are bound to the scopes they were issued for). ``auth.token_requests`` counts the token
+requests. ``redirect_blobs_to=other_proxy.public_url`` answers blob GETs with a 307 to
+another origin, whose ``log`` shows which headers arrived there.
+
+Bounded: at most ``max_requests`` (default 10,000) requests are served, each upstream
+call has a timeout, and ``close()`` (or leaving the ``with``) stops every thread.
+
+LocalRegistry
+=============
+
+``LocalRegistry(tmp_path, htpasswd={"user": "pw"})`` starts ``docker-registry serve`` on
+a free loopback port with its own storage (optionally with ``auth: htpasswd``); use
+``.address``, ``.stop()`` and ``.start()``; it is a context manager.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import re
+import secrets
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+import urllib.parse
+import warnings
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+        "trailers", "transfer-encoding", "upgrade"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # "status", "drop", "reset", "truncate", "delay"
+    code: int = 0
+    retry_after: float | None = None
+    after: int = 0
+    seconds: float = 0.0
+
+    @staticmethod
+    def status(code: int, retry_after: float | None = None) -> Fault:
+        return Fault("status", code=code, retry_after=retry_after)
+
+    @staticmethod
+    def drop() -> Fault:
+        return Fault("drop")
+
+    @staticmethod
+    def reset() -> Fault:
+        return Fault("reset")
+
+    @staticmethod
+    def truncate(after: int) -> Fault:
+        return Fault("truncate", after=after)
+
+    @staticmethod
+    def delay(seconds: float) -> Fault:
+        return Fault("delay", seconds=seconds)
+
+
+@dataclass
+class Rule:
+    fault: Fault
+    times: int | None
+    method: str | None
+    match: str
+    regex: bool
+
+    def applies(self, method: str, path: str) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        if self.regex:
+            return re.search(self.match, path) is not None
+        return self.match in path
+
+
+@dataclass(frozen=True)
+class Record:
+    method: str
+    path: str
+    outcome: str  # "503", "drop", "forwarded 200", ...
+    headers: dict[str, str]
+
+
+@dataclass
+class TokenAuth:
+    """Bearer-token authentication in front of the registry."""
+
+    users: dict[str, str]
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # token -> user
+    service: str = "faultproxy"
+    token_requests: int = 0
+    issued: dict[str, set[str]] = field(default_factory=dict)  # token -> scopes
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    proxy: FaultProxy
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.server.proxy._handle(self)
+
+    do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = do_GET
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, *, auth: TokenAuth | None = None,
+                 redirect_blobs_to: str | None = None, max_requests: int = 10_000,
+                 host: str = "127.0.0.1") -> None:
+        self.upstream = upstream
+        self.auth = auth
+        self.redirect_blobs_to = redirect_blobs_to
+        self.max_requests = max_requests
+        self.rules: list[Rule] = []
+        self.log: list[Record] = []
+        self.faults_injected = 0
+        self._lock = threading.Lock()
+        self._server = _Server((host, 0), _Handler)
+        self._server.proxy = self
+        self.port = self._server.server_address[1]
+        self.address = f"{host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def public_url(self) -> str:
+        """This proxy under the name ``localhost`` (another origin than 127.0.0.1)."""
+        return f"http://localhost:{self.port}"
+
+    # -- rules -----------------------------------------------------------------------
+    def add(self, fault: Fault, *, times: int | None = 1, method: str | None = None,
+            match: str = "", regex: bool = False) -> Rule:
+        rule = Rule(fault, times, method, match, regex)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+
+    def _pick(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.applies(method, path):
+                    if rule.times is not None:
+                        rule.times -= 1
+                    self.faults_injected += 1
+                    return rule.fault
+        return None
+
+    def _record(self, h: _Handler, outcome: str) -> None:
+        with self._lock:
+            self.log.append(Record(h.command, h.path, outcome, dict(h.headers.items())))
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- serving -----------------------------------------------------------------------
+    def _body(self, h: _Handler) -> bytes:
+        if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = bytearray()
+            while True:
+                line = h.rfile.readline()
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while h.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                out += h.rfile.read(size)
+                h.rfile.readline()
+        length = int(h.headers.get("Content-Length") or 0)
+        return h.rfile.read(length) if length else b""
+
+    def _send(self, h: _Handler, status: int, body: bytes = b"",
+              headers: dict[str, str] | None = None) -> None:
+        h.send_response(status)
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        if h.command != "HEAD" and body:
+            h.wfile.write(body)
+
+    def _handle(self, h: _Handler) -> None:
+        body = self._body(h)
+        with self._lock:
+            over = len(self.log) >= self.max_requests
+        if over:
+            self._record(h, "refused (max_requests)")
+            self._send(h, 503, b"faultproxy: request budget used up")
+            return
+        if self.auth is not None and h.path.startswith("/token"):
+            self._token(h, body)
+            return
+        fault = self._pick(h.command, h.path)
+        if fault is not None and fault.kind == "status":
+            self._record(h, str(fault.code))
+            extra = {"Content-Type": "application/json"}
+            if fault.retry_after is not None:
+                extra["Retry-After"] = f"{fault.retry_after:g}"
+            err = {"errors": [{"code": "UNAVAILABLE", "message": "injected by faultproxy"}]}
+            self._send(h, fault.code, json.dumps(err).encode(), extra)
+            return
+        if fault is not None and fault.kind in ("drop", "reset"):
+            self._record(h, fault.kind)
+            if fault.kind == "reset":
+                h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
+            h.close_connection = True
+            return
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        if self.auth is not None and h.path.startswith("/v2/") and not self._authorised(h):
+            return
+        if (self.redirect_blobs_to and h.command == "GET"
+                and re.match(r"^/v2/.+/blobs/sha256:[0-9a-f]{64}$", h.path)):
+            self._record(h, "307")
+            self._send(h, 307, b"", {"Location": self.redirect_blobs_to + h.path})
+            return
+        self._forward(h, body, fault.after if fault is not None and fault.kind == "truncate"
+                      else None)
+
+    def _forward(self, h: _Handler, body: bytes, truncate: int | None) -> None:
+        host, _, port = self.upstream.partition(":")
+        conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP}
+        if self.auth is not None:
+            headers.pop("Authorization", None)
+        headers["Content-Length"] = str(len(body))
+        try:
+            conn.request(h.command, h.path, body=body if body or h.command in ("PUT", "POST",
+                                                                              "PATCH") else None,
+                         headers=headers)
+            resp = conn.getresponse()
+            out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP]
+            length = resp.getheader("Content-Length")
+            data: bytes | None = None
+            if length is None and h.command != "HEAD":
+                data = resp.read()
+                out_headers = [(k, v) for k, v in out_headers if k.lower() != "content-length"]
+                out_headers.append(("Content-Length", str(len(data))))
+            self._record(h, f"forwarded {resp.status}" + (" truncated" if truncate is not None
+                                                          else ""))
+            h.send_response(resp.status)
+            for k, v in out_headers:
+                h.send_header(k, v)
+            h.end_headers()
+            if h.command == "HEAD":
+                return
+            if data is not None:
+                h.wfile.write(data)
+                return
+            sent = 0
+            while True:
+                chunk = resp.read(1 << 16)
+                if not chunk:
+                    break
+                if truncate is not None and sent + len(chunk) > truncate:
+                    h.wfile.write(chunk[:max(0, truncate - sent)])
+                    h.wfile.flush()
+                    h.close_connection = True
+                    return
+                h.wfile.write(chunk)
+                sent += len(chunk)
+        except (OSError, http.client.HTTPException):
+            h.close_connection = True
+        finally:
+            conn.close()
+
+    # -- token auth --------------------------------------------------------------------
+    def _challenge(self, h: _Handler, scope: str) -> None:
+        assert self.auth is not None
+        realm = f"http://{self.address}/token"
+        value = f'Bearer realm="{realm}",service="{self.auth.service}",scope="{scope}"'
+        self._record(h, "401")
+        err = {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}
+        self._send(h, 401, json.dumps(err).encode(),
+                   {"WWW-Authenticate": value, "Content-Type": "application/json"})
+
+    def _authorised(self, h: _Handler) -> bool:
+        assert self.auth is not None
+        m = re.match(r"^/v2/(.+?)/(manifests|blobs|tags)/", h.path)
+        if not m:
+            return True  # /v2/ itself
+        action = "pull" if h.command in ("GET", "HEAD") else "push"
+        repo = m.group(1)
+        need = f"repository:{repo}:{action}"
+        auth = h.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        granted = self.auth.issued.get(token, set())
+        ok = any(s.startswith(f"repository:{repo}:") and action in s.split(":")[-1].split(",")
+                 for s in granted)
+        if not ok:
+            self._challenge(h, need)
+        return ok
+
+    def _token(self, h: _Handler, body: bytes) -> None:
+        assert self.auth is not None
+        self.auth.token_requests += 1
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(h.path).query)
+        user = None
+        scopes = query.get("scope", [])
+        if h.command == "POST":
+            form = urllib.parse.parse_qs(body.decode())
+            if form.get("grant_type") == ["refresh_token"]:
+                user = self.auth.refresh_tokens.get((form.get("refresh_token") or [""])[0])
+                scopes = " ".join(form.get("scope", [])).split()
+        else:
+            auth = h.headers.get("Authorization", "")
+            if auth.startswith("Basic "):
+                name, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+                if self.auth.users.get(name) == pw:
+                    user = name
+        if user is None:
+            self._record(h, "token 401")
+            self._send(h, 401, b'{"details":"bad credentials"}',
+                       {"Content-Type": "application/json"})
+            return
+        token = secrets.token_hex(16)
+        self.auth.issued[token] = set(scopes)
+        self._record(h, "token 200")
+        self._send(h, 200, json.dumps({"token": token, "expires_in": 300}).encode(),
+                   {"Content-Type": "application/json"})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bcrypt_hash(password: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+
+
+class LocalRegistry:
+    """A ``docker-registry`` process of its own, on a free loopback port."""
+
+    def __init__(self, directory: Path, *, htpasswd: dict[str, str] | None = None) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        auth = ""
+        if htpasswd:
+            pw_file = directory / "htpasswd"
+            pw_file.write_text("".join(f"{u}:{bcrypt_hash(p)}\n" for u, p in htpasswd.items()))
+            auth = f"auth:\n  htpasswd:\n    realm: polyarch-test\n    path: {pw_file}\n"
+        self.config = directory / "config.yml"
+        self.config.write_text(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.address}\n" + auth
+        )
+        self.start()
+
+    def start(self, timeout: float = 15.0) -> None:
+        exe = shutil.which("docker-registry") or shutil.which("registry")
+        assert exe, "docker-registry binary not found"
+        self.proc = subprocess.Popen([exe, "serve", str(self.config)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://{self.address}/v2/", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"registry on {self.address} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def __enter__(self) -> LocalRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- images made in Python -------------------------------------------------------------
+#
+# ``make_layer({"bin/x": b"...", "etc/.wh.old": b""}, "gzip")`` builds a layer blob;
+# ``image_blobs(layers, "linux/arm64")`` the config and manifest around them;
+# ``push_index(client, ref, [(platform, layers), ...])`` pushes a whole index with the
+# registry client; ``write_oci_layout(dir, [(platform, layers), ...])`` writes the same
+# as an OCI layout directory. A file value may be ``("link", "target")`` for a hard
+# link, ``("dir", None)`` for a directory.
+
+LayerFiles = dict[str, "bytes | tuple[str, str | None]"]
+
+
+def make_layer(files: LayerFiles, compression: str = "gzip") -> tuple[bytes, str]:
+    """A layer blob and its diff_id (the digest of the uncompressed tar)."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    import zstandard
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, value in files.items():
+            info = tarfile.TarInfo(name)
+            if isinstance(value, tuple):
+                kind, target = value
+                if kind == "dir":
+                    info.type = tarfile.DIRTYPE
+                    info.mode = 0o755
+                elif kind == "link":
+                    info.type = tarfile.LNKTYPE
+                    info.linkname = target or ""
+                else:
+                    info.type = tarfile.SYMTYPE
+                    info.linkname = target or ""
+                tf.addfile(info)
+            else:
+                info.size = len(value)
+                info.mode = 0o755
+                tf.addfile(info, io.BytesIO(value))
+    raw = buf.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    if compression == "gzip":
+        return gzip.compress(raw, compresslevel=1, mtime=0), diff_id
+    if compression == "zstd":
+        return zstandard.ZstdCompressor(level=1).compress(raw), diff_id
+    return raw, diff_id
+
+
+_LAYER_TYPES = {
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "none": "application/vnd.oci.image.layer.v1.tar",
+}
+
+
+def image_blobs(layers: list[tuple[bytes, str, str]], platform: str,
+                config_platform: str | None = None, env: list[str] | None = None
+                ) -> tuple[dict[str, bytes], bytes, dict[str, Any]]:
+    """``layers`` are (blob, diff_id, compression). Returns (blobs, manifest, descriptor)."""
+    import hashlib
+
+    def dg(b: bytes) -> str:
+        return "sha256:" + hashlib.sha256(b).hexdigest()
+
+    os_, arch, *var = (config_platform or platform).split("/")
+    config = {"architecture": arch, "os": os_, "rootfs": {"type": "layers",
+              "diff_ids": [d for _, d, _ in layers]},
+              "config": {"Env": env or ["PATH=/bin"]}, "created": "2024-01-01T00:00:00Z"}
+    if var:
+        config["variant"] = var[0]
+    cfg = json.dumps(config).encode()
+    blobs = {dg(cfg): cfg}
+    descs = []
+    for blob, _, comp in layers:
+        blobs[dg(blob)] = blob
+        descs.append({"mediaType": _LAYER_TYPES[comp], "digest": dg(blob), "size": len(blob)})
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": dg(cfg),
+                   "size": len(cfg)},
+        "layers": descs}).encode()
+    p_os, p_arch, *p_var = platform.split("/")
+    plat: dict[str, str] = {"os": p_os, "architecture": p_arch}
+    if p_var:
+        plat["variant"] = p_var[0]
+    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": dg(manifest),
+            "size": len(manifest), "platform": plat}
+    return blobs, manifest, desc
+
+
+Variant = tuple[str, list[tuple[bytes, str, str]]]
+
+
+def _index(descs: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"schemaVersion": 2,
+                       "mediaType": "application/vnd.oci.image.index.v1+json",
+                       "manifests": descs}).encode()
+
+
+def push_index(client: Any, ref: Any, variants: list[Variant],
+               config_platforms: dict[str, str] | None = None) -> str:
+    """Push an index of ``variants`` to ``ref`` (an ImageRef with a tag) with the client."""
+    descs = []
+    for platform, layers in variants:
+        blobs, manifest, desc = image_blobs(layers, platform,
+                                            (config_platforms or {}).get(platform))
+        for d, b in blobs.items():
+            client.upload_blob(ref, d, b)
+        client.put_manifest(ref.untagged().with_digest(desc["digest"]), manifest,
+                            desc["mediaType"])
+        descs.append(desc)
+    return str(client.put_manifest(ref, _index(descs),
+                                   "application/vnd.oci.image.index.v1+json"))
+
+
+def write_oci_layout(directory: Path, variants: list[Variant]) -> Path:
+    """Write ``variants`` as an OCI layout directory (an index of them under index.json)."""
+    import hashlib
+
+    blobdir = directory / "blobs" / "sha256"
+    blobdir.mkdir(parents=True, exist_ok=True)
+    descs = []
+    for platform, layers in variants:
+        blobs, manifest, desc = image_blobs(layers, platform)
+        blobs[desc["digest"]] = manifest
+        for d, b in blobs.items():
+            (blobdir / d.split(":")[1]).write_bytes(b)
+        descs.append(desc)
+    index = _index(descs)
+    digest = "sha256:" + hashlib.sha256(index).hexdigest()
+    (blobdir / digest.split(":")[1]).write_bytes(index)
+    (directory / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (directory / "index.json").write_text(json.dumps({
+        "schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
+            "size": len(index), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}))
+    return directory
