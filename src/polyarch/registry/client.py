@@ -600,9 +600,8 @@ class RegistryClient:
             return False
         raise self._fail(ref.untagged(), f"HEAD blob {digest}", resp)
 
-    def stream_blob(self, ref: ImageRef, digest: str, *,
-                    chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """Yield the blob's bytes; its SHA-256 is checked as they pass.
+    def stream_blob(self, ref: ImageRef, digest: str) -> Iterator[bytes]:
+        """Yield the blob's bytes as they arrive; their SHA-256 is checked as they pass.
 
         A connection lost in the middle is resumed with a ``Range`` request (or by
         skipping what was already read when the server ignores ranges), within the
@@ -627,7 +626,7 @@ class RegistryClient:
                 if resp.status_code not in (200, 206):
                     raise self._fail(ref.untagged(), f"GET blob {digest}", resp)
                 skip = got if resp.status_code == 200 else 0
-                for chunk in resp.iter_raw(chunk_size):
+                for chunk in resp.iter_raw():
                     if skip:
                         if len(chunk) <= skip:
                             skip -= len(chunk)
