@@ -34,6 +34,7 @@ class Options:
     secrets: tuple[str, ...] = ()
     builder: str | None = None
     docker_context: str | None = None
+    engine: str = "docker"  # docker | podman | auto
     provenance: bool | None = None
     sbom: bool | None = None
     verify: bool = True
@@ -123,6 +124,13 @@ def _tags(v: Any) -> tuple[ImageRef, ...]:
     return tuple(out)
 
 
+def _engine(v: Any) -> str:
+    s = _str(v).strip().lower()
+    if s not in {"docker", "podman", "auto"}:
+        raise ValueError(f"engine must be one of docker, podman, auto (got {s!r})")
+    return s
+
+
 def _cache(v: Any) -> str:
     s = _str(v)
     if s not in {"none", "registry", "inline"}:
@@ -143,6 +151,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "secrets": ("secrets", _str_list),
     "builder": ("builder", _opt_str),
     "docker-context": ("docker_context", _opt_str),
+    "engine": ("engine", _engine),
     "provenance": ("provenance", _opt_bool),
     "sbom": ("sbom", _opt_bool),
     "verify": ("verify", _bool),
@@ -160,6 +169,7 @@ _TYPE_NAMES: dict[Callable[[Any], Any], str] = {
     _str: "a string", _opt_str: "a string", _bool: "true or false", _opt_bool: "true or false",
     _str_list: "a list of strings", _lines: "a list of strings", _mapping: "a table of strings",
     _platforms: "a list of platforms", _tags: "a list of image references", _cache: "a string",
+    _engine: "a string",
 }
 
 

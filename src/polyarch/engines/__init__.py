@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef
+
+if TYPE_CHECKING:
+    from polyarch.config import Options
 
 
 @dataclass(frozen=True)
@@ -63,3 +69,58 @@ class Engine(Protocol):
     ) -> BuildResult: ...
 
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str]) -> list[str]: ...
+
+
+#: Values of the ``engine`` option.
+ENGINE_NAMES = ("docker", "podman", "auto")
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    name: str  # docker | podman
+    reason: str  # why, for doctor
+
+
+def choose_engine(opts: Options) -> EngineChoice:
+    """Resolve ``engine`` (docker|podman|auto). ``auto`` is docker when ``docker info``
+    answers, else podman when it is installed, else docker (whose error then says why)."""
+    if opts.engine != "auto":
+        return EngineChoice(opts.engine, f"engine = {opts.engine}")
+    problem = _docker_problem(opts.docker_context, os.environ.get("DOCKER_HOST", ""),
+                              os.environ.get("DOCKER_CONTEXT", ""))
+    if problem is None:
+        return EngineChoice("docker", "auto: the Docker engine answers")
+    if shutil.which("podman") is not None:
+        return EngineChoice("podman", f"auto: Docker does not answer ({problem})")
+    return EngineChoice("docker", f"auto: Docker does not answer ({problem}) and podman is"
+                                  " not installed")
+
+
+def select_engine(opts: Options) -> Engine:
+    """The one place that turns the ``engine`` option into an engine."""
+    if choose_engine(opts).name == "podman":
+        from polyarch.engines.podman import PodmanEngine
+
+        return PodmanEngine(insecure_registries=opts.insecure_registries)
+    from polyarch.engines.buildx import Buildx
+
+    return Buildx(docker_context=opts.docker_context, builder=opts.builder)
+
+
+@functools.lru_cache(maxsize=8)
+def _docker_problem(docker_context: str | None, _host: str, _context: str) -> str | None:
+    """None when the Docker engine answers; else the first line of why not. (The
+    environment is part of the cache key.)"""
+    from polyarch import proc
+    from polyarch.errors import FatalError
+
+    argv = ["docker"] + (["--context", docker_context] if docker_context else [])
+    try:
+        r = proc.run(argv + ["info", "--format", "{{.ServerVersion}}"], check=False,
+                     echo=False, timeout=20)
+    except FatalError as e:  # no docker CLI, or it hung
+        return e.message
+    if r.ok and r.stdout.strip():
+        return None
+    lines = [ln.strip() for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
+    return lines[0] if lines else f"docker info exited with status {r.returncode}"
