@@ -32,6 +32,9 @@ def build_options(f: F) -> F:
                      help="Build secret, as buildx takes it (id=npmrc,src=$HOME/.npmrc)."),
         click.option("--builder", metavar="NAME", help="buildx builder to use."),
         click.option("--context", "docker_context", metavar="NAME", help="Docker context to use."),
+        click.option("--engine", type=click.Choice(["docker", "podman", "auto"]), default=None,
+                     help="Build engine (default docker; auto: docker when it answers, else"
+                          " podman)."),
         click.option("--provenance/--no-provenance", default=None,
                      help="Attach provenance attestations (buildx default when not given)."),
         click.option("--no-cache", "no_cache", is_flag=True, default=None, help="Build without cache."),
@@ -59,6 +62,7 @@ def load_options(kw: dict[str, Any]) -> Options:
         "secrets": kw.get("secrets"),
         "builder": kw.get("builder"),
         "docker-context": kw.get("docker_context"),
+        "engine": kw.get("engine"),
         "provenance": kw.get("provenance"),
         "no-cache": kw.get("no_cache"),
         "pull": kw.get("pull"),
