@@ -142,6 +142,10 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # An unparseable request (a TLS ClientHello from a client probing for HTTPS) gets an
+    # error with an HTTP status line, as a real registry answers, so that clients fall
+    # back to plain HTTP instead of failing on an HTTP/0.9 answer without one.
+    default_request_version = "HTTP/1.0"
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -283,7 +287,11 @@ class FaultProxy:
     def _forward(self, h: _Handler, body: bytes, truncate: int | None) -> None:
         host, _, port = self.upstream.partition(":")
         conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
-        headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP}
+        # Repeated headers (docker sends one Accept per media type) are joined, not lost.
+        headers: dict[str, str] = {}
+        for k in dict.fromkeys(h.headers.keys()):
+            if k.lower() not in _HOP:
+                headers[k] = ", ".join(h.headers.get_all(k) or [])
         if self.auth is not None:
             headers.pop("Authorization", None)
         headers["Content-Length"] = str(len(body))

@@ -1,0 +1,194 @@
+"""Staged publishing: final tags move only to a complete, verified index."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import Run, last_error_line, polyarch
+from conftest import make_context, registry_tags
+from faultproxy import Fault, FaultProxy, LocalRegistry
+
+pytestmark = pytest.mark.engine
+
+WRONG_ARCH = """\
+FROM scratch
+# Copies the amd64 root filesystem for every platform: arm64 gets x86-64 binaries.
+COPY rootfs-amd64/ /
+"""
+
+
+def tag_digest(ref: str) -> str | None:
+    """The digest a tag points at, read with skopeo (independent of polyarch)."""
+    r = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                       capture_output=True)
+    if r.returncode != 0:
+        return None
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(r.stdout).hexdigest()
+
+
+def test_wrong_arch_v2_leaves_v1(hello_context: Path, tmp_path: Path, repo: str) -> None:
+    ref = f"{repo}:stable"
+    v1 = polyarch("publish", "-t", ref, "--json", str(hello_context))
+    assert v1.code == 0, v1.err
+    d1 = v1.json()["index"]["digest"]
+    assert v1.json()["verification"]["ok"] is True
+    assert v1.json()["promoted"] is True
+    assert tag_digest(ref) == d1
+
+    bad = make_context(tmp_path / "bad", dockerfile=WRONG_ARCH)
+    v2 = polyarch("publish", "-t", ref, "--json", str(bad))
+    assert v2.code == 5, v2.err
+    line = last_error_line(v2)
+    assert "verification failed" in line and "linux/arm64" in line and "no tag was moved" in line
+    assert "bin/busybox" in v2.err  # the offending file is named
+    doc = v2.json()
+    assert doc["promoted"] is False
+    arm = next(p for p in doc["verification"]["platforms"] if p["platform"] == "linux/arm64")
+    assert arm["checks"]["binaries"] == "fail"
+    # The tag users pull did not move.
+    assert tag_digest(ref) == d1
+
+
+def test_no_verify_says_so(tmp_path: Path, repo: str) -> None:
+    bad = make_context(tmp_path / "bad", dockerfile=WRONG_ARCH)
+    run = polyarch("publish", "--no-verify", "-t", f"{repo}:unchecked", str(bad))
+    assert run.code == 0, run.err
+    assert "verification skipped (--no-verify)" in run.err
+    assert tag_digest(f"{repo}:unchecked") is not None
+
+
+def test_promote_to_several_repositories(hello_context: Path, repo: str, registry: str) -> None:
+    other = f"{registry}/mirror/{repo.rsplit('/', 1)[1]}"
+    tags = [f"{repo}:1.0", f"{repo}:1", f"{other}:1.0"]
+    args = [a for t in tags for a in ("-t", t)]
+    run = polyarch("publish", *args, "--json", str(hello_context))
+    assert run.code == 0, run.err
+    digest = run.json()["index"]["digest"]
+    for t in tags:
+        assert tag_digest(t) == digest, t
+    # The copied repository holds the whole image: both variants run from it.
+    for plat, uname in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        out = subprocess.run(["docker", "run", "--rm", "--pull", "always", "--platform", plat,
+                              f"{other}:1.0", "uname", "-m"], capture_output=True, text=True)
+        assert out.stdout.strip() == uname, out.stderr
+    # Staging tags are not final tags.
+    staging = run.json()["staging"]["reference"]
+    assert ":polyarch-staging-" in staging
+    assert not any(t.startswith("polyarch-staging-") for t in registry_tags(registry, "mirror/"
+                                                                              + repo.rsplit("/", 1)[1]))
+
+
+def _big_context(path: Path, mib: int) -> Path:
+    ctx = make_context(path, dockerfile=(
+        "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nCOPY blob /blob\n"))
+    with (ctx / "blob").open("wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    return ctx
+
+
+def test_registry_stops_mid_push_then_rerun(tmp_path: Path, hello_context: Path) -> None:
+    reg = LocalRegistry(tmp_path / "reg")
+    try:
+        ref = f"{reg.address}/team/app:stable"
+        v1 = polyarch("publish", "-t", ref, "--json", str(hello_context))
+        assert v1.code == 0, v1.err
+        d1 = v1.json()["index"]["digest"]
+
+        big = _big_context(tmp_path / "big", 160)
+        proc = subprocess.Popen([sys.executable, "-m", "polyarch", "publish", "-t", ref,
+                                 str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        uploads = reg.directory / "data/docker/registry/v2/repositories/team/app/_uploads"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if uploads.exists() and any(uploads.iterdir()):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "publish ended before the upload started"
+        reg.stop()  # the registry dies in the middle of the push
+        out, err = proc.communicate(timeout=300)
+        run = Run(proc.returncode, out, err)
+        assert run.code == 4, run.err
+        assert "Traceback" not in run.err
+        reg.start()
+        assert tag_digest(ref) == d1  # the final tag never moved
+
+        again = polyarch("publish", "-t", ref, "--json", str(big))
+        assert again.code == 0, again.err
+        assert tag_digest(ref) == again.json()["index"]["digest"] != d1
+    finally:
+        reg.stop()
+
+
+def test_faults_during_promotion_are_survived(tmp_path: Path, hello_context: Path) -> None:
+    reg = LocalRegistry(tmp_path / "reg")
+    try:
+        with FaultProxy(reg.address) as proxy:
+            ref = f"{proxy.address}/team/app"
+            proxy.add(Fault.status(503), times=2, method="PUT", match="/manifests/1.0")
+            proxy.add(Fault.status(429, retry_after=1), times=1, method="PUT",
+                      match="/manifests/latest")
+            proxy.add(Fault.reset(), times=1, method="PUT", match="/manifests/latest")
+            run = polyarch("publish", "-t", f"{ref}:1.0", "-t", f"{ref}:latest", "--json",
+                           str(hello_context))
+            assert run.code == 0, run.err
+            assert proxy.faults_injected == 4
+            digest = run.json()["index"]["digest"]
+            assert tag_digest(f"{reg.address}/team/app:1.0") == digest
+            assert tag_digest(f"{reg.address}/team/app:latest") == digest
+    finally:
+        reg.stop()
+
+
+def test_faults_beyond_budget_promote_nothing(tmp_path: Path, hello_context: Path) -> None:
+    reg = LocalRegistry(tmp_path / "reg")
+    try:
+        old = polyarch("publish", "-t", f"{reg.address}/team/app:1.0", "--json",
+                       str(hello_context))
+        assert old.code == 0, old.err
+        d_old = old.json()["index"]["digest"]
+        changed = make_context(tmp_path / "v2", dockerfile=(
+            "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nRUN echo v2 > /v\n"))
+        with FaultProxy(reg.address) as proxy:
+            # The second tag can never be written: the first must be moved back.
+            proxy.add(Fault.status(503), times=None, method="PUT", match="/manifests/latest")
+            run = polyarch("publish", "-t", f"{proxy.address}/team/app:1.0",
+                           "-t", f"{proxy.address}/team/app:latest", str(changed))
+        assert run.code == 4, run.err
+        line = last_error_line(run)
+        assert "latest" in line and "moved back" in line
+        assert tag_digest(f"{reg.address}/team/app:1.0") == d_old
+        assert tag_digest(f"{reg.address}/team/app:latest") is None
+    finally:
+        reg.stop()
+
+
+def test_concurrent_publishes_of_one_tag(tmp_path: Path, repo: str) -> None:
+    ref = f"{repo}:race"
+    ctxs = [make_context(tmp_path / f"c{i}", dockerfile=(
+        f"FROM scratch\nARG TARGETARCH\nCOPY rootfs-${{TARGETARCH}}/ /\nRUN echo {i} > /which\n"))
+        for i in (1, 2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "polyarch", "publish", "-t", ref, "--json",
+                               str(c)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for c in ctxs]
+    results = [p.communicate(timeout=600) for p in procs]
+    for p, (_out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+    digests = {json.loads(out)["index"]["digest"] for out, _ in results}
+    assert len(digests) == 2
+    final = tag_digest(ref)
+    assert final in digests
+    # The tag names one complete index that verifies.
+    check = polyarch("verify", ref, "--json")
+    assert check.code == 0, check.err
+    assert check.json()["index_digest"] == final
