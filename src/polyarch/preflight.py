@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from polyarch.config import Options
+from polyarch.engines import Engine, choose_engine, select_engine
 from polyarch.engines.buildx import DEDICATED_BUILDER, BuilderInfo, Buildx, EngineInfo
+from polyarch.engines.podman import PodmanEngine
 from polyarch.errors import EnvironmentProblem, FatalError, UsageError
 from polyarch.platforms import Platform, from_uname
 
@@ -112,6 +114,7 @@ def run_preflight(
     opts: Options,
     *,
     buildx: Buildx | None = None,
+    build_engine: Engine | None = None,
     need_push: bool = True,
     registry_check: Callable[[Options], Check | None] | None = None,
     allow_create: bool = True,
@@ -119,7 +122,9 @@ def run_preflight(
 ) -> Plan:
     """Run every check. Stops early only where later checks cannot run."""
     plan = Plan()
-    bx = buildx or Buildx(docker_context=opts.docker_context, builder=opts.builder)
+    eng = build_engine or buildx or select_engine(opts)
+    bx = eng if isinstance(eng, Buildx) else Buildx(docker_context=opts.docker_context,
+                                                     builder=opts.builder)
     checks = plan.checks
 
     # Inputs first: they cost nothing and need no engine.
@@ -146,6 +151,11 @@ def run_preflight(
             checks.append(Check("tags", False, "no tag given",
                                 "pass -t/--tag REGISTRY/REPO:TAG or set 'tags' in the config",
                                 UsageError))
+    if opts.engine == "auto":
+        checks.append(Check("engine choice", True, f"{eng.name} ({choose_engine(opts).reason})"))
+    if isinstance(eng, PodmanEngine):
+        _podman_checks(plan, eng, opts, registry_check if need_push and opts.tags else None)
+        return plan
 
     # Engine, buildx, builder and registry: independent look-ups, run side by side.
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -179,6 +189,50 @@ def run_preflight(
     if registry is not None:
         checks.append(registry)
     return plan
+
+
+def _podman_checks(plan: Plan, pm: PodmanEngine, opts: Options,
+                   registry_check: Callable[[Options], Check | None] | None) -> None:
+    """The podman engine: its version, then each platform natively or through binfmt."""
+    checks = plan.checks
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        f_info = pool.submit(_catch, pm.info)
+        f_registry = pool.submit(registry_check, opts) if registry_check is not None else None
+        info = f_info.result()
+        registry = f_registry.result() if f_registry is not None else None
+    if isinstance(info, EnvironmentProblem):
+        checks.append(Check("engine", False, info.message, info.hint or "", EnvironmentProblem))
+        return
+    plan.engine = EngineInfo(info.version, info.arch, info.os, containerd_store=False)
+    mode = "rootless" if info.rootless else "rootful"
+    detail = f"Podman {info.version} ({info.os}/{info.arch}, {mode}{', remote' if info.remote else ''})"
+    major = int(info.version.split(".")[0]) if info.version[:1].isdigit() else 0
+    if major < 4:
+        checks.append(Check("engine", False, detail + ": multi-platform builds need podman 4+",
+                            "install podman 4 or later (Debian 12, Ubuntu 23.04, Fedora 36"
+                            " and later ship it), or use --engine docker", EnvironmentProblem))
+        return
+    checks.append(Check("engine", True, detail))
+    handlers = binfmt_machines() if not info.remote else set()
+    for p in opts.platforms:
+        name = f"platform {p}"
+        if _native(info.arch, p):
+            plan.platform_modes[str(p)] = "native"
+            checks.append(Check(name, True, "native"))
+        elif info.remote:
+            # The machine that runs podman is not this one: its binfmt table is unknown.
+            plan.platform_modes[str(p)] = "emulated"
+            checks.append(Check(name, False, "emulation on the remote podman host not checked",
+                                emulator_remedy(p)))
+        elif (p.elf_class, p.elf_machine) in handlers:
+            plan.platform_modes[str(p)] = "emulated"
+            checks.append(Check(name, True, f"emulated (QEMU {p.qemu})"))
+        else:
+            plan.platform_modes[str(p)] = "missing"
+            checks.append(Check(name, False, "no emulator registered in binfmt_misc",
+                                emulator_remedy(p), EnvironmentProblem))
+    if registry is not None:
+        checks.append(registry)
 
 
 T = TypeVar("T")
