@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyarch.config import Options
-from polyarch.engines import BuildRequest
+from polyarch.engines import BuildRequest, Engine, select_engine
 from polyarch.engines.buildx import Buildx
 from polyarch.errors import RegistryError, VerificationError
 from polyarch.output import BuildProgress, Reporter
@@ -124,9 +124,9 @@ def registry_client(opts: Options) -> RegistryClient:
     return RegistryClient(insecure_registries=opts.insecure_registries)
 
 
-def _preflight(opts: Options, bx: Buildx, rep: Reporter, dry_run: bool) -> Plan:
+def _preflight(opts: Options, bx: Engine, rep: Reporter, dry_run: bool) -> Plan:
     with rep.group("preflight"):
-        plan = run_preflight(opts, buildx=bx, need_push=True, allow_create=not dry_run,
+        plan = run_preflight(opts, build_engine=bx, need_push=True, allow_create=not dry_run,
                              registry_check=None if dry_run else registry_push_check)
         for c in plan.checks:
             # Blocking failures are raised below and printed once, by the CLI.
@@ -143,9 +143,10 @@ def _preflight(opts: Options, bx: Buildx, rep: Reporter, dry_run: bool) -> Plan:
 
 
 def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishResult:
-    bx = Buildx(docker_context=opts.docker_context, builder=opts.builder)
+    bx = select_engine(opts)
     plan = _preflight(opts, bx, rep, dry_run)
-    bx.builder = plan.builder_arg
+    if isinstance(bx, Buildx):
+        bx.builder = plan.builder_arg
     staging = staging_ref(opts.tags[0])
     req = build_request(opts, (staging,))
     tags = [str(t) for t in opts.tags]

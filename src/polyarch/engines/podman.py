@@ -1,0 +1,411 @@
+"""The podman engine: ``podman build --manifest`` then ``podman manifest push --all``.
+
+Podman builds every platform into a local manifest list (one image per platform, RUN
+steps of foreign platforms under QEMU via binfmt_misc, like buildx), pushes the list
+and its images to each tag, and reports the digest of the pushed index from
+``--digestfile``. The local list is removed afterwards; the per-platform images stay
+as layer cache for the next build.
+
+Like the buildx engine it talks to podman only through the ``podman`` CLI, and never
+to a registry over HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import resource
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polyarch import proc
+from polyarch.engines import BuildRequest, BuildResult, StepEvent
+from polyarch.errors import BuildError, EnvironmentProblem, FatalError, RegistryError, UsageError
+from polyarch.platforms import Platform
+from polyarch.refs import ImageRef, parse_ref
+
+PODMAN = "podman"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+#: Local manifest lists are named ``localhost/polyarch-build:<random>``; never pushed.
+LIST_REPOSITORY = "localhost/polyarch-build"
+
+_INSTALL_HINT = "install podman (Debian/Ubuntu: apt-get install podman; Fedora: dnf install podman)"
+
+
+@dataclass(frozen=True)
+class PodmanInfo:
+    version: str
+    arch: str  # GOARCH as podman reports it (amd64, arm64)
+    os: str
+    rootless: bool
+    remote: bool  # talks to a podman service elsewhere (podman --remote, CONTAINER_HOST)
+
+
+class PodmanEngine:
+    name = "podman"
+
+    def __init__(self, *, insecure_registries: Iterable[str] = (),
+                 list_name: str | None = None) -> None:
+        self.insecure = {_norm_host(h) for h in insecure_registries}
+        self.list_name = list_name or f"{LIST_REPOSITORY}:{secrets.token_hex(6)}"
+
+    # -- discovery -----------------------------------------------------------
+    def info(self) -> PodmanInfo:
+        r = proc.run([PODMAN, "info", "--format", "json"], check=False, echo=False, timeout=60)
+        text = r.stdout.strip()
+        if not r.ok or not text.startswith("{"):
+            raise EnvironmentProblem(
+                "podman does not answer: " + _first_line(r.stderr or r.stdout), hint=_INSTALL_HINT
+            )
+        data: dict[str, Any] = json.loads(text)
+        host = data.get("host") or {}
+        version = data.get("version") or {}
+        security = host.get("security") or {}
+        return PodmanInfo(
+            version=str(version.get("Version", "")),
+            arch=str(host.get("arch", "")),
+            os=str(host.get("os", "")),
+            rootless=bool(security.get("rootless", False)),
+            remote=bool(host.get("serviceIsRemote", False)),
+        )
+
+    # -- command lines -------------------------------------------------------
+    def plain_http(self, ref: ImageRef) -> bool:
+        """Loopback registries and the ones named insecure are spoken to over HTTP.
+
+        Docker treats 127.0.0.0/8 as insecure on its own; podman does not, so polyarch
+        says so on the command line (``--tls-verify=false``) for the same registries.
+        """
+        return ref.is_loopback or _norm_host(ref.registry) in self.insecure
+
+    def build_argv(self, req: BuildRequest, *, logfile: Path) -> list[str]:
+        unsupported(req)
+        a = [PODMAN, "build", "--platform", ",".join(str(p) for p in req.platforms),
+             "--manifest", self.list_name, "--file", str(req.dockerfile)]
+        for k, v in req.build_args.items():
+            a += ["--build-arg", f"{k}={v}"]
+        for k, v in req.labels.items():
+            a += ["--label", f"{k}={v}"]
+        for k, v in req.annotations.items():
+            a += ["--annotation", f"{k}={v}"]
+        if req.target:
+            a += ["--target", req.target]
+        for s in req.secrets:
+            a += ["--secret", s]
+        if req.no_cache:
+            a.append("--no-cache")
+        if req.pull:
+            a.append("--pull=always")
+        # Step output goes to a file polyarch follows; podman's own errors stay on stderr.
+        a += ["--logfile", str(logfile), str(req.context)]
+        return a
+
+    def push_argv(self, ref: ImageRef, *, digestfile: Path) -> list[str]:
+        a = [PODMAN, "manifest", "push", "--all", "--format", "oci", "--digestfile",
+             str(digestfile)]
+        if self.plain_http(ref):
+            a.append("--tls-verify=false")
+        return a + [self.list_name, f"docker://{ref}"]
+
+    def remove_argv(self) -> list[str]:
+        return [PODMAN, "manifest", "rm", self.list_name]
+
+    def build_commands(self, req: BuildRequest, metadata_file: Path) -> list[list[str]]:
+        tmp = metadata_file.parent
+        cmds = [self.build_argv(req, logfile=tmp / "build.log")]
+        for i, ref in enumerate(req.push_to):
+            cmds.append(self.push_argv(ref, digestfile=tmp / f"digest-{i}"))
+        cmds.append(self.remove_argv())
+        return cmds
+
+    # -- building ------------------------------------------------------------
+    def build(
+        self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None
+    ) -> BuildResult:
+        if not req.push_to:
+            raise UsageError("the podman engine builds to push: give at least one tag")
+        with tempfile.TemporaryDirectory(prefix="polyarch-") as tmp_name:
+            tmp = Path(tmp_name)
+            t0 = time.monotonic()
+            try:
+                self._build(req, tmp, on_step)
+                digest = ""
+                for i, ref in enumerate(req.push_to):
+                    got = self._push(ref, tmp / f"digest-{i}")
+                    if digest and got != digest:
+                        raise RegistryError(f"{ref}: podman pushed the index as {got}, but"
+                                            f" {req.push_to[0]} got {digest}")
+                    digest = got
+            finally:
+                self._remove_list()
+            seconds = time.monotonic() - t0
+        return BuildResult(digest=digest, media_type=OCI_INDEX, size=0, seconds=seconds)
+
+    def _build(self, req: BuildRequest, tmp: Path,
+               on_step: Callable[[StepEvent], None] | None) -> None:
+        logfile = tmp / "build.log"
+        logfile.touch()
+        argv = self.build_argv(req, logfile=logfile)
+        steps = StepLog(req.platforms, on_step)
+        with _Follow(logfile, steps.feed):
+            res = proc.run(argv, check=False)
+        if res.ok:
+            steps.finish(None)
+            return
+        reason = build_reason(res.stderr)
+        steps.finish(reason)
+        raise build_failure(res.stderr, steps)
+
+    def _push(self, ref: ImageRef, digestfile: Path) -> str:
+        r = proc.run(self.push_argv(ref, digestfile=digestfile), check=False)
+        if not r.ok:
+            raise push_failure(ref, r.stderr or r.stdout, insecure_hint=not self.plain_http(ref))
+        try:
+            digest = digestfile.read_text().strip()
+        except OSError as e:
+            raise FatalError(f"podman wrote no digest file for {ref}: {e.strerror}") from e
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise FatalError(f"podman reported no usable digest for {ref} (got {digest!r})")
+        return digest
+
+    def _remove_list(self) -> None:
+        exists = proc.run([PODMAN, "manifest", "exists", self.list_name], check=False,
+                          echo=False, timeout=60)
+        if exists.ok:
+            proc.run(self.remove_argv(), check=False, timeout=120)
+
+    # -- running -------------------------------------------------------------
+    def run_argv(self, ref: str, platform: Platform, command: Sequence[str]) -> list[str]:
+        a = [PODMAN, "run", "--rm", "--pull", "always", "--platform", str(platform)]
+        try:
+            if self.plain_http(parse_ref(ref)):
+                a.append("--tls-verify=false")
+        except ValueError:
+            pass
+        return a + ulimit_args() + [ref, *command]
+
+
+def unsupported(req: BuildRequest) -> None:
+    """Refuse what podman cannot do instead of silently dropping it."""
+    problems = []
+    if req.provenance:
+        problems.append("provenance attestations (--provenance)")
+    if req.sbom:
+        problems.append("SBOM attestations (sbom = true)")
+    if req.cache_from or req.cache_to:
+        problems.append("buildx cache import/export (cache)")
+    if req.build_contexts:
+        problems.append("named build contexts")
+    if problems:
+        raise UsageError("the podman engine does not support " + ", ".join(problems),
+                         hint="drop the option, or use --engine docker")
+
+
+def ulimit_args() -> list[str]:
+    """``--ulimit`` flags for ``podman run`` when podman cannot set its defaults.
+
+    Rootful podman asks the runtime for nofile=1048576 and a large nproc limit in every
+    container. Raising a limit needs CAP_SYS_RESOURCE; where podman runs without it
+    (inside a container, as CI jobs often do) runc fails with "error setting rlimit
+    type 7: operation not permitted". There the limits are clamped to what this process
+    has (nproc also to 32768, the limit podman 4 puts on itself in that case).
+    """
+    if os.geteuid() != 0 or _has_cap_sys_resource():
+        return []
+    out = []
+    for name, which, cap in (("nofile", resource.RLIMIT_NOFILE, None),
+                             ("nproc", resource.RLIMIT_NPROC, 32768)):
+        hard = resource.getrlimit(which)[1]
+        if hard == resource.RLIM_INFINITY:
+            if cap is None:
+                continue
+            hard = cap
+        elif cap is not None:
+            hard = min(hard, cap)
+        out += ["--ulimit", f"{name}={hard}:{hard}"]
+    return out
+
+
+def _has_cap_sys_resource(status: Path = Path("/proc/self/status")) -> bool:
+    try:
+        text = status.read_text()
+    except OSError:
+        return True  # not Linux, or no procfs: assume the ordinary case
+    m = re.search(r"^CapEff:\s*([0-9a-fA-F]+)$", text, re.M)
+    return m is None or bool(int(m.group(1), 16) & (1 << 24))  # CAP_SYS_RESOURCE = 24
+
+
+# -- progress ------------------------------------------------------------------------
+
+_STEP = re.compile(r"^(?:\[(linux/[a-z0-9]+(?:/v\d)?)\] )?(STEP \d+/\d+: .*|COMMIT.*)$")
+
+
+class StepLog:
+    """Turns podman's step output into :class:`StepEvent` s and keeps it for errors.
+
+    Podman prefixes each step with ``[platform]`` when it builds several platforms;
+    with one platform the prefix is missing and the step belongs to that platform.
+    """
+
+    def __init__(self, platforms: Sequence[Platform],
+                 on_step: Callable[[StepEvent], None] | None) -> None:
+        self.only = str(platforms[0]) if len(platforms) == 1 else None
+        self.on_step = on_step
+        self.lines: list[str] = []
+        self.open: dict[str | None, tuple[str, float, bool]] = {}  # platform -> step
+        self.last_platform: str | None = self.only
+        self.output: dict[tuple[str | None, str], list[str]] = {}
+        self.failed: list[tuple[str | None, str]] = []
+
+    def feed(self, line: str) -> None:
+        self.lines.append(line)
+        m = _STEP.match(line)
+        if m is None:
+            cur = self.open.get(self.last_platform)
+            if cur is not None:
+                if line.startswith("--> Using cache"):
+                    self.open[self.last_platform] = (cur[0], cur[1], True)
+                elif not line.startswith("--> "):
+                    self.output.setdefault((self.last_platform, cur[0]), []).append(line)
+            return
+        plat = m.group(1) or self.only
+        name = m.group(2)
+        self._close(plat, None)
+        self.last_platform = plat
+        self.open[plat] = (name, time.monotonic(), False)
+        self._emit(StepEvent(plat, name, "started"))
+
+    def finish(self, error: str | None) -> None:
+        for plat in list(self.open):
+            if error:
+                self.failed.append((plat, self.open[plat][0]))
+            self._close(plat, error)
+
+    def failed_step(self) -> tuple[str | None, str, str] | None:
+        """(platform, step, its output) of the first step that was running when the build
+        failed."""
+        if not self.failed:
+            return None
+        plat, name = self.failed[0]
+        return plat, name, "\n".join(self.output.get((plat, name), []))
+
+    def _close(self, plat: str | None, error: str | None) -> None:
+        cur = self.open.pop(plat, None)
+        if cur is None:
+            return
+        name, started, cached = cur
+        state = "error" if error else ("cached" if cached else "done")
+        self._emit(StepEvent(plat, name, state, error, time.monotonic() - started))
+
+    def _emit(self, ev: StepEvent) -> None:
+        if self.on_step is not None:
+            self.on_step(ev)
+
+
+class _Follow:
+    """Follow a growing file in a thread and pass each complete line to a callback."""
+
+    def __init__(self, path: Path, on_line: Callable[[str], None]) -> None:
+        self.path = path
+        self.on_line = on_line
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Follow:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        buf = ""
+        with self.path.open("r", encoding="utf-8", errors="replace") as f:
+            while True:
+                stopping = self._stop.is_set()
+                chunk = f.read()
+                if chunk:
+                    buf += chunk
+                    *lines, buf = buf.split("\n")
+                    for line in lines:
+                        self._deliver(line.rstrip("\r"))
+                elif stopping:
+                    break
+                else:
+                    self._stop.wait(0.1)
+        if buf:
+            self._deliver(buf)
+
+    def _deliver(self, line: str) -> None:
+        # A broken progress display must not kill the build.
+        with contextlib.suppress(Exception):
+            self.on_line(line)
+
+
+# -- errors --------------------------------------------------------------------------
+
+def build_reason(stderr: str) -> str:
+    """The most specific line of podman's own error text."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        m = re.match(r"^\*?\s*(building at STEP .*)$", ln)
+        if m:
+            return m.group(1)
+    for ln in reversed(lines):
+        if ln.startswith("Error:"):
+            return ln.removeprefix("Error:").strip()
+    return lines[-1] if lines else "podman build failed"
+
+
+def build_failure(stderr: str, steps: StepLog) -> BuildError:
+    """A failed ``podman build`` with podman's own text: the failing step's output, then
+    podman's error."""
+    reason = build_reason(stderr)
+    parts = []
+    failed = steps.failed_step()
+    where = ""
+    if failed is not None:
+        plat, name, out = failed
+        where = f" ({plat})" if plat and not steps.only else ""
+        parts.append(f"--- {f'[{plat}] ' if plat else ''}{name}")
+        if out.strip():
+            parts.append("\n".join(out.rstrip().splitlines()[-30:]))
+    elif steps.lines:
+        parts.append("\n".join(steps.lines[-30:]))
+    if stderr.strip():
+        parts.append("\n".join(stderr.rstrip().splitlines()[-30:]))
+    return BuildError(f"build failed{where}: {reason}", detail="\n".join(parts) or None)
+
+
+def push_failure(ref: ImageRef, text: str, *, insecure_hint: bool) -> RegistryError:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    err = next((ln for ln in reversed(lines) if ln.startswith("Error:")),
+               lines[-1] if lines else "podman manifest push failed")
+    hint = None
+    if insecure_hint and "http response to https client" in err.lower():
+        hint = f"the registry speaks plain HTTP: pass --insecure-registry {ref.registry}"
+    return RegistryError(f"push to {ref} failed: {err.removeprefix('Error:').strip()}",
+                         hint=hint, detail="\n".join(lines[-30:]) or None)
+
+
+def _norm_host(host: str) -> str:
+    h = host.strip().lower()
+    for scheme in ("https://", "http://"):
+        h = h.removeprefix(scheme)
+    return h.rstrip("/")
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return "no answer"
