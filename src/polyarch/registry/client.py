@@ -175,6 +175,7 @@ class RegistryClient:
         self._lock = threading.Lock()
         self._challenges: dict[str, Challenge] = {}
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._token_locks: dict[tuple[str, str], threading.Lock] = {}
         self._creds: dict[str, Credentials | None] = {}
         #: Number of HTTP requests sent (tests and benchmarks read it).
         self.requests_sent = 0
@@ -234,12 +235,16 @@ class RegistryClient:
             return "Basic " + base64.b64encode(raw).decode("ascii")
         key = (registry, " ".join(sorted(scopes)))
         with self._lock:
-            cached = self._tokens.get(key)
-        if cached is not None and cached[1] > time.monotonic():
-            return f"Bearer {cached[0]}"
-        token, ttl = self._fetch_token(registry, ch, scopes)
-        with self._lock:
-            self._tokens[key] = (token, time.monotonic() + ttl)
+            key_lock = self._token_locks.setdefault(key, threading.Lock())
+        # One token request per scope even when many threads need it at once.
+        with key_lock:
+            with self._lock:
+                cached = self._tokens.get(key)
+            if cached is not None and cached[1] > time.monotonic():
+                return f"Bearer {cached[0]}"
+            token, ttl = self._fetch_token(registry, ch, scopes)
+            with self._lock:
+                self._tokens[key] = (token, time.monotonic() + ttl)
         return f"Bearer {token}"
 
     def _fetch_token(self, registry: str, ch: Challenge, scopes: list[str]) -> tuple[str, float]:
