@@ -46,6 +46,8 @@ class Options:
     insecure_registries: tuple[str, ...] = ()
     tag_specs: tuple[str, ...] = ()
     flavor: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()  # names whose tags come from tag-specs and git state
+    meta: Mapping[str, str] = field(default_factory=dict)  # OCI label values (title, ...)
     source: str = "defaults"  # where file options came from, for messages
 
     @property
@@ -162,6 +164,8 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "pull": ("pull", _bool),
     "insecure-registries": ("insecure_registries", _str_list),
     "tag-specs": ("tag_specs", _lines),
+    "images": ("images", _str_list),
+    "meta": ("meta", _mapping),
     "flavor": ("flavor", _lines),
 }
 

@@ -17,18 +17,20 @@ A failed build, push or verification leaves every final tag where it was.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shlex
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyarch.config import Options
 from polyarch.engines import BuildRequest, Engine, select_engine
 from polyarch.engines.buildx import Buildx
-from polyarch.errors import RegistryError, VerificationError
+from polyarch.errors import RegistryError, UsageError, VerificationError
 from polyarch.output import BuildProgress, Reporter
 from polyarch.preflight import Plan, registry_push_check, run_preflight
 from polyarch.refs import ImageRef
@@ -142,13 +144,62 @@ def _preflight(opts: Options, bx: Engine, rep: Reporter, dry_run: bool) -> Plan:
     return plan
 
 
+def apply_git_tags(opts: Options, rep: Reporter, *, lookup_existing: bool = True,
+                   cwd: Path | None = None) -> tuple[Options, dict[str, str]]:
+    """Add the tags and OCI labels computed from git state for ``opts.images``.
+
+    Returns the new options and the index annotations. With ``latest=auto`` the tags
+    already in the registry are read, so that ``latest`` only moves forward.
+    """
+    if not opts.images:
+        return opts, {}
+    from polyarch.gitinfo import GitContext
+    from polyarch.refs import ReferenceError, parse_ref
+    from polyarch.tags import compute
+
+    names: list[ImageRef] = []
+    for name in opts.images:
+        try:
+            ref = parse_ref(name, default_tag=None)
+        except ReferenceError as e:
+            raise UsageError(f"image {name!r}: {e}") from None
+        if ref.tag or ref.digest:
+            raise UsageError(f"image {name!r} carries a tag or digest",
+                             hint="give the name only; the tags come from tag-specs")
+        names.append(ref)
+    env = dict(os.environ)
+    ctx = GitContext.detect(cwd or Path.cwd(), env)
+    existing: list[str] | None = None
+    if lookup_existing:
+        try:
+            with registry_client(opts) as client:
+                existing = client.list_tags(names[0])
+        except RegistryError as e:
+            rep.warn(f"cannot list the tags of {names[0]} ({e.message}); 'latest' follows"
+                     " metadata-action's rule")
+    epoch = env.get("SOURCE_DATE_EPOCH")
+    now = datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() else None
+    plan = compute(opts.tag_specs, opts.flavor, ctx, existing_tags=existing, meta=opts.meta,
+                   now=now)
+    for w in plan.warnings:
+        rep.warn(w)
+    if not plan.tags:
+        rep.warn(f"the tag rules give no tag for this git state ({ctx.event} {ctx.ref_name})")
+    tags = list(opts.tags)
+    for n in names:
+        tags.extend(n.with_tag(t) for t in plan.tags if n.with_tag(t) not in tags)
+    labels = {**plan.labels, **opts.labels}  # labels given by hand win
+    return replace(opts, tags=tuple(tags), labels=labels), dict(plan.annotations)
+
+
 def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishResult:
+    opts, annotations = apply_git_tags(opts, rep, lookup_existing=not dry_run)
     bx = select_engine(opts)
     plan = _preflight(opts, bx, rep, dry_run)
     if isinstance(bx, Buildx):
         bx.builder = plan.builder_arg
     staging = staging_ref(opts.tags[0])
-    req = build_request(opts, (staging,))
+    req = replace(build_request(opts, (staging,)), annotations=annotations)
     tags = [str(t) for t in opts.tags]
 
     if dry_run:

@@ -41,6 +41,12 @@ def build_options(f: F) -> F:
         click.option("--pull", is_flag=True, default=None, help="Always pull base images."),
         click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
                      help="Allow plain HTTP to this registry (loopback registries always are)."),
+        click.option("--image", "images", multiple=True, metavar="NAME",
+                     help="Image name (no tag) to tag from git state with --tag-spec (repeatable)."),
+        click.option("--tag-spec", "tag_specs", multiple=True, metavar="SPEC",
+                     help="Tag rule in docker/metadata-action syntax for --image names (repeatable)."),
+        click.option("--flavor", "flavor", multiple=True, metavar="F",
+                     help="latest=auto|true|false, prefix=P, suffix=S (repeatable)."),
         click.option("--config", "config_path", type=click.Path(path_type=Path), metavar="PATH",
                      help="Config file (default: ./polyarch.toml or [tool.polyarch] in ./pyproject.toml)."),
         click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout."),
@@ -67,6 +73,9 @@ def load_options(kw: dict[str, Any]) -> Options:
         "no-cache": kw.get("no_cache"),
         "pull": kw.get("pull"),
         "insecure-registries": kw.get("insecure_registries"),
+        "images": kw.get("images"),
+        "tag-specs": kw.get("tag_specs"),
+        "flavor": kw.get("flavor"),
     }
     for extra in ("verify", "smoke", "allow"):
         if extra in kw:
