@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import polyarch
 from conftest import make_context, registry_tags
 

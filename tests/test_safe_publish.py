@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import Run, last_error_line, polyarch
 from conftest import make_context, registry_tags
 from faultproxy import Fault, FaultProxy, LocalRegistry
