@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from polyarch import config
 from polyarch.commands._common import reporter
 from polyarch.errors import UsageError
 from polyarch.gitinfo import GitContext
@@ -83,9 +84,11 @@ def command(specs: tuple[str, ...], flavor: tuple[str, ...], images: tuple[str, 
     """Print the tags and OCI labels computed from git state (working tree or CI variables)."""
     rep = reporter(json_mode)
     env = dict(os.environ)
-    names = check_images(images)
+    # What is not given here comes from the config cascade (tag-specs, flavor, images, meta).
+    opts = config.load({"tag-specs": specs, "flavor": flavor, "images": images})
+    names = check_images(opts.images)
     ctx = GitContext.detect(context_dir, env)
-    plan = compute(specs, flavor, ctx, now=build_time(env))
+    plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, now=build_time(env))
     if json_mode:
         for w in plan.warnings:
             rep.warn(w)
