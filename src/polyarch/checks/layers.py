@@ -318,8 +318,11 @@ def scan_layer(digest: str, chunks: Iterable[bytes]) -> LayerScan:
     scan.compression = compression
     tar_bytes = _Counter(tar)
 
+    candidates: set[str] = set()
+
     def want(name: str, size: int) -> int:
-        if secrets.is_candidate(normalise(name)):
+        if secrets.is_candidate(name):
+            candidates.add(normalise(name))
             return secrets.MAX_SIZE
         return PROBE
 
@@ -344,7 +347,7 @@ def scan_layer(digest: str, chunks: Iterable[bytes]) -> LayerScan:
                 scan.files[path] = target
                 continue
             scan.files.pop(path, None)  # a later entry of the same path wins
-            scan.files[path] = _record(path, entry)
+            scan.files[path] = _record(path, entry, path in candidates)
     finally:
         for _ in counter:  # read to the end so that the digest gets checked
             pass
@@ -353,13 +356,13 @@ def scan_layer(digest: str, chunks: Iterable[bytes]) -> LayerScan:
     return scan
 
 
-def _record(path: str, entry: TarEntry) -> FileRecord | None:
+def _record(path: str, entry: TarEntry, candidate: bool) -> FileRecord | None:
     if entry.type not in (b"0", b"\0", b"7") or not entry.head:
         return None
     elf = read_elf_header(entry.head)
     if elf is not None and not elf.runnable:
         elf = None
-    hits = secrets.scan(path, entry.head) if secrets.is_candidate(path) else []
+    hits = secrets.scan(path, entry.head) if candidate else []
     if elf is None and not hits:
         return None
     return FileRecord(elf, hits)

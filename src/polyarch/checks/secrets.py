@@ -66,19 +66,23 @@ def is_env_file(name: str) -> bool:
     return name == ".env" or name.startswith(".env.") or name.endswith(".env")
 
 
+_NAMES = frozenset({".npmrc", ".git-credentials", ".netrc", "_netrc", ".pypirc", "config.json",
+                    "credentials", ".dockercfg", "config"}) | _KEY_NAMES
+_CLOUD_BASENAMES = frozenset(s.rsplit("/", 1)[-1] for s in _CLOUD_FILES)
+
+
 def is_candidate(path: str) -> bool:
     """Whether the file at ``path`` is read by a detector (decided from the name only)."""
-    name = _base(path)
-    lower = path.lower()
+    name = path.rsplit("/", 1)[-1]
+    if name in _NAMES:
+        return True
+    lname = name.lower()
     return (
-        name in {".npmrc", ".git-credentials", ".netrc", "_netrc", ".pypirc", "config.json",
-                 "credentials", ".dockercfg", "config"}
-        or name in _KEY_NAMES
-        or "/.ssh/" in lower
-        or name.endswith((".pem", ".key", ".json")) and _is_cloud_json_name(name)
-        or any(lower.endswith("/" + suffix) for suffix in _CLOUD_FILES)
-        or name.endswith((".pem", ".key"))
-        or is_env_file(name)
+        lname in _CLOUD_BASENAMES
+        or lname.endswith((".pem", ".key"))
+        or (".env" in lname and is_env_file(name))
+        or (lname.endswith(".json") and _is_cloud_json_name(lname))
+        or "/.ssh/" in "/" + path
     )
 
 
