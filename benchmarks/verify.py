@@ -41,7 +41,12 @@ from polyarch.platforms import parse_platforms
 from polyarch.refs import parse_ref
 from polyarch.registry import RegistryClient
 
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "container", "image", "layer", "platform", "verify", "registry", "manifest", "index", "digest"]
+WORDS = [
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+    "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
+    "sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "container",
+    "image", "layer", "platform", "verify", "registry", "manifest", "index", "digest",
+]
 
 
 def fixtures() -> Path:
