@@ -191,3 +191,53 @@ def test_concurrent_publishes_of_one_tag(tmp_path: Path, repo: str) -> None:
     check = polyarch("verify", ref, "--json")
     assert check.code == 0, check.err
     assert check.json()["index_digest"] == final
+
+
+# docker retries a failed manifest PUT itself; 4 failures get past it to polyarch's retry.
+FAULTS = 4
+
+
+def test_transient_push_failure_is_retried(tmp_path: Path, hello_context: Path) -> None:
+    reg = LocalRegistry(tmp_path / "reg")
+    try:
+        with FaultProxy(reg.address) as proxy:
+            # The build's own push of the staged index gets 503s, more than docker's
+            # own retries absorb.
+            proxy.add(Fault.status(503), times=FAULTS, method="PUT",
+                      match="/manifests/polyarch-staging-")
+            run = polyarch("publish", "-t", f"{proxy.address}/team/app:1", "--json",
+                           str(hello_context))
+            assert run.code == 0, run.err
+            assert proxy.faults_injected == FAULTS
+            assert "retrying" in run.err
+            assert tag_digest(f"{reg.address}/team/app:1") == run.json()["index"]["digest"]
+    finally:
+        reg.stop()
+
+
+CACHED_DOCKERFILE = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+RUN busybox dd if=/dev/zero bs=1M count=24 2>/dev/null | busybox sha256sum > /expensive
+COPY last.txt /last.txt
+"""
+
+
+def test_registry_cache_survives_a_cold_builder(tmp_path: Path, repo: str) -> None:
+    ctx = make_context(tmp_path / "ctx", dockerfile=CACHED_DOCKERFILE)
+    (ctx / "last.txt").write_text("one\n")
+    first = polyarch("publish", "--cache", "registry", "-t", f"{repo}:1", str(ctx))
+    assert first.code == 0, first.err
+    assert "RUN busybox dd" in first.err and "exporting cache to registry ... done" in first.err
+    # Throw away the builder's local cache: only the registry cache is left.
+    subprocess.run(["docker", "buildx", "prune", "-af"], check=True, capture_output=True)
+    (ctx / "last.txt").write_text("two\n")
+    second = polyarch("publish", "--cache", "registry", "-t", f"{repo}:2", str(ctx))
+    assert second.code == 0, second.err
+    expensive = [ln for ln in second.err.splitlines() if "RUN busybox dd" in ln]
+    assert expensive and all(ln.endswith("cached") for ln in expensive), expensive
+    last = [ln for ln in second.err.splitlines() if "COPY last.txt" in ln]
+    assert last and not any(ln.endswith("cached") for ln in last), last
+    tags = registry_tags(repo.split("/", 1)[0], repo.split("/", 1)[1])
+    assert "buildcache-linux-amd64-linux-arm64" in tags

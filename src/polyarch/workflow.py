@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyarch.config import Options
-from polyarch.engines import BuildRequest, Engine, select_engine
+from polyarch.engines import BuildRequest, BuildResult, Engine, select_engine
 from polyarch.engines.buildx import Buildx
 from polyarch.errors import RegistryError, UsageError, VerificationError
 from polyarch.output import BuildProgress, Reporter
@@ -103,8 +103,39 @@ def staging_ref(target: ImageRef) -> ImageRef:
     return target.untagged().with_tag(STAGING_PREFIX + run_id)
 
 
+CACHE_TAG = "buildcache"
+
+
+def cache_refs(opts: Options, repo: ImageRef) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """--cache-from and --cache-to values for ``cache = "registry"``.
+
+    The cache lives in the target repository under one tag per set of platforms built
+    together (``buildcache-linux-amd64``, ``buildcache-linux-amd64-linux-arm64``), so a
+    build of one platform never evicts the cache of another or of the full set. Every
+    build reads its own set's cache and each of its single platforms' caches.
+    """
+    if opts.cache != "registry":
+        return (), ()
+
+    def ref(plats: Sequence[object]) -> str:
+        slug = "-".join(str(p).replace("/", "-") for p in plats)
+        return str(repo.untagged().with_tag(f"{CACHE_TAG}-{slug}"[:128]))
+
+    own = ref(opts.platforms)
+    sources = [own] + ([ref([p]) for p in opts.platforms] if len(opts.platforms) > 1 else [])
+    cache_from = tuple(f"type=registry,ref={r}" for r in sources)
+    cache_to = (f"type=registry,ref={own},mode=max,ignore-error=true",)
+    return cache_from, cache_to
+
+
 def build_request(opts: Options, push_to: tuple[ImageRef, ...]) -> BuildRequest:
+    cache_from, cache_to = cache_refs(opts, push_to[0]) if push_to else ((), ())
+    if opts.cache == "inline":
+        cache_to = ("type=inline",)
+        cache_from = tuple(f"type=registry,ref={t}" for t in push_to)
     return BuildRequest(
+        cache_from=() if opts.no_cache else cache_from,
+        cache_to=cache_to,
         context=Path(opts.context),
         dockerfile=opts.dockerfile,
         platforms=opts.platforms,
@@ -142,6 +173,30 @@ def _preflight(opts: Options, bx: Engine, rep: Reporter, dry_run: bool) -> Plan:
     else:
         plan.raise_for_failure()
     return plan
+
+
+_TRANSIENT = ("500 internal server error", " 502 ", " 503 ", " 504 ", "429 too many requests",
+              "service unavailable", "bad gateway", "connection reset by peer",
+              "unexpected eof")
+
+
+def build_with_retries(bx: Engine, req: BuildRequest, prog: BuildProgress, rep: Reporter,
+                       *, attempts: int = 3, backoff: float = 2.0) -> BuildResult:
+    """Build and push; a push that fails on a transient registry error (5xx, 429, a reset
+    connection) is tried again, bounded. The rebuild comes from the build cache and the
+    registry skips blobs it already has, so a retry costs little."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return bx.build(req, on_step=prog)
+        except RegistryError as e:
+            text = f" {e.message} {e.detail or ''} ".lower()
+            if attempt == attempts or not any(t in text for t in _TRANSIENT):
+                raise
+            wait = backoff * 2 ** (attempt - 1)
+            rep.warn(f"push failed on a transient registry error, retrying in {wait:.0f} s"
+                     f" ({attempt}/{attempts - 1}): {e.message}")
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def apply_git_tags(opts: Options, rep: Reporter, *, lookup_existing: bool = True,
@@ -214,7 +269,7 @@ def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishRe
         return PublishResult("", "", tags, staging=str(staging), dry_run=True, commands=cmds)
 
     with rep.group(f"build {', '.join(str(p) for p in opts.platforms)}"), BuildProgress(rep) as prog:
-        built = bx.build(req, on_step=prog)
+        built = build_with_retries(bx, req, prog, rep)
     staged = staging.with_digest(built.digest)
     result = PublishResult(built.digest, built.media_type, tags, build_seconds=built.seconds,
                            staging=str(staging))

@@ -37,6 +37,9 @@ def build_options(f: F) -> F:
                           " podman)."),
         click.option("--provenance/--no-provenance", default=None,
                      help="Attach provenance attestations (buildx default when not given)."),
+        click.option("--cache", "cache", type=click.Choice(["none", "registry", "inline"]),
+                     default=None, help="Build cache: 'registry' keeps it in REPO:buildcache-*"
+                     " (default none)."),
         click.option("--no-cache", "no_cache", is_flag=True, default=None, help="Build without cache."),
         click.option("--pull", is_flag=True, default=None, help="Always pull base images."),
         click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
@@ -71,6 +74,7 @@ def load_options(kw: dict[str, Any]) -> Options:
         "engine": kw.get("engine"),
         "provenance": kw.get("provenance"),
         "no-cache": kw.get("no_cache"),
+        "cache": kw.get("cache"),
         "pull": kw.get("pull"),
         "insecure-registries": kw.get("insecure_registries"),
         "images": kw.get("images"),

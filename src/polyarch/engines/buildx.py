@@ -281,7 +281,9 @@ class RawJsonProgress:
 
     def _maybe_report(self, d: str, v: dict[str, Any]) -> None:
         name = str(v.get("name", ""))
-        if v.get("error"):
+        if v.get("error") and name.startswith("importing cache manifest"):
+            state = "no cache yet"  # a missing cache is not an error; BuildKit goes on
+        elif v.get("error"):
             state = "error"
         elif v.get("completed"):
             state = "cached" if v.get("cached") else "done"
@@ -304,6 +306,9 @@ class RawJsonProgress:
         """(step name, error, its log output) for every vertex that failed."""
         out = []
         for d, v in self.vertices.items():
+            name = str(v.get("name", ""))
+            if name.startswith("importing cache manifest"):
+                continue
             if v.get("error") and "context canceled" not in str(v.get("error")):
                 out.append((str(v.get("name", "")), str(v["error"]), "".join(self.logs.get(d, []))))
         return out
