@@ -156,3 +156,12 @@ def test_layout_as_tar(tmp_path: Path) -> None:
     assert report.ok and report.reference == f"oci:{archive}"
     named = verify(f"oci:{archive}:latest", BOTH, deep=False)
     assert named.index_digest == report.index_digest
+
+
+def test_corrupt_gzip() -> None:
+    blob, _ = make_layer({"bin/app": AMD * 50}, "gzip")
+    bad = bytearray(blob)
+    for i in range(40, 60):
+        bad[i] ^= 0x5A
+    with pytest.raises(LayerFormatError, match="gzip stream is corrupt"):
+        scan_layer("sha256:x", chunks(bytes(bad)))
