@@ -29,6 +29,7 @@ class Options:
     context: str = "."
     file: str | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
+    build_contexts: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
     secrets: tuple[str, ...] = ()
@@ -149,6 +150,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "dockerfile": ("file", _opt_str),
     "build-args": ("build_args", _mapping),
     "labels": ("labels", _mapping),
+    "build-contexts": ("build_contexts", _mapping),
     "target": ("target", _opt_str),
     "secrets": ("secrets", _str_list),
     "builder": ("builder", _opt_str),
@@ -208,6 +210,18 @@ def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
+def read_config(config_path: Path | None, cwd: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The polyarch table of ``config_path``, or of the file found in ``cwd``."""
+    if config_path is None:
+        return find_config(cwd)
+    if not config_path.is_file():
+        raise ConfigError(f"config file {config_path} not found")
+    data = _load_toml(config_path)
+    if config_path.name == "pyproject.toml" or "tool" in data:
+        data = data.get("tool", {}).get("polyarch", {})
+    return config_path, data
+
+
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
@@ -255,16 +269,7 @@ def load(
     source = "defaults"
 
     # 1. file
-    found: tuple[Path, dict[str, Any]] | None
-    if config_path is not None:
-        if not config_path.is_file():
-            raise ConfigError(f"config file {config_path} not found")
-        data = _load_toml(config_path)
-        if config_path.name == "pyproject.toml" or "tool" in data:
-            data = data.get("tool", {}).get("polyarch", {})
-        found = (config_path, data)
-    else:
-        found = find_config(cwd)
+    found = read_config(config_path, cwd)
     if found is not None:
         path, data = found
         source = str(path)

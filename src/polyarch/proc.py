@@ -64,11 +64,13 @@ def run(
     on_line: Callable[[str], None] | None = None,
     error_class: type[FatalError] | None = None,
     error_message: str | None = None,
+    merge_output: bool = False,
 ) -> Result:
     """Run ``argv``.
 
-    With ``on_line`` the command's stderr is streamed line by line to the callback as it
-    arrives (the "tee"), and also kept for the error message. ``env`` entries are added to
+    With ``on_line`` the command's stderr (with ``merge_output``: stdout and stderr
+    together) is streamed line by line to the callback as it arrives (the "tee"), and
+    also kept for the error message. ``env`` entries are added to
     the current environment.
     """
     argv = tuple(str(a) for a in argv)
@@ -92,7 +94,7 @@ def run(
             )
             res = Result(argv, cp.returncode, cp.stdout or "", cp.stderr or "")
         else:
-            res = _run_streaming(argv, full_env, cwd, on_line, timeout)
+            res = _run_streaming(argv, full_env, cwd, on_line, timeout, merge_output)
     except FileNotFoundError as e:
         raise EnvironmentProblem(
             f"{argv[0]} not found", hint=f"install {argv[0]} or put it on PATH"
@@ -110,11 +112,12 @@ def _run_streaming(
     cwd: str | Path | None,
     on_line: Callable[[str], None],
     timeout: float | None,
+    merge: bool = False,
 ) -> Result:
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge else subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
         env=env,
@@ -128,15 +131,20 @@ def _run_streaming(
         assert proc.stdout is not None
         out_chunks.append(proc.stdout.read())
 
-    t = threading.Thread(target=read_out, daemon=True)
-    t.start()
-    assert proc.stderr is not None
-    for line in proc.stderr:
+    if merge:
+        lines = proc.stdout
+    else:
+        t = threading.Thread(target=read_out, daemon=True)
+        t.start()
+        lines = proc.stderr
+    assert lines is not None
+    for line in lines:
         err_lines.append(line)
         try:
             on_line(line.rstrip("\n"))
         except Exception as e:  # a broken progress display must not kill the build
             print(f"polyarch: progress display failed: {e}", file=sys.stderr)
     rc = proc.wait(timeout=timeout)
-    t.join()
+    if not merge:
+        t.join()
     return Result(argv, rc, "".join(out_chunks), "".join(err_lines))

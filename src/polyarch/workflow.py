@@ -141,6 +141,7 @@ def build_request(opts: Options, push_to: tuple[ImageRef, ...]) -> BuildRequest:
         platforms=opts.platforms,
         push_to=push_to,
         build_args=dict(opts.build_args),
+        build_contexts=dict(opts.build_contexts),
         labels=dict(opts.labels),
         target=opts.target,
         secrets=opts.secrets,

@@ -1,0 +1,327 @@
+"""Projects with several images: ``[[image]]`` entries (``[[tool.polyarch.image]]`` in
+pyproject.toml), built in dependency order, each dependent pinned to the exact digest
+of what it depends on.
+
+Each entry takes the per-image keys of the top-level config (``platforms``,
+``context``, ``file``, ``target``, ``build-args``, ``labels``, ``secrets``, ...) and
+these of its own:
+
+``name``        required, unique; what ``depends-on`` and ``polyarch publish NAME`` use
+``depends-on``  names of images this one is built on; each is passed as a named build
+                context pinned by digest (``--build-context base=docker-image://REF@sha256:..``),
+                so ``FROM base`` in the Dockerfile means "the base built in this run"
+``prebuild``    shell commands run in order in the project root before the build
+``version``     a literal, or ``{ from = "package.json", field = "version" }``,
+                ``{ from = "pyproject.toml" }`` (project.version), ``{ from = "git" }``
+                (the nearest tag, without a leading ``v``)
+``name-from``   ``{ file = "package.json", field = "config.sandboxImageUri" }``: the image
+                reference (its tag, if any, is the default tag)
+``tag-env``     an environment variable that, when set, overrides the tag
+``tags``        explicit references; ``{version}`` is replaced (in ``build-args`` too)
+
+Relative paths (``context``, ``file``) are relative to the config file's directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from polyarch import config, proc
+from polyarch.config import Options
+from polyarch.errors import BuildError, ConfigError, UsageError
+from polyarch.output import Reporter
+from polyarch.refs import ImageRef, ReferenceError, check_tag, parse_ref
+
+#: Keys of an [[image]] entry that mean the same as at the top level.
+SHARED_KEYS = ("platforms", "context", "file", "dockerfile", "target", "build-args", "labels",
+               "secrets", "provenance", "sbom", "verify", "smoke", "allow", "cache", "no-cache",
+               "pull", "build-contexts", "images", "tag-specs", "flavor", "meta")
+OWN_KEYS = ("name", "depends-on", "prebuild", "version", "name-from", "tag-env", "tags")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    where: str  # "polyarch.toml: image 'web'" for messages
+    shared: Mapping[str, Any] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    prebuild: tuple[str, ...] = ()
+    version: Any = None
+    name_from: Mapping[str, str] | None = None
+    tag_env: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    path: Path
+    images: tuple[ImageSpec, ...]
+
+    def get(self, name: str) -> ImageSpec:
+        for i in self.images:
+            if i.name == name:
+                return i
+        close = difflib.get_close_matches(name, [i.name for i in self.images], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else (
+            "images: " + ", ".join(i.name for i in self.images))
+        raise UsageError(f"no image named {name!r} in {self.path}", hint=hint)
+
+
+def load_project(config_path: Path | None = None, cwd: Path | None = None) -> Project | None:
+    found = config.read_config(config_path, cwd or Path.cwd())
+    if found is None:
+        return None
+    path, data = found
+    entries = data.get("image")
+    if entries is None:
+        return None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"{path}: 'image' must be an array of tables ([[image]])")
+    images: list[ImageSpec] = []
+    for n, e in enumerate(entries, 1):
+        images.append(_image(path, n, e))
+    names = [i.name for i in images]
+    dupes = sorted({x for x in names if names.count(x) > 1})
+    if dupes:
+        raise ConfigError(f"{path}: image name {dupes[0]!r} is used twice")
+    for i in images:
+        for d in i.depends_on:
+            if d not in names:
+                close = difflib.get_close_matches(d, names, n=1)
+                raise ConfigError(f"{i.where}: depends-on {d!r} is not an image of this project",
+                                  hint=f"did you mean {close[0]!r}?" if close else None)
+    proj = Project(path.parent, path, tuple(images))
+    order(proj, [])  # reject cycles early
+    return proj
+
+
+def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
+    name = e.get("name")
+    where = f"{path}: image #{n}" if not isinstance(name, str) else f"{path}: image {name!r}"
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: 'name' is required (a string)")
+    shared: dict[str, Any] = {}
+    for k, v in e.items():
+        if k in OWN_KEYS:
+            continue
+        if k not in SHARED_KEYS:
+            close = difflib.get_close_matches(k, list(SHARED_KEYS + OWN_KEYS), n=1, cutoff=0.6)
+            raise ConfigError(f"{where}: unknown key {k!r}",
+                              hint=f"did you mean {close[0]!r}?" if close else None)
+        shared[k] = v
+    for k in ("context", "file", "dockerfile"):
+        if isinstance(shared.get(k), str):
+            shared[k] = str((path.parent / shared[k]).resolve())
+
+    def strs(key: str) -> tuple[str, ...]:
+        v = e.get(key, [])
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ConfigError(f"{where}: {key!r} must be a list of strings")
+        return tuple(v)
+
+    name_from = e.get("name-from")
+    if name_from is not None and not (isinstance(name_from, dict) and
+                                      set(name_from) <= {"file", "field"} and "file" in name_from):
+        raise ConfigError(f"{where}: 'name-from' must be {{ file = \"package.json\", field ="
+                          " \"config.sandboxImageUri\" }")
+    version = e.get("version")
+    sources = {"package.json", "pyproject.toml", "git"}
+    if version is not None and not isinstance(version, str) and not (
+            isinstance(version, dict) and version.get("from") in sources):
+        raise ConfigError(f"{where}: 'version' must be a string or {{ from = \"package.json\""
+                              " | \"pyproject.toml\" | \"git\", field = ... }")
+    tag_env = e.get("tag-env")
+    if tag_env is not None and not isinstance(tag_env, str):
+        raise ConfigError(f"{where}: 'tag-env' must be the name of an environment variable")
+    return ImageSpec(name=name, where=where, shared=shared, depends_on=strs("depends-on"),
+                     prebuild=strs("prebuild"), version=version, name_from=name_from,
+                     tag_env=tag_env, tags=strs("tags"))
+
+
+def order(project: Project, selected: Sequence[str]) -> list[ImageSpec]:
+    """The images to build, dependencies first. ``selected`` empty: all of them."""
+    wanted = [project.get(n) for n in selected] if selected else list(project.images)
+    out: list[ImageSpec] = []
+    state: dict[str, str] = {}
+
+    def visit(i: ImageSpec, chain: list[str]) -> None:
+        if state.get(i.name) == "done":
+            return
+        if state.get(i.name) == "visiting":
+            raise ConfigError(f"{project.path}: depends-on cycle: {' -> '.join(chain + [i.name])}")
+        state[i.name] = "visiting"
+        for d in i.depends_on:
+            visit(project.get(d), chain + [i.name])
+        state[i.name] = "done"
+        out.append(i)
+
+    for i in wanted:
+        visit(i, [])
+    return out
+
+
+# -- values --------------------------------------------------------------------------------
+
+def _field(data: Any, dotted: str, where: str) -> Any:
+    cur = data
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            raise ConfigError(f"{where}: field {dotted!r} not found")
+        cur = cur[part]
+    return cur
+
+
+def resolve_version(spec: ImageSpec, root: Path) -> str | None:
+    v = spec.version
+    if v is None or isinstance(v, str):
+        return v
+    src = v["from"]
+    if src == "git":
+        r = proc.run(["git", "describe", "--tags", "--abbrev=0"], cwd=root, check=False,
+                     echo=False)
+        if not r.ok:
+            raise ConfigError(f"{spec.where}: version from git: no tag reachable from HEAD")
+        return r.stdout.strip().removeprefix("v")
+    path = root / src
+    try:
+        if src == "package.json":
+            data = json.loads(path.read_text())
+            value = _field(data, v.get("field", "version"), f"{spec.where}: {path}")
+        else:
+            data = tomllib.loads(path.read_text())
+            value = _field(data, v.get("field", "project.version"), f"{spec.where}: {path}")
+    except OSError as e:
+        raise ConfigError(f"{spec.where}: cannot read {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise ConfigError(f"{spec.where}: {path} is not valid: {e}") from None
+    if not isinstance(value, str | int | float) or str(value) == "":
+        raise ConfigError(f"{spec.where}: the version in {path} is empty or not a string")
+    return str(value)
+
+
+def resolve_tags(spec: ImageSpec, root: Path, version: str | None,
+                 env: Mapping[str, str]) -> tuple[ImageRef, ...]:
+    """The final references of an image. Never yields a tag such as 'undefined': a
+    missing version or tag is an error, or 'latest' where no version source is set."""
+    refs: list[ImageRef] = []
+    raw = list(spec.tags)
+    if not raw and spec.name_from is not None:
+        path = root / spec.name_from["file"]
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{spec.where}: cannot read {path}: {e}") from None
+        value = _field(data, spec.name_from.get("field", "name"), f"{spec.where}: {path}")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{spec.where}: {path}: the image name field is empty")
+        raw = [value]
+    for t in raw:
+        if "{version}" in t and version is None:
+            raise ConfigError(f"{spec.where}: tag {t!r} uses {{version}} but no 'version' is set")
+        text = t.replace("{version}", version or "")
+        try:
+            # A reference without a tag gets the version, else 'latest'.
+            ref = parse_ref(text, default_tag=None)
+        except ReferenceError as e:
+            raise ConfigError(f"{spec.where}: {e}") from None
+        if ref.tag is None and ref.digest is None:
+            ref = ref.with_tag(version or "latest")
+        refs.append(ref)
+    override = env.get(spec.tag_env or "", "") if spec.tag_env else ""
+    if override:
+        try:
+            check_tag(override)
+        except ReferenceError as e:
+            raise UsageError(f"environment variable {spec.tag_env}: {e}") from None
+        refs = [r.with_tag(override) for r in refs]
+    unique: list[ImageRef] = []
+    for r in refs:
+        if r not in unique:
+            unique.append(r)
+    return tuple(unique)
+
+
+def image_options(spec: ImageSpec, base: Options, root: Path, env: Mapping[str, str],
+                  deps: Mapping[str, str]) -> Options:
+    """Options for one image: the top-level options, this entry's keys, its tags, and its
+    dependencies as digest-pinned build contexts."""
+    values: dict[str, Any] = {}
+    for k, v in spec.shared.items():
+        config._apply(values, k, v, spec.where)
+    version = resolve_version(spec, root)
+    if version is not None:
+        values["build_args"] = {k: x.replace("{version}", version)
+                                for k, x in values.get("build_args", base.build_args).items()}
+    tags = resolve_tags(spec, root, version, env)
+    contexts = dict(values.get("build_contexts", base.build_contexts))
+    labels = dict(values.get("labels", base.labels))
+    for name, pinned in deps.items():
+        contexts[name] = f"docker-image://{pinned}"
+        labels[f"io.polyarch.depends.{name}"] = pinned
+    if len(deps) == 1:
+        pinned = next(iter(deps.values()))
+        ref, _, digest = pinned.partition("@")
+        labels["org.opencontainers.image.base.name"] = ref
+        labels["org.opencontainers.image.base.digest"] = digest
+    values["build_contexts"] = contexts
+    values["labels"] = labels
+    if tags:
+        values["tags"] = tags
+    if "context" not in values:
+        values["context"] = str(root)
+    return replace(base, **values)
+
+
+def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter) -> None:
+    for cmd in spec.prebuild:
+        with rep.group(f"{spec.name}: prebuild: {cmd}"):
+            r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=rep.info,
+                         merge_output=True)
+        if not r.ok:
+            raise BuildError(f"image {spec.name!r}: prebuild command {cmd!r} failed with exit"
+                             f" status {r.returncode}", detail=r.stderr[-4000:])
+
+
+@dataclass
+class ImageOutcome:
+    name: str
+    result: Any  # workflow.PublishResult
+
+    def reference(self) -> str:
+        r = self.result
+        return f"{r.tags[0]}@{r.index_digest}" if r.tags and r.index_digest else ""
+
+
+def publish_project(project: Project, base: Options, rep: Reporter, *, names: Sequence[str] = (),
+                    dry_run: bool = False, env: Mapping[str, str],
+                    on_done: Callable[[ImageOutcome], None] | None = None) -> list[ImageOutcome]:
+    from polyarch import workflow
+
+    built: dict[str, str] = {}  # name -> repo@digest of what this run built
+    out: list[ImageOutcome] = []
+    for spec in order(project, names):
+        with rep.group(f"image {spec.name}"):
+            if not dry_run:
+                run_prebuild(spec, project.root, rep)
+            elif spec.prebuild:
+                for cmd in spec.prebuild:
+                    rep.info(f"# prebuild ({project.root}): {cmd}")
+            deps = {d: built.get(d, f"<digest of {d} built in this run>") for d in spec.depends_on}
+            opts = image_options(spec, base, project.root, env, deps)
+            result = workflow.publish(opts, rep, dry_run=dry_run)
+            if result.index_digest:
+                built[spec.name] = f"{opts.tags[0].untagged()}@{result.index_digest}"
+            outcome = ImageOutcome(spec.name, result)
+            out.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+    return out
