@@ -1,0 +1,379 @@
+"""``polyarch merge``: join per-platform images built elsewhere into one index, verify it,
+and promote the tags the way ``publish`` does.
+
+Sources are build descriptors (``polyarch build --stage``) or image references (tags or
+digests; single-platform manifests or indexes). The flow:
+
+1. resolve every source to a manifest pinned by digest, and list its platforms (a
+   single manifest's platform comes from its image config) and its attestation
+   manifests (buildx provenance and SBOM, tied to their platform by the
+   ``vnd.docker.reference.digest`` annotation);
+2. refuse a platform given by two sources and, against the expected platforms, a
+   missing or an unexpected one, before anything is written;
+3. copy what lives in other repositories into the target repository (blobs mounted
+   where the registry allows), so the index refers only to its own repository;
+4. push the index to a staging tag, verify it there, promote it to every tag, delete
+   the staging tag.
+
+Manifests are never rewritten: the index refers to the very manifests that were built,
+so their digests, and the attestations' references to them, stay valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyarch.config import Options
+from polyarch.errors import RegistryError, UsageError, VerificationError
+from polyarch.output import Reporter
+from polyarch.platforms import Platform, parse_platform
+from polyarch.refs import ImageRef, ReferenceError, parse_ref
+from polyarch.registry import Manifest, ManifestNotFound, RegistryClient
+from polyarch.registry.media import (
+    ATTESTATION_FOR,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    INDEX_TYPES,
+    OCI_INDEX,
+    is_attestation,
+)
+from polyarch.stage import Descriptor
+from polyarch.workflow import (
+    STAGING_PREFIX,
+    PlatformResult,
+    PublishFailed,
+    PublishResult,
+    _drop_staging,
+    apply_git_tags,
+    findings_text,
+    promote,
+    registry_client,
+    staging_ref,
+)
+
+
+@dataclass
+class Source:
+    """One source as given on the command line, pinned to a digest."""
+
+    given: str
+    ref: ImageRef  # repository@digest
+    root: Manifest
+    descriptor: Descriptor | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.given, "reference": str(self.ref),
+                "kind": "descriptor" if self.descriptor else "reference",
+                "media_type": self.root.media_type}
+
+
+@dataclass
+class Entry:
+    """One platform manifest going into the index, with its attestations."""
+
+    platform: Platform
+    desc: dict[str, Any]  # the index entry: mediaType, digest, size, platform[, annotations]
+    source: Source
+    attestations: list[dict[str, Any]] = field(default_factory=list)
+    mode: str = "?"
+
+    @property
+    def digest(self) -> str:
+        return str(self.desc["digest"])
+
+
+@dataclass
+class MergePlan:
+    sources: list[Source]
+    entries: list[Entry]
+    expected: tuple[Platform, ...]
+    index: Manifest
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def _platform_of(pd: dict[str, Any], where: str) -> Platform:
+    parts = [str(pd.get("os") or ""), str(pd.get("architecture") or "")]
+    if pd.get("variant"):
+        parts.append(str(pd["variant"]))
+    text = "/".join(parts)
+    try:
+        return parse_platform(text)
+    except ValueError as e:
+        raise UsageError(f"{where}: platform {text!r}: {e}") from None
+
+
+def resolve_source(given: str, client: RegistryClient) -> Source:
+    """A descriptor file (``*.json`` or an existing file) or an image reference."""
+    descriptor: Descriptor | None = None
+    path = Path(given)
+    if given.endswith(".json") or path.is_file():
+        descriptor = Descriptor.load(path)
+        ref = parse_ref(descriptor.repository, default_tag=None).with_digest(descriptor.digest)
+    else:
+        try:
+            ref = parse_ref(given)
+        except ReferenceError as e:
+            raise UsageError(f"source {given!r}: not a descriptor file and not an image"
+                             f" reference: {e}") from None
+    try:
+        root = client.get_manifest(ref)
+    except ManifestNotFound:
+        what = (f"the image it describes ({ref}) is not in the registry" if descriptor
+                else "no such image in the registry")
+        raise RegistryError(f"source {given}: {what}",
+                            hint="check the reference, or that the build job pushed") from None
+    pinned = ref.untagged().with_digest(root.digest) if not ref.digest else ref
+    return Source(given, pinned, root, descriptor)
+
+
+def source_entries(src: Source, client: RegistryClient) -> list[Entry]:
+    """The platform manifests of one source, each with its attestation manifests."""
+    where = f"source {src.given}"
+    entries: list[Entry] = []
+    if src.root.is_index:
+        attest: dict[str, list[dict[str, Any]]] = {}
+        for d in src.root.json.get("manifests") or []:
+            if not isinstance(d, dict) or not isinstance(d.get("digest"), str):
+                continue
+            if is_attestation(d):
+                subject = str((d.get("annotations") or {}).get(ATTESTATION_FOR, ""))
+                attest.setdefault(subject, []).append(d)
+                continue
+            if d.get("mediaType") in INDEX_TYPES:
+                raise UsageError(f"{where}: nested indexes are not supported ({d['digest']})")
+            pd = d.get("platform")
+            if not isinstance(pd, dict):
+                raise UsageError(f"{where}: index entry {d['digest']} has no platform")
+            entries.append(Entry(_platform_of(pd, where), dict(d), src))
+        for e in entries:
+            e.attestations = attest.pop(e.digest, [])
+        # Attestations whose subject is not in the source stay out of the merged index.
+    else:
+        cfg_desc = src.root.json.get("config")
+        if not isinstance(cfg_desc, dict) or not isinstance(cfg_desc.get("digest"), str):
+            raise UsageError(f"{where}: the manifest has no image config")
+        cfg = json.loads(client.get_blob(src.ref, cfg_desc["digest"]))
+        if not isinstance(cfg, dict):
+            raise UsageError(f"{where}: the image config is not a JSON object")
+        pd = {k: cfg[k] for k in ("os", "architecture", "variant") if cfg.get(k)}
+        desc = {"mediaType": src.root.media_type, "digest": src.root.digest,
+                "size": len(src.root.data), "platform": pd}
+        entries.append(Entry(_platform_of(pd, where), desc, src))
+    if src.descriptor is not None:
+        for e in entries:
+            e.mode = src.descriptor.modes.get(str(e.platform), "?")
+        said = sorted(str(parse_platform(p)) for p in src.descriptor.platforms)
+        found = sorted(str(e.platform) for e in entries)
+        if said != found:
+            raise UsageError(f"{where}: the descriptor lists {', '.join(said)} but the image"
+                             f" {src.ref} holds {', '.join(found) or 'no platform'}")
+    return entries
+
+
+def check_coverage(entries: list[Entry], expected: Sequence[Platform]) -> list[Entry]:
+    """Refuse duplicates (exit 2) and missing or unexpected platforms (exit 5).
+
+    The same manifest (same digest) given twice counts once.
+    """
+    chosen: dict[Platform, Entry] = {}
+    for e in entries:
+        other = chosen.get(e.platform)
+        if other is None:
+            chosen[e.platform] = e
+        elif other.digest != e.digest:
+            raise UsageError(
+                f"duplicate platform {e.platform}: source {other.source.given} has"
+                f" {other.digest[:19]}, source {e.source.given} has {e.digest[:19]}",
+                hint="give each platform once")
+    missing = [p for p in expected if p not in chosen]
+    if missing:
+        have = ", ".join(str(p) for p in chosen) or "none"
+        raise VerificationError(
+            f"missing expected platform{'s' if len(missing) > 1 else ''}"
+            f" {', '.join(str(p) for p in missing)}: no source has"
+            f" {'them' if len(missing) > 1 else 'it'} (the sources have {have})",
+            hint="add the missing build, or pass --platform with the platforms you mean")
+    extra = [e for p, e in chosen.items() if p not in expected]
+    if extra:
+        raise VerificationError(
+            "unexpected platform " + ", ".join(f"{e.platform} (from {e.source.given})" for e in extra)
+            + f": expected only {', '.join(str(p) for p in expected)}",
+            hint="drop that source, or add the platform to --platform or the config")
+    order = {p: i for i, p in enumerate(expected)}
+    return sorted(chosen.values(), key=lambda e: order[e.platform])
+
+
+def common_annotations(sources: Sequence[Source], rep: Reporter) -> dict[str, str]:
+    """Index annotations every source index agrees on (single manifests have none)."""
+    maps = []
+    for s in sources:
+        if s.root.is_index:
+            ann = s.root.json.get("annotations")
+            maps.append({str(k): str(v) for k, v in ann.items()} if isinstance(ann, dict) else {})
+    if not maps:
+        return {}
+    out = dict(maps[0])
+    for m in maps[1:]:
+        for k in list(out):
+            if m.get(k) != out[k]:
+                if k in m:
+                    rep.warn(f"index annotation {k} differs between sources; left out")
+                del out[k]
+    return out
+
+
+def build_index(entries: Sequence[Entry], annotations: dict[str, str]) -> Manifest:
+    """Platform manifests in the expected order, then their attestations."""
+    manifests = [e.desc for e in entries]
+    for e in entries:
+        manifests.extend(e.attestations)
+    docker_only = all(m.get("mediaType") == DOCKER_MANIFEST for m in manifests) and not annotations
+    media_type = DOCKER_LIST if docker_only else OCI_INDEX
+    doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type, "manifests": manifests}
+    if annotations:
+        doc["annotations"] = annotations
+    data = json.dumps(doc, indent=2).encode() + b"\n"
+    return Manifest.from_bytes(data, media_type)
+
+
+def plan_merge(client: RegistryClient, given: Sequence[str], expected: Sequence[Platform] | None,
+               rep: Reporter, extra_annotations: dict[str, str] | None = None) -> MergePlan:
+    if not given:
+        raise UsageError("no source given", hint="pass build descriptors or image references")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sources = list(pool.map(lambda g: resolve_source(g, client), given))
+        per_source = list(pool.map(lambda s: source_entries(s, client), sources))
+    entries = [e for es in per_source for e in es]
+    if expected is None:
+        union: list[Platform] = []
+        for e in entries:
+            if e.platform not in union:
+                union.append(e.platform)
+        expected = tuple(union)
+    chosen = check_coverage(entries, expected)
+    annotations = {**common_annotations(sources, rep), **(extra_annotations or {})}
+    return MergePlan(sources, chosen, tuple(expected), build_index(chosen, annotations),
+                     annotations)
+
+
+def copy_into(client: RegistryClient, entries: Sequence[Entry], target: ImageRef) -> int:
+    """Copy every manifest (and its blobs) from another repository into ``target``'s.
+
+    Returns the number of manifests copied.
+    """
+    jobs: list[tuple[ImageRef, str]] = []
+    for e in entries:
+        if e.source.ref.name == target.name:
+            continue
+        for d in [e.desc, *e.attestations]:
+            jobs.append((e.source.ref, str(d["digest"])))
+    if not jobs:
+        return 0
+
+    def one(job: tuple[ImageRef, str]) -> None:
+        src, digest = job
+        got = client.copy_image(src.untagged().with_digest(digest), target.untagged())
+        if got != digest:
+            raise RegistryError(f"copying {src.name}@{digest} to {target.name} produced {got}")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(one, jobs))
+    return len(jobs)
+
+
+@dataclass
+class MergeResult:
+    result: PublishResult
+    plan: MergePlan
+    merge_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """publish's document, plus the sources, the expected platforms and the merge time."""
+        doc = self.result.to_json()
+        doc["timings"]["merge_seconds"] = round(self.merge_seconds, 3)
+        doc["expected_platforms"] = [str(p) for p in self.plan.expected]
+        doc["sources"] = [s.to_json() for s in self.plan.sources]
+        return doc
+
+
+def merge(opts: Options, sources: Sequence[str], rep: Reporter, *,
+          expected: Sequence[Platform] | None, dry_run: bool = False) -> MergeResult:
+    """Merge, verify and promote. ``expected`` None: the union of the sources' platforms."""
+    opts, git_annotations = apply_git_tags(opts, rep, lookup_existing=not dry_run)
+    if not opts.tags:
+        raise UsageError("no tag given", hint="pass -t/--tag REGISTRY/REPO:TAG or set 'tags'"
+                                              " in the config")
+    tags = [str(t) for t in opts.tags]
+    target = opts.tags[0]
+    t0 = time.monotonic()
+    with registry_client(opts) as client:
+        with rep.group(f"merge {len(sources)} source{'s' if len(sources) != 1 else ''}"):
+            plan = plan_merge(client, sources, expected, rep, git_annotations)
+            for e in plan.entries:
+                rep.info(f"{e.platform}: {e.source.ref.name}@{e.digest}"
+                         + (f" (+{len(e.attestations)} attestation"
+                            f"{'s' if len(e.attestations) != 1 else ''})"
+                            if e.attestations else ""))
+        staging = staging_ref(target)
+        result = PublishResult(plan.index.digest, plan.index.media_type, tags,
+                               platforms=[PlatformResult(str(e.platform), e.digest, e.mode,
+                                                         int(e.desc.get("size", 0)))
+                                          for e in plan.entries],
+                               staging=str(staging), dry_run=dry_run)
+        if dry_run:
+            rep.info(f"# would copy into {target.name}, push the index {plan.index.digest}"
+                     f" to {staging}, verify it, promote it to {', '.join(tags)}")
+            return MergeResult(result, plan)
+        copied = copy_into(client, plan.entries, target)
+        if copied:
+            rep.info(f"copied {copied} manifest{'s' if copied != 1 else ''} into {target.name}")
+        client.put_manifest(staging, plan.index.data, plan.index.media_type)
+        staged = staging.with_digest(plan.index.digest)
+        merge_seconds = time.monotonic() - t0
+        if opts.verify:
+            from polyarch.checks import verify
+
+            with rep.group(f"verify {staged}"):
+                t1 = time.monotonic()
+                report = verify(staged, plan.expected, allow=opts.allow, smoke=opts.smoke,
+                                client=client, progress=rep.info)
+                result.verify_seconds = time.monotonic() - t1
+                result.verification = report.to_json()
+            if not report.ok:
+                result.staging_deleted = _drop_staging(client, staging, rep)
+                raise PublishFailed(f"{report.summary()}; no tag was moved", result,
+                                    detail=findings_text(report))
+            rep.info(report.summary())
+        else:
+            rep.warn("verification skipped (--no-verify): the tags will move to an index"
+                     " nobody checked")
+        with rep.group(f"promote to {len(tags)} tag{'s' if len(tags) != 1 else ''}"):
+            t1 = time.monotonic()
+            promote(client, staged, plan.index, opts.tags)
+            result.promote_seconds = time.monotonic() - t1
+            result.promoted = True
+        result.staging_deleted = _drop_staging(client, staging, rep)
+        _drop_source_staging(client, plan.sources)
+    return MergeResult(result, plan, merge_seconds)
+
+
+def _drop_source_staging(client: RegistryClient, sources: Sequence[Source]) -> None:
+    """The build jobs' staging tags are no longer needed once the index is promoted (the
+    index holds their manifests by digest). Best effort, silent."""
+    for s in sources:
+        if s.descriptor is None or not s.descriptor.staging:
+            continue
+        try:
+            ref = parse_ref(s.descriptor.staging)
+        except ReferenceError:
+            continue
+        if ref.tag and ref.tag.startswith(STAGING_PREFIX):
+            with contextlib.suppress(RegistryError):
+                client.delete_manifest(ref)
