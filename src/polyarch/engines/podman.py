@@ -65,7 +65,11 @@ class PodmanEngine:
             raise EnvironmentProblem(
                 "podman does not answer: " + _first_line(r.stderr or r.stdout), hint=_INSTALL_HINT
             )
-        data: dict[str, Any] = json.loads(text)
+        try:
+            data: dict[str, Any] = json.loads(text)
+        except ValueError as e:
+            raise EnvironmentProblem(f"podman info printed no usable JSON: {e}",
+                                     hint=_INSTALL_HINT) from e
         host = data.get("host") or {}
         version = data.get("version") or {}
         security = host.get("security") or {}
