@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from polyarch.errors import ConfigError, UsageError
+from polyarch.nodes import NodeSpec, parse_nodes
 from polyarch.platforms import DEFAULT_PLATFORMS, Platform, parse_platforms
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 
@@ -49,6 +50,7 @@ class Options:
     flavor: tuple[str, ...] = ()
     images: tuple[str, ...] = ()  # names whose tags come from tag-specs and git state
     meta: Mapping[str, str] = field(default_factory=dict)  # OCI label values (title, ...)
+    nodes: tuple[NodeSpec, ...] = ()  # builder nodes: platform -> machine (polyarch.nodes)
     source: str = "defaults"  # where file options came from, for messages
 
     @property
@@ -169,13 +171,14 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "images": ("images", _str_list),
     "meta": ("meta", _mapping),
     "flavor": ("flavor", _lines),
+    "nodes": ("nodes", parse_nodes),
 }
 
 _TYPE_NAMES: dict[Callable[[Any], Any], str] = {
     _str: "a string", _opt_str: "a string", _bool: "true or false", _opt_bool: "true or false",
     _str_list: "a list of strings", _lines: "a list of strings", _mapping: "a table of strings",
     _platforms: "a list of platforms", _tags: "a list of image references", _cache: "a string",
-    _engine: "a string",
+    _engine: "a string", parse_nodes: "a list of tables",
 }
 
 

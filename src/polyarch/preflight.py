@@ -41,6 +41,7 @@ class Plan:
     builder: BuilderInfo | None = None
     builder_arg: str | None = None  # value for --builder (None: the current builder)
     create_builder: list[str] | None = None  # command to create the dedicated builder
+    node_commands: list[list[str]] = field(default_factory=list)  # buildx create per node
     platform_modes: dict[str, str] = field(default_factory=dict)  # platform -> native|emulated
 
     @property
@@ -183,9 +184,14 @@ def run_preflight(
         return plan
     checks.append(Check("buildx", True, version))
 
-    _choose_builder(plan, bx, opts, allow_create, builder)
-    if plan.builder is not None:
-        _check_platforms(plan, opts.platforms, local=is_local_engine(opts.docker_context))
+    if opts.nodes and not opts.builder:
+        from polyarch.nodes import plan_nodes
+
+        plan_nodes(plan, bx, opts, allow_create)
+    else:
+        _choose_builder(plan, bx, opts, allow_create, builder)
+        if plan.builder is not None:
+            _check_platforms(plan, opts.platforms, local=is_local_engine(opts.docker_context))
     if registry is not None:
         checks.append(registry)
     return plan

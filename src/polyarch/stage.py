@@ -171,7 +171,7 @@ def build_stage(opts: Options, rep: Reporter, *, descriptor_path: Path | None = 
     staging = staging_ref(target)
     req = replace(build_request(opts, (staging,)), annotations=annotations)
     if dry_run:
-        cmds: list[list[str]] = list(plan.node_commands) if hasattr(plan, "node_commands") else []
+        cmds: list[list[str]] = list(plan.node_commands)
         if plan.create_builder:
             cmds.append(plan.create_builder)
         cmds.extend(bx.build_commands(req, Path("<tmp>/metadata.json")))

@@ -259,7 +259,7 @@ def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishRe
     tags = [str(t) for t in opts.tags]
 
     if dry_run:
-        cmds: list[list[str]] = []
+        cmds: list[list[str]] = list(plan.node_commands)
         if plan.create_builder:
             cmds.append(plan.create_builder)
         cmds.extend(bx.build_commands(req, Path("<tmp>/metadata.json")))

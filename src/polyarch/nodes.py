@@ -1,0 +1,325 @@
+"""Builder nodes from the configuration: send each platform to a machine of its own.
+
+A node is an endpoint buildx understands (a docker context name, ``ssh://user@host``,
+``tcp://host:port``, ``unix:///path``), a driver (``docker-container``, ``remote``,
+``kubernetes``) with its options, and the platforms it builds natively::
+
+    [[tool.polyarch.nodes]]
+    platforms = ["linux/amd64"]
+    endpoint = "default"
+
+    [[tool.polyarch.nodes]]
+    name = "graviton"                 # node polyarch-graviton (default: polyarch-<n>)
+    platforms = ["linux/arm64"]
+    endpoint = "ssh://ci@arm64-runner.example.com"
+
+or as a table of tables, whose keys name the nodes (``[tool.polyarch.nodes.graviton]``).
+polyarch creates or updates the ``polyarch`` builder with one ``docker buildx create
+--append`` per node and builds with ``--builder polyarch``; buildx then sends each
+platform to the node that lists it, and a platform no node lists to the first node
+(which emulates it).
+
+This module imports nothing that imports :mod:`polyarch.config` at import time, because
+the config's parser for ``nodes`` lives here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import socket
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from polyarch.platforms import Platform, parse_platforms
+
+if TYPE_CHECKING:
+    from polyarch.config import Options
+    from polyarch.engines.buildx import BuilderInfo, Buildx
+    from polyarch.preflight import Plan
+
+BUILDER = "polyarch"  # the same name as engines.buildx.DEDICATED_BUILDER
+DRIVERS = ("docker-container", "remote", "kubernetes")
+NODE_KEYS = ("name", "platforms", "endpoint", "driver", "driver-opts", "buildkitd-flags")
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
+#: Seconds to wait for a TCP or unix socket to answer in the reachability check.
+CONNECT_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str  # the buildx node name, polyarch-<n>
+    platforms: tuple[Platform, ...]
+    endpoint: str | None
+    driver: str = "docker-container"
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    buildkitd_flags: str | None = None
+
+    def describe(self) -> str:
+        return f"node {self.name} ({self.endpoint or self.driver})"
+
+
+# -- parsing (the config's parser for the 'nodes' key) -----------------------------------
+
+def parse_nodes(v: Any) -> tuple[NodeSpec, ...]:
+    """``nodes`` from a config file (a list of tables or a table of tables) or from the
+    environment (the same as JSON). Raises ``TypeError``/``ValueError`` for the config
+    loader to report with the key and file."""
+    if isinstance(v, str):
+        try:
+            v = json.loads(v) if v.strip() else []
+        except ValueError as e:
+            raise ValueError(f"not JSON: {e}") from None
+    items: list[tuple[str | None, Any]]
+    if isinstance(v, list):
+        items = [(None, x) for x in v]
+    elif isinstance(v, dict):
+        items = [(str(k), x) for k, x in v.items()]
+    else:
+        raise TypeError("a list of tables")
+    nodes: list[NodeSpec] = []
+    for i, (key, raw) in enumerate(items):
+        nodes.append(_parse_node(i, key, raw))
+    names = [n.name for n in nodes]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise ValueError(f"two nodes are named {dup}")
+    drivers = sorted({n.driver for n in nodes})
+    if len(drivers) > 1:
+        raise ValueError(f"all nodes of a builder use one driver, these use {', '.join(drivers)}"
+                         " (buildx cannot mix drivers in one builder)")
+    owner: dict[Platform, str] = {}
+    for n in nodes:
+        for p in n.platforms:
+            if p in owner:
+                raise ValueError(f"{p} is given to two nodes ({owner[p]} and {n.name})")
+            owner[p] = n.name
+    return tuple(nodes)
+
+
+def _parse_node(i: int, key: str | None, raw: Any) -> NodeSpec:
+    where = f"node {key!r}" if key is not None else f"node {i + 1}"
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must be a table")
+    for k in raw:
+        if k not in NODE_KEYS:
+            close = difflib.get_close_matches(str(k), NODE_KEYS, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(NODE_KEYS)})"
+            raise ValueError(f"{where}: unknown key {k!r}{hint}")
+    name = raw.get("name", key if key is not None else str(i))
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"{where}: name {name!r} must be letters, digits, '.', '_' or '-'")
+    if not name.startswith(f"{BUILDER}-"):
+        name = f"{BUILDER}-{name}"
+    driver = raw.get("driver", "docker-container")
+    if driver not in DRIVERS:
+        raise ValueError(f"{where}: driver {driver!r} is not one of {', '.join(DRIVERS)}")
+    plats_raw = raw.get("platforms")
+    if isinstance(plats_raw, str):
+        plats_raw = [plats_raw]
+    if not isinstance(plats_raw, list) or not plats_raw or not all(
+            isinstance(p, str) for p in plats_raw):
+        raise ValueError(f"{where}: 'platforms' must be a non-empty list of platforms")
+    try:
+        platforms = parse_platforms(plats_raw)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    endpoint = raw.get("endpoint")
+    if endpoint is not None and (not isinstance(endpoint, str) or not endpoint.strip()):
+        raise ValueError(f"{where}: 'endpoint' must be a non-empty string")
+    if endpoint is None and driver != "kubernetes":
+        raise ValueError(f"{where}: 'endpoint' is required for the {driver} driver (a docker"
+                         " context name, ssh://user@host, tcp://host:port)")
+    opts_raw = raw.get("driver-opts", {})
+    pairs: list[tuple[str, str]] = []
+    if isinstance(opts_raw, dict):
+        for k, x in opts_raw.items():
+            if not isinstance(x, str | int | float | bool):
+                raise ValueError(f"{where}: driver option {k!r} must be a string")
+            pairs.append((str(k), str(x).lower() if isinstance(x, bool) else str(x)))
+    elif isinstance(opts_raw, list) and all(isinstance(x, str) and "=" in x for x in opts_raw):
+        pairs = [(x.split("=", 1)[0], x.split("=", 1)[1]) for x in opts_raw]
+    else:
+        raise ValueError(f"{where}: 'driver-opts' must be a table or a list of KEY=VALUE")
+    flags = raw.get("buildkitd-flags")
+    if flags is not None and not isinstance(flags, str):
+        raise ValueError(f"{where}: 'buildkitd-flags' must be a string")
+    return NodeSpec(name, platforms, endpoint.strip() if endpoint else None, driver,
+                    tuple(pairs), flags)
+
+
+# -- the buildx commands -----------------------------------------------------------------
+
+def create_argv(bx: Buildx, node: NodeSpec, *, append: bool) -> list[str]:
+    """``docker buildx create --name polyarch --node polyarch-<n> --platform ... --driver
+    ... [--driver-opt ...] [--append] ENDPOINT``."""
+    a = bx.buildx("create", "--name", BUILDER, "--node", node.name,
+                  "--platform", ",".join(str(p) for p in node.platforms),
+                  "--driver", node.driver)
+    for k, v in node.driver_opts:
+        a += ["--driver-opt", f"{k}={v}"]
+    if node.buildkitd_flags:
+        a += ["--buildkitd-flags", node.buildkitd_flags]
+    if append:
+        a.append("--append")
+    if node.endpoint:
+        a.append(node.endpoint)
+    return a
+
+
+def setup_commands(bx: Buildx, nodes: Sequence[NodeSpec],
+                   existing: BuilderInfo | None) -> list[list[str]]:
+    """The commands that make the ``polyarch`` builder exactly the configured nodes.
+
+    A builder of another driver is removed first (buildx cannot change a builder's
+    driver); nodes no longer configured leave it. Every configured node is then created
+    or updated (``--append`` on an existing node name updates it in place); the first
+    command has no ``--append`` only when there is no builder yet.
+    """
+    cmds: list[list[str]] = []
+    exists = existing is not None
+    if existing is not None and existing.driver != nodes[0].driver:
+        cmds.append(bx.buildx("rm", BUILDER))
+        exists = False
+    elif existing is not None:
+        wanted = {n.name for n in nodes}
+        for old in existing.nodes:
+            if old.name not in wanted:
+                cmds.append(bx.buildx("create", "--name", BUILDER, "--node", old.name,
+                                      "--leave"))
+    for i, n in enumerate(nodes):
+        cmds.append(create_argv(bx, n, append=exists or i > 0))
+    return cmds
+
+
+# -- reachability ----------------------------------------------------------------------
+
+def _connect(host: str, port: int) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            return None
+    except OSError as e:
+        return f"cannot connect to {host}:{port}: {e.strerror or e}"
+
+
+def _connect_unix(path: str) -> str | None:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(CONNECT_TIMEOUT)
+    try:
+        s.connect(path)
+        return None
+    except OSError as e:
+        return f"cannot connect to {path}: {e.strerror or e}"
+    finally:
+        s.close()
+
+
+def _context_host(bx: Buildx, name: str) -> tuple[str | None, str | None]:
+    """(the docker endpoint of context ``name``, or why there is none)."""
+    from polyarch import proc
+
+    r = proc.run(["docker", "context", "inspect", name, "--format",
+                  "{{.Endpoints.docker.Host}}"], check=False, echo=False, timeout=30)
+    if not r.ok or not r.stdout.strip():
+        return None, f"no docker context named {name!r}"
+    return r.stdout.strip(), None
+
+
+def endpoint_problem(bx: Buildx, node: NodeSpec) -> str | None:
+    """None when the node's endpoint answers (a TCP or unix socket connect); else why not.
+
+    Kubernetes endpoints (a kube context) are not checked here.
+    """
+    ep = node.endpoint
+    if ep is None or node.driver == "kubernetes":
+        return None
+    if "://" not in ep:
+        host, why = _context_host(bx, ep)
+        if host is None:
+            return why
+        ep = host
+    u = urlsplit(ep)
+    if u.scheme == "unix":
+        return _connect_unix(u.path)
+    if u.scheme in ("tcp", "ssh", "docker-container", "kube-pod"):
+        if u.scheme in ("docker-container", "kube-pod"):
+            return None  # a buildkitd inside a container or pod: buildx reaches it
+        port = u.port or (22 if u.scheme == "ssh" else 2375)
+        if not u.hostname:
+            return f"no host in {ep}"
+        return _connect(u.hostname, port)
+    return f"unsupported endpoint scheme {u.scheme!r}"
+
+
+# -- preflight -------------------------------------------------------------------------
+
+def node_for(nodes: Sequence[NodeSpec], p: Platform) -> NodeSpec | None:
+    return next((n for n in nodes if p in n.platforms), None)
+
+
+def plan_nodes(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -> None:
+    """Preflight for a config with nodes: reachability, the builder, platform placement.
+
+    Fills ``plan.node_commands`` (run here when ``allow_create``; printed by dry runs),
+    ``plan.builder_arg`` and ``plan.platform_modes``.
+    """
+    from polyarch import proc
+    from polyarch.errors import EnvironmentProblem
+    from polyarch.preflight import Check
+
+    nodes = opts.nodes
+    existing = bx.inspect_builder(BUILDER)
+    plan.node_commands = setup_commands(bx, nodes, existing)
+    plan.builder_arg = BUILDER
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        problems = list(pool.map(lambda n: endpoint_problem(bx, n), nodes))
+    unreachable = False
+    for n, why in zip(nodes, problems, strict=True):
+        plats = ", ".join(str(p) for p in n.platforms)
+        if why is None:
+            note = " (not checked)" if n.driver == "kubernetes" else ""
+            plan.checks.append(Check(n.describe(), True, f"{n.driver}, {plats}{note}"))
+        else:
+            unreachable = True
+            plan.checks.append(Check(
+                n.describe(), False, f"endpoint {n.endpoint} unreachable: {why}",
+                "start the machine or fix 'endpoint' in the nodes config (a docker context"
+                " name, ssh://user@host, tcp://host:port)", EnvironmentProblem))
+    for p in opts.platforms:
+        home = node_for(nodes, p)
+        if home is not None:
+            plan.platform_modes[str(p)] = "native"
+            plan.checks.append(Check(f"platform {p}", True,
+                                     f"native on {home.name} ({home.endpoint or home.driver})"))
+        else:
+            first = nodes[0]
+            plan.platform_modes[str(p)] = "emulated"
+            plan.checks.append(Check(
+                f"platform {p}", True,
+                f"emulated on {first.name} ({first.endpoint or first.driver}): no node lists it",
+                f"add a node for {p}, or make sure {first.name} has QEMU for it"))
+    action = "update" if existing is not None else "create"
+    if unreachable or not allow_create:
+        plan.checks.append(Check("builder", True, f"will {action} builder {BUILDER!r} with"
+                                 f" {len(nodes)} node{'s' if len(nodes) != 1 else ''}"))
+        return
+    for argv in plan.node_commands:
+        r = proc.run(argv, check=False, timeout=300)
+        if not r.ok:
+            last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+            plan.checks.append(Check("builder", False, f"{proc_text(argv)} failed: {last}",
+                                     "see the buildx output above", EnvironmentProblem))
+            return
+    plan.builder = bx.inspect_builder(BUILDER)
+    plan.checks.append(Check("builder", True, f"{action}d {BUILDER} ({nodes[0].driver} driver,"
+                             f" {len(nodes)} node{'s' if len(nodes) != 1 else ''})"))
+
+
+def proc_text(argv: Sequence[str]) -> str:
+    import shlex
+
+    return shlex.join(argv[:6]) + (" ..." if len(argv) > 6 else "")
