@@ -210,8 +210,10 @@ def check_coverage(entries: list[Entry], expected: Sequence[Platform]) -> list[E
     return sorted(chosen.values(), key=lambda e: order[e.platform])
 
 
-def common_annotations(sources: Sequence[Source], rep: Reporter) -> dict[str, str]:
-    """Index annotations every source index agrees on (single manifests have none)."""
+def common_annotations(sources: Sequence[Source], rep: Reporter,
+                       overridden: Sequence[str] = ()) -> dict[str, str]:
+    """Index annotations every source index agrees on (single manifests have none).
+    Keys in ``overridden`` (set by merge itself) are not warned about."""
     maps = []
     for s in sources:
         if s.root.is_index:
@@ -223,7 +225,7 @@ def common_annotations(sources: Sequence[Source], rep: Reporter) -> dict[str, st
     for m in maps[1:]:
         for k in list(out):
             if m.get(k) != out[k]:
-                if k in m:
+                if k in m and k not in overridden:
                     rep.warn(f"index annotation {k} differs between sources; left out")
                 del out[k]
     return out
@@ -258,7 +260,8 @@ def plan_merge(client: RegistryClient, given: Sequence[str], expected: Sequence[
                 union.append(e.platform)
         expected = tuple(union)
     chosen = check_coverage(entries, expected)
-    annotations = {**common_annotations(sources, rep), **(extra_annotations or {})}
+    extra = extra_annotations or {}
+    annotations = {**common_annotations(sources, rep, list(extra)), **extra}
     return MergePlan(sources, chosen, tuple(expected), build_index(chosen, annotations),
                      annotations)
 

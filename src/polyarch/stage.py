@@ -150,15 +150,23 @@ class StageResult:
 
 
 def target_repository(opts: Options) -> ImageRef:
-    if not opts.tags:
-        raise UsageError("no target repository: pass -t/--tag REGISTRY/REPO[:TAG] (the staging"
-                         " tag goes into that repository)")
-    return opts.tags[0]
+    """The repository the staging tag goes into: the first tag's, else the first --image."""
+    if opts.tags:
+        return opts.tags[0]
+    if opts.images:
+        try:
+            return parse_ref(opts.images[0], default_tag=None)
+        except ReferenceError as e:
+            raise UsageError(f"image {opts.images[0]!r}: {e}") from None
+    raise UsageError("no target repository: pass -t/--tag REGISTRY/REPO[:TAG] or --image"
+                     " REGISTRY/REPO (the staging tag goes into that repository)")
 
 
 def build_stage(opts: Options, rep: Reporter, *, descriptor_path: Path | None = None,
                 dry_run: bool = False) -> StageResult:
     """Build ``opts.platforms`` on the current engine and push them to a staging tag."""
+    # The labels (and index annotations) from git state are set here, at build time;
+    # the tags they compute are merge's business.
     opts, annotations = apply_git_tags(opts, rep, lookup_existing=False)
     target = target_repository(opts)
     # Only the first repository matters here; merge promotes every tag.
