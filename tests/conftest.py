@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from faultproxy import LocalRegistry, free_port  # noqa: F401  (free_port: re-exported for tests)
 
 REGISTRY = os.environ.get("POLYARCH_TEST_REGISTRY", "127.0.0.1:5000")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -153,71 +154,10 @@ def isolated_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     yield d
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RegistryProcess:
-    """A real registry (the distribution binary) on a loopback port of its own."""
-
-    def __init__(self, root: Path, *, htpasswd: tuple[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.addr = f"127.0.0.1:{self.port}"
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        auth = ""
-        if htpasswd is not None:
-            import bcrypt
-
-            user, password = htpasswd
-            h = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
-            (root / "htpasswd").write_text(f"{user}:{h}\n")
-            auth = f"auth:\n  htpasswd:\n    realm: polyarch-test\n    path: {root / 'htpasswd'}\n"
-        (root / "config.yml").write_text(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.addr}\n{auth}"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> RegistryProcess:
-        binary = shutil.which("docker-registry") or shutil.which("registry")
-        if binary is None:
-            pytest.fail("the registry binary (docker-registry) is not installed; run scripts/engine up")
-        log = (self.root / "registry.log").open("ab")
-        self.proc = subprocess.Popen([binary, "serve", str(self.root / "config.yml")],
-                                     stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        import time
-
-        for _ in range(100):
-            try:
-                httpx.get(f"http://{self.addr}/v2/", timeout=1)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"registry on {self.addr} did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-
 @pytest.fixture
-def auth_registry(tmp_path: Path) -> Iterator[RegistryProcess]:
+def auth_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
     """A registry requiring user 'alice' with password 'wonderland-s3cret'."""
-    r = RegistryProcess(tmp_path / "auth-registry", htpasswd=("alice", "wonderland-s3cret")).start()
+    r = LocalRegistry(tmp_path / "auth-registry", htpasswd={"alice": "wonderland-s3cret"})
     yield r
     r.stop()
 

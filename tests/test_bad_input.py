@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import Run, last_error_line, polyarch
-from conftest import RegistryProcess, registry_tags
+from conftest import free_port, registry_tags
+from faultproxy import LocalRegistry
 
 pytestmark = pytest.mark.engine
 
@@ -66,26 +67,24 @@ def test_no_tag(hello_context: Path) -> None:
 
 
 def test_unreachable_registry(hello_context: Path) -> None:
-    from conftest import free_port
-
     port = free_port()  # nothing listens there
     run = polyarch("publish", "-t", f"127.0.0.1:{port}/a/b:1", str(hello_context))
     assert_clean_failure(run, 4, f"127.0.0.1:{port}")
 
 
-def test_registry_refuses_credentials(hello_context: Path, auth_registry: RegistryProcess,
+def test_registry_refuses_credentials(hello_context: Path, auth_registry: LocalRegistry,
                                       tmp_path: Path) -> None:
     cfg = tmp_path / "dockercfg"
     cfg.mkdir()
     wrong = "not-the-password-42"
     token = base64.b64encode(f"alice:{wrong}".encode()).decode()
-    (cfg / "config.json").write_text(json.dumps({"auths": {auth_registry.addr: {"auth": token}}}))
-    run = polyarch("publish", "-t", f"{auth_registry.addr}/team/app:1", str(hello_context),
+    (cfg / "config.json").write_text(json.dumps({"auths": {auth_registry.address: {"auth": token}}}))
+    run = polyarch("publish", "-t", f"{auth_registry.address}/team/app:1", str(hello_context),
                    env={"DOCKER_CONFIG": str(cfg)})
-    line = assert_clean_failure(run, 4, auth_registry.addr)
+    line = assert_clean_failure(run, 4, auth_registry.address)
     assert "401" in line or "credentials" in line or "unauthorized" in line.lower()
     assert wrong not in run.text and token not in run.text
-    assert registry_tags(auth_registry.addr, "team/app", auth=("alice", "wonderland-s3cret")) == []
+    assert registry_tags(auth_registry.address, "team/app", auth=("alice", "wonderland-s3cret")) == []
 
 
 def test_engine_not_running(hello_context: Path, tmp_path: Path) -> None:
