@@ -147,9 +147,13 @@ class BuildProgress:
         if plat != "shared" and name.startswith(f"[{plat} "):
             name = "[" + name[len(plat) + 2 :]
         if self._status is not None:
-            self.current[plat] = f"{name} ({ev.state})"
-            self._status.update("\n".join(f"{k}: {v}" for k, v in sorted(self.current.items())))
-            return
+            # Live: what each platform is doing now; finished steps scroll above it.
+            if ev.state == "started":
+                self.current[plat] = name
+            else:
+                self.current.pop(plat, None)
+            lines = [f"{k}: {v}" for k, v in sorted(self.current.items())] or ["building ..."]
+            self._status.update("\n".join(lines))
         if self.rep.quiet or ev.state == "started" or name.startswith("[internal]"):
             return
         secs = f" {ev.seconds:.1f}s" if ev.seconds is not None and ev.seconds >= 0.05 else ""
