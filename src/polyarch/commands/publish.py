@@ -48,6 +48,9 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
         raise
     if output_file is not None and not dry_run:
         _write(output_file, f"{result.tags[0]}@{result.index_digest}\n")
+    from polyarch import ci
+
+    ci.write_outputs(result.to_json())
     if json_mode:
         rep.emit_json(result.to_json())
         return 0
