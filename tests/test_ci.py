@@ -1,0 +1,232 @@
+"""CI integration: GitHub Actions outputs and step summary, GitLab dotenv report."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cli_helpers import polyarch
+
+from polyarch import ci
+from polyarch.errors import EnvironmentProblem
+
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json, "
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+def parse_github_output(text: str) -> dict[str, str]:
+    """Read a $GITHUB_OUTPUT file as the runner does: ``k=v`` lines and heredocs."""
+    out: dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line:
+            continue
+        m = re.match(r"^([A-Za-z0-9_-]+)<<(.+)$", line)
+        if m:
+            key, delim = m.groups()
+            value: list[str] = []
+            while lines[i] != delim:
+                value.append(lines[i])
+                i += 1
+            i += 1
+            out[key] = "\n".join(value)
+        else:
+            key, _, value_ = line.partition("=")
+            out[key] = value_
+    return out
+
+
+def publish_doc(digest: str = "sha256:" + "a" * 64, ok: bool = True,
+                tags: tuple[str, ...] = ("127.0.0.1:5000/team/app:1.0",
+                                         "127.0.0.1:5000/team/app:latest")) -> dict[str, Any]:
+    plats = [("linux/amd64", "sha256:" + "1" * 64, "native"),
+             ("linux/arm64", "sha256:" + "2" * 64, "emulated")]
+    return {
+        "schema": 1,
+        "dry_run": False,
+        "index": {"digest": digest, "mediaType": "application/vnd.oci.image.index.v1+json"},
+        "tags": list(tags),
+        "promoted": ok,
+        "platforms": [{"platform": p, "digest": d, "mode": m, "size": 669} for p, d, m in plats],
+        "verification": {
+            "ok": ok,
+            "findings": [],
+            "platforms": [
+                {"platform": p, "digest": d, "ok": ok or p == "linux/amd64",
+                 "findings": [] if ok or p == "linux/amd64" else [
+                     {"check": "binaries", "severity": "error", "path": "/bin/busybox",
+                      "message": "ELF 64-bit LSB x86-64 executable, but linux/arm64 needs aarch64"}]}
+                for p, d, _ in plats
+            ],
+        },
+        "commands": ["docker buildx build --build-arg NPM_TOKEN=npm_s3cr3t-value ."],
+    }
+
+
+def gh_env(tmp_path: Path) -> dict[str, str]:
+    return {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "output"),
+            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+
+
+# -- without the engine -----------------------------------------------------------------
+
+def test_detect() -> None:
+    assert ci.detect({"GITHUB_ACTIONS": "true"}) == "github"
+    assert ci.detect({"GITLAB_CI": "true"}) == "gitlab"
+    assert ci.detect({"CI": "true"}) is None
+    assert ci.detect({}) is None
+
+
+def test_github_outputs_and_summary(tmp_path: Path) -> None:
+    env = gh_env(tmp_path)
+    (tmp_path / "output").write_text("earlier=step\n")
+    written = ci.write_outputs(publish_doc(), env)
+    assert written == [tmp_path / "output", tmp_path / "summary.md"]
+
+    text = (tmp_path / "output").read_text()
+    assert text.startswith("earlier=step\n")  # appended, never truncated
+    out = parse_github_output(text)
+    assert out["digest"] == "sha256:" + "a" * 64
+    assert out["image"] == "127.0.0.1:5000/team/app:1.0@sha256:" + "a" * 64
+    assert out["tags"] == "127.0.0.1:5000/team/app:1.0\n127.0.0.1:5000/team/app:latest"
+    assert re.search(r"^tags<<ghadelimiter_[0-9a-f]{16}$", text, re.M)
+    meta = json.loads(out["metadata"])
+    assert meta["index"]["digest"] == out["digest"]
+    assert "commands" not in meta
+    assert "npm_s3cr3t" not in text
+
+    summary = (tmp_path / "summary.md").read_text()
+    assert "### polyarch publish `127.0.0.1:5000/team/app:1.0`" in summary
+    assert "| platform | digest | build | size | verification |" in summary
+    assert f"| linux/amd64 | `sha256:{'1' * 64}` | native | 669 | ✅ passed |" in summary
+    assert f"| linux/arm64 | `sha256:{'2' * 64}` | emulated | 669 | ✅ passed |" in summary
+    assert "`127.0.0.1:5000/team/app:latest`" in summary
+
+
+def test_summary_of_a_failed_verification(tmp_path: Path) -> None:
+    ci.write_outputs(publish_doc(ok=False), gh_env(tmp_path))
+    summary = (tmp_path / "summary.md").read_text()
+    assert "verification: ❌ failed · **tags not moved**" in summary
+    assert "| linux/amd64 | " in summary and "| ✅ passed |" in summary
+    assert re.search(r"\| linux/arm64 \| .* \| ❌ failed \|", summary)
+    assert "linux/arm64: error: ELF 64-bit LSB x86-64 executable" in summary
+
+
+def test_secret_environment_values_are_masked(tmp_path: Path) -> None:
+    doc = publish_doc()
+    doc["verification"]["findings"] = [
+        {"check": "secrets", "severity": "warning", "message": "ENV REG_PASSWORD=hunter2-long"}]
+    env = {**gh_env(tmp_path), "REG_PASSWORD": "hunter2-long", "POLYARCH_DOTENV":
+           str(tmp_path / "x.env")}
+    ci.write_outputs(doc, env)
+    for f in ("output", "summary.md", "x.env"):
+        assert "hunter2-long" not in (tmp_path / f).read_text()
+    assert "ENV REG_PASSWORD=***" in (tmp_path / "summary.md").read_text()
+
+
+def test_nothing_outside_ci_or_for_a_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert ci.write_outputs(publish_doc(), {"CI": "true"}) == []
+    dry = {**publish_doc(digest=""), "dry_run": True}
+    assert ci.write_outputs(dry, gh_env(tmp_path)) == []
+    assert ci.write_outputs(dry, {"GITLAB_CI": "true"}) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gitlab_dotenv_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert ci.write_outputs(publish_doc(), {"GITLAB_CI": "true"}) == [Path("polyarch.env")]
+    assert (tmp_path / "polyarch.env").read_text() == (
+        f"POLYARCH_DIGEST=sha256:{'a' * 64}\n"
+        f"POLYARCH_IMAGE=127.0.0.1:5000/team/app:1.0@sha256:{'a' * 64}\n"
+        "POLYARCH_TAGS=127.0.0.1:5000/team/app:1.0,127.0.0.1:5000/team/app:latest\n")
+
+
+def test_project_document(tmp_path: Path) -> None:
+    base = {**publish_doc(digest="sha256:" + "b" * 64, tags=("127.0.0.1:5000/t/base:1",)),
+            "name": "base"}
+    svc = {**publish_doc(digest="sha256:" + "c" * 64, tags=("127.0.0.1:5000/t/web:1",)),
+           "name": "web"}
+    env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
+    ci.write_outputs({"schema": 1, "images": [base, svc]}, env)
+    out = parse_github_output((tmp_path / "output").read_text())
+    assert out["digest"] == "sha256:" + "c" * 64  # the last image built
+    assert out["base-digest"] == "sha256:" + "b" * 64
+    assert out["web-image"] == "127.0.0.1:5000/t/web:1@sha256:" + "c" * 64
+    assert [i["name"] for i in json.loads(out["metadata"])["images"]] == ["base", "web"]
+    dotenv = (tmp_path / "r.env").read_text()
+    assert f"POLYARCH_BASE_DIGEST=sha256:{'b' * 64}\n" in dotenv
+    assert "POLYARCH_WEB_TAGS=127.0.0.1:5000/t/web:1\n" in dotenv
+    summary = (tmp_path / "summary.md").read_text()
+    assert "### polyarch publish `base: 127.0.0.1:5000/t/base:1`" in summary
+    assert "### polyarch publish `web: 127.0.0.1:5000/t/web:1`" in summary
+
+
+def test_unwritable_output_is_an_environment_error(tmp_path: Path) -> None:
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "missing-dir" / "out")}
+    with pytest.raises(EnvironmentProblem, match="cannot write CI output file"):
+        ci.write_outputs(publish_doc(), env)
+
+
+# -- a real publish ---------------------------------------------------------------------
+
+def registry_digest(registry: str, ref: str) -> str:
+    repo, _, tag = ref.removeprefix(registry + "/").rpartition(":")
+    r = httpx.head(f"http://{registry}/v2/{repo}/manifests/{tag}",
+                   headers={"Accept": INDEX_TYPES}, timeout=10)
+    r.raise_for_status()
+    return r.headers["Docker-Content-Digest"]
+
+
+@pytest.mark.engine
+def test_publish_writes_github_outputs(hello_context: Path, repo: str, registry: str,
+                                       tmp_path: Path) -> None:
+    env = {**gh_env(tmp_path), "GITLAB_CI": "", "POLYARCH_DOTENV": str(tmp_path / "build.env")}
+    ref = f"{repo}:1.0"
+    run = polyarch("publish", "-t", ref, "-t", f"{repo}:latest", "--json", str(hello_context),
+                   env=env)
+    assert run.code == 0, run.err
+    doc = run.json()
+    digest = registry_digest(registry, ref)
+    assert doc["index"]["digest"] == digest
+
+    out = parse_github_output((tmp_path / "output").read_text())
+    assert out["digest"] == digest
+    assert out["image"] == f"{ref}@{digest}"
+    assert out["tags"].split("\n") == [ref, f"{repo}:latest"]
+    meta = json.loads(out["metadata"])
+    assert meta == {k: v for k, v in doc.items() if k != "commands"}
+    assert meta["verification"]["ok"] is True
+
+    summary = (tmp_path / "summary.md").read_text()
+    assert f"### polyarch publish `{ref}`" in summary
+    assert f"Index `{digest}` · verification: ✅ passed" in summary
+    for p in doc["platforms"]:
+        assert re.search(rf"\| {p['platform']} \| `{p['digest']}` \| {p['mode']} \| \d+ \| ✅ passed \|",
+                         summary), summary
+
+    dotenv = (tmp_path / "build.env").read_text().splitlines()
+    assert dotenv == [f"POLYARCH_DIGEST={digest}", f"POLYARCH_IMAGE={ref}@{digest}",
+                      f"POLYARCH_TAGS={ref},{repo}:latest"]
+
+
+@pytest.mark.engine
+def test_publish_writes_gitlab_dotenv(hello_context: Path, repo: str, registry: str,
+                                      tmp_path: Path) -> None:
+    work = tmp_path / "job"
+    work.mkdir()
+    ref = f"{repo}:2"
+    run = polyarch("publish", "-t", ref, str(hello_context), cwd=work,
+                   env={"GITLAB_CI": "true", "GITHUB_ACTIONS": "", "POLYARCH_DOTENV": ""})
+    assert run.code == 0, run.err
+    digest = registry_digest(registry, ref)
+    assert "section_start:" in run.err  # collapsible sections in the job log
+    assert (work / "polyarch.env").read_text() == (
+        f"POLYARCH_DIGEST={digest}\nPOLYARCH_IMAGE={ref}@{digest}\nPOLYARCH_TAGS={ref}\n")
