@@ -17,19 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from polyarch.config import Options
-from polyarch.engines import select_engine
-from polyarch.engines.buildx import Buildx
 from polyarch.errors import UsageError
 from polyarch.output import BuildProgress, Reporter
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.workflow import (
-    _preflight,
     apply_git_tags,
-    build_request,
     build_with_retries,
     index_platforms,
+    prepare,
     registry_client,
-    staging_ref,
 )
 
 #: ``kind`` and ``schema`` of a build descriptor (docs/json.md, "build descriptor").
@@ -172,19 +168,10 @@ def build_stage(opts: Options, rep: Reporter, *, descriptor_path: Path | None = 
     # Only the first repository matters here; merge promotes every tag.
     opts = replace(opts, tags=(target,))
     path = descriptor_path or default_descriptor_path(opts)
-    bx = select_engine(opts)
-    plan = _preflight(opts, bx, rep, dry_run)
-    if isinstance(bx, Buildx):
-        bx.builder = plan.builder_arg
-    staging = staging_ref(target)
-    req = replace(build_request(opts, (staging,)), annotations=annotations)
+    prep = prepare(opts, rep, annotations=annotations, dry_run=dry_run, target=target)
+    bx, plan, staging, req = prep.engine, prep.plan, prep.staging, prep.request
     if dry_run:
-        cmds: list[list[str]] = list(plan.node_commands)
-        if plan.create_builder:
-            cmds.append(plan.create_builder)
-        cmds.extend(bx.build_commands(req, Path("<tmp>/metadata.json")))
-        for c in cmds:
-            rep.info(shlex.join(c))
+        cmds = prep.commands(rep)
         rep.info(f"# then: write the build descriptor {path}")
         return StageResult(None, path, dry_run=True, commands=cmds)
 

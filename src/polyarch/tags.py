@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from polyarch.errors import UsageError
 from polyarch.gitinfo import GitContext, Semver, parse_semver
-from polyarch.refs import ReferenceError, check_tag
+from polyarch.refs import ImageRef, ReferenceError, check_tag
 
 TYPES = ("schedule", "semver", "match", "edge", "ref", "raw", "sha")
 
@@ -647,3 +647,20 @@ def _labels(
     }
     values.update({k: v for k, v in meta.items() if v})
     return {_LABEL + k: v for k, v in sorted(values.items()) if v}
+
+
+def parse_image_names(names: Sequence[str]) -> list[ImageRef]:
+    """Image names (no tag, no digest) that computed tags are added to."""
+    from polyarch.refs import ReferenceError, parse_ref
+
+    out: list[ImageRef] = []
+    for name in names:
+        try:
+            ref = parse_ref(name, default_tag=None)
+        except ReferenceError as e:
+            raise UsageError(f"image {name!r}: {e}") from None
+        if ref.tag or ref.digest:
+            raise UsageError(f"image {name!r} carries a tag or digest",
+                             hint="give the name only; the tags come from the tag specs")
+        out.append(ref)
+    return out

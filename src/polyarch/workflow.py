@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from polyarch.config import Options
 from polyarch.engines import BuildRequest, BuildResult, Engine, select_engine
 from polyarch.engines.buildx import Buildx
-from polyarch.errors import RegistryError, UsageError, VerificationError
+from polyarch.errors import RegistryError, VerificationError
 from polyarch.output import BuildProgress, Reporter
 from polyarch.preflight import Plan, registry_push_check, run_preflight
 from polyarch.refs import ImageRef
@@ -210,19 +210,9 @@ def apply_git_tags(opts: Options, rep: Reporter, *, lookup_existing: bool = True
     if not opts.images:
         return opts, {}
     from polyarch.gitinfo import GitContext
-    from polyarch.refs import ReferenceError, parse_ref
-    from polyarch.tags import compute
+    from polyarch.tags import compute, parse_image_names
 
-    names: list[ImageRef] = []
-    for name in opts.images:
-        try:
-            ref = parse_ref(name, default_tag=None)
-        except ReferenceError as e:
-            raise UsageError(f"image {name!r}: {e}") from None
-        if ref.tag or ref.digest:
-            raise UsageError(f"image {name!r} carries a tag or digest",
-                             hint="give the name only; the tags come from tag-specs")
-        names.append(ref)
+    names = parse_image_names(opts.images)
     env = dict(os.environ)
     ctx = GitContext.detect(cwd or Path.cwd(), env)
     existing: list[str] | None = None
@@ -248,23 +238,47 @@ def apply_git_tags(opts: Options, rep: Reporter, *, lookup_existing: bool = True
     return replace(opts, tags=tuple(tags), labels=labels), dict(plan.annotations)
 
 
-def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishResult:
-    opts, annotations = apply_git_tags(opts, rep, lookup_existing=not dry_run)
+@dataclass
+class Prepared:
+    """A build ready to run: the engine, what preflight decided, where it stages."""
+
+    engine: Engine
+    plan: Plan
+    staging: ImageRef
+    request: BuildRequest
+
+    def commands(self, rep: Reporter) -> list[list[str]]:
+        """Print and return the commands the build would run (for --dry-run)."""
+        cmds: list[list[str]] = list(self.plan.node_commands)
+        if self.plan.create_builder:
+            cmds.append(self.plan.create_builder)
+        cmds.extend(self.engine.build_commands(self.request, Path("<tmp>/metadata.json")))
+        for c in cmds:
+            rep.info(shlex.join(c))
+        return cmds
+
+
+def prepare(opts: Options, rep: Reporter, *, annotations: dict[str, str], dry_run: bool,
+            target: ImageRef | None = None) -> Prepared:
+    """Preflight, then the build request that pushes to a fresh staging tag in the
+    repository of ``target`` (default: the first tag; preflight insists there is one)."""
     bx = select_engine(opts)
     plan = _preflight(opts, bx, rep, dry_run)
     if isinstance(bx, Buildx):
         bx.builder = plan.builder_arg
-    staging = staging_ref(opts.tags[0])
+    staging = staging_ref(target or opts.tags[0])
     req = replace(build_request(opts, (staging,)), annotations=annotations)
+    return Prepared(bx, plan, staging, req)
+
+
+def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishResult:
+    opts, annotations = apply_git_tags(opts, rep, lookup_existing=not dry_run)
+    prep = prepare(opts, rep, annotations=annotations, dry_run=dry_run)
+    bx, plan, staging, req = prep.engine, prep.plan, prep.staging, prep.request
     tags = [str(t) for t in opts.tags]
 
     if dry_run:
-        cmds: list[list[str]] = list(plan.node_commands)
-        if plan.create_builder:
-            cmds.append(plan.create_builder)
-        cmds.extend(bx.build_commands(req, Path("<tmp>/metadata.json")))
-        for c in cmds:
-            rep.info(shlex.join(c))
+        cmds = prep.commands(rep)
         rep.info(f"# then: verify {staging}, promote it to {', '.join(tags)},"
                  " delete the staging tag")
         return PublishResult("", "", tags, staging=str(staging), dry_run=True, commands=cmds)

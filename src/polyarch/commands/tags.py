@@ -13,8 +13,7 @@ from polyarch import config
 from polyarch.commands._common import reporter
 from polyarch.errors import UsageError
 from polyarch.gitinfo import GitContext
-from polyarch.refs import ReferenceError, parse_ref
-from polyarch.tags import TagPlan, compute
+from polyarch.tags import TagPlan, compute, parse_image_names
 
 
 def build_time(env: dict[str, str]) -> datetime | None:
@@ -25,20 +24,6 @@ def build_time(env: dict[str, str]) -> datetime | None:
     if not raw.isdigit():
         raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not a Unix time in seconds")
     return datetime.fromtimestamp(int(raw), UTC)
-
-
-def check_images(images: tuple[str, ...]) -> list[str]:
-    out: list[str] = []
-    for name in images:
-        try:
-            ref = parse_ref(name, default_tag=None)
-        except ReferenceError as e:
-            raise UsageError(f"--image {name!r}: {e}") from e
-        if ref.tag or ref.digest:
-            raise UsageError(f"--image {name!r} carries a tag or digest",
-                             hint="give the name only; the tags come from --tag-spec")
-        out.append(name)
-    return out
 
 
 def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str, Any]:
@@ -86,7 +71,8 @@ def command(specs: tuple[str, ...], flavor: tuple[str, ...], images: tuple[str, 
     env = dict(os.environ)
     # What is not given here comes from the config cascade (tag-specs, flavor, images, meta).
     opts = config.load({"tag-specs": specs, "flavor": flavor, "images": images})
-    names = check_images(opts.images)
+    parse_image_names(opts.images)  # validates; refs are printed as given
+    names = list(opts.images)
     ctx = GitContext.detect(context_dir, env)
     plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, now=build_time(env))
     if json_mode:
