@@ -48,14 +48,11 @@ from polyarch.stage import Descriptor
 from polyarch.workflow import (
     STAGING_PREFIX,
     PlatformResult,
-    PublishFailed,
     PublishResult,
-    _drop_staging,
     apply_git_tags,
-    findings_text,
-    promote,
     registry_client,
     staging_ref,
+    verify_and_promote,
 )
 
 
@@ -340,29 +337,8 @@ def merge(opts: Options, sources: Sequence[str], rep: Reporter, *,
         client.put_manifest(staging, plan.index.data, plan.index.media_type)
         staged = staging.with_digest(plan.index.digest)
         merge_seconds = time.monotonic() - t0
-        if opts.verify:
-            from polyarch.checks import verify
-
-            with rep.group(f"verify {staged}"):
-                t1 = time.monotonic()
-                report = verify(staged, plan.expected, allow=opts.allow, smoke=opts.smoke,
-                                client=client, progress=rep.info)
-                result.verify_seconds = time.monotonic() - t1
-                result.verification = report.to_json()
-            if not report.ok:
-                result.staging_deleted = _drop_staging(client, staging, rep)
-                raise PublishFailed(f"{report.summary()}; no tag was moved", result,
-                                    detail=findings_text(report))
-            rep.info(report.summary())
-        else:
-            rep.warn("verification skipped (--no-verify): the tags will move to an index"
-                     " nobody checked")
-        with rep.group(f"promote to {len(tags)} tag{'s' if len(tags) != 1 else ''}"):
-            t1 = time.monotonic()
-            promote(client, staged, plan.index, opts.tags)
-            result.promote_seconds = time.monotonic() - t1
-            result.promoted = True
-        result.staging_deleted = _drop_staging(client, staging, rep)
+        verify_and_promote(client, staged, plan.index, staging, plan.expected, opts, result,
+                           rep)
         _drop_source_staging(client, plan.sources)
     return MergeResult(result, plan, merge_seconds)
 

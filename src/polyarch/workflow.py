@@ -32,6 +32,7 @@ from polyarch.engines import BuildRequest, BuildResult, Engine, select_engine
 from polyarch.engines.buildx import Buildx
 from polyarch.errors import RegistryError, VerificationError
 from polyarch.output import BuildProgress, Reporter
+from polyarch.platforms import Platform
 from polyarch.preflight import Plan, registry_push_check, run_preflight
 from polyarch.refs import ImageRef
 
@@ -291,36 +292,40 @@ def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishRe
     with registry_client(opts) as client:
         index = client.get_manifest(staged)
         result.platforms = index_platforms(index, plan)
-        if opts.verify:
-            with rep.group(f"verify {staged}"):
-                t0 = time.monotonic()
-                report = _verify(staged, opts, client, rep)
-                result.verify_seconds = time.monotonic() - t0
-                result.verification = report.to_json()
-            if not report.ok:
-                result.staging_deleted = _drop_staging(client, staging, rep)
-                raise PublishFailed(
-                    f"{report.summary()}; no tag was moved",
-                    result, detail=findings_text(report),
-                )
-            rep.info(report.summary())
-        else:
-            rep.warn("verification skipped (--no-verify): the tags will move to an index"
-                     " nobody checked")
-        with rep.group(f"promote to {len(tags)} tag{'s' if len(tags) != 1 else ''}"):
-            t0 = time.monotonic()
-            promote(client, staged, index, opts.tags)
-            result.promote_seconds = time.monotonic() - t0
-            result.promoted = True
-        result.staging_deleted = _drop_staging(client, staging, rep)
+        verify_and_promote(client, staged, index, staging, opts.platforms, opts, result, rep)
     return result
 
 
-def _verify(staged: ImageRef, opts: Options, client: RegistryClient, rep: Reporter) -> VerifyReport:
+def verify_and_promote(client: RegistryClient, staged: ImageRef, index: Manifest,
+                       staging: ImageRef, expected: Sequence[Platform], opts: Options,
+                       result: PublishResult, rep: Reporter) -> None:
+    """Verify the staged index (unless --no-verify), then move every final tag to it and
+    drop the staging tag. Verification failing raises :class:`PublishFailed`, no tag
+    moved."""
     from polyarch.checks import verify
 
-    return verify(staged, opts.platforms, allow=opts.allow, smoke=opts.smoke, client=client,
-                  progress=rep.info)
+    if opts.verify:
+        with rep.group(f"verify {staged}"):
+            t0 = time.monotonic()
+            report = verify(staged, expected, allow=opts.allow, smoke=opts.smoke,
+                            client=client, progress=rep.info)
+            result.verify_seconds = time.monotonic() - t0
+            result.verification = report.to_json()
+        if not report.ok:
+            result.staging_deleted = _drop_staging(client, staging, rep)
+            raise PublishFailed(f"{report.summary()}; no tag was moved", result,
+                                detail=findings_text(report))
+        rep.info(report.summary())
+    else:
+        rep.warn("verification skipped (--no-verify): the tags will move to an index"
+                 " nobody checked")
+    n = len(opts.tags)
+    with rep.group(f"promote to {n} tag{'s' if n != 1 else ''}"):
+        t0 = time.monotonic()
+        promote(client, staged, index, opts.tags)
+        result.promote_seconds = time.monotonic() - t0
+        result.promoted = True
+    result.staging_deleted = _drop_staging(client, staging, rep)
 
 
 def findings_text(report: VerifyReport, limit: int = 20) -> str:
