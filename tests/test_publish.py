@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,29 @@ def test_config_file_drives_publish(hello_context: Path, repo: str) -> None:
                           "--override-arch", "arm64", f"docker://{repo}:cfg"],
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(cfg)["config"]["Labels"]["team"] == "core"
+
+
+@pytest.fixture
+def container_builder() -> Iterator[str]:
+    """A docker-container builder, created but never booted (its BuildKit image cannot be
+    pulled here): enough for preflight and --dry-run to see its driver."""
+    name = f"pa-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "buildx", "create", "--name", name, "--driver",
+                    "docker-container"], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["docker", "buildx", "rm", name], capture_output=True)
+
+
+def test_container_builder_pushes_by_digest(hello_context: Path, repo: str,
+                                            container_builder: str) -> None:
+    run = polyarch("publish", "--dry-run", "--builder", container_builder, "-t", f"{repo}:1",
+                   str(hello_context))
+    assert run.code == 0, run.err
+    line = next(ln for ln in run.out.splitlines() if ln.startswith("docker buildx build"))
+    assert f"--builder {container_builder}" in line
+    assert (f"--output type=image,name={repo},push-by-digest=true,name-canonical=true,push=true"
+            in line)
+    assert "--tag" not in line and "--push" not in line.split()
+    assert "delete the staging tag" not in run.out

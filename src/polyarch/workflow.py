@@ -4,8 +4,9 @@ printing except through the reporter, no exit codes.
 The publish flow (staged):
 
 1. preflight: stop before building when anything is missing;
-2. build every platform and push the index to a unique staging tag in the first
-   target repository (``polyarch-staging-<id>``), never to a final tag;
+2. build every platform and push the index to the first target repository by digest
+   only (builders that can), or under a unique staging tag (``polyarch-staging-<id>``;
+   the docker driver cannot push by digest), never to a final tag;
 3. verify the staged index (by digest, so nothing can swap it underneath);
 4. promote: copy the index to every other target repository (blobs mounted where the
    registry allows), then put the very same index manifest (same digest) under every
@@ -267,8 +268,14 @@ def prepare(opts: Options, rep: Reporter, *, annotations: dict[str, str], dry_ru
     plan = _preflight(opts, bx, rep, dry_run)
     if isinstance(bx, Buildx):
         bx.builder = plan.builder_arg
-    staging = staging_ref(target or opts.tags[0])
-    req = replace(build_request(opts, (staging,)), annotations=annotations)
+    # Builders other than the docker driver push by digest: nothing is tagged until
+    # promotion. The docker driver cannot, so it stages under a unique tag.
+    by_digest = (isinstance(bx, Buildx) and plan.builder is not None
+                 and plan.builder.driver not in ("docker", ""))
+    base = target or opts.tags[0]
+    staging = base.untagged() if by_digest else staging_ref(base)
+    req = replace(build_request(opts, (staging,)), annotations=annotations,
+                  push_by_digest=by_digest)
     return Prepared(bx, plan, staging, req)
 
 
@@ -280,8 +287,9 @@ def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishRe
 
     if dry_run:
         cmds = prep.commands(rep)
-        rep.info(f"# then: verify {staging}, promote it to {', '.join(tags)},"
-                 " delete the staging tag")
+        staged_as = (f"{staging}" if staging.tag else f"{staging}@<digest>")
+        rep.info(f"# then: verify {staged_as}, promote it to {', '.join(tags)}"
+                 + (", delete the staging tag" if staging.tag else ""))
         return PublishResult("", "", tags, staging=str(staging), dry_run=True, commands=cmds)
 
     with rep.group(f"build {', '.join(str(p) for p in opts.platforms)}"), BuildProgress(rep) as prog:
@@ -401,7 +409,9 @@ def _roll_back(client: RegistryClient, moved: list[ImageRef],
     return "; ".join(parts)
 
 
-def _drop_staging(client: RegistryClient, staging: ImageRef, rep: Reporter) -> bool:
+def _drop_staging(client: RegistryClient, staging: ImageRef, rep: Reporter) -> bool | None:
+    if staging.tag is None:
+        return None  # pushed by digest: no staging tag to drop
     try:
         deleted = client.delete_manifest(staging)
     except RegistryError as e:

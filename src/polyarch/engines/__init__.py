@@ -37,6 +37,8 @@ class BuildRequest:
     cache_from: tuple[str, ...] = ()
     cache_to: tuple[str, ...] = ()
     build_contexts: dict[str, str] = field(default_factory=dict)
+    #: Push by digest only (no tag at all): ``push_to`` names the repository.
+    push_by_digest: bool = False
 
 
 @dataclass(frozen=True)

@@ -165,8 +165,13 @@ class Buildx:
             a += ["--builder", self.builder]
         a += ["--platform", ",".join(str(p) for p in req.platforms)]
         a += ["--file", str(req.dockerfile)]
-        for ref in req.push_to:
-            a += ["--tag", str(ref)]
+        if req.push_by_digest:
+            for ref in req.push_to:
+                a += ["--output", f"type=image,name={ref.untagged()},push-by-digest=true,"
+                                  "name-canonical=true,push=true"]
+        else:
+            for ref in req.push_to:
+                a += ["--tag", str(ref)]
         for k, v in req.build_args.items():
             a += ["--build-arg", f"{k}={v}"]
         for k, v in req.labels.items():
@@ -191,7 +196,7 @@ class Buildx:
             a += ["--cache-from", c]
         for c in req.cache_to:
             a += ["--cache-to", c]
-        if req.push_to:
+        if req.push_to and not req.push_by_digest:
             a.append("--push")
         a += ["--metadata-file", str(metadata_file), f"--progress={progress}", str(req.context)]
         return a
