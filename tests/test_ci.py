@@ -230,3 +230,17 @@ def test_publish_writes_gitlab_dotenv(hello_context: Path, repo: str, registry: 
     assert "section_start:" in run.err  # collapsible sections in the job log
     assert (work / "polyarch.env").read_text() == (
         f"POLYARCH_DIGEST={digest}\nPOLYARCH_IMAGE={ref}@{digest}\nPOLYARCH_TAGS={ref}\n")
+
+
+@pytest.mark.engine
+def test_failed_publish_summary_names_the_platform(tmp_path: Path, repo: str) -> None:
+    from conftest import make_context
+
+    bad = make_context(tmp_path / "bad", dockerfile="FROM scratch\nCOPY rootfs-amd64/ /\n")
+    env = {**gh_env(tmp_path), "GITLAB_CI": ""}
+    run = polyarch("publish", "-t", f"{repo}:bad", str(bad), env=env)
+    assert run.code == 5, run.err
+    assert "::error::" in run.err
+    summary = (tmp_path / "summary.md").read_text()
+    assert "linux/arm64" in summary and "❌" in summary, summary
+    assert "/bin/busybox" in summary, summary

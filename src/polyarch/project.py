@@ -317,7 +317,11 @@ def publish_project(project: Project, base: Options, rep: Reporter, *, names: Se
                     rep.info(f"# prebuild ({project.root}): {cmd}")
             deps = {d: built.get(d, f"<digest of {d} built in this run>") for d in spec.depends_on}
             opts = image_options(spec, base, project.root, env, deps)
-            result = workflow.publish(opts, rep, dry_run=dry_run)
+            try:
+                result = workflow.publish(opts, rep, dry_run=dry_run)
+            except workflow.PublishFailed as e:
+                e.image_name = spec.name  # for the CI summary and --json of the project
+                raise
             if result.index_digest:
                 built[spec.name] = f"{opts.tags[0].untagged()}@{result.index_digest}"
             outcome = ImageOutcome(spec.name, result)

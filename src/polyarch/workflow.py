@@ -97,6 +97,7 @@ class PublishFailed(VerificationError):
     def __init__(self, message: str, result: PublishResult, detail: str | None) -> None:
         super().__init__(message, detail=detail)
         self.result = result
+        self.image_name: str | None = None  # set for an image of a project
 
 
 def staging_ref(target: ImageRef) -> ImageRef:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from polyarch import ci
 from polyarch.commands._common import build_options, load_options, reporter
 from polyarch.errors import FatalError, UsageError
 from polyarch.output import Reporter
@@ -43,14 +44,15 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     try:
         result = workflow.publish(opts, rep, dry_run=dry_run)
     except workflow.PublishFailed as e:
+        # The CI summary shows what failed verification, too.
+        ci.write_outputs(e.result.to_json())
         if json_mode:
             rep.emit_json(e.result.to_json())
         raise
     if output_file is not None and not dry_run:
         _write(output_file, f"{result.tags[0]}@{result.index_digest}\n")
-    from polyarch import ci
-
-    ci.write_outputs(result.to_json())
+    if not dry_run:
+        ci.write_outputs(result.to_json())
     if json_mode:
         rep.emit_json(result.to_json())
         return 0
@@ -62,6 +64,7 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
 
 def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run: bool,
                      json_mode: bool, output_file: Path | None) -> int:
+    from polyarch import workflow
     from polyarch.project import publish_project
 
     name = kw.pop("context", None)
@@ -73,13 +76,20 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
     try:
         publish_project(project, opts, rep, names=[name] if name else [],
                                dry_run=dry_run, env=os.environ, on_done=done.append)
-    except FatalError:
+    except FatalError as e:
+        doc = _project_doc(done)
+        if isinstance(e, workflow.PublishFailed):
+            doc["images"].append({"name": e.image_name, "reference": "", **e.result.to_json()})
+        if not dry_run and doc["images"]:
+            ci.write_outputs(doc)
         if json_mode:
-            rep.emit_json(_project_doc(done))
+            rep.emit_json(doc)
         raise
     finally:
         if output_file is not None and not dry_run and done:
             _write(output_file, "".join(f"{o.name}={o.reference()}\n" for o in done))
+    if not dry_run:
+        ci.write_outputs(_project_doc(done))
     if json_mode:
         rep.emit_json(_project_doc(done))
     elif not dry_run:
