@@ -111,7 +111,13 @@ def test_github_outputs_and_summary(tmp_path: Path) -> None:
 
 
 def test_summary_of_a_failed_verification(tmp_path: Path) -> None:
-    ci.write_outputs(publish_doc(ok=False), gh_env(tmp_path))
+    env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "x.env")}
+    ci.write_outputs(publish_doc(ok=False), env)
+    # Nothing downstream may pick up an index no tag points at.
+    out = parse_github_output((tmp_path / "output").read_text())
+    assert set(out) == {"metadata"}
+    assert json.loads(out["metadata"])["promoted"] is False
+    assert (tmp_path / "x.env").read_text() == ""
     summary = (tmp_path / "summary.md").read_text()
     assert "verification: ❌ failed · **tags not moved**" in summary
     assert "| linux/amd64 | " in summary and "| ✅ passed |" in summary
@@ -162,6 +168,7 @@ def test_project_document(tmp_path: Path) -> None:
     assert out["web-image"] == "127.0.0.1:5000/t/web:1@sha256:" + "c" * 64
     assert [i["name"] for i in json.loads(out["metadata"])["images"]] == ["base", "web"]
     dotenv = (tmp_path / "r.env").read_text()
+    assert f"POLYARCH_DIGEST=sha256:{'c' * 64}\n" in dotenv
     assert f"POLYARCH_BASE_DIGEST=sha256:{'b' * 64}\n" in dotenv
     assert "POLYARCH_WEB_TAGS=127.0.0.1:5000/t/web:1\n" in dotenv
     summary = (tmp_path / "summary.md").read_text()
@@ -244,3 +251,21 @@ def test_failed_publish_summary_names_the_platform(tmp_path: Path, repo: str) ->
     summary = (tmp_path / "summary.md").read_text()
     assert "linux/arm64" in summary and "❌" in summary, summary
     assert "/bin/busybox" in summary, summary
+
+
+def test_project_with_a_failed_image(tmp_path: Path) -> None:
+    base = {**publish_doc(digest="sha256:" + "b" * 64, tags=("127.0.0.1:5000/t/base:1",)),
+            "name": "base"}
+    svc = {**publish_doc(digest="sha256:" + "c" * 64, tags=("127.0.0.1:5000/t/web:1",),
+                         ok=False), "name": "web"}
+    env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
+    ci.write_outputs({"schema": 1, "images": [base, svc]}, env)
+    out = parse_github_output((tmp_path / "output").read_text())
+    assert set(out) == {"metadata", "base-digest", "base-image", "base-tags"}
+    assert (tmp_path / "r.env").read_text().splitlines() == [
+        f"POLYARCH_BASE_DIGEST=sha256:{'b' * 64}",
+        f"POLYARCH_BASE_IMAGE=127.0.0.1:5000/t/base:1@sha256:{'b' * 64}",
+        "POLYARCH_BASE_TAGS=127.0.0.1:5000/t/base:1"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "### polyarch publish `web: 127.0.0.1:5000/t/web:1`" in summary
+    assert "verification: ❌ failed · **tags not moved**" in summary

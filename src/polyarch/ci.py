@@ -17,6 +17,10 @@ last image built (the one the others lead up to) and each image also gets its ow
 ``<name>-digest``/``<name>-image``/``<name>-tags`` on GitHub,
 ``POLYARCH_<NAME>_DIGEST``/``_IMAGE``/``_TAGS`` in the dotenv file.
 
+When verification failed (``promoted`` false) the summary says so and ``metadata``
+holds the document, but no digest, image or tags are given for that image (nor the
+plain names, in a project): no tag points at its index.
+
 Folding (``::group::``, GitLab sections) and ``::error::`` annotations are the
 reporter's (:mod:`polyarch.output`).
 
@@ -121,17 +125,18 @@ def _public(doc: Mapping[str, Any]) -> Any:
 
 
 def _github_outputs(doc: Mapping[str, Any], images: list[_Image]) -> str:
-    last = images[-1]
-    pairs: list[tuple[str, str]] = [
-        ("digest", last.digest),
-        ("image", last.image),
-        ("tags", "\n".join(last.tags)),
-        ("metadata", json.dumps(_public(doc), separators=(",", ":"), sort_keys=False)),
-    ]
+    pairs: list[tuple[str, str]] = []
+    # Only what was published: an image whose verification failed has a digest, but
+    # no tag points at it, and nothing downstream should pick it up.
+    if all(i.promoted for i in images):
+        last = images[-1]
+        pairs += [("digest", last.digest), ("image", last.image), ("tags", "\n".join(last.tags))]
+    pairs.append(("metadata", json.dumps(_public(doc), separators=(",", ":"), sort_keys=False)))
     if len(images) > 1 or images[0].name:
         for i in images:
-            pairs += [(f"{i.name}-digest", i.digest), (f"{i.name}-image", i.image),
-                      (f"{i.name}-tags", "\n".join(i.tags))]
+            if i.promoted:
+                pairs += [(f"{i.name}-digest", i.digest), (f"{i.name}-image", i.image),
+                          (f"{i.name}-tags", "\n".join(i.tags))]
     return "".join(_github_pair(k, v) for k, v in pairs)
 
 
@@ -208,15 +213,19 @@ def _problems(img: _Image) -> list[str]:
 
 
 def _dotenv(images: list[_Image]) -> str:
-    last = images[-1]
-    lines = [f"POLYARCH_DIGEST={last.digest}", f"POLYARCH_IMAGE={last.image}",
-             f"POLYARCH_TAGS={','.join(last.tags)}"]
+    lines: list[str] = []
+    if all(i.promoted for i in images):
+        last = images[-1]
+        lines += [f"POLYARCH_DIGEST={last.digest}", f"POLYARCH_IMAGE={last.image}",
+                  f"POLYARCH_TAGS={','.join(last.tags)}"]
     if len(images) > 1 or images[0].name:
         for i in images:
+            if not i.promoted:
+                continue
             key = re.sub(r"[^A-Za-z0-9]", "_", i.name or "").upper()
             lines += [f"POLYARCH_{key}_DIGEST={i.digest}", f"POLYARCH_{key}_IMAGE={i.image}",
                       f"POLYARCH_{key}_TAGS={','.join(i.tags)}"]
-    return "\n".join(lines) + "\n"
+    return "".join(line + "\n" for line in lines)
 
 
 # -- writing ----------------------------------------------------------------------------
