@@ -136,7 +136,7 @@ smoke = "sandbox-cli --version"
     run = polyarch("publish", "--json", "--output-file", "uri.txt", cwd=root,
                    env={"SANDBOX_IMAGE_TAG": ""})
     assert run.code == 0, run.err
-    assert "building the cli" in run.err  # prebuild output is shown
+    assert "building the cli" in run.err.splitlines()  # prebuild output is shown
     img = run.json()["images"][0]
     assert img["tags"] == [f"{name}:0.56.0"]
     smoke = {p["platform"]: p["checks"]["smoke"] for p in img["verification"]["platforms"]}
@@ -163,7 +163,8 @@ prebuild = ["echo npm ERR! missing script: pack >&2; exit 3"]
 """)
     run = polyarch("publish", cwd=root)
     assert run.code == 1, run.err
-    assert "npm ERR! missing script: pack" in run.err
+    # The command's own output is shown (not just the echo of the command line).
+    assert "npm ERR! missing script: pack" in [ln.strip() for ln in run.err.splitlines()]
     assert "prebuild command" in last_error_line(run) and "exit status 3" in last_error_line(run)
 
 

@@ -105,13 +105,19 @@ def test_descriptor(descriptors: tuple[Path, Path], split_repo: str) -> None:
     assert "1" not in registry_tags(*split_repo.split("/", 1))
 
 
-def test_merge_two_engines(descriptors: tuple[Path, Path], split_repo: str) -> None:
+def test_merge_two_engines(descriptors: tuple[Path, Path], split_repo: str,
+                           tmp_path: Path) -> None:
     amd_d, arm_d = (json.loads(p.read_text()) for p in descriptors)
     ref = f"{split_repo}:1.0"
+    gh = {"GITHUB_ACTIONS": "true", "GITLAB_CI": "", "GITHUB_OUTPUT": str(tmp_path / "out"),
+          "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
     run = polyarch("merge", "-t", ref, "-t", f"{split_repo}:latest", "--json",
-                   str(descriptors[0]), str(descriptors[1]))
+                   str(descriptors[0]), str(descriptors[1]), env=gh)
     assert run.code == 0, run.err
     doc = run.json()
+    # The merge job hands the result to the CI system, as publish does.
+    assert f"digest={doc['index']['digest']}" in (tmp_path / "out").read_text()
+    assert "linux/arm64" in (tmp_path / "summary.md").read_text()
     assert doc["promoted"] is True
     assert doc["tags"] == [ref, f"{split_repo}:latest"]
     assert doc["verification"]["ok"] is True

@@ -45,6 +45,11 @@ class Reporter:
         if not self.quiet:
             self.out.print(text, markup=False)
 
+    def log(self, text: str) -> None:
+        """A line of a tool's own output (prebuild commands): stderr, like build logs."""
+        if not self.quiet:
+            self.err.print(text, markup=False, highlight=False)
+
     def step(self, text: str) -> None:
         """A step heading ("==> building linux/amd64")."""
         if not self.quiet:

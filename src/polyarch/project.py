@@ -284,11 +284,12 @@ def image_options(spec: ImageSpec, base: Options, root: Path, env: Mapping[str, 
 def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter) -> None:
     for cmd in spec.prebuild:
         with rep.group(f"{spec.name}: prebuild: {cmd}"):
-            r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=rep.info,
+            r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=rep.log,
                          merge_output=True)
         if not r.ok:
+            # Its output was shown as it ran; the error line says which command failed.
             raise BuildError(f"image {spec.name!r}: prebuild command {cmd!r} failed with exit"
-                             f" status {r.returncode}", detail=r.stderr[-4000:])
+                             f" status {r.returncode}")
 
 
 @dataclass

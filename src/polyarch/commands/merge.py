@@ -62,8 +62,8 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
     """Join SOURCEs (build descriptors from 'polyarch build --stage', or image references:
     tags or digests, single-platform images or indexes) into one index, verify it, and
     publish it under every -t tag, as 'publish' does."""
+    from polyarch import ci, workflow
     from polyarch import merge as merging
-    from polyarch import workflow
 
     rep = reporter(json_mode)
     opts = load_options(kw)
@@ -72,9 +72,12 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
     try:
         done = merging.merge(opts, sources, rep, expected=expected, dry_run=dry_run)
     except workflow.PublishFailed as e:
+        ci.write_outputs(e.result.to_json())
         if json_mode:
             rep.emit_json(e.result.to_json())
         raise
+    if not dry_run:
+        ci.write_outputs(done.result.to_json())
     if json_mode:
         rep.emit_json(done.to_json())
         return 0
