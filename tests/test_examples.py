@@ -179,3 +179,21 @@ def test_sandbox(bases: dict[str, str], registry: str, tmp_path: Path) -> None:
     (img2,) = doc["images"]
     assert img2["tags"] == [f"{name}:pr-42"]
     assert run_image(f"{name}:pr-42", "linux/amd64", "sandbox-cli", "--version") == "0.2.0"
+
+
+def test_hello(repo: str, tmp_path: Path) -> None:
+    """examples/busybox-base and examples/hello, as scripts/demo publishes them."""
+    base_ctx = tmp_path / "busybox-base"
+    shutil.copytree(EXAMPLES / "busybox-base", base_ctx,
+                    ignore=shutil.ignore_patterns("rootfs-*"))
+    subprocess.run([str(ROOT / "scripts/make-rootfs"), str(base_ctx)], check=True)
+    base = f"{repo}/busybox:latest"
+    run = polyarch("publish", "-t", base, str(base_ctx))
+    assert run.code == 0, run.err
+    ref = f"{repo}/hello:1.0"
+    run = polyarch("publish", "-t", ref, "--build-arg", f"BASE={base}", str(EXAMPLES / "hello"))
+    assert run.code == 0, run.err
+    for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        out = subprocess.run(["docker", "run", "--rm", "--pull", "always", "--platform",
+                              platform, ref], capture_output=True, text=True, timeout=300)
+        assert out.stdout.split() == ["hello", "from", machine, "running", "on", machine], out
