@@ -242,7 +242,7 @@ _PLATFORM_PREFIX = re.compile(r"^\[(linux/[a-z0-9]+(?:/v\d)?)[\] ]")
 _REGISTRY_PATTERNS = (
     "failed to push", "failed to authorize", "401 unauthorized", "403 forbidden",
     "connection refused", "no such host", "i/o timeout", "server gave http response to https",
-    "failed to do request", "unexpected status from push", "failed to copy",
+    "failed to do request", "unexpected status from", "failed to copy",
 )
 
 
