@@ -15,6 +15,7 @@ forwarding to a real registry. Faults are rules consumed in order::
         proxy.add(Fault.truncate(1000), method="GET", match="/blobs/sha256:")
                                                   # forward, but cut the body after 1000 B
         proxy.add(Fault.delay(2.0))               # wait, then forward
+        proxy.add(Fault.lose())                   # forward, then reset instead of answering
         proxy.add(Fault.status(503), times=None)  # every matching request, until clear()
         proxy.clear()                             # drop all rules
         proxy.log                                 # [Record(method, path, outcome, headers)]
@@ -70,7 +71,7 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "status", "drop", "reset", "truncate", "delay"
+    kind: str  # "status", "drop", "reset", "truncate", "delay", "lose"
     code: int = 0
     retry_after: float | None = None
     after: int = 0
@@ -95,6 +96,12 @@ class Fault:
     @staticmethod
     def delay(seconds: float) -> Fault:
         return Fault("delay", seconds=seconds)
+
+    @staticmethod
+    def lose() -> Fault:
+        """Forward the request (the registry acts on it), then reset the client's
+        connection instead of answering: a write that happened but looks failed."""
+        return Fault("lose")
 
 
 @dataclass
@@ -270,6 +277,21 @@ class FaultProxy:
             if fault.kind == "reset":
                 h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                         struct.pack("ii", 1, 0))
+            h.close_connection = True
+            return
+        if fault is not None and fault.kind == "lose":
+            host, _, port = self.upstream.partition(":")
+            conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
+            headers: dict[str, str] = {}
+            for k in dict.fromkeys(h.headers.keys()):
+                if k.lower() not in _HOP:
+                    headers[k] = ", ".join(h.headers.get_all(k) or [])
+            headers["Content-Length"] = str(len(body))
+            conn.request(h.command, h.path, body=body, headers=headers)
+            conn.getresponse().read()
+            conn.close()
+            self._record(h, "lose")
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             h.close_connection = True
             return
         if fault is not None and fault.kind == "delay":

@@ -28,6 +28,8 @@ def tag_digest(ref: str) -> str | None:
     r = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
                        capture_output=True)
     if r.returncode != 0:
+        # Only a tag that does not exist is None; any other failure fails the test.
+        assert b"manifest unknown" in r.stderr, r.stderr
         return None
     import hashlib
 
@@ -241,3 +243,31 @@ def test_registry_cache_survives_a_cold_builder(tmp_path: Path, repo: str) -> No
     assert last and not any(ln.endswith("cached") for ln in last), last
     tags = registry_tags(repo.split("/", 1)[0], repo.split("/", 1)[1])
     assert "buildcache-linux-amd64-linux-arm64" in tags
+
+
+def test_a_lost_answer_to_a_tag_write_is_rolled_back(tmp_path: Path, hello_context: Path) -> None:
+    """The registry stores the new index under a tag, but the answer never arrives: that tag
+    has moved although the write looked failed. It is put back."""
+    from polyarch.registry import RegistryClient
+
+    reg = LocalRegistry(tmp_path / "reg")
+    try:
+        old = polyarch("publish", "-t", f"{reg.address}/team/app:1.0", "-t",
+                       f"{reg.address}/team/app:latest", "--json", str(hello_context))
+        assert old.code == 0, old.err
+        d_old = old.json()["index"]["digest"]
+        changed = make_context(tmp_path / "v2", dockerfile=(
+            "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nRUN echo v2 > /v\n"))
+        with FaultProxy(reg.address) as proxy:
+            # Every attempt the client makes within its retry budget is stored, then lost.
+            attempts = RegistryClient().retries + 1
+            proxy.add(Fault.lose(), times=attempts, method="PUT", match="/manifests/1.0")
+            run = polyarch("publish", "-t", f"{proxy.address}/team/app:1.0",
+                           "-t", f"{proxy.address}/team/app:latest", str(changed))
+            assert proxy.faults_injected == attempts
+        assert run.code == 4, run.err
+        assert "moved back" in last_error_line(run) and "1.0" in last_error_line(run)
+        assert tag_digest(f"{reg.address}/team/app:1.0") == d_old
+        assert tag_digest(f"{reg.address}/team/app:latest") == d_old
+    finally:
+        reg.stop()

@@ -168,9 +168,12 @@ def test_merge_refuses_duplicate_platform(descriptors: tuple[Path, Path], contex
 
 
 def test_same_source_twice_counts_once(descriptors: tuple[Path, Path], split_repo: str) -> None:
-    run = polyarch("merge", "--dry-run", "-t", f"{split_repo}:twice", str(descriptors[0]),
-                   str(descriptors[0]), str(descriptors[1]))
+    run = polyarch("merge", "--dry-run", "--json", "-t", f"{split_repo}:twice",
+                   str(descriptors[0]), str(descriptors[0]), str(descriptors[1]))
     assert run.code == 0, run.err
+    # One index entry per platform, although the amd64 descriptor was given twice.
+    plats = [p["platform"] for p in run.json()["platforms"]]
+    assert sorted(plats) == ["linux/amd64", "linux/arm64"]
     assert "twice" not in registry_tags(*split_repo.split("/", 1))
 
 

@@ -369,30 +369,29 @@ def promote(client: RegistryClient, staged: ImageRef, index: Manifest,
                                 f" {staged.digest}")
     # Where each tag points now, to put it back if a later tag cannot be moved.
     before = {str(t): client.head_manifest(t) for t in targets}
-    moved: list[ImageRef] = []
+    # A PUT that failed may still have been stored (the answer was lost): every tag
+    # tried counts, and the rollback looks at where each one points now.
+    attempted: list[ImageRef] = []
     try:
         for t in targets:
-            got = client.put_manifest(t, index.data, index.media_type)
-            moved.append(t)
-            if got != staged.digest:
-                raise RegistryError(f"{t}: the registry stored the index as {got}, not"
-                                    f" {staged.digest}")
+            attempted.append(t)
+            client.put_manifest(t, index.data, index.media_type)
     except RegistryError as e:
-        undone = _roll_back(client, moved, before)
+        undone = _roll_back(client, attempted, before)
         e.message += f" ({undone})" if undone else ""
         raise
 
 
-def _roll_back(client: RegistryClient, moved: list[ImageRef],
+def _roll_back(client: RegistryClient, attempted: list[ImageRef],
                before: dict[str, str | None]) -> str:
     """Best effort: point tags moved by a failed promotion back where they were."""
-    if not moved:
-        return "no tag was moved"
     restored: list[str] = []
     stuck: list[str] = []
-    for t in moved:
+    for t in attempted:
         old = before.get(str(t))
         try:
+            if client.head_manifest(t) == old:
+                continue  # never moved
             if old is None:
                 ok = client.delete_manifest(t)
             else:
@@ -402,6 +401,8 @@ def _roll_back(client: RegistryClient, moved: list[ImageRef],
         except RegistryError:
             ok = False
         (restored if ok else stuck).append(str(t))
+    if not restored and not stuck:
+        return "no tag was moved"
     parts = []
     if restored:
         parts.append(f"moved back: {', '.join(restored)}")
