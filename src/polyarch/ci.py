@@ -40,14 +40,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from polyarch import redact
 from polyarch.errors import EnvironmentProblem
 
 GITHUB = "github"
 GITLAB = "gitlab"
 
-_SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE|_KEY$|^KEY$|AUTH",
-                          re.IGNORECASE)
-_MASK = "***"
+_SECRET_NAME = redact.SECRET_NAME
+_MASK = redact.MASK
 
 
 def detect(env: Mapping[str, str] | None = None) -> str | None:
@@ -230,15 +230,7 @@ def _dotenv(images: list[_Image]) -> str:
 
 # -- writing ----------------------------------------------------------------------------
 
-class _Masker:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.values = sorted({v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 6},
-                             key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for v in self.values:
-            text = text.replace(v, _MASK)
-        return text
+_Masker = redact.Masker
 
 
 def _append(path: Path, text: str) -> None:

@@ -123,9 +123,13 @@ def _tags(v: Any) -> tuple[ImageRef, ...]:
     out = []
     for t in _str_list(v):
         try:
-            out.append(parse_ref(t))
+            ref = parse_ref(t)
         except ReferenceError as e:
             raise ValueError(str(e)) from e
+        if ref.digest:
+            raise ValueError(f"{t!r} names a digest: a tag to publish is REGISTRY/REPO:TAG,"
+                             " without @sha256:...")
+        out.append(ref)
     return tuple(out)
 
 
@@ -154,7 +158,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "labels": ("labels", _mapping),
     "build-contexts": ("build_contexts", _mapping),
     "target": ("target", _opt_str),
-    "secrets": ("secrets", _str_list),
+    "secrets": ("secrets", _lines),  # specs hold commas: one per line in the environment
     "builder": ("builder", _opt_str),
     "docker-context": ("docker_context", _opt_str),
     "engine": ("engine", _engine),
@@ -194,22 +198,30 @@ def parse_kv_list(items: tuple[str, ...] | list[str], *, what: str) -> dict[str,
     return out
 
 
+def _polyarch_table(path: Path, data: dict[str, Any], *, pyproject: bool) -> dict[str, Any] | None:
+    """The polyarch settings in a parsed file: its [tool.polyarch] table, or (in a
+    polyarch.toml without one) the whole file."""
+    tool = data.get("tool")
+    if tool is None:
+        return None if pyproject else data
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table ([tool.polyarch])")
+    if "polyarch" not in tool:
+        return None if pyproject else data
+    section = tool["polyarch"]
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.polyarch] must be a table")
+    return section
+
+
 def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
     """polyarch.toml, else pyproject.toml with a [tool.polyarch] table, in ``start``."""
-    cand = start / "polyarch.toml"
-    if cand.is_file():
-        data = _load_toml(cand)
-        inner = data.get("tool", {}).get("polyarch", data) if "tool" in data else data
-        return cand, inner
-    cand = start / "pyproject.toml"
-    if cand.is_file():
-        data = _load_toml(cand)
-        tool = data.get("tool", {})
-        if isinstance(tool, dict) and "polyarch" in tool:
-            section = tool["polyarch"]
-            if not isinstance(section, dict):
-                raise ConfigError(f"{cand}: [tool.polyarch] must be a table")
-            return cand, section
+    for name in ("polyarch.toml", "pyproject.toml"):
+        cand = start / name
+        if cand.is_file():
+            section = _polyarch_table(cand, _load_toml(cand), pyproject=name == "pyproject.toml")
+            if section is not None:
+                return cand, section
     return None
 
 
@@ -219,10 +231,9 @@ def read_config(config_path: Path | None, cwd: Path) -> tuple[Path, dict[str, An
         return find_config(cwd)
     if not config_path.is_file():
         raise ConfigError(f"config file {config_path} not found")
-    data = _load_toml(config_path)
-    if config_path.name == "pyproject.toml" or "tool" in data:
-        data = data.get("tool", {}).get("polyarch", {})
-    return config_path, data
+    section = _polyarch_table(config_path, _load_toml(config_path),
+                              pyproject=config_path.name == "pyproject.toml")
+    return config_path, section or {}
 
 
 def _load_toml(path: Path) -> dict[str, Any]:

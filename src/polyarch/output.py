@@ -59,8 +59,10 @@ class Reporter:
         """Echo a command about to run, shell-quoted."""
         import shlex
 
+        from polyarch import redact
+
         if not self.quiet:
-            self.err.print("+ " + shlex.join(argv), markup=False, style="dim")
+            self.err.print("+ " + shlex.join(redact.argv(argv)), markup=False, style="dim")
 
     def warn(self, text: str) -> None:
         self.err.print(f"warning: {text}", markup=False, style="yellow")

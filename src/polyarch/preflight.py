@@ -292,6 +292,9 @@ def _choose_builder(plan: Plan, bx: Buildx, opts: Options, allow_create: bool,
     plan.create_builder = create
     plan.builder_arg = DEDICATED_BUILDER
     if not allow_create:
+        # What the build would use once the builder exists (a dry run shows the same
+        # command the real run executes: a docker-container builder pushes by digest).
+        plan.builder = BuilderInfo(DEDICATED_BUILDER, "docker-container")
         checks.append(Check("builder", True, f"will create builder {DEDICATED_BUILDER!r}"
                             f" (current builder unsuitable: {why})"))
         return
@@ -346,7 +349,7 @@ def _check_platforms(plan: Plan, platforms: Sequence[Platform], *, local: bool) 
             plan.checks.append(Check(name, True, "native"))
             continue
         listed = _available(plan.builder, plan.engine, p)
-        if local and plan.builder.driver == "docker":
+        if local and (plan.builder.driver == "docker" or not plan.builder.nodes):
             # BuildKit's platform list is read once when dockerd starts; the kernel's
             # binfmt_misc table is the truth for a local engine.
             emulated = (p.elf_class, p.elf_machine) in handlers

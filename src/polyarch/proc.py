@@ -100,7 +100,8 @@ def run(
             f"{argv[0]} not found", hint=f"install {argv[0]} or put it on PATH"
         ) from e
     except subprocess.TimeoutExpired as e:
-        raise FatalError(f"{shlex.join(argv[:3])} ... timed out after {timeout} s") from e
+        raise (error_class or FatalError)(
+            f"{shlex.join(argv[:3])} ... timed out after {timeout} s") from e
     if check and not res.ok:
         raise CommandFailed(res, error_message, error_class)
     return res

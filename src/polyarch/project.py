@@ -130,13 +130,16 @@ def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
 
     name_from = e.get("name-from")
     if name_from is not None and not (isinstance(name_from, dict) and
-                                      set(name_from) <= {"file", "field"} and "file" in name_from):
+                                      set(name_from) <= {"file", "field"} and "file" in name_from
+                                      and all(isinstance(x, str) for x in name_from.values())):
         raise ConfigError(f"{where}: 'name-from' must be {{ file = \"package.json\", field ="
                           " \"config.sandboxImageUri\" }")
     version = e.get("version")
     sources = {"package.json", "pyproject.toml", "git"}
     if version is not None and not isinstance(version, str) and not (
-            isinstance(version, dict) and version.get("from") in sources):
+            isinstance(version, dict) and version.get("from") in sources
+            and set(version) <= {"from", "field"}
+            and isinstance(version.get("field", ""), str)):
         raise ConfigError(f"{where}: 'version' must be a string or {{ from = \"package.json\""
                               " | \"pyproject.toml\" | \"git\", field = ... }")
     tag_env = e.get("tag-env")
@@ -302,14 +305,36 @@ class ImageOutcome:
         return f"{r.tags[0]}@{r.index_digest}" if r.tags and r.index_digest else ""
 
 
+def check_plan(project: Project, specs: Sequence[ImageSpec], base: Options,
+               env: Mapping[str, str]) -> None:
+    """Resolve every image's options before anything runs, so that a bad value in the
+    last image stops the run before the first one is published; and refuse two images
+    that would be published under one tag (the second would silently replace the first)."""
+    owner: dict[str, str] = {}
+    for spec in specs:
+        deps = {d: f"{d}@sha256:{'0' * 64}" for d in spec.depends_on}
+        opts = image_options(spec, base, project.root, env, deps)
+        if not opts.tags and not opts.images:
+            raise ConfigError(f"{spec.where}: no tag to publish to",
+                              hint="set 'tags', 'name-from' or 'images' in the [[image]] entry")
+        for t in opts.tags:
+            other = owner.setdefault(str(t), spec.name)
+            if other != spec.name:
+                raise ConfigError(f"{project.path}: images {other!r} and {spec.name!r} would both"
+                                  f" be published as {t}",
+                                  hint="give each [[image]] its own 'tags' (or name-from)")
+
+
 def publish_project(project: Project, base: Options, rep: Reporter, *, names: Sequence[str] = (),
                     dry_run: bool = False, env: Mapping[str, str],
                     on_done: Callable[[ImageOutcome], None] | None = None) -> list[ImageOutcome]:
     from polyarch import workflow
 
+    specs = order(project, names)
+    check_plan(project, specs, base, env)
     built: dict[str, str] = {}  # name -> repo@digest of what this run built
     out: list[ImageOutcome] = []
-    for spec in order(project, names):
+    for spec in specs:
         with rep.group(f"image {spec.name}"):
             if not dry_run:
                 run_prebuild(spec, project.root, rep)

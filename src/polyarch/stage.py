@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from polyarch import redact
 from polyarch.config import Options
 from polyarch.errors import UsageError
 from polyarch.output import BuildProgress, Reporter
+from polyarch.platforms import parse_platform
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.workflow import (
     apply_git_tags,
@@ -91,6 +93,14 @@ class Descriptor:
         if not isinstance(plats, list) or not plats or not all(isinstance(p, str) for p in plats):
             raise UsageError(f"{where}: descriptor field 'platforms' must be a non-empty list"
                              " of strings")
+        for p in plats:
+            try:
+                parse_platform(p)
+            except ValueError as e:
+                raise UsageError(f"{where}: descriptor platform: {e}") from None
+        seconds = doc.get("build_seconds") or 0.0
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+            raise UsageError(f"{where}: descriptor field 'build_seconds' must be a number")
         repo = text("repository")
         digest = text("digest")
         try:
@@ -105,7 +115,7 @@ class Descriptor:
             created=str(doc.get("created", "")),
             manifests={str(k): str(v) for k, v in manifests.items()} if isinstance(manifests, dict) else {},
             modes={str(k): str(v) for k, v in modes.items()} if isinstance(modes, dict) else {},
-            build_seconds=float(doc.get("build_seconds") or 0.0),
+            build_seconds=float(seconds),
             builder=str(doc.get("builder", "")),
         )
 
@@ -141,7 +151,7 @@ class StageResult:
         if self.descriptor is not None:
             doc["descriptor"] = self.descriptor.to_json()
         doc["descriptor_path"] = str(self.path) if self.path else None
-        doc["commands"] = [shlex.join(c) for c in self.commands]
+        doc["commands"] = [shlex.join(redact.argv(c)) for c in self.commands]
         return doc
 
 

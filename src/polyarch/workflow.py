@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polyarch import redact
 from polyarch.config import Options
 from polyarch.engines import BuildRequest, BuildResult, Engine, select_engine
 from polyarch.engines.buildx import Buildx
@@ -87,7 +88,7 @@ class PublishResult:
                 "promote_seconds": round(self.promote_seconds, 3),
             },
             "verification": self.verification,
-            "commands": [shlex.join(c) for c in self.commands],
+            "commands": [shlex.join(redact.argv(c)) for c in self.commands],
         }
 
 
@@ -134,8 +135,9 @@ def cache_refs(opts: Options, repo: ImageRef) -> tuple[tuple[str, ...], tuple[st
 def build_request(opts: Options, push_to: tuple[ImageRef, ...]) -> BuildRequest:
     cache_from, cache_to = cache_refs(opts, push_to[0]) if push_to else ((), ())
     if opts.cache == "inline":
+        # The cache travels inside the image: read it from the tags users pull.
         cache_to = ("type=inline",)
-        cache_from = tuple(f"type=registry,ref={t}" for t in push_to)
+        cache_from = tuple(f"type=registry,ref={t}" for t in opts.tags)
     return BuildRequest(
         cache_from=() if opts.no_cache else cache_from,
         cache_to=cache_to,
@@ -257,7 +259,7 @@ class Prepared:
             cmds.append(self.plan.create_builder)
         cmds.extend(self.engine.build_commands(self.request, Path("<tmp>/metadata.json")))
         for c in cmds:
-            rep.info(shlex.join(c))
+            rep.info(shlex.join(redact.argv(c)))
         return cmds
 
 

@@ -74,8 +74,8 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
     opts = load_options(kw)
     done: list[Any] = []
     try:
-        publish_project(project, opts, rep, names=[name] if name else [],
-                               dry_run=dry_run, env=os.environ, on_done=done.append)
+        publish_project(project, opts, rep, names=[name] if name else [], dry_run=dry_run,
+                        env=os.environ, on_done=done.append)
     except FatalError as e:
         doc = _project_doc(done)
         if isinstance(e, workflow.PublishFailed):
@@ -85,9 +85,9 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
         if json_mode:
             rep.emit_json(doc)
         raise
-    finally:
-        if output_file is not None and not dry_run and done:
-            _write(output_file, "".join(f"{o.name}={o.reference()}\n" for o in done))
+    # Only a complete run writes the file: CI steps after it read it as "all published".
+    if output_file is not None and not dry_run and done:
+        _write(output_file, "".join(f"{o.name}={o.reference()}\n" for o in done))
     if not dry_run:
         ci.write_outputs(_project_doc(done))
     if json_mode:

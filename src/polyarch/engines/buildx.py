@@ -111,8 +111,8 @@ class Buildx:
     # -- discovery -----------------------------------------------------------
     def engine_info(self) -> EngineInfo:
         r = proc.run(
-            self.docker("info", "--format", "{{json .}}"), check=False, echo=False, timeout=60
-        )
+            self.docker("info", "--format", "{{json .}}"), check=False, echo=False, timeout=60,
+            error_class=EnvironmentProblem)
         if not r.ok or not r.stdout.strip().startswith("{"):
             raise EnvironmentProblem(
                 "the Docker engine is not reachable: " + _first_line(r.stderr or r.stdout),
@@ -141,7 +141,8 @@ class Buildx:
         )
 
     def buildx_version(self) -> str:
-        r = proc.run(self.buildx("version"), check=False, echo=False, timeout=60)
+        r = proc.run(self.buildx("version"), check=False, echo=False, timeout=60,
+                     error_class=EnvironmentProblem)
         if not r.ok:
             raise EnvironmentProblem(
                 "docker buildx is not installed",
@@ -153,7 +154,8 @@ class Buildx:
 
     def inspect_builder(self, name: str | None = None) -> BuilderInfo | None:
         args = ["inspect"] + ([name] if name else [])
-        r = proc.run(self.buildx(*args), check=False, echo=False, timeout=120)
+        r = proc.run(self.buildx(*args), check=False, echo=False, timeout=120,
+                     error_class=EnvironmentProblem)
         if not r.ok:
             return None
         return parse_inspect(r.stdout)
@@ -246,6 +248,11 @@ _REGISTRY_PATTERNS = (
 )
 
 
+# Failures to reach the builder itself (before any step ran).
+_BUILDER_PATTERNS = ("failed to dial grpc", "error during connect", "booting buildkit",
+                     "cannot connect to the docker daemon", "no builder", "failed to find driver")
+
+
 class RawJsonProgress:
     """Incremental parser for ``--progress=rawjson`` (pretty-printed JSON objects on
     stderr, followed by buildx's plain-text error summary)."""
@@ -334,7 +341,12 @@ def build_failure(parser: RawJsonProgress) -> FatalError:
     last = next((ln for ln in reversed(parser.text) if ln.startswith("ERROR:")), "")
     reason = last.removeprefix("ERROR:").strip() or (steps[0][1] if steps else "build failed")
     low = (reason + " " + summary).lower()
-    push_step = all(n.startswith(("exporting", "pushing")) for n, _e, _l in steps)
+    if not steps and any(p in low for p in _BUILDER_PATTERNS):
+        return EnvironmentProblem(f"the builder is not reachable: {reason}",
+                                  hint="check the builder with 'docker buildx inspect"
+                                  " --bootstrap' (and DOCKER_HOST / --context / --builder)",
+                                  detail=detail or None)
+    push_step = not steps or all(n.startswith(("exporting", "pushing")) for n, _e, _l in steps)
     if any(p in low for p in _REGISTRY_PATTERNS) and push_step:
         return RegistryError(f"push failed: {reason.removeprefix('failed to solve: ')}",
                              detail=detail or None)
