@@ -365,3 +365,16 @@ def test_doctor_shows_podman(podman: str, hello_context: Path) -> None:
     assert run.code == 0, run.text
     assert "Podman " in run.out and "emulated (QEMU qemu-aarch64)" in run.out
     assert "buildx" not in run.out
+
+
+@pytest.mark.engine
+def test_podman_smoke_runs_through_podman(podman: str, hello_context: Path, repo: str,
+                                         tmp_path: Path) -> None:
+    """With --engine podman the smoke runs go through podman: they pass although no docker
+    engine answers."""
+    dead = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}
+    run = polyarch("publish", "--engine", "podman", "--smoke", "cat /built-on", "-t",
+                   f"{repo}:smoke", "--json", str(hello_context), env=dead)
+    assert run.code == 0, run.err
+    smoke = {p["platform"]: p["checks"]["smoke"] for p in run.json()["verification"]["platforms"]}
+    assert smoke == {"linux/amd64": "pass", "linux/arm64": "pass"}

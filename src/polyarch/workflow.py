@@ -303,23 +303,27 @@ def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishRe
     with registry_client(opts) as client:
         index = client.get_manifest(staged)
         result.platforms = index_platforms(index, plan)
-        verify_and_promote(client, staged, index, staging, opts.platforms, opts, result, rep)
+        verify_and_promote(client, staged, index, staging, opts.platforms, opts, result, rep,
+                           engine=bx)
     return result
 
 
 def verify_and_promote(client: RegistryClient, staged: ImageRef, index: Manifest,
                        staging: ImageRef, expected: Sequence[Platform], opts: Options,
-                       result: PublishResult, rep: Reporter) -> None:
+                       result: PublishResult, rep: Reporter,
+                       engine: Engine | None = None) -> None:
     """Verify the staged index (unless --no-verify), then move every final tag to it and
     drop the staging tag. Verification failing raises :class:`PublishFailed`, no tag
     moved."""
     from polyarch.checks import verify
+    from polyarch.checks.smoke import docker_run_argv
 
     if opts.verify:
         with rep.group(f"verify {staged}"):
             t0 = time.monotonic()
             report = verify(staged, expected, allow=opts.allow, smoke=opts.smoke,
-                            client=client, progress=rep.info)
+                            client=client, progress=rep.info,
+                            run_argv=engine.run_argv if engine is not None else docker_run_argv)
             result.verify_seconds = time.monotonic() - t0
             result.verification = report.to_json()
         if not report.ok:

@@ -13,7 +13,9 @@ emulator is involved): ``uname -m`` then says ``x86_64`` and the run is reported
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from polyarch.errors import FatalError
 from polyarch.platforms import Platform
@@ -29,12 +31,23 @@ class SmokeResult:
     message: str
 
 
+class RunArgv(Protocol):
+    """Builds the command that runs a container (an engine's ``run_argv``)."""
+
+    def __call__(self, ref: str, platform: Platform, command: Sequence[str], *,
+                 entrypoint: str | None = None) -> list[str]: ...
+
+
+def docker_run_argv(ref: str, platform: Platform, command: Sequence[str], *,
+                    entrypoint: str | None = None) -> list[str]:
+    ep = ["--entrypoint", entrypoint] if entrypoint is not None else []
+    return ["docker", "run", "--rm", "--platform", str(platform), *ep, ref, *command]
+
+
 def _docker_run(platform: Platform, image: str, args: list[str],
-                entrypoint: str | None = None) -> tuple[int, str, str]:
-    argv = ["docker", "run", "--rm", "--platform", str(platform)]
-    if entrypoint is not None:
-        argv += ["--entrypoint", entrypoint]
-    argv += [image, *args]
+                entrypoint: str | None = None,
+                run_argv: RunArgv = docker_run_argv) -> tuple[int, str, str]:
+    argv = run_argv(image, platform, args, entrypoint=entrypoint)
     try:
         res = run(argv, check=False, timeout=TIMEOUT)
     except FatalError as e:
@@ -47,10 +60,13 @@ def _tail(text: str, n: int = 3) -> str:
     return " | ".join(lines[-n:])[:400]
 
 
-def smoke(platform: Platform, image: str, command: str | None) -> list[SmokeResult]:
-    """Run the checks for one platform; ``image`` is ``name@sha256:...`` of its manifest."""
+def smoke(platform: Platform, image: str, command: str | None,
+          run_argv: RunArgv = docker_run_argv) -> list[SmokeResult]:
+    """Run the checks for one platform; ``image`` is ``name@sha256:...`` of its manifest.
+    ``run_argv`` is the engine's (docker by default; podman's under ``--engine podman``)."""
     out: list[SmokeResult] = []
-    rc, stdout, stderr = _docker_run(platform, image, ["-m"], entrypoint="uname")
+    rc, stdout, stderr = _docker_run(platform, image, ["-m"], entrypoint="uname",
+                                     run_argv=run_argv)
     machine = stdout.strip()
     if rc != 0:
         out.append(SmokeResult("warning", f"could not run 'uname -m' in the image (exit {rc}):"
@@ -62,7 +78,7 @@ def smoke(platform: Platform, image: str, command: str | None) -> list[SmokeResu
         out.append(SmokeResult("ok", f"uname -m: {machine}"))
     if command:
         args = shlex.split(command)
-        rc, stdout, stderr = _docker_run(platform, image, args)
+        rc, stdout, stderr = _docker_run(platform, image, args, run_argv=run_argv)
         if rc != 0:
             out.append(SmokeResult("error", f"smoke command {command!r} exited {rc}:"
                                             f" {_tail(stderr or stdout) or 'no output'}"))

@@ -25,6 +25,7 @@ from typing import Any
 from polyarch.checks import secrets as secret_checks
 from polyarch.checks.elf import arm_variant_note, judge
 from polyarch.checks.layers import LayerFormatError, LayerScan, merge, scan_layer
+from polyarch.checks.smoke import RunArgv, docker_run_argv
 from polyarch.checks.smoke import smoke as run_smoke
 from polyarch.errors import UsageError
 from polyarch.platforms import ARCHES, DEFAULT_VARIANT, Platform, parse_platform
@@ -216,11 +217,13 @@ def verify(
     client: RegistryClient | None = None,
     workers: int = 4,
     progress: Callable[[str], None] | None = None,
+    run_argv: RunArgv = docker_run_argv,
 ) -> VerifyReport:
     """Verify the image at ``source`` (a registry reference or ``oci:PATH``).
 
     ``smoke`` (``None``: no runs) is a command to run in every platform's image; an
-    empty string runs only the ``uname -m`` check. ``deep=False`` checks coverage and
+    empty string runs only the ``uname -m`` check. ``run_argv`` builds the engine's run
+    command (docker by default). ``deep=False`` checks coverage and
     labels only (no layer is read). Raises :class:`RegistryError` when the image cannot
     be read; every problem with the image itself is a finding in the report.
     """
@@ -233,7 +236,8 @@ def verify(
     cl = RegistryClient() if own else client
     try:
         src = open_source(source, cl)
-        report = _verify(src, list(expected), allow, smoke, deep, max(1, workers), progress)
+        report = _verify(src, list(expected), allow, smoke, deep, max(1, workers), progress,
+                         run_argv)
     finally:
         if own and cl is not None:
             cl.close()
@@ -243,7 +247,8 @@ def verify(
 
 def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str],
             smoke: str | None, deep: bool, workers: int,
-            progress: Callable[[str], None] | None) -> VerifyReport:
+            progress: Callable[[str], None] | None,
+            run_argv: RunArgv = docker_run_argv) -> VerifyReport:
     say = progress or (lambda _m: None)
     root = src.root()
     report = VerifyReport(src.description, root.digest, root.media_type,
@@ -262,7 +267,7 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str],
                 say(f"smoke run {e.result.platform}")
                 image = f"{src.ref.name}@{e.manifest.digest}"
                 e.result.ran.add("smoke")
-                for r in run_smoke(e.plat, image, smoke or None):
+                for r in run_smoke(e.plat, image, smoke or None, run_argv):
                     if r.severity != "ok":
                         e.result.findings.append(Finding("smoke", r.severity, r.message))
     report.platforms = [e.result for e in entries]

@@ -70,7 +70,8 @@ class Engine(Protocol):
         self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None
     ) -> BuildResult: ...
 
-    def run_argv(self, ref: str, platform: Platform, command: Sequence[str]) -> list[str]: ...
+    def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
+                 entrypoint: str | None = None) -> list[str]: ...
 
 
 #: Values of the ``engine`` option.

@@ -233,9 +233,10 @@ class Buildx:
             seconds=seconds,
         )
 
-    def run_argv(self, ref: str, platform: Platform, command: Sequence[str]) -> list[str]:
-        return self.docker("run", "--rm", "--pull", "always", "--platform", str(platform), ref,
-                           *command)
+    def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
+                 entrypoint: str | None = None) -> list[str]:
+        ep = ["--entrypoint", entrypoint] if entrypoint is not None else []
+        return self.docker("run", "--rm", "--platform", str(platform), *ep, ref, *command)
 
 
 _PLATFORM_PREFIX = re.compile(r"^\[(linux/[a-z0-9]+(?:/v\d)?)[\] ]")

@@ -187,8 +187,13 @@ class PodmanEngine:
             proc.run(self.remove_argv(), check=False, timeout=120)
 
     # -- running -------------------------------------------------------------
-    def run_argv(self, ref: str, platform: Platform, command: Sequence[str]) -> list[str]:
+    def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
+                 entrypoint: str | None = None) -> list[str]:
+        # --pull always: podman's store keeps one variant per name; another platform's
+        # image under the same reference must not be reused.
         a = [PODMAN, "run", "--rm", "--pull", "always", "--platform", str(platform)]
+        if entrypoint is not None:
+            a += ["--entrypoint", entrypoint]
         try:
             if self.plain_http(parse_ref(ref)):
                 a.append("--tls-verify=false")
