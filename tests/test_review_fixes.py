@@ -113,3 +113,65 @@ def test_build_failures_are_classified() -> None:
                   "ERROR: failed to solve: process did not complete successfully: exit code: 2"]
     e = _failure(*failed_run)
     assert isinstance(e, BuildError) and "RUN make" in str(e)
+
+
+def test_loopback_means_an_address_not_a_name() -> None:
+    from polyarch.refs import is_loopback_host, parse_ref
+
+    for host in ("127.0.0.1:5000", "127.3.4.5", "localhost:5000", "[::1]:5000", "::1"):
+        assert is_loopback_host(host), host
+    for host in ("127.attacker.example:443", "127.0.0.1.nip.io", "ghcr.io", "localhost.example"):
+        assert not is_loopback_host(host), host
+    assert not parse_ref("127.0.0.1.nip.io/a/b:1").is_loopback
+
+
+def test_only_sha256_digests() -> None:
+    from polyarch.refs import ReferenceError, parse_ref
+
+    with pytest.raises(ReferenceError, match="expected sha256"):
+        parse_ref("r.io/a@sha512:" + "ab" * 64)
+
+
+def test_an_attestation_claiming_a_platform_is_a_platform_entry() -> None:
+    from polyarch.registry.media import is_attestation
+
+    ann = {"vnd.docker.reference.type": "attestation-manifest"}
+    assert is_attestation({"annotations": ann, "platform": {"os": "unknown",
+                                                            "architecture": "unknown"}})
+    assert is_attestation({"annotations": ann})
+    assert not is_attestation({"annotations": ann, "platform": {"os": "linux",
+                                                                "architecture": "arm64"}})
+
+
+def test_a_layer_that_is_not_a_tar_fails_verification_cleanly(tmp_path: Path) -> None:
+    import gzip
+    import hashlib
+
+    from faultproxy import make_layer, write_oci_layout
+
+    good = make_layer({"etc/os-release": b"ID=test\n"})
+    junk = gzip.compress(b"this is not a tar archive\n" * 40)
+    bad = (junk, "sha256:" + hashlib.sha256(gzip.decompress(junk)).hexdigest(), "gzip")
+    layout = write_oci_layout(tmp_path / "lay", [("linux/amd64", [(*good, "gzip")]),
+                                                  ("linux/arm64", [bad])])
+    run = polyarch("verify", f"oci:{layout}", "--platform", "linux/amd64,linux/arm64", "--json")
+    assert run.code == 5, run.err
+    assert "internal error" not in run.err
+    arm = next(p for p in run.json()["platforms"] if p["platform"] == "linux/arm64")
+    assert arm["checks"]["binaries"] == "fail"
+
+
+def test_a_bad_node_port_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    nodes = '[{"platforms": ["linux/arm64"], "endpoint": "tcp://127.0.0.1:99999"}]'
+    run = polyarch("publish", "--dry-run", "-t", "127.0.0.1:5000/a/b:1", str(tmp_path),
+                   env={"POLYARCH_NODES": nodes})
+    assert run.code == 2, run.err
+    assert "bad port" in last_error_line(run)
+
+
+@pytest.mark.parametrize("text", ["FROM debian:12\nRUN true\n\\", "FROM debian:12\n\\\n\n"])
+def test_lint_survives_a_lone_line_continuation(tmp_path: Path, text: str) -> None:
+    (tmp_path / "Dockerfile").write_text(text)
+    run = polyarch("lint", "--offline", str(tmp_path / "Dockerfile"))
+    assert run.code == 0, run.err

@@ -265,7 +265,8 @@ def parse(text: str) -> Dockerfile:
         end = i
         whole = Text(joined, tuple(marks))
         km = re.match(r"\s*(\S+)\s*", joined)
-        assert km is not None
+        if km is None:  # only a line continuation: nothing to parse (i is past it)
+            continue
         keyword = km.group(1).upper()
         rest_off = km.end()
         flags: dict[str, str | None] = {}

@@ -156,7 +156,10 @@ def source_entries(src: Source, client: RegistryClient) -> list[Entry]:
         cfg_desc = src.root.json.get("config")
         if not isinstance(cfg_desc, dict) or not isinstance(cfg_desc.get("digest"), str):
             raise UsageError(f"{where}: the manifest has no image config")
-        cfg = json.loads(client.get_blob(src.ref, cfg_desc["digest"]))
+        try:
+            cfg = json.loads(client.get_blob(src.ref, cfg_desc["digest"]))
+        except ValueError:
+            cfg = None
         if not isinstance(cfg, dict):
             raise UsageError(f"{where}: the image config is not a JSON object")
         pd = {k: cfg[k] for k in ("os", "architecture", "variant") if cfg.get(k)}

@@ -131,6 +131,11 @@ def _parse_node(i: int, key: str | None, raw: Any) -> NodeSpec:
     endpoint = raw.get("endpoint")
     if endpoint is not None and (not isinstance(endpoint, str) or not endpoint.strip()):
         raise ValueError(f"{where}: 'endpoint' must be a non-empty string")
+    if isinstance(endpoint, str) and "://" in endpoint:
+        try:
+            _ = urlsplit(endpoint).port  # raises on a bad port
+        except ValueError:
+            raise ValueError(f"{where}: bad port in endpoint {endpoint!r}") from None
     if endpoint is None and driver != "kubernetes":
         raise ValueError(f"{where}: 'endpoint' is required for the {driver} driver (a docker"
                          " context name, ssh://user@host, tcp://host:port)")
@@ -248,7 +253,10 @@ def endpoint_problem(bx: Buildx, node: NodeSpec) -> str | None:
     if u.scheme in ("tcp", "ssh", "docker-container", "kube-pod"):
         if u.scheme in ("docker-container", "kube-pod"):
             return None  # a buildkitd inside a container or pod: buildx reaches it
-        port = u.port or (22 if u.scheme == "ssh" else 2375)
+        try:
+            port = u.port or (22 if u.scheme == "ssh" else 2375)
+        except ValueError:
+            return f"bad port in {ep}"
         if not u.hostname:
             return f"no host in {ep}"
         return _connect(u.hostname, port)

@@ -8,6 +8,7 @@ one-component Docker Hub name gets the ``library/`` namespace.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -16,7 +17,6 @@ DOCKER_HUB_API = "registry-1.docker.io"
 
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
 _SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
 _HOST = re.compile(
     r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
@@ -71,10 +71,7 @@ class ImageRef:
 
     @property
     def is_loopback(self) -> bool:
-        host = self.registry.rsplit(":", 1)[0] if not self.registry.startswith("[") else (
-            self.registry.split("]")[0] + "]"
-        )
-        return host in {"localhost", "127.0.0.1", "[::1]"} or host.startswith("127.")
+        return is_loopback_host(self.registry)
 
 
 def check_tag(tag: str) -> None:
@@ -85,10 +82,26 @@ def check_tag(tag: str) -> None:
         )
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host[:port]`` names this machine: ``localhost`` or a loopback IP address
+    (a DNS name such as ``127.example.com`` is not)."""
+    h = host.strip().lower()
+    if h.startswith("["):
+        h = h[1:].split("]", 1)[0]
+    elif h.count(":") == 1:
+        h = h.rsplit(":", 1)[0]
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
 def check_digest(digest: str) -> None:
-    if not _DIGEST.match(digest):
-        raise ReferenceError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
-    if digest.startswith("sha256:") and not _SHA256.match(digest):
+    # Only sha256 is accepted: it is what registries and runtimes use, and the one this
+    # client checks content against.
+    if not _SHA256.match(digest):
         raise ReferenceError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
 
 

@@ -225,7 +225,10 @@ def _octal(field_: bytes) -> int:
     if field_ and field_[0] & 0x80:  # base-256 (GNU) for big numbers
         return int.from_bytes(bytes([field_[0] & 0x7F]) + field_[1:], "big")
     text = field_.split(b"\0", 1)[0].strip(b" \0")
-    return int(text, 8) if text else 0
+    try:
+        return int(text, 8) if text else 0
+    except ValueError:
+        raise LayerFormatError("not a tar stream (bad number in a header)") from None
 
 
 def _pax(data: bytes) -> dict[str, str]:
@@ -283,7 +286,10 @@ def iter_tar(data: Iterator[bytes], want: Callable[[str, int], int]) -> Iterator
         typ = header[156:157]
         size = _octal(header[124:136])
         if "size" in pax:
-            size = int(pax["size"])
+            try:
+                size = int(pax["size"])
+            except ValueError:
+                raise LayerFormatError("bad size in a pax header") from None
         name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         if header[257:263] == b"ustar\x00":
             prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")

@@ -27,7 +27,7 @@ from polyarch.checks.elf import arm_variant_note, judge
 from polyarch.checks.layers import LayerFormatError, LayerScan, merge, scan_layer
 from polyarch.checks.smoke import RunArgv, docker_run_argv
 from polyarch.checks.smoke import smoke as run_smoke
-from polyarch.errors import UsageError
+from polyarch.errors import UsageError, VerificationError
 from polyarch.platforms import ARCHES, DEFAULT_VARIANT, Platform, parse_platform
 from polyarch.refs import ImageRef
 from polyarch.registry.client import RegistryClient
@@ -238,6 +238,11 @@ def verify(
         src = open_source(source, cl)
         report = _verify(src, list(expected), allow, smoke, deep, max(1, workers), progress,
                          run_argv)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        # Malformed manifests, configs or index entries (not JSON, fields missing or of
+        # the wrong type): the image cannot be verified, so it fails verification.
+        raise VerificationError(f"{source}: the image is malformed and cannot be verified:"
+                                f" {type(e).__name__}: {e}") from None
     finally:
         if own and cl is not None:
             cl.close()

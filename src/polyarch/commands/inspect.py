@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from polyarch.commands._common import reporter
+from polyarch.errors import RegistryError
 from polyarch.registry import RegistryClient, open_source
 from polyarch.registry.describe import describe
 
@@ -46,7 +47,10 @@ def command(ref: str, insecure_registries: tuple[str, ...], docker_config: Path 
     rep = reporter(json_mode)
     with RegistryClient(insecure_registries=insecure_registries,
                         docker_config=docker_config) as client:
-        desc = describe(open_source(ref, client))
+        try:
+            desc = describe(open_source(ref, client))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise RegistryError(f"{ref}: malformed image: {type(e).__name__}: {e}") from None
     if json_mode:
         rep.emit_json(desc.to_json())
         return 0

@@ -221,11 +221,11 @@ class Buildx:
             try:
                 data: dict[str, Any] = json.loads(meta.read_text())
             except (OSError, ValueError) as e:
-                raise FatalError(f"buildx wrote no usable metadata file: {e}") from e
+                raise RegistryError(f"buildx wrote no usable metadata file: {e}") from e
         desc = data.get("containerimage.descriptor") or {}
         digest = str(desc.get("digest") or data.get("containerimage.digest") or "")
         if not digest:
-            raise FatalError("buildx reported no image digest (was anything pushed?)")
+            raise RegistryError("buildx reported no image digest (was anything pushed?)")
         return BuildResult(
             digest=digest,
             media_type=str(desc.get("mediaType", "")),

@@ -28,7 +28,7 @@ from typing import Any
 
 from polyarch import proc
 from polyarch.engines import BuildRequest, BuildResult, StepEvent
-from polyarch.errors import BuildError, EnvironmentProblem, FatalError, RegistryError, UsageError
+from polyarch.errors import BuildError, EnvironmentProblem, RegistryError, UsageError
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef, parse_ref
 
@@ -175,9 +175,9 @@ class PodmanEngine:
         try:
             digest = digestfile.read_text().strip()
         except OSError as e:
-            raise FatalError(f"podman wrote no digest file for {ref}: {e.strerror}") from e
+            raise RegistryError(f"podman wrote no digest file for {ref}: {e.strerror}") from e
         if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-            raise FatalError(f"podman reported no usable digest for {ref} (got {digest!r})")
+            raise RegistryError(f"podman reported no usable digest for {ref} (got {digest!r})")
         return digest
 
     def _remove_list(self) -> None:

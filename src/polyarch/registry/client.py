@@ -36,7 +36,7 @@ import httpx
 
 from polyarch import __version__
 from polyarch.errors import EnvironmentProblem, RegistryError
-from polyarch.refs import DOCKER_HUB, DOCKER_HUB_API, ImageRef
+from polyarch.refs import DOCKER_HUB, DOCKER_HUB_API, ImageRef, is_loopback_host
 from polyarch.registry.credentials import Credentials, DockerConfig
 from polyarch.registry.media import (
     INDEX_TYPES,
@@ -141,9 +141,7 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def _is_loopback_host(host: str) -> bool:
-    h = host.lower()
-    h = h.split("]")[0] + "]" if h.startswith("[") else h.rsplit(":", 1)[0]
-    return h in {"localhost", "[::1]", "::1"} or h.startswith("127.")
+    return is_loopback_host(host)
 
 
 def _scope(repository: str, actions: str) -> str:
@@ -551,7 +549,8 @@ class RegistryClient:
         not support the deletion (as the distribution registry 2.x does for tags).
         Deleting something that is not there counts as done.
         """
-        reference = ref.digest or ref.tag
+        # A tag wins over a digest: deleting a digest removes every tag pointing at it.
+        reference = ref.tag or ref.digest
         if not reference:
             raise RegistryError(f"{ref}: nothing to delete (no tag or digest)")
         path = f"/v2/{ref.repository}/manifests/{reference}"
@@ -621,7 +620,11 @@ class RegistryClient:
         failures = 0
         path = f"/v2/{ref.repository}/blobs/{digest}"
         while True:
-            headers = {"Range": f"bytes={got}-"} if got else {}
+            # identity: the digest is of the blob's bytes, not of a transfer encoding a
+            # proxy or CDN might otherwise apply (httpx asks for gzip by default).
+            headers = {"Accept-Encoding": "identity"}
+            if got:
+                headers["Range"] = f"bytes={got}-"
             resp = self._request(ref.registry, "GET", path,
                                  scopes=[_scope(ref.repository, "pull")], headers=headers,
                                  stream=True, what=f"GET blob {digest[:19]} of {ref.name}")

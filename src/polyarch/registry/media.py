@@ -77,6 +77,14 @@ class Manifest:
 
 
 def is_attestation(desc: dict[str, Any]) -> bool:
-    """Whether an index entry is a buildx attestation manifest (not a runnable platform)."""
+    """Whether an index entry is a buildx attestation manifest (not a runnable platform).
+
+    Runtimes pick entries by ``platform`` and ignore the annotation, so an entry that
+    claims a real platform is treated as a platform entry (and verified), whatever its
+    annotation says; attestations carry ``unknown/unknown`` or no platform.
+    """
     ann = desc.get("annotations") or {}
-    return isinstance(ann, dict) and ann.get(ATTESTATION_TYPE) == "attestation-manifest"
+    if not (isinstance(ann, dict) and ann.get(ATTESTATION_TYPE) == "attestation-manifest"):
+        return False
+    plat = desc.get("platform")
+    return not isinstance(plat, dict) or plat.get("os") in (None, "", "unknown")
