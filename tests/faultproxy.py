@@ -167,8 +167,11 @@ class _Handler(BaseHTTPRequestHandler):
 class FaultProxy:
     def __init__(self, upstream: str, *, auth: TokenAuth | None = None,
                  redirect_blobs_to: str | None = None, max_requests: int = 10_000,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", gzip_blobs: bool = False) -> None:
         self.upstream = upstream
+        #: Like a compressing proxy or CDN: blob GETs get ``Content-Encoding: gzip`` when
+        #: the client accepts it.
+        self.gzip_blobs = gzip_blobs
         self.auth = auth
         self.redirect_blobs_to = redirect_blobs_to
         self.max_requests = max_requests
@@ -325,7 +328,16 @@ class FaultProxy:
             out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP]
             length = resp.getheader("Content-Length")
             data: bytes | None = None
-            if length is None and h.command != "HEAD":
+            if (self.gzip_blobs and h.command == "GET" and "/blobs/sha256:" in h.path
+                    and resp.status == 200
+                    and "gzip" in h.headers.get("Accept-Encoding", "")):
+                import gzip
+
+                data = gzip.compress(resp.read())
+                out_headers = [(k, v) for k, v in out_headers
+                               if k.lower() not in ("content-length", "content-encoding")]
+                out_headers += [("Content-Encoding", "gzip"), ("Content-Length", str(len(data)))]
+            elif length is None and h.command != "HEAD":
                 data = resp.read()
                 out_headers = [(k, v) for k, v in out_headers if k.lower() != "content-length"]
                 out_headers.append(("Content-Length", str(len(data))))

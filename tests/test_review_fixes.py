@@ -175,3 +175,21 @@ def test_lint_survives_a_lone_line_continuation(tmp_path: Path, text: str) -> No
     (tmp_path / "Dockerfile").write_text(text)
     run = polyarch("lint", "--offline", str(tmp_path / "Dockerfile"))
     assert run.code == 0, run.err
+
+
+@pytest.mark.engine
+def test_blobs_through_a_compressing_proxy(hello_context: Path, repo: str) -> None:
+    """A proxy or CDN that gzips responses when allowed must not break the digest check:
+    blobs are asked for with identity encoding."""
+    from conftest import REGISTRY
+    from faultproxy import FaultProxy
+
+    run = polyarch("publish", "-t", f"{repo}:gz", str(hello_context))
+    assert run.code == 0, run.err
+    with FaultProxy(REGISTRY, gzip_blobs=True) as proxy:
+        via = f"{proxy.address}/{repo.split('/', 1)[1]}:gz"
+        check = polyarch("verify", via, "--json")
+        blob_gets = [r for r in proxy.log if r.method == "GET" and "/blobs/" in r.path]
+    assert check.code == 0, check.err
+    assert blob_gets and all("identity" in r.headers.get("Accept-Encoding", "")
+                             for r in blob_gets)
