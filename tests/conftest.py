@@ -175,3 +175,18 @@ def registry_catalog(registry: str) -> list[str]:
     r = httpx.get(f"http://{registry}/v2/_catalog", timeout=10)
     r.raise_for_status()
     return list(r.json().get("repositories") or [])
+
+
+@pytest.fixture(scope="session")
+def engine2() -> str:
+    """DOCKER_HOST of a second, independent engine (scripts/engine2 up; .ci/run stops it)."""
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([str(root / "scripts/engine2"), "up"], capture_output=True, text=True,
+                       timeout=180)
+    if r.returncode != 0:
+        msg = f"second engine did not start: {r.stderr.strip()[-400:]}"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return next(ln.split("=", 1)[1] for ln in r.stdout.splitlines()
+                if ln.startswith("DOCKER_HOST="))

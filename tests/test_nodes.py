@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import last_error_line, polyarch
-from conftest import IN_CI, free_port
+from conftest import free_port
 
 from polyarch import config
 from polyarch.engines.buildx import BuilderInfo, Buildx, NodeInfo, parse_inspect
@@ -245,20 +245,11 @@ driver = "remote"
 
 
 @pytest.mark.engine
-def test_nodes_create_and_update_the_builder(tmp_path: Path, repo: str,
+def test_nodes_create_and_update_the_builder(tmp_path: Path, repo: str, engine2: str,
                                              own_docker_config: dict[str, str]) -> None:
     """Real ``buildx create`` against reachable endpoints (the two local engines' sockets).
     The builder is made and updated; the build itself may not get further than booting
     BuildKit where the moby/buildkit image cannot be pulled, which is not asserted."""
-    r = subprocess.run([str(ROOT / "scripts/engine2"), "up"], capture_output=True, text=True,
-                       timeout=180)
-    if r.returncode != 0:
-        msg = f"second engine unavailable: {r.stderr.strip()[-300:]}"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    engine2 = next(ln.split("=", 1)[1] for ln in r.stdout.splitlines()
-                   if ln.startswith("DOCKER_HOST="))
     engine1 = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     env = {**os.environ, **own_docker_config}
     proj = tmp_path / "proj"

@@ -11,32 +11,16 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_helpers import last_error_line, polyarch
-from conftest import IN_CI, make_context, registry_tags
+from conftest import make_context, registry_tags
 
 pytestmark = pytest.mark.engine
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def engine2() -> Iterator[str]:
-    """DOCKER_HOST of the second engine."""
-    r = subprocess.run([str(ROOT / "scripts/engine2"), "up"], capture_output=True, text=True,
-                       timeout=180)
-    if r.returncode != 0:
-        msg = f"second engine did not start: {r.stderr.strip()[-400:]}"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    host = next(ln.split("=", 1)[1] for ln in r.stdout.splitlines()
-                if ln.startswith("DOCKER_HOST="))
-    yield host
 
 
 @pytest.fixture(scope="module")

@@ -147,12 +147,17 @@ def _npmrc(text: str) -> list[SecretHit]:
     return hits
 
 
-def _docker_config(text: str, *, legacy: bool) -> list[SecretHit]:
+def _json_object(text: str) -> dict[str, Any] | None:
     try:
-        doc: Any = json.loads(text)
+        doc = json.loads(text)
     except ValueError:
-        return []
-    if not isinstance(doc, dict):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _docker_config(text: str, *, legacy: bool) -> list[SecretHit]:
+    doc = _json_object(text)
+    if doc is None:
         return []
     auths = doc if legacy else doc.get("auths")
     if not isinstance(auths, dict):
@@ -204,11 +209,8 @@ def _ini_password(text: str, kind: str, keys: set[str]) -> list[SecretHit]:
 def _service_account(text: str) -> list[SecretHit]:
     if '"private_key"' not in text and '"refresh_token"' not in text:
         return []
-    try:
-        doc: Any = json.loads(text)
-    except ValueError:
-        return []
-    if not isinstance(doc, dict):
+    doc = _json_object(text)
+    if doc is None:
         return []
     if doc.get("type") == "service_account" and doc.get("private_key"):
         return [SecretHit("Google Cloud service account key")]
