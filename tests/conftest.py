@@ -62,6 +62,10 @@ def engine_problem() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Everything under tests/engine/ needs the engine; tests/unit/ never does.
+    for item in items:
+        if "/tests/engine/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.engine)
     if not any(item.get_closest_marker("engine") for item in items):
         return
     problem = engine_problem()
