@@ -49,9 +49,9 @@ def main() -> None:
     ap.add_argument("--registry", default="127.0.0.1:5000")
     ap.add_argument("--mib", type=int, default=100)
     a = ap.parse_args()
+    from polyarch.pipeline.publish import promote
     from polyarch.refs import parse_ref
     from polyarch.registry import RegistryClient
-    from polyarch.workflow import promote
 
     with tempfile.TemporaryDirectory(prefix="polyarch-bench-") as tmp:
         ctx = Path(tmp)

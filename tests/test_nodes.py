@@ -21,7 +21,7 @@ from conftest import free_port
 from polyarch import config
 from polyarch.engines.buildx import BuilderInfo, Buildx, NodeInfo, parse_inspect
 from polyarch.errors import ConfigError
-from polyarch.nodes import parse_nodes, setup_commands
+from polyarch.pipeline.nodes import parse_nodes, setup_commands
 from polyarch.platforms import parse_platform
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,9 +85,9 @@ def test_bad_nodes_in_config(tmp_path: Path, nodes: list[dict[str, object]], mes
 def test_nodes_from_pyproject(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         "[tool.polyarch]\nplatforms = ['linux/amd64', 'linux/arm64']\n"
-        "[[tool.polyarch.nodes]]\nplatforms = ['linux/amd64']\nendpoint = 'default'\n"
-        "[[tool.polyarch.nodes]]\nname = 'graviton'\nplatforms = ['linux/arm64']\n"
-        "endpoint = 'ssh://ci@arm.example'\n[tool.polyarch.nodes.driver-opts]\nnetwork = 'host'\n"
+        "[[tool.polyarch.pipeline.nodes]]\nplatforms = ['linux/amd64']\nendpoint = 'default'\n"
+        "[[tool.polyarch.pipeline.nodes]]\nname = 'graviton'\nplatforms = ['linux/arm64']\n"
+        "endpoint = 'ssh://ci@arm.example'\n[tool.polyarch.pipeline.nodes.driver-opts]\nnetwork = 'host'\n"
     )
     opts = config.load({}, env={}, cwd=tmp_path)
     assert [n.name for n in opts.nodes] == ["polyarch-0", "polyarch-graviton"]

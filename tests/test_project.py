@@ -12,7 +12,7 @@ from cli_helpers import last_error_line, polyarch
 from conftest import registry_tags, unpack_busybox
 
 from polyarch.errors import ConfigError
-from polyarch.project import ImageSpec, load_project, order, resolve_tags
+from polyarch.pipeline.project import ImageSpec, load_project, order, resolve_tags
 
 BASE = """\
 FROM scratch

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from polyarch.errors import ConfigError, UsageError
-from polyarch.nodes import NodeSpec, parse_nodes
+from polyarch.pipeline.nodes import NodeSpec, parse_nodes
 from polyarch.platforms import DEFAULT_PLATFORMS, Platform, parse_platforms
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 
@@ -50,7 +50,7 @@ class Options:
     flavor: tuple[str, ...] = ()
     images: tuple[str, ...] = ()  # names whose tags come from tag-specs and git state
     meta: Mapping[str, str] = field(default_factory=dict)  # OCI label values (title, ...)
-    nodes: tuple[NodeSpec, ...] = ()  # builder nodes: platform -> machine (polyarch.nodes)
+    nodes: tuple[NodeSpec, ...] = ()  # builder nodes: platform -> machine (polyarch.pipeline.nodes)
     source: str = "defaults"  # where file options came from, for messages
 
     @property
@@ -289,7 +289,7 @@ def load(
         source = str(path)
         for key, raw in data.items():
             if key == "image":
-                continue  # several-image projects: read by polyarch.project
+                continue  # several-image projects: read by polyarch.pipeline.project
             _apply(values, key, raw, f"{path}")
 
     # 2. environment

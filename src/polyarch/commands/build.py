@@ -24,7 +24,7 @@ def command(stage: bool, descriptor: Path | None, dry_run: bool, json_mode: bool
     """Build CONTEXT (default .) for the given platforms on the current engine
     (DOCKER_HOST, --context), push the result to a staging tag in the repository of the
     first -t, and write a build descriptor for 'polyarch merge'. No final tag moves."""
-    from polyarch import stage as staging
+    from polyarch.pipeline import descriptor as staging
 
     rep = reporter(json_mode)
     opts = load_options(kw)

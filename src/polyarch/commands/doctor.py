@@ -13,12 +13,12 @@ from polyarch.commands._common import build_options, load_options, reporter
 @build_options
 def command(json_mode: bool, **kw: Any) -> int:
     """Check engine, buildx, builder, emulation per platform, inputs and registry access."""
-    from polyarch.preflight import run_preflight
+    from polyarch.pipeline.plan import run_preflight
 
     rep = reporter(json_mode)
     opts = load_options(kw)
 
-    from polyarch.preflight import registry_push_check
+    from polyarch.pipeline.plan import registry_push_check
 
     # Without a context argument, check the build inputs only when there are some here.
     inputs = kw.get("context") is not None or opts.dockerfile.exists() or opts.file is not None

@@ -63,7 +63,7 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
     tags or digests, single-platform images or indexes) into one index, verify it, and
     publish it under every -t tag, as 'publish' does."""
     from polyarch import ci, workflow
-    from polyarch import merge as merging
+    from polyarch.pipeline import merge as merging
 
     rep = reporter(json_mode)
     opts = load_options(kw)

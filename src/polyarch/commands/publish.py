@@ -32,8 +32,8 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     In a project with [[image]] entries the argument names the image to publish (with
     what it depends on); without it every image is published in dependency order.
     """
-    from polyarch import workflow
-    from polyarch.project import load_project
+    from polyarch.pipeline import publish as workflow
+    from polyarch.pipeline.project import load_project
 
     rep = reporter(json_mode)
     project = load_project(kw.get("config_path"))
@@ -64,8 +64,8 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
 
 def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run: bool,
                      json_mode: bool, output_file: Path | None) -> int:
-    from polyarch import workflow
-    from polyarch.project import publish_project
+    from polyarch.pipeline import publish as workflow
+    from polyarch.pipeline.project import publish_project
 
     name = kw.pop("context", None)
     if kw.get("tags"):

@@ -20,15 +20,15 @@ from polyarch import redact
 from polyarch.config import Options
 from polyarch.errors import UsageError
 from polyarch.output import BuildProgress, Reporter
-from polyarch.platforms import parse_platform
-from polyarch.refs import ImageRef, ReferenceError, parse_ref
-from polyarch.workflow import (
+from polyarch.pipeline.publish import (
     apply_git_tags,
     build_with_retries,
     index_platforms,
     prepare,
     registry_client,
 )
+from polyarch.platforms import parse_platform
+from polyarch.refs import ImageRef, ReferenceError, parse_ref
 
 #: ``kind`` and ``schema`` of a build descriptor (docs/json.md, "build descriptor").
 DESCRIPTOR_KIND = "polyarch-build"

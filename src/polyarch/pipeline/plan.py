@@ -185,7 +185,7 @@ def run_preflight(
     checks.append(Check("buildx", True, version))
 
     if opts.nodes and not opts.builder:
-        from polyarch.nodes import plan_nodes
+        from polyarch.pipeline.nodes import plan_nodes
 
         plan_nodes(plan, bx, opts, allow_create)
     else:

@@ -4,16 +4,16 @@ A node is an endpoint buildx understands (a docker context name, ``ssh://user@ho
 ``tcp://host:port``, ``unix:///path``), a driver (``docker-container``, ``remote``,
 ``kubernetes``) with its options, and the platforms it builds natively::
 
-    [[tool.polyarch.nodes]]
+    [[tool.polyarch.pipeline.nodes]]
     platforms = ["linux/amd64"]
     endpoint = "default"
 
-    [[tool.polyarch.nodes]]
+    [[tool.polyarch.pipeline.nodes]]
     name = "graviton"                 # node polyarch-graviton (default: polyarch-<n>)
     platforms = ["linux/arm64"]
     endpoint = "ssh://ci@arm64-runner.example.com"
 
-or as a table of tables, whose keys name the nodes (``[tool.polyarch.nodes.graviton]``).
+or as a table of tables, whose keys name the nodes (``[tool.polyarch.pipeline.nodes.graviton]``).
 polyarch creates or updates the ``polyarch`` builder with one ``docker buildx create
 --append`` per node and builds with ``--builder polyarch``; buildx then sends each
 platform to the node that lists it, and a platform no node lists to the first node
@@ -40,7 +40,7 @@ from polyarch.platforms import Platform, parse_platforms
 if TYPE_CHECKING:
     from polyarch.config import Options
     from polyarch.engines.buildx import BuilderInfo, Buildx
-    from polyarch.preflight import Plan
+    from polyarch.pipeline.plan import Plan
 
 BUILDER = "polyarch"  # the same name as engines.buildx.DEDICATED_BUILDER
 DRIVERS = ("docker-container", "remote", "kubernetes")
@@ -277,7 +277,7 @@ def plan_nodes(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -> Non
     """
     from polyarch import proc
     from polyarch.errors import EnvironmentProblem
-    from polyarch.preflight import Check
+    from polyarch.pipeline.plan import Check
 
     nodes = opts.nodes
     existing = bx.inspect_builder(BUILDER)

@@ -328,7 +328,7 @@ def check_plan(project: Project, specs: Sequence[ImageSpec], base: Options,
 def publish_project(project: Project, base: Options, rep: Reporter, *, names: Sequence[str] = (),
                     dry_run: bool = False, env: Mapping[str, str],
                     on_done: Callable[[ImageOutcome], None] | None = None) -> list[ImageOutcome]:
-    from polyarch import workflow
+    from polyarch.pipeline import publish as workflow
 
     specs = order(project, names)
     check_plan(project, specs, base, env)

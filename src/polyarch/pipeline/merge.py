@@ -33,6 +33,16 @@ from typing import Any
 from polyarch.config import Options
 from polyarch.errors import RegistryError, UsageError, VerificationError
 from polyarch.output import Reporter
+from polyarch.pipeline.descriptor import Descriptor
+from polyarch.pipeline.publish import (
+    STAGING_PREFIX,
+    PlatformResult,
+    PublishResult,
+    apply_git_tags,
+    registry_client,
+    staging_ref,
+    verify_and_promote,
+)
 from polyarch.platforms import Platform, parse_platform
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry import Manifest, ManifestNotFound, RegistryClient
@@ -43,16 +53,6 @@ from polyarch.registry.media import (
     INDEX_TYPES,
     OCI_INDEX,
     is_attestation,
-)
-from polyarch.stage import Descriptor
-from polyarch.workflow import (
-    STAGING_PREFIX,
-    PlatformResult,
-    PublishResult,
-    apply_git_tags,
-    registry_client,
-    staging_ref,
-    verify_and_promote,
 )
 
 

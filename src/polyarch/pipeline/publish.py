@@ -34,8 +34,8 @@ from polyarch.engines import BuildRequest, BuildResult, Engine, select_engine
 from polyarch.engines.buildx import Buildx
 from polyarch.errors import RegistryError, VerificationError
 from polyarch.output import BuildProgress, Reporter
+from polyarch.pipeline.plan import Plan, registry_push_check, run_preflight
 from polyarch.platforms import Platform
-from polyarch.preflight import Plan, registry_push_check, run_preflight
 from polyarch.refs import ImageRef
 
 if TYPE_CHECKING:
