@@ -62,8 +62,9 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
     """Join SOURCEs (build descriptors from 'polyarch build --stage', or image references:
     tags or digests, single-platform images or indexes) into one index, verify it, and
     publish it under every -t tag, as 'publish' does."""
-    from polyarch import ci, workflow
+    from polyarch import ci
     from polyarch.pipeline import merge as merging
+    from polyarch.pipeline import publish as workflow
 
     rep = reporter(json_mode)
     opts = load_options(kw)
