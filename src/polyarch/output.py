@@ -32,11 +32,12 @@ class Reporter:
         self.out = Console(
             file=sys.stderr if json_mode else sys.stdout,
             highlight=False,
+            emoji=False,
             soft_wrap=True,
             force_terminal=None if self.interactive else False,
             width=None if self.interactive else 200,
         )
-        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True,
+        self.err = Console(file=sys.stderr, highlight=False, emoji=False, soft_wrap=True,
                            force_terminal=None if self.interactive else False,
                            width=None if self.interactive else 200)
 

@@ -250,6 +250,19 @@ def verify(
     return report
 
 
+def verify_source(src: ImageSource, expected: Sequence[Platform], *, allow: Sequence[str] = (),
+                  progress: Callable[[str], None] | None = None) -> VerifyReport:
+    """Verify an already opened source (a layout on disk, or parts in a registry)."""
+    t0 = time.monotonic()
+    try:
+        report = _verify(src, list(expected), allow, None, True, 4, progress)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise VerificationError(f"{src.description}: the image is malformed and cannot be"
+                                f" verified: {type(e).__name__}: {e}") from None
+    report.elapsed = time.monotonic() - t0
+    return report
+
+
 def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str],
             smoke: str | None, deep: bool, workers: int,
             progress: Callable[[str], None] | None,

@@ -10,6 +10,7 @@ import click
 
 from polyarch import config, proc
 from polyarch.config import Options
+from polyarch.errors import UsageError
 from polyarch.output import Reporter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,3 +92,19 @@ def reporter(json_mode: bool) -> Reporter:
     rep = Reporter(json_mode=json_mode)
     proc.echo_hook = rep.command
     return rep
+
+
+def check_output_file(path: Path) -> None:
+    """Before anything runs: the output file can be written (exit 2 otherwise)."""
+    import os
+
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"--output-file {path}: is a directory")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise UsageError(f"--output-file {path}: {probe} is not a writable directory")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"--output-file {path}: the file is not writable")

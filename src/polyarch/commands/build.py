@@ -1,4 +1,5 @@
-"""polyarch build --stage: build some platforms on this engine and stage them for a merge."""
+"""polyarch build: build every platform and verify it on local disk; then write it
+(-o oci:PATH), load it (--load), push it by digest for a merge (--push), or keep it."""
 
 from __future__ import annotations
 
@@ -7,37 +8,68 @@ from typing import Any
 
 import click
 
+from polyarch.commands import _render
 from polyarch.commands._common import build_options, load_options, reporter
+from polyarch.session import Session
 
 
 @click.command("build")
 @build_options
-@click.option("--stage", "stage", is_flag=True, default=True,
-              help="Push to a staging tag in the target repository and write a build"
-                   " descriptor (the default, and the only mode).")
+@click.option("-o", "--output", "output", metavar="oci:PATH",
+              help="Write the verified image as an OCI layout directory, or an archive when"
+                   " PATH ends in .tar (buildx's type=oci,dest=PATH is accepted too).")
+@click.option("--load", is_flag=True, help="Load the verified image into the local engine"
+              " under its -t names (every platform with Docker's containerd image store).")
+@click.option("--push", "push", is_flag=True,
+              help="Push the verified image by digest (no tag) to the -t repository and write"
+                   " a build descriptor for 'polyarch merge'.")
+@click.option("--stage", "stage", is_flag=True, hidden=True, help="Same as --push.")
 @click.option("--descriptor", "descriptor", type=click.Path(path_type=Path), metavar="PATH",
-              help="Where to write the build descriptor (default:"
+              help="Where --push writes the build descriptor (default:"
                    " ./polyarch-build-<platforms>.json).")
+@click.option("--verify/--no-verify", "verify", default=None,
+              help="Verify the build (default: on); nothing leaves the cache unverified.")
+@click.option("--smoke", metavar="CMD", default=None,
+              help="Also run CMD in every platform's image and check 'uname -m' inside.")
+@click.option("--allow", "allow", multiple=True, metavar="PATH_GLOB",
+              help="Known exception for the binaries and secrets checks (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the commands that would run; change nothing.")
-def command(stage: bool, descriptor: Path | None, dry_run: bool, json_mode: bool,
-            **kw: Any) -> int:
-    """Build CONTEXT (default .) for the given platforms on the current engine
-    (DOCKER_HOST, --context), push the result to a staging tag in the repository of the
-    first -t, and write a build descriptor for 'polyarch merge'. No final tag moves."""
-    from polyarch.pipeline import descriptor as staging
+def command(output: str | None, load: bool, push: bool, stage: bool, descriptor: Path | None,
+            dry_run: bool, json_mode: bool, **kw: Any) -> int:
+    """Build CONTEXT (default .) for every platform and verify it on local disk. No
+    registry is needed unless --push is given; no tag ever moves here."""
+    from polyarch.pipeline import descriptor as desc
+    from polyarch.pipeline.outputs import OutputPlan, parse_output
+    from polyarch.pipeline.publish import build
 
     rep = reporter(json_mode)
     opts = load_options(kw)
-    result = staging.build_stage(opts, rep, descriptor_path=descriptor, dry_run=dry_run)
+    push = push or stage
+    out = OutputPlan(parse_output(output), load, push)
+    path = descriptor or desc.default_path(opts)
+    if push:
+        desc.check_path(path)
+    with Session(opts, rep, dry_run=dry_run) as s:
+        result = build(s, out)
+        written = None
+        if push and not dry_run and result.pushed is not None:
+            d = desc.make(repository=s.opts.tags[0].name, digest=result.digest,
+                          media_type=result.media_type,
+                          platforms=[str(p) for p in s.opts.platforms],
+                          manifests={p.platform: p.digest for p in result.platforms},
+                          modes={p.platform: p.mode for p in result.platforms},
+                          build_seconds=result.build_seconds, engine=s.engine.name,
+                          verified=result.verified is not None
+                          and result.verified.report is not None)
+            desc.write(d, path)
+            written = path
     if json_mode:
-        rep.emit_json(result.to_json())
+        doc = result.to_json()
+        doc["descriptor_path"] = str(written) if written else None
+        rep.emit_json(doc)
         return 0
-    d = result.descriptor
-    if d is None:
-        return 0
-    rep.table(None, ["platform", "manifest", "build"],
-              [(p, d.manifests.get(p, ""), d.modes.get(p, "?")) for p in d.platforms])
-    rep.info(f"staged      {d.reference}")
-    rep.info(f"staging tag {d.staging}")
-    rep.info(f"descriptor  {result.path}")
+    if not dry_run:
+        _render.image(rep, result)
+        if written:
+            rep.info(f"descriptor {written}")
     return 0

@@ -13,17 +13,17 @@ from polyarch.commands._common import build_options, load_options, reporter
 @build_options
 def command(json_mode: bool, **kw: Any) -> int:
     """Check engine, buildx, builder, emulation per platform, inputs and registry access."""
-    from polyarch.pipeline.plan import run_preflight
+    from polyarch.pipeline.plan import registry_push_check, run_preflight
+    from polyarch.session import Session
 
     rep = reporter(json_mode)
     opts = load_options(kw)
-
-    from polyarch.pipeline.plan import registry_push_check
-
     # Without a context argument, check the build inputs only when there are some here.
     inputs = kw.get("context") is not None or opts.dockerfile.exists() or opts.file is not None
-    plan = run_preflight(opts, need_push=bool(opts.tags), allow_create=False,
-                         check_inputs=inputs, registry_check=registry_push_check)
+    with Session(opts, rep) as s:
+        plan = run_preflight(opts, build_engine=s.engine, need_push=bool(opts.tags),
+                             allow_create=False, check_inputs=inputs,
+                             registry_check=lambda o: registry_push_check(o, s.client))
     if json_mode:
         rep.emit_json({
             "schema": 1,

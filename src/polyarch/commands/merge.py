@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from polyarch.commands._common import load_options, reporter
-from polyarch.platforms import Platform
-
-
-def _expected(cli_platforms: tuple[str, ...], config_path: Path | None) -> bool:
-    """Whether the expected platforms were given (command line, environment or config
-    file); when not, merge expects the union of the sources' platforms."""
-    from polyarch import config
-
-    if cli_platforms or os.environ.get(config.ENV_PREFIX + "PLATFORMS"):
-        return True
-    if config_path is not None:
-        import tomllib
-
-        try:
-            data = tomllib.loads(config_path.read_text())
-        except (OSError, ValueError):
-            return False  # config.load has already said what is wrong with it
-        section = data.get("tool", {}).get("polyarch", data) if "tool" in data else data
-        return isinstance(section, dict) and "platforms" in section
-    found = config.find_config(Path.cwd())
-    return found is not None and "platforms" in found[1]
 
 
 @click.command("merge")
@@ -38,7 +16,7 @@ def _expected(cli_platforms: tuple[str, ...], config_path: Path | None) -> bool:
               help="Image reference to publish (repeatable).")
 @click.option("--platform", "platforms", multiple=True, metavar="LIST",
               help="Expected platforms, comma separated (repeatable). Default: the configured"
-                   " platforms, else every platform the sources have.")
+                   " platforms, as for publish (linux/amd64,linux/arm64).")
 @click.option("--verify/--no-verify", "verify", default=None,
               help="Verify the merged index before moving any tag (default: on).")
 @click.option("--smoke", metavar="CMD", default=None,
@@ -59,36 +37,34 @@ def _expected(cli_platforms: tuple[str, ...], config_path: Path | None) -> bool:
                                               " nothing.")
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
 def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any) -> int:
-    """Join SOURCEs (build descriptors from 'polyarch build --stage', or image references:
+    """Join SOURCEs (build descriptors from 'polyarch build --push', or image references:
     tags or digests, single-platform images or indexes) into one index, verify it, and
     publish it under every -t tag, as 'publish' does."""
     from polyarch import ci
+    from polyarch.commands._render import image
     from polyarch.pipeline import merge as merging
-    from polyarch.pipeline import publish as workflow
+    from polyarch.pipeline.verify import VerificationFailed
+    from polyarch.session import Session
 
     rep = reporter(json_mode)
     opts = load_options(kw)
-    expected: tuple[Platform, ...] | None = (
-        opts.platforms if _expected(kw.get("platforms") or (), kw.get("config_path")) else None)
-    try:
-        done = merging.merge(opts, sources, rep, expected=expected, dry_run=dry_run)
-    except workflow.PublishFailed as e:
-        ci.write_outputs(e.result.to_json())
-        if json_mode:
-            rep.emit_json(e.result.to_json())
-        raise
+    with Session(opts, rep, dry_run=dry_run) as s:
+        try:
+            done = merging.merge(s, sources, expected=opts.platforms)
+        except VerificationFailed as e:
+            ci.write_outputs(e.doc)
+            if json_mode:
+                rep.emit_json(e.doc)
+            raise
     if not dry_run:
         ci.write_outputs(done.result.to_json())
     if json_mode:
         rep.emit_json(done.to_json())
         return 0
-    r = done.result
     if dry_run:
         rep.info(done.plan.index.data.decode().rstrip())
         return 0
-    rep.info(f"index   {r.index_digest}")
-    rep.table(None, ["platform", "digest", "build", "source"],
-              [(str(e.platform), e.digest, e.mode, e.source.given) for e in done.plan.entries])
-    for t in r.tags:
-        rep.info(f"tag     {t}")
+    image(rep, done.result)
+    rep.table(None, ["platform", "source"],
+              [(str(e.platform), e.source.given) for e in done.plan.entries])
     return 0

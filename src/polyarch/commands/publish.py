@@ -1,4 +1,4 @@
-"""polyarch publish: build every platform, stage, verify, then move the tags."""
+"""polyarch publish: build every platform, verify it locally, push it, move the tags."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from typing import Any
 import click
 
 from polyarch import ci
-from polyarch.commands._common import build_options, load_options, reporter
+from polyarch.commands import _render
+from polyarch.commands._common import build_options, check_output_file, load_options, reporter
 from polyarch.errors import FatalError, UsageError
 from polyarch.output import Reporter
+from polyarch.session import Session
 
 
 @click.command("publish")
 @build_options
 @click.option("--verify/--no-verify", "verify", default=None,
-              help="Verify the staged index before moving any tag (default: on).")
+              help="Verify the build before anything is pushed (default: on).")
 @click.option("--smoke", metavar="CMD", default=None,
               help="Also run CMD in every platform's image and check 'uname -m' inside.")
 @click.option("--allow", "allow", multiple=True, metavar="PATH_GLOB",
@@ -27,45 +29,48 @@ from polyarch.output import Reporter
                    " one 'name=REF@sha256:...' line per image in a project.")
 @click.option("--dry-run", is_flag=True, help="Print the commands that would run; change nothing.")
 def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any) -> int:
-    """Build CONTEXT (default .) for every platform, verify it, publish it under each tag.
+    """Build CONTEXT (default .) for every platform, verify it on local disk, push it by
+    digest and move every tag to it. Nothing is pushed unless verification passed.
 
     In a project with [[image]] entries the argument names the image to publish (with
     what it depends on); without it every image is published in dependency order.
     """
-    from polyarch.pipeline import publish as workflow
     from polyarch.pipeline.project import load_project
+    from polyarch.pipeline.publish import publish
+    from polyarch.pipeline.verify import VerificationFailed
 
     rep = reporter(json_mode)
     project = load_project(kw.get("config_path"))
+    if output_file is not None:
+        check_output_file(output_file)
     if project is not None:
         return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
                                 output_file=output_file)
     opts = load_options(kw)
-    try:
-        result = workflow.publish(opts, rep, dry_run=dry_run)
-    except workflow.PublishFailed as e:
-        # The CI summary shows what failed verification, too.
-        ci.write_outputs(e.result.to_json())
-        if json_mode:
-            rep.emit_json(e.result.to_json())
-        raise
+    with Session(opts, rep, dry_run=dry_run) as s:
+        try:
+            result = publish(s)
+        except VerificationFailed as e:
+            # The CI summary shows what failed verification, too.
+            ci.write_outputs(e.doc)
+            if json_mode:
+                rep.emit_json(e.doc)
+            raise
     if output_file is not None and not dry_run:
-        _write(output_file, f"{result.tags[0]}@{result.index_digest}\n")
+        _write(output_file, f"{result.reference()}\n")
     if not dry_run:
         ci.write_outputs(result.to_json())
     if json_mode:
         rep.emit_json(result.to_json())
-        return 0
-    if dry_run:
-        return 0
-    _print_result(rep, result)
+    elif not dry_run:
+        _render.image(rep, result)
     return 0
 
 
 def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run: bool,
                      json_mode: bool, output_file: Path | None) -> int:
-    from polyarch.pipeline import publish as workflow
     from polyarch.pipeline.project import publish_project
+    from polyarch.pipeline.verify import VerificationFailed
 
     name = kw.pop("context", None)
     if kw.get("tags"):
@@ -73,21 +78,24 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
                          hint="set 'tags' (or name-from/tag-env) in the [[image]] entries")
     opts = load_options(kw)
     done: list[Any] = []
-    try:
-        publish_project(project, opts, rep, names=[name] if name else [], dry_run=dry_run,
-                        env=os.environ, on_done=done.append)
-    except FatalError as e:
-        doc = _project_doc(done)
-        if isinstance(e, workflow.PublishFailed):
-            doc["images"].append({"name": e.image_name, "reference": "", **e.result.to_json()})
-        if not dry_run and doc["images"]:
-            ci.write_outputs(doc)
-        if json_mode:
-            rep.emit_json(doc)
-        raise
+    with Session(opts, rep, dry_run=dry_run) as s:
+        try:
+            publish_project(s, project, names=[name] if name else [], env=os.environ,
+                            on_done=done.append)
+        except FatalError as e:
+            doc = _project_doc(done)
+            if isinstance(e, VerificationFailed):
+                doc["images"].append({"name": e.image_name, "reference": "", **e.doc})
+            if not dry_run and doc["images"]:
+                ci.write_outputs(doc)
+            if json_mode:
+                rep.emit_json(doc)
+            raise
     # Only a complete run writes the file: CI steps after it read it as "all published".
     if output_file is not None and not dry_run and done:
-        _write(output_file, "".join(f"{o.name}={o.reference()}\n" for o in done))
+        text = (f"{done[0].reference()}\n" if len(done) == 1 else
+                "".join(f"{o.name}={o.reference()}\n" for o in done))
+        _write(output_file, text)
     if not dry_run:
         ci.write_outputs(_project_doc(done))
     if json_mode:
@@ -95,21 +103,13 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
     elif not dry_run:
         for o in done:
             rep.step(f"image {o.name}")
-            _print_result(rep, o.result)
+            _render.image(rep, o.result)
     return 0
 
 
 def _project_doc(done: list[Any]) -> dict[str, Any]:
-    return {"schema": 1, "images": [{"name": o.name, "reference": o.reference(),
+    return {"schema": 2, "images": [{"name": o.name, "reference": o.reference(),
                                      **o.result.to_json()} for o in done]}
-
-
-def _print_result(rep: Reporter, result: Any) -> None:
-    rep.info(f"index   {result.index_digest}")
-    rep.table(None, ["platform", "digest", "build"],
-              [(p.platform, p.digest, p.mode) for p in result.platforms])
-    for t in result.tags:
-        rep.info(f"tag     {t}")
 
 
 def _write(path: Path, text: str) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from polyarch.platforms import Platform
-from polyarch.refs import ImageRef
 
 if TYPE_CHECKING:
     from polyarch.config import Options
@@ -24,7 +23,8 @@ class BuildRequest:
     context: Path
     dockerfile: Path
     platforms: tuple[Platform, ...]
-    push_to: tuple[ImageRef, ...]
+    #: Where the engine writes the OCI image layout of every platform (a directory).
+    output: Path | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
@@ -37,17 +37,19 @@ class BuildRequest:
     cache_from: tuple[str, ...] = ()
     cache_to: tuple[str, ...] = ()
     build_contexts: dict[str, str] = field(default_factory=dict)
-    #: Push by digest only (no tag at all): ``push_to`` names the repository.
-    push_by_digest: bool = False
+    #: Export only the build cache (``cache_to``), after verification passed: the
+    #: build itself comes from the local cache.
+    cache_only: bool = False
 
 
 @dataclass(frozen=True)
 class BuildResult:
     digest: str
-    """Digest of the pushed image index (or manifest for a single platform)."""
+    """Digest of the image index (or manifest for a single platform) in ``layout``."""
     media_type: str
     size: int
     seconds: float
+    layout: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class StepEvent:
 class Engine(Protocol):
     name: str
 
+    def use_builder(self, name: str | None) -> None:
+        """Build with this builder (what preflight chose; None: the engine's default)."""
+        ...
+
     def build_commands(self, req: BuildRequest, metadata_file: Path) -> list[list[str]]: ...
 
     def build(
@@ -72,6 +78,22 @@ class Engine(Protocol):
 
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
                  entrypoint: str | None = None) -> list[str]: ...
+
+    def load(self, layout: Path, names: Sequence[str]) -> str:
+        """Import the OCI layout into the engine's image store under ``names`` (every
+        platform where the store can hold several); returns what was loaded, in words."""
+        ...
+
+    def runnable(self, layout: Path, name: str) -> str:
+        """Make the layout runnable by :meth:`run_argv` (loading it under ``name`` where
+        the engine must) and return the reference to run."""
+        ...
+
+    def remove_images(self, names: Sequence[str]) -> None: ...
+
+    def export_cache(self, req: BuildRequest) -> None:
+        """Write ``req.cache_to`` from the local build cache (after verification)."""
+        ...
 
 
 #: Values of the ``engine`` option.

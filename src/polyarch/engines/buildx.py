@@ -12,13 +12,14 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from polyarch import proc
 from polyarch.engines import BuildRequest, BuildResult, StepEvent
+from polyarch.engines.loading import write_archive
 from polyarch.errors import BuildError, EnvironmentProblem, FatalError, RegistryError
 from polyarch.platforms import Platform
 
@@ -161,19 +162,19 @@ class Buildx:
         return parse_inspect(r.stdout)
 
     # -- building ------------------------------------------------------------
+    def use_builder(self, name: str | None) -> None:
+        self.builder = name
+
     def build_argv(self, req: BuildRequest, metadata_file: Path, *, progress: str = "rawjson") -> list[str]:
         a = self.buildx("build")
         if self.builder:
             a += ["--builder", self.builder]
         a += ["--platform", ",".join(str(p) for p in req.platforms)]
         a += ["--file", str(req.dockerfile)]
-        if req.push_by_digest:
-            for ref in req.push_to:
-                a += ["--output", f"type=image,name={ref.untagged()},push-by-digest=true,"
-                                  "name-canonical=true,push=true"]
-        else:
-            for ref in req.push_to:
-                a += ["--tag", str(ref)]
+        if req.cache_only:
+            a += ["--output", "type=cacheonly"]
+        elif req.output is not None:
+            a += ["--output", f"type=oci,tar=false,dest={req.output}"]
         for k, v in req.build_args.items():
             a += ["--build-arg", f"{k}={v}"]
         for k, v in req.labels.items():
@@ -197,9 +198,10 @@ class Buildx:
         for c in req.cache_from:
             a += ["--cache-from", c]
         for c in req.cache_to:
-            a += ["--cache-to", c]
-        if req.push_to and not req.push_by_digest:
-            a.append("--push")
+            # The inline cache goes into the image itself; any other cache leaves the
+            # machine only after verification, in a cache-only export.
+            if req.cache_only != c.startswith("type=inline"):
+                a += ["--cache-to", c]
         a += ["--metadata-file", str(metadata_file), f"--progress={progress}", str(req.context)]
         return a
 
@@ -218,20 +220,47 @@ class Buildx:
             seconds = time.monotonic() - t0
             if not res.ok:
                 raise build_failure(parser)
+            if req.cache_only:
+                return BuildResult("", "", 0, seconds)
             try:
                 data: dict[str, Any] = json.loads(meta.read_text())
             except (OSError, ValueError) as e:
-                raise RegistryError(f"buildx wrote no usable metadata file: {e}") from e
+                raise BuildError(f"buildx wrote no usable metadata file: {e}") from e
         desc = data.get("containerimage.descriptor") or {}
         digest = str(desc.get("digest") or data.get("containerimage.digest") or "")
         if not digest:
-            raise RegistryError("buildx reported no image digest (was anything pushed?)")
+            raise BuildError("buildx reported no image digest (was the OCI layout written?)")
         return BuildResult(
             digest=digest,
             media_type=str(desc.get("mediaType", "")),
             size=int(desc.get("size", 0)),
             seconds=seconds,
+            layout=req.output,
         )
+
+    def export_cache(self, req: BuildRequest) -> None:
+        if req.cache_to:
+            self.build(replace(req, cache_only=True, output=None))
+
+    def load(self, layout: Path, names: Sequence[str]) -> str:
+        archive = write_archive(layout, names, layout.parent / f"{layout.name}.load.tar")
+        try:
+            proc.run(self.docker("load", "-i", str(archive)), echo=False, timeout=1800,
+                     error_class=EnvironmentProblem,
+                     error_message="docker load of the verified image failed")
+        finally:
+            archive.unlink(missing_ok=True)
+        return "every platform (containerd image store)"
+
+    def runnable(self, layout: Path, name: str) -> str:
+        """What ``run_argv`` runs for a smoke test: the layout loaded under ``name``."""
+        self.load(layout, [name])
+        return name
+
+    def remove_images(self, names: Sequence[str]) -> None:
+        if names:
+            proc.run(self.docker("image", "rm", "--force", *names), check=False, echo=False,
+                     timeout=120)
 
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
                  entrypoint: str | None = None) -> list[str]:

@@ -112,12 +112,13 @@ class PodmanEngine:
         a += ["--logfile", str(logfile), str(req.context)]
         return a
 
-    def push_argv(self, ref: ImageRef, *, digestfile: Path) -> list[str]:
-        a = [PODMAN, "manifest", "push", "--all", "--format", "oci", "--digestfile",
-             str(digestfile)]
-        if self.plain_http(ref):
-            a.append("--tls-verify=false")
-        return a + [self.list_name, f"docker://{ref}"]
+    def use_builder(self, name: str | None) -> None:
+        return None  # podman has no builders
+
+    def export_argv(self, layout: Path, *, digestfile: Path) -> list[str]:
+        """Write the local manifest list and every image in it as an OCI layout."""
+        return [PODMAN, "manifest", "push", "--all", "--format", "oci", "--digestfile",
+                str(digestfile), self.list_name, f"oci:{layout}"]
 
     def remove_argv(self) -> list[str]:
         return [PODMAN, "manifest", "rm", self.list_name]
@@ -125,8 +126,8 @@ class PodmanEngine:
     def build_commands(self, req: BuildRequest, metadata_file: Path) -> list[list[str]]:
         tmp = metadata_file.parent
         cmds = [self.build_argv(req, logfile=tmp / "build.log")]
-        for i, ref in enumerate(req.push_to):
-            cmds.append(self.push_argv(ref, digestfile=tmp / f"digest-{i}"))
+        if req.output is not None:
+            cmds.append(self.export_argv(req.output, digestfile=tmp / "digest"))
         cmds.append(self.remove_argv())
         return cmds
 
@@ -134,24 +135,19 @@ class PodmanEngine:
     def build(
         self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None
     ) -> BuildResult:
-        if not req.push_to:
-            raise UsageError("the podman engine builds to push: give at least one tag")
+        if req.output is None:
+            raise UsageError("the podman engine needs a directory to write the OCI layout to")
         with tempfile.TemporaryDirectory(prefix="polyarch-") as tmp_name:
             tmp = Path(tmp_name)
             t0 = time.monotonic()
             try:
                 self._build(req, tmp, on_step)
-                digest = ""
-                for i, ref in enumerate(req.push_to):
-                    got = self._push(ref, tmp / f"digest-{i}")
-                    if digest and got != digest:
-                        raise RegistryError(f"{ref}: podman pushed the index as {got}, but"
-                                            f" {req.push_to[0]} got {digest}")
-                    digest = got
+                digest = self._export(req.output, tmp / "digest")
             finally:
                 self._remove_list()
             seconds = time.monotonic() - t0
-        return BuildResult(digest=digest, media_type=OCI_INDEX, size=0, seconds=seconds)
+        return BuildResult(digest=digest, media_type=OCI_INDEX, size=0, seconds=seconds,
+                           layout=req.output)
 
     def _build(self, req: BuildRequest, tmp: Path,
                on_step: Callable[[StepEvent], None] | None) -> None:
@@ -168,16 +164,17 @@ class PodmanEngine:
         steps.finish(reason)
         raise build_failure(res.stderr, steps)
 
-    def _push(self, ref: ImageRef, digestfile: Path) -> str:
-        r = proc.run(self.push_argv(ref, digestfile=digestfile), check=False)
+    def _export(self, layout: Path, digestfile: Path) -> str:
+        r = proc.run(self.export_argv(layout, digestfile=digestfile), check=False)
         if not r.ok:
-            raise push_failure(ref, r.stderr or r.stdout, insecure_hint=not self.plain_http(ref))
+            raise EnvironmentProblem(f"podman could not write the OCI layout {layout}: "
+                                     + _first_line(r.stderr or r.stdout))
         try:
             digest = digestfile.read_text().strip()
         except OSError as e:
-            raise RegistryError(f"podman wrote no digest file for {ref}: {e.strerror}") from e
+            raise EnvironmentProblem(f"podman wrote no digest file: {e.strerror}") from e
         if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-            raise RegistryError(f"podman reported no usable digest for {ref} (got {digest!r})")
+            raise EnvironmentProblem(f"podman reported no usable digest (got {digest!r})")
         return digest
 
     def _remove_list(self) -> None:
@@ -185,6 +182,29 @@ class PodmanEngine:
                           echo=False, timeout=60)
         if exists.ok:
             proc.run(self.remove_argv(), check=False, timeout=120)
+
+    def export_cache(self, req: BuildRequest) -> None:
+        return None  # podman has no exportable build cache (refused up front)
+
+    def load(self, layout: Path, names: Sequence[str]) -> str:
+        """podman's store keeps one image per name: the host's platform is loaded."""
+        r = proc.run([PODMAN, "pull", "-q", f"oci:{layout}"], check=False, timeout=1800)
+        if not r.ok:
+            raise EnvironmentProblem("podman could not load the verified image: "
+                                     + _first_line(r.stderr or r.stdout))
+        image_id = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        for n in names:
+            proc.run([PODMAN, "tag", image_id, n], timeout=60, error_class=EnvironmentProblem)
+        return f"the host's platform only ({self.info().os}/{self.info().arch}; podman keeps" \
+               " one platform per name)"
+
+    def remove_images(self, names: Sequence[str]) -> None:
+        if names:
+            proc.run([PODMAN, "rmi", "--force", *names], check=False, echo=False, timeout=120)
+
+    def runnable(self, layout: Path, name: str) -> str:
+        """What ``run_argv`` runs for a smoke test: podman runs straight from the layout."""
+        return f"oci:{layout}"
 
     # -- running -------------------------------------------------------------
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
@@ -194,11 +214,12 @@ class PodmanEngine:
         a = [PODMAN, "run", "--rm", "--pull", "always", "--platform", str(platform)]
         if entrypoint is not None:
             a += ["--entrypoint", entrypoint]
-        try:
-            if self.plain_http(parse_ref(ref)):
-                a.append("--tls-verify=false")
-        except ValueError:
-            pass
+        if not ref.startswith("oci:"):
+            try:
+                if self.plain_http(parse_ref(ref)):
+                    a.append("--tls-verify=false")
+            except ValueError:
+                pass
         return a + ulimit_args() + [ref, *command]
 
 

@@ -1,7 +1,7 @@
 """``polyarch merge``: join per-platform images built elsewhere into one index, verify it,
 and promote the tags the way ``publish`` does.
 
-Sources are build descriptors (``polyarch build --stage``) or image references (tags or
+Sources are build descriptors (``polyarch build --push``) or image references (tags or
 digests; single-platform manifests or indexes). The flow:
 
 1. resolve every source to a manifest pinned by digest, and list its platforms (a
@@ -12,8 +12,9 @@ digests; single-platform manifests or indexes). The flow:
    missing or an unexpected one, before anything is written;
 3. copy what lives in other repositories into the target repository (blobs mounted
    where the registry allows), so the index refers only to its own repository;
-4. push the index to a staging tag, verify it there, promote it to every tag, delete
-   the staging tag.
+4. verify the index (coverage, labels, and every layer of every part, read from the
+   registry, where the parts already are by digest), push it by digest, then move every
+   tag to it (rollback on failure). No staging tag exists.
 
 Manifests are never rewritten: the index refers to the very manifests that were built,
 so their digests, and the attestations' references to them, stay valid.
@@ -21,7 +22,6 @@ so their digests, and the attestations' references to them, stay valid.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -30,19 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polyarch.config import Options
 from polyarch.errors import RegistryError, UsageError, VerificationError
 from polyarch.output import Reporter
+from polyarch.pipeline.build import PlatformBuilt
 from polyarch.pipeline.descriptor import Descriptor
-from polyarch.pipeline.publish import (
-    STAGING_PREFIX,
-    PlatformResult,
-    PublishResult,
-    apply_git_tags,
-    registry_client,
-    staging_ref,
-    verify_and_promote,
-)
+from polyarch.pipeline.publish import ImageResult
+from polyarch.pipeline.tag import tag
+from polyarch.pipeline.verify import Verified, require_ok, run_smoke
 from polyarch.platforms import Platform, parse_platform
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry import Manifest, ManifestNotFound, RegistryClient
@@ -54,6 +48,7 @@ from polyarch.registry.media import (
     OCI_INDEX,
     is_attestation,
 )
+from polyarch.session import Session
 
 
 @dataclass
@@ -251,6 +246,7 @@ def plan_merge(client: RegistryClient, given: Sequence[str], expected: Sequence[
         raise UsageError("no source given", hint="pass build descriptors or image references")
     with ThreadPoolExecutor(max_workers=8) as pool:
         sources = list(pool.map(lambda g: resolve_source(g, client), given))
+        refuse_duplicates(given, sources)
         per_source = list(pool.map(lambda s: source_entries(s, client), sources))
     entries = [e for es in per_source for e in es]
     if expected is None:
@@ -291,9 +287,9 @@ def copy_into(client: RegistryClient, entries: Sequence[Entry], target: ImageRef
     return len(jobs)
 
 
-@dataclass
+@dataclass(frozen=True)
 class MergeResult:
-    result: PublishResult
+    result: ImageResult
     plan: MergePlan
     merge_seconds: float = 0.0
 
@@ -306,56 +302,97 @@ class MergeResult:
         return doc
 
 
-def merge(opts: Options, sources: Sequence[str], rep: Reporter, *,
-          expected: Sequence[Platform] | None, dry_run: bool = False) -> MergeResult:
-    """Merge, verify and promote. ``expected`` None: the union of the sources' platforms."""
-    opts, git_annotations = apply_git_tags(opts, rep, lookup_existing=not dry_run)
+def refuse_duplicates(given: Sequence[str], sources: Sequence[Source]) -> None:
+    seen: dict[str, str] = {}
+    for g, src in zip(given, sources, strict=True):
+        key = str(src.ref)
+        if key in seen:
+            raise UsageError(f"sources {seen[key]!r} and {g!r} are the same image ({key})",
+                             hint="give each platform's build once")
+        seen[key] = g
+
+
+class _MergedSource:
+    """The index made here, with everything it refers to read from the target repository."""
+
+    def __init__(self, client: RegistryClient, repo: ImageRef, index: Manifest) -> None:
+        from polyarch.registry.source import RegistrySource
+
+        self._inner = RegistrySource(client, repo.untagged().with_digest(index.digest))
+        self._index = index
+        self.description = f"{repo.name}@{index.digest} (merged here, not yet pushed)"
+        self.ref: ImageRef | None = None
+
+    def root(self) -> Manifest:
+        return self._index
+
+    def manifest(self, digest: str) -> Manifest:
+        return self._inner.manifest(digest)
+
+    def blob(self, digest: str) -> bytes:
+        return self._inner.blob(digest)
+
+    def iter_blob(self, digest: str) -> Any:
+        return self._inner.iter_blob(digest)
+
+
+def merge(s: Session, sources: Sequence[str], *, expected: Sequence[Platform]) -> MergeResult:
+    """Merge, verify, push the index by digest, then move the tags."""
+    from polyarch.checks.verify import verify_source
+    from polyarch.pipeline.gittags import apply_git_tags
+
+    opts, git_annotations = apply_git_tags(s, lookup_existing=not s.dry_run)
+    s = s.with_options(opts)
     if not opts.tags:
         raise UsageError("no tag given", hint="pass -t/--tag REGISTRY/REPO:TAG or set 'tags'"
                                               " in the config")
-    tags = [str(t) for t in opts.tags]
+    if not sources:
+        raise UsageError("no source given", hint="pass build descriptors or image references")
+    tags = tuple(str(t) for t in opts.tags)
     target = opts.tags[0]
+    rep, client = s.rep, s.client
     t0 = time.monotonic()
-    with registry_client(opts) as client:
-        with rep.group(f"merge {len(sources)} source{'s' if len(sources) != 1 else ''}"):
-            plan = plan_merge(client, sources, expected, rep, git_annotations)
-            for e in plan.entries:
-                rep.info(f"{e.platform}: {e.source.ref.name}@{e.digest}"
-                         + (f" (+{len(e.attestations)} attestation"
-                            f"{'s' if len(e.attestations) != 1 else ''})"
-                            if e.attestations else ""))
-        staging = staging_ref(target)
-        result = PublishResult(plan.index.digest, plan.index.media_type, tags,
-                               platforms=[PlatformResult(str(e.platform), e.digest, e.mode,
-                                                         int(e.desc.get("size", 0)))
-                                          for e in plan.entries],
-                               staging=str(staging), dry_run=dry_run)
-        if dry_run:
-            rep.info(f"# would copy into {target.name}, push the index {plan.index.digest}"
-                     f" to {staging}, verify it, promote it to {', '.join(tags)}")
-            return MergeResult(result, plan)
-        copied = copy_into(client, plan.entries, target)
-        if copied:
-            rep.info(f"copied {copied} manifest{'s' if copied != 1 else ''} into {target.name}")
-        client.put_manifest(staging, plan.index.data, plan.index.media_type)
-        staged = staging.with_digest(plan.index.digest)
-        merge_seconds = time.monotonic() - t0
-        verify_and_promote(client, staged, plan.index, staging, plan.expected, opts, result,
-                           rep)
-        _drop_source_staging(client, plan.sources)
+    with rep.group(f"merge {len(sources)} source{'s' if len(sources) != 1 else ''}"):
+        plan = plan_merge(client, sources, expected, rep, git_annotations)
+        for e in plan.entries:
+            rep.info(f"{e.platform}: {e.source.ref.name}@{e.digest}"
+                     + (f" (+{len(e.attestations)} attestation"
+                        f"{'s' if len(e.attestations) != 1 else ''})"
+                        if e.attestations else ""))
+    plats = tuple(PlatformBuilt(str(e.platform), e.digest, e.mode, int(e.desc.get("size", 0)))
+                  for e in plan.entries)
+    if s.dry_run:
+        rep.info(f"# would copy the parts into {target.name}, verify the index"
+                 f" {plan.index.digest}, push it by digest, then tag {', '.join(tags)}")
+        return MergeResult(ImageResult(plan.index.digest, plan.index.media_type, tags, plats,
+                                       dry_run=True), plan)
+    copied = copy_into(client, plan.entries, target)
+    if copied:
+        rep.info(f"copied {copied} manifest{'s' if copied != 1 else ''} into {target.name}")
+    merge_seconds = time.monotonic() - t0
+    verified = Verified(None, 0.0)
+    if opts.verify:
+        with rep.group(f"verify {plan.index.digest[:19]}"):
+            v0 = time.monotonic()
+            report = verify_source(_MergedSource(client, target, plan.index), plan.expected,
+                                   allow=opts.allow, progress=rep.info)
+            if opts.smoke is not None:  # the parts are pulled by digest from the target
+                run_smoke(s, report, lambda r: f"{target.name}@{r.digest}")
+            verified = Verified(report, time.monotonic() - v0)
+        partial = ImageResult(plan.index.digest, plan.index.media_type, tags, plats,
+                              verified=verified)
+        require_ok(verified, partial.to_json(), consequence="no tag was moved")
+        rep.info(report.summary())
+    else:
+        rep.warn("verification skipped (--no-verify): the tags will move to an index nobody"
+                 " checked")
+    for repo in {t.name: t.untagged() for t in opts.tags}.values():
+        if repo.name != target.name:
+            client.copy_image(target.untagged().with_digest(plan.index.digest), repo)
+        else:
+            client.put_manifest(repo.with_digest(plan.index.digest), plan.index.data,
+                                plan.index.media_type)
+    tagged = tag(s, plan.index.data, plan.index.media_type, opts.tags)
+    result = ImageResult(plan.index.digest, plan.index.media_type, tags, plats,
+                         verified=verified, tagged=tagged)
     return MergeResult(result, plan, merge_seconds)
-
-
-def _drop_source_staging(client: RegistryClient, sources: Sequence[Source]) -> None:
-    """The build jobs' staging tags are no longer needed once the index is promoted (the
-    index holds their manifests by digest). Best effort, silent."""
-    for s in sources:
-        if s.descriptor is None or not s.descriptor.staging:
-            continue
-        try:
-            ref = parse_ref(s.descriptor.staging)
-        except ReferenceError:
-            continue
-        if ref.tag and ref.tag.startswith(STAGING_PREFIX):
-            with contextlib.suppress(RegistryError):
-                client.delete_manifest(ref)

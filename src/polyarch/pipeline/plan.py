@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from polyarch.config import Options
 from polyarch.engines import Engine, choose_engine, select_engine
@@ -19,6 +19,9 @@ from polyarch.engines.buildx import DEDICATED_BUILDER, BuilderInfo, Buildx, Engi
 from polyarch.engines.podman import PodmanEngine
 from polyarch.errors import EnvironmentProblem, FatalError, UsageError
 from polyarch.platforms import Platform, from_uname
+
+if TYPE_CHECKING:
+    from polyarch.registry import RegistryClient
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
@@ -364,22 +367,18 @@ def _check_platforms(plan: Plan, platforms: Sequence[Platform], *, local: bool) 
                                      emulator_remedy(p), EnvironmentProblem))
 
 
-def registry_push_check(opts: Options) -> Check | None:
+def registry_push_check(opts: Options, client: RegistryClient) -> Check | None:
     """Can we push to every tag's repository with the credentials docker would use?"""
     from polyarch.errors import RegistryError
-    from polyarch.registry import RegistryClient
 
     seen: set[str] = set()
-    # Fail fast before a build: two retries, not the full budget used while pushing.
-    with RegistryClient(insecure_registries=opts.insecure_registries, retries=2) as client:
-        for ref in opts.tags:
-            key = ref.name
-            if key in seen:
-                continue
-            seen.add(key)
-            try:
-                client.check_push_access(ref)
-            except RegistryError as e:
-                return Check("registry", False, e.message, e.hint or "",
-                             RegistryError)
+    for ref in opts.tags:
+        key = ref.name
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            client.check_push_access(ref)
+        except RegistryError as e:
+            return Check("registry", False, e.message, e.hint or "", RegistryError)
     return Check("registry", True, "push access to " + ", ".join(sorted(seen)))

@@ -8,8 +8,9 @@ these of its own:
 
 ``name``        required, unique; what ``depends-on`` and ``polyarch publish NAME`` use
 ``depends-on``  names of images this one is built on; each is passed as a named build
-                context pinned by digest (``--build-context base=docker-image://REF@sha256:..``),
-                so ``FROM base`` in the Dockerfile means "the base built in this run"
+                context pinned by digest: the dependency's verified OCI layout on local
+                disk (``--build-context base=oci-layout://DIR@sha256:..``), so ``FROM
+                base`` in the Dockerfile means "the base built and verified in this run"
 ``prebuild``    shell commands run in order in the project root before the build
 ``version``     a literal, or ``{ from = "package.json", field = "version" }``,
                 ``{ from = "pyproject.toml" }`` (project.version), ``{ from = "git" }``
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,9 +36,14 @@ from typing import Any
 
 from polyarch import config, proc
 from polyarch.config import Options
-from polyarch.errors import BuildError, ConfigError, UsageError
+from polyarch.errors import BuildError, ConfigError, FatalError, UsageError
 from polyarch.output import Reporter
+from polyarch.pipeline.build import Built
+from polyarch.pipeline.publish import ImageResult
+from polyarch.pipeline.tag import Tagged
+from polyarch.pipeline.verify import Verified
 from polyarch.refs import ImageRef, ReferenceError, check_tag, parse_ref
+from polyarch.session import Session
 
 #: Keys of an [[image]] entry that mean the same as at the top level.
 SHARED_KEYS = ("platforms", "context", "file", "dockerfile", "target", "build-args", "labels",
@@ -254,9 +261,10 @@ def resolve_tags(spec: ImageSpec, root: Path, version: str | None,
 
 
 def image_options(spec: ImageSpec, base: Options, root: Path, env: Mapping[str, str],
-                  deps: Mapping[str, str]) -> Options:
+                  deps: Mapping[str, str], contexts: Mapping[str, str] | None = None) -> Options:
     """Options for one image: the top-level options, this entry's keys, its tags, and its
-    dependencies as digest-pinned build contexts."""
+    dependencies as digest-pinned build contexts (``contexts``: name -> context value;
+    ``deps``: name -> the final ``REPO@sha256:...`` it will be published as, for labels)."""
     values: dict[str, Any] = {}
     for k, v in spec.shared.items():
         config._apply(values, k, v, spec.where)
@@ -265,10 +273,11 @@ def image_options(spec: ImageSpec, base: Options, root: Path, env: Mapping[str, 
         values["build_args"] = {k: x.replace("{version}", version)
                                 for k, x in values.get("build_args", base.build_args).items()}
     tags = resolve_tags(spec, root, version, env)
+    contexts_given = dict(contexts or {})
     contexts = dict(values.get("build_contexts", base.build_contexts))
     labels = dict(values.get("labels", base.labels))
     for name, pinned in deps.items():
-        contexts[name] = f"docker-image://{pinned}"
+        contexts[name] = (contexts_given or {}).get(name) or f"docker-image://{pinned}"
         labels[f"io.polyarch.depends.{name}"] = pinned
     if len(deps) == 1:
         pinned = next(iter(deps.values()))
@@ -295,14 +304,13 @@ def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter) -> None:
                              f" status {r.returncode}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImageOutcome:
     name: str
-    result: Any  # workflow.PublishResult
+    result: ImageResult
 
     def reference(self) -> str:
-        r = self.result
-        return f"{r.tags[0]}@{r.index_digest}" if r.tags and r.index_digest else ""
+        return self.result.reference()
 
 
 def check_plan(project: Project, specs: Sequence[ImageSpec], base: Options,
@@ -325,33 +333,115 @@ def check_plan(project: Project, specs: Sequence[ImageSpec], base: Options,
                                   hint="give each [[image]] its own 'tags' (or name-from)")
 
 
-def publish_project(project: Project, base: Options, rep: Reporter, *, names: Sequence[str] = (),
-                    dry_run: bool = False, env: Mapping[str, str],
-                    on_done: Callable[[ImageOutcome], None] | None = None) -> list[ImageOutcome]:
-    from polyarch.pipeline import publish as workflow
+@dataclass(frozen=True)
+class _Ready:
+    """An image of the project built and verified on local disk, not yet pushed."""
 
+    spec: ImageSpec
+    session: Session
+    built: Built
+    verified: Verified
+
+
+def _final_repo(opts: Options) -> ImageRef:
+    return opts.tags[0].untagged()
+
+
+def publish_project(s: Session, project: Project, *, names: Sequence[str] = (),
+                    env: Mapping[str, str],
+                    on_done: Callable[[ImageOutcome], None] | None = None) -> list[ImageOutcome]:
+    """Build and verify every image (dependencies first, each dependent built on the
+    verified layout of what it depends on); only when all passed, push them all, then
+    move the tags in dependency order, putting every moved tag back on failure."""
+    from polyarch.pipeline.gittags import apply_git_tags
+    from polyarch.pipeline.publish import (
+        build_and_verify,
+        dry_run_result,
+        prepare,
+        require_tags,
+    )
+    from polyarch.pipeline.verify import VerificationFailed
+
+    rep = s.rep
     specs = order(project, names)
-    check_plan(project, specs, base, env)
-    built: dict[str, str] = {}  # name -> repo@digest of what this run built
+    check_plan(project, specs, s.opts, env)
+    ready: dict[str, _Ready] = {}
     out: list[ImageOutcome] = []
     for spec in specs:
         with rep.group(f"image {spec.name}"):
-            if not dry_run:
+            if not s.dry_run:
                 run_prebuild(spec, project.root, rep)
             elif spec.prebuild:
                 for cmd in spec.prebuild:
                     rep.info(f"# prebuild ({project.root}): {cmd}")
-            deps = {d: built.get(d, f"<digest of {d} built in this run>") for d in spec.depends_on}
-            opts = image_options(spec, base, project.root, env, deps)
+            pinned: dict[str, str] = {}
+            contexts: dict[str, str] = {}
+            for d in spec.depends_on:
+                if d in ready:
+                    r = ready[d]
+                    pinned[d] = f"{_final_repo(r.session.opts)}@{r.built.digest}"
+                    contexts[d] = f"oci-layout://{r.built.layout}@{r.built.digest}"
+                else:  # dry run
+                    pinned[d] = f"<{d}>@<digest of {d} built in this run>"
+                    contexts[d] = f"oci-layout://<layout of {d}>@<digest>"
+            si = s.with_options(image_options(spec, s.opts, project.root, env, pinned,
+                                              contexts))
+            opts, annotations = apply_git_tags(si, lookup_existing=not s.dry_run)
+            si = si.with_options(opts)
+            require_tags(si, f"image {spec.name!r}")
+            prep = prepare(si, need_push=True, annotations=annotations, label=spec.name)
+            if s.dry_run:
+                res = dry_run_result(si, prep, f"push by digest to {opts.tags[0].name}, then tag")
+                out.append(ImageOutcome(spec.name, res))
+                continue
             try:
-                result = workflow.publish(opts, rep, dry_run=dry_run)
-            except workflow.PublishFailed as e:
+                built, verified = build_and_verify(
+                    si, prep, consequence="nothing of the project was pushed")
+            except VerificationFailed as e:
                 e.image_name = spec.name  # for the CI summary and --json of the project
                 raise
-            if result.index_digest:
-                built[spec.name] = f"{opts.tags[0].untagged()}@{result.index_digest}"
-            outcome = ImageOutcome(spec.name, result)
-            out.append(outcome)
+            ready[spec.name] = _Ready(spec, si, built, verified)
+    if s.dry_run:
+        for o in out:
             if on_done is not None:
-                on_done(outcome)
+                on_done(o)
+        return out
+    return _push_and_tag(s, list(ready.values()), on_done)
+
+
+def _push_and_tag(s: Session, ready: list[_Ready],
+                  on_done: Callable[[ImageOutcome], None] | None) -> list[ImageOutcome]:
+    from polyarch.pipeline.push import push
+    from polyarch.pipeline.tag import TagMove, move_tags, roll_back
+    from polyarch.registry.source import OCILayout
+
+    pushed = {}
+    for r in ready:
+        deps = [_final_repo(ready_dep.session.opts).repository for ready_dep in ready
+                if ready_dep.spec.name in r.spec.depends_on]
+        pushed[r.spec.name] = push(r.session, r.built.layout, r.built.digest,
+                                   r.session.opts.tags, mount_from=deps)
+    moved: list[TagMove] = []
+    out: list[ImageOutcome] = []
+    try:
+        for r in ready:
+            with s.rep.group(f"tag image {r.spec.name}"):
+                root = OCILayout(r.built.layout).root()
+                t0 = time.monotonic()
+                moved += move_tags(s.client, root.data, root.media_type, r.session.opts.tags)
+                for t in r.session.opts.tags:
+                    s.rep.info(f"tag {t}")
+            tagged = Tagged(tuple(str(t) for t in r.session.opts.tags), time.monotonic() - t0)
+            b = r.built
+            out.append(ImageOutcome(r.spec.name, ImageResult(
+                b.digest, b.media_type, tagged.tags, b.platforms, b.seconds, r.verified,
+                pushed[r.spec.name], tagged)))
+    except BaseException as e:
+        undone = roll_back(s.client, moved)
+        if isinstance(e, FatalError):
+            e.message += f" (tags of the images before: {undone})"
+        raise
+    for o in out:
+        if on_done is not None:
+            on_done(o)
     return out

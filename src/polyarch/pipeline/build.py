@@ -1,0 +1,163 @@
+"""Build: the engine writes every platform into an OCI layout in the cache directory.
+
+Nothing is pushed here. The registry cache (``cache = "registry"``) is read while
+building but written only after verification (:func:`export_cache`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from polyarch import redact
+from polyarch.config import Options
+from polyarch.engines import BuildRequest
+from polyarch.errors import BuildError, EnvironmentProblem, FatalError
+from polyarch.output import BuildProgress
+from polyarch.pipeline.plan import Plan
+from polyarch.platforms import Platform
+from polyarch.refs import ImageRef
+from polyarch.session import Session
+
+CACHE_TAG = "buildcache"
+
+
+@dataclass(frozen=True)
+class PlatformBuilt:
+    platform: str
+    digest: str
+    mode: str  # native | emulated | ?
+    size: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"platform": self.platform, "digest": self.digest, "mode": self.mode,
+                "size": self.size}
+
+
+@dataclass(frozen=True)
+class Built:
+    """One build's verified-to-be layout on local disk."""
+
+    layout: Path
+    digest: str  # of the root: an index, or a manifest for one platform
+    media_type: str
+    size: int
+    platforms: tuple[PlatformBuilt, ...]
+    seconds: float
+    request: BuildRequest
+
+    @property
+    def oci_spec(self) -> str:
+        return f"oci:{self.layout}"
+
+
+def cache_refs(opts: Options, repo: ImageRef | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """--cache-from and --cache-to values for ``cache = "registry"`` / ``"inline"``.
+
+    The registry cache lives in the target repository under one tag per set of platforms
+    built together (``buildcache-linux-amd64-linux-arm64``), so a build of one platform
+    never evicts another's. Every build reads its own set's cache and each of its single
+    platforms' caches.
+    """
+    if opts.no_cache:
+        return (), ()
+    if opts.cache == "inline":
+        # The cache travels inside the image: read it from the tags users pull.
+        return tuple(f"type=registry,ref={t}" for t in opts.tags), ("type=inline",)
+    if opts.cache != "registry" or repo is None:
+        return (), ()
+
+    def ref(plats: Sequence[object]) -> str:
+        slug = "-".join(str(p).replace("/", "-") for p in plats)
+        return str(repo.untagged().with_tag(f"{CACHE_TAG}-{slug}"[:128]))
+
+    own = ref(opts.platforms)
+    sources = [own] + ([ref([p]) for p in opts.platforms] if len(opts.platforms) > 1 else [])
+    return (tuple(f"type=registry,ref={r}" for r in sources),
+            (f"type=registry,ref={own},mode=max,ignore-error=true",))
+
+
+def request(opts: Options, output: Path | None, *, annotations: dict[str, str],
+            cache_repo: ImageRef | None = None) -> BuildRequest:
+    cache_from, cache_to = cache_refs(opts, cache_repo or (opts.tags[0] if opts.tags else None))
+    return BuildRequest(
+        context=Path(opts.context),
+        dockerfile=opts.dockerfile,
+        platforms=opts.platforms,
+        output=output,
+        build_args=dict(opts.build_args),
+        build_contexts=dict(opts.build_contexts),
+        labels=dict(opts.labels),
+        annotations=annotations,
+        target=opts.target,
+        secrets=opts.secrets,
+        provenance=opts.provenance,
+        sbom=opts.sbom,
+        no_cache=opts.no_cache,
+        pull=opts.pull,
+        cache_from=cache_from,
+        cache_to=cache_to,
+    )
+
+
+def commands(s: Session, plan: Plan, req: BuildRequest) -> list[list[str]]:
+    """Print and return the commands a build would run (``--dry-run``)."""
+    cmds: list[list[str]] = list(plan.node_commands)
+    if plan.create_builder:
+        cmds.append(plan.create_builder)
+    cmds.extend(s.engine.build_commands(req, Path("<tmp>/metadata.json")))
+    for c in cmds:
+        s.rep.info(shlex.join(redact.argv(c)))
+    return cmds
+
+
+def _platforms(layout: Path, plan: Plan, fallback: Sequence[Platform]) -> tuple[PlatformBuilt, ...]:
+    from polyarch.registry.media import is_attestation
+    from polyarch.registry.source import OCILayout
+
+    root = OCILayout(layout).root()
+    if not root.is_index:
+        p = str(fallback[0])
+        return (PlatformBuilt(p, root.digest, plan.platform_modes.get(p, "?"), len(root.data)),)
+    out = []
+    for m in root.json.get("manifests") or []:
+        if is_attestation(m):
+            continue
+        pd = m.get("platform") or {}
+        name = "/".join(x for x in (pd.get("os"), pd.get("architecture"), pd.get("variant")) if x)
+        out.append(PlatformBuilt(name, str(m.get("digest", "")),
+                                 plan.platform_modes.get(name, "?"), int(m.get("size", 0))))
+    return tuple(out)
+
+
+def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
+    """Run the build into ``req.output`` (a fresh directory of the session)."""
+    assert req.output is not None
+    plats = ", ".join(str(p) for p in req.platforms)
+    with s.rep.group(f"build {plats}"), BuildProgress(s.rep) as prog:
+        try:
+            res = s.engine.build(req, on_step=prog)
+        except FatalError as e:
+            text = f"{e.message} {e.detail or ''}".lower()
+            if "no space left on device" in text:
+                raise EnvironmentProblem(
+                    f"the disk of the cache directory {s.ws.root} is full",
+                    hint="free space, or set POLYARCH_CACHE_DIR to a directory with room"
+                ) from None
+            raise
+    if not (req.output / "index.json").is_file():
+        raise BuildError(f"the engine wrote no OCI layout to {req.output}")
+    return Built(req.output, res.digest, res.media_type, res.size,
+                 _platforms(req.output, plan, req.platforms), res.seconds, req)
+
+
+def export_cache(s: Session, built: Built) -> None:
+    """Write the registry build cache once the image it caches passed verification."""
+    req = built.request
+    if not any(c.startswith("type=registry") for c in req.cache_to):
+        return
+    with s.rep.group("export build cache"):
+        s.engine.export_cache(replace(req, output=None))

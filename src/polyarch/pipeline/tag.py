@@ -1,0 +1,93 @@
+"""Tag: put the same index manifest (same bytes, same digest) under every tag.
+
+The index and everything it references are already in each target repository (pushed
+by digest). Where each tag pointed before is read first; if one tag cannot be written,
+or the command is interrupted, every tag already tried is put back where it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from polyarch.errors import RegistryError
+from polyarch.refs import ImageRef
+from polyarch.registry import RegistryClient
+from polyarch.session import Session
+
+
+@dataclass(frozen=True)
+class Tagged:
+    tags: tuple[str, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TagMove:
+    """One tag moved by this run and where it pointed before (None: it did not exist)."""
+
+    ref: ImageRef
+    before: str | None
+
+
+def move_tags(client: RegistryClient, data: bytes, media_type: str,
+              targets: Sequence[ImageRef]) -> list[TagMove]:
+    """Point every target at ``data``. On any failure (or interruption) the tags already
+    tried are rolled back and the error re-raised with what happened to them."""
+    before = {str(t): client.head_manifest(t) for t in targets}
+    # A PUT that failed may still have been stored (the answer was lost): every tag
+    # tried counts, and the rollback looks at where each one points now.
+    attempted: list[ImageRef] = []
+    try:
+        for t in targets:
+            attempted.append(t)
+            client.put_manifest(t, data, media_type)
+    except RegistryError as e:
+        undone = roll_back(client, [TagMove(t, before[str(t)]) for t in attempted])
+        e.message += f" ({undone})" if undone else ""
+        raise
+    except BaseException as e:  # interrupted: put back, then let it go on
+        undone = roll_back(client, [TagMove(t, before[str(t)]) for t in attempted])
+        e.args = (*e.args, undone)
+        raise
+    return [TagMove(t, before[str(t)]) for t in targets]
+
+
+def roll_back(client: RegistryClient, moves: Sequence[TagMove]) -> str:
+    """Best effort: point tags moved by a failed run back where they were. Returns a
+    sentence saying what was put back and what could not be."""
+    restored: list[str] = []
+    stuck: list[str] = []
+    for mv in moves:
+        t, old = mv.ref, mv.before
+        try:
+            if client.head_manifest(t) == old:
+                continue  # never moved
+            if old is None:
+                ok = client.delete_manifest(t)
+            else:
+                m = client.get_manifest(t.untagged().with_digest(old))
+                client.put_manifest(t, m.data, m.media_type)
+                ok = True
+        except RegistryError:
+            ok = False
+        (restored if ok else stuck).append(str(t))
+    if not restored and not stuck:
+        return "no tag was moved"
+    parts = []
+    if restored:
+        parts.append(f"moved back: {', '.join(restored)}")
+    if stuck:
+        parts.append(f"could not move back: {', '.join(stuck)}")
+    return "; ".join(parts)
+
+
+def tag(s: Session, data: bytes, media_type: str, targets: Sequence[ImageRef]) -> Tagged:
+    n = len(targets)
+    with s.rep.group(f"tag {n} tag{'s' if n != 1 else ''}"):
+        t0 = time.monotonic()
+        move_tags(s.client, data, media_type, targets)
+        for t in targets:
+            s.rep.info(f"tag {t}")
+    return Tagged(tuple(str(t) for t in targets), time.monotonic() - t0)

@@ -1,0 +1,104 @@
+"""Verify: read the build's OCI layout on local disk (coverage, labels, ELF machine of
+every binary, secrets in every layer and in the config), and run the smoke command of
+every platform through the selected engine, before anything is pushed."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polyarch.errors import VerificationError
+from polyarch.platforms import Platform, parse_platform
+from polyarch.session import Session
+
+if TYPE_CHECKING:
+    from polyarch.checks.verify import VerifyReport
+
+
+@dataclass(frozen=True)
+class Verified:
+    report: VerifyReport | None  # None: --no-verify
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.report is None or self.report.ok
+
+    def to_json(self) -> dict[str, Any] | None:
+        return self.report.to_json() if self.report is not None else None
+
+
+class VerificationFailed(VerificationError):
+    """Verification found errors; carries the partial result document for --json/CI."""
+
+    def __init__(self, message: str, doc: dict[str, Any], detail: str | None) -> None:
+        super().__init__(message, detail=detail)
+        self.doc = doc
+        self.image_name: str | None = None  # set for an image of a project
+
+
+def findings_text(report: VerifyReport, limit: int = 20) -> str:
+    errs = report.errors()
+    lines = []
+    for plat, f in errs[:limit]:
+        where = f" {f.path}" if f.path else ""
+        layer = f" (layer {f.layer[7:19]})" if f.layer else ""
+        lines.append(f"  {plat or 'image'}: {f.check}:{where} {f.message}{layer}")
+    if len(errs) > limit:
+        lines.append(f"  ... and {len(errs) - limit} more (see --json)")
+    return "\n".join(lines)
+
+
+def run_smoke(s: Session, report: VerifyReport, ref_for: Callable[[Any], str]) -> None:
+    """Run ``s.opts.smoke`` (and the ``uname -m`` check) in every platform of the image
+    through the session's engine (``ref_for(platform result)`` names what to run);
+    findings go into ``report``."""
+    from polyarch.checks.smoke import smoke as smoke_one
+    from polyarch.checks.verify import Finding
+
+    for r in report.platforms:
+        if r.status not in ("present", "unexpected"):
+            continue
+        try:
+            plat = parse_platform(r.platform)
+        except ValueError:
+            continue
+        s.rep.info(f"smoke run {r.platform}")
+        r.ran.add("smoke")
+        for res in smoke_one(plat, ref_for(r), s.opts.smoke or None, s.engine.run_argv):
+            if res.severity != "ok":
+                r.findings.append(Finding("smoke", res.severity, res.message))
+
+
+def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
+                  what: str) -> Verified:
+    """Verify the OCI layout at ``layout`` (nothing of it has left the machine)."""
+    if not s.opts.verify:
+        s.rep.warn("verification skipped (--no-verify): nobody checked this image")
+        return Verified(None, 0.0)
+    from polyarch.checks import verify as check
+
+    t0 = time.monotonic()
+    with s.rep.group(f"verify {what}"):
+        report = check(f"oci:{layout}", expected, allow=s.opts.allow, progress=s.rep.info)
+        if s.opts.smoke is not None:
+            name = f"polyarch-smoke-{secrets.token_hex(6)}:latest"
+            ref = s.engine.runnable(layout, name)
+            try:
+                run_smoke(s, report, lambda _r: ref)
+            finally:
+                s.engine.remove_images([name])
+    report.smoke = s.opts.smoke
+    return Verified(report, time.monotonic() - t0)
+
+
+def require_ok(v: Verified, doc: dict[str, Any], *, consequence: str) -> None:
+    """Raise :class:`VerificationFailed` (exit 5) when ``v`` found errors."""
+    if v.report is None or v.report.ok:
+        return
+    raise VerificationFailed(f"{v.report.summary()}; {consequence}", doc,
+                             detail=findings_text(v.report))

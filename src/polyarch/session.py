@@ -1,0 +1,88 @@
+"""One Session per command: the options, the reporter, the engine, ONE registry client,
+and the cache directory with the build directories this command made.
+
+Steps of the pipeline take a Session and return a frozen result. Closing the session
+closes the registry client and removes every build directory not explicitly kept, also
+when the command fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polyarch import workspace
+from polyarch.config import Options
+from polyarch.output import Reporter
+from polyarch.workspace import Workspace
+
+if TYPE_CHECKING:
+    from polyarch.engines import Engine
+    from polyarch.registry import RegistryClient
+
+
+@dataclass
+class _Parts:
+    """What every view of one session shares (see :meth:`Session.with_options`)."""
+
+    engine: Engine | None = None
+    client: RegistryClient | None = None
+    temporary: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Session:
+    opts: Options
+    rep: Reporter
+    dry_run: bool = False
+    ws: Workspace = field(default_factory=Workspace.open)
+    parts: _Parts = field(default_factory=_Parts)
+
+    # -- parts, made on first use -----------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        if self.parts.engine is None:
+            from polyarch.engines import select_engine
+
+            self.parts.engine = select_engine(self.opts)
+        return self.parts.engine
+
+    @property
+    def client(self) -> RegistryClient:
+        if self.parts.client is None:
+            from polyarch.registry import RegistryClient
+
+            self.parts.client = RegistryClient(insecure_registries=self.opts.insecure_registries)
+        return self.parts.client
+
+    def with_options(self, opts: Options) -> Session:
+        """The same session (same engine, client and cache) with other options: one image
+        of a project, or the options after the tags from git state were added."""
+        return replace(self, opts=opts)
+
+    # -- build directories ------------------------------------------------------------
+    def build_dir(self, label: str) -> Path:
+        """A new directory in the cache for one build's OCI layout, removed when the
+        session closes unless :meth:`keep` is called for it."""
+        path = self.ws.new_build(label)
+        self.parts.temporary.append(path)
+        return path
+
+    def keep(self, path: Path) -> None:
+        if path in self.parts.temporary:
+            self.parts.temporary.remove(path)
+
+    # -- lifetime ---------------------------------------------------------------------
+    def close(self) -> None:
+        if self.parts.client is not None:
+            self.parts.client.close()
+            self.parts.client = None
+        while self.parts.temporary:
+            workspace.remove(self.parts.temporary.pop())
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

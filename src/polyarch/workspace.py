@@ -1,0 +1,119 @@
+"""The cache directory polyarch owns: build outputs (OCI layouts) and verification
+results, pruned by size and age.
+
+    $POLYARCH_CACHE_DIR            (default: $XDG_CACHE_HOME/polyarch, ~/.cache/polyarch)
+      builds/<id>/                 one build's OCI layout (index.json, blobs/sha256/...)
+      verify/                      per-layer verification results
+
+A build directory lives as long as its command, unless the command keeps it (``polyarch
+build`` without an output keeps the verified layout and says where). Old ones are pruned
+when a command starts: oldest first, while there are more than ``keep_bytes`` in all or
+any is older than ``keep_days``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyarch.errors import EnvironmentProblem
+
+#: Free space a build needs at least before it starts (the layout itself may need more).
+MIN_FREE_BYTES = 256 * 1024 * 1024
+DEFAULT_KEEP_BYTES = 20 * 1024**3
+DEFAULT_KEEP_DAYS = 7.0
+_REMEDY = "set POLYARCH_CACHE_DIR to a writable directory with free space"
+
+
+def default_root(env: Mapping[str, str]) -> Path:
+    if env.get("POLYARCH_CACHE_DIR"):
+        return Path(env["POLYARCH_CACHE_DIR"]).expanduser()
+    xdg = env.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "polyarch"
+
+
+def _size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def open(cls, env: Mapping[str, str] | None = None) -> Workspace:
+        return cls(default_root(os.environ if env is None else env))
+
+    @property
+    def builds(self) -> Path:
+        return self.root / "builds"
+
+    @property
+    def verify_cache(self) -> Path:
+        return self.root / "verify"
+
+    def check(self, need_bytes: int = MIN_FREE_BYTES) -> None:
+        """Fail early (exit 3) when the cache directory cannot take a build."""
+        try:
+            self.builds.mkdir(parents=True, exist_ok=True)
+            probe = self.builds / f".probe-{secrets.token_hex(4)}"
+            probe.write_bytes(b"x")
+            probe.unlink()
+        except OSError as e:
+            why = "it is read-only" if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else (
+                "the disk is full" if e.errno == errno.ENOSPC else e.strerror or str(e))
+            raise EnvironmentProblem(f"cannot use the cache directory {self.root}: {why}",
+                                     hint=_REMEDY) from None
+        free = shutil.disk_usage(self.builds).free
+        if free < need_bytes:
+            raise EnvironmentProblem(
+                f"the cache directory {self.root} has {free // (1024 * 1024)} MiB free; a build"
+                f" needs at least {need_bytes // (1024 * 1024)} MiB", hint=_REMEDY)
+
+    def new_build(self, label: str = "build") -> Path:
+        """A fresh, empty directory for one build's layout."""
+        self.check()
+        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:40] or "build"
+        path = self.builds / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{secrets.token_hex(3)}"
+        path.mkdir(parents=True)
+        return path
+
+    def prune(self, *, keep_bytes: int = DEFAULT_KEEP_BYTES, keep_days: float = DEFAULT_KEEP_DAYS,
+              now: float | None = None) -> list[Path]:
+        """Remove build directories older than ``keep_days``, then the oldest while the
+        rest is over ``keep_bytes``. Returns what was removed; never fails a command."""
+        if not self.builds.is_dir():
+            return []
+        now = time.time() if now is None else now
+        entries: list[tuple[float, int, Path]] = []
+        with contextlib.suppress(OSError):
+            for p in self.builds.iterdir():
+                if p.is_dir() and not p.name.startswith("."):
+                    with contextlib.suppress(OSError):
+                        entries.append((p.stat().st_mtime, _size(p), p))
+        entries.sort()
+        removed: list[Path] = []
+        total = sum(s for _t, s, _p in entries)
+        for mtime, size, path in entries:
+            if now - mtime > keep_days * 86400 or total > keep_bytes:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+                total -= size
+        return removed
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
