@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from polyarch import __version__
+from polyarch import __version__, interrupt
 from polyarch.errors import EXIT_CODES, FatalError
 
 # name -> (module, one-line help); modules are imported only when their command runs, so
@@ -81,14 +81,16 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (used by tests and :func:`main`)."""
+    interrupt.install()
     try:
         rv: Any = cli.main(args=argv, prog_name="polyarch", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0
     except FatalError as e:
         _print_error(e.line(), e.detail)
         return e.exit_code
-    except click.exceptions.Abort:
-        _print_error("aborted", None)
+    except click.exceptions.Abort:  # click's form of KeyboardInterrupt
+        _stop_children()
+        _print_error(f"interrupted (Ctrl-C) while {interrupt.phase()}", None)
         return 130
     except click.exceptions.Exit as e:
         return int(e.exit_code)
@@ -101,8 +103,13 @@ def run(argv: list[str] | None = None) -> int:
         _print_error(msg, None)
         return 2
     except KeyboardInterrupt:
-        _print_error("interrupted", None)
+        _stop_children()
+        _print_error(f"interrupted (Ctrl-C) while {interrupt.phase()}", None)
         return 130
+    except interrupt.Terminated:
+        _stop_children()
+        _print_error(f"terminated (SIGTERM) while {interrupt.phase()}", None)
+        return 143
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug: say so in one line, keep the traceback out of the way
@@ -113,6 +120,15 @@ def run(argv: list[str] | None = None) -> int:
             None,
         )
         return 70
+
+
+def _stop_children() -> None:
+    """Kill every process polyarch started that may still run (a build, a smoke run)."""
+    from polyarch import proc
+
+    stop = getattr(proc, "terminate_all", None)
+    if stop is not None:
+        stop()
 
 
 def _print_error(line: str, detail: str | None) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from polyarch import redact
+from polyarch import interrupt, redact
 from polyarch.config import Options
 from polyarch.engines import BuildRequest
 from polyarch.errors import BuildError, EnvironmentProblem, FatalError
@@ -137,6 +137,7 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
     """Run the build into ``req.output`` (a fresh directory of the session)."""
     assert req.output is not None
     plats = ", ".join(str(p) for p in req.platforms)
+    interrupt.set_phase("building: nothing was pushed")
     with s.rep.group(f"build {plats}"), BuildProgress(s.rep) as prog:
         try:
             res = s.engine.build(req, on_step=prog)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from polyarch import config, proc
+from polyarch import config, interrupt, proc
 from polyarch.config import Options
 from polyarch.errors import BuildError, ConfigError, FatalError, UsageError
 from polyarch.output import Reporter
@@ -438,6 +438,7 @@ def _push_and_tag(s: Session, ready: list[_Ready],
                 pushed[r.spec.name], tagged)))
     except BaseException as e:
         undone = roll_back(s.client, moved)
+        interrupt.set_phase(f"moving the project's tags: {undone}")
         if isinstance(e, FatalError):
             e.message += f" (tags of the images before: {undone})"
         raise

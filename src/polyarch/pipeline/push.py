@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from polyarch import interrupt
 from polyarch.refs import ImageRef
 from polyarch.registry import Manifest, OCILayout, RegistryClient
 from polyarch.session import Session
@@ -50,6 +51,8 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
     """Push ``layout`` (root ``digest``) to the repository of every target, by digest."""
     repos = repositories(targets)
     t0 = time.monotonic()
+    interrupt.set_phase("pushing by digest: no tag was moved (blobs already uploaded stay"
+                        " untagged; a re-run skips them)")
     up = skip = mnt = sent = 0
     with s.rep.group(f"push {digest[:19]} to {', '.join(r.name for r in repos)}"):
         done: list[ImageRef] = []

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from polyarch import interrupt
 from polyarch.errors import RegistryError
 from polyarch.refs import ImageRef
 from polyarch.registry import RegistryClient
@@ -36,6 +37,7 @@ def move_tags(client: RegistryClient, data: bytes, media_type: str,
     """Point every target at ``data``. On any failure (or interruption) the tags already
     tried are rolled back and the error re-raised with what happened to them."""
     before = {str(t): client.head_manifest(t) for t in targets}
+    interrupt.set_phase("moving tags: every tag already moved was put back")
     # A PUT that failed may still have been stored (the answer was lost): every tag
     # tried counts, and the rollback looks at where each one points now.
     attempted: list[ImageRef] = []
@@ -47,9 +49,9 @@ def move_tags(client: RegistryClient, data: bytes, media_type: str,
         undone = roll_back(client, [TagMove(t, before[str(t)]) for t in attempted])
         e.message += f" ({undone})" if undone else ""
         raise
-    except BaseException as e:  # interrupted: put back, then let it go on
+    except BaseException:  # interrupted: put back, then let it go on
         undone = roll_back(client, [TagMove(t, before[str(t)]) for t in attempted])
-        e.args = (*e.args, undone)
+        interrupt.set_phase(f"moving tags: {undone}")
         raise
     return [TagMove(t, before[str(t)]) for t in targets]
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polyarch import interrupt
 from polyarch.errors import VerificationError
 from polyarch.platforms import Platform, parse_platform
 from polyarch.session import Session
@@ -83,6 +84,7 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     from polyarch.checks import verify as check
 
     t0 = time.monotonic()
+    interrupt.set_phase("verifying on local disk: nothing was pushed")
     with s.rep.group(f"verify {what}"):
         report = check(f"oci:{layout}", expected, allow=s.opts.allow, progress=s.rep.info)
         if s.opts.smoke is not None:
