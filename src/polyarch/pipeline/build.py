@@ -156,9 +156,10 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
 
 
 def export_cache(s: Session, built: Built) -> None:
-    """Write the registry build cache once the image it caches passed verification."""
+    """Write the build cache (``--cache-to``, ``cache = "registry"``) once the image it
+    caches passed verification: the cache holds the image's layers."""
     req = built.request
-    if not any(c.startswith("type=registry") for c in req.cache_to):
-        return
+    if all(c.startswith("type=inline") for c in req.cache_to):
+        return  # no cache to export, or only the inline one (inside the image itself)
     with s.rep.group("export build cache"):
         s.engine.export_cache(replace(req, output=None))
