@@ -36,6 +36,7 @@ class Session:
     opts: Options
     rep: Reporter
     dry_run: bool = False
+    docker_config: Path | None = None  # credentials: this directory's config.json
     ws: Workspace = field(default_factory=Workspace.open)
     parts: _Parts = field(default_factory=_Parts)
 
@@ -53,7 +54,8 @@ class Session:
         if self.parts.client is None:
             from polyarch.registry import RegistryClient
 
-            self.parts.client = RegistryClient(insecure_registries=self.opts.insecure_registries)
+            self.parts.client = RegistryClient(insecure_registries=self.opts.insecure_registries,
+                                               docker_config=self.docker_config)
         return self.parts.client
 
     def with_options(self, opts: Options) -> Session:

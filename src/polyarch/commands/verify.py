@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import click
 
 from polyarch import config
 from polyarch.checks import CHECKS, verify
+from polyarch.checks.verify import VerifyReport
 from polyarch.commands._common import reporter
 from polyarch.errors import VerificationError
-from polyarch.registry import RegistryClient
+from polyarch.session import Session
 
 #: Findings shown per platform in the human table (all of them are in --json).
 MAX_ROWS = 40
@@ -47,10 +49,12 @@ def command(ref: str, platforms: tuple[str, ...], allow: tuple[str, ...], smoke:
     opts = config.load({"platforms": platforms, "allow": allow, "smoke": smoke,
                         "insecure-registries": insecure_registries}, config_path=config_path)
     rep.step(f"verifying {ref} for {', '.join(str(p) for p in opts.platforms)}")
-    with RegistryClient(insecure_registries=opts.insecure_registries,
-                        docker_config=docker_config) as client:
-        report = verify(ref, opts.platforms, allow=opts.allow, smoke=opts.smoke, deep=deep,
-                        client=client, progress=rep.info)
+    with Session(opts, rep, docker_config=docker_config) as s:
+        source = ref if ref.startswith("oci:") else None
+        report = verify(ref, opts.platforms, allow=opts.allow, deep=deep,
+                        client=None if source else s.client, progress=rep.info)
+        if opts.smoke is not None:
+            _smoke_runs(s, report, ref)
     if json_mode:
         rep.emit_json(report.to_json())
     else:
@@ -76,3 +80,30 @@ def command(ref: str, platforms: tuple[str, ...], allow: tuple[str, ...], smoke:
     if not report.ok:
         raise VerificationError(report.summary())
     return 0
+
+
+def _smoke_runs(s: Session, report: VerifyReport, ref: str) -> None:
+    """Run the smoke command of every platform through the configured engine: from the
+    layout for ``oci:PATH`` (an archive is unpacked into the cache first), else by digest
+    from the registry."""
+    from polyarch.pipeline.verify import run_smoke
+    from polyarch.refs import parse_ref
+
+    if not ref.startswith("oci:"):
+        repo = parse_ref(ref).name
+        run_smoke(s, report, lambda r: f"{repo}@{r.digest}")
+        return
+    path = Path(ref[4:])
+    if path.is_file():
+        import tarfile
+
+        unpacked = s.build_dir("smoke")
+        with tarfile.open(path) as t:
+            t.extractall(unpacked, filter="data")
+        path = unpacked
+    name = f"polyarch-smoke-{secrets.token_hex(6)}:latest"
+    run_ref = s.engine.runnable(path, name)
+    try:
+        run_smoke(s, report, lambda _r: run_ref)
+    finally:
+        s.engine.remove_images([name])
