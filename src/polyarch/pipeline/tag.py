@@ -61,19 +61,25 @@ def roll_back(client: RegistryClient, moves: Sequence[TagMove]) -> str:
     sentence saying what was put back and what could not be."""
     restored: list[str] = []
     stuck: list[str] = []
+    new_tags: list[tuple[ImageRef, str]] = []  # tags that did not exist, and where they point
     for mv in moves:
         t, old = mv.ref, mv.before
         try:
-            if client.head_manifest(t) == old:
+            now = client.head_manifest(t)
+            if now == old:
                 continue  # never moved
             if old is None:
-                ok = client.delete_manifest(t)
-            else:
-                m = client.get_manifest(t.untagged().with_digest(old))
-                client.put_manifest(t, m.data, m.media_type)
-                ok = True
+                if client.delete_manifest(t):
+                    restored.append(str(t))
+                elif now is not None:
+                    new_tags.append((t, now))  # the registry cannot delete tags
+                continue
+            m = client.get_manifest(t.untagged().with_digest(old))
+            client.put_manifest(t, m.data, m.media_type)
+            restored.append(str(t))
         except RegistryError:
-            ok = False
+            stuck.append(str(t))
+    for t, ok in _untag_by_digest(client, new_tags):
         (restored if ok else stuck).append(str(t))
     if not restored and not stuck:
         return "no tag was moved"
@@ -83,6 +89,28 @@ def roll_back(client: RegistryClient, moves: Sequence[TagMove]) -> str:
     if stuck:
         parts.append(f"could not move back: {', '.join(stuck)}")
     return "; ".join(parts)
+
+
+def _untag_by_digest(client: RegistryClient,
+                     new_tags: list[tuple[ImageRef, str]]) -> list[tuple[ImageRef, bool]]:
+    """Remove tags this run created on a registry that cannot delete tags (the
+    distribution registry 2.x) by deleting the manifest they point at, which removes
+    every tag pointing at it: done only when no other tag of the repository points there."""
+    out: list[tuple[ImageRef, bool]] = []
+    by_target: dict[tuple[str, str], list[ImageRef]] = {}
+    for t, digest in new_tags:
+        by_target.setdefault((t.name, digest), []).append(t)
+    for (_name, digest), tags in by_target.items():
+        repo = tags[0].untagged()
+        mine = {t.tag for t in tags}
+        try:
+            others = [x for x in client.list_tags(repo) if x not in mine]
+            shared = any(client.head_manifest(repo.with_tag(x)) == digest for x in others)
+            ok = not shared and client.delete_manifest(repo.with_digest(digest))
+        except RegistryError:
+            ok = False
+        out.extend((t, ok) for t in tags)
+    return out
 
 
 def tag(s: Session, data: bytes, media_type: str, targets: Sequence[ImageRef]) -> Tagged:
