@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from typing import Any
 
@@ -115,7 +116,17 @@ def run(argv: list[str] | None = None) -> int:
         return 70
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped: an error is one line on a terminal
+    and in a CI log, whatever input it quotes."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _print_error(line: str, detail: str | None) -> None:
+    line = one_line(line)
     if detail:
         sys.stderr.write(detail.rstrip() + "\n")
     sys.stderr.write(f"polyarch: error: {line}\n")
