@@ -58,4 +58,8 @@ def _stop(*args: Any, **kwargs: Any) -> NoReturn:
 @pytest.fixture(autouse=True)
 def _stop_at_the_engine(_forbid_processes: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subprocess, "Popen", _stop)
-    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", _stop)
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", _stop_http)
+
+
+def _stop_http(self: httpx.HTTPTransport, request: httpx.Request) -> NoReturn:
+    raise LeftTheProcess(f"{request.method} {request.url}")

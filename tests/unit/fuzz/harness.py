@@ -62,5 +62,6 @@ def assert_clean(o: Outcome, codes: frozenset[int] = CLEAN_CODES) -> None:
         return
     assert o.code in codes, f"exit {o.code}\n{text}"
     if o.code not in (0, 5):
-        lines = o.err.rstrip("\n").splitlines()
+        # The error line is the last one (its GitHub Actions annotation may follow).
+        lines = [ln for ln in o.err.rstrip("\n").splitlines() if not ln.startswith("::error::")]
         assert lines and lines[-1].startswith("polyarch: error: "), o.err
