@@ -102,3 +102,12 @@ def test_lint_stdin(tmp_path: Path, text: str) -> None:
 def test_lint_platforms(tmp_path: Path, platform: str) -> None:
     (tmp_path / "Dockerfile").write_text("FROM --platform=$BUILDPLATFORM scratch\n")
     assert_clean(invoke(["lint", "--offline", "--platform", platform, "Dockerfile"], cwd=tmp_path))
+
+
+@given(payload=st.binary(max_size=200) | st.integers(1, 5000).map(
+    lambda n: ('{"pull_request": ' + "[" * n + "]" * n + "}").encode()))
+def test_github_event_payload(tmp_path: Path, payload: bytes) -> None:
+    (tmp_path / "event.json").write_bytes(payload)
+    env = {**GITHUB, "GITHUB_EVENT_NAME": "pull_request", "GITHUB_REF": "refs/pull/5/merge",
+           "GITHUB_EVENT_PATH": str(tmp_path / "event.json")}
+    assert_clean(invoke(["tags", "--json"], cwd=tmp_path, env=env))
