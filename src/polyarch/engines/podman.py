@@ -160,7 +160,9 @@ class PodmanEngine:
         argv = self.build_argv(req, logfile=logfile)
         steps = StepLog(req.platforms, on_step)
         with _Follow(logfile, steps.feed):
-            res = proc.run(argv, check=False)
+            # No wall-clock deadline for a build; progress goes to the log file.
+            res = proc.run(argv, check=False, timeout=None, idle_timeout=proc.idle_timeout(),
+                           activity_paths=[logfile])
         if res.ok:
             steps.finish(None)
             return
@@ -169,7 +171,8 @@ class PodmanEngine:
         raise build_failure(res.stderr, steps)
 
     def _push(self, ref: ImageRef, digestfile: Path) -> str:
-        r = proc.run(self.push_argv(ref, digestfile=digestfile), check=False)
+        r = proc.run(self.push_argv(ref, digestfile=digestfile), check=False, timeout=None,
+                     idle_timeout=proc.idle_timeout())
         if not r.ok:
             raise push_failure(ref, r.stderr or r.stdout, insecure_hint=not self.plain_http(ref))
         try:
