@@ -305,7 +305,7 @@ def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter) -> None:
     for cmd in spec.prebuild:
         with rep.group(f"{spec.name}: prebuild: {cmd}"):
             r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=rep.log,
-                         merge_output=True)
+                         merge_output=True, timeout=None, idle_timeout=proc.idle_timeout())
         if not r.ok:
             # Its output was shown as it ran; the error line says which command failed.
             raise BuildError(f"image {spec.name!r}: prebuild command {cmd!r} failed with exit"
