@@ -7,6 +7,7 @@ exit code and a one-line message (never a traceback).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import re
@@ -15,7 +16,7 @@ from typing import Any
 
 import click
 
-from polyarch import __version__
+from polyarch import __version__, proc
 from polyarch.errors import EXIT_CODES, FatalError
 
 # name -> (module, one-line help); modules are imported only when their command runs, so
@@ -102,18 +103,37 @@ def run(argv: list[str] | None = None) -> int:
         _print_error(msg, None)
         return 2
     except KeyboardInterrupt:
-        _print_error("interrupted", None)
+        stopped = proc.terminate_all()
+        _print_error("interrupted" + (f"; stopped {', '.join(stopped)}" if stopped else ""), None)
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as e:  # a bug: say so in one line, keep the traceback out of the way
-        if os.environ.get("POLYARCH_DEBUG"):
-            raise
-        _print_error(
-            f"internal error: {type(e).__name__}: {e} (re-run with POLYARCH_DEBUG=1 for a traceback)",
-            None,
-        )
-        return 70
+    except OSError as e:
+        # A safety net for a file the input named that cannot be used; anything else
+        # about files is reported where it happens.
+        if e.filename is None or e.errno not in _INPUT_ERRNOS:
+            return _internal(e)
+        _print_error(f"cannot use {os.fsdecode(e.filename)}: {e.strerror}"
+                     " (check the path given on the command line or in the config)", None)
+        return 2
+    except Exception as e:
+        return _internal(e)
+
+
+#: OSError numbers that mean "this path given as input is not usable".
+_INPUT_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP,
+                 errno.EACCES, errno.EPERM}
+
+
+def _internal(e: BaseException) -> int:
+    """A bug: say so in one line, keep the traceback out of the way."""
+    if os.environ.get("POLYARCH_DEBUG"):
+        raise e
+    _print_error(
+        f"internal error: {type(e).__name__}: {e} (re-run with POLYARCH_DEBUG=1 for a traceback)",
+        None,
+    )
+    return 70
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
