@@ -74,6 +74,9 @@ _EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) 
 def cli() -> None:
     """Build container images for several CPU architectures, verify every variant,
     and publish them under one tag."""
+    # Deadline settings are checked before any command runs (a bad one is exit 2).
+    proc.default_timeout()
+    proc.idle_timeout()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,8 @@ env_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters=
 any_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
 
 FILE_KEYS = sorted(config._SCHEMA)
-ENV_NAMES = sorted(config.ENV_PREFIX + k.upper().replace("-", "_") for k in config._SCHEMA)
+ENV_NAMES = sorted([*(config.ENV_PREFIX + k.upper().replace("-", "_") for k in config._SCHEMA),
+                    "POLYARCH_COMMAND_TIMEOUT", "POLYARCH_IDLE_TIMEOUT"])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
