@@ -7,14 +7,16 @@ exit code and a one-line message (never a traceback).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
+import re
 import sys
 from typing import Any
 
 import click
 
-from polyarch import __version__, interrupt
+from polyarch import __version__, interrupt, proc
 from polyarch.errors import EXIT_CODES, FatalError
 
 # name -> (module, one-line help); modules are imported only when their command runs, so
@@ -72,6 +74,9 @@ _EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) 
 def cli() -> None:
     """Build container images for several CPU architectures, verify every variant,
     and publish them under one tag."""
+    # Deadline settings are checked before any command runs (a bad one is exit 2).
+    proc.default_timeout()
+    proc.idle_timeout()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,9 +94,7 @@ def run(argv: list[str] | None = None) -> int:
         _print_error(e.line(), e.detail)
         return e.exit_code
     except click.exceptions.Abort:  # click's form of KeyboardInterrupt
-        _stop_children()
-        _print_error(f"interrupted (Ctrl-C) while {interrupt.phase()}", None)
-        return 130
+        return _interrupted("interrupted (Ctrl-C)", 130)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.ClickException as e:
@@ -103,35 +106,59 @@ def run(argv: list[str] | None = None) -> int:
         _print_error(msg, None)
         return 2
     except KeyboardInterrupt:
-        _stop_children()
-        _print_error(f"interrupted (Ctrl-C) while {interrupt.phase()}", None)
-        return 130
+        return _interrupted("interrupted (Ctrl-C)", 130)
     except interrupt.Terminated:
-        _stop_children()
-        _print_error(f"terminated (SIGTERM) while {interrupt.phase()}", None)
-        return 143
+        return _interrupted("terminated (SIGTERM)", 143)
     except BrokenPipeError:
         return 0
-    except Exception as e:  # a bug: say so in one line, keep the traceback out of the way
-        if os.environ.get("POLYARCH_DEBUG"):
-            raise
-        _print_error(
-            f"internal error: {type(e).__name__}: {e} (re-run with POLYARCH_DEBUG=1 for a traceback)",
-            None,
-        )
-        return 70
+    except OSError as e:
+        # A safety net for a file the input named that cannot be used; anything else
+        # about files is reported where it happens.
+        if e.filename is None or e.errno not in _INPUT_ERRNOS:
+            return _internal(e)
+        _print_error(f"cannot use {os.fsdecode(e.filename)}: {e.strerror}"
+                     " (check the path given on the command line or in the config)", None)
+        return 2
+    except Exception as e:
+        return _internal(e)
 
 
-def _stop_children() -> None:
-    """Kill every process polyarch started that may still run (a build, a smoke run)."""
-    from polyarch import proc
+#: OSError numbers that mean "this path given as input is not usable".
+_INPUT_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP,
+                 errno.EACCES, errno.EPERM}
 
-    stop = getattr(proc, "terminate_all", None)
-    if stop is not None:
-        stop()
+
+def _internal(e: BaseException) -> int:
+    """A bug: say so in one line, keep the traceback out of the way."""
+    if os.environ.get("POLYARCH_DEBUG"):
+        raise e
+    _print_error(
+        f"internal error: {type(e).__name__}: {e} (re-run with POLYARCH_DEBUG=1 for a traceback)",
+        None,
+    )
+    return 70
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters escaped: an error is one line on a terminal
+    and in a CI log, whatever input it quotes."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _interrupted(what: str, code: int) -> int:
+    """Stop every process polyarch started that may still run (a build, a smoke run) and
+    say in one line what state things are in."""
+    stopped = proc.terminate_all()
+    _print_error(f"{what} while {interrupt.phase()}"
+                 + (f"; stopped {', '.join(stopped)}" if stopped else ""), None)
+    return code
 
 
 def _print_error(line: str, detail: str | None) -> None:
+    line = one_line(line)
     if detail:
         sys.stderr.write(detail.rstrip() + "\n")
     sys.stderr.write(f"polyarch: error: {line}\n")

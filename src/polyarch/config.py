@@ -242,6 +242,11 @@ def _load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 (byte {e.start})",
+                          hint="save the file as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
 
@@ -252,6 +257,10 @@ def _apply(values: dict[str, Any], key: str, raw: Any, where: str) -> None:
         hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(_SCHEMA))}"
         raise ConfigError(f"{where}: unknown key {key!r}", hint=hint)
     name, parser = _SCHEMA[key]
+    if _has_nul(raw):
+        # No command line, file name or environment can carry a NUL byte to the engine.
+        raise ConfigError(f"{where}: {key!r} contains a NUL character",
+                          hint="remove the \\u0000 escape")
     try:
         values[name] = parser(raw)
     except TypeError:
@@ -260,6 +269,21 @@ def _apply(values: dict[str, Any], key: str, raw: Any, where: str) -> None:
         ) from None
     except ValueError as e:
         raise ConfigError(f"{where}: {key!r}: {e}") from None
+
+
+def _has_nul(v: Any) -> bool:
+    todo = [v]  # no recursion: a parsed file may nest as deep as its parser allows
+    while todo:
+        x = todo.pop()
+        if isinstance(x, str):
+            if "\0" in x:
+                return True
+        elif isinstance(x, list | tuple):
+            todo.extend(x)
+        elif isinstance(x, dict):
+            todo.extend(x.keys())
+            todo.extend(x.values())
+    return False
 
 
 ENV_PREFIX = "POLYARCH_"

@@ -1,18 +1,49 @@
 """The one subprocess runner: echo ``+ cmd``, stream or capture, keep the text,
-raise a typed error that carries the command's own output on failure."""
+raise a typed error that carries the command's own output on failure.
+
+Every command has a deadline:
+
+- a short command (``docker info``, ``inspect``, ``git``, a credential helper) gets a
+  wall-clock deadline, :data:`DEFAULT_TIMEOUT` seconds unless the caller gives another
+  (``POLYARCH_COMMAND_TIMEOUT`` changes the default);
+- a long command (a build, a push, a prebuild command) has no wall-clock deadline, and
+  the caller must say so: ``timeout=None`` with an inactivity deadline
+  (``idle_timeout=proc.idle_timeout()``, ``POLYARCH_IDLE_TIMEOUT``, default
+  :data:`DEFAULT_IDLE_TIMEOUT` s): the command fails when it has printed nothing (and
+  written none of ``activity_paths``) for that long.
+
+A deadline passed is :class:`CommandTimedOut` (exit 3), whose line names the command
+by its program and subcommand only (never its arguments, which may hold secrets).
+
+Each child runs in a process group of its own (a new session), so that everything it
+started can be stopped together: on a deadline here, and on SIGINT/SIGTERM by
+:func:`terminate_all`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import shlex
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from polyarch.errors import EnvironmentProblem, FatalError
+from polyarch.errors import ConfigError, EnvironmentProblem, FatalError
+
+#: Wall-clock deadline of a short command, seconds.
+DEFAULT_TIMEOUT = 60.0
+#: Inactivity deadline of a long command (a build, a push), seconds.
+DEFAULT_IDLE_TIMEOUT = 600.0
+#: Seconds a process group gets between SIGTERM and SIGKILL.
+KILL_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -35,11 +66,15 @@ class CommandFailed(FatalError):
         self.result = result
         tail = _tail(result.stderr or result.stdout)
         super().__init__(
-            message or f"{shlex.join(result.argv[:3])} ... exited with status {result.returncode}",
+            message or f"{command_name(result.argv)} exited with status {result.returncode}",
             detail=tail,
         )
         if error_class is not None:
             self.exit_code = error_class.exit_code
+
+
+class CommandTimedOut(EnvironmentProblem):
+    """A command passed its deadline and was stopped (exit 3)."""
 
 
 def _tail(text: str, lines: int = 40) -> str:
@@ -47,8 +82,58 @@ def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(parts[-lines:])
 
 
+def command_name(argv: Sequence[str]) -> str:
+    """The program and its subcommands (``docker buildx build``), none of its options
+    or arguments after the first option: what a message may show of a command line."""
+    words = [os.path.basename(argv[0])] if argv else []
+    for w in argv[1:3]:
+        if w.startswith("-") or "=" in w or "/" in w or len(w) > 32:
+            break
+        words.append(w)
+    return shlex.join(words)
+
+
+def _seconds(env_name: str, default: float) -> float:
+    raw = os.environ.get(env_name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 10**7:
+        raise ConfigError(f"{env_name}={raw[:20]!r} is not a number of seconds",
+                          hint=f"for example {default:g}")
+    return value
+
+
+def default_timeout() -> float:
+    """The wall-clock deadline of short commands (``POLYARCH_COMMAND_TIMEOUT``)."""
+    return _seconds("POLYARCH_COMMAND_TIMEOUT", DEFAULT_TIMEOUT)
+
+
+def idle_timeout() -> float:
+    """The inactivity deadline of long commands (``POLYARCH_IDLE_TIMEOUT``)."""
+    return _seconds("POLYARCH_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)
+
+
 #: Where ``+ cmd`` echoes go; the CLI points it at its reporter.
 echo_hook: Callable[[Sequence[str]], None] | None = None
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+#: ``timeout=DEFAULT``: the short-command deadline (:func:`default_timeout`).
+DEFAULT = _Default()
+
+# Children alive now, by pid (= their process group id). Plain dict operations only:
+# terminate_all may run in a signal handler while the main thread is in run().
+_live: dict[int, tuple[subprocess.Popen[bytes], tuple[str, ...]]] = {}
+# Commands run() stopped because it was interrupted, for terminate_all's report.
+_stopped: list[str] = []
 
 
 def run(
@@ -60,20 +145,30 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: str | Path | None = None,
     input: str | None = None,
-    timeout: float | None = None,
+    timeout: float | None | _Default = DEFAULT,
+    idle_timeout: float | None = None,
+    activity_paths: Sequence[Path] = (),
     on_line: Callable[[str], None] | None = None,
     error_class: type[FatalError] | None = None,
     error_message: str | None = None,
     merge_output: bool = False,
 ) -> Result:
-    """Run ``argv``.
+    """Run ``argv``; check its exit status unless ``check=False``.
+
+    ``timeout``: wall-clock seconds (default :func:`default_timeout`); ``None`` for a long
+    command, which then needs ``idle_timeout``: seconds without output on stdout/stderr
+    and without a change to any of ``activity_paths`` (a log file the command writes).
 
     With ``on_line`` the command's stderr (with ``merge_output``: stdout and stderr
-    together) is streamed line by line to the callback as it arrives (the "tee"), and
-    also kept for the error message. ``env`` entries are added to
-    the current environment.
+    together) is passed line by line to the callback as it arrives (the "tee"), and
+    also kept for the error message. ``env`` entries are added to the current environment.
     """
     argv = tuple(str(a) for a in argv)
+    wall = default_timeout() if isinstance(timeout, _Default) else timeout
+    if wall is None and idle_timeout is None:
+        raise ValueError("a command without a wall-clock deadline needs idle_timeout")
+    if idle_timeout is not None and not capture and not activity_paths:
+        raise ValueError("idle_timeout needs the output captured or activity_paths")
     if echo and echo_hook is not None:
         echo_hook(argv)
     full_env = None
@@ -81,71 +176,196 @@ def run(
         full_env = dict(os.environ)
         full_env.update(env)
     try:
-        if on_line is None:
-            cp = subprocess.run(
-                argv,
-                capture_output=capture,
-                text=True,
-                env=full_env,
-                cwd=cwd,
-                input=input,
-                timeout=timeout,
-                stdin=None if input is not None else subprocess.DEVNULL,
-            )
-            res = Result(argv, cp.returncode, cp.stdout or "", cp.stderr or "")
-        else:
-            res = _run_streaming(argv, full_env, cwd, on_line, timeout, merge_output)
+        p = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture or on_line else None,
+            stderr=(subprocess.STDOUT if merge_output else subprocess.PIPE)
+            if capture or on_line else None,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
     except FileNotFoundError as e:
         raise EnvironmentProblem(
             f"{argv[0]} not found", hint=f"install {argv[0]} or put it on PATH"
         ) from e
-    except subprocess.TimeoutExpired as e:
-        raise (error_class or FatalError)(
-            f"{shlex.join(argv[:3])} ... timed out after {timeout} s") from e
+    except (ValueError, OSError) as e:  # a NUL in an argument, an unusable cwd, ...
+        raise (error_class or EnvironmentProblem)(
+            f"cannot start {command_name(argv)}: {e}") from e
+    _live[p.pid] = (p, argv)
+    try:
+        res = _communicate(p, argv, input, wall, idle_timeout, activity_paths, on_line,
+                           merge_output)
+    except CommandTimedOut:
+        raise  # stopped already
+    except BaseException:
+        # Interrupted (KeyboardInterrupt, a signal handler's exception): nothing this
+        # command started is left running.
+        if p.poll() is None or _group_alive(p.pid):
+            _stop(p)
+            _stopped.append(command_name(argv))
+        raise
+    finally:
+        _live.pop(p.pid, None)
     if check and not res.ok:
         raise CommandFailed(res, error_message, error_class)
     return res
 
 
-def _run_streaming(
+def _communicate(
+    p: subprocess.Popen[bytes],
     argv: tuple[str, ...],
-    env: Mapping[str, str] | None,
-    cwd: str | Path | None,
-    on_line: Callable[[str], None],
-    timeout: float | None,
-    merge: bool = False,
+    input: str | None,
+    wall: float | None,
+    idle: float | None,
+    activity_paths: Sequence[Path],
+    on_line: Callable[[str], None] | None,
+    merge: bool,
 ) -> Result:
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merge else subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=cwd,
-        bufsize=1,
-    )
-    out_chunks: list[str] = []
-    err_lines: list[str] = []
+    chunks: queue.Queue[tuple[str, bytes | None]] = queue.Queue()
+    readers: list[threading.Thread] = []
 
-    def read_out() -> None:
-        assert proc.stdout is not None
-        out_chunks.append(proc.stdout.read())
-
-    if merge:
-        lines = proc.stdout
-    else:
-        t = threading.Thread(target=read_out, daemon=True)
-        t.start()
-        lines = proc.stderr
-    assert lines is not None
-    for line in lines:
-        err_lines.append(line)
+    def read(name: str, stream: IO[bytes]) -> None:
         try:
-            on_line(line.rstrip("\n"))
+            while True:
+                b = stream.read1(65536)  # type: ignore[attr-defined]
+                if not b:
+                    break
+                chunks.put((name, b))
+        except (OSError, ValueError):
+            pass
+        finally:
+            chunks.put((name, None))
+
+    for name, stream in (("out", p.stdout), ("err", p.stderr)):
+        if stream is not None:
+            t = threading.Thread(target=read, args=(name, stream), daemon=True)
+            t.start()
+            readers.append(t)
+    if input is not None and p.stdin is not None:
+        stdin = p.stdin
+
+        def write() -> None:
+            try:
+                stdin.write(input.encode())
+            except OSError:
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    stdin.close()
+
+        threading.Thread(target=write, daemon=True).start()
+
+    streamed = "out" if merge else "err"
+    data: dict[str, list[bytes]] = {"out": [], "err": []}
+    partial = b""
+    open_streams = len(readers)
+    start = last = time.monotonic()
+    exited_at: float | None = None
+
+    def emit(line: bytes) -> None:
+        assert on_line is not None
+        try:
+            on_line(line.rstrip(b"\r").decode("utf-8", "replace"))
         except Exception as e:  # a broken progress display must not kill the build
             print(f"polyarch: progress display failed: {e}", file=sys.stderr)
-    rc = proc.wait(timeout=timeout)
-    if not merge:
-        t.join()
-    return Result(argv, rc, "".join(out_chunks), "".join(err_lines))
+
+    while True:
+        try:
+            name, b = chunks.get(timeout=0.2)
+        except queue.Empty:
+            pass
+        else:
+            if b is None:
+                open_streams -= 1
+            else:
+                last = time.monotonic()
+                data[name].append(b)
+                if on_line is not None and name == streamed:
+                    partial += b
+                    *lines, partial = partial.split(b"\n")
+                    for line in lines:
+                        emit(line)
+        rc = p.poll()
+        now = time.monotonic()
+        if rc is not None:
+            if open_streams == 0:
+                break
+            # The command has exited; something it started may still hold the pipes.
+            exited_at = exited_at or now
+            if now - exited_at > 2.0:
+                break
+            continue
+        if wall is not None and now - start > wall:
+            _stop(p)
+            raise CommandTimedOut(
+                f"{command_name(argv)} did not finish within {wall:g} s; it was stopped",
+                hint="if it needs longer, raise POLYARCH_COMMAND_TIMEOUT (seconds)")
+        if idle is not None and _idle_for(now, last, activity_paths) > idle:
+            _stop(p)
+            raise CommandTimedOut(
+                f"{command_name(argv)} showed no progress for {idle:g} s; it was stopped",
+                hint="if it can be silent for longer, raise POLYARCH_IDLE_TIMEOUT (seconds)")
+    if on_line is not None and partial:
+        emit(partial)
+    out = _text(data["out"])
+    err = _text(data["err"])
+    return Result(argv, p.returncode if p.returncode is not None else -1, out, err)
+
+
+def _text(parts: list[bytes]) -> str:
+    return b"".join(parts).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def _idle_for(now: float, last: float, paths: Sequence[Path]) -> float:
+    idle = now - last
+    for path in paths:
+        with contextlib.suppress(OSError):
+            idle = min(idle, max(0.0, time.time() - path.stat().st_mtime))
+    return idle
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _stop(p: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the child's process group, SIGKILL after :data:`KILL_GRACE`."""
+    _signal_group(p.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        p.wait(KILL_GRACE)
+    _signal_group(p.pid, signal.SIGKILL)  # and whatever of the group is left
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        p.wait(KILL_GRACE)
+
+
+def live() -> list[tuple[str, ...]]:
+    """The commands running now (argv), oldest first."""
+    return [argv for _p, argv in list(_live.values())]
+
+
+def terminate_all(grace: float = KILL_GRACE) -> list[str]:
+    """Stop every child still running, with its process group: SIGTERM, then SIGKILL
+    to what is left after ``grace`` seconds. Returns the names of the commands stopped
+    (for the one line that says what state things are in). Safe in a signal handler."""
+    procs = list(_live.values())
+    names = [*_stopped, *(command_name(argv) for _p, argv in procs)]
+    _stopped.clear()
+    for p, _argv in procs:
+        _signal_group(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p, _argv in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(max(0.0, deadline - time.monotonic()))
+        _signal_group(p.pid, signal.SIGKILL)
+    return names

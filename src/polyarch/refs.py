@@ -15,13 +15,15 @@ from dataclasses import dataclass, replace
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_SHA256 = re.compile(r"^sha256:[a-f0-9]{64}$")
+# Every pattern is used with fullmatch: a "$" would also match before a final newline.
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_SHA256 = re.compile(r"sha256:[a-f0-9]{64}")
 _HOST = re.compile(
-    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-    r"|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$"
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"|\[[0-9a-fA-F:.]+\])(?::([0-9]+))?"
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ReferenceError(ValueError):
@@ -75,7 +77,7 @@ class ImageRef:
 
 
 def check_tag(tag: str) -> None:
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise ReferenceError(
             f"invalid tag {tag!r}: a tag is 1-128 characters of letters, digits, '_', '.' and '-',"
             " not starting with '.' or '-'"
@@ -98,10 +100,19 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def check_registry(host: str) -> None:
+    """``host[:port]``: a DNS name or IP address, and a port (if any) in 1-65535."""
+    m = _HOST.fullmatch(host)
+    if not m:
+        raise ReferenceError(f"invalid registry {host!r}: expected HOST or HOST:PORT")
+    if m.group(1) is not None and not 1 <= int(m.group(1)) <= 65535:
+        raise ReferenceError(f"invalid registry {host!r}: port {m.group(1)} is not in 1-65535")
+
+
 def check_digest(digest: str) -> None:
     # Only sha256 is accepted: it is what registries and runtimes use, and the one this
     # client checks content against.
-    if not _SHA256.match(digest):
+    if not _SHA256.fullmatch(digest):
         raise ReferenceError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
 
 
@@ -113,6 +124,12 @@ def parse_ref(text: str, *, default_tag: str | None = "latest") -> ImageRef:
     s = text.strip()
     if not s:
         raise ReferenceError("empty image reference")
+    bad = _CONTROL.search(s)
+    if bad:
+        raise ReferenceError(
+            f"invalid image reference {text!r}: it contains {bad.group()!r} (a reference has no"
+            " newlines or other control characters)"
+        )
     if "://" in s:
         raise ReferenceError(
             f"invalid image reference {text!r}: drop the scheme (write host/repo:tag, not a URL)"
@@ -132,8 +149,10 @@ def parse_ref(text: str, *, default_tag: str | None = "latest") -> ImageRef:
     first = parts[0]
     if len(parts) > 1 and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         registry, path = first, parts[1:]
-        if not _HOST.match(registry):
-            raise ReferenceError(f"invalid registry {registry!r} in {text!r}")
+        try:
+            check_registry(registry)
+        except ReferenceError as e:
+            raise ReferenceError(f"{e} in {text!r}") from None
     else:
         registry, path = DOCKER_HUB, parts
     if registry in {"index.docker.io", "registry-1.docker.io"}:
@@ -141,7 +160,7 @@ def parse_ref(text: str, *, default_tag: str | None = "latest") -> ImageRef:
     if not path or not all(path):
         raise ReferenceError(f"invalid image reference {text!r}: empty repository path component")
     for comp in path:
-        if comp.lower() == comp and _COMPONENT.match(comp):
+        if comp.lower() == comp and _COMPONENT.fullmatch(comp):
             continue
         if comp != comp.lower():
             raise ReferenceError(

@@ -21,9 +21,14 @@ def build_time(env: dict[str, str]) -> datetime | None:
     raw = env.get("SOURCE_DATE_EPOCH", "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not a Unix time in seconds")
-    return datetime.fromtimestamp(int(raw), UTC)
+    if not (raw.isascii() and raw.isdigit()):
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a Unix time in seconds")
+    try:
+        return datetime.fromtimestamp(int(raw), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw[:40]!r} is out of range",
+                         hint="a Unix time in seconds, for example $(git log -1 --format=%ct)"
+                         ) from None
 
 
 def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str, Any]:

@@ -216,7 +216,9 @@ class Buildx:
             argv = self.build_argv(req, meta)
             parser = RawJsonProgress(on_step)
             t0 = time.monotonic()
-            res = proc.run(argv, check=False, on_line=parser.feed)
+            # No wall-clock deadline for a build; one for a build that stops progressing.
+            res = proc.run(argv, check=False, on_line=parser.feed, timeout=None,
+                           idle_timeout=proc.idle_timeout())
             seconds = time.monotonic() - t0
             if not res.ok:
                 raise build_failure(parser)

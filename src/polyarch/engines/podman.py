@@ -156,7 +156,9 @@ class PodmanEngine:
         argv = self.build_argv(req, logfile=logfile)
         steps = StepLog(req.platforms, on_step)
         with _Follow(logfile, steps.feed):
-            res = proc.run(argv, check=False)
+            # No wall-clock deadline for a build; progress goes to the log file.
+            res = proc.run(argv, check=False, timeout=None, idle_timeout=proc.idle_timeout(),
+                           activity_paths=[logfile])
         if res.ok:
             steps.finish(None)
             return
@@ -165,7 +167,8 @@ class PodmanEngine:
         raise build_failure(res.stderr, steps)
 
     def _export(self, layout: Path, digestfile: Path) -> str:
-        r = proc.run(self.export_argv(layout, digestfile=digestfile), check=False)
+        r = proc.run(self.export_argv(layout, digestfile=digestfile), check=False,
+                     timeout=None, idle_timeout=proc.idle_timeout())
         if not r.ok:
             raise EnvironmentProblem(f"podman could not write the OCI layout {layout}: "
                                      + _first_line(r.stderr or r.stdout))

@@ -89,8 +89,10 @@ class Descriptor:
             except ValueError as e:
                 raise UsageError(f"{where}: descriptor platform: {e}") from None
         seconds = doc.get("build_seconds") or 0.0
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
-            raise UsageError(f"{where}: descriptor field 'build_seconds' must be a number")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not (
+                0 <= seconds < 10**9):
+            raise UsageError(f"{where}: descriptor field 'build_seconds' must be a number of"
+                             " seconds")
         repo = text("repository")
         digest = text("digest")
         try:
@@ -113,15 +115,17 @@ class Descriptor:
     @staticmethod
     def load(path: Path) -> Descriptor:
         try:
-            raw = path.read_text()
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise UsageError(f"source {path}: no such descriptor file") from None
         except OSError as e:
             raise UsageError(f"source {path}: cannot read: {e.strerror}") from None
         try:
-            doc = json.loads(raw)
-        except ValueError as e:
+            doc = json.loads(raw)  # bytes: UTF-8 (or -16/-32 with a BOM), as JSON says
+        except ValueError as e:  # UnicodeDecodeError included
             raise UsageError(f"source {path}: not JSON: {e}") from None
+        except RecursionError:
+            raise UsageError(f"source {path}: not a build descriptor: nested too deeply") from None
         return Descriptor.from_json(doc, f"source {path}")
 
 

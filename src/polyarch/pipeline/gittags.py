@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from polyarch.config import Options
-from polyarch.errors import RegistryError
+from polyarch.errors import RegistryError, UsageError
 from polyarch.session import Session
 
 
@@ -35,8 +35,17 @@ def apply_git_tags(s: Session, *, lookup_existing: bool = True,
         except RegistryError as e:
             rep.warn(f"cannot list the tags of {names[0]} ({e.message}); 'latest' follows"
                      " metadata-action's rule")
-    epoch = env.get("SOURCE_DATE_EPOCH")
-    now = datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() else None
+    epoch = env.get("SOURCE_DATE_EPOCH", "").strip()
+    now = None
+    if epoch:
+        if not (epoch.isascii() and epoch.isdigit()):
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch[:40]!r} is not a Unix time in seconds")
+        try:
+            now = datetime.fromtimestamp(int(epoch), UTC)
+        except (OverflowError, OSError, ValueError):
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch[:40]!r} is out of range",
+                             hint="a Unix time in seconds, for example $(git log -1 --format=%ct)"
+                             ) from None
     plan = compute(opts.tag_specs, opts.flavor, ctx, existing_tags=existing, meta=opts.meta,
                    now=now)
     for w in plan.warnings:

@@ -74,6 +74,8 @@ def parse_nodes(v: Any) -> tuple[NodeSpec, ...]:
             v = json.loads(v) if v.strip() else []
         except ValueError as e:
             raise ValueError(f"not JSON: {e}") from None
+        except RecursionError:
+            raise ValueError("not JSON this program reads: nested too deeply") from None
     items: list[tuple[str | None, Any]]
     if isinstance(v, list):
         items = [(None, x) for x in v]

@@ -114,6 +114,14 @@ def emulator_remedy(p: Platform) -> str:
     )
 
 
+def _is(path: Path, test: Callable[[Path], bool]) -> bool:
+    """``test(path)``, false where the path cannot even be looked at (a name too long)."""
+    try:
+        return test(path)
+    except (OSError, ValueError):
+        return False
+
+
 def run_preflight(
     opts: Options,
     *,
@@ -135,14 +143,14 @@ def run_preflight(
     ctx = Path(opts.context)
     if not check_inputs:
         pass
-    elif not ctx.is_dir():
+    elif not _is(ctx, Path.is_dir):
         checks.append(Check("build context", False, f"{opts.context} is not a directory",
                             "pass the directory that holds your sources as the last argument",
                             UsageError))
     else:
         checks.append(Check("build context", True, str(ctx)))
         df = opts.dockerfile
-        if not df.is_file():
+        if not _is(df, Path.is_file):
             checks.append(Check("Dockerfile", False, f"{df} not found",
                                 "pass -f/--file PATH or create a Dockerfile in the context",
                                 UsageError))

@@ -144,7 +144,8 @@ def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
     version = e.get("version")
     sources = {"package.json", "pyproject.toml", "git"}
     if version is not None and not isinstance(version, str) and not (
-            isinstance(version, dict) and version.get("from") in sources
+            isinstance(version, dict) and isinstance(version.get("from"), str)
+            and version["from"] in sources
             and set(version) <= {"from", "field"}
             and isinstance(version.get("field", ""), str)):
         raise ConfigError(f"{where}: 'version' must be a string or {{ from = \"package.json\""
@@ -158,24 +159,36 @@ def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
 
 
 def order(project: Project, selected: Sequence[str]) -> list[ImageSpec]:
-    """The images to build, dependencies first. ``selected`` empty: all of them."""
+    """The images to build, dependencies first. ``selected`` empty: all of them.
+
+    Iterative (a depends-on chain may be thousands of images long)."""
     wanted = [project.get(n) for n in selected] if selected else list(project.images)
+    by_name = {i.name: i for i in project.images}
     out: list[ImageSpec] = []
     state: dict[str, str] = {}
-
-    def visit(i: ImageSpec, chain: list[str]) -> None:
-        if state.get(i.name) == "done":
-            return
-        if state.get(i.name) == "visiting":
-            raise ConfigError(f"{project.path}: depends-on cycle: {' -> '.join(chain + [i.name])}")
-        state[i.name] = "visiting"
-        for d in i.depends_on:
-            visit(project.get(d), chain + [i.name])
-        state[i.name] = "done"
-        out.append(i)
-
-    for i in wanted:
-        visit(i, [])
+    for root in wanted:
+        if state.get(root.name) == "done":
+            continue
+        state[root.name] = "visiting"
+        stack = [(root, iter(root.depends_on))]
+        while stack:
+            image, deps = stack[-1]
+            name = next(deps, None)
+            if name is None:
+                stack.pop()
+                state[image.name] = "done"
+                out.append(image)
+                continue
+            dep = by_name[name] if name in by_name else project.get(name)
+            if state.get(dep.name) == "done":
+                continue
+            if state.get(dep.name) == "visiting":
+                chain = [i.name for i, _ in stack] + [dep.name]
+                if len(chain) > 12:
+                    chain = [*chain[:5], f"... {len(chain) - 10} more ...", *chain[-5:]]
+                raise ConfigError(f"{project.path}: depends-on cycle: {' -> '.join(chain)}")
+            state[dep.name] = "visiting"
+            stack.append((dep, iter(dep.depends_on)))
     return out
 
 
@@ -213,6 +226,8 @@ def resolve_version(spec: ImageSpec, root: Path) -> str | None:
         raise ConfigError(f"{spec.where}: cannot read {path}: {e.strerror}") from None
     except ValueError as e:
         raise ConfigError(f"{spec.where}: {path} is not valid: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{spec.where}: {path} is not valid: nested too deeply") from None
     if not isinstance(value, str | int | float) or str(value) == "":
         raise ConfigError(f"{spec.where}: the version in {path} is empty or not a string")
     return str(value)
@@ -230,6 +245,8 @@ def resolve_tags(spec: ImageSpec, root: Path, version: str | None,
             data = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise ConfigError(f"{spec.where}: cannot read {path}: {e}") from None
+        except RecursionError:
+            raise ConfigError(f"{spec.where}: cannot read {path}: nested too deeply") from None
         value = _field(data, spec.name_from.get("field", "name"), f"{spec.where}: {path}")
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{spec.where}: {path}: the image name field is empty")
@@ -297,7 +314,7 @@ def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter) -> None:
     for cmd in spec.prebuild:
         with rep.group(f"{spec.name}: prebuild: {cmd}"):
             r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=rep.log,
-                         merge_output=True)
+                         merge_output=True, timeout=None, idle_timeout=proc.idle_timeout())
         if not r.ok:
             # Its output was shown as it ran; the error line says which command failed.
             raise BuildError(f"image {spec.name!r}: prebuild command {cmd!r} failed with exit"

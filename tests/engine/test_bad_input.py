@@ -16,8 +16,6 @@ from cli_helpers import Run, last_error_line, polyarch
 from conftest import free_port, registry_tags
 from faultproxy import LocalRegistry
 
-pytestmark = pytest.mark.engine
-
 
 def assert_clean_failure(run: Run, code: int, *needles: str) -> str:
     assert run.code == code, f"exit {run.code}, wanted {code}\n{run.err}"

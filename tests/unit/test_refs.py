@@ -1,6 +1,8 @@
+"""Image references: the distribution grammar, ports 1-65535, no control characters."""
+
 import pytest
 
-from polyarch.refs import ReferenceError, parse_ref
+from polyarch.refs import ReferenceError, check_digest, check_tag, parse_ref
 
 
 @pytest.mark.parametrize(
@@ -53,11 +55,43 @@ def test_api_host_and_loopback() -> None:
         ("a/b-", "invalid repository component"),
         ("", "empty"),
         ("a/b:", "invalid tag"),
+        # A port outside 1-65535 would wrap (70618 is 5082 modulo 65536) and reach
+        # another registry.
+        ("127.0.0.1:70618/x:1", "port 70618 is not in 1-65535"),
+        ("127.0.0.1:65536/x:1", "port 65536 is not in 1-65535"),
+        ("localhost:0/x", "port 0 is not in 1-65535"),
+        ("[::1]:99999/x", "port 99999 is not in 1-65535"),
+        ("127.0.0.1:5000/a/b:1\nx", "newlines or other control characters"),
+        ("127.0.0.1:5000\n/a/b:1", "newlines or other control characters"),
+        ("a/b\n:1", "newlines or other control characters"),
+        ("a/b:1\x00", "newlines or other control characters"),
+        ("a/b:1\x1b[31m", "newlines or other control characters"),
+        ("a/b:bad tag", "invalid tag"),
     ],
 )
 def test_invalid(text: str, reason: str) -> None:
     with pytest.raises(ReferenceError, match=reason):
         parse_ref(text)
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:1/x", "127.0.0.1:65535/x", "[::1]:5000/x",
+                                  "r.io:0443/x"])
+def test_ports_in_range(text: str) -> None:
+    assert parse_ref(text).registry == text.split("/")[0]
+
+
+def test_surrounding_whitespace_is_dropped() -> None:
+    # What a shell's $(cat file) would leave; inside a reference it is refused (above).
+    assert str(parse_ref(" localhost:5000/a:1\n")) == "localhost:5000/a:1"
+
+
+def test_tag_and_digest_checks_see_a_final_newline() -> None:
+    with pytest.raises(ReferenceError, match="invalid tag"):
+        check_tag("v1\n")
+    with pytest.raises(ReferenceError, match="invalid digest"):
+        check_digest("sha256:" + "a" * 64 + "\n")
+    with pytest.raises(ReferenceError):
+        parse_ref("localhost:5000/a").with_tag("v1\n")
 
 
 def test_with_tag_and_digest() -> None:

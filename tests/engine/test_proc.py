@@ -1,0 +1,162 @@
+"""The subprocess runner with real processes: deadlines (wall clock for short commands,
+inactivity for long ones), process groups, terminate_all, output decoding."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from polyarch import proc
+from polyarch.errors import EnvironmentProblem
+
+
+def _dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state == "Z"  # exited; only its parent's reaping is left
+
+
+def _wait_for(path: Path, seconds: float = 10) -> str:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was not written")
+
+
+def test_short_commands_get_the_default_deadline(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("POLYARCH_COMMAND_TIMEOUT", "1")
+    pidfile = tmp_path / "pid"
+    t0 = time.monotonic()
+    with pytest.raises(proc.CommandTimedOut) as e:
+        proc.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], echo=False)
+    took = time.monotonic() - t0
+    assert took < 1 + proc.KILL_GRACE + 2
+    assert e.value.exit_code == 3 and isinstance(e.value, EnvironmentProblem)
+    assert e.value.line() == ("sh did not finish within 1 s; it was stopped (if it needs longer,"
+                              " raise POLYARCH_COMMAND_TIMEOUT (seconds))")
+    # What the command started went with it: its whole process group was stopped.
+    assert _dead(int(_wait_for(pidfile)))
+
+
+def test_a_deadline_never_shows_the_arguments() -> None:
+    with pytest.raises(proc.CommandTimedOut) as e:
+        proc.run(["sh", "-c", "sleep 30 # NPM_TOKEN=npm_abcdefghijklmnop"], timeout=0.5,
+                 echo=False)
+    assert "npm_" not in e.value.line() and e.value.message.startswith("sh did not finish")
+    with pytest.raises(proc.CommandFailed) as f:
+        proc.run(["sh", "-c", "exit 3 # password=hunter2"], echo=False)
+    assert f.value.message == "sh exited with status 3"
+
+
+def test_long_commands_must_choose_an_inactivity_deadline() -> None:
+    with pytest.raises(ValueError, match="needs idle_timeout"):
+        proc.run(["true"], timeout=None)
+
+
+def test_inactivity_deadline_stops_a_silent_command() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(proc.CommandTimedOut, match="sh showed no progress for 1 s"):
+        proc.run(["sh", "-c", "echo started >&2; sleep 60"], timeout=None, idle_timeout=1,
+                 echo=False)
+    assert time.monotonic() - t0 < 1 + proc.KILL_GRACE + 2
+
+
+def test_a_command_that_keeps_talking_runs_past_its_inactivity_deadline() -> None:
+    lines: list[str] = []
+    r = proc.run(["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do echo step $i >&2; sleep 0.3; done"],
+                 timeout=None, idle_timeout=1, on_line=lines.append, echo=False)
+    assert r.ok and lines == [f"step {i}" for i in range(1, 9)]
+
+
+def test_a_log_file_counts_as_progress(tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    log.touch()
+    r = proc.run(["sh", "-c", f"for i in 1 2 3 4 5 6 7; do echo $i >> {log}; sleep 0.3; done"],
+                 timeout=None, idle_timeout=1, activity_paths=[log], echo=False)
+    assert r.ok and log.read_text().split() == [str(i) for i in range(1, 8)]
+
+
+def test_children_run_in_their_own_process_group() -> None:
+    r = proc.run(["sh", "-c", "echo $$ $(cut -d' ' -f5,6 /proc/$$/stat)"], echo=False)
+    pid, pgid, sid = (int(x) for x in r.stdout.split())
+    assert pgid == pid == sid  # a session and group of its own
+    assert pgid != os.getpgrp()
+
+
+def test_terminate_all_stops_every_live_group(tmp_path: Path) -> None:
+    pids = [tmp_path / "a", tmp_path / "b"]
+    results: list[object] = []
+
+    def go(pidfile: Path) -> None:
+        try:
+            results.append(proc.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"],
+                                    check=False, timeout=None, idle_timeout=600, echo=False))
+        except BaseException as e:  # noqa: BLE001
+            results.append(e)
+
+    threads = [threading.Thread(target=go, args=(p,)) for p in pids]
+    for t in threads:
+        t.start()
+    grandchildren = [int(_wait_for(p)) for p in pids]
+    assert len(proc.live()) == 2
+    stopped = proc.terminate_all(grace=2)
+    for t in threads:
+        t.join(10)
+    assert stopped == ["sh", "sh"]
+    assert all(isinstance(r, proc.Result) and r.returncode == -15 for r in results), results
+    assert all(_dead(p) for p in grandchildren)
+    assert proc.live() == []
+
+
+def test_output_that_is_not_utf8_is_kept_not_fatal() -> None:
+    r = proc.run(["printf", "a\\377b\\r\\nc"], echo=False)
+    assert r.stdout == "a\ufffdb\nc"
+
+
+def test_input_and_exit_status() -> None:
+    assert proc.run(["cat"], input="hello", echo=False).stdout == "hello"
+    assert proc.run(["false"], check=False, echo=False).returncode == 1
+    with pytest.raises(proc.CommandFailed):
+        proc.run(["false"], echo=False)
+
+
+def test_a_bad_timeout_setting_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYARCH_IDLE_TIMEOUT", "soon")
+    with pytest.raises(proc.FatalError) as e:
+        proc.idle_timeout()
+    assert e.value.exit_code == 2 and "POLYARCH_IDLE_TIMEOUT" in e.value.message
+
+
+def test_a_command_that_leaves_a_daemon_holding_its_output_returns() -> None:
+    # The daemon keeps the pipe open; the command itself has exited.
+    t0 = time.monotonic()
+    r = proc.run(["sh", "-c", "sleep 30 & echo done"], echo=False, timeout=20)
+    assert r.stdout == "done\n" and time.monotonic() - t0 < 10
+    proc.terminate_all(grace=0)  # nothing is live: the sleep is not ours to track
+
+
+def test_interrupt_stops_the_running_command(tmp_path: Path) -> None:
+    """KeyboardInterrupt in the waiting thread (Ctrl-C) stops the command's group."""
+    pidfile = tmp_path / "pid"
+    import signal
+
+    def interrupt() -> None:
+        _wait_for(pidfile)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        proc.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout=None,
+                 idle_timeout=600, echo=False)
+    assert _dead(int(pidfile.read_text()))
+    assert proc.terminate_all(grace=0) == ["sh"]
