@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from polyarch.errors import ConfigError, UsageError
-from polyarch.nodes import NodeSpec, parse_nodes
+from polyarch.nodespec import NodeSpec, parse_nodes
 from polyarch.platforms import DEFAULT_PLATFORMS, Platform, parse_platforms
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 
