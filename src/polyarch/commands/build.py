@@ -11,7 +11,7 @@ from polyarch.commands._common import build_options, load_options, reporter
 
 
 @click.command("build")
-@build_options
+@build_options("build")
 @click.option("--stage", "stage", is_flag=True, default=True,
               help="Push to a staging tag in the target repository and write a build"
                    " descriptor (the default, and the only mode).")

@@ -10,7 +10,7 @@ from polyarch.commands._common import build_options, load_options, reporter
 
 
 @click.command("doctor")
-@build_options
+@build_options("doctor")
 def command(json_mode: bool, **kw: Any) -> int:
     """Check engine, buildx, builder, emulation per platform, inputs and registry access."""
     from polyarch.preflight import run_preflight

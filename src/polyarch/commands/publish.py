@@ -15,16 +15,11 @@ from polyarch.output import Reporter
 
 
 @click.command("publish")
-@build_options
-@click.option("--verify/--no-verify", "verify", default=None,
-              help="Verify the staged index before moving any tag (default: on).")
-@click.option("--smoke", metavar="CMD", default=None,
-              help="Also run CMD in every platform's image and check 'uname -m' inside.")
-@click.option("--allow", "allow", multiple=True, metavar="PATH_GLOB",
-              help="Known exception for the binaries and secrets checks (repeatable).")
+@build_options("publish")
 @click.option("--output-file", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
               help="Write the published reference with its digest (REF@sha256:...) to PATH;"
-                   " one 'name=REF@sha256:...' line per image in a project.")
+                   " one 'name=REF@sha256:...' line per image in a project. An existing file"
+                   " is kept unless --force.")
 @click.option("--dry-run", is_flag=True, help="Print the commands that would run; change nothing.")
 def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any) -> int:
     """Build CONTEXT (default .) for every platform, verify it, publish it under each tag.
@@ -41,6 +36,7 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
         return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
                                 output_file=output_file)
     opts = load_options(kw)
+    _check_output_file(output_file, opts.force)
     try:
         result = workflow.publish(opts, rep, dry_run=dry_run)
     except workflow.PublishFailed as e:
@@ -72,6 +68,7 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
         raise UsageError(f"-t/--tag cannot be used with the images of {project.path}",
                          hint="set 'tags' (or name-from/tag-env) in the [[image]] entries")
     opts = load_options(kw)
+    _check_output_file(output_file, opts.force)
     done: list[Any] = []
     try:
         publish_project(project, opts, rep, names=[name] if name else [], dry_run=dry_run,
@@ -110,6 +107,13 @@ def _print_result(rep: Reporter, result: Any) -> None:
               [(p.platform, p.digest, p.mode) for p in result.platforms])
     for t in result.tags:
         rep.info(f"tag     {t}")
+
+
+def _check_output_file(path: Path | None, force: bool) -> None:
+    """Refuse, before anything is built, to replace a file a step before wrote."""
+    if path is not None and path.exists() and not force:
+        raise UsageError(f"--output-file {path} exists",
+                         hint="remove it, or pass --force to overwrite it")
 
 
 def _write(path: Path, text: str) -> None:
