@@ -174,30 +174,7 @@ class Buildx:
         else:
             for ref in req.push_to:
                 a += ["--tag", str(ref)]
-        for k, v in req.build_args.items():
-            a += ["--build-arg", f"{k}={v}"]
-        for k, v in req.labels.items():
-            a += ["--label", f"{k}={v}"]
-        for k, v in req.annotations.items():
-            a += ["--annotation", f"index:{k}={v}"]
-        if req.target:
-            a += ["--target", req.target]
-        for s in req.secrets:
-            a += ["--secret", s]
-        for name, src in req.build_contexts.items():
-            a += ["--build-context", f"{name}={src}"]
-        if req.provenance is not None:
-            a += [f"--provenance={'true' if req.provenance else 'false'}"]
-        if req.sbom is not None:
-            a += [f"--sbom={'true' if req.sbom else 'false'}"]
-        if req.no_cache:
-            a.append("--no-cache")
-        if req.pull:
-            a.append("--pull")
-        for c in req.cache_from:
-            a += ["--cache-from", c]
-        for c in req.cache_to:
-            a += ["--cache-to", c]
+        a += build_flags(req)
         if req.push_to and not req.push_by_digest:
             a.append("--push")
         a += ["--metadata-file", str(metadata_file), f"--progress={progress}", str(req.context)]
@@ -237,6 +214,54 @@ class Buildx:
                  entrypoint: str | None = None) -> list[str]:
         ep = ["--entrypoint", entrypoint] if entrypoint is not None else []
         return self.docker("run", "--rm", "--platform", str(platform), *ep, ref, *command)
+
+
+def _attest_value(v: bool | str) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else v
+
+
+def build_flags(req: BuildRequest) -> list[str]:
+    """The request's build options as ``docker buildx build`` flags, values unchanged."""
+    a: list[str] = []
+    for k, v in req.build_args.items():
+        a += ["--build-arg", f"{k}={v}"]
+    for k, v in req.labels.items():
+        a += ["--label", f"{k}={v}"]
+    for k, v in req.annotations.items():
+        a += ["--annotation", f"index:{k}={v}"]
+    for spec in req.annotation_args:
+        a += ["--annotation", spec]
+    if req.target:
+        a += ["--target", req.target]
+    for s in req.secrets:
+        a += ["--secret", s]
+    for s in req.ssh:
+        a += ["--ssh", s]
+    for name, src in req.build_contexts.items():
+        a += ["--build-context", f"{name}={src}"]
+    if req.provenance is not None:
+        a += [f"--provenance={_attest_value(req.provenance)}"]
+    if req.sbom is not None:
+        a += [f"--sbom={_attest_value(req.sbom)}"]
+    for spec in req.attest:
+        a += ["--attest", spec]
+    if req.no_cache:
+        a.append("--no-cache")
+    if req.pull:
+        a.append("--pull")
+    for c in req.cache_from:
+        a += ["--cache-from", c]
+    for c in req.cache_to:
+        a += ["--cache-to", c]
+    if req.network:
+        a += ["--network", req.network]
+    if req.shm_size:
+        a += ["--shm-size", req.shm_size]
+    for u in req.ulimits:
+        a += ["--ulimit", u]
+    for e in req.entitlements:
+        a += ["--allow", e]
+    return a
 
 
 _PLATFORM_PREFIX = re.compile(r"^\[(linux/[a-z0-9]+(?:/v\d)?)[\] ]")
