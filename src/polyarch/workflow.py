@@ -139,8 +139,8 @@ def build_request(opts: Options, push_to: tuple[ImageRef, ...]) -> BuildRequest:
         cache_to = ("type=inline",)
         cache_from = tuple(f"type=registry,ref={t}" for t in opts.tags)
     return BuildRequest(
-        cache_from=() if opts.no_cache else cache_from,
-        cache_to=cache_to,
+        cache_from=(() if opts.no_cache else cache_from) + opts.cache_from,
+        cache_to=cache_to + opts.cache_to,
         context=Path(opts.context),
         dockerfile=opts.dockerfile,
         platforms=opts.platforms,
@@ -148,12 +148,19 @@ def build_request(opts: Options, push_to: tuple[ImageRef, ...]) -> BuildRequest:
         build_args=dict(opts.build_args),
         build_contexts=dict(opts.build_contexts),
         labels=dict(opts.labels),
+        annotation_args=opts.annotations,
         target=opts.target,
         secrets=opts.secrets,
+        ssh=opts.ssh,
         provenance=opts.provenance,
         sbom=opts.sbom,
+        attest=opts.attest,
         no_cache=opts.no_cache,
         pull=opts.pull,
+        network=opts.network,
+        shm_size=opts.shm_size,
+        ulimits=opts.ulimits,
+        entitlements=opts.entitlements,
     )
 
 
