@@ -24,6 +24,8 @@ def click_option(opt: Opt, command: str) -> Callable[[F], F]:
     """The click option of one table entry in ``command``; its parameter name is the
     Options field, and "not given" is None (or an empty tuple)."""
     help_text = opt.help_in(command)
+    if opt.cli == "argument":
+        return click.argument(opt.name, required=False, metavar=opt.metavar)
     if opt.cli == "pair":
         flag = opt.flags[-1]
         return click.option(f"{flag}/--no-{flag.removeprefix('--')}", opt.name, default=None,
@@ -64,12 +66,12 @@ def json_option(f: F) -> F:
 
 
 def build_options(command: str) -> Callable[[F], F]:
-    """The CONTEXT argument, the table's options of ``command`` (publish, build,
-    doctor), --config and --json."""
+    """The table's options of ``command`` (publish, build, doctor: the CONTEXT argument
+    and the buildx-named options), --config and --json."""
     table = table_options(command)
 
     def apply(f: F) -> F:
-        return click.argument("context", required=False)(table(config_option(json_option(f))))
+        return table(config_option(json_option(f)))
 
     return apply
 

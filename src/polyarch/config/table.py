@@ -32,7 +32,8 @@ class Opt:
     help: str
     #: CLI flags; empty: no command-line flag (file and environment only).
     flags: tuple[str, ...] = ()
-    #: "value", "multiple" (repeatable), "flag" (--x, sets true), "pair" (--x/--no-x).
+    #: "value", "multiple" (repeatable), "flag" (--x, sets true), "pair" (--x/--no-x),
+    #: "argument" (the positional argument, named by ``metavar``).
     cli: str = "value"
     metavar: str | None = None
     choices: tuple[str, ...] = ()
@@ -69,8 +70,8 @@ OPTIONS: tuple[Opt, ...] = (
                              " configured platforms."),
                   ("merge", "Expected platforms, comma separated (repeatable). Default: the"
                             " configured platforms, else every platform the sources have."))),
-    Opt("context", k.STR, ".", "Build context directory (the CONTEXT argument).",
-        commands=frozenset()),
+    Opt("context", k.STR, ".", "Build context directory (default .).", ("CONTEXT",),
+        "argument", "CONTEXT"),
     Opt("file", k.OPT_STR, None, "Dockerfile (default: CONTEXT/Dockerfile).",
         ("-f", "--file"), metavar="PATH", aliases=("dockerfile",)),
     Opt("target", k.OPT_STR, None, "Build this stage.", ("--target",), metavar="STAGE"),
