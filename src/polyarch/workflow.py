@@ -39,6 +39,7 @@ from polyarch.preflight import Plan, registry_push_check, run_preflight
 from polyarch.refs import ImageRef
 
 if TYPE_CHECKING:
+    from polyarch.checks.smoke import RunArgv
     from polyarch.checks.verify import VerifyReport
     from polyarch.registry import Manifest, RegistryClient
 
@@ -315,6 +316,23 @@ def publish(opts: Options, rep: Reporter, *, dry_run: bool = False) -> PublishRe
     return result
 
 
+def smoke_run_argv(run_argv: RunArgv, entrypoint: str | None) -> RunArgv:
+    """``run_argv`` with the ``smoke-entrypoint`` option: the smoke command runs with
+    that ENTRYPOINT instead of the image's (runs that name their own, such as the
+    ``uname`` check, keep it)."""
+    if entrypoint is None:
+        return run_argv
+
+    smoke_entrypoint = entrypoint
+
+    def with_entrypoint(ref: str, platform: Platform, command: Sequence[str], *,
+                        entrypoint: str | None = None) -> list[str]:
+        return run_argv(ref, platform, command,
+                        entrypoint=smoke_entrypoint if entrypoint is None else entrypoint)
+
+    return with_entrypoint
+
+
 def verify_and_promote(client: RegistryClient, staged: ImageRef, index: Manifest,
                        staging: ImageRef, expected: Sequence[Platform], opts: Options,
                        result: PublishResult, rep: Reporter,
@@ -328,9 +346,10 @@ def verify_and_promote(client: RegistryClient, staged: ImageRef, index: Manifest
     if opts.verify:
         with rep.group(f"verify {staged}"):
             t0 = time.monotonic()
+            run_argv = engine.run_argv if engine is not None else docker_run_argv
             report = verify(staged, expected, allow=opts.allow, smoke=opts.smoke,
                             client=client, progress=rep.info,
-                            run_argv=engine.run_argv if engine is not None else docker_run_argv)
+                            run_argv=smoke_run_argv(run_argv, opts.smoke_entrypoint))
             result.verify_seconds = time.monotonic() - t0
             result.verification = report.to_json()
         if not report.ok:
