@@ -199,3 +199,43 @@ def test_podman_refuses_attestations_by_flag(podman: str, copy_context: Path, re
     assert run.err.strip().splitlines()[-1] == (
         "polyarch: error: the podman engine does not support attestations (--attest)"
         " (drop the option, or use --engine docker)")
+
+
+ENTRYPOINT_IMAGE = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+ENTRYPOINT ["/bin/false"]
+"""
+
+
+def test_smoke_entrypoint_replaces_the_images(tmp_path: Path, repo: str) -> None:
+    """With ENTRYPOINT ["/bin/false"], the smoke words are arguments to /bin/false and
+    fail; smoke-entrypoint runs them with /bin/sh instead."""
+    ctx = make_context(tmp_path / "ctx", ENTRYPOINT_IMAGE, arches=("amd64",))
+    common = ("--platform", "linux/amd64", "--smoke", "-c 'test -x /bin/busybox'", str(ctx))
+    run = polyarch("publish", "-t", f"{repo}:without", *common)
+    assert run.code == 5, run.err
+    assert "smoke command" in run.text
+    run = polyarch("publish", "-t", f"{repo}:with", "--smoke-entrypoint", "/bin/sh", *common)
+    assert run.code == 0, run.err
+
+
+def test_skip_prebuild(tmp_path: Path, repo: str) -> None:
+    make_context(tmp_path / "ctx", "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\n",
+                 arches=("amd64",))
+    (tmp_path / "polyarch.toml").write_text(f"""
+platforms = ["linux/amd64"]
+[[image]]
+name = "app"
+context = "ctx"
+tags = ["{repo}:1"]
+prebuild = ["touch prebuild-ran"]
+""")
+    run = polyarch("publish", "--skip-prebuild", cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "prebuild skipped" in run.text
+    assert not (tmp_path / "prebuild-ran").exists()
+    run = polyarch("publish", cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert (tmp_path / "prebuild-ran").exists()

@@ -28,6 +28,7 @@ def command(json_mode: bool, **kw: Any) -> int:
         rep.emit_json({
             "schema": 1,
             "ok": plan.ok,
+            "sources": dict(opts.sources),  # where each option not at its default came from
             "checks": [
                 {"name": c.name, "ok": c.ok, "detail": c.detail, "remedy": c.remedy or None,
                  "blocking": c.error is not None}

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from polyarch.checks import CHECKS, verify
+from polyarch.checks.smoke import RunArgv, docker_run_argv
 from polyarch.commands._common import (
     config_option,
     json_option,
@@ -39,11 +40,16 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
     """
     rep = reporter(json_mode)
     opts = load_options(kw)
+    run_argv: RunArgv = docker_run_argv
+    if opts.smoke_entrypoint is not None:
+        from polyarch.workflow import smoke_run_argv
+
+        run_argv = smoke_run_argv(docker_run_argv, opts.smoke_entrypoint)
     rep.step(f"verifying {ref} for {', '.join(str(p) for p in opts.platforms)}")
     with RegistryClient(insecure_registries=opts.insecure_registries,
                         docker_config=docker_config) as client:
         report = verify(ref, opts.platforms, allow=opts.allow, smoke=opts.smoke, deep=deep,
-                        client=client, progress=rep.info)
+                        client=client, progress=rep.info, run_argv=run_argv)
     if json_mode:
         rep.emit_json(report.to_json())
     else:
