@@ -28,7 +28,8 @@ def command(json_mode: bool, **kw: Any) -> int:
         rep.emit_json({
             "schema": 1,
             "ok": plan.ok,
-            "sources": dict(opts.sources),  # where each option not at its default came from
+            # Where each option not left at its default came from, by file key.
+            "sources": {name.replace("_", "-"): origin for name, origin in opts.sources.items()},
             "checks": [
                 {"name": c.name, "ok": c.ok, "detail": c.detail, "remedy": c.remedy or None,
                  "blocking": c.error is not None}
@@ -38,6 +39,10 @@ def command(json_mode: bool, **kw: Any) -> int:
     else:
         rows = [("ok" if c.ok else ("FAIL" if c.error else "warn"), c.name, c.detail,
                  "" if c.ok else c.remedy) for c in plan.checks]
+        if opts.sources:
+            given = "; ".join(f"{name.replace('_', '-')}: {origin}"
+                              for name, origin in opts.sources.items())
+            rows.append(("", "options", given, ""))
         rep.table("polyarch doctor", ["", "check", "result", "remedy"], rows)
     bad = plan.first_failure()
     if bad is not None:
