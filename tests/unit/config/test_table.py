@@ -314,3 +314,24 @@ def test_allow_for_platform() -> None:
 ])
 def test_rehome(ref: str, repository: str, want: str) -> None:
     assert str(config.rehome(parse_ref(ref, default_tag=None), repository)) == want
+
+
+ODD_VALUES: list[Any] = [
+    0, -1, 1.5, float("nan"), True, False, "", " ", "\x00", "é=ü", "=", "a=", "=b", ",", "\n",
+    "[linux/amd64]", "linux/amd64=", "docker-image://", [], [[]], [1], [None], [{"a": 1}], {},
+    {"a": {"b": 1}}, {"a": [1]}, {"": ""}, {"platforms": 1},
+    __import__("datetime").datetime(1979, 5, 27, 7, 32), __import__("datetime").date(1979, 5, 27),
+    __import__("datetime").time(7, 32), [[[[[["deep"]]]]]] * 3,
+]
+
+
+@pytest.mark.parametrize("key", sorted(BY_KEY))
+def test_odd_values_are_config_errors_never_crashes(key: str) -> None:
+    """Whatever TOML (or the environment) holds, a key's parser either takes it or
+    says why: a ConfigError (exit 2), never another exception (exit 70)."""
+    for raw in ODD_VALUES:
+        values: dict[str, Any] = {}
+        try:
+            config.apply(values, key, raw, "polyarch.toml")
+        except ConfigError as e:
+            assert e.exit_code == 2 and "\n" not in e.message.strip("\n").replace("\\n", ""), raw
