@@ -23,10 +23,12 @@ from polyarch.config.load import (
     read_config,
 )
 from polyarch.config.options import Options
-from polyarch.config.table import ENV_PREFIX, OPTIONS, Opt, for_command, image_keys
+from polyarch.config.table import ENV_PREFIX, OPTIONS, Opt, for_command, image_keys, run_keys
+
+RUN_KEYS = run_keys()
 
 __all__ = [
-    "ENV_PREFIX", "OPTIONS", "Opt", "Options", "_apply", "allow_for", "apply", "did_you_mean",
+    "ENV_PREFIX", "OPTIONS", "RUN_KEYS", "Opt", "Options", "_apply", "allow_for", "apply", "did_you_mean",
     "find_config", "for_command", "image_keys", "load", "override", "parse_kv_list",
     "read_config", "rehome",
 ]

@@ -183,6 +183,11 @@ def for_command(command: str) -> tuple[Opt, ...]:
     return tuple(o for o in OPTIONS if o.flags and command in o.commands)
 
 
+def run_keys() -> tuple[str, ...]:
+    """File keys that are about the whole run (engine, builder, ...), not one image."""
+    return tuple(key for o in OPTIONS if not o.per_image for key in (o.key, *o.aliases))
+
+
 def image_keys() -> tuple[str, ...]:
     """File keys an ``[[image]]`` entry may set (with the meaning they have at the top)."""
     return tuple(key for o in OPTIONS if o.per_image for key in (o.key, *o.aliases))
