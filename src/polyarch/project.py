@@ -111,6 +111,9 @@ def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
     for k, v in e.items():
         if k in OWN_KEYS:
             continue
+        if k not in SHARED_KEYS and k in config.RUN_KEYS:
+            raise ConfigError(f"{where}: {k!r} applies to the whole run, not one image",
+                              hint="set it at the top level of the file, or on the command line")
         if k not in SHARED_KEYS:
             close = difflib.get_close_matches(k, list(SHARED_KEYS + OWN_KEYS), n=1, cutoff=0.6)
             raise ConfigError(f"{where}: unknown key {k!r}",

@@ -95,3 +95,16 @@ def test_output_file_is_not_overwritten_without_force(tmp_path: Path,
     assert err.strip() == (f"polyarch: error: --output-file {out} exists (remove it, or pass"
                            " --force to overwrite it)")
     assert out.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("engine", '"podman"', "'engine' applies to the whole run, not one image"),
+    ("shm-sise", '"1g"', "unknown key 'shm-sise' (did you mean 'shm-size'?)"),
+])
+def test_image_entry_keys(tmp_path: Path, key: str, value: str, words: str) -> None:
+    from polyarch.errors import ConfigError
+
+    (tmp_path / "polyarch.toml").write_text(f'[[image]]\nname = "a"\n{key} = {value}\n')
+    with pytest.raises(ConfigError) as e:
+        load_project(cwd=tmp_path)
+    assert words in e.value.line() and e.value.exit_code == 2
