@@ -37,6 +37,10 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
                                 output_file=output_file)
     opts = load_options(kw)
     _check_output_file(output_file, opts.force)
+    if opts.repository is not None:
+        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
+                         " name comes from name-from, and there is no [[image]] entry here",
+                         hint="give the repository in -t instead")
     try:
         result = workflow.publish(opts, rep, dry_run=dry_run)
     except workflow.PublishFailed as e:
@@ -69,6 +73,10 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
                          hint="set 'tags' (or name-from/tag-env) in the [[image]] entries")
     opts = load_options(kw)
     _check_output_file(output_file, opts.force)
+    if opts.repository is not None and not any(i.name_from for i in project.images):
+        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
+                         f" name comes from name-from, and no image of {project.path} has one",
+                         hint="drop it, or use name-from in the [[image]] entries")
     done: list[Any] = []
     try:
         publish_project(project, opts, rep, names=[name] if name else [], dry_run=dry_run,

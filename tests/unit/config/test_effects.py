@@ -108,3 +108,17 @@ def test_image_entry_keys(tmp_path: Path, key: str, value: str, words: str) -> N
     with pytest.raises(ConfigError) as e:
         load_project(cwd=tmp_path)
     assert words in e.value.line() and e.value.exit_code == 2
+
+
+def test_repository_without_name_from_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = run(["publish", "-t", "127.0.0.1:5000/a/b:1", "--repository", "127.0.0.1:5000", "."])
+    err = capsys.readouterr().err
+    assert code == 2 and "--repository (command line) moves the images whose name" in err
+    (tmp_path / "polyarch.toml").write_text('[[image]]\nname = "a"\ntags = ["r.example/a:1"]\n')
+    monkeypatch.setenv("POLYARCH_REPOSITORY", "127.0.0.1:5000")
+    code = run(["publish", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--repository (environment POLYARCH_REPOSITORY)" in err and "no image of" in err
