@@ -239,3 +239,33 @@ prebuild = ["touch prebuild-ran"]
     run = polyarch("publish", cwd=tmp_path)
     assert run.code == 0, run.err
     assert (tmp_path / "prebuild-ran").exists()
+
+
+def test_repository_publishes_a_name_from_image_elsewhere(tmp_path: Path, registry: str) -> None:
+    """The package.json names a registry out of reach; --repository sends the image to
+    the test registry under the same path and tag (a mirror, a test registry)."""
+    import json
+    import uuid
+
+    from conftest import registry_tags
+
+    path = f"test/{uuid.uuid4().hex[:12]}/sandbox"
+    make_context(tmp_path / "ctx", "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\n",
+                 arches=("amd64",))
+    (tmp_path / "package.json").write_text(json.dumps(
+        {"version": "0.1.1", "config": {"sandboxImageUri": f"registry.invalid/{path}:0.1.1"}}))
+    (tmp_path / "polyarch.toml").write_text("""
+platforms = ["linux/amd64"]
+[[image]]
+name = "sandbox"
+context = "ctx"
+name-from = { file = "package.json", field = "config.sandboxImageUri" }
+""")
+    out = tmp_path / "image-ref.txt"
+    run = polyarch("publish", "--repository", registry, "--output-file", str(out), cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "0.1.1" in registry_tags(registry, path)
+    assert out.read_text().startswith(f"sandbox={registry}/{path}:0.1.1@sha256:")
+    # The file is there now: a second run refuses to replace it, before building.
+    run = polyarch("publish", "--repository", registry, "--output-file", str(out), cwd=tmp_path)
+    assert run.code == 2 and "exists" in run.err and "+ docker buildx build" not in run.err
