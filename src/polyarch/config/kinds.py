@@ -36,6 +36,11 @@ def _opt_str(v: Any) -> str | None:
     return None if v in (None, "") else _str(v)
 
 
+def _smoke(v: Any) -> str | None:
+    """A smoke command; the empty string is a value (run only the ``uname -m`` check)."""
+    return None if v is None else _str(v)
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -302,5 +307,6 @@ SIZE = Kind(_size, "a string", "bytes or 64m, 2g")
 ULIMITS = Kind(_ulimits, "a list of strings", "comma separated")
 ENTITLEMENT_LIST = Kind(_entitlements, "a list of strings", "comma separated")
 ALLOW = Kind(_allow, "a list of strings", "comma separated")
+SMOKE = Kind(_smoke, "a string", "the value")
 REPOSITORY = Kind(_repository, "a string", "the value")
 NODES = Kind(parse_nodes, "a list of tables", "JSON")

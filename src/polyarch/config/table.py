@@ -152,9 +152,9 @@ OPTIONS: tuple[Opt, ...] = (
     # -- verification -----------------------------------------------------------------
     Opt("verify", k.BOOL, True, "Verify the image before moving any tag (default: on).",
         ("--verify",), "pair", commands=frozenset({"publish", "merge"})),
-    Opt("smoke", k.OPT_STR, None,
+    Opt("smoke", k.SMOKE, None,
         "Also run CMD in every platform's image (arguments to its ENTRYPOINT, as docker run"
-        " takes them) and check 'uname -m' inside.", ("--smoke",), metavar="CMD",
+        " takes them) and check 'uname -m' inside; '' checks uname only.", ("--smoke",), metavar="CMD",
         commands=VERIFY,
         help_for=(("verify", "Run CMD in each platform's image (expect exit 0) and check"
                              " 'uname -m' inside; --smoke '' checks uname only."),)),

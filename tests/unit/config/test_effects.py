@@ -122,3 +122,12 @@ def test_repository_without_name_from_is_refused(tmp_path: Path, monkeypatch: py
     err = capsys.readouterr().err
     assert code == 2
     assert "--repository (environment POLYARCH_REPOSITORY)" in err and "no image of" in err
+
+
+def test_empty_smoke_means_the_uname_check_only(tmp_path: Path) -> None:
+    from polyarch.commands._common import cli_values
+
+    assert config.load(cli_values({"smoke": ""}), env={}, cwd=tmp_path).smoke == ""
+    assert config.load({}, env={}, cwd=tmp_path).smoke is None
+    (tmp_path / "polyarch.toml").write_text('smoke = ""\n')
+    assert config.load({}, env={}, cwd=tmp_path).smoke == ""
