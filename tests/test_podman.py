@@ -80,7 +80,6 @@ def test_each_engine_gets_its_own_list_name() -> None:
     ("provenance", True, "provenance"),
     ("sbom", True, "SBOM"),
     ("cache_from", ("type=registry,ref=x",), "cache"),
-    ("build_contexts", {"base": "oci-layout:///srv/l"}, "oci-layout:// named contexts"),
 ])
 def test_unsupported_options_are_refused(tmp_path: Path, field: str, value: object,
                                          words: str) -> None:

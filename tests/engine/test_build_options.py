@@ -269,3 +269,44 @@ name-from = { file = "package.json", field = "config.sandboxImageUri" }
     # The file is there now: a second run refuses to replace it, before building.
     run = polyarch("publish", "--repository", registry, "--output-file", str(out), cwd=tmp_path)
     assert run.code == 2 and "exists" in run.err and "+ docker buildx build" not in run.err
+
+
+LAYOUT_SERVICE = """\
+FROM base
+RUN test "$(cat /base-marker)" = "from the substituted base" && uname -m > /built-on
+"""
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_oci_layout_context_substitutes_the_base_image(engine: str, tmp_path: Path, repo: str,
+                                                       registry: str) -> None:
+    """A base image as an OCI layout on disk (an air-gapped mirror, or the verified build
+    of a project's dependency), pinned by digest, for both platforms; podman reads it
+    through its oci: transport."""
+    import json
+    import subprocess
+
+    if engine == "podman" and shutil.which("podman") is None:
+        if IN_CI:
+            pytest.fail("CI=true but podman is not installed")
+        pytest.skip("podman is not installed")
+    base = make_context(tmp_path / "base", BASE)
+    (base / "marker").write_text("from the substituted base\n")
+    run = polyarch("publish", "-t", f"{repo}-base:1", str(base))
+    assert run.code == 0, run.err
+    layout = tmp_path / "layout"
+    subprocess.run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false",
+                    f"docker://{repo}-base:1", f"oci:{layout}:base"], check=True, timeout=120)
+    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    svc = tmp_path / "svc"
+    svc.mkdir()
+    (svc / "Dockerfile").write_text(LAYOUT_SERVICE)
+    run = polyarch("publish", "--engine", engine, "-t", f"{repo}:{engine}",
+                   "--build-context", f"base=oci-layout://{layout}@{entry['digest']}", str(svc))
+    assert run.code == 0, run.err
+    name = repo.split("/", 1)[1]
+    r = httpx.get(f"http://{registry}/v2/{name}/manifests/{engine}", timeout=30,
+                  headers={"Accept": OCI_INDEX})
+    r.raise_for_status()
+    assert {m["platform"]["architecture"] for m in r.json()["manifests"]
+            if m["platform"]["os"] == "linux"} == {"amd64", "arm64"}

@@ -119,7 +119,7 @@ class PodmanEngine:
             a += ["--ssh", s]
         plain_http = False
         for name, src in req.build_contexts.items():
-            a += ["--build-context", f"{name}={src}"]
+            a += ["--build-context", f"{name}={oci_layout_context(src)}"]
             image = _context_image(src)
             plain_http = plain_http or (image is not None and self.plain_http(image))
         if plain_http:
@@ -246,6 +246,37 @@ def _context_image(src: str) -> ImageRef | None:
     return None
 
 
+def oci_layout_context(src: str) -> str:
+    """A named context as podman takes it. Podman (4.3) has no ``oci-layout://`` but
+    reads OCI layouts through its ``oci:`` transport: ``oci-layout://DIR[:TAG]`` becomes
+    ``container-image://oci:DIR[:TAG]``. A ``@sha256:...`` pin is checked against the
+    layout's index.json and becomes the entry's ref name, or no name when the layout
+    holds that one image; other values pass unchanged."""
+    if not src.startswith("oci-layout://"):
+        return src
+    rest = src.removeprefix("oci-layout://")
+    path, at, digest = rest.partition("@")
+    if not at:
+        head, colon, tag = path.rpartition(":")
+        if colon and "/" not in tag:
+            return f"container-image://oci:{head}:{tag}"
+        return f"container-image://oci:{path}"
+    try:
+        entries = json.loads((Path(path) / "index.json").read_text()).get("manifests") or []
+    except (OSError, ValueError, AttributeError):
+        return f"container-image://oci:{path}"  # not there yet (dry run): podman says so
+    hit = [e for e in entries if isinstance(e, dict) and e.get("digest") == digest]
+    if not hit:
+        raise UsageError(f"{src}: the layout's index.json has no {digest}")
+    ref_name = (hit[0].get("annotations") or {}).get("org.opencontainers.image.ref.name")
+    if ref_name:
+        return f"container-image://oci:{path}:{ref_name}"
+    if len(entries) == 1:
+        return f"container-image://oci:{path}"
+    raise UsageError(f"{src}: podman selects an image of an OCI layout by name, and"
+                     f" {digest} has none in a layout of {len(entries)} images")
+
+
 def unsupported(req: BuildRequest) -> None:
     """Refuse what podman cannot do instead of silently dropping it: one error naming
     every flag (exit 2)."""
@@ -261,8 +292,10 @@ def unsupported(req: BuildRequest) -> None:
     if req.entitlements:
         problems.append("entitlements (--allow-entitlement)")
     for name, src in req.build_contexts.items():
-        if src.startswith("oci-layout://"):
-            problems.append(f"oci-layout:// named contexts (--build-context {name}=...)")
+        try:
+            oci_layout_context(src)
+        except UsageError as e:
+            problems.append(f"--build-context {name}=... ({e.message})")
     for spec in req.annotation_args:
         m = _ANNOTATION_TYPE.match(spec)
         if m is not None and m.group(1) != "manifest":

@@ -3,6 +3,7 @@ and refuses the rest with one error naming the flag."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,6 @@ def test_podman_keeps_tls_for_remote_context_images() -> None:
     ({"provenance": True}, "--provenance"),
     ({"entitlements": ("network.host",)}, "--allow-entitlement"),
     ({"cache_from": ("type=registry,ref=r/c",)}, "--cache-from"),
-    ({"build_contexts": {"b": "oci-layout:///srv/l"}}, "--build-context b="),
     ({"annotation_args": ("index:a=1",)}, "--annotation index:a="),
     ({"annotation_args": ("manifest[linux/arm64]:a=1",)}, "--annotation manifest[linux/arm64]:a="),
 ])
@@ -125,3 +125,23 @@ def test_options_to_request_round_trip(tmp_path: Path) -> None:
     assert req.entitlements == ("network.host",) and req.attest == ("type=sbom",)
     assert req.cache_from == ("type=local,src=/c",) and req.cache_to == ("type=local,dest=/c",)
     assert req.sbom == "generator=a/b" and req.build_contexts == {"base": "docker-image://r/b:1"}
+
+
+def test_podman_reads_oci_layouts_through_its_oci_transport(tmp_path: Path) -> None:
+    from polyarch.engines.podman import oci_layout_context
+
+    one, two = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"digest": one, "annotations": {"org.opencontainers.image.ref.name": "base"}},
+        {"digest": two}]}))
+    assert oci_layout_context(f"oci-layout://{tmp_path}@{one}") == \
+        f"container-image://oci:{tmp_path}:base"
+    assert oci_layout_context(f"oci-layout://{tmp_path}:v1") == f"container-image://oci:{tmp_path}:v1"
+    assert oci_layout_context(f"oci-layout://{tmp_path}") == f"container-image://oci:{tmp_path}"
+    assert oci_layout_context("docker-image://r/b:1") == "docker-image://r/b:1"
+    with pytest.raises(UsageError, match="has none in a layout of 2 images"):
+        oci_layout_context(f"oci-layout://{tmp_path}@{two}")
+    with pytest.raises(UsageError, match="has no sha256:3"):
+        unsupported(request(build_contexts={"b": f"oci-layout://{tmp_path}@sha256:{'3' * 64}"}))
+    (tmp_path / "index.json").write_text(json.dumps({"manifests": [{"digest": two}]}))
+    assert oci_layout_context(f"oci-layout://{tmp_path}@{two}") == f"container-image://oci:{tmp_path}"
