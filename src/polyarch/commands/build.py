@@ -14,7 +14,7 @@ from polyarch.session import Session
 
 
 @click.command("build")
-@build_options
+@build_options("build")
 @click.option("-o", "--output", "output", metavar="oci:PATH",
               help="Write the verified image as an OCI layout directory, or an archive when"
                    " PATH ends in .tar (buildx's type=oci,dest=PATH is accepted too).")
@@ -27,12 +27,6 @@ from polyarch.session import Session
 @click.option("--descriptor", "descriptor", type=click.Path(path_type=Path), metavar="PATH",
               help="Where --push writes the build descriptor (default:"
                    " ./polyarch-build-<platforms>.json).")
-@click.option("--verify/--no-verify", "verify", default=None,
-              help="Verify the build (default: on); nothing leaves the cache unverified.")
-@click.option("--smoke", metavar="CMD", default=None,
-              help="Also run CMD in every platform's image and check 'uname -m' inside.")
-@click.option("--allow", "allow", multiple=True, metavar="PATH_GLOB",
-              help="Known exception for the binaries and secrets checks (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the commands that would run; change nothing.")
 def command(output: str | None, load: bool, push: bool, stage: bool, descriptor: Path | None,
             dry_run: bool, json_mode: bool, **kw: Any) -> int:

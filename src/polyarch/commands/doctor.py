@@ -10,7 +10,7 @@ from polyarch.commands._common import build_options, load_options, reporter
 
 
 @click.command("doctor")
-@build_options
+@build_options("doctor")
 def command(json_mode: bool, **kw: Any) -> int:
     """Check engine, buildx, builder, emulation per platform, inputs and registry access."""
     from polyarch.pipeline.plan import registry_push_check, run_preflight
@@ -28,6 +28,8 @@ def command(json_mode: bool, **kw: Any) -> int:
         rep.emit_json({
             "schema": 1,
             "ok": plan.ok,
+            # Where each option not left at its default came from, by file key.
+            "sources": {name.replace("_", "-"): origin for name, origin in opts.sources.items()},
             "checks": [
                 {"name": c.name, "ok": c.ok, "detail": c.detail, "remedy": c.remedy or None,
                  "blocking": c.error is not None}
@@ -37,6 +39,10 @@ def command(json_mode: bool, **kw: Any) -> int:
     else:
         rows = [("ok" if c.ok else ("FAIL" if c.error else "warn"), c.name, c.detail,
                  "" if c.ok else c.remedy) for c in plan.checks]
+        if opts.sources:
+            given = "; ".join(f"{name.replace('_', '-')}: {origin}"
+                              for name, origin in opts.sources.items())
+            rows.append(("", "options", given, ""))
         rep.table("polyarch doctor", ["", "check", "result", "remedy"], rows)
     bad = plan.first_failure()
     if bad is not None:

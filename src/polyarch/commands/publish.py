@@ -17,16 +17,11 @@ from polyarch.session import Session
 
 
 @click.command("publish")
-@build_options
-@click.option("--verify/--no-verify", "verify", default=None,
-              help="Verify the build before anything is pushed (default: on).")
-@click.option("--smoke", metavar="CMD", default=None,
-              help="Also run CMD in every platform's image and check 'uname -m' inside.")
-@click.option("--allow", "allow", multiple=True, metavar="PATH_GLOB",
-              help="Known exception for the binaries and secrets checks (repeatable).")
+@build_options("publish")
 @click.option("--output-file", type=click.Path(path_type=Path, dir_okay=False), metavar="PATH",
               help="Write the published reference with its digest (REF@sha256:...) to PATH;"
-                   " one 'name=REF@sha256:...' line per image in a project.")
+                   " one 'name=REF@sha256:...' line per image when a project has several."
+                   " An existing file is kept unless --force.")
 @click.option("--dry-run", is_flag=True, help="Print the commands that would run; change nothing.")
 def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any) -> int:
     """Build CONTEXT (default .) for every platform, verify it on local disk, push it by
@@ -41,12 +36,15 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
 
     rep = reporter(json_mode)
     project = load_project(kw.get("config_path"))
-    if output_file is not None:
-        check_output_file(output_file)
     if project is not None:
         return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
                                 output_file=output_file)
     opts = load_options(kw)
+    _check_output_file(output_file, opts.force)
+    if opts.repository is not None:
+        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
+                         " name comes from name-from, and there is no [[image]] entry here",
+                         hint="give the repository in -t instead")
     with Session(opts, rep, dry_run=dry_run) as s:
         try:
             result = publish(s)
@@ -77,6 +75,11 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
         raise UsageError(f"-t/--tag cannot be used with the images of {project.path}",
                          hint="set 'tags' (or name-from/tag-env) in the [[image]] entries")
     opts = load_options(kw)
+    _check_output_file(output_file, opts.force)
+    if opts.repository is not None and not any(i.name_from for i in project.images):
+        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
+                         f" name comes from name-from, and no image of {project.path} has one",
+                         hint="drop it, or use name-from in the [[image]] entries")
     done: list[Any] = []
     with Session(opts, rep, dry_run=dry_run) as s:
         try:
@@ -92,6 +95,8 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
                 rep.emit_json(doc)
             raise
     # Only a complete run writes the file: CI steps after it read it as "all published".
+    # One image: its bare reference (what a script reading the file expects); several:
+    # one name=reference line each.
     if output_file is not None and not dry_run and done:
         text = (f"{done[0].reference()}\n" if len(done) == 1 else
                 "".join(f"{o.name}={o.reference()}\n" for o in done))
@@ -110,6 +115,17 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
 def _project_doc(done: list[Any]) -> dict[str, Any]:
     return {"schema": 2, "images": [{"name": o.name, "reference": o.reference(),
                                      **o.result.to_json()} for o in done]}
+
+
+def _check_output_file(path: Path | None, force: bool) -> None:
+    """Refuse, before anything is built, to replace a file a step before wrote, or to
+    write where nothing can be written."""
+    if path is None:
+        return
+    if path.exists() and not force:
+        raise UsageError(f"--output-file {path} exists",
+                         hint="remove it, or pass --force to overwrite it")
+    check_output_file(path)
 
 
 def _write(path: Path, text: str) -> None:

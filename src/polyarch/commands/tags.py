@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-from polyarch import config
-from polyarch.commands._common import reporter
+from polyarch.commands._common import json_option, load_options, reporter, table_options
 from polyarch.errors import UsageError
 from polyarch.gitinfo import GitContext
 from polyarch.tags import TagPlan, compute, parse_image_names
@@ -57,25 +56,17 @@ def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str
 
 
 @click.command("tags")
-@click.option("--tag-spec", "specs", multiple=True, metavar="SPEC",
-              help="A tag rule in docker/metadata-action syntax, e.g. "
-                   "'type=semver,pattern={{version}}' (repeatable; default: branch, tag and "
-                   "pull-request refs).")
-@click.option("--flavor", "flavor", multiple=True, metavar="F",
-              help="latest=auto|true|false, prefix=P, suffix=S[,onlatest=true] (repeatable).")
-@click.option("--image", "images", multiple=True, metavar="NAME",
-              help="Image name to prefix each tag with (repeatable).")
+@table_options("tags")
 @click.option("--context", "context_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("."), show_default=True, metavar="DIR",
               help="Directory whose git state to read.")
-@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
-def command(specs: tuple[str, ...], flavor: tuple[str, ...], images: tuple[str, ...],
-            context_dir: Path, json_mode: bool) -> int:
+@json_option
+def command(context_dir: Path, json_mode: bool, **kw: Any) -> int:
     """Print the tags and OCI labels computed from git state (working tree or CI variables)."""
     rep = reporter(json_mode)
     env = dict(os.environ)
     # What is not given here comes from the config cascade (tag-specs, flavor, images, meta).
-    opts = config.load({"tag-specs": specs, "flavor": flavor, "images": images})
+    opts = load_options(kw)
     parse_image_names(opts.images)  # validates; refs are printed as given
     names = list(opts.images)
     ctx = GitContext.detect(context_dir, env)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import click
 
-from polyarch import config
 from polyarch.checks import CHECKS, verify
 from polyarch.checks.verify import VerifyReport
-from polyarch.commands._common import reporter
+from polyarch.commands._common import (
+    config_option,
+    json_option,
+    load_options,
+    reporter,
+    table_options,
+)
 from polyarch.errors import VerificationError
 from polyarch.session import Session
 
@@ -20,34 +26,21 @@ MAX_ROWS = 40
 
 @click.command("verify")
 @click.argument("ref", metavar="REF|oci:PATH")
-@click.option("--platform", "platforms", multiple=True, metavar="LIST",
-              help="Expected platforms, comma separated (repeatable). Default: the configured"
-                   " platforms.")
-@click.option("--allow", "allow", multiple=True, metavar="PATH_GLOB",
-              help="Known exception: a file matching this glob may be of another architecture"
-                   " or hold credentials (repeatable; reported as info).")
-@click.option("--smoke", metavar="CMD",
-              help="Run CMD in each platform's image (expect exit 0) and check 'uname -m'"
-                   " inside; --smoke '' checks uname only.")
+@table_options("verify")
 @click.option("--deep/--no-deep", default=True,
               help="Read every layer (binaries, secrets). --no-deep checks the index only.")
-@click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
-              help="Allow plain HTTP to this registry (loopback registries always are).")
 @click.option("--docker-config", type=click.Path(path_type=Path), metavar="DIR",
               help="Directory of config.json with credentials (default: $DOCKER_CONFIG).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), metavar="PATH",
-              help="Config file (default: ./polyarch.toml or [tool.polyarch] in pyproject.toml).")
-@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
-def command(ref: str, platforms: tuple[str, ...], allow: tuple[str, ...], smoke: str | None,
-            deep: bool, insecure_registries: tuple[str, ...], docker_config: Path | None,
-            config_path: Path | None, json_mode: bool) -> int:
+@config_option
+@json_option
+def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
+            **kw: Any) -> int:
     """Verify that every variant of REF is what its platform says.
 
     Exit 0 when every check passes, 5 when one fails, 4 when the registry cannot be read.
     """
     rep = reporter(json_mode)
-    opts = config.load({"platforms": platforms, "allow": allow, "smoke": smoke,
-                        "insecure-registries": insecure_registries}, config_path=config_path)
+    opts = load_options(kw)
     rep.step(f"verifying {ref} for {', '.join(str(p) for p in opts.platforms)}")
     with Session(opts, rep, docker_config=docker_config) as s:
         source = ref if ref.startswith("oci:") else None

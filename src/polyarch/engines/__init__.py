@@ -27,16 +27,27 @@ class BuildRequest:
     output: Path | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    #: Index annotations polyarch sets itself (from the tag rules).
     annotations: dict[str, str] = field(default_factory=dict)
+    #: The user's ``--annotation`` values, in buildx syntax ([TYPE:]KEY=VALUE), unchanged.
+    annotation_args: tuple[str, ...] = ()
     target: str | None = None
     secrets: tuple[str, ...] = ()
-    provenance: bool | None = None
-    sbom: bool | None = None
+    ssh: tuple[str, ...] = ()
+    #: None: the engine's default; a string: buildx's attestation options (mode=max).
+    provenance: bool | str | None = None
+    sbom: bool | str | None = None
+    attest: tuple[str, ...] = ()
     no_cache: bool = False
     pull: bool = False
     cache_from: tuple[str, ...] = ()
     cache_to: tuple[str, ...] = ()
     build_contexts: dict[str, str] = field(default_factory=dict)
+    network: str | None = None
+    shm_size: str | None = None
+    ulimits: tuple[str, ...] = ()
+    #: buildx entitlements (``--allow network.host``).
+    entitlements: tuple[str, ...] = ()
     #: Export only the build cache (``cache_to``), after verification passed: the
     #: build itself comes from the local cache.
     cache_only: bool = False

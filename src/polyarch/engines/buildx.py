@@ -175,33 +175,7 @@ class Buildx:
             a += ["--output", "type=cacheonly"]
         elif req.output is not None:
             a += ["--output", f"type=oci,tar=false,dest={req.output}"]
-        for k, v in req.build_args.items():
-            a += ["--build-arg", f"{k}={v}"]
-        for k, v in req.labels.items():
-            a += ["--label", f"{k}={v}"]
-        for k, v in req.annotations.items():
-            a += ["--annotation", f"index:{k}={v}"]
-        if req.target:
-            a += ["--target", req.target]
-        for s in req.secrets:
-            a += ["--secret", s]
-        for name, src in req.build_contexts.items():
-            a += ["--build-context", f"{name}={src}"]
-        if req.provenance is not None:
-            a += [f"--provenance={'true' if req.provenance else 'false'}"]
-        if req.sbom is not None:
-            a += [f"--sbom={'true' if req.sbom else 'false'}"]
-        if req.no_cache:
-            a.append("--no-cache")
-        if req.pull:
-            a.append("--pull")
-        for c in req.cache_from:
-            a += ["--cache-from", c]
-        for c in req.cache_to:
-            # The inline cache goes into the image itself; any other cache leaves the
-            # machine only after verification, in a cache-only export.
-            if req.cache_only != c.startswith("type=inline"):
-                a += ["--cache-to", c]
+        a += build_flags(req)
         a += ["--metadata-file", str(metadata_file), f"--progress={progress}", str(req.context)]
         return a
 
@@ -268,6 +242,57 @@ class Buildx:
                  entrypoint: str | None = None) -> list[str]:
         ep = ["--entrypoint", entrypoint] if entrypoint is not None else []
         return self.docker("run", "--rm", "--platform", str(platform), *ep, ref, *command)
+
+
+def _attest_value(v: bool | str) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else v
+
+
+def build_flags(req: BuildRequest) -> list[str]:
+    """The request's build options as ``docker buildx build`` flags, values unchanged."""
+    a: list[str] = []
+    for k, v in req.build_args.items():
+        a += ["--build-arg", f"{k}={v}"]
+    for k, v in req.labels.items():
+        a += ["--label", f"{k}={v}"]
+    for k, v in req.annotations.items():
+        a += ["--annotation", f"index:{k}={v}"]
+    for spec in req.annotation_args:
+        a += ["--annotation", spec]
+    if req.target:
+        a += ["--target", req.target]
+    for s in req.secrets:
+        a += ["--secret", s]
+    for s in req.ssh:
+        a += ["--ssh", s]
+    for name, src in req.build_contexts.items():
+        a += ["--build-context", f"{name}={src}"]
+    if req.provenance is not None:
+        a += [f"--provenance={_attest_value(req.provenance)}"]
+    if req.sbom is not None:
+        a += [f"--sbom={_attest_value(req.sbom)}"]
+    for spec in req.attest:
+        a += ["--attest", spec]
+    if req.no_cache:
+        a.append("--no-cache")
+    if req.pull:
+        a.append("--pull")
+    for c in req.cache_from:
+        a += ["--cache-from", c]
+    for c in req.cache_to:
+        # The inline cache goes into the image itself; any other cache leaves the
+        # machine only after verification, in a cache-only export.
+        if req.cache_only != c.startswith("type=inline"):
+            a += ["--cache-to", c]
+    if req.network:
+        a += ["--network", req.network]
+    if req.shm_size:
+        a += ["--shm-size", req.shm_size]
+    for u in req.ulimits:
+        a += ["--ulimit", u]
+    for e in req.entitlements:
+        a += ["--allow", e]
+    return a
 
 
 _PLATFORM_PREFIX = re.compile(r"^\[(linux/[a-z0-9]+(?:/v\d)?)[\] ]")

@@ -94,22 +94,47 @@ class PodmanEngine:
         unsupported(req)
         a = [PODMAN, "build", "--platform", ",".join(str(p) for p in req.platforms),
              "--manifest", self.list_name, "--file", str(req.dockerfile)]
+        a += self.build_flags(req)
+        # Step output goes to a file polyarch follows; podman's own errors stay on stderr.
+        a += ["--logfile", str(logfile), str(req.context)]
+        return a
+
+    def build_flags(self, req: BuildRequest) -> list[str]:
+        """The request's build options as ``podman build`` flags (what :func:`unsupported`
+        lets through)."""
+        a: list[str] = []
         for k, v in req.build_args.items():
             a += ["--build-arg", f"{k}={v}"]
         for k, v in req.labels.items():
             a += ["--label", f"{k}={v}"]
         for k, v in req.annotations.items():
             a += ["--annotation", f"{k}={v}"]
+        for spec in req.annotation_args:
+            a += ["--annotation", spec.removeprefix("manifest:")]
         if req.target:
             a += ["--target", req.target]
         for s in req.secrets:
             a += ["--secret", s]
+        for s in req.ssh:
+            a += ["--ssh", s]
+        plain_http = False
+        for name, src in req.build_contexts.items():
+            a += ["--build-context", f"{name}={oci_layout_context(src)}"]
+            image = _context_image(src)
+            plain_http = plain_http or (image is not None and self.plain_http(image))
+        if plain_http:
+            # Docker pulls from loopback registries over HTTP by itself; podman is told.
+            a.append("--tls-verify=false")
         if req.no_cache:
             a.append("--no-cache")
         if req.pull:
             a.append("--pull=always")
-        # Step output goes to a file polyarch follows; podman's own errors stay on stderr.
-        a += ["--logfile", str(logfile), str(req.context)]
+        if req.network:
+            a += ["--network", req.network]
+        if req.shm_size:
+            a += ["--shm-size", req.shm_size]
+        for u in req.ulimits:
+            a += ["--ulimit", u]
         return a
 
     def use_builder(self, name: str | None) -> None:
@@ -226,17 +251,79 @@ class PodmanEngine:
         return a + ulimit_args() + [ref, *command]
 
 
+#: Named-context values podman takes (besides a directory and an http(s) URL).
+_IMAGE_CONTEXT = ("docker-image://", "container-image://", "docker://")
+
+
+#: The TYPE[,TYPE][[PLATFORMS]]: prefix of a buildx annotation; podman takes none but
+#: manifest (its --annotation sets the image manifest's annotations).
+_ANNOTATION_TYPE = re.compile(r"^([a-z-]+(?:,[a-z-]+)*(?:\[[^\]]*\])?):[^=]*=")
+
+
+def _context_image(src: str) -> ImageRef | None:
+    for prefix in _IMAGE_CONTEXT:
+        if src.startswith(prefix):
+            try:
+                return parse_ref(src.removeprefix(prefix))
+            except ValueError:
+                return None
+    return None
+
+
+def oci_layout_context(src: str) -> str:
+    """A named context as podman takes it. Podman (4.3) has no ``oci-layout://`` but
+    reads OCI layouts through its ``oci:`` transport: ``oci-layout://DIR[:TAG]`` becomes
+    ``container-image://oci:DIR[:TAG]``. A ``@sha256:...`` pin is checked against the
+    layout's index.json and becomes the entry's ref name, or no name when the layout
+    holds that one image; other values pass unchanged."""
+    if not src.startswith("oci-layout://"):
+        return src
+    rest = src.removeprefix("oci-layout://")
+    path, at, digest = rest.partition("@")
+    if not at:
+        head, colon, tag = path.rpartition(":")
+        if colon and "/" not in tag:
+            return f"container-image://oci:{head}:{tag}"
+        return f"container-image://oci:{path}"
+    try:
+        entries = json.loads((Path(path) / "index.json").read_text()).get("manifests") or []
+    except (OSError, ValueError, AttributeError):
+        return f"container-image://oci:{path}"  # not there yet (dry run): podman says so
+    hit = [e for e in entries if isinstance(e, dict) and e.get("digest") == digest]
+    if not hit:
+        raise UsageError(f"{src}: the layout's index.json has no {digest}")
+    ref_name = (hit[0].get("annotations") or {}).get("org.opencontainers.image.ref.name")
+    if ref_name:
+        return f"container-image://oci:{path}:{ref_name}"
+    if len(entries) == 1:
+        return f"container-image://oci:{path}"
+    raise UsageError(f"{src}: podman selects an image of an OCI layout by name, and"
+                     f" {digest} has none in a layout of {len(entries)} images")
+
+
 def unsupported(req: BuildRequest) -> None:
-    """Refuse what podman cannot do instead of silently dropping it."""
+    """Refuse what podman cannot do instead of silently dropping it: one error naming
+    every flag (exit 2)."""
     problems = []
     if req.provenance:
         problems.append("provenance attestations (--provenance)")
     if req.sbom:
-        problems.append("SBOM attestations (sbom = true)")
+        problems.append("SBOM attestations (--sbom)")
+    if req.attest:
+        problems.append("attestations (--attest)")
     if req.cache_from or req.cache_to:
-        problems.append("buildx cache import/export (cache)")
-    if req.build_contexts:
-        problems.append("named build contexts")
+        problems.append("buildx cache import/export (--cache, --cache-from, --cache-to)")
+    if req.entitlements:
+        problems.append("entitlements (--allow-entitlement)")
+    for name, src in req.build_contexts.items():
+        try:
+            oci_layout_context(src)
+        except UsageError as e:
+            problems.append(f"--build-context {name}=... ({e.message})")
+    for spec in req.annotation_args:
+        m = _ANNOTATION_TYPE.match(spec)
+        if m is not None and m.group(1) != "manifest":
+            problems.append(f"{m.group(1)} annotations (--annotation {spec.split('=', 1)[0]}=...)")
     if problems:
         raise UsageError("the podman engine does not support " + ", ".join(problems),
                          hint="drop the option, or use --engine docker")

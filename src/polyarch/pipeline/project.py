@@ -12,11 +12,13 @@ these of its own:
                 disk (``--build-context base=oci-layout://DIR@sha256:..``), so ``FROM
                 base`` in the Dockerfile means "the base built and verified in this run"
 ``prebuild``    shell commands run in order in the project root before the build
+                (not with ``--skip-prebuild``)
 ``version``     a literal, or ``{ from = "package.json", field = "version" }``,
                 ``{ from = "pyproject.toml" }`` (project.version), ``{ from = "git" }``
                 (the nearest tag, without a leading ``v``)
 ``name-from``   ``{ file = "package.json", field = "config.sandboxImageUri" }``: the image
-                reference (its tag, if any, is the default tag)
+                reference (its tag, if any, is the default tag); ``--repository`` /
+                ``POLYARCH_REPOSITORY`` publishes it to another registry or repository
 ``tag-env``     an environment variable that, when set, overrides the tag
 ``tags``        explicit references; ``{version}`` is replaced (in ``build-args`` too)
 
@@ -30,7 +32,7 @@ import json
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +48,7 @@ from polyarch.refs import ImageRef, ReferenceError, check_tag, parse_ref
 from polyarch.session import Session
 
 #: Keys of an [[image]] entry that mean the same as at the top level.
-SHARED_KEYS = ("platforms", "context", "file", "dockerfile", "target", "build-args", "labels",
-               "secrets", "provenance", "sbom", "verify", "smoke", "allow", "cache", "no-cache",
-               "pull", "build-contexts", "images", "tag-specs", "flavor", "meta")
+SHARED_KEYS = config.image_keys()
 OWN_KEYS = ("name", "depends-on", "prebuild", "version", "name-from", "tag-env", "tags")
 
 
@@ -118,6 +118,9 @@ def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
     for k, v in e.items():
         if k in OWN_KEYS:
             continue
+        if k not in SHARED_KEYS and k in config.RUN_KEYS:
+            raise ConfigError(f"{where}: {k!r} applies to the whole run, not one image",
+                              hint="set it at the top level of the file, or on the command line")
         if k not in SHARED_KEYS:
             close = difflib.get_close_matches(k, list(SHARED_KEYS + OWN_KEYS), n=1, cutoff=0.6)
             raise ConfigError(f"{where}: unknown key {k!r}",
@@ -234,7 +237,7 @@ def resolve_version(spec: ImageSpec, root: Path) -> str | None:
 
 
 def resolve_tags(spec: ImageSpec, root: Path, version: str | None,
-                 env: Mapping[str, str]) -> tuple[ImageRef, ...]:
+                 env: Mapping[str, str], repository: str | None = None) -> tuple[ImageRef, ...]:
     """The final references of an image. Never yields a tag such as 'undefined': a
     missing version or tag is an error, or 'latest' where no version source is set."""
     refs: list[ImageRef] = []
@@ -262,6 +265,8 @@ def resolve_tags(spec: ImageSpec, root: Path, version: str | None,
             raise ConfigError(f"{spec.where}: {e}") from None
         if ref.tag is None and ref.digest is None:
             ref = ref.with_tag(version or "latest")
+        if repository is not None and not spec.tags:
+            ref = config.rehome(ref, repository)  # --repository: name-from names only
         refs.append(ref)
     override = env.get(spec.tag_env or "", "") if spec.tag_env else ""
     if override:
@@ -289,7 +294,7 @@ def image_options(spec: ImageSpec, base: Options, root: Path, env: Mapping[str, 
     if version is not None:
         values["build_args"] = {k: x.replace("{version}", version)
                                 for k, x in values.get("build_args", base.build_args).items()}
-    tags = resolve_tags(spec, root, version, env)
+    tags = resolve_tags(spec, root, version, env, base.repository)
     contexts_given = dict(contexts or {})
     contexts = dict(values.get("build_contexts", base.build_contexts))
     labels = dict(values.get("labels", base.labels))
@@ -307,7 +312,7 @@ def image_options(spec: ImageSpec, base: Options, root: Path, env: Mapping[str, 
         values["tags"] = tags
     if "context" not in values:
         values["context"] = str(root)
-    return replace(base, **values)
+    return config.override(base, values, spec.where)
 
 
 def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter) -> None:
@@ -386,7 +391,9 @@ def publish_project(s: Session, project: Project, *, names: Sequence[str] = (),
     out: list[ImageOutcome] = []
     for spec in specs:
         with rep.group(f"image {spec.name}"):
-            if not s.dry_run:
+            if spec.prebuild and s.opts.skip_prebuild:
+                rep.info(f"{spec.name}: prebuild skipped (--skip-prebuild)")
+            elif not s.dry_run:
                 run_prebuild(spec, project.root, rep)
             elif spec.prebuild:
                 for cmd in spec.prebuild:

@@ -17,6 +17,7 @@ from polyarch.platforms import Platform, parse_platform
 from polyarch.session import Session
 
 if TYPE_CHECKING:
+    from polyarch.checks.smoke import RunArgv
     from polyarch.checks.verify import VerifyReport
 
 
@@ -54,6 +55,23 @@ def findings_text(report: VerifyReport, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
+def smoke_run_argv(run_argv: RunArgv, entrypoint: str | None) -> RunArgv:
+    """``run_argv`` with the ``smoke-entrypoint`` option: the smoke command runs with
+    that ENTRYPOINT instead of the image's (runs that name their own, such as the
+    ``uname`` check, keep it)."""
+    if entrypoint is None:
+        return run_argv
+
+    smoke_entrypoint = entrypoint
+
+    def with_entrypoint(ref: str, platform: Platform, command: Sequence[str], *,
+                        entrypoint: str | None = None) -> list[str]:
+        return run_argv(ref, platform, command,
+                        entrypoint=smoke_entrypoint if entrypoint is None else entrypoint)
+
+    return with_entrypoint
+
+
 def run_smoke(s: Session, report: VerifyReport, ref_for: Callable[[Any], str]) -> None:
     """Run ``s.opts.smoke`` (and the ``uname -m`` check) in every platform of the image
     through the session's engine (``ref_for(platform result)`` names what to run);
@@ -61,6 +79,7 @@ def run_smoke(s: Session, report: VerifyReport, ref_for: Callable[[Any], str]) -
     from polyarch.checks.smoke import smoke as smoke_one
     from polyarch.checks.verify import Finding
 
+    run_argv = smoke_run_argv(s.engine.run_argv, s.opts.smoke_entrypoint)
     for r in report.platforms:
         if r.status not in ("present", "unexpected"):
             continue
@@ -70,7 +89,7 @@ def run_smoke(s: Session, report: VerifyReport, ref_for: Callable[[Any], str]) -
             continue
         s.rep.info(f"smoke run {r.platform}")
         r.ran.add("smoke")
-        for res in smoke_one(plat, ref_for(r), s.opts.smoke or None, s.engine.run_argv):
+        for res in smoke_one(plat, ref_for(r), s.opts.smoke or None, run_argv):
             if res.severity != "ok":
                 r.findings.append(Finding("smoke", res.severity, res.message))
 

@@ -17,8 +17,8 @@ env_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters=
 #: Any string a file can spell (TOML and JSON escapes reach NUL and other controls).
 any_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
 
-FILE_KEYS = sorted(config._SCHEMA)
-ENV_NAMES = sorted([*(config.ENV_PREFIX + k.upper().replace("-", "_") for k in config._SCHEMA),
+FILE_KEYS = sorted(o.key for o in config.OPTIONS)
+ENV_NAMES = sorted([*(o.env for o in config.OPTIONS),
                     "POLYARCH_COMMAND_TIMEOUT", "POLYARCH_IDLE_TIMEOUT"])
 
 json_values = st.recursive(

@@ -102,3 +102,15 @@ def test_options_frozen(tmp_path: Path) -> None:
     o = config.load({}, env={}, cwd=tmp_path)
     with pytest.raises(AttributeError):
         o.verify = False  # type: ignore[misc]
+
+
+def test_engine_option_in_the_cascade(tmp_path: Path) -> None:
+    assert config.load({}, env={}, cwd=tmp_path).engine == "docker"
+    assert config.load({}, env={"POLYARCH_ENGINE": "podman"}, cwd=tmp_path).engine == "podman"
+    (tmp_path / "polyarch.toml").write_text('engine = "auto"\n')
+    assert config.load({}, env={}, cwd=tmp_path).engine == "auto"
+    assert config.load({"engine": "docker"}, env={"POLYARCH_ENGINE": "podman"},
+                       cwd=tmp_path).engine == "docker"
+    (tmp_path / "polyarch.toml").write_text('engine = "rkt"\n')
+    with pytest.raises(ConfigError, match="'engine': must be one of docker, podman, auto"):
+        config.load({}, env={}, cwd=tmp_path)

@@ -1,0 +1,312 @@
+"""Value kinds of the option table: one parser per kind, used alike for the config
+file, the environment and the command line.
+
+A parser takes what TOML, the environment (a string) or click (a string, a tuple of
+strings, a bool) gives and returns the value of the :class:`~polyarch.config.Options`
+field. It raises ``TypeError`` for a value of the wrong type (the loader names the
+expected type) and ``ValueError`` for a bad value (the loader shows the message).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from polyarch.nodespec import parse_nodes
+from polyarch.platforms import Platform, parse_platforms
+from polyarch.refs import ImageRef, ReferenceError, parse_ref
+
+
+@dataclass(frozen=True)
+class Kind:
+    parse: Callable[[Any], Any]
+    type_name: str  # "a list of strings": for "'x' must be <type_name>"
+    env_form: str  # how a value is written in a POLYARCH_* variable, for the docs
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise TypeError("a string")
+    return v
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v in (None, "") else _str(v)
+
+
+def _smoke(v: Any) -> str | None:
+    """A smoke command; the empty string is a value (run only the ``uname -m`` check)."""
+    return None if v is None else _str(v)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in _TRUE | _FALSE:
+        return v.lower() in _TRUE
+    raise TypeError("true or false")
+
+
+def _opt_bool(v: Any) -> bool | None:
+    return None if v is None else _bool(v)
+
+
+def _str_list(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        # Environment form: comma or newline separated.
+        return tuple(x.strip() for x in v.replace("\n", ",").split(",") if x.strip())
+    if isinstance(v, list | tuple) and all(isinstance(x, str) for x in v):
+        return tuple(v)
+    raise TypeError("a list of strings")
+
+
+def _lines(v: Any) -> tuple[str, ...]:
+    """Like _str_list, but a string splits on newlines only (specs that hold commas)."""
+    if isinstance(v, str):
+        return tuple(x.strip() for x in v.splitlines() if x.strip())
+    return _str_list(v)
+
+
+def parse_kv_list(items: tuple[str, ...] | list[str], *, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{what} {item!r} is not KEY=VALUE")
+        k, v = item.split("=", 1)
+        if not k:
+            raise ValueError(f"{what} {item!r} has an empty key")
+        out[k] = v
+    return out
+
+
+def _mapping(v: Any) -> dict[str, str]:
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            if not isinstance(x, str | int | float | bool):
+                raise TypeError("a table of strings")
+            out[str(k)] = str(x).lower() if isinstance(x, bool) else str(x)
+        return out
+    if isinstance(v, str | list | tuple):
+        return parse_kv_list(_str_list(v), what="entry")
+    raise TypeError("a table of strings (or a list of KEY=VALUE)")
+
+
+def _contexts(v: Any) -> dict[str, str]:
+    """Named build contexts, NAME=VALUE as buildx takes them (``docker-image://REF``,
+    ``oci-layout://PATH[:TAG|@DIGEST]``, a directory, a URL); values pass unchanged."""
+    out = _mapping(v)
+    for name, value in out.items():
+        if not value:
+            raise ValueError(f"build context {name!r} has no value (NAME=docker-image://REF,"
+                             " oci-layout://PATH, a directory or a URL)")
+        if any(c.isspace() for c in name):
+            raise ValueError(f"build context name {name!r} contains white space")
+    return out
+
+
+def _platforms(v: Any) -> tuple[Platform, ...]:
+    return parse_platforms(list(_str_list(v)))
+
+
+def _tags(v: Any) -> tuple[ImageRef, ...]:
+    out = []
+    for t in _str_list(v):
+        try:
+            ref = parse_ref(t)
+        except ReferenceError as e:
+            raise ValueError(str(e)) from e
+        if ref.digest:
+            raise ValueError(f"{t!r} names a digest: a tag to publish is REGISTRY/REPO:TAG,"
+                             " without @sha256:...")
+        out.append(ref)
+    return tuple(out)
+
+
+def choice(*values: str) -> Kind:
+    def parse(v: Any) -> str:
+        s = _str(v).strip().lower()
+        if s not in values:
+            raise ValueError(f"must be one of {', '.join(values)} (got {s!r})")
+        return s
+
+    return Kind(parse, "a string", " | ".join(values))
+
+
+def _bool_or_spec(v: Any) -> bool | str | None:
+    """buildx's ``--provenance``/``--sbom`` value: true, false, or attestation options
+    (``mode=max``, ``generator=IMAGE``) passed through unchanged."""
+    if v is None or isinstance(v, bool):
+        return v
+    if not isinstance(v, str):
+        raise TypeError("true, false or attestation options")
+    if v.lower() in _TRUE | _FALSE:
+        return v.lower() in _TRUE
+    if "=" not in v:
+        raise ValueError(f"{v!r} is neither true/false nor KEY=VALUE options (mode=max,"
+                         " generator=IMAGE)")
+    return v
+
+
+_ANNOTATION_TYPES = {"manifest", "index", "manifest-descriptor", "index-descriptor"}
+_ANNOTATION = re.compile(r"^(?:(?P<types>[a-z-]+(?:,[a-z-]+)*)(?:\[(?P<plats>[^\]]*)\])?:)?"
+                         r"(?P<key>[^=:\s][^=\s]*)=(?P<value>.*)$", re.S)
+
+
+def _annotations(v: Any) -> tuple[str, ...]:
+    """buildx ``--annotation`` values: ``[TYPE[,TYPE][\\[PLATFORM\\]]:]KEY=VALUE`` with
+    TYPE manifest (the default), index, manifest-descriptor, index-descriptor."""
+    out = _lines(v)
+    for a in out:
+        m = _ANNOTATION.match(a)
+        if m is None:
+            raise ValueError(f"annotation {a!r} is not [TYPE:]KEY=VALUE (e.g."
+                             " index:org.opencontainers.image.description=...)")
+        types = (m.group("types") or "").split(",") if m.group("types") else []
+        bad = [t for t in types if t not in _ANNOTATION_TYPES]
+        if bad:
+            raise ValueError(f"annotation {a!r}: unknown type {bad[0]!r} (one of"
+                             f" {', '.join(sorted(_ANNOTATION_TYPES))})")
+        if m.group("plats"):
+            try:
+                parse_platforms(m.group("plats").split(","))
+            except ValueError as e:
+                raise ValueError(f"annotation {a!r}: {e}") from None
+    return out
+
+
+_SIZE = re.compile(r"^\d+(?:\.\d+)?\s*(?:[kmgtp]i?b?|b)?$", re.I)
+
+
+def _size(v: Any) -> str | None:
+    s = _opt_str(v)
+    if s is not None and not _SIZE.match(s.strip()):
+        raise ValueError(f"{s!r} is not a size (bytes, or with a unit: 64m, 2g)")
+    return s.strip() if s is not None else None
+
+
+ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+                "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
+_ULIMIT = re.compile(r"^(?P<name>[a-z]+)=(?P<soft>-?\d+)(?::(?P<hard>-?\d+))?$")
+
+
+def _ulimits(v: Any) -> tuple[str, ...]:
+    out = _str_list(v)
+    for u in out:
+        m = _ULIMIT.match(u)
+        if m is None:
+            raise ValueError(f"ulimit {u!r} is not NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
+        if m.group("name") not in ULIMIT_NAMES:
+            raise ValueError(f"ulimit {u!r}: unknown limit {m.group('name')!r} (one of"
+                             f" {', '.join(ULIMIT_NAMES)})")
+    return out
+
+
+#: buildx entitlements (``docker buildx build --allow``); those whose name polyarch's
+#: own ``--allow`` (verify exceptions) would otherwise swallow silently.
+ENTITLEMENTS = ("network.host", "security.insecure", "device")
+
+
+def _entitlements(v: Any) -> tuple[str, ...]:
+    out = _str_list(v)
+    for e in out:
+        if e.split("=", 1)[0] not in ENTITLEMENTS:
+            raise ValueError(f"entitlement {e!r} is not one of {', '.join(ENTITLEMENTS)}")
+    return out
+
+
+def _allow(v: Any) -> tuple[str, ...]:
+    """Verify exceptions: ``GLOB`` (every platform) or ``PLATFORM=GLOB`` (that platform
+    only). Returned normalised: ``linux/arm64=GLOB``."""
+    out = []
+    for item in _str_list(v):
+        if item.split("=", 1)[0] in ENTITLEMENTS:
+            raise ValueError(f"{item!r} is a buildx entitlement; --allow takes verify"
+                             f" exceptions (PATH_GLOB or PLATFORM=PATH_GLOB): use"
+                             f" --allow-entitlement {item} (file key 'entitlements')")
+        if "=" in item:
+            plat, glob = item.split("=", 1)
+            try:
+                (p,) = parse_platforms([plat])
+            except ValueError as e:
+                raise ValueError(f"{item!r}: before '=' comes a platform: {e}") from None
+            if not glob:
+                raise ValueError(f"{item!r} has no glob after '='")
+            out.append(f"{p}={glob}")
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def allow_for(allow: tuple[str, ...], platform: Platform | str) -> tuple[str, ...]:
+    """The globs of ``allow`` that apply to ``platform``: those without a platform and
+    those given for it (``linux/arm64=GLOB``)."""
+    want = str(platform)
+    out = []
+    for a in allow:
+        plat, sep, glob = a.partition("=")
+        if not sep:
+            out.append(a)
+        elif plat == want:
+            out.append(glob)
+    return tuple(out)
+
+
+def _repository(v: Any) -> str | None:
+    """A registry (``ghcr.io``, ``127.0.0.1:5000``) or a repository
+    (``ghcr.io/team/app``), without tag or digest."""
+    s = _opt_str(v)
+    if s is None:
+        return None
+    s = s.strip().rstrip("/")
+    if "/" not in s:
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(?::\d+)?", s) or not (
+                "." in s or ":" in s or s == "localhost"):
+            raise ValueError(f"{s!r} is neither a registry (host[:port]) nor a repository"
+                             " (registry/path)")
+        return s
+    try:
+        ref = parse_ref(s, default_tag=None)
+    except ReferenceError as e:
+        raise ValueError(str(e)) from None
+    if ref.tag or ref.digest:
+        raise ValueError(f"{s!r} has a tag or digest: give the repository only")
+    return s
+
+
+def rehome(ref: ImageRef, repository: str) -> ImageRef:
+    """``ref`` moved to ``repository`` (a registry: same path there; a repository: that
+    repository), keeping its tag."""
+    if "/" not in repository:
+        target = parse_ref(f"{repository}/{ref.repository}", default_tag=None)
+    else:
+        target = parse_ref(repository, default_tag=None)
+    return target.with_tag(ref.tag) if ref.tag else target
+
+
+STR = Kind(_str, "a string", "the value")
+OPT_STR = Kind(_opt_str, "a string", "the value")
+BOOL = Kind(_bool, "true or false", "true | false")
+OPT_BOOL = Kind(_opt_bool, "true or false", "true | false")
+STR_LIST = Kind(_str_list, "a list of strings", "comma separated")
+LINES = Kind(_lines, "a list of strings", "one per line")
+MAPPING = Kind(_mapping, "a table of strings", "KEY=VALUE, comma separated")
+CONTEXTS = Kind(_contexts, "a table of strings", "NAME=VALUE, comma separated")
+PLATFORMS = Kind(_platforms, "a list of platforms", "comma separated")
+TAGS = Kind(_tags, "a list of image references", "comma separated")
+BOOL_OR_SPEC = Kind(_bool_or_spec, "true, false or attestation options",
+                    "true | false | KEY=VALUE,...")
+ANNOTATIONS = Kind(_annotations, "a list of strings", "one per line")
+SIZE = Kind(_size, "a string", "bytes or 64m, 2g")
+ULIMITS = Kind(_ulimits, "a list of strings", "comma separated")
+ENTITLEMENT_LIST = Kind(_entitlements, "a list of strings", "comma separated")
+ALLOW = Kind(_allow, "a list of strings", "comma separated")
+SMOKE = Kind(_smoke, "a string", "the value")
+REPOSITORY = Kind(_repository, "a string", "the value")
+NODES = Kind(parse_nodes, "a list of tables", "JSON")

@@ -1,0 +1,189 @@
+"""The cascade: defaults -> config file -> POLYARCH_* environment -> command line.
+
+The file is ``polyarch.toml`` (its top level, or its ``[tool.polyarch]`` table), else the
+``[tool.polyarch]`` table of ``pyproject.toml``, or ``--config PATH``. Every key, variable
+and flag comes from the option table; a value from a higher level replaces the whole
+value below it (tables are not merged).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from polyarch.config.options import Options
+from polyarch.config.table import BY_KEY, BY_NAME, OPTIONS
+from polyarch.errors import ConfigError, UsageError
+
+#: Keys of the file that are not options: read by polyarch.pipeline.project.
+PROJECT_KEYS = ("image",)
+
+
+def _polyarch_table(path: Path, data: dict[str, Any], *, pyproject: bool) -> dict[str, Any] | None:
+    """The polyarch settings in a parsed file: its [tool.polyarch] table, or (in a
+    polyarch.toml without one) the whole file."""
+    tool = data.get("tool")
+    if tool is None:
+        return None if pyproject else data
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table ([tool.polyarch])")
+    if "polyarch" not in tool:
+        return None if pyproject else data
+    section = tool["polyarch"]
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.polyarch] must be a table")
+    return section
+
+
+def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
+    """polyarch.toml, else pyproject.toml with a [tool.polyarch] table, in ``start``."""
+    for name in ("polyarch.toml", "pyproject.toml"):
+        cand = start / name
+        if cand.is_file():
+            section = _polyarch_table(cand, _load_toml(cand), pyproject=name == "pyproject.toml")
+            if section is not None:
+                return cand, section
+    return None
+
+
+def read_config(config_path: Path | None, cwd: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The polyarch table of ``config_path``, or of the file found in ``cwd``."""
+    if config_path is None:
+        return find_config(cwd)
+    if not config_path.is_file():
+        raise ConfigError(f"config file {config_path} not found",
+                          hint="check the --config path")
+    section = _polyarch_table(config_path, _load_toml(config_path),
+                              pyproject=config_path.name == "pyproject.toml")
+    return config_path, section or {}
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}", hint="fix the file's syntax") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})",
+                          hint="save the file as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply",
+                          hint="a polyarch config needs two levels at most") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+
+
+def apply(values: dict[str, Any], key: str, raw: Any, where: str) -> str:
+    """Parse ``raw`` as the value of file key ``key`` into ``values`` (by field name);
+    returns the field name. Errors name ``where`` and are ConfigErrors (exit 2)."""
+    opt = BY_KEY.get(key)
+    if opt is None:
+        raise ConfigError(f"{where}: unknown key {key!r}", hint=did_you_mean(key, BY_KEY))
+    if _has_nul(raw):
+        # No command line, file name or environment can carry a NUL byte to the engine.
+        raise ConfigError(f"{where}: {key!r} contains a NUL character",
+                          hint="remove the \\u0000 escape")
+    try:
+        values[opt.name] = opt.kind.parse(raw)
+    except TypeError:
+        shown = repr(raw)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        raise ConfigError(
+            f"{where}: {key!r} must be {opt.kind.type_name}, not {type(raw).__name__} {shown}",
+            hint="see docs/configuration.md") from None
+    except ValueError as e:
+        raise ConfigError(f"{where}: {key!r}: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: {key!r} is nested too deeply") from None
+    return opt.name
+
+
+def _has_nul(v: Any) -> bool:
+    todo = [v]  # no recursion: a parsed file may nest as deep as its parser allows
+    while todo:
+        x = todo.pop()
+        if isinstance(x, str):
+            if "\0" in x:
+                return True
+        elif isinstance(x, list | tuple):
+            todo.extend(x)
+        elif isinstance(x, dict):
+            todo.extend(x.keys())
+            todo.extend(x.values())
+    return False
+
+
+_apply = apply  # the name polyarch.pipeline.project uses
+
+
+def load(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+    cwd: Path | None = None,
+) -> Options:
+    """Build the options object.
+
+    ``cli`` holds CLI values keyed by *file key* (``build-args``); ``None`` values and
+    empty tuples mean "not given" and do not override.
+    """
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    source = "defaults"
+
+    # 1. file
+    found = read_config(config_path, cwd)
+    if found is not None:
+        path, data = found
+        source = str(path)
+        for key, raw in data.items():
+            if key in PROJECT_KEYS:
+                continue  # several-image projects: read by polyarch.pipeline.project
+            sources[apply(values, key, raw, f"{path}")] = f"file {path}"
+
+    # 2. environment
+    for opt in OPTIONS:
+        for key in (opt.key, *opt.aliases):
+            name = "POLYARCH_" + key.upper().replace("-", "_")
+            if env.get(name, "") != "":
+                where = f"environment variable {name}"
+                sources[apply(values, key, env[name], where)] = f"environment {name}"
+
+    # 3. command line
+    for key, raw in (cli or {}).items():
+        if raw is None or raw == () or raw == []:
+            continue
+        try:
+            name = apply(values, key, list(raw) if isinstance(raw, tuple) else raw,
+                         "command line")
+        except ConfigError as e:
+            raise UsageError(e.message.replace("command line: ", ""), hint=e.hint) from None
+        sources[name] = "command line"
+
+    for name, opt in BY_NAME.items():
+        values.setdefault(name, opt.default)
+    return Options(source=source, sources=sources, **values)
+
+
+def override(base: Options, values: Mapping[str, Any], where: str) -> Options:
+    """``base`` with ``values`` (by field name, as :func:`apply` fills them) set from
+    ``where`` (an ``[[image]]`` entry)."""
+    sources = dict(base.sources)
+    sources.update({name: where for name in values})
+    return replace(base, sources=sources, **values)

@@ -1,0 +1,194 @@
+"""The option table: every option of polyarch, declared once.
+
+From each :class:`Opt` come the config-file key (kebab case, in ``polyarch.toml`` or
+``[tool.polyarch]``), the ``POLYARCH_*`` environment variable, the click option of each
+command that takes it (``polyarch.commands._common``), the keys an ``[[image]]`` entry
+may set, and the table in docs/configuration.md. Adding an option means adding one
+entry here and the field of the same name to :class:`~polyarch.config.Options`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from polyarch.config import kinds as k
+from polyarch.config.kinds import Kind
+from polyarch.platforms import DEFAULT_PLATFORMS, parse_platforms
+
+ENV_PREFIX = "POLYARCH_"
+
+#: Commands that build (and take the buildx-named build options).
+BUILD = frozenset({"publish", "build", "doctor"})
+#: Commands that verify an image.
+VERIFY = frozenset({"publish", "build", "merge", "verify"})
+
+
+@dataclass(frozen=True)
+class Opt:
+    name: str  # the Options field
+    kind: Kind
+    default: Any
+    help: str
+    #: CLI flags; empty: no command-line flag (file and environment only).
+    flags: tuple[str, ...] = ()
+    #: "value", "multiple" (repeatable), "flag" (--x, sets true), "pair" (--x/--no-x),
+    #: "argument" (the positional argument, named by ``metavar``).
+    cli: str = "value"
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    commands: frozenset[str] = BUILD
+    #: An ``[[image]]`` entry may set it (it is about one image, not the run).
+    per_image: bool = True
+    #: Other file keys meaning the same.
+    aliases: tuple[str, ...] = ()
+    #: Per-command help where the option means something narrower there.
+    help_for: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def help_in(self, command: str) -> str:
+        return dict(self.help_for).get(command, self.help)
+
+
+_NOT_GIVEN_BUILD = "buildx default when not given"
+
+OPTIONS: tuple[Opt, ...] = (
+    Opt("tags", k.TAGS, (), "Image reference to publish (repeatable).", ("-t", "--tag"),
+        "multiple", "REF", commands=BUILD | {"merge"}, per_image=False),
+    # -- what to build ---------------------------------------------------------------
+    Opt("platforms", k.PLATFORMS, parse_platforms(DEFAULT_PLATFORMS),
+        "Target platforms, comma separated (repeatable). Default linux/amd64,linux/arm64.",
+        ("--platform",), "multiple", "LIST", commands=BUILD | {"merge", "verify"},
+        help_for=(("verify", "Expected platforms, comma separated (repeatable). Default: the"
+                             " configured platforms."),
+                  ("merge", "Expected platforms, comma separated (repeatable). Default: the"
+                            " configured platforms, else every platform the sources have."))),
+    Opt("context", k.STR, ".", "Build context directory (default .).", ("CONTEXT",),
+        "argument", "CONTEXT"),
+    Opt("file", k.OPT_STR, None, "Dockerfile (default: CONTEXT/Dockerfile).",
+        ("-f", "--file"), metavar="PATH", aliases=("dockerfile",)),
+    Opt("target", k.OPT_STR, None, "Build this stage.", ("--target",), metavar="STAGE"),
+    Opt("build_args", k.MAPPING, {}, "Build argument (repeatable).", ("--build-arg",),
+        "multiple", "KEY=VALUE"),
+    Opt("build_contexts", k.CONTEXTS, {},
+        "Named build context, as buildx takes it: NAME=docker-image://REF,"
+        " NAME=oci-layout://PATH, a directory or a URL (repeatable). Substitutes a base"
+        " image: FROM NAME uses it.", ("--build-context",), "multiple", "NAME=VALUE"),
+    Opt("labels", k.MAPPING, {}, "Image label (repeatable).", ("--label",), "multiple",
+        "KEY=VALUE"),
+    Opt("annotations", k.ANNOTATIONS, (),
+        "OCI annotation, as buildx takes it: [TYPE:]KEY=VALUE with TYPE manifest (default),"
+        " index, manifest-descriptor or index-descriptor (repeatable).", ("--annotation",),
+        "multiple", "[TYPE:]KEY=VALUE"),
+    Opt("secrets", k.LINES, (), "Build secret, as buildx takes it (id=npmrc,src=$HOME/.npmrc).",
+        ("--secret",), "multiple", "SPEC"),
+    Opt("ssh", k.LINES, (), "SSH agent socket or keys for RUN --mount=type=ssh, as buildx"
+        " takes it: default|ID[=SOCKET|KEY[,KEY]] (repeatable).", ("--ssh",), "multiple",
+        "SPEC"),
+    Opt("network", k.OPT_STR, None, "Network mode of RUN steps (default, none, host).",
+        ("--network",), metavar="MODE"),
+    Opt("shm_size", k.SIZE, None, "Size of /dev/shm in RUN steps (64m, 2g).", ("--shm-size",),
+        metavar="SIZE"),
+    Opt("ulimits", k.ULIMITS, (), "Resource limit of RUN steps, as buildx takes it"
+        " (nofile=1024:2048; repeatable).", ("--ulimit",), "multiple", "NAME=SOFT[:HARD]"),
+    Opt("entitlements", k.ENTITLEMENT_LIST, (),
+        "Extra privilege for the build, buildx's --allow (network.host, security.insecure;"
+        " repeatable).", ("--allow-entitlement",), "multiple", "ENTITLEMENT"),
+    # -- attestations and cache -------------------------------------------------------
+    Opt("provenance", k.BOOL_OR_SPEC, None,
+        f"Attach provenance attestations ({_NOT_GIVEN_BUILD}; the file and environment also"
+        " take buildx's options, e.g. mode=max).", ("--provenance",), "pair"),
+    Opt("sbom", k.BOOL_OR_SPEC, None,
+        f"Attach an SBOM attestation: true, false or buildx's options (generator=IMAGE;"
+        f" {_NOT_GIVEN_BUILD}).", ("--sbom",), metavar="VALUE"),
+    Opt("attest", k.LINES, (), "Attestation, as buildx takes it (type=provenance,mode=max;"
+        " type=sbom,generator=IMAGE; repeatable).", ("--attest",), "multiple", "SPEC"),
+    Opt("cache", k.choice("none", "registry", "inline"), "none",
+        "Build cache: 'registry' keeps it in REPO:buildcache-* (default none).", ("--cache",),
+        choices=("none", "registry", "inline")),
+    Opt("cache_from", k.LINES, (), "Cache source, as buildx takes it"
+        " (type=registry,ref=REF; repeatable).", ("--cache-from",), "multiple", "SPEC"),
+    Opt("cache_to", k.LINES, (), "Cache destination, as buildx takes it"
+        " (type=registry,ref=REF,mode=max; repeatable).", ("--cache-to",), "multiple", "SPEC"),
+    Opt("no_cache", k.BOOL, False, "Build without cache.", ("--no-cache",), "flag"),
+    Opt("pull", k.BOOL, False, "Always pull base images.", ("--pull",), "flag"),
+    # -- where and with what ----------------------------------------------------------
+    Opt("engine", k.choice("docker", "podman", "auto"), "docker",
+        "Build engine (default docker; auto: docker when it answers, else podman).",
+        ("--engine",), choices=("docker", "podman", "auto"), per_image=False),
+    Opt("builder", k.OPT_STR, None, "buildx builder to use.", ("--builder",), metavar="NAME",
+        per_image=False),
+    Opt("docker_context", k.OPT_STR, None, "Docker context to use.", ("--context",),
+        metavar="NAME", per_image=False),
+    Opt("nodes", k.NODES, (), "Builder nodes: which machine builds which platform"
+        " (docs/split-builds.md).", per_image=False),
+    Opt("insecure_registries", k.STR_LIST, (),
+        "Allow plain HTTP to this registry (loopback registries always are).",
+        ("--insecure-registry",), "multiple", "HOST[:PORT]",
+        commands=BUILD | {"merge", "verify"}, per_image=False),
+    # -- names and tags ---------------------------------------------------------------
+    Opt("images", k.STR_LIST, (),
+        "Image name (no tag) to tag from git state with --tag-spec (repeatable).",
+        ("--image",), "multiple", "NAME", commands=BUILD | {"merge", "tags"},
+        help_for=(("tags", "Image name to prefix each tag with (repeatable)."),)),
+    Opt("tag_specs", k.LINES, (),
+        "Tag rule in docker/metadata-action syntax for --image names (repeatable).",
+        ("--tag-spec",), "multiple", "SPEC", commands=BUILD | {"merge", "tags"}),
+    Opt("flavor", k.LINES, (), "latest=auto|true|false, prefix=P, suffix=S[,onlatest=true] (repeatable).",
+        ("--flavor",), "multiple", "F", commands=BUILD | {"merge", "tags"}),
+    Opt("meta", k.MAPPING, {}, "OCI label values the tags step sets (title, description,"
+        " ...)."),
+    Opt("repository", k.REPOSITORY, None,
+        "Publish name-from images to this registry (HOST[:PORT]: same path there) or"
+        " repository (HOST/PATH), keeping their tags.", ("--repository",),
+        metavar="REGISTRY[/PATH]", commands=frozenset({"publish"}), per_image=False),
+    # -- verification -----------------------------------------------------------------
+    Opt("verify", k.BOOL, True, "Verify the image before anything leaves the machine"
+        " (default: on).", ("--verify",), "pair",
+        commands=frozenset({"publish", "build", "merge"})),
+    Opt("smoke", k.SMOKE, None,
+        "Also run CMD in every platform's image (arguments to its ENTRYPOINT, as docker run"
+        " takes them) and check 'uname -m' inside; '' checks uname only.", ("--smoke",), metavar="CMD",
+        commands=VERIFY,
+        help_for=(("verify", "Run CMD in each platform's image (expect exit 0) and check"
+                             " 'uname -m' inside; --smoke '' checks uname only."),)),
+    Opt("smoke_entrypoint", k.OPT_STR, None,
+        "Entrypoint for the smoke run, replacing the image's ENTRYPOINT.",
+        ("--smoke-entrypoint",), metavar="PATH", commands=VERIFY),
+    Opt("allow", k.ALLOW, (),
+        "Known exception for the binaries and secrets checks: PATH_GLOB, or"
+        " PLATFORM=PATH_GLOB for one platform only (repeatable).", ("--allow",), "multiple",
+        "[PLATFORM=]PATH_GLOB", commands=VERIFY),
+    # -- the run ----------------------------------------------------------------------
+    Opt("skip_prebuild", k.BOOL, False, "Do not run the [[image]] entries' prebuild commands"
+        " (their output is already there).", ("--skip-prebuild",), "flag",
+        commands=frozenset({"publish"}), per_image=False),
+    Opt("force", k.BOOL, False, "Overwrite an existing --output-file.", ("--force",), "flag",
+        commands=frozenset({"publish"}), per_image=False),
+)
+
+BY_NAME: dict[str, Opt] = {o.name: o for o in OPTIONS}
+#: file key (and alias) -> option
+BY_KEY: dict[str, Opt] = {key: o for o in OPTIONS for key in (o.key, *o.aliases)}
+
+
+def for_command(command: str) -> tuple[Opt, ...]:
+    """The options that ``command`` takes on its command line, in table order."""
+    return tuple(o for o in OPTIONS if o.flags and command in o.commands)
+
+
+def run_keys() -> tuple[str, ...]:
+    """File keys that are about the whole run (engine, builder, ...), not one image."""
+    return tuple(key for o in OPTIONS if not o.per_image for key in (o.key, *o.aliases))
+
+
+def image_keys() -> tuple[str, ...]:
+    """File keys an ``[[image]]`` entry may set (with the meaning they have at the top)."""
+    return tuple(key for o in OPTIONS if o.per_image for key in (o.key, *o.aliases))

@@ -1,0 +1,32 @@
+"""config sits below the pipeline: it imports only the modules under it (read from
+the source, so that no import state is touched)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import polyarch
+
+SRC = Path(polyarch.__file__).parent
+ALLOWED = {"polyarch.config", "polyarch.errors", "polyarch.platforms", "polyarch.refs",
+           "polyarch.nodespec"}
+
+
+def imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return {m for m in out if m.startswith("polyarch")}
+
+
+def test_config_imports_nothing_above_it() -> None:
+    files = [*(SRC / "config").glob("*.py"), SRC / "nodespec.py"]
+    assert len(files) >= 6
+    for f in files:
+        bad = {m for m in imports(f) if not any(m == a or m.startswith(a + ".") for a in ALLOWED)}
+        assert not bad, (f.name, bad)
+    assert imports(SRC / "nodespec.py") <= {"polyarch.platforms"}

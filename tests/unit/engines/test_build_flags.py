@@ -1,0 +1,152 @@
+"""The build options as engine flags: buildx gets them unchanged, podman gets what it has
+and refuses the rest with one error naming the flag."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from polyarch import config
+from polyarch.engines import BuildRequest
+from polyarch.engines.buildx import Buildx
+from polyarch.engines.podman import PodmanEngine, unsupported
+from polyarch.errors import UsageError
+from polyarch.platforms import parse_platforms
+
+DIGEST = "sha256:" + "b" * 64
+
+
+def request(**kw: object) -> BuildRequest:
+    base: dict[str, object] = {
+        "context": Path("ctx"), "dockerfile": Path("ctx/Dockerfile"),
+        "platforms": parse_platforms("linux/amd64,linux/arm64"),
+        "output": Path("layout")}
+    base.update(kw)
+    return BuildRequest(**base)  # type: ignore[arg-type]
+
+
+def pairs(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
+
+
+def test_every_buildx_flag_reaches_the_argv_unchanged() -> None:
+    req = request(
+        build_contexts={"base": f"docker-image://127.0.0.1:5000/t/base@{DIGEST}",
+                        "src": "oci-layout:///srv/layout@" + DIGEST},
+        ssh=("default", "gh=/run/k1,/run/k2"),
+        annotation_args=("index:org.opencontainers.image.description=a, b",
+                         "manifest[linux/arm64]:x.y=1", "plain=2"),
+        attest=("type=sbom,generator=docker/buildkit-syft-scanner",),
+        provenance="mode=max", sbom=True,
+        cache_from=("type=registry,ref=127.0.0.1:5000/t/app:cache",),
+        cache_to=("type=registry,ref=127.0.0.1:5000/t/app:cache,mode=max",),
+        network="host", shm_size="2g", ulimits=("nofile=1024:2048", "nproc=512"),
+        entitlements=("network.host", "security.insecure"))
+    argv = Buildx().build_argv(req, Path("meta.json"))
+    assert pairs(argv, "--build-context") == [
+        f"base=docker-image://127.0.0.1:5000/t/base@{DIGEST}", f"src=oci-layout:///srv/layout@{DIGEST}"]
+    assert pairs(argv, "--ssh") == ["default", "gh=/run/k1,/run/k2"]
+    assert pairs(argv, "--annotation") == list(req.annotation_args)
+    assert pairs(argv, "--attest") == list(req.attest)
+    assert "--provenance=mode=max" in argv and "--sbom=true" in argv
+    assert pairs(argv, "--cache-from") == list(req.cache_from)
+    # A registry cache holds the image's layers: it is exported only after verification,
+    # by a cache-only build of the same request.
+    assert pairs(argv, "--cache-to") == []
+    export = Buildx().build_argv(replace(req, cache_only=True, output=None), Path("meta.json"))
+    assert pairs(export, "--cache-to") == list(req.cache_to)
+    assert pairs(export, "--output") == ["type=cacheonly"]
+    assert pairs(argv, "--network") == ["host"]
+    assert pairs(argv, "--shm-size") == ["2g"]
+    assert pairs(argv, "--ulimit") == ["nofile=1024:2048", "nproc=512"]
+    assert pairs(argv, "--allow") == ["network.host", "security.insecure"]
+    assert argv[-1] == "ctx"  # the context stays last
+
+
+def test_buildx_bool_attestations() -> None:
+    argv = Buildx().build_argv(request(provenance=False, sbom=False), Path("m"))
+    assert "--provenance=false" in argv and "--sbom=false" in argv
+    argv = Buildx().build_argv(request(), Path("m"))
+    assert not [a for a in argv if a.startswith(("--provenance", "--sbom"))]
+
+
+def test_podman_maps_what_it_has() -> None:
+    req = request(build_contexts={"base": f"docker-image://127.0.0.1:5000/t/base@{DIGEST}"},
+                  ssh=("default",), annotation_args=("manifest:a.b=1", "c.d=2"),
+                  network="none", shm_size="64m", ulimits=("nofile=1024:2048",))
+    argv = PodmanEngine(list_name="localhost/x:1").build_argv(req, logfile=Path("log"))
+    assert pairs(argv, "--build-context") == [f"base=docker-image://127.0.0.1:5000/t/base@{DIGEST}"]
+    assert "--tls-verify=false" in argv  # the context's image is on a loopback registry
+    assert pairs(argv, "--ssh") == ["default"]
+    assert pairs(argv, "--annotation") == ["a.b=1", "c.d=2"]
+    assert pairs(argv, "--network") == ["none"]
+    assert pairs(argv, "--shm-size") == ["64m"]
+    assert pairs(argv, "--ulimit") == ["nofile=1024:2048"]
+
+
+def test_podman_keeps_tls_for_remote_context_images() -> None:
+    req = request(build_contexts={"base": "docker-image://ghcr.io/o/base:1", "src": "../src"})
+    argv = PodmanEngine(list_name="localhost/x:1").build_argv(req, logfile=Path("log"))
+    assert "--tls-verify=false" not in argv
+    assert pairs(argv, "--build-context") == ["base=docker-image://ghcr.io/o/base:1", "src=../src"]
+
+
+@pytest.mark.parametrize(("kw", "flag"), [
+    ({"attest": ("type=sbom",)}, "--attest"),
+    ({"sbom": "generator=x/y"}, "--sbom"),
+    ({"provenance": True}, "--provenance"),
+    ({"entitlements": ("network.host",)}, "--allow-entitlement"),
+    ({"cache_from": ("type=registry,ref=r/c",)}, "--cache-from"),
+    ({"annotation_args": ("index:a=1",)}, "--annotation index:a="),
+    ({"annotation_args": ("manifest[linux/arm64]:a=1",)}, "--annotation manifest[linux/arm64]:a="),
+])
+def test_podman_refuses_the_rest_naming_the_flag(kw: dict[str, object], flag: str) -> None:
+    with pytest.raises(UsageError) as e:
+        unsupported(request(**kw))
+    assert flag in e.value.line() and e.value.exit_code == 2
+    assert "--engine docker" in e.value.line()
+
+
+def test_podman_takes_annotation_keys_with_colons() -> None:
+    unsupported(request(annotation_args=("com.example:x=1",)))  # no TYPE prefix: fine
+
+
+def test_options_to_request_round_trip(tmp_path: Path) -> None:
+    """The options reach the request through the build step's mapping."""
+    from polyarch.pipeline.build import request as build_request
+
+    opts = config.load({"annotations": ["index:k=v"], "ssh": ["default"], "network": "host",
+                        "shm-size": "1g", "ulimits": ["nproc=10"], "entitlements": ["network.host"],
+                        "attest": ["type=sbom"], "cache-from": ["type=local,src=/c"],
+                        "cache-to": ["type=local,dest=/c"], "sbom": "generator=a/b",
+                        "build-contexts": ["base=docker-image://r/b:1"]},
+                       env={}, cwd=tmp_path)
+    req = build_request(opts, tmp_path / "layout", annotations={})
+    assert req.annotation_args == ("index:k=v",) and req.ssh == ("default",)
+    assert (req.network, req.shm_size, req.ulimits) == ("host", "1g", ("nproc=10",))
+    assert req.entitlements == ("network.host",) and req.attest == ("type=sbom",)
+    assert req.cache_from == ("type=local,src=/c",) and req.cache_to == ("type=local,dest=/c",)
+    assert req.sbom == "generator=a/b" and req.build_contexts == {"base": "docker-image://r/b:1"}
+
+
+def test_podman_reads_oci_layouts_through_its_oci_transport(tmp_path: Path) -> None:
+    from polyarch.engines.podman import oci_layout_context
+
+    one, two = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"digest": one, "annotations": {"org.opencontainers.image.ref.name": "base"}},
+        {"digest": two}]}))
+    assert oci_layout_context(f"oci-layout://{tmp_path}@{one}") == \
+        f"container-image://oci:{tmp_path}:base"
+    assert oci_layout_context(f"oci-layout://{tmp_path}:v1") == f"container-image://oci:{tmp_path}:v1"
+    assert oci_layout_context(f"oci-layout://{tmp_path}") == f"container-image://oci:{tmp_path}"
+    assert oci_layout_context("docker-image://r/b:1") == "docker-image://r/b:1"
+    with pytest.raises(UsageError, match="has none in a layout of 2 images"):
+        oci_layout_context(f"oci-layout://{tmp_path}@{two}")
+    with pytest.raises(UsageError, match="has no sha256:3"):
+        unsupported(request(build_contexts={"b": f"oci-layout://{tmp_path}@sha256:{'3' * 64}"}))
+    (tmp_path / "index.json").write_text(json.dumps({"manifests": [{"digest": two}]}))
+    assert oci_layout_context(f"oci-layout://{tmp_path}@{two}") == f"container-image://oci:{tmp_path}"
