@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polyarch import config, interrupt, proc
+from polyarch import config, interrupt, proc, redact
 from polyarch.config import Options
-from polyarch.errors import BuildError, ConfigError, FatalError, UsageError
+from polyarch.errors import BuildError, ConfigError, EnvironmentProblem, FatalError, UsageError
 from polyarch.output import Reporter
 from polyarch.pipeline.build import Built
 from polyarch.pipeline.publish import ImageResult
@@ -315,15 +315,34 @@ def image_options(spec: ImageSpec, base: Options, root: Path, env: Mapping[str, 
     return config.override(base, values, spec.where)
 
 
-def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter) -> None:
-    for cmd in spec.prebuild:
+def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter, log_dir: Path) -> None:
+    """Run the entry's prebuild commands in order. Their output goes to a log file (an
+    ``npm pack`` of a workspace prints thousands of lines), not to the terminal; a
+    command that fails shows its last lines and where the whole log is."""
+    for n, cmd in enumerate(spec.prebuild, 1):
+        log = log_dir / f"prebuild-{spec.name}-{n}.log"
+        lines: list[str] = []
         with rep.group(f"{spec.name}: prebuild: {cmd}"):
-            r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=rep.log,
-                         merge_output=True, timeout=None, idle_timeout=proc.idle_timeout())
+            try:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                sink = log.open("w")
+            except OSError as e:
+                raise EnvironmentProblem(f"cannot write the prebuild log {log}: {e.strerror}",
+                                         hint="set POLYARCH_CACHE_DIR to a writable directory"
+                                         ) from None
+            with sink:
+                def keep(line: str) -> None:
+                    sink.write(redact.text(line) + "\n")
+                    lines.append(line)
+                    del lines[:-40]
+
+                r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=keep,
+                             merge_output=True, timeout=None, idle_timeout=proc.idle_timeout())
+            rep.info(f"exit {r.returncode}; output in {log}")
         if not r.ok:
-            # Its output was shown as it ran; the error line says which command failed.
             raise BuildError(f"image {spec.name!r}: prebuild command {cmd!r} failed with exit"
-                             f" status {r.returncode}")
+                             f" status {r.returncode} (whole output: {log})",
+                             detail="\n".join(redact.text(x) for x in lines) or None)
 
 
 @dataclass(frozen=True)
@@ -394,7 +413,7 @@ def publish_project(s: Session, project: Project, *, names: Sequence[str] = (),
             if spec.prebuild and s.opts.skip_prebuild:
                 rep.info(f"{spec.name}: prebuild skipped (--skip-prebuild)")
             elif not s.dry_run:
-                run_prebuild(spec, project.root, rep)
+                run_prebuild(spec, project.root, rep, s.ws.root / "logs")
             elif spec.prebuild:
                 for cmd in spec.prebuild:
                     rep.info(f"# prebuild ({project.root}): {cmd}")
