@@ -57,7 +57,7 @@ def test_memory_is_bounded() -> None:
     chunk = b"ordinary words and more words\n" * 2000
     for _ in range(200):  # 12 MB
         s.feed(chunk)
-        assert len(s._tail) <= content.OVERLAP + 64
+        assert len(s._tail) <= content.OVERLAP + content.LOOKBACK
         assert s._pending_len < content.BLOCK
     assert s.finish() == []
 

@@ -15,12 +15,20 @@ from polyarch.checks.secrets import files, formats
 from polyarch.checks.secrets.files import is_env_file, secret_env_key
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
 
-_REGEX = formats.combined_regex()
+_BY_ANCHOR = formats.anchored_regexes()
+#: Regexes that scan a block themselves (anchor common in text).
+_SCANNING = tuple(rx for a, rx in _BY_ANCHOR.items() if a.decode() in formats.FREQUENT_ANCHORS)
+#: Rare anchors: found with bytes.find (memchr), matched only there.
+_PROBING = tuple((a, rx) for a, rx in _BY_ANCHOR.items()
+                 if a.decode() not in formats.FREQUENT_ANCHORS)
 #: Bytes gathered before a scan (small chunks are joined first).
 BLOCK = 256 << 10
 #: Longest match any format can have (bounded quantifiers) plus look-behind: a match that
 #: starts in the last OVERLAP bytes of a block is left for the next block.
 OVERLAP = 8192
+#: Context kept before the unscanned overlap: look-behinds of the formats and the
+#: backwards read of a URL from its ``@``.
+LOOKBACK = 512
 #: More findings of one file add nothing.
 MAX_HITS = 20
 
@@ -123,29 +131,45 @@ class ContentScanner:
         base = self._base
         limit = len(buf) if final else max(0, len(buf) - OVERLAP)
         start = max(0, self._next - base)
-        if not self._gcp and formats.GCP_MARKER.search(buf):
-            self._gcp = True
         if len(self._hits) < MAX_HITS:
+            found: list[tuple[int, str, str, str, str]] = []
+            for regex in _SCANNING:
+                for m in regex.finditer(buf, start):
+                    if m.start() >= limit or len(found) >= MAX_HITS:
+                        break
+                    hit = self._judge(buf, m)
+                    if hit is not None:
+                        found.append(hit)
+            for anchor, regex in _PROBING:
+                find, match = buf.find, regex.match
+                i = find(anchor, start, limit)
+                while i >= 0 and len(found) < MAX_HITS:
+                    pm = match(buf, i)
+                    if pm is not None:
+                        hit = self._judge(buf, pm)
+                        if hit is not None:
+                            found.append(hit)
+                    i = find(anchor, i + 1, limit)
+            found.sort()
             line_pos, line_no = 0, self._lines
-            for m in _REGEX.finditer(buf, start):
-                if m.start() >= limit or len(self._hits) >= MAX_HITS:
+            for pos, kind, fp, severity, remedy in found:
+                if len(self._hits) >= MAX_HITS:
                     break
-                hit = self._judge(buf, m)
-                if hit is None:
-                    continue
-                pos, kind, fp, severity, remedy = hit
                 line_no += buf.count(b"\n", line_pos, pos)
                 line_pos = pos
                 self._add(kind, line_no + 1, fp, severity, remedy)
         if self._env:
             self._env_lines(buf, base, limit, final)
-        # Keep the overlap for the next block; count the lines that leave memory.
-        cut = limit if final else max(0, len(buf) - OVERLAP)
-        keep_from = max(0, cut - formats.MAX_LEAD - 1) if not final else len(buf)
+        # Keep the unscanned overlap and LOOKBACK bytes before it for the next block;
+        # count the lines that leave memory (not needed after the last block).
+        self._next = base + limit
+        if final:
+            self._tail = b""
+            return
+        keep_from = max(0, limit - LOOKBACK)
         self._lines += buf.count(b"\n", 0, keep_from)
         self._tail = buf[keep_from:]
         self._base = base + keep_from
-        self._next = base + limit
 
     def _judge(self, buf: bytes, m: re.Match[bytes]) -> tuple[int, str, str, str, str] | None:
         name = m.lastgroup
@@ -162,13 +186,16 @@ class ContentScanner:
         begin = m.start() - fmt.lead
         token = buf[begin:m.end()]
         if name == "npmrc":
-            value = m.group("npmrc_value") or b""
-            if formats.looks_placeholder(value):
+            if not formats.looks_random(m.group("npmrc_value") or b""):
                 return None
         elif name not in ("pem", "pem_b64") and formats.looks_placeholder(token):
             return None
+        if name not in ("npmrc", "pem", "pem_b64") and begin > 0 and buf[begin - 1:begin].isalnum():
+            return None  # inside a longer word (TODAYINASIA...)
         kind = fmt.kind
         if name == "pem":
+            if not self._gcp and formats.GCP_MARKER.search(buf):
+                self._gcp = True  # a key file's marker comes before its key
             label = (m.group("pem_label") or b"").decode().strip()
             kind = f"private key ({label or 'PKCS#8'})" if label != "OPENSSH" else "private SSH key"
             fp = f"-----BEGIN {label + ' ' if label else ''}PRIVATE KEY-----"
@@ -182,12 +209,10 @@ class ContentScanner:
         return begin, kind, fp, severity, fmt.remedy
 
     def _url(self, buf: bytes, at: int) -> tuple[int, str, str, str, str] | None:
-        lo = max(0, at - 420)
-        window = buf[lo:at + 1]
-        i = window.rfind(b"://")
+        i = buf.rfind(b"://", max(0, at - (LOOKBACK - 64)), at)
         if i < 0:
             return None
-        m = formats.URL_CREDENTIALS.search(window, max(0, i - 32))
+        m = formats.URL_CREDENTIALS.search(buf, max(0, i - 32), at + 1)
         if m is None:
             return None
         user, password = m.group("user"), m.group("password")
@@ -196,7 +221,7 @@ class ContentScanner:
         scheme = m.group(0).split(b"://", 1)[0].decode("ascii", "replace")
         fp = f"{scheme}://{'…' if user else ''}:…({len(password)} chars)@"
         severity = "warning" if self._vendored else "error"
-        return lo + m.start(), "password in a URL", fp, severity, ""
+        return m.start(), "password in a URL", fp, severity, ""
 
     def _add(self, kind: str, line: int, fp: str, severity: str, remedy: str) -> None:
         self._hits.append(SecretHit(kind, f"line {line}", severity, line, fp, remedy))
