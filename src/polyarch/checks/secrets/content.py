@@ -29,6 +29,7 @@ OVERLAP = 8192
 #: Context kept before the unscanned overlap: look-behinds of the formats and the
 #: backwards read of a URL from its ``@``.
 LOOKBACK = 512
+URL_KIND = "password in a URL"
 #: More findings of one file add nothing.
 MAX_HITS = 20
 
@@ -110,11 +111,14 @@ class ContentScanner:
             hits = files.scan(self.path, bytes(self._head), content_rules=False)
             self._head = None
         lines = {h.line for h in hits if h.line is not None}
-        for h in self._hits:  # one finding per line
+        # One finding per line; a token's own format says more than the URL around it.
+        content_hits: list[SecretHit] = []
+        for h in sorted(self._hits, key=lambda h: h.kind == URL_KIND):
             if h.line is None or h.line not in lines:
-                hits.append(h)
+                content_hits.append(h)
                 if h.line is not None:
                     lines.add(h.line)
+        hits += sorted(content_hits, key=lambda h: h.line or 0)
         if self._gcp:
             hits = [SecretHit("Google Cloud service account key", h.where, h.severity, h.line,
                               h.fingerprint, h.remedy) if h.kind.startswith("private key")
@@ -221,7 +225,7 @@ class ContentScanner:
         scheme = m.group(0).split(b"://", 1)[0].decode("ascii", "replace")
         fp = f"{scheme}://{'…' if user else ''}:…({len(password)} chars)@"
         severity = "warning" if self._vendored else "error"
-        return m.start(), "password in a URL", fp, severity, ""
+        return m.start(), URL_KIND, fp, severity, ""
 
     def _add(self, kind: str, line: int, fp: str, severity: str, remedy: str) -> None:
         self._hits.append(SecretHit(kind, f"line {line}", severity, line, fp, remedy))

@@ -78,13 +78,27 @@ def is_candidate(path: str) -> bool:
         or (".env" in lname and is_env_file(name))
         or (lname.endswith(".json") and _is_cloud_json_name(lname))
         or "/.ssh/" in "/" + path
+        or is_kubeconfig(path)
     )
+
+
+# The name the Google Cloud console gives a downloaded service-account key:
+# <project id>-<12 hex digits of the key id>.json (project-123abc-0123456789ab.json).
+_GCP_DOWNLOAD = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]-[0-9a-f]{12}\.json$")
 
 
 def _is_cloud_json_name(name: str) -> bool:
     n = name.lower()
     return any(w in n for w in ("service-account", "service_account", "serviceaccount",
-                                "credentials", "gcp", "key"))
+                                "credentials", "gcp", "key")) or bool(_GCP_DOWNLOAD.match(n))
+
+
+def is_kubeconfig(path: str) -> bool:
+    """~/.kube/config, kubeadm's /etc/kubernetes/*.conf, files named kubeconfig*."""
+    name = posixpath.basename(path).lower()
+    return ((name == "config" and "/.kube/" in path.lower())
+            or (name.endswith(".conf") and "/etc/kubernetes/" in "/" + path.lstrip("/"))
+            or name.startswith("kubeconfig") or name.endswith(".kubeconfig"))
 
 
 def scan(path: str, content: bytes, *, content_rules: bool = True) -> list[SecretHit]:
@@ -115,7 +129,7 @@ def scan(path: str, content: bytes, *, content_rules: bool = True) -> list[Secre
                 hits.append(SecretHit(kind))
     if name.endswith(".json") and name not in {"config.json"}:
         hits += _service_account(text)
-    if name == "config" and "/.kube/" in lower:
+    if is_kubeconfig(path):
         hits += _kubeconfig(text)
     if is_env_file(name) and content_rules:
         hits += _env(text)

@@ -173,17 +173,18 @@ _WEAK_PASSWORDS = frozenset({
     b"token", b"mypassword", b"mysecretpassword", b"yourpassword", b"your-password",
     b"your_password", b"pass123", b"password123", b"123456", b"test", b"foo", b"bar", b"baz",
     b"guest", b"anonymous", b"none", b"null", b"admin", b"root", b"user", b"username",
-    b"example", b"hunter2", b"passw0rd", b"s3cr3t", b"*", b"***", b"****", b"*****",
+    b"example", b"hunter2", b"passw0rd", b"s3cr3t", b"*", b"***", b"****", b"*****", b"p@ss",
+    b"p4ss", b"p4ssw0rd", b"foobared", b"secret123", b"pa55word", b"pa55w0rd",
     b"******", b"dummy", b"qwerty", b"letmein", b"sekret", b"supersecret", b"apikey",
     b"api_key", b"key", b"pat", b"oauth2", b"x-oauth-basic", b"redacted", b"masked",
 })
 
 
-# Parts of the passwords documentation uses ("somepassword", "authpassword", "p%40ss",
-# redis' "foobared").
-_DOC_PASSWORD_PARTS = (b"pass", b"pwd", b"secret", b"foobar", b"example", b"changeme", b"xxx",
-                       b"sample", b"dummy", b"mypw", b"yourpw", b"test", b"token", b"hunter2",
-                       b"p@ss", b"s3cr3t", b"passw0rd", b"p4ss")
+# Passwords documentation uses: "somepassword", "authpassword", "mypass", "secret123".
+_DOC_PASSWORD = re.compile(
+    rb"^(?:some|my|your|auth|user|db|admin|super|the|a|app|strong|secure|dummy|fake|test"
+    rb"|example|sample|good|bad|redis|mongo|pg|mysql|root|new|old|foo|bar)?[-_.]?"
+    rb"(?:pass(?:word|wd)?|pwd|pw|secret|token|key)s?[-_.]?(?:\d{1,4})?$")
 
 #: Keys published on purpose: the Azure storage emulator's well-known account key, the
 #: AWS documentation's example keys, the jwt.io example token.
@@ -201,7 +202,7 @@ def placeholder_password(user: bytes, password: bytes) -> bool:
     p = unquote_to_bytes(password).lower()
     if p in _WEAK_PASSWORDS or p == user.lower():
         return True
-    if any(w in p for w in _DOC_PASSWORD_PARTS):
+    if _DOC_PASSWORD.match(p):
         return True
     if p.startswith((b"$", b"%", b"<", b"{", b"[", b"*")) or p.endswith((b">", b"}")):
         return True

@@ -29,8 +29,9 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 def build_args_of(created_by: str) -> list[tuple[str, str]]:
     """The ``KEY=value`` build arguments a history record names (BuildKit's
-    ``RUN |N K=v ...``). Values hold no space in the record: BuildKit joins them with
-    one; a value with spaces is read up to the next ``KEY=`` word."""
+    ``RUN |N K=v ...``). BuildKit joins the pairs with single spaces and does not quote
+    them: a value with spaces is read up to the next ``KEY=`` word, the last one up to
+    its first space (the record cannot tell the rest from the command)."""
     m = _ARGS_RECORD.match(created_by)
     if not m:
         return []
@@ -42,9 +43,10 @@ def build_args_of(created_by: str) -> list[tuple[str, str]]:
         key, sep, value = words[i].partition("=")
         i += 1
         if not sep or not _KEY.fullmatch(key):
-            if out:  # a value with spaces: glue the word to the previous value
-                k, v = out[-1]
-                out[-1] = (k, f"{v} {words[i - 1]}")
+            if not out:
+                break  # the command itself: fewer pairs recorded than counted
+            k, v = out[-1]  # a value with spaces: glue the word to the previous value
+            out[-1] = (k, f"{v} {words[i - 1]}")
             continue
         out.append((key, value))
     return out
