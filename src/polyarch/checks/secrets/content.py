@@ -8,7 +8,6 @@ line number and a masked fingerprint, never its value.
 
 from __future__ import annotations
 
-import posixpath
 import re
 
 from polyarch.checks.secrets import files, formats
@@ -85,7 +84,7 @@ class ContentScanner:
         self._lines = 0  # newlines before _base
         self._hits: list[SecretHit] = []
         self._gcp = False
-        self._env = is_env_file(posixpath.basename(path))
+        self._env = ".env" in path and is_env_file(path.rpartition("/")[2])
         self._env_line_start = 0  # absolute offset of the first line not yet read (.env)
         self._vendored = vendored(path)
         # A file the name rules read (.npmrc, .netrc, kubeconfig, ...): its first

@@ -95,7 +95,9 @@ def _is_cloud_json_name(name: str) -> bool:
 
 def is_kubeconfig(path: str) -> bool:
     """~/.kube/config, kubeadm's /etc/kubernetes/*.conf, files named kubeconfig*."""
-    name = posixpath.basename(path).lower()
+    if "kube" not in path:
+        return False
+    name = path.rpartition("/")[2].lower()
     return ((name == "config" and "/.kube/" in path.lower())
             or (name.endswith(".conf") and "/etc/kubernetes/" in "/" + path.lstrip("/"))
             or name.startswith("kubeconfig") or name.endswith(".kubeconfig"))
