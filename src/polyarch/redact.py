@@ -27,7 +27,10 @@ SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE|_KEY$
 MASK = "***"
 #: Shorter values are not masked by value (they would garble unrelated text); they are
 #: still masked in build-argument position.
-MIN_LEN = 4
+MIN_LEN = 6
+# Values that are not secrets whatever the name (masking them would garble output).
+_NOT_SECRET = frozenset({"true", "false", "none", "null", "changeme", "example", "secret",
+                         "password", "unset", "disabled", "enabled"})
 
 # Token formats masked wherever they appear (the fixed prefix stays readable).
 _TOKENS = re.compile(
@@ -79,7 +82,9 @@ class Redactor:
         found = {m.group("pw") for m in _URL_PASSWORD.finditer(value)}
         if len(value) >= MIN_LEN:
             found.add(value)
-        found = {v for v in found if len(v) >= MIN_LEN and v != MASK} - self._values
+        found = {v for v in found
+                 if len(v) >= MIN_LEN and v != MASK and v.lower() not in _NOT_SECRET
+                 and not v.startswith("$")} - self._values
         if not found:
             return
         with self._lock:

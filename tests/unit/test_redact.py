@@ -117,3 +117,10 @@ def test_error_line_masks_url_password_in_reference(capsys: pytest.CaptureFixtur
     assert code == 2
     assert "pw-9f8e7d" not in out.out + out.err
     assert "user:***@" in out.err and "::error::" in out.err
+
+
+def test_short_and_placeholder_values_do_not_garble_output() -> None:
+    redact.register_build_args({"NPM_TOKEN": "true", "API_KEY": "${API_KEY}", "GH_TOKEN": "abc"})
+    assert redact.text("tests passed: true, abc") == "tests passed: true, abc"
+    # In build-argument position they are masked all the same.
+    assert redact.argv(["--build-arg", "GH_TOKEN=abc"]) == ["--build-arg", "GH_TOKEN=***"]

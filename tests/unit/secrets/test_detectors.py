@@ -94,3 +94,11 @@ def test_name_rules_still_apply_and_are_not_doubled() -> None:
     data = b"//registry.npmjs.org/:_authToken=npm_qSFDGX0FZBJQ6c1suD6ZgCSTY9GqC79l9B1U\n"
     hits = scan_bytes("/root/.npmrc", data)
     assert len(hits) == 1 and hits[0].line == 1
+
+
+def test_npmrc_content_under_any_name() -> None:
+    # What a hard link named .npmrc points at, or a copy under another name: the
+    # content rule finds the auth line whatever the file is called.
+    data = b"registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken=6f1e9c2a-4b7d-4e8f-9a3c-2d5b8e7f1a90\n"
+    (hit,) = scan_bytes("/app/.cache/blob-1234", data)
+    assert (hit.kind, hit.line, hit.severity) == ("npm auth token (.npmrc line)", 2, "error")
