@@ -53,7 +53,7 @@ def assert_clean(*texts: str) -> None:
 
 def build_args() -> list[str]:
     return ["--build-arg", f"NPM_TOKEN={TOKEN}",
-            "--build-arg", f"REPO_URL=https://bob:{REPO_PASSWORD}@git.example.test/x.git"]
+            "--build-arg", f"REPO_URL=https://bob:{REPO_PASSWORD}@git.acme.dev/x.git"]
 
 
 def test_successful_build_prints_no_token(tmp_path: Path, repo: str) -> None:
@@ -104,4 +104,4 @@ def test_dry_run_masks_args(tmp_path: Path, repo: str, json_mode: bool) -> None:
     assert run.code == 0, run.err
     assert_clean(run.out, run.err)
     text = run.out + run.err
-    assert "NPM_TOKEN=***" in text and "https://bob:***@git.example.test/x.git" in text
+    assert "NPM_TOKEN=***" in text and "https://bob:***@git.acme.dev/x.git" in text

@@ -70,3 +70,30 @@ def test_memory_is_bounded() -> None:
 ])
 def test_skip_by_magic(head: bytes, skip: bool) -> None:
     assert skip_by_magic(head) is skip
+
+
+@pytest.mark.parametrize("path,wanted", [
+    ("/app/config.yaml", True),
+    ("/app/src/index.js", True),
+    ("/app/node_modules/lodash/lodash.js", False),
+    ("/usr/lib/python3/dist-packages/yaml/reader.py", False),
+    ("/usr/local/go/src/crypto/tls/testdata/example-key.pem", True),  # a .pem: name rule
+    ("/usr/share/doc/git/README", False),
+    # Install records keep the URL a package came from, credentials included.
+    ("/app/node_modules/private-lib/package.json", True),
+    ("/app/node_modules/.package-lock.json", True),
+    ("/app/node_modules/git-dep/.git/config", True),
+    ("/usr/local/lib/python3.12/site-packages/acme-1.0.dist-info/direct_url.json", True),
+    ("/app/node_modules/x/.npmrc", True),
+])
+def test_content_wanted(path: str, wanted: bool) -> None:
+    assert content.content_wanted(path) is wanted
+
+
+def test_install_record_in_package_tree_is_an_error() -> None:
+    data = (b'{"url": "https://deploy:E6FhJHp1wR0D6LwfeXfZ@git.acme.dev/acme/lib.git",'
+            b' "vcs_info": {"vcs": "git"}}')
+    (hit,) = scan_bytes("/usr/lib/python3/site-packages/lib-1.0.dist-info/direct_url.json", data)
+    assert hit.severity == "error"
+    (doc,) = scan_bytes("/app/node_modules/lib/README.md", data)
+    assert doc.severity == "warning"

@@ -53,8 +53,8 @@ def test_gcp_key_under_its_download_name() -> None:
     assert is_candidate(f"/app/{name}")
     data = (DATA / "found" / name).read_bytes()
     hits = scan_bytes(f"/app/{name}", data)
-    assert {h.kind for h in hits} == {"Google Cloud service account key"}
-    assert all(h.severity == "error" for h in hits)
+    assert [(h.kind, h.line, h.severity) for h in hits] == [
+        ("Google Cloud service account key", 6, "error")]
     no_values(hits, data)
 
 

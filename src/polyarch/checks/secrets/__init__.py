@@ -7,7 +7,13 @@ Findings (:class:`SecretHit`) carry a kind, a place and at most a masked fingerp
 
 from __future__ import annotations
 
-from polyarch.checks.secrets.content import ContentScanner, scan_bytes, skip_by_magic, vendored
+from polyarch.checks.secrets.content import (
+    ContentScanner,
+    content_wanted,
+    scan_bytes,
+    skip_by_magic,
+    vendored,
+)
 from polyarch.checks.secrets.files import (
     MAX_SIZE,
     env_hits,
@@ -24,6 +30,7 @@ __all__ = [
     "ContentScanner",
     "SecretHit",
     "build_args_of",
+    "content_wanted",
     "env_hits",
     "fingerprint",
     "is_candidate",

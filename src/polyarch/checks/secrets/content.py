@@ -28,7 +28,9 @@ OVERLAP = 8192
 #: Context kept before the unscanned overlap: look-behinds of the formats and the
 #: backwards read of a URL from its ``@``.
 LOOKBACK = 512
+_HOST = re.compile(rb"[A-Za-z0-9.-]{1,253}")
 URL_KIND = "password in a URL"
+GCP_KIND = "Google Cloud service account key"
 #: More findings of one file add nothing.
 MAX_HITS = 20
 
@@ -60,9 +62,41 @@ def skip_by_magic(head: bytes) -> bool:
     return head.startswith(_SKIP_MAGIC)
 
 
+# Trees of installed third-party packages and toolchains. Their files' content is not
+# scanned (a finding there would only be a warning, see VENDORED, and they are most of
+# an image's text); files with credential names inside them still are.
+_PACKAGE_TREES = re.compile(
+    r"/(?:node_modules|site-packages|dist-packages|bower_components)/"
+    r"|^/usr/(?:share/(?:doc|man|info|locale|i18n|zoneinfo)|local/go|lib/go-[^/]+)/"
+)
+
+
+# Files a package manager writes when it installs: they record where a package came
+# from, with the credentials of the URL it was fetched from when there were any
+# (npm's "_resolved", pip's direct_url.json, a git dependency's .git/config).
+_INSTALL_RECORDS = frozenset({
+    "package.json", ".package-lock.json", "package-lock.json", "yarn.lock", ".yarnrc",
+    ".yarnrc.yml", "direct_url.json", "pip.conf",
+})
+
+
+def _install_record(path: str) -> bool:
+    return path.rpartition("/")[2] in _INSTALL_RECORDS or "/.git/" in path
+
+
+def content_wanted(path: str) -> bool:
+    """Whether a file's content should be scanned: not the code and data inside an
+    installed package tree (node_modules, site-packages, ..., Go toolchains,
+    /usr/share/doc); files with credential names there are scanned, and so are the
+    install records (package.json, direct_url.json, .git/config, lockfiles)."""
+    return (not _PACKAGE_TREES.search(path) or files.is_candidate(path)
+            or _install_record(path))
+
+
 def vendored(path: str) -> bool:
-    """Inside a third-party package tree or a test/example directory."""
-    return bool(files.VENDORED.search(path))
+    """Inside a third-party package tree or a test/example directory (findings there are
+    warnings), except install records, which hold real URLs."""
+    return bool(files.VENDORED.search(path)) and not _install_record(path)
 
 
 class ContentScanner:
@@ -119,9 +153,12 @@ class ContentScanner:
                     lines.add(h.line)
         hits += sorted(content_hits, key=lambda h: h.line or 0)
         if self._gcp:
-            hits = [SecretHit("Google Cloud service account key", h.where, h.severity, h.line,
-                              h.fingerprint, h.remedy) if h.kind.startswith("private key")
-                    else h for h in hits]
+            hits = [SecretHit(GCP_KIND, h.where, h.severity, h.line, h.fingerprint, h.remedy)
+                    if h.kind.startswith("private key") else h for h in hits]
+        # A name rule's finding without a line, when the content scan found the same
+        # kind at a line, says nothing more.
+        located = {h.kind for h in hits if h.line is not None}
+        hits = [h for h in hits if h.line is not None or h.kind not in located]
         self._hits = []
         return hits[:MAX_HITS]
 
@@ -219,7 +256,8 @@ class ContentScanner:
         if m is None:
             return None
         user, password = m.group("user"), m.group("password")
-        if formats.placeholder_password(user, password):
+        host = _HOST.match(buf, at + 1)
+        if formats.placeholder_password(user, password, host.group(0) if host else b""):
             return None
         scheme = m.group(0).split(b"://", 1)[0].decode("ascii", "replace")
         fp = f"{scheme}://{'…' if user else ''}:…({len(password)} chars)@"

@@ -197,10 +197,22 @@ PUBLIC_VALUES = frozenset({
 })
 
 
-def placeholder_password(user: bytes, password: bytes) -> bool:
-    """A URL password that is documentation, not a secret."""
+# Names reserved for documentation (RFC 2606, RFC 6761).
+_DOC_HOSTS = (b"example.com", b"example.org", b"example.net", b".example", b".test",
+              b".invalid", b".localhost")
+_DOC_WORDS = re.compile(rb"^(?:(?:foo|bar|baz|qux|quux|test|pass|secret|user|example|auth|pwd)"
+                        rb"[-_.@:+]?)+$")
+
+
+def placeholder_password(user: bytes, password: bytes, host: bytes = b"") -> bool:
+    """A URL password that is documentation, not a secret: a documentation host
+    (example.com, *.test), a password made of placeholder words or too short to be one
+    anyone uses."""
+    h = host.lower().rstrip(b".")
+    if h and (h in _DOC_HOSTS or h.endswith(_DOC_HOSTS) or h == b"example"):
+        return True
     p = unquote_to_bytes(password).lower()
-    if p in _WEAK_PASSWORDS or p == user.lower():
+    if len(p) < 5 or p in _WEAK_PASSWORDS or p == user.lower() or _DOC_WORDS.match(p):
         return True
     if _DOC_PASSWORD.match(p):
         return True
