@@ -122,6 +122,9 @@ class Redactor:
                 self.add(m.group("pw"))
             prev = a
 
+    def values(self) -> tuple[str, ...]:
+        return self._ordered
+
     def clear(self) -> None:
         with self._lock:
             self._values = set()
@@ -166,6 +169,12 @@ def data(doc: Any) -> Any:
     if isinstance(doc, (list, tuple)):
         return [data(x) for x in doc]
     return doc
+
+
+def secret_values() -> tuple[str, ...]:
+    """The values registered so far (build arguments, URL passwords, ``--secret`` env
+    values), longest first: verification looks for them in the image it checks."""
+    return REDACTOR.values()
 
 
 def register(values: Iterable[str]) -> None:

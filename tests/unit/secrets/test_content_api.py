@@ -97,3 +97,20 @@ def test_install_record_in_package_tree_is_an_error() -> None:
     assert hit.severity == "error"
     (doc,) = scan_bytes("/app/node_modules/lib/README.md", data)
     assert doc.severity == "warning"
+
+
+def test_values_given_to_the_build_are_found_in_any_file() -> None:
+    from polyarch import redact
+
+    secret = "k3Jx9-plain-value-Qw7"  # no known format, stored under a harmless name
+    redact.REDACTOR.clear()
+    try:
+        redact.register_build_args({"DEPLOY_TOKEN": secret})
+        data = b"x" * 300_000 + b"\nsaved=" + secret.encode() + b"\n"
+        hits = scan_in_chunks("/app/node_modules/lib/cache.txt", data, 4096)
+        assert [(h.kind, h.line, h.severity) for h in hits] == [
+            ("value of a secret given to this build", 2, "error")]
+        assert secret not in hits[0].describe() and hits[0].fingerprint == "…(21 chars)"
+    finally:
+        redact.REDACTOR.clear()
+    assert scan_bytes("/app/cache.txt", data) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from polyarch import redact
 from polyarch.checks.secrets import files, formats
 from polyarch.checks.secrets.files import is_env_file, secret_env_key
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
@@ -30,6 +31,12 @@ OVERLAP = 8192
 LOOKBACK = 512
 _HOST = re.compile(rb"[A-Za-z0-9.-]{1,253}")
 URL_KIND = "password in a URL"
+KNOWN_KIND = "value of a secret given to this build"
+REMEDY_KNOWN = ("pass it with --secret and RUN --mount=type=secret, and do not write it"
+                " to a file or a layer")
+#: At most this many known values are looked for, each at least MIN_KNOWN long.
+MAX_KNOWN = 16
+MIN_KNOWN = 8
 GCP_KIND = "Google Cloud service account key"
 #: More findings of one file add nothing.
 MAX_HITS = 20
@@ -121,6 +128,10 @@ class ContentScanner:
         self._env = ".env" in path and is_env_file(path.rpartition("/")[2])
         self._env_line_start = 0  # absolute offset of the first line not yet read (.env)
         self._vendored = vendored(path)
+        # Values this run knows are secret (build arguments, --secret env values): found
+        # anywhere, they are the caller's own secret.
+        self._known = tuple(v.encode("utf-8", "surrogateescape")
+                            for v in redact.secret_values()[:MAX_KNOWN] if len(v) >= MIN_KNOWN)
         # A file the name rules read (.npmrc, .netrc, kubeconfig, ...): its first
         # MAX_SIZE bytes go to the parser for that kind too.
         self._head: bytearray | None = bytearray() if files.is_candidate(path) else None
@@ -190,6 +201,10 @@ class ContentScanner:
                         if hit is not None:
                             found.append(hit)
                     i = find(anchor, i + 1, limit)
+            for value in self._known:
+                i = buf.find(value, start, limit + len(value) - 1)
+                if i >= 0 and len(found) < MAX_HITS:
+                    found.append((i, KNOWN_KIND, fingerprint(value), "error", REMEDY_KNOWN))
             found.sort()
             line_pos, line_no = 0, self._lines
             for pos, kind, fp, severity, remedy in found:
