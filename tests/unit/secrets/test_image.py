@@ -75,7 +75,15 @@ def test_annotations() -> None:
     assert [h.where for h in hits] == ["annotation com.acme.token"]
 
 
+def test_onbuild_and_healthcheck() -> None:
+    cfg = config()
+    cfg["config"]["OnBuild"] = [f"RUN npm config set //registry.npmjs.org/:_authToken {NPM}"]
+    cfg["config"]["Healthcheck"] = {"Test": ["CMD", "curl", f"https://ci:{PLAIN}@acme.dev/health"]}
+    assert sorted(h.where for h in scan_config(cfg)) == ["Healthcheck", "OnBuild"]
+
+
 def test_odd_configs_do_not_crash() -> None:
     assert scan_config({}) == []
     assert scan_config({"config": None, "history": None}) == []
     assert scan_config({"config": {"Env": "x", "Labels": []}, "history": ["x", 3]}) == []
+    assert scan_config({"config": {"Healthcheck": "x", "OnBuild": {}}}) == []

@@ -68,9 +68,10 @@ def _pair_hits(key: str, value: str, kind: str, where: str, remedy: str) -> list
 
 
 def scan_config(config: Mapping[str, Any]) -> list[SecretHit]:
-    """Secrets in an image config: ``config.Env``, ``config.Labels``, ``Cmd``/``Entrypoint``
-    and every ``history[].created_by`` (build arguments recorded by ``RUN |N``, ``ENV``
-    and ``ARG`` lines). Findings name the place and the remedy, never the value."""
+    """Secrets in an image config: ``config.Env``, ``config.Labels``, ``Cmd``,
+    ``Entrypoint``, ``OnBuild``, ``Healthcheck`` and every ``history[].created_by``
+    (build arguments recorded by ``RUN |N``, ``ENV`` and ``ARG`` lines). Findings name
+    the place and the remedy, never the value."""
     hits: list[SecretHit] = []
     cfg = config.get("config") or {}
     if not isinstance(cfg, Mapping):
@@ -85,8 +86,11 @@ def scan_config(config: Mapping[str, Any]) -> list[SecretHit]:
     for key, value in (labels.items() if isinstance(labels, Mapping) else []):
         hits += _pair_hits(str(key), str(value), "secret in image label", f"label {key}",
                            REMEDY_VALUE)
-    for field in ("Cmd", "Entrypoint"):
-        words = cfg.get(field) or []
+    health = cfg.get("Healthcheck") or {}
+    for field, words in (("Cmd", cfg.get("Cmd")), ("Entrypoint", cfg.get("Entrypoint")),
+                         ("OnBuild", cfg.get("OnBuild")),
+                         ("Healthcheck", health.get("Test") if isinstance(health, Mapping)
+                          else None)):
         if isinstance(words, list):
             hits += _value_hits(" ".join(str(w) for w in words), field, REMEDY_VALUE)
     history = config.get("history") or []
