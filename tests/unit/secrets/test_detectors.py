@@ -102,3 +102,14 @@ def test_npmrc_content_under_any_name() -> None:
     data = b"registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken=6f1e9c2a-4b7d-4e8f-9a3c-2d5b8e7f1a90\n"
     (hit,) = scan_bytes("/app/.cache/blob-1234", data)
     assert (hit.kind, hit.line, hit.severity) == ("npm auth token (.npmrc line)", 2, "error")
+
+
+def test_every_format_has_a_vector() -> None:
+    from polyarch.checks.secrets import formats
+
+    expected = {k for c in CASES for k in c["kinds"]}
+    found_files = {"private key", "private key (base64 PEM)", "Google Cloud service account key"}
+    for f in formats.FORMATS:
+        assert f.kind in expected or f.kind in found_files, f.name
+        # The anchor gate lets the format's own preceding byte through.
+        assert f.before, f.name

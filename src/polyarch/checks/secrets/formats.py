@@ -38,6 +38,10 @@ class TokenFormat:
     severity: str = "error"
     #: What to do instead; shown with the finding.
     remedy: str = ""
+    #: The bytes that can come right before the anchor (the end of ``behind``): one
+    #: class per anchor is checked first, which rejects most anchor bytes of ordinary
+    #: text before any alternative is tried.
+    before: str = ""
 
 
 _B62 = "[A-Za-z0-9]"
@@ -68,56 +72,60 @@ def _b64_prefixes() -> str:
 FORMATS: tuple[TokenFormat, ...] = (
     # GitHub: ghp_ (classic PAT), gho_ (OAuth), ghu_ (user-to-server), ghs_ (server-to-
     # server), ghr_ (refresh): 36 base62 characters; fine-grained PATs github_pat_.
-    TokenFormat("github", "GitHub token", "_", "gh[pousr]_", 3, f"{_B62}{{36}}{_END}", 4),
+    TokenFormat("github", "GitHub token", "_", "gh[pousr]_", 3, f"{_B62}{{36}}{_END}", 4,
+                before="pousr"),
     TokenFormat("github_pat", "GitHub fine-grained token", "_", "github_", 6,
-                f"pat_{_B62}{{22}}_{_B62}{{59}}{_END}", 11),
+                f"pat_{_B62}{{22}}_{_B62}{{59}}{_END}", 11, before="b"),
     # npm automation/publish tokens.
-    TokenFormat("npm", "npm access token", "_", "npm_", 3, f"{_B62}{{36}}{_END}", 4),
+    TokenFormat("npm", "npm access token", "_", "npm_", 3, f"{_B62}{{36}}{_END}", 4,
+                before="m"),
     # Stripe live secret and restricted keys (test keys are not secrets).
     TokenFormat("stripe", "Stripe live key", "_", "[sr]k_", 2,
-                f"live_{_B62}{{20,247}}{_END}", 8),
+                f"live_{_B62}{{20,247}}{_END}", 8, before="k"),
     # AWS secret access key, only with its name next to it (40 base64 characters alone
     # are too common to mean anything).
     TokenFormat("aws_secret", "AWS secret access key", "_", "[Aa][Ww][Ss]_", 3,
                 "(?:(?:[Ss][Ee][Cc][Rr][Ee][Tt]_(?:[Aa][Cc][Cc][Ee][Ss][Ss]_)?[Kk][Ee][Yy])"
                 "[\"']?\\s{0,4}(?:=|:|=>)\\s{0,4}[\"']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
                 "|[Ss][Ee][Ss][Ss][Ii][Oo][Nn]_[Tt][Oo][Kk][Ee][Nn]"
-                "[\"']?\\s{0,4}(?:=|:|=>)\\s{0,4}[\"']?[A-Za-z0-9/+=]{100,2000})", 0),
+                "[\"']?\\s{0,4}(?:=|:|=>)\\s{0,4}[\"']?[A-Za-z0-9/+=]{100,2000})", 0,
+                before="sS"),
     # An .npmrc auth line, whatever the file is called (a hard link, a copy, a heredoc).
     TokenFormat("npmrc", "npm auth token (.npmrc line)", "_", ":_", 1,
                 "(?:authToken|auth|password)\\s{0,4}=\\s{0,4}[\"']?"
-                "(?P<npmrc_value>[^\\s\"'$<{}][^\\s\"']{7,1000})", 0),
+                "(?P<npmrc_value>[^\\s\"'$<{}][^\\s\"']{7,1000})", 0, before=":"),
     # GitLab personal/project/group access tokens.
     TokenFormat("gitlab", "GitLab access token", "-", "glpat-", 5,
-                "[A-Za-z0-9_-]{20,64}(?![A-Za-z0-9_-])", 6),
+                "[A-Za-z0-9_-]{20,64}(?![A-Za-z0-9_-])", 6, before="t"),
     # Slack bot/user/app/refresh tokens.
     TokenFormat("slack", "Slack token", "-", "xox[baprs]-", 4,
-                "[0-9]{6,15}-[A-Za-z0-9-]{8,250}", 5),
+                "[0-9]{6,15}-[A-Za-z0-9-]{8,250}", 5, before="baprs"),
     # PyPI API tokens: a macaroon whose first bytes encode "pypi.org".
     TokenFormat("pypi", "PyPI API token", "-", "pypi-", 4,
-                "AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,1000}", 5),
+                "AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,1000}", 5, before="i"),
     # AWS access key ids: AKIA (long-term), ASIA (temporary).
     # AWS access key ids (AKIA, long-term). Temporary ids (ASIA) are useless without
     # their secret key and session token, which aws_secret finds by their names.
-    TokenFormat("aws_key", "AWS access key id", "K", "AK", 1, f"IA[A-Z2-7]{{16}}{_END}", 4),
+    TokenFormat("aws_key", "AWS access key id", "K", "AK", 1, f"IA[A-Z2-7]{{16}}{_END}", 4,
+                before="A"),
     # Azure storage / service bus / event hub connection strings.
     TokenFormat("azure", "Azure storage or service key", "K", "AccountK", 7,
-                "ey\\s{0,2}=\\s{0,2}[A-Za-z0-9+/]{40,100}={0,2}", 0),
+                "ey\\s{0,2}=\\s{0,2}[A-Za-z0-9+/]{40,100}={0,2}", 0, before="t"),
     TokenFormat("azure_sas", "Azure shared access key", "K", "SharedAccessK", 12,
-                "ey\\s{0,2}=\\s{0,2}[A-Za-z0-9+/]{40,100}={0,2}", 0),
+                "ey\\s{0,2}=\\s{0,2}[A-Za-z0-9+/]{40,100}={0,2}", 0, before="s"),
     # Private keys (PEM), with a body: a header alone (in code that parses keys) is not one.
     TokenFormat("pem", "private key", "-", "-----", 4,
                 "BEGIN (?P<pem_label>(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|PGP|ED25519|SSH2(?: ENCRYPTED)?) )?"
                 "PRIVATE KEY(?: BLOCK)?-----"
                 "(?:\\s|\\\\[rn]){1,8}(?:[A-Za-z-]{2,30}: [^\\r\\n\\\\]{1,200}(?:\\s|\\\\[rn]){1,8})*"
-                "[A-Za-z0-9+/=]{40}", 0),
+                "[A-Za-z0-9+/=]{40}", 0, before="-"),
     # The same, base64-encoded (kubeconfig client-key-data, Kubernetes Secret manifests).
     TokenFormat("pem_b64", "private key (base64 PEM)", "J", "LS0tLS1CRUdJ", 11,
-                _b64_prefixes(), 0),
+                _b64_prefixes(), 0, before="d"),
     # JSON Web Tokens: three base64url parts, the first two JSON objects.
     TokenFormat("jwt", "JSON Web Token", "J", "eyJ", 2,
                 "[A-Za-z0-9_-]{8,2000}\\.eyJ[A-Za-z0-9_-]{8,4000}\\.[A-Za-z0-9_-]{8,1000}"
-                "(?![A-Za-z0-9_-])", 3, severity="warning"),
+                "(?![A-Za-z0-9_-])", 3, severity="warning", before="y"),
 )
 
 #: The one format handled outside the regex's look-behinds: ``scheme://user:pass@host``
@@ -143,11 +151,17 @@ FREQUENT_ANCHORS = frozenset({"_", "-"})
 def anchored_regexes() -> dict[bytes, re.Pattern[bytes]]:
     """One bytes regex per anchor byte, each starting with that byte as a literal."""
     by_anchor: dict[str, list[str]] = {}
+    before: dict[str, set[str]] = {}
     for f in FORMATS:
         behind = f"(?<={f.behind})" if f.lead else ""
         by_anchor.setdefault(f.anchor, []).append(f"{behind}(?P<{f.name}>{f.body})")
-    out = {a.encode(): re.compile((re.escape(a) + "(?:" + "|".join(parts) + ")").encode())
-           for a, parts in by_anchor.items()}
+        before.setdefault(f.anchor, set()).update(f.before)
+    out = {}
+    for a, parts in by_anchor.items():
+        a_re = re.escape(a)
+        gate = "".join(sorted(re.escape(c) for c in before[a]))
+        out[a.encode()] = re.compile(
+            (a_re + f"(?<=[{gate}]{a_re})(?:" + "|".join(parts) + ")").encode())
     # The byte before the @ must be one a password can end with (not the space of a
     # JSDoc "@param", the quote or slash of an npm "@scope/name").
     out[URL_ANCHOR.encode()] = re.compile(
