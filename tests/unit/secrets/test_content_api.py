@@ -67,6 +67,7 @@ def test_memory_is_bounded() -> None:
     (b"\x1f\x8b\x08\x00", True), (b"PK\x03\x04", True), (b"wOF2", True),
     (b"#!/bin/sh\n", False), (b"{\"type\": \"service_account\"", False),
     (b"SQLite format 3\x00", False), (b"-----BEGIN", False), (b"", False),
+    (b"BZh91AY&SY", True), (b"BZh is not bzip2", False),
 ])
 def test_skip_by_magic(head: bytes, skip: bool) -> None:
     assert skip_by_magic(head) is skip

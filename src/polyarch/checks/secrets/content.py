@@ -1,9 +1,10 @@
 """Streaming content scanner: known token formats in a file of any size.
 
 :class:`ContentScanner` is fed a file's bytes in chunks of any size and keeps at most
-one block plus a fixed overlap in memory. One combined bytes regex
-(:func:`formats.combined_regex`) finds every format; a match is reported once, with its
-line number and a masked fingerprint, never its value.
+one block plus a fixed overlap in memory. The formats of :mod:`formats` are found by one
+regex per frequent anchor byte and memchr probes for the rare ones
+(:func:`formats.anchored_regexes`); a match is reported once, with its line number and a
+masked fingerprint, never its value.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _SKIP_MAGIC = (
     b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a",  # images
     b"\x00\x00\x01\x00",  # .ico
     b"wOFF", b"wOF2", b"\x00\x01\x00\x00\x00", b"OTTO",  # fonts
-    b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\xfd7zXZ\x00", b"BZh", b"\x04\x22\x4d\x18",  # gzip zstd xz bzip2 lz4
+    b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\xfd7zXZ\x00", b"\x04\x22\x4d\x18",  # gzip zstd xz lz4
     b"PK\x03\x04", b"PK\x05\x06",  # zip (jar, wheel, apk, docx)
     b"\x00asm",  # WebAssembly
     b"\xca\xfe\xba\xbe", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
@@ -65,6 +66,8 @@ def skip_by_magic(head: bytes) -> bool:
     token (ELF, images, fonts, compressed data, zip archives): callers skip the content
     scan for it. Text, JSON, SQLite databases, keystores and unknown formats are read."""
     if head.startswith(b"RIFF") and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
+        return True
+    if head.startswith(b"BZh") and head[3:4] in b"123456789" and head[3:4]:  # bzip2
         return True
     return head.startswith(_SKIP_MAGIC)
 
