@@ -158,7 +158,10 @@ def _interrupted(what: str, code: int) -> int:
 
 
 def _print_error(line: str, detail: str | None) -> None:
-    line = one_line(line)
+    from polyarch import redact
+
+    line = one_line(redact.text(line))
+    detail = redact.text(detail) if detail else detail
     if detail:
         sys.stderr.write(detail.rstrip() + "\n")
     sys.stderr.write(f"polyarch: error: {line}\n")

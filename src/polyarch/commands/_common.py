@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from polyarch import config, proc
+from polyarch import config, proc, redact
 from polyarch.config import Opt, Options
 from polyarch.errors import UsageError
 from polyarch.output import Reporter
@@ -83,7 +83,13 @@ def cli_values(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_options(kw: dict[str, Any]) -> Options:
-    return config.load(cli_values(kw), config_path=kw.get("config_path"))
+    opts = config.load(cli_values(kw), config_path=kw.get("config_path"))
+    # Secret-looking values are masked in everything printed from here on.
+    redact.register_build_args(opts.build_args)
+    redact.register_url_passwords(str(t) for t in opts.tags)
+    for spec in opts.secrets:
+        redact.REDACTOR.add_secret_spec(spec)
+    return opts
 
 
 def reporter(json_mode: bool) -> Reporter:

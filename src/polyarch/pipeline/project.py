@@ -34,7 +34,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from polyarch import config, interrupt, proc, redact
 from polyarch.config import Options
@@ -331,11 +331,7 @@ def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter, log_dir: Path) -> N
                                          hint="set POLYARCH_CACHE_DIR to a writable directory"
                                          ) from None
             with sink:
-                def keep(line: str) -> None:
-                    sink.write(redact.text(line) + "\n")
-                    lines.append(line)
-                    del lines[:-40]
-
+                keep = _LogTail(sink, lines)
                 r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=keep,
                              merge_output=True, timeout=None, idle_timeout=proc.idle_timeout())
             rep.info(f"exit {r.returncode}; output in {log}")
@@ -343,6 +339,18 @@ def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter, log_dir: Path) -> N
             raise BuildError(f"image {spec.name!r}: prebuild command {cmd!r} failed with exit"
                              f" status {r.returncode} (whole output: {log})",
                              detail="\n".join(redact.text(x) for x in lines) or None)
+
+
+class _LogTail:
+    """Writes each line (masked) to the log and keeps the last 40."""
+
+    def __init__(self, sink: IO[str], lines: list[str]) -> None:
+        self.sink, self.lines = sink, lines
+
+    def __call__(self, line: str) -> None:
+        self.sink.write(redact.text(line) + "\n")
+        self.lines.append(line)
+        del self.lines[:-40]
 
 
 @dataclass(frozen=True)
