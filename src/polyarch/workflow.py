@@ -214,8 +214,7 @@ def apply_git_tags(opts: Options, rep: Reporter, *, lookup_existing: bool = True
     """
     if not opts.images:
         return opts, {}
-    from polyarch.gitinfo import GitContext
-    from polyarch.tags import compute, parse_image_names
+    from polyarch.tags import GitContext, compute, parse_image_names
 
     names = parse_image_names(opts.images)
     env = dict(os.environ)

@@ -12,8 +12,7 @@ import click
 from polyarch import config
 from polyarch.commands._common import reporter
 from polyarch.errors import UsageError
-from polyarch.gitinfo import GitContext
-from polyarch.tags import TagPlan, compute, parse_image_names
+from polyarch.tags import GitContext, TagPlan, compute, parse_image_names, parse_images
 
 
 def build_time(env: dict[str, str]) -> datetime | None:
@@ -57,24 +56,32 @@ def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str
                    "'type=semver,pattern={{version}}' (repeatable; default: branch, tag and "
                    "pull-request refs).")
 @click.option("--flavor", "flavor", multiple=True, metavar="F",
-              help="latest=auto|true|false, prefix=P, suffix=S[,onlatest=true] (repeatable).")
+              help="latest=auto|metadata-action|true|false, prefix=P, suffix=S[,onlatest=true]"
+                   " (repeatable).")
 @click.option("--image", "images", multiple=True, metavar="NAME",
-              help="Image name to prefix each tag with (repeatable).")
+              help="Image name to prefix each tag with, or name=NAME,enable=false"
+                   " (repeatable; lower-cased).")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="An extra label; {{expressions}} allowed (repeatable).")
+@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
+              help="An extra index annotation; {{expressions}} allowed (repeatable).")
 @click.option("--context", "context_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("."), show_default=True, metavar="DIR",
               help="Directory whose git state to read.")
 @click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
 def command(specs: tuple[str, ...], flavor: tuple[str, ...], images: tuple[str, ...],
-            context_dir: Path, json_mode: bool) -> int:
+            labels: tuple[str, ...], annotations: tuple[str, ...], context_dir: Path,
+            json_mode: bool) -> int:
     """Print the tags and OCI labels computed from git state (working tree or CI variables)."""
     rep = reporter(json_mode)
     env = dict(os.environ)
     # What is not given here comes from the config cascade (tag-specs, flavor, images, meta).
     opts = config.load({"tag-specs": specs, "flavor": flavor, "images": images})
-    parse_image_names(opts.images)  # validates; refs are printed as given
-    names = list(opts.images)
+    parse_image_names(opts.images)  # validates
+    names = [i.name for i in parse_images(opts.images) if i.enable]  # as given, lower-cased
     ctx = GitContext.detect(context_dir, env)
-    plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, now=build_time(env))
+    plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, labels=labels,
+                   annotations=annotations, now=build_time(env))
     if json_mode:
         for w in plan.warnings:
             rep.warn(w)

@@ -24,17 +24,13 @@ from typing import Any, Literal
 
 from polyarch import proc
 from polyarch.errors import EnvironmentProblem, UsageError
+from polyarch.tags.versions import SemverKey, semver_key
 
 EventKind = Literal["branch", "tag", "pr", "none"]
 
 DEFAULT_SHORT_SHA_LENGTH = 7
 
 _PR_REF = re.compile(r"^refs/pull/([^/]+)/(?:merge|head)$")
-_SEMVER = re.compile(
-    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][a-zA-Z0-9-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][a-zA-Z0-9-]*))*))?"
-    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
-)
 
 
 @dataclass(frozen=True)
@@ -112,9 +108,30 @@ class GitContext:
     def detect(cwd: Path, env: Mapping[str, str]) -> GitContext:
         """Read the git state from CI variables in ``env`` or from the working tree at ``cwd``."""
         short = _short_sha_length(env)
+        explicit = bool(env.get("POLYARCH_GIT_REF") or env.get("POLYARCH_GIT_SHA"))
+        ci: GitContext | None = None
+        if explicit:
+            ci = None
+        elif env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_REF") is not None:
+            ci = github_context(env, _payload(env), None, short)
+        elif env.get("GITLAB_CI") and env.get("CI_COMMIT_SHA"):
+            ci = gitlab_context(env, None, short)
+        if ci is not None:
+            # The working tree is read only for what the CI variables leave out.
+            if ci.commit_time is None or ci.default_branch is None or not ci.sha:
+                git = _read_git(cwd)
+                sha = ci.sha or git.sha
+                ci = _replace(
+                    ci, sha=sha,
+                    commit_time=ci.commit_time or (git.commit_time if sha == git.sha
+                                                   else _commit_time(cwd, sha)),
+                    default_branch=ci.default_branch or git.default_branch,
+                    repo_url=ci.repo_url or git.repo_url,
+                    repo_name=ci.repo_name or git.repo_name, notes=git.notes)
+            return ci
         git = _read_git(cwd)
         notes = list(git.notes)
-        if env.get("POLYARCH_GIT_REF") or env.get("POLYARCH_GIT_SHA"):
+        if explicit:
             ref = env.get("POLYARCH_GIT_REF", "").strip()
             if ref and not ref.startswith("refs/"):
                 raise UsageError(
@@ -131,10 +148,6 @@ class GitContext:
                 repo_url=git.repo_url, repo_name=git.repo_name, dirty=git.dirty,
                 short_sha_length=short, source="env", notes=tuple(notes),
             )
-        if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_REF") is not None:
-            return _from_github(cwd, env, git, short)
-        if env.get("GITLAB_CI") and env.get("CI_COMMIT_SHA"):
-            return _from_gitlab(cwd, env, git, short)
         if env.get("POLYARCH_DEFAULT_BRANCH"):
             git = _replace(git, default_branch=env["POLYARCH_DEFAULT_BRANCH"])
         return _replace(git, short_sha_length=short)
@@ -267,6 +280,7 @@ def web_url(remote: str) -> tuple[str | None, str | None]:
 # -- CI ---------------------------------------------------------------------------
 
 def _payload(env: Mapping[str, str]) -> dict[str, Any]:
+    """The GitHub event payload (``GITHUB_EVENT_PATH``), or ``{}``."""
     path = env.get("GITHUB_EVENT_PATH")
     if not path:
         return {}
@@ -285,8 +299,13 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
-def _from_github(cwd: Path, env: Mapping[str, str], git: GitContext, short: int) -> GitContext:
-    payload = _payload(env)
+def github_context(env: Mapping[str, str], payload: Mapping[str, Any],
+                   git: GitContext | None = None,
+                   short: int = DEFAULT_SHORT_SHA_LENGTH) -> GitContext:
+    """The state GitHub Actions describes in ``env`` and the event ``payload``; what they
+    leave out comes from ``git`` (the working tree). Pure: the commit time stays
+    ``None`` when neither the payload nor ``git`` knows it."""
+    git = git or GitContext()
     event_name = env.get("GITHUB_EVENT_NAME", "")
     ref = env.get("GITHUB_REF", "")
     sha = env.get("GITHUB_SHA", "") or git.sha
@@ -294,7 +313,7 @@ def _from_github(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
         number = _get(payload, "number") or _get(payload, "pull_request", "number")
         if number is not None:
             ref = f"refs/pull/{number}/merge"
-    head_sha_wanted = env.get("DOCKER_METADATA_PR_HEAD_SHA", "").lower() == "true"
+    head_sha_wanted = "true" in env.get("DOCKER_METADATA_PR_HEAD_SHA", "").lower()
     if "pull_request" in event_name and head_sha_wanted:
         head_sha = _get(payload, "pull_request", "head", "sha")
         if isinstance(head_sha, str) and head_sha:
@@ -313,8 +332,8 @@ def _from_github(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
             commit_time = _parse_time(c.get("timestamp"))
     if commit_time is None and _get(payload, "head_commit", "id") == sha:
         commit_time = _parse_time(_get(payload, "head_commit", "timestamp"))
-    if commit_time is None:
-        commit_time = git.commit_time if sha == git.sha else _commit_time(cwd, sha)
+    if commit_time is None and sha == git.sha:
+        commit_time = git.commit_time
     server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
     repo = env.get("GITHUB_REPOSITORY", "")
     url = f"{server}/{repo}" if repo else git.repo_url
@@ -327,7 +346,10 @@ def _from_github(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
     )
 
 
-def _from_gitlab(cwd: Path, env: Mapping[str, str], git: GitContext, short: int) -> GitContext:
+def gitlab_context(env: Mapping[str, str], git: GitContext | None = None,
+                   short: int = DEFAULT_SHORT_SHA_LENGTH) -> GitContext:
+    """The state GitLab CI describes in ``env``; pure, like :func:`github_context`."""
+    git = git or GitContext()
     sha = env.get("CI_COMMIT_SHA", "") or git.sha
     event: EventKind = "none"
     name = ""
@@ -342,8 +364,8 @@ def _from_gitlab(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
     elif env.get("CI_COMMIT_BRANCH"):
         event, name = "branch", env["CI_COMMIT_BRANCH"]
     commit_time = _parse_time(env.get("CI_COMMIT_TIMESTAMP"))
-    if commit_time is None:
-        commit_time = git.commit_time if sha == git.sha else _commit_time(cwd, sha)
+    if commit_time is None and sha == git.sha:
+        commit_time = git.commit_time
     source_kind = env.get("CI_PIPELINE_SOURCE", "")
     return GitContext(
         event=event, ref_name=name, sha=sha, pr_number=pr, base_ref=base,
@@ -353,58 +375,3 @@ def _from_gitlab(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
         repo_name=env.get("CI_PROJECT_NAME") or git.repo_name,
         short_sha_length=short, source="gitlab", notes=git.notes,
     )
-
-
-# -- versions ---------------------------------------------------------------------
-
-SemverKey = tuple[int, int, int, tuple[tuple[int, int | str], ...]]
-
-
-@dataclass(frozen=True)
-class Semver:
-    major: int
-    minor: int
-    patch: int
-    prerelease: tuple[str, ...]
-    build: tuple[str, ...]
-    raw: str
-
-    @property
-    def version(self) -> str:
-        """``major.minor.patch[-pre]`` (build metadata dropped, as node-semver does)."""
-        core = f"{self.major}.{self.minor}.{self.patch}"
-        return core + ("-" + ".".join(self.prerelease) if self.prerelease else "")
-
-    @property
-    def is_prerelease(self) -> bool:
-        return bool(self.prerelease)
-
-    def key(self) -> SemverKey:
-        # A release sorts after its pre-releases; numeric identifiers sort before
-        # alphanumeric ones and compare as numbers (semver.org, item 11).
-        pre: tuple[tuple[int, int | str], ...]
-        if self.prerelease:
-            pre = tuple((0, int(p)) if p.isdigit() else (1, p) for p in self.prerelease)
-            return (self.major, self.minor, self.patch, ((0, 0), *pre))
-        return (self.major, self.minor, self.patch, ((1, 0),))
-
-
-def parse_semver(text: str) -> Semver | None:
-    """A strict semantic version with an optional leading ``v``; ``None`` if it is not one."""
-    raw = text.strip()
-    if len(raw) > 256:
-        return None
-    m = _SEMVER.match(raw)
-    if not m:
-        return None
-    return Semver(
-        int(m.group(1)), int(m.group(2)), int(m.group(3)),
-        tuple(m.group(4).split(".")) if m.group(4) else (),
-        tuple(m.group(5).split(".")) if m.group(5) else (),
-        raw,
-    )
-
-
-def semver_key(text: str) -> SemverKey | None:
-    v = parse_semver(text)
-    return v.key() if v else None
