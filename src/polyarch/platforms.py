@@ -319,7 +319,8 @@ def _known(os_name: str, arch: str, var: str, raw: str) -> Platform:
     what = "an architecture polyarch cannot build and verify" if arch in KNOWN_ARCH else \
         "not a known architecture"
     hint = f"did you mean {names[close[0]]}? " if close else ""
-    raise ValueError(f"platform {raw!r}: {arch!r} is {what} ({hint}supported: {supported})")
+    raise ValueError(f"unknown platform {raw!r}: {arch!r} is {what} ({hint}supported:"
+                     f" {supported})")
 
 
 def parse_platforms(values: str | list[str] | tuple[str, ...]) -> tuple[Platform, ...]:
