@@ -176,3 +176,12 @@ def test_cli_human_and_errors(repo: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "type=semvr" in err and "did you mean 'semver'" in err
     assert cli.run(["tags", "--context", str(repo), "--image", "ghcr.io/o/app:1"]) == 2
     assert "tag or digest" in capsys.readouterr().err
+
+
+def test_branch_without_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in GIT_ENV.items():
+        monkeypatch.setenv(k, v)
+    git(tmp_path, "init", "-q", "-b", "trunk")
+    ctx = detect(tmp_path)
+    assert (ctx.event, ctx.ref_name, ctx.sha, ctx.commit_time) == ("branch", "trunk", "", None)
+    assert compute(["type=ref,event=branch", "type=sha"], [], ctx, now=NOW).tags == ["trunk"]

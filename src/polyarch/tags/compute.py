@@ -13,7 +13,6 @@ is metadata-action's rule alone. See ``docs/tags.md``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,8 @@ def sanitize_tag(value: str) -> str:
     digits of its hash (so two long branch names stay distinct)."""
     tag = _INVALID.sub("-", value).lstrip(".-")
     if len(tag) > MAX_TAG:
+        import hashlib
+
         digest = hashlib.sha256(tag.encode()).hexdigest()[:8]
         tag = tag[: MAX_TAG - 9].rstrip(".-") + "-" + digest
     return tag

@@ -14,7 +14,6 @@ The state comes from, in this order:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from polyarch import proc
 from polyarch.errors import EnvironmentProblem, UsageError
 from polyarch.tags.versions import SemverKey, semver_key
 
@@ -195,6 +193,8 @@ def _parse_time(text: str | None) -> datetime | None:
 
 def _git(cwd: Path, *args: str) -> str | None:
     """Output of ``git args`` in ``cwd`` (stripped), or ``None`` if it fails."""
+    from polyarch import proc
+
     res = proc.run(["git", *args], cwd=cwd, echo=False, check=False)
     return res.stdout.strip() if res.ok else None
 
@@ -209,17 +209,26 @@ def _commit_time(cwd: Path, sha: str) -> datetime | None:
 
 
 def _read_git(cwd: Path) -> GitContext:
+    """The state of the working tree at ``cwd`` (five git calls, six when detached)."""
     try:
-        top = _git(cwd, "rev-parse", "--show-toplevel")
+        both = _git(cwd, "rev-parse", "--show-toplevel", "--symbolic-full-name", "HEAD")
     except EnvironmentProblem:
         return GitContext(notes=("git is not installed: git state comes from CI variables only",))
-    if top is None:
-        return GitContext()
-    sha = _git(cwd, "rev-parse", "--verify", "-q", "HEAD") or ""
+    if both is not None:
+        top, _, head = both.partition("\n")
+    else:  # not a repository, or a branch without commits yet
+        top = _git(cwd, "rev-parse", "--show-toplevel") or ""
+        if not top:
+            return GitContext()
+        head = _git(cwd, "symbolic-ref", "-q", "HEAD") or ""
+    sha, commit_time = "", None
+    last = _git(cwd, "log", "-1", "--format=%H%n%cI", "HEAD", "--") if both is not None else None
+    if last:
+        sha, _, when = last.partition("\n")
+        commit_time = _parse_time(when)
     event: EventKind = "none"
     name = ""
-    head = _git(cwd, "symbolic-ref", "-q", "HEAD")
-    if head and head.startswith("refs/heads/"):
+    if head.startswith("refs/heads/"):
         event, name = "branch", head[len("refs/heads/"):]
     elif sha:
         tags = (_git(cwd, "tag", "--points-at", "HEAD", "--sort=-creatordate") or "").split()
@@ -231,10 +240,8 @@ def _read_git(cwd: Path) -> GitContext:
         repo_name = Path(top).name
     status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
     return GitContext(
-        event=event, ref_name=name, sha=sha if sha else "",
-        default_branch=_default_branch(cwd),
-        commit_time=_commit_time(cwd, sha) if sha else None,
-        repo_url=url, repo_name=repo_name, dirty=bool(status),
+        event=event, ref_name=name, sha=sha, default_branch=_default_branch(cwd),
+        commit_time=commit_time, repo_url=url, repo_name=repo_name, dirty=bool(status),
         source="git",
     )
 
@@ -251,13 +258,17 @@ def _pick_tag(tags: list[str]) -> str:
 
 
 def _default_branch(cwd: Path) -> str | None:
-    head = _git(cwd, "symbolic-ref", "-q", "refs/remotes/origin/HEAD")
-    if head and head.startswith("refs/remotes/origin/"):
-        return head[len("refs/remotes/origin/"):]
-    for candidate in ("main", "master"):
-        for ref in (f"refs/remotes/origin/{candidate}", f"refs/heads/{candidate}"):
-            if _git(cwd, "rev-parse", "--verify", "-q", ref) is not None:
-                return candidate
+    """``origin/HEAD``'s branch, else ``main`` or ``master`` if one exists (one git call)."""
+    candidates = ["refs/remotes/origin/HEAD"] + [
+        f"refs/{where}/{n}" for n in ("main", "master") for where in ("remotes/origin", "heads")]
+    found = _git(cwd, "for-each-ref", "--format=%(refname) %(symref)", *candidates) or ""
+    refs = dict(line.partition(" ")[::2] for line in found.splitlines())
+    target = refs.get("refs/remotes/origin/HEAD", "")
+    if target.startswith("refs/remotes/origin/"):
+        return target[len("refs/remotes/origin/"):]
+    for ref in candidates[1:]:
+        if ref in refs:
+            return ref.rsplit("/", 1)[1]
     return None
 
 
@@ -281,6 +292,8 @@ def web_url(remote: str) -> tuple[str | None, str | None]:
 
 def _payload(env: Mapping[str, str]) -> dict[str, Any]:
     """The GitHub event payload (``GITHUB_EVENT_PATH``), or ``{}``."""
+    import json
+
     path = env.get("GITHUB_EVENT_PATH")
     if not path:
         return {}

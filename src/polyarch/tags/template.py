@@ -10,11 +10,9 @@ an error naming the expression, not an empty string.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from polyarch.errors import UsageError
 
@@ -36,6 +34,8 @@ def _escape(s: str) -> str:
 
 
 def _did_you_mean(word: str, choices: Mapping[str, object]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     if close:
         return f"did you mean '{close[0]}'?"
@@ -172,6 +172,8 @@ def date_helper(when: datetime) -> Helper:
             if k != "tz":
                 raise ValueError(f"unknown attribute {k}= (only tz= is known)")
         tz = kw.get("tz") or "UTC"
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
         try:
             zone = ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):

@@ -1,0 +1,92 @@
+"""`polyarch tags` as a fresh process: the goal is <= 0.15 s.
+
+Alternates, N runs each after a warm-up, and prints medians:
+
+- the interpreter alone (`python -c pass`, the floor any Python CLI pays);
+- `git rev-parse HEAD` (one git process: what reading git state costs per call);
+- `polyarch tags` in a git working tree (branch, remote, tags: git is read);
+- `polyarch tags` under GitHub Actions variables that say everything (no git runs);
+- `polyarch tags --json` with metadata-action's typical spec set on a release tag.
+
+    .venv/bin/python benchmarks/tags_speed.py [--runs 15]
+
+Needs git; no engine or registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHA = "860c1904a1ce19322e91ac35af1ab07466440c37"
+SPECS = ["type=schedule", "type=ref,event=branch", "type=ref,event=pr",
+         "type=semver,pattern={{version}}", "type=semver,pattern={{major}}.{{minor}}",
+         "type=pep440,pattern={{version}}", "type=sha"]
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"command failed: {' '.join(argv)}\n{r.stderr[-2000:]}")
+    return dt
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@example.org", *args],
+                   cwd=cwd, check=True, capture_output=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=15)
+    a = ap.parse_args()
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("GITHUB_", "GITLAB", "CI_", "POLYARCH_"))}
+    with tempfile.TemporaryDirectory(prefix="polyarch-bench-") as tmp:
+        work = Path(tmp) / "proj"
+        work.mkdir()
+        git(work, "init", "-q", "-b", "main")
+        (work / "f").write_text("x\n")
+        git(work, "add", "f")
+        git(work, "commit", "-qm", "one")
+        git(work, "remote", "add", "origin", "https://github.com/octo/app.git")
+        event = Path(tmp) / "event.json"
+        event.write_text(json.dumps({
+            "repository": {"default_branch": "main"},
+            "head_commit": {"id": SHA, "timestamp": "2020-01-09T23:59:00Z"}}))
+        gh = {**base, "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push",
+              "GITHUB_REF": "refs/tags/v1.2.3", "GITHUB_SHA": SHA,
+              "GITHUB_REPOSITORY": "octo/app", "GITHUB_EVENT_PATH": str(event)}
+        py = sys.executable
+        spec_args = [x for s in SPECS for x in ("--tag-spec", s)]
+        cases: dict[str, tuple[list[str], dict[str, str]]] = {
+            "python -c pass": ([py, "-c", "pass"], base),
+            "git rev-parse HEAD": (["git", "rev-parse", "HEAD"], base),
+            "polyarch tags (working tree)": ([py, "-m", "polyarch", "tags"], base),
+            "polyarch tags (GitHub Actions)": ([py, "-m", "polyarch", "tags"], gh),
+            "polyarch tags --json, 7 specs (GitHub)": (
+                [py, "-m", "polyarch", "tags", "--json", "--image", "ghcr.io/Octo/App",
+                 *spec_args], gh),
+        }
+        for argv, env in cases.values():  # warm-up
+            timed(argv, work, env)
+        times: dict[str, list[float]] = {k: [] for k in cases}
+        for _ in range(a.runs):
+            for name, (argv, env) in cases.items():
+                times[name].append(timed(argv, work, env))
+    print(f"{'command':44} {'median':>8} {'min':>8}   ({a.runs} alternating runs)")
+    for name, ts in times.items():
+        print(f"{name:44} {statistics.median(ts):7.3f}s {min(ts):7.3f}s")
+
+
+if __name__ == "__main__":
+    main()
