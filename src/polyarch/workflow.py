@@ -217,6 +217,8 @@ def apply_git_tags(opts: Options, rep: Reporter, *, lookup_existing: bool = True
     from polyarch.tags import GitContext, compute, parse_image_names
 
     names = parse_image_names(opts.images)
+    if not names:  # every image line says enable=false
+        return opts, {}
     env = dict(os.environ)
     ctx = GitContext.detect(cwd or Path.cwd(), env)
     existing: list[str] | None = None
