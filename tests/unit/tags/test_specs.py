@@ -96,3 +96,20 @@ def test_image_lines() -> None:
     with pytest.raises(UsageError) as e:
         parse_images(["a/b,enable=yes"])
     assert "enable=true or enable=false" in e.value.line()
+
+
+README = load("readme_tables.json")["cases"]
+
+
+@pytest.mark.parametrize("case", README,
+                         ids=[f"{c['type']}-{c['tag']}-{c['pattern']}" for c in README])
+def test_readme_tables(case: dict[str, Any]) -> None:
+    from polyarch.tags import GitContext, compute
+
+    spec = f'type={case["type"]},"pattern={case["pattern"]}"'
+    if case.get("match"):
+        spec += f',"match={case["match"]}"'
+    if case.get("group"):
+        spec += f",group={case['group']}"
+    ctx = GitContext.from_ref(f"refs/tags/{case['tag']}", "860c1904a1ce19322e91ac35af1ab07466440c37")
+    assert compute([spec], ["latest=false"], ctx).tags == [case["output"]]
