@@ -8,7 +8,11 @@ Alternates, N runs each after a warm-up, and prints medians:
 - `polyarch tags` under GitHub Actions variables that say everything (no git runs);
 - `polyarch tags --json` with metadata-action's typical spec set on a release tag.
 
-    .venv/bin/python benchmarks/tags_speed.py [--runs 15]
+    .venv/bin/python benchmarks/tags_speed.py [--runs 15] [--baseline-src OTHER/src]
+
+With ``--baseline-src``, the same `polyarch tags` commands also run from another
+checkout's sources (for example the previous release), alternating with this one, so
+that a loaded machine slows both alike.
 
 Needs git; no engine or registry.
 """
@@ -48,6 +52,8 @@ def git(cwd: Path, *args: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="another checkout's src/ directory to compare with")
     a = ap.parse_args()
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("GITHUB_", "GITLAB", "CI_", "POLYARCH_"))}
@@ -77,15 +83,21 @@ def main() -> None:
                 [py, "-m", "polyarch", "tags", "--json", "--image", "ghcr.io/Octo/App",
                  *spec_args], gh),
         }
+        if a.baseline_src:
+            # The plain commands only: older versions refuse pep440 and upper case.
+            for name in [n for n in cases if n.startswith("polyarch tags (")]:
+                argv, env = cases[name]
+                cases[f"{name} [baseline]"] = (
+                    argv, {**env, "PYTHONPATH": str(a.baseline_src.resolve())})
         for argv, env in cases.values():  # warm-up
             timed(argv, work, env)
         times: dict[str, list[float]] = {k: [] for k in cases}
         for _ in range(a.runs):
             for name, (argv, env) in cases.items():
                 times[name].append(timed(argv, work, env))
-    print(f"{'command':44} {'median':>8} {'min':>8}   ({a.runs} alternating runs)")
+    print(f"{'command':55} {'median':>8} {'min':>8}   ({a.runs} alternating runs)")
     for name, ts in times.items():
-        print(f"{name:44} {statistics.median(ts):7.3f}s {min(ts):7.3f}s")
+        print(f"{name:55} {statistics.median(ts):7.3f}s {min(ts):7.3f}s")
 
 
 if __name__ == "__main__":
