@@ -2,11 +2,13 @@
 
 ``specs`` reads tag specs, flavor and image lines; ``template`` evaluates ``{{...}}``
 expressions; ``versions`` reads semantic and PEP 440 versions; ``gitinfo`` finds the git
-state (CI variables or the working tree); ``compute`` turns them into a :class:`TagPlan`.
+state (CI variables or the working tree); ``compute`` turns them into a :class:`TagPlan`,
+with ``latest`` deciding whether ``latest`` moves and ``labels`` the OCI labels.
 """
 
-from polyarch.tags.compute import META_KEYS, TagPlan, compute, sanitize_tag
+from polyarch.tags.compute import TagPlan, compute, sanitize_tag
 from polyarch.tags.gitinfo import GitContext
+from polyarch.tags.labels import META_KEYS
 from polyarch.tags.specs import (
     Flavor,
     Image,

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 from polyarch.errors import UsageError
 from polyarch.refs import ReferenceError, check_tag
 from polyarch.tags.gitinfo import GitContext
+from polyarch.tags.labels import base_labels, with_custom
+from polyarch.tags.latest import decide_latest
 from polyarch.tags.specs import (
     Flavor,
     TagSpec,
     compile_regex,
-    did_you_mean,
     parse_flavor,
     parse_specs,
 )
@@ -36,12 +37,7 @@ from polyarch.tags.versions import Semver, parse_pep440, parse_semver, pep440_pa
 if TYPE_CHECKING:
     from packaging.version import Version
 
-#: Keys of ``meta`` accepted by :func:`compute`, each becoming ``org.opencontainers.image.<key>``.
-META_KEYS = ("title", "description", "licenses", "url", "source", "vendor", "authors",
-             "documentation")
-
 MAX_TAG = 128
-LABEL_PREFIX = "org.opencontainers.image."
 
 _INVALID = re.compile(r"[^a-zA-Z0-9._-]+")
 
@@ -142,7 +138,7 @@ def compute(
         if enabled == "true":
             _process(spec, ctx, fl, glob, st, warnings)
 
-    latest, reason = _decide_latest(st, fl, existing_tags)
+    latest, reason = decide_latest(st.latest, st.release, fl, existing_tags)
     tags: list[str] = []
     if st.main is not None:
         tags = [st.main, *dict.fromkeys(st.partial)]
@@ -165,11 +161,11 @@ def compute(
         warnings.append("the working tree has uncommitted changes; the tags name commit "
                         f"{ctx.short_sha or '(none)'}")
     version = st.main or ""
-    base = _base_labels(ctx, version, when, meta or {})
+    base = base_labels(ctx, version, when, meta or {})
     return TagPlan(
         tags=tags, version=version,
-        labels=_with_custom(base, labels, glob, "label", warnings),
-        annotations=_with_custom(base, annotations, glob, "annotation", warnings),
+        labels=with_custom(base, labels, glob, "label", warnings),
+        annotations=with_custom(base, annotations, glob, "annotation", warnings),
         latest=latest, latest_reason=reason, warnings=warnings + list(ctx.notes),
     )
 
@@ -323,101 +319,3 @@ def _match(pattern: str, group: int, value: str, where: str, warnings: list[str]
         warnings.append(f"{where}: group {group} did not match in {value!r}")
         return None
     return found.group(group)
-
-
-def _strip_flavor(tag: str, fl: Flavor) -> str | None:
-    if fl.prefix:
-        if not tag.startswith(fl.prefix):
-            return None
-        tag = tag[len(fl.prefix):]
-    if fl.suffix:
-        if not tag.endswith(fl.suffix):
-            return None
-        tag = tag[: -len(fl.suffix)]
-    return tag
-
-
-def _higher_release(rel: Semver | Version, existing: Iterable[str], fl: Flavor) -> str | None:
-    """The highest release among ``existing`` that is above ``rel``, if any."""
-    best: tuple[object, str] | None = None
-    for t in existing:
-        bare = _strip_flavor(t, fl)
-        if bare is None:
-            continue
-        if isinstance(rel, Semver):
-            sv = parse_semver(bare)
-            if sv is None or sv.is_prerelease or sv.key() <= rel.key():
-                continue
-            key: object = sv.key()
-        else:
-            pv = parse_pep440(bare) if re.fullmatch(r"v?\d+(\.\d+)+", bare) else None
-            if pv is None or pv <= rel:
-                continue
-            key = pv
-        if best is None or key > best[0]:  # type: ignore[operator]
-            best = (key, t)
-    return best[1] if best else None
-
-
-def _decide_latest(st: _State, fl: Flavor, existing_tags: Iterable[str] | None) -> tuple[bool, str]:
-    if fl.latest == "false":
-        return False, "flavor latest=false"
-    if fl.latest == "true":
-        return True, "flavor latest=true"
-    if not st.latest:
-        return False, "the highest-priority tag does not take latest"
-    if fl.latest == "metadata-action":
-        return True, "the highest-priority tag takes latest (latest=metadata-action)"
-    rel = st.release
-    if isinstance(rel, Semver) and rel.is_prerelease:
-        return False, f"{rel.raw} is a pre-release"
-    if existing_tags is None:
-        return True, "release tag (existing tags unknown)"
-    if rel is None:
-        return False, "not a semantic or PEP 440 version, and existing tags are known"
-    higher = _higher_release(rel, existing_tags, fl)
-    shown = rel.version if isinstance(rel, Semver) else str(rel)
-    if higher:
-        return False, f"{shown} is lower than {higher}, already published"
-    return True, f"{shown} is the highest release"
-
-
-def _base_labels(ctx: GitContext, version: str, when: datetime,
-                 meta: Mapping[str, str]) -> dict[str, str]:
-    for k in meta:
-        if k not in META_KEYS:
-            hint = did_you_mean(k, META_KEYS) or "known: " + ", ".join(META_KEYS)
-            raise UsageError(f"unknown image metadata key {k!r}", hint=hint)
-    url = meta.get("url") or ctx.repo_url or ""
-    values = {
-        "title": meta.get("title") or ctx.repo_name or "",
-        "description": meta.get("description", ""),
-        "url": url,
-        "source": meta.get("source") or ctx.repo_url or url,
-        "version": version,
-        "created": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
-        "revision": ctx.sha,
-        "licenses": meta.get("licenses", ""),
-    }
-    for k in ("vendor", "authors", "documentation"):
-        if meta.get(k):
-            values[k] = meta[k]
-    return {LABEL_PREFIX + k: v for k, v in values.items()}
-
-
-def _with_custom(base: Mapping[str, str], lines: Sequence[str], glob: Mapping[str, Helper],
-                 what: str, warnings: list[str]) -> dict[str, str]:
-    """``base`` plus ``key=value`` lines (later ones win), sorted by key as
-    metadata-action sorts them."""
-    out = dict(base)
-    for line in lines:
-        src = line.strip()
-        if not src or src.startswith("#"):
-            continue
-        text = expand(src, glob, f"{what} {src!r}")
-        key, sep, value = text.partition("=")
-        if not sep:
-            warnings.append(f"{what} {src!r} has no '=' and is ignored")
-            continue
-        out[key] = value
-    return dict(sorted(out.items(), key=lambda kv: (kv[0].casefold(), kv[0])))
