@@ -318,7 +318,8 @@ def _known(os_name: str, arch: str, var: str, raw: str) -> Platform:
              or difflib.get_close_matches(arch, list(aliases), n=1, cutoff=0.6))
     what = "an architecture polyarch cannot build and verify" if arch in KNOWN_ARCH else \
         "not a known architecture"
-    hint = f"did you mean {names[close[0]]}? " if close else ""
+    # A real architecture polyarch does not build is no typo: no "did you mean" then.
+    hint = f"did you mean {names[close[0]]}? " if close and arch not in KNOWN_ARCH else ""
     raise ValueError(f"unknown platform {raw!r}: {arch!r} is {what} ({hint}supported:"
                      f" {supported})")
 
