@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,13 +36,18 @@ SPECS = ["type=schedule", "type=ref,event=branch", "type=ref,event=pr",
          "type=pep440,pattern={{version}}", "type=sha"]
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall-clock seconds, and CPU seconds (user + system) of the process and its
+    children: the second is what the command itself costs even on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         sys.exit(f"command failed: {' '.join(argv)}\n{r.stderr[-2000:]}")
-    return dt
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return dt, cpu
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -91,13 +97,18 @@ def main() -> None:
                     argv, {**env, "PYTHONPATH": str(a.baseline_src.resolve())})
         for argv, env in cases.values():  # warm-up
             timed(argv, work, env)
-        times: dict[str, list[float]] = {k: [] for k in cases}
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
         for _ in range(a.runs):
             for name, (argv, env) in cases.items():
                 times[name].append(timed(argv, work, env))
-    print(f"{'command':55} {'median':>8} {'min':>8}   ({a.runs} alternating runs)")
+    load = os.getloadavg()[0]
+    print(f"{a.runs} alternating runs; load average {load:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'command':55} {'wall median':>12} {'wall min':>9} {'CPU median':>11}")
     for name, ts in times.items():
-        print(f"{name:55} {statistics.median(ts):7.3f}s {min(ts):7.3f}s")
+        wall = [w for w, _ in ts]
+        cpu = [c for _, c in ts]
+        print(f"{name:55} {statistics.median(wall):11.3f}s {min(wall):8.3f}s"
+              f" {statistics.median(cpu):10.3f}s")
 
 
 if __name__ == "__main__":
