@@ -4,6 +4,7 @@ plus polyarch's maps to uname, ELF machine and QEMU."""
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,25 @@ def test_matches_default_variants() -> None:
     amd64 = Platform("linux", "amd64")
     assert amd64.matches("linux", "amd64", "v1")
     assert not amd64.matches("linux", "amd64", "v2")
+
+
+_PIECES = ["linux", "Linux", "windows", "macOS", "arm", "arm64", "amd64", "386", "aarch64",
+           "x86_64", "armhf", "v7", "v8", "V2", "7", "/", "/", "//", " ", "(", ")", "+gpu", "%",
+           "*", ".", "-", "_", "&", "sparc64", "riscv64", "v9"]
+
+
+def test_any_text_gives_a_known_platform_or_one_clear_line() -> None:
+    # containerd's FuzzPlatformsParse, seeded: every input gives a platform polyarch
+    # builds, or one error line ending with the fix whose suggestions are accepted.
+    rnd = random.Random(20201)
+    for _ in range(3000):
+        text = "".join(rnd.choice(_PIECES) for _ in range(rnd.randint(0, 5)))
+        try:
+            p = parse_platform(text)
+        except ValueError as e:
+            message = str(e)
+            assert "\n" not in message and message.endswith(")"), text
+            for s in _suggestions(message):
+                parse_platform(s)
+            continue
+        assert (p.architecture, p.variant) in ARCHES and p.os == "linux", text
