@@ -11,8 +11,7 @@ import click
 
 from polyarch.commands._common import json_option, load_options, reporter, table_options
 from polyarch.errors import UsageError
-from polyarch.gitinfo import GitContext
-from polyarch.tags import TagPlan, compute, parse_image_names
+from polyarch.tags import GitContext, TagPlan, compute, parse_image_names, parse_images
 
 
 def build_time(env: dict[str, str]) -> datetime | None:
@@ -57,20 +56,26 @@ def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str
 
 @click.command("tags")
 @table_options("tags")
+@click.option("--label", "extra_labels", multiple=True, metavar="KEY=VALUE",
+              help="An extra label; {{expressions}} allowed (repeatable).")
+@click.option("--annotation", "extra_annotations", multiple=True, metavar="KEY=VALUE",
+              help="An extra index annotation; {{expressions}} allowed (repeatable).")
 @click.option("--context", "context_dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("."), show_default=True, metavar="DIR",
               help="Directory whose git state to read.")
 @json_option
-def command(context_dir: Path, json_mode: bool, **kw: Any) -> int:
+def command(context_dir: Path, json_mode: bool, extra_labels: tuple[str, ...],
+            extra_annotations: tuple[str, ...], **kw: Any) -> int:
     """Print the tags and OCI labels computed from git state (working tree or CI variables)."""
     rep = reporter(json_mode)
     env = dict(os.environ)
     # What is not given here comes from the config cascade (tag-specs, flavor, images, meta).
     opts = load_options(kw)
-    parse_image_names(opts.images)  # validates; refs are printed as given
-    names = list(opts.images)
+    parse_image_names(opts.images)  # validates
+    names = [i.name for i in parse_images(opts.images) if i.enable]  # as given, lower-cased
     ctx = GitContext.detect(context_dir, env)
-    plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, now=build_time(env))
+    plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, labels=extra_labels,
+                   annotations=extra_annotations, now=build_time(env))
     if json_mode:
         for w in plan.warnings:
             rep.warn(w)

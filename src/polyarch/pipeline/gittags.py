@@ -22,10 +22,11 @@ def apply_git_tags(s: Session, *, lookup_existing: bool = True,
     opts, rep = s.opts, s.rep
     if not opts.images:
         return opts, {}
-    from polyarch.gitinfo import GitContext
-    from polyarch.tags import compute, parse_image_names
+    from polyarch.tags import GitContext, compute, parse_image_names
 
     names = parse_image_names(opts.images)
+    if not names:  # every image line says enable=false
+        return opts, {}
     env = dict(os.environ)
     ctx = GitContext.detect(cwd or Path.cwd(), env)
     existing: list[str] | None = None

@@ -78,3 +78,25 @@ def test_bad_tag_spec_is_a_usage_error(hello_context: Path, repo: str) -> None:
     assert run.code == 2, run.err
     assert "Traceback" not in run.err
     assert "semvr" in run.err.splitlines()[-1]
+
+
+def test_mixed_case_image_and_pep440_dry_run(tmp_path: Path, repo: str) -> None:
+    """metadata-action's commonest input, ghcr.io/${{ github.repository }} with a mixed-case
+    owner, is lower-cased; type=pep440 gives its tags; the registry's (empty) tag list is
+    read for latest=auto."""
+    proj = make_context(tmp_path / "proj")
+    git(proj, "init", "-q", "-b", "main")
+    git(proj, "add", ".")
+    git(proj, "commit", "-qm", "one")
+    git(proj, "tag", "v1.2.3")
+    git(proj, "checkout", "-q", "--detach", "v1.2.3")
+    env = {k: "" for k in ("GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_REF", "CI_COMMIT_TAG")}
+    host, _, path = repo.partition("/")
+    mixed = f"{host}/Octo/{path.rsplit('/', 1)[1].upper()}"
+    run = polyarch("publish", "--dry-run", "--json", "--image", mixed,
+                   "--tag-spec", "type=pep440,pattern={{major}}.{{minor}}",
+                   "--tag-spec", "type=pep440,pattern={{version}}", ".", cwd=proj, env=env)
+    assert run.code == 0, run.err
+    lower = mixed.lower()
+    assert run.json()["tags"] == [f"{lower}:1.2", f"{lower}:1.2.3", f"{lower}:latest"]
+    assert "org.opencontainers.image.version=1.2" in run.json()["commands"][-1]

@@ -1,26 +1,25 @@
-"""Tag rules (docker/metadata-action syntax), git state detection and ``polyarch tags``.
+"""Tag rules (docker/metadata-action syntax) and git state from CI variables: pure logic.
 
 Expected values in the tables are the ones metadata-action's README documents for the
 same ref and spec, except where a row says ``# deviation``: those are polyarch's
-deliberate changes (pre-releases never take ``latest``; see docs/tags.md).
+deliberate change (``latest=auto``: pre-releases never take ``latest``; docs/tags.md).
+The cases of metadata-action's own test suite are in test_metadata_action_cases.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from polyarch import cli
 from polyarch.errors import UsageError
-from polyarch.gitinfo import GitContext, parse_semver, web_url
 from polyarch.refs import check_tag
 from polyarch.tags import compute, parse_flavor, parse_specs, sanitize_tag
+from polyarch.tags.gitinfo import GitContext, github_context, gitlab_context, web_url
+from polyarch.tags.versions import parse_semver
 
 SHA = "860c1904a1ce19322e91ac35af1ab07466440c37"
 NOW = datetime(2020, 1, 10, 0, 30, 0, tzinfo=UTC)
@@ -387,7 +386,8 @@ def test_labels_and_annotations() -> None:
     ("type=raw,value={{brnach}}", "did you mean 'branch'"),
     ("type=raw,value=${{ github.ref_name }}", "GitHub Actions expression"),
     ("type=schedule,pattern={{date 'YYYY' tz='Mars/Base'}}", "time zone"),
-    ("type=pep440,pattern={{version}}", "not supported"),
+    ("type=pep440", "needs pattern="),
+    ("type=semver,pattern={{version}},match=(", "bad regular expression"),
     ("type=raw,value=a,value=b", "given twice"),
 ])
 def test_bad_specs(spec: str, words: str) -> None:
@@ -415,109 +415,6 @@ def test_comments_and_blank_spec_lines_are_skipped() -> None:
     assert [s.text for s in parse_specs(["# c", "", "type=sha"])] == ["type=sha"]
 
 
-# -- git state from a real working tree ------------------------------------------------
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org",
-    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-}
-
-
-def git(cwd: Path, *args: str, date: str = "2021-03-04T05:06:07+00:00") -> str:
-    env = {**os.environ, **GIT_ENV, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # polyarch's own git calls must not see the developer's configuration either.
-    for k, v in GIT_ENV.items():
-        monkeypatch.setenv(k, v)
-    r = tmp_path / "proj"
-    r.mkdir()
-    git(r, "init", "-q", "-b", "main")
-    (r / "f").write_text("1\n")
-    git(r, "add", "f")
-    git(r, "commit", "-q", "-m", "one")
-    return r
-
-
-def detect(path: Path, **env: str) -> GitContext:
-    return GitContext.detect(path, env)
-
-
-def test_working_tree_branch(repo: Path) -> None:
-    ctx = detect(repo)
-    assert (ctx.source, ctx.event, ctx.ref_name, ctx.ref) == ("git", "branch", "main",
-                                                               "refs/heads/main")
-    assert ctx.sha == git(repo, "rev-parse", "HEAD") and len(ctx.sha) == 40
-    assert ctx.default_branch == "main"
-    assert ctx.commit_time == datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
-    assert ctx.repo_name == "proj" and not ctx.dirty
-    plan = compute(["type=edge", "type=ref,event=branch", "type=sha",
-                    "type=raw,value={{commit_date 'YYYYMMDD'}}"], [], ctx, now=NOW)
-    assert plan.tags == ["edge", "main", "20210304", "sha-" + ctx.sha[:7]]
-
-
-def test_working_tree_branch_with_slash_and_dirty(repo: Path) -> None:
-    git(repo, "checkout", "-q", "-b", "feature/Login#2")
-    (repo / "f").write_text("changed\n")
-    ctx = detect(repo)
-    assert ctx.event == "branch" and ctx.ref_name == "feature/Login#2" and ctx.dirty
-    plan = compute(["type=ref,event=branch", "type=edge"], [], ctx, now=NOW)
-    assert plan.tags == ["feature-Login-2"]
-    assert any("uncommitted" in w for w in plan.warnings)
-
-
-def test_working_tree_detached_at_tags(repo: Path) -> None:
-    git(repo, "tag", "v1.0.0-rc.1")
-    git(repo, "tag", "-a", "-m", "release", "v1.0.0")
-    git(repo, "checkout", "-q", "--detach", "HEAD")
-    ctx = detect(repo)
-    assert (ctx.event, ctx.ref_name) == ("tag", "v1.0.0")  # the release beats its candidate
-    assert compute(SEMVER3, [], ctx, now=NOW).tags == ["1.0.0", "1.0", "latest"]
-
-
-def test_working_tree_detached_without_tag(repo: Path) -> None:
-    (repo / "f").write_text("2\n")
-    git(repo, "commit", "-q", "-am", "two")
-    git(repo, "checkout", "-q", "HEAD~1")
-    ctx = detect(repo)
-    assert ctx.event == "none" and ctx.ref == "" and ctx.sha
-    plan = compute(["type=ref,event=branch", "type=ref,event=tag", "type=sha"], [], ctx, now=NOW)
-    assert plan.tags == ["sha-" + ctx.sha[:7]]
-
-
-def test_working_tree_on_a_tagged_branch_stays_a_branch(repo: Path) -> None:
-    git(repo, "tag", "v2.0.0")
-    assert detect(repo).event == "branch"
-    ctx = detect(repo, POLYARCH_GIT_REF="refs/tags/v2.0.0")
-    assert (ctx.source, ctx.event, ctx.ref_name) == ("env", "tag", "v2.0.0")
-    assert ctx.sha == git(repo, "rev-parse", "HEAD")
-
-
-def test_working_tree_clone_default_branch_and_remote(repo: Path, tmp_path: Path) -> None:
-    git(repo, "branch", "-m", "trunk")
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(repo), str(clone))
-    git(clone, "remote", "set-url", "origin", "https://user:secret@git.example.org/team/app.git")
-    ctx = detect(clone)
-    assert ctx.default_branch == "trunk"
-    assert ctx.repo_url == "https://git.example.org/team/app" and ctx.repo_name == "app"
-    assert tags_for(["type=edge"], "refs/heads/trunk", default_branch=ctx.default_branch) == [
-        "edge"]
-    git(clone, "checkout", "-q", "-b", "topic")
-    assert compute(["type=edge"], [], detect(clone), now=NOW).tags == []
-
-
-def test_not_a_repository(tmp_path: Path) -> None:
-    ctx = detect(tmp_path)
-    assert (ctx.event, ctx.sha, ctx.source) == ("none", "", "none")
-    assert compute(["type=sha", "type=raw,value=dev"], [], ctx, now=NOW).tags == ["dev"]
-
-
 @pytest.mark.parametrize(("remote", "url", "name"), [
     ("git@github.com:octo/app.git", "https://github.com/octo/app", "app"),
     ("https://github.com/octo/app.git", "https://github.com/octo/app", "app"),
@@ -531,13 +428,10 @@ def test_web_url(remote: str, url: str | None, name: str) -> None:
 
 # -- git state from CI variables --------------------------------------------------------
 
-def gh_env(tmp_path: Path, event: str, ref: str, payload: dict[str, Any] | None = None,
-           **extra: str) -> dict[str, str]:
-    path = tmp_path / "event.json"
-    path.write_text(json.dumps(payload or {}))
+def gh_env(event: str, ref: str, **extra: str) -> dict[str, str]:
     return {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event, "GITHUB_REF": ref,
             "GITHUB_SHA": SHA, "GITHUB_REPOSITORY": "octo/app",
-            "GITHUB_SERVER_URL": "https://github.com", "GITHUB_EVENT_PATH": str(path), **extra}
+            "GITHUB_SERVER_URL": "https://github.com", **extra}
 
 
 @pytest.mark.parametrize(("event", "ref", "payload", "extra", "specs", "expected"), [
@@ -554,33 +448,43 @@ def gh_env(tmp_path: Path, event: str, ref: str, payload: dict[str, Any] | None 
      ["nightly", "main"]),
     ("workflow_dispatch", "refs/heads/main", {}, {}, [], ["main"]),
 ])
-def test_github_actions(tmp_path: Path, event: str, ref: str, payload: dict[str, Any],
-                        extra: dict[str, str], specs: list[str], expected: list[str]) -> None:
-    ctx = GitContext.detect(tmp_path, gh_env(tmp_path, event, ref, payload, **extra))
+def test_github_actions(event: str, ref: str, payload: dict[str, Any], extra: dict[str, str],
+                        specs: list[str], expected: list[str]) -> None:
+    ctx = github_context(gh_env(event, ref, **extra), payload)
     assert ctx.source == "github" and ctx.sha == SHA
     assert ctx.repo_url == "https://github.com/octo/app" and ctx.repo_name == "app"
     assert compute(specs, [], ctx, now=NOW).tags == expected
 
 
-def test_github_pr_head_sha_and_commit_time(tmp_path: Path) -> None:
+def test_github_pr_head_sha_and_commit_time() -> None:
     head = "f" * 40
     payload = {"pull_request": {"head": {"sha": head}, "base": {"ref": "dev"}},
                "head_commit": {"id": SHA, "timestamp": "2022-02-02T10:00:00+01:00"}}
-    ctx = GitContext.detect(tmp_path, gh_env(tmp_path, "pull_request", "refs/pull/3/merge",
-                                             payload))
+    ctx = github_context(gh_env("pull_request", "refs/pull/3/merge"), payload)
     assert ctx.sha == SHA and ctx.base_ref == "dev" and ctx.pr_number == "3"
     assert ctx.commit_time == datetime(2022, 2, 2, 9, tzinfo=UTC)
-    ctx = GitContext.detect(tmp_path, gh_env(tmp_path, "pull_request", "refs/pull/3/merge",
-                                             payload, DOCKER_METADATA_PR_HEAD_SHA="true"))
+    ctx = github_context(gh_env("pull_request", "refs/pull/3/merge",
+                                DOCKER_METADATA_PR_HEAD_SHA="true"), payload)
     assert ctx.sha == head
 
 
-def test_github_is_default_branch_for_tag_events(tmp_path: Path) -> None:
-    ctx = GitContext.detect(tmp_path, gh_env(tmp_path, "push", "refs/tags/v1.0.0",
-                                             {"repository": {"default_branch": "main"}}))
+def test_github_is_default_branch_for_tag_events() -> None:
+    ctx = github_context(gh_env("push", "refs/tags/v1.0.0"),
+                         {"repository": {"default_branch": "main"}})
     assert not ctx.is_default_branch
-    ctx = GitContext.detect(tmp_path, gh_env(tmp_path, "schedule", "refs/heads/main"))
+    ctx = github_context(gh_env("schedule", "refs/heads/main"), {})
     assert ctx.is_default_branch  # no payload: GitHub schedules run on the default branch
+
+
+def test_detect_reads_no_git_when_ci_says_everything(tmp_path: Path) -> None:
+    # The unit-test guard fails any process start: detect must not run git here.
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps({"repository": {"default_branch": "main"},
+                                "head_commit": {"id": SHA, "timestamp": "2022-02-02T10:00:00Z"}}))
+    ctx = GitContext.detect(tmp_path, gh_env("push", "refs/heads/main",
+                                             GITHUB_EVENT_PATH=str(path)))
+    assert (ctx.event, ctx.default_branch, ctx.is_default_branch) == ("branch", "main", True)
+    assert ctx.commit_time == datetime(2022, 2, 2, 10, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("env", "event", "expected"), [
@@ -597,7 +501,8 @@ def test_gitlab(tmp_path: Path, env: dict[str, str], event: str, expected: list[
     full = {"GITLAB_CI": "true", "CI_COMMIT_SHA": SHA, "CI_DEFAULT_BRANCH": "main",
             "CI_PROJECT_URL": "https://gitlab.example/g/app", "CI_PROJECT_NAME": "app",
             "CI_COMMIT_TIMESTAMP": "2023-05-06T07:08:09+00:00", **env}
-    ctx = GitContext.detect(tmp_path, full)
+    ctx = GitContext.detect(tmp_path, full)  # everything given: no git
+    assert ctx == gitlab_context(full)
     assert (ctx.source, ctx.event) == ("gitlab", event)
     assert ctx.commit_time == datetime(2023, 5, 6, 7, 8, 9, tzinfo=UTC)
     specs = ["type=schedule", *SEMVER3, "type=edge", "type=ref,event=branch",
@@ -606,61 +511,3 @@ def test_gitlab(tmp_path: Path, env: dict[str, str], event: str, expected: list[
     plan = compute(specs, [], ctx, now=NOW)
     assert plan.tags == expected
     assert plan.labels["org.opencontainers.image.source"] == "https://gitlab.example/g/app"
-
-
-def test_generic_variables(repo: Path) -> None:
-    ctx = detect(repo, POLYARCH_GIT_REF="refs/pull/5/merge", POLYARCH_GIT_SHA="a" * 40,
-                 POLYARCH_BASE_REF="main")
-    assert (ctx.event, ctx.pr_number, ctx.sha, ctx.base_ref) == ("pr", "5", "a" * 40, "main")
-    with pytest.raises(UsageError, match="full ref"):
-        detect(repo, POLYARCH_GIT_REF="v1.2.3")
-    with pytest.raises(UsageError, match="SHORT_SHA_LENGTH"):
-        detect(repo, DOCKER_METADATA_SHORT_SHA_LENGTH="x")
-    assert detect(repo, DOCKER_METADATA_SHORT_SHA_LENGTH="12").short_sha == ctx_for(
-        "", sha=git(repo, "rev-parse", "HEAD")).sha[:12]
-
-
-# -- polyarch tags ---------------------------------------------------------------------
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for k in list(os.environ):
-        if k.startswith(("GITHUB_", "CI_", "POLYARCH_GIT", "DOCKER_METADATA")) or k in (
-                "GITLAB_CI", "SOURCE_DATE_EPOCH"):
-            monkeypatch.delenv(k)
-
-
-@pytest.mark.usefixtures("clean_env")
-def test_cli_json(repo: Path, capsys: pytest.CaptureFixture[str],
-                  monkeypatch: pytest.MonkeyPatch) -> None:
-    git(repo, "tag", "v1.4.0")
-    git(repo, "checkout", "-q", "--detach")
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1578616200")
-    code = cli.run(["tags", "--context", str(repo), "--json", "--image", "ghcr.io/o/app",
-                    "--image", "o/app", "--tag-spec", "type=semver,pattern={{version}}",
-                    "--tag-spec", "type=semver,pattern={{major}}", "--flavor", "suffix=-slim"])
-    assert code == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["schema"] == 1
-    assert doc["tags"] == ["1.4.0-slim", "1-slim", "latest"]
-    assert doc["refs"] == ["ghcr.io/o/app:1.4.0-slim", "ghcr.io/o/app:1-slim",
-                           "ghcr.io/o/app:latest", "o/app:1.4.0-slim", "o/app:1-slim",
-                           "o/app:latest"]
-    assert doc["version"] == "1.4.0-slim" and doc["latest"] is True
-    assert doc["labels"]["org.opencontainers.image.created"] == "2020-01-10T00:30:00.000Z"
-    assert doc["annotations"] == doc["labels"]
-    assert doc["git"]["event"] == "tag" and doc["git"]["ref"] == "refs/tags/v1.4.0"
-    assert set(doc) == {"schema", "version", "tags", "refs", "latest", "latest_reason", "labels",
-                        "annotations", "git", "warnings"}
-
-
-@pytest.mark.usefixtures("clean_env")
-def test_cli_human_and_errors(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.run(["tags", "--context", str(repo)]) == 0
-    out = capsys.readouterr().out
-    assert "main" in out and "org.opencontainers.image.revision" in out
-    assert cli.run(["tags", "--context", str(repo), "--tag-spec", "type=semvr"]) == 2
-    err = capsys.readouterr().err
-    assert "type=semvr" in err and "did you mean 'semver'" in err
-    assert cli.run(["tags", "--context", str(repo), "--image", "ghcr.io/o/app:1"]) == 2
-    assert "tag or digest" in capsys.readouterr().err

@@ -14,7 +14,6 @@ The state comes from, in this order:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,19 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from polyarch import proc
 from polyarch.errors import EnvironmentProblem, UsageError
+from polyarch.tags.versions import SemverKey, semver_key
 
 EventKind = Literal["branch", "tag", "pr", "none"]
 
 DEFAULT_SHORT_SHA_LENGTH = 7
 
 _PR_REF = re.compile(r"^refs/pull/([^/]+)/(?:merge|head)$")
-_SEMVER = re.compile(
-    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][a-zA-Z0-9-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][a-zA-Z0-9-]*))*))?"
-    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
-)
 
 
 @dataclass(frozen=True)
@@ -112,9 +106,30 @@ class GitContext:
     def detect(cwd: Path, env: Mapping[str, str]) -> GitContext:
         """Read the git state from CI variables in ``env`` or from the working tree at ``cwd``."""
         short = _short_sha_length(env)
+        explicit = bool(env.get("POLYARCH_GIT_REF") or env.get("POLYARCH_GIT_SHA"))
+        ci: GitContext | None = None
+        if explicit:
+            ci = None
+        elif env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_REF") is not None:
+            ci = github_context(env, _payload(env), None, short)
+        elif env.get("GITLAB_CI") and env.get("CI_COMMIT_SHA"):
+            ci = gitlab_context(env, None, short)
+        if ci is not None:
+            # The working tree is read only for what the CI variables leave out.
+            if ci.commit_time is None or ci.default_branch is None or not ci.sha:
+                git = _read_git(cwd)
+                sha = ci.sha or git.sha
+                ci = _replace(
+                    ci, sha=sha,
+                    commit_time=ci.commit_time or (git.commit_time if sha == git.sha
+                                                   else _commit_time(cwd, sha)),
+                    default_branch=ci.default_branch or git.default_branch,
+                    repo_url=ci.repo_url or git.repo_url,
+                    repo_name=ci.repo_name or git.repo_name, notes=git.notes)
+            return ci
         git = _read_git(cwd)
         notes = list(git.notes)
-        if env.get("POLYARCH_GIT_REF") or env.get("POLYARCH_GIT_SHA"):
+        if explicit:
             ref = env.get("POLYARCH_GIT_REF", "").strip()
             if ref and not ref.startswith("refs/"):
                 raise UsageError(
@@ -131,10 +146,6 @@ class GitContext:
                 repo_url=git.repo_url, repo_name=git.repo_name, dirty=git.dirty,
                 short_sha_length=short, source="env", notes=tuple(notes),
             )
-        if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_REF") is not None:
-            return _from_github(cwd, env, git, short)
-        if env.get("GITLAB_CI") and env.get("CI_COMMIT_SHA"):
-            return _from_gitlab(cwd, env, git, short)
         if env.get("POLYARCH_DEFAULT_BRANCH"):
             git = _replace(git, default_branch=env["POLYARCH_DEFAULT_BRANCH"])
         return _replace(git, short_sha_length=short)
@@ -182,6 +193,8 @@ def _parse_time(text: str | None) -> datetime | None:
 
 def _git(cwd: Path, *args: str) -> str | None:
     """Output of ``git args`` in ``cwd`` (stripped), or ``None`` if it fails."""
+    from polyarch import proc
+
     res = proc.run(["git", *args], cwd=cwd, echo=False, check=False)
     return res.stdout.strip() if res.ok else None
 
@@ -196,17 +209,26 @@ def _commit_time(cwd: Path, sha: str) -> datetime | None:
 
 
 def _read_git(cwd: Path) -> GitContext:
+    """The state of the working tree at ``cwd`` (five git calls, six when detached)."""
     try:
-        top = _git(cwd, "rev-parse", "--show-toplevel")
+        both = _git(cwd, "rev-parse", "--show-toplevel", "--symbolic-full-name", "HEAD")
     except EnvironmentProblem:
         return GitContext(notes=("git is not installed: git state comes from CI variables only",))
-    if top is None:
-        return GitContext()
-    sha = _git(cwd, "rev-parse", "--verify", "-q", "HEAD") or ""
+    if both is not None:
+        top, _, head = both.partition("\n")
+    else:  # not a repository, or a branch without commits yet
+        top = _git(cwd, "rev-parse", "--show-toplevel") or ""
+        if not top:
+            return GitContext()
+        head = _git(cwd, "symbolic-ref", "-q", "HEAD") or ""
+    sha, commit_time = "", None
+    last = _git(cwd, "log", "-1", "--format=%H%n%cI", "HEAD", "--") if both is not None else None
+    if last:
+        sha, _, when = last.partition("\n")
+        commit_time = _parse_time(when)
     event: EventKind = "none"
     name = ""
-    head = _git(cwd, "symbolic-ref", "-q", "HEAD")
-    if head and head.startswith("refs/heads/"):
+    if head.startswith("refs/heads/"):
         event, name = "branch", head[len("refs/heads/"):]
     elif sha:
         tags = (_git(cwd, "tag", "--points-at", "HEAD", "--sort=-creatordate") or "").split()
@@ -218,10 +240,8 @@ def _read_git(cwd: Path) -> GitContext:
         repo_name = Path(top).name
     status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
     return GitContext(
-        event=event, ref_name=name, sha=sha if sha else "",
-        default_branch=_default_branch(cwd),
-        commit_time=_commit_time(cwd, sha) if sha else None,
-        repo_url=url, repo_name=repo_name, dirty=bool(status),
+        event=event, ref_name=name, sha=sha, default_branch=_default_branch(cwd),
+        commit_time=commit_time, repo_url=url, repo_name=repo_name, dirty=bool(status),
         source="git",
     )
 
@@ -238,13 +258,17 @@ def _pick_tag(tags: list[str]) -> str:
 
 
 def _default_branch(cwd: Path) -> str | None:
-    head = _git(cwd, "symbolic-ref", "-q", "refs/remotes/origin/HEAD")
-    if head and head.startswith("refs/remotes/origin/"):
-        return head[len("refs/remotes/origin/"):]
-    for candidate in ("main", "master"):
-        for ref in (f"refs/remotes/origin/{candidate}", f"refs/heads/{candidate}"):
-            if _git(cwd, "rev-parse", "--verify", "-q", ref) is not None:
-                return candidate
+    """``origin/HEAD``'s branch, else ``main`` or ``master`` if one exists (one git call)."""
+    candidates = ["refs/remotes/origin/HEAD"] + [
+        f"refs/{where}/{n}" for n in ("main", "master") for where in ("remotes/origin", "heads")]
+    found = _git(cwd, "for-each-ref", "--format=%(refname) %(symref)", *candidates) or ""
+    refs = dict(line.partition(" ")[::2] for line in found.splitlines())
+    target = refs.get("refs/remotes/origin/HEAD", "")
+    if target.startswith("refs/remotes/origin/"):
+        return target[len("refs/remotes/origin/"):]
+    for ref in candidates[1:]:
+        if ref in refs:
+            return ref.rsplit("/", 1)[1]
     return None
 
 
@@ -267,6 +291,9 @@ def web_url(remote: str) -> tuple[str | None, str | None]:
 # -- CI ---------------------------------------------------------------------------
 
 def _payload(env: Mapping[str, str]) -> dict[str, Any]:
+    """The GitHub event payload (``GITHUB_EVENT_PATH``), or ``{}``."""
+    import json
+
     path = env.get("GITHUB_EVENT_PATH")
     if not path:
         return {}
@@ -285,8 +312,13 @@ def _get(d: Any, *keys: str) -> Any:
     return d
 
 
-def _from_github(cwd: Path, env: Mapping[str, str], git: GitContext, short: int) -> GitContext:
-    payload = _payload(env)
+def github_context(env: Mapping[str, str], payload: Mapping[str, Any],
+                   git: GitContext | None = None,
+                   short: int = DEFAULT_SHORT_SHA_LENGTH) -> GitContext:
+    """The state GitHub Actions describes in ``env`` and the event ``payload``; what they
+    leave out comes from ``git`` (the working tree). Pure: the commit time stays
+    ``None`` when neither the payload nor ``git`` knows it."""
+    git = git or GitContext()
     event_name = env.get("GITHUB_EVENT_NAME", "")
     ref = env.get("GITHUB_REF", "")
     sha = env.get("GITHUB_SHA", "") or git.sha
@@ -294,7 +326,7 @@ def _from_github(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
         number = _get(payload, "number") or _get(payload, "pull_request", "number")
         if number is not None:
             ref = f"refs/pull/{number}/merge"
-    head_sha_wanted = env.get("DOCKER_METADATA_PR_HEAD_SHA", "").lower() == "true"
+    head_sha_wanted = "true" in env.get("DOCKER_METADATA_PR_HEAD_SHA", "").lower()
     if "pull_request" in event_name and head_sha_wanted:
         head_sha = _get(payload, "pull_request", "head", "sha")
         if isinstance(head_sha, str) and head_sha:
@@ -313,8 +345,8 @@ def _from_github(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
             commit_time = _parse_time(c.get("timestamp"))
     if commit_time is None and _get(payload, "head_commit", "id") == sha:
         commit_time = _parse_time(_get(payload, "head_commit", "timestamp"))
-    if commit_time is None:
-        commit_time = git.commit_time if sha == git.sha else _commit_time(cwd, sha)
+    if commit_time is None and sha == git.sha:
+        commit_time = git.commit_time
     server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
     repo = env.get("GITHUB_REPOSITORY", "")
     url = f"{server}/{repo}" if repo else git.repo_url
@@ -327,7 +359,10 @@ def _from_github(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
     )
 
 
-def _from_gitlab(cwd: Path, env: Mapping[str, str], git: GitContext, short: int) -> GitContext:
+def gitlab_context(env: Mapping[str, str], git: GitContext | None = None,
+                   short: int = DEFAULT_SHORT_SHA_LENGTH) -> GitContext:
+    """The state GitLab CI describes in ``env``; pure, like :func:`github_context`."""
+    git = git or GitContext()
     sha = env.get("CI_COMMIT_SHA", "") or git.sha
     event: EventKind = "none"
     name = ""
@@ -342,8 +377,8 @@ def _from_gitlab(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
     elif env.get("CI_COMMIT_BRANCH"):
         event, name = "branch", env["CI_COMMIT_BRANCH"]
     commit_time = _parse_time(env.get("CI_COMMIT_TIMESTAMP"))
-    if commit_time is None:
-        commit_time = git.commit_time if sha == git.sha else _commit_time(cwd, sha)
+    if commit_time is None and sha == git.sha:
+        commit_time = git.commit_time
     source_kind = env.get("CI_PIPELINE_SOURCE", "")
     return GitContext(
         event=event, ref_name=name, sha=sha, pr_number=pr, base_ref=base,
@@ -353,58 +388,3 @@ def _from_gitlab(cwd: Path, env: Mapping[str, str], git: GitContext, short: int)
         repo_name=env.get("CI_PROJECT_NAME") or git.repo_name,
         short_sha_length=short, source="gitlab", notes=git.notes,
     )
-
-
-# -- versions ---------------------------------------------------------------------
-
-SemverKey = tuple[int, int, int, tuple[tuple[int, int | str], ...]]
-
-
-@dataclass(frozen=True)
-class Semver:
-    major: int
-    minor: int
-    patch: int
-    prerelease: tuple[str, ...]
-    build: tuple[str, ...]
-    raw: str
-
-    @property
-    def version(self) -> str:
-        """``major.minor.patch[-pre]`` (build metadata dropped, as node-semver does)."""
-        core = f"{self.major}.{self.minor}.{self.patch}"
-        return core + ("-" + ".".join(self.prerelease) if self.prerelease else "")
-
-    @property
-    def is_prerelease(self) -> bool:
-        return bool(self.prerelease)
-
-    def key(self) -> SemverKey:
-        # A release sorts after its pre-releases; numeric identifiers sort before
-        # alphanumeric ones and compare as numbers (semver.org, item 11).
-        pre: tuple[tuple[int, int | str], ...]
-        if self.prerelease:
-            pre = tuple((0, int(p)) if p.isdigit() else (1, p) for p in self.prerelease)
-            return (self.major, self.minor, self.patch, ((0, 0), *pre))
-        return (self.major, self.minor, self.patch, ((1, 0),))
-
-
-def parse_semver(text: str) -> Semver | None:
-    """A strict semantic version with an optional leading ``v``; ``None`` if it is not one."""
-    raw = text.strip()
-    if len(raw) > 256:
-        return None
-    m = _SEMVER.match(raw)
-    if not m:
-        return None
-    return Semver(
-        int(m.group(1)), int(m.group(2)), int(m.group(3)),
-        tuple(m.group(4).split(".")) if m.group(4) else (),
-        tuple(m.group(5).split(".")) if m.group(5) else (),
-        raw,
-    )
-
-
-def semver_key(text: str) -> SemverKey | None:
-    v = parse_semver(text)
-    return v.key() if v else None
