@@ -9,7 +9,7 @@ import pytest
 from cli_helpers import last_error_line, polyarch
 
 from polyarch import config, redact
-from polyarch.engines.buildx import RawJsonProgress, build_failure
+from polyarch.engines.buildx_progress import RawJsonProgress, build_failure
 from polyarch.errors import BuildError, EnvironmentProblem, RegistryError, UsageError
 
 DIGEST = "sha256:" + "a" * 64
