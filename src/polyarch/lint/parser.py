@@ -26,8 +26,6 @@ KNOWN = {
     "WORKDIR",
 }
 _JSON_FORM = {"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "VOLUME"}
-_FLAGGED = {"FROM", "RUN", "COPY", "ADD", "HEALTHCHECK"}
-_FLAG = re.compile(r"--([A-Za-z][A-Za-z0-9-]*)(?:=(\S*))?\s*")
 
 
 def parse(text: str) -> Dockerfile:
@@ -83,27 +81,24 @@ def parse(text: str) -> Dockerfile:
             continue
         keyword = km.group(1).upper()
         rest_off = km.end()
+        raw_flags, rest_off = _flags(joined, rest_off)
         flags: dict[str, str | None] = {}
-        raw_flags: list[str] = []
-        if keyword in _FLAGGED:
-            while True:
-                fm = _FLAG.match(joined, rest_off)
-                if not fm:
-                    break
-                flags[fm.group(1).lower()] = fm.group(2)
-                raw_flags.append(fm.group(0).strip())
-                rest_off = fm.end()
+        for f in raw_flags:
+            k, eq, v = f[2:].partition("=")
+            flags[k.lower()] = v if eq else None
         args = whole.tail(rest_off)
         inst = Instruction(keyword, start, end, args, flags, raw_flags)
         if keyword not in KNOWN:
             problems.append((start, f"unknown instruction {km.group(1)!r}"))
-        if keyword in _JSON_FORM and args.value.strip().startswith("["):
+        body = args.value.strip()
+        hc = re.match(r"CMD\s+(?=\[)", body, re.IGNORECASE) if keyword == "HEALTHCHECK" else None
+        if (keyword in _JSON_FORM and body.startswith("[")) or hc:
             try:
-                parsed = json.loads(args.value.strip())
+                parsed = json.loads(body[hc.end():] if hc else body)
             except ValueError:
                 parsed = None
             if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
-                inst.json_args = parsed
+                inst.json_args = (["CMD"] if hc else []) + parsed
         if keyword in ("RUN", "COPY", "ADD") and inst.json_args is None:
             i = _read_heredocs(inst, lines, i, problems)
         instructions.append(inst)
@@ -125,6 +120,39 @@ def parse(text: str) -> Dockerfile:
     if not stages and not problems:
         problems.append((1, "no FROM instruction: a Dockerfile needs at least one stage"))
     return df
+
+
+def _flags(line: str, pos: int) -> tuple[list[str], int]:
+    """Leading ``--name[=value]`` words (any instruction may carry them; BuildKit checks
+    which ones an instruction allows later), and where the arguments start."""
+    out: list[str] = []
+    n = len(line)
+    while True:
+        while pos < n and line[pos].isspace():
+            pos += 1
+        if not line.startswith("--", pos):
+            return out, pos
+        word: list[str] = []
+        quote = ""
+        while pos < n and (quote or not line[pos].isspace()):
+            ch = line[pos]
+            if quote:
+                if ch == quote:
+                    quote = ""
+                else:
+                    word.append(ch)
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "\\" and pos + 1 < n:
+                pos += 1
+                word.append(line[pos])
+            else:
+                word.append(ch)
+            pos += 1
+        w = "".join(word)
+        if w == "--":
+            return out, pos
+        out.append(w)
 
 
 def _read_heredocs(inst: Instruction, lines: list[str], i: int,
