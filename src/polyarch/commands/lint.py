@@ -111,7 +111,7 @@ def read_dockerfile(dockerfile: str) -> tuple[str, str, bytes]:
 
 
 @click.command("lint")
-@click.argument("dockerfile", required=False, default="Dockerfile", metavar="[DOCKERFILE]")
+@click.argument("dockerfiles", nargs=-1, metavar="[DOCKERFILE]...")
 @click.option("--platform", "platforms", multiple=True, metavar="LIST",
               help="Target platforms, comma separated (repeatable). "
                    "Default linux/amd64,linux/arm64.")
@@ -126,11 +126,12 @@ def read_dockerfile(dockerfile: str) -> tuple[str, str, bytes]:
 @click.option("--fix", is_flag=True,
               help="Show the provably safe rewrites as a diff (nothing is written).")
 @click.option("--write", is_flag=True, help="With --fix: write the rewrites to the file.")
-def command(dockerfile: str, platforms: tuple[str, ...], target: str | None, fail_on: str,
-            offline: bool, fmt: str | None, json_mode: bool, fix: bool, write: bool) -> int:
-    """Check DOCKERFILE (default ./Dockerfile; a folder means its Dockerfile; - for stdin)
-    for multi-architecture pitfalls. Exit 0 when clean, 5 when a finding at or above
-    --fail-on is found, 2 for unusable input."""
+def command(dockerfiles: tuple[str, ...], platforms: tuple[str, ...], target: str | None,
+            fail_on: str, offline: bool, fmt: str | None, json_mode: bool, fix: bool,
+            write: bool) -> int:
+    """Check each DOCKERFILE (default ./Dockerfile; a folder means its Dockerfile; - for
+    stdin) for multi-architecture pitfalls. Exit 0 when clean, 5 when a finding at or
+    above --fail-on is found, 2 for unusable input."""
     try:
         targets = parse_platforms(list(platforms) or list(DEFAULT_PLATFORMS))
     except ValueError as e:
@@ -138,7 +139,17 @@ def command(dockerfile: str, platforms: tuple[str, ...], target: str | None, fai
     if write and not fix:
         raise UsageError("--write needs --fix", hint="polyarch lint --fix --write DOCKERFILE")
     fmt = fmt or ("json" if json_mode else "human")
-    text, path, raw = read_dockerfile(dockerfile)
+    files = [read_dockerfile(d) for d in (dockerfiles or ("Dockerfile",))]
+    if len(files) == 1:
+        return _one(*files[0], targets, target, fail_on, offline, fmt, fix, write)
+    if fmt != "human":
+        raise UsageError(f"--format {fmt} takes one Dockerfile",
+                         hint="run polyarch lint once per file")
+    return max(_one(*f, targets, target, fail_on, offline, fmt, fix, write) for f in files)
+
+
+def _one(text: str, path: str, raw: bytes, targets: tuple[Platform, ...], target: str | None,
+         fail_on: str, offline: bool, fmt: str, fix: bool, write: bool) -> int:
     if target is not None:
         df = parse(text)
         if df.stage_named(target) is None:

@@ -231,3 +231,33 @@ def test_fix_keeps_crlf(tmp_path: Path) -> None:
     data = p.read_bytes()
     assert b"FROM --platform=$BUILDPLATFORM node:20 AS web\r\n" in data
     assert data.count(b"\r\n") == ASSETS.count("\n") and b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_cli_several_files_as_pre_commit_passes_them(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, CLEAN["hello-fixture"], "Dockerfile")
+    bad = write(tmp_path, BAD["PA001 ADD download"][0], "tools.Dockerfile")
+    assert run(["lint", "--offline", str(good), str(good)]) == 0
+    assert run(["lint", "--offline", str(good), str(bad)]) == 5
+    out = capsys.readouterr().out
+    assert "tools.Dockerfile: 1 error" in out and "no findings" in out
+    assert run(["lint", "--offline", "--json", str(good), str(bad)]) == 2
+
+
+def test_pre_commit_hook_runs_lint_offline() -> None:
+    hooks = (Path(__file__).resolve().parents[3] / ".pre-commit-hooks.yaml").read_text()
+    assert "id: polyarch-lint" in hooks and "entry: polyarch lint --offline" in hooks
+    import re
+
+    files = re.search(r"^\s*files: (.+)$", hooks, re.MULTILINE)
+    exclude = re.search(r"^\s*exclude: (.+)$", hooks, re.MULTILINE)
+    assert files and exclude
+
+    def picked(name: str) -> bool:
+        return bool(re.search(files.group(1), name)) and not re.search(exclude.group(1), name)
+
+    for name in ("Dockerfile", "app/Dockerfile", "Dockerfile.alpine", "docker/build.Dockerfile",
+                 "Containerfile", "svc/Dockerfile-dev"):
+        assert picked(name), name
+    for name in ("Dockerfile.md", "README.md", "dockerfiles/x.py", "docker/Dockerfile.j2"):
+        assert not picked(name), name
