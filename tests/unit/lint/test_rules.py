@@ -369,6 +369,12 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY . .
 """, [("PA008", 4)]),
+    "PA008 download picked by uname on BUILDPLATFORM, copied into the image": ("""\
+FROM --platform=$BUILDPLATFORM alpine:3.20 AS fetch
+RUN wget -O /tool "https://example.com/tool-$(uname -m)"
+FROM alpine:3.20
+COPY --from=fetch /tool /tool
+""", [("PA007", 2), ("PA008", 2)]),
     "PA009 default on TARGETARCH in a stage": ("""\
 FROM alpine:3.20
 ARG TARGETOS=linux
@@ -417,10 +423,10 @@ RUN <<EOF
 echo never closed
 """, [("PA000", 1), ("PA000", 3)]),
     "PA007 detection on BUILDPLATFORM": ("""\
-FROM --platform=$BUILDPLATFORM alpine:3.20 AS fetch
-RUN wget -O /tool "https://example.com/tool-$(uname -m)"
+FROM --platform=$BUILDPLATFORM alpine:3.20 AS gen
+RUN echo "generated on $(uname -m)" > /notes.txt && protoc --version
 FROM alpine:3.20
-COPY --from=fetch /tool /tool
+COPY --from=gen /notes.txt /notes.txt
 """, [("PA007", 2)]),
 }
 
@@ -458,6 +464,12 @@ def test_hardcoded_arch_is_fine_when_only_that_arch_is_built() -> None:
     f = one(text, "PA001")
     assert "linux/arm64" in f.message and "TARGETARCH" in f.hint
     assert f.severity == "error"
+
+
+def test_single_platform_runs_do_not_report_a_default_for_that_platform() -> None:
+    text = "FROM busybox\nARG ARCH=amd64\nARG TARGETARCH=amd64\nCOPY bin/linux-${ARCH}/app /app\n"
+    assert lint(text, platforms=AMD64) == []
+    assert sorted(f.rule for f in lint(text, platforms=TWO)) == ["PA001", "PA009"]
 
 
 def test_arch_words_that_are_not_paths_are_not_flagged() -> None:

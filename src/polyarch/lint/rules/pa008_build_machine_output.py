@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 
+from polyarch.lint.arch import RUNTIME_DETECT
 from polyarch.lint.context import LintContext
+from polyarch.lint.model import Stage
 from polyarch.lint.rules.common import (
     DEP_PATH,
     heavy_ops,
@@ -43,10 +45,6 @@ def check(ctx: LintContext) -> None:
             and v.runs_on.architecture != g.platform.architecture)]
         if not off_target or len({g.platform.architecture for g in ctx.graphs}) < 1:
             continue
-        ops = heavy_ops(st)
-        if not ops:
-            continue
-        text = stage_text(ctx, st)
         final = ctx.in_final_lineage(st.index)
         outs = output_paths(ctx, st)
         into_target = [(c, line) for c, line, _ in outs
@@ -55,6 +53,11 @@ def check(ctx: LintContext) -> None:
             continue
         where = (f"stage {into_target[0][0].label} copies its output (line {into_target[0][1]})"
                  if into_target else "it is the image being built")
+        _downloads(ctx, st, where)
+        ops = heavy_ops(st)
+        if not ops:
+            continue
+        text = stage_text(ctx, st)
         seen: set[str] = set()
         for op in ops:
             if op.kind in seen or CROSS[op.kind].search(text):
@@ -88,3 +91,27 @@ def check(ctx: LintContext) -> None:
                         "$BUILDPLATFORM stages" if op.kind == "npm" else
                         "install on the target platform, or download target wheels with `pip "
                         "install --platform <tag> --only-binary=:all: --target ...`", st)
+
+
+_URL_WORD = re.compile(r"""[^\s'"]*://[^\s'"]*""")
+
+
+def _downloads(ctx: LintContext, st: Stage, where: str) -> None:
+    """A download whose URL picks the architecture from the machine running the stage
+    (``https://.../tool-$(uname -m).tar.gz``): on the build machine that is the build
+    machine's architecture, not the target's."""
+    for inst in st.instructions:
+        if inst.keyword != "RUN":
+            continue
+        for t in inst.texts():
+            for m in _URL_WORD.finditer(t.value):
+                det = RUNTIME_DETECT.search(t.value, m.start(), m.end() + 40)
+                if det is None or det.start() > m.end() + 2:
+                    continue
+                ctx.add("PA008", "error", t.line_at(m.start()),
+                        f"stage {st.label} runs on the build machine and downloads "
+                        f"{m.group(0)[:60]!r} for the architecture {det.group(0).strip()!r} "
+                        f"reports, the build machine's; {where} into every platform's image",
+                        "name the target instead: ARG TARGETARCH and use ${TARGETARCH} (mapped "
+                        "with case where the download names architectures its own way)", st)
+                return
