@@ -99,6 +99,19 @@ def _paths_within(ctx: LintContext, st: Stage, allowed: set[str]) -> bool:
     return True
 
 
+def _runs_output(st: Stage, outs: set[str]) -> bool:
+    """Whether a command other than ``go`` touches what ``go build`` wrote (a test run of
+    the binary would then execute a target binary on the build machine)."""
+    names = outs | {posixpath.basename(o) for o in outs}
+    for _, c in commands(st):
+        if c.name == "go":
+            continue
+        words = [c.name, *c.args]
+        if any(w == n or w.endswith("/" + n) for w in words for n in names):
+            return True
+    return False
+
+
 def _insert_before(line: str, needle: str, text: str) -> str:
     i = line.find(needle)
     return line if i < 0 else line[:i] + text + line[i:]
@@ -123,7 +136,7 @@ def rewrites(ctx: LintContext) -> list[Rewrite]:
         if kinds == {"go"} and not _CGO_ON.search(text) and not _C_PKGS.search(text) and not any(
                 c.name in C_TOOLS for _, c in commands(st)):
             go = _go_outputs(ctx, st)
-            if go is not None and _paths_within(ctx, st, go[1]):
+            if go is not None and _paths_within(ctx, st, go[1]) and not _runs_output(st, go[1]):
                 edits = _from_edit(ctx, st, "ARG TARGETOS TARGETARCH")
                 for line, _ in go[0]:
                     cur = edits.get(line - 1, ctx.df.lines[line - 1])
