@@ -7,7 +7,6 @@ from typing import Any
 from polyarch.lint.model import RULES, Finding
 
 _LEVEL = {"error": "error", "warning": "warning", "info": "note", "note": "note"}
-DOCS = "https://github.com/polyarch/polyarch/blob/main/docs/lint.md"
 
 
 def to_sarif(findings: list[Finding], version: str) -> dict[str, Any]:
@@ -15,7 +14,8 @@ def to_sarif(findings: list[Finding], version: str) -> dict[str, Any]:
         "id": r.id,
         "name": r.name,
         "shortDescription": {"text": r.summary},
-        "helpUri": f"{DOCS}#{r.id.lower()}-{r.name}",
+        "help": {"text": f"{r.summary} polyarch's docs/lint.md describes {r.id} {r.name}, "
+                         "with an example and the fix."},
     } for r in RULES.values()]
     index = {r.id: n for n, r in enumerate(RULES.values())}
     results = [{
@@ -33,8 +33,7 @@ def to_sarif(findings: list[Finding], version: str) -> dict[str, Any]:
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "polyarch-lint", "version": version,
-                                "informationUri": DOCS, "rules": rules}},
+            "tool": {"driver": {"name": "polyarch-lint", "version": version, "rules": rules}},
             "results": results,
         }],
     }
