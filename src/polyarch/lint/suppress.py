@@ -5,6 +5,7 @@ the instruction it sits in (a comment inside a continued instruction).
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from polyarch.lint.model import Dockerfile, Finding
@@ -32,10 +33,14 @@ def apply(df: Dockerfile, findings: list[Finding]) -> list[Finding]:
             whole |= ids
             continue
         pending.append((n, ids))
+    starts = [a for a, _ in spans]
     for n, ids in pending:
-        span = next(((a, b) for a, b in spans if a <= n <= b), None) or next(
-            ((a, b) for a, b in spans if a > n), None)
-        if span is None:
+        k = bisect.bisect_right(starts, n) - 1
+        if k >= 0 and spans[k][1] >= n:
+            span = spans[k]  # inside a continued instruction
+        elif k + 1 < len(spans):
+            span = spans[k + 1]  # the next instruction
+        else:
             continue
         for ln in range(span[0], span[1] + 1):
             per_line.setdefault(ln, set()).update(ids)
