@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from polyarch.commands._common import build_options, load_options, reporter
+from polyarch.commands._common import build_options, check_writable, load_options, reporter
 
 
 @click.command("build")
@@ -27,6 +27,8 @@ def command(stage: bool, descriptor: Path | None, dry_run: bool, json_mode: bool
     from polyarch import stage as staging
 
     rep = reporter(json_mode)
+    if descriptor is not None:
+        check_writable(descriptor, "--descriptor")
     opts = load_options(kw)
     result = staging.build_stage(opts, rep, descriptor_path=descriptor, dry_run=dry_run)
     if json_mode:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from polyarch import ci
-from polyarch.commands._common import build_options, load_options, reporter
+from polyarch.commands._common import build_options, check_writable, load_options, reporter
 from polyarch.errors import FatalError, UsageError
 from polyarch.output import Reporter
 
@@ -36,6 +36,8 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     from polyarch.project import load_project
 
     rep = reporter(json_mode)
+    if output_file is not None:
+        check_writable(output_file, "--output-file")
     project = load_project(kw.get("config_path"))
     if project is not None:
         return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
