@@ -151,3 +151,18 @@ def test_descriptor_paths(tmp_path: Path, where: str) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     assert_clean(invoke(["build", "--dry-run", "--descriptor", where, "-t", TAG, "."],
                         cwd=tmp_path))
+
+
+@given(name=st.sampled_from(FILE_KEYS),
+       value=st.text(st.characters(exclude_categories=("Cs",)), max_size=40) | deep_json)
+def test_config_load_from_any_mapping(tmp_path: Path, name: str, value: str) -> None:
+    """config.load with an environment mapping that no OS could pass (NUL bytes
+    included): an Options object or a ConfigError, nothing else."""
+    from polyarch import config
+    from polyarch.errors import ConfigError
+
+    env = {config.ENV_PREFIX + name.upper().replace("-", "_"): value}
+    try:
+        config.load({}, env=env, cwd=tmp_path)
+    except ConfigError as e:
+        assert e.exit_code == 2 and e.line()
