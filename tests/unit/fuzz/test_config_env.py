@@ -166,3 +166,8 @@ def test_config_load_from_any_mapping(tmp_path: Path, name: str, value: str) -> 
         config.load({}, env=env, cwd=tmp_path)
     except ConfigError as e:
         assert e.exit_code == 2 and e.line()
+
+
+@given(name=st.sampled_from(ENV_NAMES), value=env_text | deep_json)
+def test_env_values_doctor(tmp_path: Path, name: str, value: str) -> None:
+    assert_clean(invoke(["doctor", "--json"], cwd=tmp_path, env={name: value}))
