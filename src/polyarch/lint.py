@@ -284,7 +284,7 @@ def parse(text: str) -> Dockerfile:
         if keyword in _JSON_FORM and args.value.strip().startswith("["):
             try:
                 parsed = json.loads(args.value.strip())
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deeply for it
                 parsed = None
             if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
                 inst.json_args = parsed
