@@ -20,6 +20,7 @@ import csv
 import difflib
 import hashlib
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -572,9 +573,13 @@ def _regex(pattern: str, where: str) -> re.Pattern[str]:
         for c in m.group(2):
             flags |= {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}.get(c, 0)
     try:
-        return re.compile(pattern, flags)
+        with warnings.catch_warnings():  # "possible nested set": JavaScript's meaning holds
+            warnings.simplefilter("ignore", FutureWarning)
+            return re.compile(pattern, flags)
     except re.error as e:
         raise UsageError(f"{where}: bad regular expression: {e}") from e
+    except RecursionError:
+        raise UsageError(f"{where}: bad regular expression: nested too deeply") from None
 
 
 def _match(pattern: str, group: int, value: str, where: str, warnings: list[str]) -> str | None:
