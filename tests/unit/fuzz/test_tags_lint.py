@@ -123,3 +123,15 @@ def test_lint_deep_dockerfiles(tmp_path: Path, depth: int, kind: str) -> None:
         text = "FROM scratch\nRUN true" + " \\\n  && true" * depth + "\n"
     (tmp_path / "Dockerfile").write_text(text)
     assert_clean(invoke(["lint", "--offline", "Dockerfile"], cwd=tmp_path))
+
+
+@given(depth=st.integers(1, 3000),
+       template=st.sampled_from(["type=raw,value={open}x{close}",
+                                 "type=match,pattern={open}v{close}",
+                                 "type=semver,pattern={open}{{{{version}}}}{close}",
+                                 "type=schedule,pattern={{{{date '{open}YYYY{close}'}}}}"]),
+       brackets=st.sampled_from([("{{", "}}"), ("(", ")"), ("[", "]"), ("${", "}")]))
+def test_tag_specs_nested_deep(tmp_path: Path, depth: int, template: str,
+                               brackets: tuple[str, str]) -> None:
+    spec = template.format(open=brackets[0] * depth, close=brackets[1] * depth)
+    assert_clean(invoke(["tags", "--tag-spec", spec], cwd=tmp_path, env=GITHUB))
