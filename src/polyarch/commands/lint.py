@@ -150,6 +150,17 @@ def command(dockerfiles: tuple[str, ...], platforms: tuple[str, ...], target: st
 
 def _one(text: str, path: str, raw: bytes, targets: tuple[Platform, ...], target: str | None,
          fail_on: str, offline: bool, fmt: str, fix: bool, write: bool) -> int:
+    try:
+        return _lint_one(text, path, raw, targets, target, fail_on, offline, fmt, fix, write)
+    except RecursionError:
+        # BuildKit's own lexer recurses too: such a file does not build either.
+        raise UsageError(f"{path}: variables or brackets nested too deeply to read",
+                         hint="BuildKit would refuse it as well; flatten the nesting") from None
+
+
+def _lint_one(text: str, path: str, raw: bytes, targets: tuple[Platform, ...],
+              target: str | None, fail_on: str, offline: bool, fmt: str, fix: bool,
+              write: bool) -> int:
     if target is not None:
         df = parse(text)
         if df.stage_named(target) is None:

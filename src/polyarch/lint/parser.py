@@ -95,7 +95,7 @@ def parse(text: str) -> Dockerfile:
         if (keyword in _JSON_FORM and body.startswith("[")) or hc:
             try:
                 parsed = json.loads(body[hc.end():] if hc else body)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deeply for it
                 parsed = None
             if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
                 inst.json_args = (["CMD"] if hc else []) + parsed

@@ -215,6 +215,10 @@ class RegistryClient:
         try:
             creds = self.config.credentials(registry)
         except EnvironmentProblem as e:
+            from polyarch.proc import CommandTimedOut
+
+            if isinstance(e, CommandTimedOut):
+                raise  # a hung credential helper is this machine's problem (exit 3)
             raise RegistryError(e.message, hint=e.hint) from e
         with self._lock:
             self._creds[registry] = creds
