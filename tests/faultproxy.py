@@ -16,6 +16,9 @@ forwarding to a real registry. Faults are rules consumed in order::
                                                   # forward, but cut the body after 1000 B
         proxy.add(Fault.delay(2.0))               # wait, then forward
         proxy.add(Fault.lose())                   # forward, then reset instead of answering
+        proxy.add(Fault.hang())                   # never answer (until the proxy closes)
+        proxy.add(Fault.hang_after(1000), method="GET", match="/blobs/sha256:")
+                                                  # forward, send 1000 B of body, then stall
         proxy.add(Fault.status(503), times=None)  # every matching request, until clear()
         proxy.clear()                             # drop all rules
         proxy.log                                 # [Record(method, path, outcome, headers)]
@@ -41,6 +44,16 @@ LocalRegistry
 ``LocalRegistry(tmp_path, htpasswd={"user": "pw"})`` starts ``docker-registry serve`` on
 a free loopback port with its own storage (optionally with ``auth: htpasswd``); use
 ``.address``, ``.stop()`` and ``.start()``; it is a context manager.
+``LocalRegistry(tmp_path, tls=TestCA(dir).issue("127.0.0.1"), client_cas=[ca.cert])``
+serves HTTPS (requiring a client certificate signed by ``client_cas`` when given).
+
+TestCA
+======
+
+``TestCA(directory, "name")`` makes a private certificate authority with the
+``openssl`` command; ``.issue("127.0.0.1")`` a server certificate (with the IP or DNS
+name as subjectAltName), ``.issue_client("ci")`` a client certificate, each a
+``(cert, key)`` pair of paths.
 """
 
 from __future__ import annotations
@@ -71,7 +84,7 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "status", "drop", "reset", "truncate", "delay", "lose"
+    kind: str  # "status", "drop", "reset", "truncate", "delay", "lose", "hang", "hang_after"
     code: int = 0
     retry_after: float | None = None
     after: int = 0
@@ -96,6 +109,17 @@ class Fault:
     @staticmethod
     def delay(seconds: float) -> Fault:
         return Fault("delay", seconds=seconds)
+
+    @staticmethod
+    def hang() -> Fault:
+        """Read the request, then never answer (the connection stays open)."""
+        return Fault("hang")
+
+    @staticmethod
+    def hang_after(after: int) -> Fault:
+        """Forward the request, send the headers and ``after`` bytes of the body, then
+        stall with the connection open."""
+        return Fault("hang_after", after=after)
 
     @staticmethod
     def lose() -> Fault:
@@ -179,6 +203,7 @@ class FaultProxy:
         self.log: list[Record] = []
         self.faults_injected = 0
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._server = _Server((host, 0), _Handler)
         self._server.proxy = self
         self.port = self._server.server_address[1]
@@ -218,7 +243,12 @@ class FaultProxy:
             self.log.append(Record(h.command, h.path, outcome, dict(h.headers.items())))
 
     # -- lifecycle ---------------------------------------------------------------------
+    def _stall(self) -> None:
+        """Hold the connection open without a byte more, until the proxy closes."""
+        self._closing.wait(timeout=900)
+
     def close(self) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -282,6 +312,11 @@ class FaultProxy:
                                         struct.pack("ii", 1, 0))
             h.close_connection = True
             return
+        if fault is not None and fault.kind == "hang":
+            self._record(h, "hang")
+            self._stall()
+            h.close_connection = True
+            return
         if fault is not None and fault.kind == "lose":
             host, _, port = self.upstream.partition(":")
             conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
@@ -306,10 +341,11 @@ class FaultProxy:
             self._record(h, "307")
             self._send(h, 307, b"", {"Location": self.redirect_blobs_to + h.path})
             return
-        self._forward(h, body, fault.after if fault is not None and fault.kind == "truncate"
-                      else None)
+        cut = fault.after if fault is not None and fault.kind in ("truncate", "hang_after") else None
+        self._forward(h, body, cut, stall=fault is not None and fault.kind == "hang_after")
 
-    def _forward(self, h: _Handler, body: bytes, truncate: int | None) -> None:
+    def _forward(self, h: _Handler, body: bytes, truncate: int | None,
+                 stall: bool = False) -> None:
         host, _, port = self.upstream.partition(":")
         conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
         # Repeated headers (docker sends one Accept per media type) are joined, not lost.
@@ -341,13 +377,20 @@ class FaultProxy:
                 data = resp.read()
                 out_headers = [(k, v) for k, v in out_headers if k.lower() != "content-length"]
                 out_headers.append(("Content-Length", str(len(data))))
-            self._record(h, f"forwarded {resp.status}" + (" truncated" if truncate is not None
-                                                          else ""))
+            self._record(h, f"forwarded {resp.status}" + (
+                " stalled" if stall else " truncated" if truncate is not None else ""))
             h.send_response(resp.status)
             for k, v in out_headers:
                 h.send_header(k, v)
             h.end_headers()
             if h.command == "HEAD":
+                return
+            if data is not None and truncate is not None:
+                h.wfile.write(data[:truncate])
+                h.wfile.flush()
+                if stall:
+                    self._stall()
+                h.close_connection = True
                 return
             if data is not None:
                 h.wfile.write(data)
@@ -360,6 +403,8 @@ class FaultProxy:
                 if truncate is not None and sent + len(chunk) > truncate:
                     h.wfile.write(chunk[:max(0, truncate - sent)])
                     h.wfile.flush()
+                    if stall:
+                        self._stall()
                     h.close_connection = True
                     return
                 h.wfile.write(chunk)
@@ -439,25 +484,78 @@ def bcrypt_hash(password: str) -> str:
         return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
 
 
+class TestCA:
+    """A private certificate authority made with the ``openssl`` command."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, directory: Path, name: str = "polyarch test CA") -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.cert = directory / "ca.crt"
+        self.key = directory / "ca.key"
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-nodes", "-keyout", self.key, "-out", self.cert, "-days", "2",
+                      "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def _openssl(self, *args: object) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+
+    def _issue(self, stem: str, subject: str, ext: str) -> tuple[Path, Path]:
+        key, csr = self.directory / f"{stem}.key", self.directory / f"{stem}.csr"
+        cert = self.directory / f"{stem}.crt"
+        extfile = self.directory / f"{stem}.ext"
+        extfile.write_text(ext)
+        self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-keyout", key, "-out", csr, "-subj", f"/CN={subject}")
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
+                      "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", extfile)
+        return cert, key
+
+    def issue(self, host: str = "127.0.0.1") -> tuple[Path, Path]:
+        """A server certificate for ``host`` (an IP address or a DNS name)."""
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(host)
+            san = f"IP:{host}"
+        except ValueError:
+            san = f"DNS:{host}"
+        stem = "server-" + re.sub(r"[^A-Za-z0-9]", "_", host)
+        return self._issue(stem, host, f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
+
+    def issue_client(self, name: str = "client") -> tuple[Path, Path]:
+        return self._issue(f"client-{name}", name, "extendedKeyUsage=clientAuth\n")
+
+
 class LocalRegistry:
     """A ``docker-registry`` process of its own, on a free loopback port."""
 
-    def __init__(self, directory: Path, *, htpasswd: dict[str, str] | None = None) -> None:
+    def __init__(self, directory: Path, *, htpasswd: dict[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None,
+                 client_cas: list[Path] | None = None) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         auth = ""
         if htpasswd:
             pw_file = directory / "htpasswd"
             pw_file.write_text("".join(f"{u}:{bcrypt_hash(p)}\n" for u, p in htpasswd.items()))
             auth = f"auth:\n  htpasswd:\n    realm: polyarch-test\n    path: {pw_file}\n"
+        tls_conf = ""
+        if tls:
+            tls_conf = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
+            if client_cas:
+                tls_conf += "    clientcas:\n" + "".join(f"      - {c}\n" for c in client_cas)
         self.config = directory / "config.yml"
         self.config.write_text(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
             f"    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n" + auth
+            f"http:\n  addr: {self.address}\n" + tls_conf + auth
         )
         self.start()
 
@@ -468,6 +566,13 @@ class LocalRegistry:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.tls:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return
+                except OSError:
+                    time.sleep(0.1)
+                    continue
             try:
                 httpx.get(f"http://{self.address}/v2/", timeout=1)
                 return
@@ -484,6 +589,13 @@ class LocalRegistry:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            self.proc = None
+
+    def kill(self) -> None:
+        """Stop at once (SIGKILL), as a crash or a pulled cable would."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
             self.proc = None
 
     def __enter__(self) -> LocalRegistry:
