@@ -119,6 +119,8 @@ def context_for(registry: str, *, verify: bool = True,
                                 hint="replace it with the registry's CA certificate") from e
     if trust.cas:
         what += " + " + ", ".join(str(p) for p in trust.cas)
+    if trust.client_pairs:
+        what += "; client certificate " + ", ".join(str(c) for c, _ in trust.client_pairs)
     for cert, key in trust.client_pairs:
         try:
             ctx.load_cert_chain(str(cert), str(key))
@@ -139,11 +141,19 @@ def tls_failure(registry: str, error: BaseException, trusted: str) -> RegistryEr
             hint=f"put the registry's CA certificate in {root}/{registry}/ca.crt"
                  " (or POLYARCH_CERTS_D/...), or set SSL_CERT_FILE",
         )
-    text = getattr(error, "reason", None) or str(error)
-    if "CERTIFICATE_REQUIRED" in str(text).upper() or "certificate required" in str(error):
+    text = str(getattr(error, "reason", None) or error)
+    alert = text.upper()
+    if any(a in alert for a in ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA",
+                                "CERTIFICATE_UNKNOWN", "CERTIFICATE_EXPIRED")):
+        # The server's alert about *our* certificate: none sent, or not one it accepts.
+        sent = "client certificate" in trusted
         return RegistryError(
-            f"registry {registry}: the registry requires a client certificate ({text})",
-            hint=f"put client.cert and client.key in {root}/{registry}/",
+            f"registry {registry}: "
+            + ("the registry refused the client certificate" if sent
+               else "the registry requires a client certificate")
+            + f" ({text})",
+            hint=f"put client.cert and client.key (signed by a CA the registry trusts) in"
+                 f" {root}/{registry}/",
         )
     return RegistryError(
         f"registry {registry}: TLS handshake failed ({text})",
