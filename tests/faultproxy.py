@@ -342,7 +342,10 @@ class FaultProxy:
             self._send(h, 307, b"", {"Location": self.redirect_blobs_to + h.path})
             return
         cut = fault.after if fault is not None and fault.kind in ("truncate", "hang_after") else None
-        self._forward(h, body, cut, stall=fault is not None and fault.kind == "hang_after")
+        if fault is not None and fault.kind == "hang_after":
+            self._forward(h, body, cut, stall=True)
+        else:
+            self._forward(h, body, cut)
 
     def _forward(self, h: _Handler, body: bytes, truncate: int | None,
                  stall: bool = False) -> None:
