@@ -139,6 +139,7 @@ class Transport:
         self._clients: dict[tuple[str, str], httpx.Client] = {}
         self._trusted: dict[str, str] = {}
         self._schemes: dict[str, str] = {}
+        self._probe_locks: dict[str, threading.Lock] = {}
         #: Requests sent (tests and benchmarks read it).
         self.requests_sent = 0
 
@@ -164,13 +165,19 @@ class Transport:
             return "https"
         with self._lock:
             known = self._schemes.get(registry)
+            probe_lock = self._probe_locks.setdefault(registry, threading.Lock())
         if known:
             return known
-        found = self._probe(registry)
-        if found is None:
-            return "http" if not self.is_insecure(registry) else "https"
-        with self._lock:
-            self._schemes[registry] = found
+        with probe_lock:  # one probe per registry, however many threads ask at once
+            with self._lock:
+                known = self._schemes.get(registry)
+            if known:
+                return known
+            found = self._probe(registry)
+            if found is None:
+                return "http" if not self.is_insecure(registry) else "https"
+            with self._lock:
+                self._schemes[registry] = found
         return found
 
     def base_url(self, registry: str) -> str:

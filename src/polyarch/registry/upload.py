@@ -175,7 +175,9 @@ class _Upload:
                 raise RegistryError(f"{ref.registry}: access denied for {method} to {ref.name}",
                                     hint="the credentials lack push permission for this repository")
             if code in RETRY_STATUS or code == 401:
-                self._failed(url, f"HTTP {code}", parse_retry_after(resp.headers.get("Retry-After")))
+                header = resp.headers.get("Retry-After")
+                last = f"HTTP {code}" + (f" (Retry-After: {header})" if header else "")
+                self._failed(url, last, parse_retry_after(header))
                 location, offset = self._resync(location, offset)
                 continue
             if code == 416 or (code in (400, 404) and error_codes(resp) & _RESTART_CODES):

@@ -216,3 +216,26 @@ def test_pull_by_digest_into_a_layout_and_push_elsewhere(registry: str, repo: st
         with LocalRegistry(tmp_path / "other") as other:
             again = push_layout(client, OCILayout(as_tar), parse_ref(f"{other.address}/copy/app"))
             assert again.digest == res.digest and again.blobs_uploaded == 5
+
+
+def test_busy_registry_retry_after_is_honoured_mid_upload(registry: str, repo: str,
+                                                          tmp_path: Path) -> None:
+    import time
+
+    lay = layout_with(tmp_path / "lay", sizes=(500 * KIB, 5 * KIB))
+    name = repo.split("/", 1)[1]
+    with FaultProxy(registry) as proxy, RegistryClient(backoff=0.01) as client:
+        proxy.add(Fault.status(503, retry_after=1), method="PATCH", times=1)
+        t0 = time.monotonic()
+        res = push_layout(client, lay, parse_ref(f"{proxy.address}/{name}"),
+                          chunk_size=200 * KIB, jobs=1)
+        assert time.monotonic() - t0 >= 1.0
+        assert res.blobs_uploaded == 5
+        # The refused chunk was sent again on the same upload, after asking its offset.
+        assert len(upload_posts(proxy)) == 5
+        # A registry that asks for an hour is not waited for.
+        proxy.add(Fault.status(429, retry_after=3600), method="PUT", times=None)
+        t0 = time.monotonic()
+        with pytest.raises(RegistryError, match="Retry-After: 3600") as ei:
+            push_layout(client, layout_with(tmp_path / "lay2"), parse_ref(f"{proxy.address}/{name}"))
+        assert time.monotonic() - t0 < 3 and ei.value.exit_code == 4
