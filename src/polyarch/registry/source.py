@@ -13,7 +13,6 @@ from typing import Protocol
 from polyarch.errors import UsageError
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry.api import RegistryAPI
-from polyarch.registry.layout import OCILayout, parse_oci_spec
 from polyarch.registry.media import Manifest
 
 
@@ -57,6 +56,8 @@ class RegistrySource:
 def open_source(spec: str | ImageRef, client: RegistryAPI | None = None) -> ImageSource:
     """An :class:`ImageSource` for a registry reference or an ``oci:PATH`` layout."""
     if isinstance(spec, str) and spec.startswith("oci:"):
+        from polyarch.registry.layout import OCILayout, parse_oci_spec  # tarfile: on use
+
         path, name = parse_oci_spec(spec)
         return OCILayout(path, name)
     if isinstance(spec, str):
@@ -71,4 +72,4 @@ def open_source(spec: str | ImageRef, client: RegistryAPI | None = None) -> Imag
     return RegistrySource(client, ref)
 
 
-__all__ = ["ImageSource", "OCILayout", "RegistrySource", "open_source", "parse_oci_spec"]
+__all__ = ["ImageSource", "RegistrySource", "open_source"]

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import os
 import random
 import ssl
@@ -95,6 +94,8 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(v))
     except ValueError:
         pass
+    import email.utils  # an HTTP date is rare; most registries send seconds
+
     try:
         when = email.utils.parsedate_to_datetime(v)
     except (TypeError, ValueError):
