@@ -327,6 +327,7 @@ class RegistryAPI:
                 headers["Range"] = f"bytes={got}-"
             resp = self.request(ref.registry, "GET", path, scopes=[scope(ref.repository, "pull")],
                                 headers=headers, stream=True, what=what, deadline=dl)
+            before = got
             try:
                 if resp.status_code == 404:
                     raise BlobNotFound(f"{ref.name}: blob {digest} not found")
@@ -347,6 +348,8 @@ class RegistryAPI:
                 break
             except httpx.TransportError as e:
                 failures += 1
+                if got > before:
+                    dl.extend()  # this attempt moved bytes: the resume gets a full deadline
                 wait = self.transport.sleep_for(failures - 1, None)
                 if failures > self.retries or dl.remaining() <= wait:
                     raise self.transport.gave_up(

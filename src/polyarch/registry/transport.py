@@ -1,11 +1,11 @@
 """HTTP transport for registries: scheme choice, TLS trust, deadlines and retries.
 
 * **Scheme.** A registry is spoken to over HTTPS, verified (:mod:`.trust`). Loopback
-  registries (``127.0.0.0/8``, ``::1``, ``localhost``) may also be plain HTTP: the first
-  request to one asks ``GET /v2/`` over HTTP and moves to verified HTTPS when the answer
-  is the "HTTP request to an HTTPS server" refusal. Registries named as insecure
-  (``--insecure-registry``) are tried as docker tries them: HTTPS without certificate
-  verification first, plain HTTP when the server does not speak TLS.
+  registries (``127.0.0.0/8``, ``::1``, ``localhost``) and those named as insecure
+  (``--insecure-registry``) may also be plain HTTP, in docker's order: HTTPS first,
+  plain HTTP when the server does not speak TLS. Which one is found once per registry
+  with a bare TLS handshake (no trust store loaded, no HTTP request). A loopback
+  registry that speaks TLS is verified; an insecure one is not (as docker does).
 * **TLS.** One ``httpx.Client`` per HTTPS host, built on first use with that host's
   trust; one for plain HTTP. A certificate or handshake failure is a
   :class:`RegistryError` at once, never retried.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import ssl
 import threading
 import time
@@ -119,6 +120,17 @@ def origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc.lower()
 
 
+def split_host_port(hostport: str, default: int) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port``, ``host`` -> (host, port)."""
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else default
+    host, sep, port = hostport.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host, int(port)
+    return hostport, default
+
+
 def norm_host(host: str) -> str:
     h = host.strip().lower()
     for scheme in ("https://", "http://"):
@@ -185,27 +197,30 @@ class Transport:
         return f"{self.scheme(registry)}://{self.host(registry)}"
 
     def _probe(self, registry: str) -> str | None:
-        host = self.host(registry)
-        timeout = httpx.Timeout(min(self.timeout, 10.0))
-        if self.is_insecure(registry):
-            # docker's order for an insecure registry: HTTPS (unverified), then HTTP.
-            try:
-                self._client("https", registry).get(f"https://{host}/v2/", timeout=timeout)
-                return "https"
-            except httpx.TransportError as e:
-                err = trust.find_ssl_error(e)
-                if err is not None and trust.not_tls(err):
-                    return "http"
-                return None
+        """Does ``registry`` speak TLS? A TLS handshake tells, without an HTTP request.
+
+        The handshake uses a bare context that verifies nothing and loads no trust
+        store: it only finds out whether the server answers TLS at all. ``None`` when
+        the registry cannot be reached (nothing is remembered then).
+        """
+        host, port = split_host_port(self.host(registry), 443)
         try:
-            with self._lock:
-                self.requests_sent += 1
-            resp = self._client("http", registry).get(f"http://{host}/v2/", timeout=timeout)
-        except httpx.TransportError:
+            sock = socket.create_connection((host, port), timeout=min(self.timeout, 10.0))
+        except OSError:
             return None
-        if resp.status_code == 400 and "HTTPS server" in resp.text:
-            return "https"
-        return "http"
+        try:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with ctx.wrap_socket(sock, server_hostname=host):
+                return "https"
+        except ssl.SSLError as e:
+            # A plain-HTTP server answers the ClientHello with an HTTP error page.
+            return "http" if trust.not_tls(e) else "https"
+        except OSError:
+            return None
+        finally:
+            sock.close()
 
     # -- clients ---------------------------------------------------------------------
     def _client(self, scheme: str, host: str) -> httpx.Client:

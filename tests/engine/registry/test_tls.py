@@ -68,9 +68,8 @@ def test_untrusted_ca_exit_4_at_once_never_retried(tls_registry: LocalRegistry, 
         with pytest.raises(RegistryError, match="TLS certificate not trusted") as ei:
             client.get_manifest(ref)
         elapsed = time.monotonic() - t0
-        # The plain-HTTP probe (refused: "HTTP request to an HTTPS server"), then one
-        # HTTPS attempt: no retry, no backoff.
-        assert client.requests_sent == 2
+        # One HTTPS attempt (after the bare handshake that found TLS): no retry, no backoff.
+        assert client.requests_sent == 1
     assert elapsed < 1.0, elapsed
     assert ei.value.exit_code == 4
     assert tls_registry.address in ei.value.message

@@ -14,6 +14,7 @@ from polyarch.registry.transport import (
     Transport,
     default_timeout,
     parse_retry_after,
+    split_host_port,
 )
 
 
@@ -62,3 +63,11 @@ def test_deadline_moves_with_progress() -> None:
     d.extend()
     assert d.remaining() > 0.15
     assert d.timeout().read is not None and d.timeout().connect is not None
+
+
+def test_split_host_port() -> None:
+    assert split_host_port("127.0.0.1:5000", 443) == ("127.0.0.1", 5000)
+    assert split_host_port("localhost", 443) == ("localhost", 443)
+    assert split_host_port("[::1]:5000", 443) == ("::1", 5000)
+    assert split_host_port("[::1]", 443) == ("::1", 443)
+    assert split_host_port("registry-1.docker.io", 443) == ("registry-1.docker.io", 443)
