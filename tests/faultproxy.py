@@ -38,22 +38,8 @@ another origin, whose ``log`` shows which headers arrived there.
 Bounded: at most ``max_requests`` (default 10,000) requests are served, each upstream
 call has a timeout, and ``close()`` (or leaving the ``with``) stops every thread.
 
-LocalRegistry
-=============
-
-``LocalRegistry(tmp_path, htpasswd={"user": "pw"})`` starts ``docker-registry serve`` on
-a free loopback port with its own storage (optionally with ``auth: htpasswd``); use
-``.address``, ``.stop()`` and ``.start()``; it is a context manager.
-``LocalRegistry(tmp_path, tls=TestCA(dir).issue("127.0.0.1"), client_cas=[ca.cert])``
-serves HTTPS (requiring a client certificate signed by ``client_cas`` when given).
-
-TestCA
-======
-
-``TestCA(directory, "name")`` makes a private certificate authority with the
-``openssl`` command; ``.issue("127.0.0.1")`` a server certificate (with the IP or DNS
-name as subjectAltName), ``.issue_client("ci")`` a client certificate, each a
-``(cert, key)`` pair of paths.
+LocalRegistry, TestCA (in ``registries.py``) and the image builders (in
+``oci_images.py``) are imported here too, so ``from faultproxy import ...`` finds them.
 """
 
 from __future__ import annotations
@@ -63,20 +49,24 @@ import http.client
 import json
 import re
 import secrets
-import shutil
 import socket
 import struct
-import subprocess
 import threading
 import time
 import urllib.parse
-import warnings
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import httpx
+from oci_images import (  # re-exported: tests import them from here
+    LayerFiles,
+    Variant,
+    image_blobs,
+    make_layer,
+    push_index,
+    write_oci_layout,
+)
+from registries import LocalRegistry, TestCA, bcrypt_hash, free_port
 
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
         "trailers", "transfer-encoding", "upgrade"}
@@ -473,277 +463,8 @@ class FaultProxy:
                    {"Content-Type": "application/json"})
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def bcrypt_hash(password: str) -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-
-        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
-
-
-class TestCA:
-    """A private certificate authority made with the ``openssl`` command."""
-
-    __test__ = False  # not a pytest class
-
-    def __init__(self, directory: Path, name: str = "polyarch test CA") -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.cert = directory / "ca.crt"
-        self.key = directory / "ca.key"
-        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                      "-nodes", "-keyout", self.key, "-out", self.cert, "-days", "2",
-                      "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
-                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-
-    def _openssl(self, *args: object) -> None:
-        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
-
-    def _issue(self, stem: str, subject: str, ext: str) -> tuple[Path, Path]:
-        key, csr = self.directory / f"{stem}.key", self.directory / f"{stem}.csr"
-        cert = self.directory / f"{stem}.crt"
-        extfile = self.directory / f"{stem}.ext"
-        extfile.write_text(ext)
-        self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                      "-keyout", key, "-out", csr, "-subj", f"/CN={subject}")
-        self._openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key,
-                      "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", extfile)
-        return cert, key
-
-    def issue(self, host: str = "127.0.0.1") -> tuple[Path, Path]:
-        """A server certificate for ``host`` (an IP address or a DNS name)."""
-        import ipaddress
-
-        try:
-            ipaddress.ip_address(host)
-            san = f"IP:{host}"
-        except ValueError:
-            san = f"DNS:{host}"
-        stem = "server-" + re.sub(r"[^A-Za-z0-9]", "_", host)
-        return self._issue(stem, host, f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
-
-    def issue_client(self, name: str = "client") -> tuple[Path, Path]:
-        return self._issue(f"client-{name}", name, "extendedKeyUsage=clientAuth\n")
-
-
-class LocalRegistry:
-    """A ``docker-registry`` process of its own, on a free loopback port."""
-
-    def __init__(self, directory: Path, *, htpasswd: dict[str, str] | None = None,
-                 tls: tuple[Path, Path] | None = None,
-                 client_cas: list[Path] | None = None) -> None:
-        self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.tls = tls
-        self.proc: subprocess.Popen[bytes] | None = None
-        auth = ""
-        if htpasswd:
-            pw_file = directory / "htpasswd"
-            pw_file.write_text("".join(f"{u}:{bcrypt_hash(p)}\n" for u, p in htpasswd.items()))
-            auth = f"auth:\n  htpasswd:\n    realm: polyarch-test\n    path: {pw_file}\n"
-        tls_conf = ""
-        if tls:
-            tls_conf = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
-            if client_cas:
-                tls_conf += "    clientcas:\n" + "".join(f"      - {c}\n" for c in client_cas)
-        self.config = directory / "config.yml"
-        self.config.write_text(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n" + tls_conf + auth
-        )
-        self.start()
-
-    def start(self, timeout: float = 15.0) -> None:
-        exe = shutil.which("docker-registry") or shutil.which("registry")
-        assert exe, "docker-registry binary not found"
-        self.proc = subprocess.Popen([exe, "serve", str(self.config)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.tls:
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                    return
-                except OSError:
-                    time.sleep(0.1)
-                    continue
-            try:
-                httpx.get(f"http://{self.address}/v2/", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"registry on {self.address} did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    def kill(self) -> None:
-        """Stop at once (SIGKILL), as a crash or a pulled cable would."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-    def __enter__(self) -> LocalRegistry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-# -- images made in Python -------------------------------------------------------------
-#
-# ``make_layer({"bin/x": b"...", "etc/.wh.old": b""}, "gzip")`` builds a layer blob;
-# ``image_blobs(layers, "linux/arm64")`` the config and manifest around them;
-# ``push_index(client, ref, [(platform, layers), ...])`` pushes a whole index with the
-# registry client; ``write_oci_layout(dir, [(platform, layers), ...])`` writes the same
-# as an OCI layout directory. A file value may be ``("link", "target")`` for a hard
-# link, ``("dir", None)`` for a directory.
-
-LayerFiles = dict[str, "bytes | tuple[str, str | None]"]
-
-
-def make_layer(files: LayerFiles, compression: str = "gzip") -> tuple[bytes, str]:
-    """A layer blob and its diff_id (the digest of the uncompressed tar)."""
-    import gzip
-    import hashlib
-    import io
-    import tarfile
-
-    import zstandard
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, value in files.items():
-            info = tarfile.TarInfo(name)
-            if isinstance(value, tuple):
-                kind, target = value
-                if kind == "dir":
-                    info.type = tarfile.DIRTYPE
-                    info.mode = 0o755
-                elif kind == "link":
-                    info.type = tarfile.LNKTYPE
-                    info.linkname = target or ""
-                else:
-                    info.type = tarfile.SYMTYPE
-                    info.linkname = target or ""
-                tf.addfile(info)
-            else:
-                info.size = len(value)
-                info.mode = 0o755
-                tf.addfile(info, io.BytesIO(value))
-    raw = buf.getvalue()
-    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-    if compression == "gzip":
-        return gzip.compress(raw, compresslevel=1, mtime=0), diff_id
-    if compression == "zstd":
-        return zstandard.ZstdCompressor(level=1).compress(raw), diff_id
-    return raw, diff_id
-
-
-_LAYER_TYPES = {
-    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-    "none": "application/vnd.oci.image.layer.v1.tar",
-}
-
-
-def image_blobs(layers: list[tuple[bytes, str, str]], platform: str,
-                config_platform: str | None = None, env: list[str] | None = None
-                ) -> tuple[dict[str, bytes], bytes, dict[str, Any]]:
-    """``layers`` are (blob, diff_id, compression). Returns (blobs, manifest, descriptor)."""
-    import hashlib
-
-    def dg(b: bytes) -> str:
-        return "sha256:" + hashlib.sha256(b).hexdigest()
-
-    os_, arch, *var = (config_platform or platform).split("/")
-    config = {"architecture": arch, "os": os_, "rootfs": {"type": "layers",
-              "diff_ids": [d for _, d, _ in layers]},
-              "config": {"Env": env or ["PATH=/bin"]}, "created": "2024-01-01T00:00:00Z"}
-    if var:
-        config["variant"] = var[0]
-    cfg = json.dumps(config).encode()
-    blobs = {dg(cfg): cfg}
-    descs = []
-    for blob, _, comp in layers:
-        blobs[dg(blob)] = blob
-        descs.append({"mediaType": _LAYER_TYPES[comp], "digest": dg(blob), "size": len(blob)})
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": dg(cfg),
-                   "size": len(cfg)},
-        "layers": descs}).encode()
-    p_os, p_arch, *p_var = platform.split("/")
-    plat: dict[str, str] = {"os": p_os, "architecture": p_arch}
-    if p_var:
-        plat["variant"] = p_var[0]
-    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": dg(manifest),
-            "size": len(manifest), "platform": plat}
-    return blobs, manifest, desc
-
-
-Variant = tuple[str, list[tuple[bytes, str, str]]]
-
-
-def _index(descs: list[dict[str, Any]]) -> bytes:
-    return json.dumps({"schemaVersion": 2,
-                       "mediaType": "application/vnd.oci.image.index.v1+json",
-                       "manifests": descs}).encode()
-
-
-def push_index(client: Any, ref: Any, variants: list[Variant],
-               config_platforms: dict[str, str] | None = None) -> str:
-    """Push an index of ``variants`` to ``ref`` (an ImageRef with a tag) with the client."""
-    descs = []
-    for platform, layers in variants:
-        blobs, manifest, desc = image_blobs(layers, platform,
-                                            (config_platforms or {}).get(platform))
-        for d, b in blobs.items():
-            client.upload_blob(ref, d, b)
-        client.put_manifest(ref.untagged().with_digest(desc["digest"]), manifest,
-                            desc["mediaType"])
-        descs.append(desc)
-    return str(client.put_manifest(ref, _index(descs),
-                                   "application/vnd.oci.image.index.v1+json"))
-
-
-def write_oci_layout(directory: Path, variants: list[Variant]) -> Path:
-    """Write ``variants`` as an OCI layout directory (an index of them under index.json)."""
-    import hashlib
-
-    blobdir = directory / "blobs" / "sha256"
-    blobdir.mkdir(parents=True, exist_ok=True)
-    descs = []
-    for platform, layers in variants:
-        blobs, manifest, desc = image_blobs(layers, platform)
-        blobs[desc["digest"]] = manifest
-        for d, b in blobs.items():
-            (blobdir / d.split(":")[1]).write_bytes(b)
-        descs.append(desc)
-    index = _index(descs)
-    digest = "sha256:" + hashlib.sha256(index).hexdigest()
-    (blobdir / digest.split(":")[1]).write_bytes(index)
-    (directory / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (directory / "index.json").write_text(json.dumps({
-        "schemaVersion": 2, "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
-            "size": len(index), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}))
-    return directory
+__all__ = [
+    "Fault", "FaultProxy", "LayerFiles", "LocalRegistry", "Record", "Rule", "TestCA",
+    "TokenAuth", "Variant", "bcrypt_hash", "free_port", "image_blobs", "make_layer",
+    "push_index", "write_oci_layout",
+]
