@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,13 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(argv, capture_output=True, text=True)
     dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         sys.exit(f"command failed: {' '.join(argv)}\n{r.stderr[-2000:]}")
-    return dt
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return dt, cpu
 
 
 def push_fixture(registry: str) -> str:
@@ -72,15 +77,20 @@ def main() -> None:
         commands["skopeo inspect --raw"] = ["skopeo", "inspect", "--raw", "--tls-verify=false",
                                             f"docker://{ref}"]
     times: dict[str, list[float]] = {k: [] for k in commands}
+    cpus: dict[str, list[float]] = {k: [] for k in commands}
     for argv in commands.values():
         timed(argv)  # warm-up (page cache, registry)
+    load = os.getloadavg()[0]
     for _ in range(a.runs):
         for name, argv in commands.items():
-            times[name].append(timed(argv))
-    print(f"{ref}: {a.runs} alternating runs each, load average {os.getloadavg()[0]:.2f}")
+            wall, cpu = timed(argv)
+            times[name].append(wall)
+            cpus[name].append(cpu)
+    print(f"{ref}: {a.runs} alternating runs each;"
+          f" load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
     for name, ts in times.items():
         print(f"  {name:26s} median {statistics.median(ts):.3f} s"
-              f"  (min {min(ts):.3f}, max {max(ts):.3f})")
+              f"  (min {min(ts):.3f}, max {max(ts):.3f}; CPU {statistics.median(cpus[name]):.3f} s)")
 
 
 if __name__ == "__main__":
