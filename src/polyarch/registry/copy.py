@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from polyarch.errors import RegistryError, UsageError
+from polyarch.errors import EnvironmentProblem, RegistryError, UsageError
 from polyarch.refs import ImageRef
 from polyarch.registry.api import RegistryAPI
 from polyarch.registry.layout import REF_NAME, BlobLocation, OCILayout
@@ -195,8 +195,9 @@ def write_layout(source: ImageSource, dest: Path, *, root_digest: str | None = N
             _swap(tmp, dest)
             tmp = dest
     except OSError as e:
-        raise UsageError(f"cannot write {dest}: {e.strerror or e}",
-                         hint="choose a writable place with enough space") from e
+        # A full or read-only disk: the machine's problem, not the input's.
+        raise EnvironmentProblem(f"cannot write {dest}: {e.strerror or e}",
+                                 hint="choose a writable place with enough space") from e
     finally:
         if tmp != dest:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -8,7 +8,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from faultproxy import make_layer, write_oci_layout
+from oci_images import make_layer, write_oci_layout
 
 from polyarch.errors import RegistryError, UsageError
 from polyarch.registry import OCILayout, write_layout
