@@ -143,14 +143,15 @@ def _from_entry(entry: dict[str, Any], where: str) -> Credentials | None:
 
 def _from_helper(helper: str, registry: str, timeout: float) -> Credentials | None:
     # Imported here: the helper protocol is the one place the registry layer runs a program.
-    from polyarch.proc import run
+    from polyarch import proc
 
     program = f"docker-credential-{helper}"
+    timed_out = tuple(t for t in (getattr(proc, "CommandTimedOut", None),) if t is not None)
     try:
-        res = run([program, "get"], input=server_key(registry), check=False, echo=False,
-                  timeout=timeout)
+        res = proc.run([program, "get"], input=server_key(registry), check=False, echo=False,
+                       timeout=timeout)
     except FatalError as e:
-        if "timed out" not in e.message:
+        if not (isinstance(e, timed_out) or "timed out" in e.message):
             raise
         raise HelperTimeout(
             f"credential helper {program} did not answer within {timeout:g} s for {registry}",
