@@ -13,6 +13,7 @@ Data comes from bytes or from a :class:`~polyarch.registry.layout.BlobLocation`
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -116,6 +117,21 @@ class _Upload:
             raise self.t.gave_up("PATCH", url, self.failures, last, self.what, self.deadline)
         time.sleep(wait)
 
+    def _check_local_digest(self) -> None:
+        """The registry says the bytes do not match the digest: are ours right?"""
+        h = hashlib.sha256()
+        if isinstance(self.data, bytes):
+            h.update(self.data)
+        else:
+            for chunk in self.data.read():
+                h.update(chunk)
+        if "sha256:" + h.hexdigest() != self.digest:
+            where = "" if isinstance(self.data, bytes) else f" in {self.data.path}"
+            raise RegistryError(
+                f"blob {self.digest}{where} does not match its digest (corrupted on disk);"
+                " nothing of it was stored",
+                hint="rebuild the image or the layout")
+
     def _resync(self, location: str, offset: int) -> tuple[str | None, int]:
         """Where the upload stands after a failed request: (location or None, offset)."""
         status = self.api.upload_offset(self.ref, location)
@@ -180,8 +196,11 @@ class _Upload:
                 self._failed(url, last, parse_retry_after(header))
                 location, offset = self._resync(location, offset)
                 continue
-            if code == 416 or (code in (400, 404) and error_codes(resp) & _RESTART_CODES):
-                self._failed(url, f"HTTP {code}")
+            codes = error_codes(resp)
+            if "DIGEST_INVALID" in codes:
+                self._check_local_digest()
+            if code == 416 or (code in (400, 404) and codes & _RESTART_CODES):
+                self._failed(url, f"HTTP {code} ({', '.join(sorted(codes)) or 'no error code'})")
                 if final and api.blob_exists(ref, self.digest):
                     return self.sent
                 api.cancel_upload(ref, location)

@@ -239,3 +239,23 @@ def test_busy_registry_retry_after_is_honoured_mid_upload(registry: str, repo: s
         with pytest.raises(RegistryError, match="Retry-After: 3600") as ei:
             push_layout(client, layout_with(tmp_path / "lay2"), parse_ref(f"{proxy.address}/{name}"))
         assert time.monotonic() - t0 < 3 and ei.value.exit_code == 4
+
+
+def test_corrupted_blob_on_disk_is_named_not_retried(registry: str, repo: str,
+                                                    tmp_path: Path) -> None:
+    lay = layout_with(tmp_path / "lay", sizes=(100 * KIB, 5 * KIB))
+    digest = max(set(res_digests(lay)), key=lambda d: lay.locate(d).size)
+    path = lay.blob_path(digest)
+    assert path is not None
+    data = bytearray(path.read_bytes())
+    data[5000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    name = repo.split("/", 1)[1]
+    with FaultProxy(registry) as proxy, RegistryClient(backoff=0.01) as client, \
+            pytest.raises(RegistryError, match="does not match its digest") as ei:
+        push_layout(client, lay, parse_ref(f"{proxy.address}/{name}"), jobs=1)
+    assert ei.value.exit_code == 4 and str(path) in ei.value.message
+    # One upload of it, refused by the registry; none again.
+    puts = [r for r in proxy.log if r.method == "PUT" and digest in r.path]
+    assert len(puts) == 1 and puts[0].outcome == "forwarded 400"
+    assert not [r for r in proxy.log if "/manifests/" in r.path]
