@@ -54,6 +54,7 @@ class PushEvent:
 
     ``action`` is ``"exists"``, ``"mounted"``, ``"uploaded"`` (a blob is done),
     ``"bytes"`` (``size`` more bytes of ``digest`` accepted) or ``"manifest"``.
+    The callback is called from the upload threads: it must be thread-safe.
     """
 
     action: str
