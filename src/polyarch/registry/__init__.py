@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from polyarch.registry.media import Manifest
     from polyarch.registry.push import PushEvent, PushResult, push_layout
     from polyarch.registry.source import ImageSource, RegistrySource, open_source
+    from polyarch.registry.upload import upload_blob
 
 # Names are imported on first use: ``inspect`` needs the API, not the push machinery.
 _WHERE = {
@@ -38,7 +39,8 @@ _WHERE = {
     "Manifest": "media", "ManifestNotFound": "api", "OCILayout": "layout",
     "PushEvent": "push", "PushResult": "push", "RegistryClient": "client",
     "RegistrySource": "source", "open_source": "source", "parse_oci_spec": "layout",
-    "pull_layout": "copy", "push_layout": "push", "write_layout": "copy",
+    "pull_layout": "copy", "push_layout": "push", "upload_blob": "upload",
+    "write_layout": "copy",
 }
 
 
@@ -66,5 +68,6 @@ __all__ = [
     "parse_oci_spec",
     "pull_layout",
     "push_layout",
+    "upload_blob",
     "write_layout",
 ]
