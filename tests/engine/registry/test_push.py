@@ -259,3 +259,18 @@ def test_corrupted_blob_on_disk_is_named_not_retried(registry: str, repo: str,
     puts = [r for r in proxy.log if r.method == "PUT" and digest in r.path]
     assert len(puts) == 1 and puts[0].outcome == "forwarded 400"
     assert not [r for r in proxy.log if "/manifests/" in r.path]
+
+
+def test_blob_sent_early_is_skipped_by_the_push(registry: str, repo: str, tmp_path: Path) -> None:
+    from polyarch.registry import upload_blob
+
+    lay = layout_with(tmp_path / "lay")
+    name = repo.split("/", 1)[1]
+    big = max(set(res_digests(lay)), key=lambda d: lay.locate(d).size)
+    with RegistryClient() as client:
+        ref = parse_ref(f"{registry}/{name}")
+        out = upload_blob(client, ref, big, lay.locate(big), chunk_size=128 * KIB)
+        assert out.action == "uploaded" and out.sent == lay.locate(big).size
+        res = push_layout(client, lay, ref)
+        assert (res.blobs_skipped, res.blobs_uploaded) == (1, 4)
+        assert res.bytes_sent == sum(lay.locate(d).size for d in set(res_digests(lay))) - out.sent
