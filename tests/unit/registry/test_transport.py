@@ -71,3 +71,16 @@ def test_split_host_port() -> None:
     assert split_host_port("[::1]:5000", 443) == ("::1", 5000)
     assert split_host_port("[::1]", 443) == ("::1", 443)
     assert split_host_port("registry-1.docker.io", 443) == ("registry-1.docker.io", 443)
+
+
+def test_bad_timeout_setting_is_exit_2_before_any_request(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from polyarch.cli import run
+
+    monkeypatch.setenv(TIMEOUT_ENV, "soon")
+    code = run(["inspect", "127.0.0.1:9/never/asked:1"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        f"polyarch: error: {TIMEOUT_ENV}='soon' is not a number of seconds"
+        " (use a number between 0 and 86400, e.g. 60)")
