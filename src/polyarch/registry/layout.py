@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from polyarch.errors import RegistryError, UsageError
+from polyarch.errors import EnvironmentProblem, RegistryError, UsageError
 from polyarch.refs import ImageRef
 from polyarch.registry.media import INDEX_TYPES, OCI_INDEX, Manifest
 
@@ -40,14 +40,18 @@ class BlobLocation:
              chunk: int = _CHUNK) -> Iterator[bytes]:
         """Yield the blob's bytes from ``start`` (``length`` of them, or to its end)."""
         left = self.size - start if length is None else min(length, self.size - start)
-        with self.path.open("rb") as f:
-            f.seek(self.offset + start)
-            while left > 0:
-                data = f.read(min(chunk, left))
-                if not data:
-                    raise RegistryError(f"{self.path}: blob data ends early (truncated file)")
-                left -= len(data)
-                yield data
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset + start)
+                while left > 0:
+                    data = f.read(min(chunk, left))
+                    if not data:
+                        raise RegistryError(f"{self.path}: blob data ends early (truncated file)")
+                    left -= len(data)
+                    yield data
+        except OSError as e:
+            raise EnvironmentProblem(f"cannot read {self.path}: {e.strerror or e}",
+                                     hint="check the disk and the file's permissions") from e
 
 
 class OCILayout:

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from polyarch.errors import UsageError
+from polyarch.errors import RegistryError, UsageError
 from polyarch.refs import ImageRef
 from polyarch.registry.api import RegistryAPI
 from polyarch.registry.layout import OCILayout
@@ -125,9 +125,13 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     root = layout.manifest(root_digest) if root_digest else layout.root()
     manifests, blobs = plan_push(layout, root)
     for digest, size in blobs.items():
-        if layout.locate(digest).size != size:
-            raise UsageError(f"{layout.description}: blob {digest} has"
-                             f" {layout.locate(digest).size} bytes, its descriptor says {size}")
+        try:
+            have = layout.locate(digest).size
+        except RegistryError as e:
+            raise UsageError(e.message, hint="push a complete layout") from None
+        if have != size:
+            raise UsageError(f"{layout.description}: blob {digest} has {have} bytes,"
+                             f" its descriptor says {size}")
     target = repo.untagged()
     counts = {"exists": 0, "mounted": 0, "uploaded": 0}
     sent = 0

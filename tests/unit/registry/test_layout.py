@@ -77,3 +77,18 @@ def test_corrupt_blob_detected(tmp_path: Path) -> None:
     (tmp_path / "lay" / "blobs" / "sha256" / cfg[7:]).write_bytes(b"{}")
     with pytest.raises(RegistryError, match="does not match its digest"):
         lay.blob(cfg)
+
+
+def test_push_of_an_incomplete_layout_is_refused_before_any_request(tmp_path: Path) -> None:
+    from polyarch.refs import parse_ref
+    from polyarch.registry import RegistryClient, push_layout
+
+    lay = two_platforms(tmp_path / "lay")
+    man = lay.manifest(lay.root().json["manifests"][1]["digest"])
+    layer = man.json["layers"][-1]["digest"]
+    (tmp_path / "lay" / "blobs" / "sha256" / layer[7:]).unlink()
+    with RegistryClient() as client:
+        with pytest.raises(UsageError, match=f"blobs/sha256/{layer[7:]} is missing") as ei:
+            push_layout(client, lay, parse_ref("127.0.0.1:9/never/contacted"))
+        assert ei.value.exit_code == 2
+        assert client.requests_sent == 0
