@@ -88,9 +88,14 @@ def _copy_blob(client: RegistryAPI, src: ImageRef, dst: ImageRef, digest: str) -
         return
     with tempfile.TemporaryDirectory(prefix="polyarch-blob-") as tmp:
         path = Path(tmp) / "blob"
-        with path.open("wb") as f:
-            for chunk in client.stream_blob(src, digest):
-                f.write(chunk)
+        try:
+            with path.open("wb") as f:
+                for chunk in client.stream_blob(src, digest):
+                    f.write(chunk)
+        except OSError as e:
+            raise EnvironmentProblem(f"cannot keep blob {digest} in {tmp}: {e.strerror or e}",
+                                     hint="free space in the temporary directory (TMPDIR)"
+                                     ) from e
         upload_blob(client, dst, digest, BlobLocation(path, 0, path.stat().st_size),
                     check_exists=False)
 
