@@ -7,8 +7,9 @@ each tool, then alternates, N runs each after a warm-up:
 - warm: push the same layout again (every blob found with a HEAD);
 
 each as a fresh process: `python -c` running `push_layout` (jobs=4) and skopeo. Prints
-medians, throughput and polyarch's peak memory (the layers are streamed from disk, so
-it should not grow with the layer size).
+medians, throughput, the time push_layout itself took (what a publish pays, the process
+being up already) and polyarch's peak memory (the layers are streamed from disk, so it
+should not grow with the layer size).
 
     .venv/bin/python benchmarks/push.py [--runs 5] [--layers 3] [--mib 16]
                                         [--registry HOST:PORT]
@@ -160,6 +161,7 @@ def report(a: argparse.Namespace, tmp: Path, registry: str) -> None:
                                      ("polyarch cold", "skopeo cold", "polyarch warm",
                                       "skopeo warm")}
     rss: list[int] = []
+    inside: dict[str, list[float]] = {"cold": [], "warm": []}
     total = 0
     load = os.getloadavg()[0]
     for i in range(a.runs):
@@ -168,11 +170,13 @@ def report(a: argparse.Namespace, tmp: Path, registry: str) -> None:
         dt, res = polyarch(lay_p, f"{base}-p{i}")
         assert res["blobs_uploaded"] == 2 * a.layers + 2, res
         times["polyarch cold"].append(dt)
+        inside["cold"].append(float(str(res["seconds"])))
         rss.append(int(str(res["max_rss_kib"])))
         times["skopeo cold"].append(skopeo(lay_s, f"{base}-s{i}:x"))
         dt, res = polyarch(lay_p, f"{base}-p{i}")
         assert res["blobs_uploaded"] == 0, res
         times["polyarch warm"].append(dt)
+        inside["warm"].append(float(str(res["seconds"])))
         times["skopeo warm"].append(skopeo(lay_s, f"{base}-s{i}:x"))
         shutil.rmtree(lay_p)
         shutil.rmtree(lay_s)
@@ -187,6 +191,9 @@ def report(a: argparse.Namespace, tmp: Path, registry: str) -> None:
         ratio = statistics.median(times[f"polyarch {kind}"]) / statistics.median(
             times[f"skopeo {kind}"])
         print(f"  polyarch/skopeo {kind}: {ratio:.2f}x")
+    for kind, ts in inside.items():
+        print(f"  push_layout itself ({kind}, without process start-up): median"
+              f" {statistics.median(ts):.3f} s")
     print(f"  polyarch peak memory: {max(rss) / 1024:.0f} MiB")
 
 
