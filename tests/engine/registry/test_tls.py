@@ -145,3 +145,10 @@ def test_plain_http_registry_builds_no_tls_context(registry: str, certs_d: Path)
         assert client.plain_http(registry)
         client.list_tags(parse_ref(f"{registry}/never/pushed:x"))
         assert ("https", registry) not in client.transport._clients
+
+
+def test_insecure_plain_registry_falls_back_to_http(registry: str, certs_d: Path) -> None:
+    with RegistryClient(insecure_registries=[registry]) as client:
+        assert client.plain_http(registry)
+        assert client.list_tags(parse_ref(f"{registry}/never/pushed:x")) == []
+        assert ("https", registry) not in client.transport._clients
