@@ -8,12 +8,25 @@ blobs (whole or streamed, their SHA-256 checked while they pass).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from polyarch.errors import UsageError
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry.api import RegistryAPI
 from polyarch.registry.media import Manifest
+
+if TYPE_CHECKING:
+    from polyarch.registry.layout import OCILayout, parse_oci_spec
+
+
+def __getattr__(name: str) -> Any:
+    # OCILayout and parse_oci_spec live in .layout (which loads tarfile); they are still
+    # found here, on first use, for code that imports them from this module.
+    if name in ("OCILayout", "parse_oci_spec"):
+        from polyarch.registry import layout
+
+        return getattr(layout, name)
+    raise AttributeError(f"module 'polyarch.registry.source' has no attribute {name!r}")
 
 
 class ImageSource(Protocol):
@@ -72,4 +85,4 @@ def open_source(spec: str | ImageRef, client: RegistryAPI | None = None) -> Imag
     return RegistrySource(client, ref)
 
 
-__all__ = ["ImageSource", "RegistrySource", "open_source"]
+__all__ = ["ImageSource", "OCILayout", "RegistrySource", "open_source", "parse_oci_spec"]
