@@ -464,7 +464,7 @@ def _push_and_tag(s: Session, ready: list[_Ready],
                   on_done: Callable[[ImageOutcome], None] | None) -> list[ImageOutcome]:
     from polyarch.pipeline.push import push
     from polyarch.pipeline.tag import TagMove, move_tags, roll_back
-    from polyarch.registry.source import OCILayout
+    from polyarch.registry.layout import OCILayout
 
     pushed = {}
     for r in ready:

@@ -172,7 +172,7 @@ def publish(s: Session, *, extra_contexts: dict[str, str] | None = None,
 
 
 def _root_bytes(built: Built) -> bytes:
-    from polyarch.registry.source import OCILayout
+    from polyarch.registry.layout import OCILayout
 
     return OCILayout(built.layout).root().data
 

@@ -132,3 +132,32 @@ def test_redirect_does_not_leak_authorization(registry: str, repo: str, tmp_path
         assert all("Authorization" not in r.headers for r in storage.log)
         # The front door did get credentials: they were needed there.
         assert any(r.headers.get("Authorization", "").startswith("Bearer ") for r in front.log)
+
+
+def test_parallel_push_shares_one_token_per_scope(registry: str, repo: str,
+                                                  tmp_path: Path) -> None:
+    import os
+
+    from faultproxy import write_oci_layout
+
+    from polyarch.registry import OCILayout, push_layout
+
+    auth = TokenAuth(users={USER: PASSWORD})
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    layers = [make_layer({f"bin/{i}": os.urandom(50_000)}, "none") for i in range(6)]
+    lay = OCILayout(write_oci_layout(tmp_path / "lay", [
+        ("linux/amd64", [(*layer, "none") for layer in layers[:3]]),
+        ("linux/arm64", [(*layer, "none") for layer in layers[3:]])]))
+    with FaultProxy(registry, auth=auth) as proxy:
+        login(cfg, proxy.address)
+        ref = parse_ref(f"{proxy.address}/{repo.split('/', 1)[1]}")
+        with RegistryClient(docker_config=cfg) as client:
+            res = push_layout(client, lay, ref, jobs=4)
+            assert res.blobs_uploaded == 8
+            # HEADs need pull, uploads and manifests pull,push: two scopes, two tokens,
+            # however many threads asked at once.
+            assert auth.token_requests <= 2
+            assert client.token_requests == auth.token_requests
+            again = push_layout(client, lay, ref, jobs=4)
+            assert again.blobs_skipped == 8 and auth.token_requests <= 2

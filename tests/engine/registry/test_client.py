@@ -1,4 +1,4 @@
-"""The registry client against the real loopback registry (and unit tests of its parts)."""
+"""The registry client against the real loopback registry; credential helpers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from polyarch.errors import RegistryError
 from polyarch.platforms import parse_platforms
 from polyarch.refs import parse_ref
 from polyarch.registry import BlobNotFound, ManifestNotFound, RegistryClient
-from polyarch.registry.client import parse_challenge
 from polyarch.registry.credentials import DockerConfig
 
 BOTH = parse_platforms("linux/amd64,linux/arm64")
@@ -27,30 +26,6 @@ def small_index(client: RegistryClient, ref_text: str, payload: bytes = b"x" * 3
     layer2 = make_layer({"bin/data": payload[::-1]}, "zstd")
     return push_index(client, parse_ref(ref_text), [("linux/amd64", [(*layer, "gzip")]),
                                                    ("linux/arm64", [(*layer2, "zstd")])])
-
-
-# -- unit ------------------------------------------------------------------------------
-
-def test_scheme_choice() -> None:
-    c = RegistryClient(insecure_registries=["registry.lan:5000", "https://other.lan"])
-    assert c.base_url("127.0.0.1:5000") == "http://127.0.0.1:5000"
-    assert c.base_url("localhost:5000") == "http://localhost:5000"
-    assert c.base_url("registry.lan:5000") == "http://registry.lan:5000"
-    assert c.base_url("other.lan") == "http://other.lan"
-    assert c.base_url("ghcr.io") == "https://ghcr.io"
-    assert c.base_url("docker.io") == "https://registry-1.docker.io"
-    assert parse_ref("busybox").repository == "library/busybox"
-
-
-def test_parse_challenge() -> None:
-    ch = parse_challenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
-                         'scope="repository:library/busybox:pull"')
-    assert ch is not None and ch.scheme == "bearer"
-    assert ch.params == {"realm": "https://auth.docker.io/token", "service": "registry.docker.io",
-                         "scope": "repository:library/busybox:pull"}
-    basic = parse_challenge('Basic realm="Registry Realm"')
-    assert basic is not None and basic.scheme == "basic"
-    assert parse_challenge("Negotiate abc") is None
 
 
 def write_helper(bindir: Path, name: str, body: str) -> None:
@@ -102,7 +77,6 @@ def test_docker_config_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 # -- against the registry ------------------------------------------------------------------
 
-@pytest.mark.engine
 def test_manifest_tag_and_delete_roundtrip(repo: str) -> None:
     with RegistryClient() as client:
         digest = small_index(client, f"{repo}:v1")
@@ -127,7 +101,6 @@ def test_manifest_tag_and_delete_roundtrip(repo: str) -> None:
         assert client.list_tags(parse_ref(f"{repo}-never-pushed:x")) == []
 
 
-@pytest.mark.engine
 def test_blob_stream_checks_digest(repo: str) -> None:
     with RegistryClient() as client:
         ref = parse_ref(f"{repo}:b")
@@ -142,7 +115,6 @@ def test_blob_stream_checks_digest(repo: str) -> None:
             client.get_blob(ref, missing)
 
 
-@pytest.mark.engine
 def test_stream_resumes_after_a_cut_connection(registry: str, repo: str) -> None:
     data = os.urandom(2_000_000)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -157,7 +129,6 @@ def test_stream_resumes_after_a_cut_connection(registry: str, repo: str) -> None
         assert proxy.faults_injected == 2
 
 
-@pytest.mark.engine
 def test_corrupted_blob_is_refused(registry: str, repo: str, tmp_path: Path) -> None:
     """A registry that serves other bytes than the digest: the check while streaming fails."""
     with RegistryClient() as client:
@@ -181,7 +152,6 @@ def test_corrupted_blob_is_refused(registry: str, repo: str, tmp_path: Path) -> 
             client.get_blob(pref, good_digest)
 
 
-@pytest.mark.engine
 def test_copy_image_mounts_within_a_registry(repo: str, registry: str) -> None:
     with RegistryClient() as client:
         digest = small_index(client, f"{repo}:src")
@@ -202,7 +172,6 @@ def test_copy_image_mounts_within_a_registry(repo: str, registry: str) -> None:
         assert client.head_manifest(parse_ref(f"{repo}-bydigest@{digest}")) == digest
 
 
-@pytest.mark.engine
 def test_copy_image_to_another_registry(repo: str, tmp_path: Path) -> None:
     with RegistryClient() as client:
         digest = small_index(client, f"{repo}:src")
@@ -218,7 +187,6 @@ def test_copy_image_to_another_registry(repo: str, tmp_path: Path) -> None:
             assert client.requests_sent - before < 20
 
 
-@pytest.mark.engine
 def test_check_push_access(repo: str, tmp_path: Path) -> None:
     with RegistryClient() as client:
         client.check_push_access(parse_ref(f"{repo}:x"))
