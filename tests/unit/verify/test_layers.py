@@ -11,7 +11,8 @@ import pytest
 from faultproxy import make_layer, write_oci_layout
 
 from polyarch.checks import verify
-from polyarch.checks.layers import LayerFormatError, merge, scan_layer
+from polyarch.checks.filesystem import merge
+from polyarch.checks.layers import LayerFormatError, scan_layer
 from polyarch.cli import run as cli_run
 from polyarch.errors import RegistryError
 from polyarch.platforms import EM_AARCH64, EM_X86_64, parse_platforms
@@ -42,13 +43,13 @@ def test_scan_layer_reads_every_compression(compression: str) -> None:
     scan = scan_layer("sha256:x", chunks(blob))
     assert scan.compression == compression
     assert scan.compressed_bytes == len(blob)
-    final = merge([scan])
+    final = merge([scan]).files
     assert sorted(final) == sorted(["/bin/app", "/bin/app2", "/" + long_name, "/root/.npmrc"])
-    assert final["/bin/app"].record.elf is not None
-    assert final["/bin/app"].record.elf.machine == EM_X86_64
-    assert final["/bin/app2"].record.elf == final["/bin/app"].record.elf  # hard link
-    assert final["/" + long_name].record.elf is not None
-    assert [h.kind for h in final["/root/.npmrc"].record.secrets] == ["npm auth token"]
+    assert final["/bin/app"].elf is not None
+    assert final["/bin/app"].elf.machine == EM_X86_64
+    assert final["/bin/app2"].elf == final["/bin/app"].elf  # hard link
+    assert final["/" + long_name].elf is not None
+    assert [h.kind for h in final["/root/.npmrc"].secrets] == ["npm auth token"]
 
 
 def test_multi_member_gzip() -> None:
@@ -57,7 +58,7 @@ def test_multi_member_gzip() -> None:
     blob, _ = make_layer({"a": AMD}, "none")
     # Split the tar across two gzip members, as some tools write it.
     two = gzip.compress(blob[:700]) + gzip.compress(blob[700:])
-    final = merge([scan_layer("sha256:x", chunks(two, 100))])
+    final = merge([scan_layer("sha256:x", chunks(two, 100))]).files
     assert list(final) == ["/a"]
 
 
@@ -67,7 +68,7 @@ def test_whiteouts_and_opaque_directories() -> None:
     upper, _ = make_layer({"opt/.wh.wrong": b"", "srv/a/.wh..wh..opq": b"",
                            "srv/a/new": ARM, "data": b"now a file"})
     scans = [scan_layer("sha256:lower", chunks(lower)), scan_layer("sha256:upper", chunks(upper))]
-    final = merge(scans)
+    final = merge(scans).files
     assert sorted(final) == ["/opt/keep", "/srv/a/new"]
     assert final["/opt/keep"].layer == "sha256:lower"
     assert final["/srv/a/new"].layer == "sha256:upper"
@@ -76,7 +77,7 @@ def test_whiteouts_and_opaque_directories() -> None:
 def test_a_later_layer_replaces_a_file() -> None:
     lower, _ = make_layer({"bin/tool": AMD})
     upper, _ = make_layer({"bin/tool": b"#!/bin/sh\necho now a script\n"})
-    final = merge([scan_layer("sha256:1", [lower]), scan_layer("sha256:2", [upper])])
+    final = merge([scan_layer("sha256:1", [lower]), scan_layer("sha256:2", [upper])]).files
     assert final == {}
 
 
