@@ -8,7 +8,17 @@ from :mod:`polyarch.checks.verify` on first use.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers only: at run time the names load on first use
+    from polyarch.checks.verify import (
+        CHECKS,
+        Finding,
+        PlatformResult,
+        VerifyReport,
+        verify,
+        verify_source,
+    )
 
 __all__ = ["CHECKS", "Finding", "PlatformResult", "VerifyReport", "verify", "verify_source"]
 
