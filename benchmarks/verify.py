@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from polyarch.checks import verify
+from polyarch.checks.verify import verify
 from polyarch.platforms import parse_platforms
 from polyarch.refs import parse_ref
 from polyarch.registry import RegistryClient

@@ -315,8 +315,8 @@ def verify_and_promote(client: RegistryClient, staged: ImageRef, index: Manifest
     """Verify the staged index (unless --no-verify), then move every final tag to it and
     drop the staging tag. Verification failing raises :class:`PublishFailed`, no tag
     moved."""
-    from polyarch.checks import verify
     from polyarch.checks.smoke import docker_run_argv
+    from polyarch.checks.verify import verify
 
     if opts.verify:
         with rep.group(f"verify {staged}"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from polyarch import config
-from polyarch.checks import CHECKS, verify
+from polyarch.checks.verify import CHECKS, verify
 from polyarch.commands._common import reporter
 from polyarch.errors import VerificationError
 from polyarch.registry import RegistryClient

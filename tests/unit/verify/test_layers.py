@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from faultproxy import make_layer, write_oci_layout
 
-from polyarch.checks import verify
 from polyarch.checks.filesystem import merge
 from polyarch.checks.layers import LayerFormatError, scan_layer
+from polyarch.checks.verify import verify
 from polyarch.cli import run as cli_run
 from polyarch.errors import RegistryError
 from polyarch.platforms import EM_AARCH64, EM_X86_64, parse_platforms
