@@ -116,6 +116,10 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _print_error(line: str, detail: str | None) -> None:
+    from polyarch import redact
+
+    line = redact.text(line)
+    detail = redact.text(detail) if detail else detail
     if detail:
         sys.stderr.write(detail.rstrip() + "\n")
     sys.stderr.write(f"polyarch: error: {line}\n")

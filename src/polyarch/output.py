@@ -3,6 +3,10 @@
 Three modes: ``human`` (rich, colours and live progress on a terminal), ``plain``
 (line by line, for CI logs and pipes) and ``json`` (nothing on stdout but one JSON
 document at the end; progress goes to stderr as plain lines).
+
+Every line, table cell, annotation and JSON string printed here passes through
+:mod:`polyarch.redact`: secret values registered there (and known token formats, URL
+passwords) never reach the terminal, a CI log or a JSON document.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from polyarch import redact
 
 
 def in_ci() -> bool:
@@ -43,35 +49,42 @@ class Reporter:
     # -- lines -------------------------------------------------------------
     def info(self, text: str) -> None:
         if not self.quiet:
-            self.out.print(text, markup=False)
+            self.out.print(redact.text(text), markup=False)
 
     def log(self, text: str) -> None:
         """A line of a tool's own output (prebuild commands): stderr, like build logs."""
         if not self.quiet:
-            self.err.print(text, markup=False, highlight=False)
+            self.err.print(redact.text(text), markup=False, highlight=False)
 
     def step(self, text: str) -> None:
         """A step heading ("==> building linux/amd64")."""
         if not self.quiet:
-            self.out.print(f"==> {text}", markup=False, style="bold")
+            self.out.print(f"==> {redact.text(text)}", markup=False, style="bold")
+
+    def progress(self, text: str) -> None:
+        """A line relayed from the build engine's progress."""
+        if not self.quiet:
+            self.err.print(redact.text(text), markup=False, highlight=False)
 
     def command(self, argv: Sequence[str]) -> None:
-        """Echo a command about to run, shell-quoted."""
+        """Echo a command about to run, shell-quoted. Its secret-looking values are
+        registered for masking even when nothing is echoed (``--quiet``)."""
         import shlex
 
-        from polyarch import redact
-
+        shown = shlex.join(redact.argv(argv))
         if not self.quiet:
-            self.err.print("+ " + shlex.join(redact.argv(argv)), markup=False, style="dim")
+            self.err.print("+ " + shown, markup=False, style="dim")
 
     def warn(self, text: str) -> None:
+        text = redact.text(text)
         self.err.print(f"warning: {text}", markup=False, style="yellow")
         if os.environ.get("GITHUB_ACTIONS") == "true":
             print(f"::warning::{_gh_escape(text)}", file=sys.stderr)
 
     def error(self, text: str, detail: str | None = None) -> None:
+        text = redact.text(text)
         if detail:
-            self.err.print(detail.rstrip(), markup=False)
+            self.err.print(redact.text(detail.rstrip()), markup=False)
         self.err.print(f"polyarch: error: {text}", markup=False, style="bold red")
         if os.environ.get("GITHUB_ACTIONS") == "true":
             print(f"::error::{_gh_escape(text)}", file=sys.stderr)
@@ -82,13 +95,13 @@ class Reporter:
             return
         t = Table(title=title, show_lines=False, title_justify="left")
         for c in columns:
-            t.add_column(c, overflow="fold")
+            t.add_column(redact.text(c), overflow="fold")
         for r in rows:
-            t.add_row(*(str(x) for x in r))
+            t.add_row(*(redact.text(str(x)) for x in r))
         self.out.print(t)
 
     def emit_json(self, doc: Any) -> None:
-        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+        sys.stdout.write(json.dumps(redact.data(doc), indent=2, sort_keys=False) + "\n")
         sys.stdout.flush()
 
     def group(self, title: str) -> _Group:
@@ -99,7 +112,7 @@ class _Group:
     """``::group::`` folding on GitHub Actions, collapsible sections on GitLab CI."""
 
     def __init__(self, rep: Reporter, title: str) -> None:
-        self.rep, self.title = rep, title
+        self.rep, self.title = rep, redact.text(title)
         self._id = "polyarch_" + "".join(c if c.isalnum() else "_" for c in title.lower())[:40]
 
     def __enter__(self) -> _Group:
@@ -160,9 +173,9 @@ class BuildProgress:
             else:
                 self.current.pop(plat, None)
             lines = [f"{k}: {v}" for k, v in sorted(self.current.items())] or ["building ..."]
-            self._status.update("\n".join(lines))
+            self._status.update(redact.text("\n".join(lines)))
         if self.rep.quiet or ev.state == "started" or name.startswith("[internal]"):
             return
         secs = f" {ev.seconds:.1f}s" if ev.seconds is not None and ev.seconds >= 0.05 else ""
         mark = {"done": "done", "cached": "cached", "error": "FAILED"}.get(ev.state, ev.state)
-        self.rep.err.print(f"[{plat}] {name} ... {mark}{secs}", markup=False)
+        self.rep.progress(f"[{plat}] {name} ... {mark}{secs}")

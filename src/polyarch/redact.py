@@ -1,49 +1,212 @@
-"""Keep secret values out of what polyarch prints.
+"""Keep secret values out of everything polyarch prints.
+
+One mechanism: a process-wide set of values to mask (:data:`REDACTOR`). Values are
+registered as soon as polyarch sees them — build arguments whose name or value looks
+secret, passwords inside URLs (build arguments, ``-t`` references), values of
+secret-looking environment variables and of the variables ``--secret id=x,env=VAR``
+names — and :mod:`polyarch.output` passes every line it prints (progress relayed from
+the engine, echoed commands, errors and their ``::error::`` annotations, tables, the
+``--json`` document) through :func:`text`. Independently of what was registered, known
+token formats (``ghp_...``, ``npm_...``) and URL passwords are masked in any text.
 
 Registry passwords and tokens never reach output (they stay inside the registry
-client); build secrets are passed by reference (``--secret id=x,src=FILE``). What can
-carry a secret by accident is a build argument (``--build-arg NPM_TOKEN=...``) or an
-environment variable's value appearing in a message. Both are masked here.
+client); build secrets are passed by reference (``--secret id=x,src=FILE``).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE|_KEY$|^KEY$|AUTH",
+SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE|_KEY$|^KEY$|AUTH"
+                         r"|APIKEY|API_KEY|ACCESS_KEY|PASSPHRASE|_PAT$|^PAT$",
                          re.IGNORECASE)
 MASK = "***"
+#: Shorter values are not masked by value (they would garble unrelated text); they are
+#: still masked in build-argument position.
+MIN_LEN = 4
+
+# Token formats masked wherever they appear (the fixed prefix stays readable).
+_TOKENS = re.compile(
+    r"(?:(?P<prefix>gh[pousr]_|npm_)(?P<b62>[A-Za-z0-9]{36})(?![A-Za-z0-9])"
+    r"|(?P<prefix2>github_pat_|glpat-|pypi-AgEIcHlwaS5vcmc|xox[baprs]-(?=[0-9]{6})|[sr]k_live_)"
+    r"[A-Za-z0-9_-]{16,})"
+    r"|(?P<aws>(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z2-7]{16}(?![A-Z0-9]))"
+    r"|(?P<jwt>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
+)
+# scheme://user:password@  ->  scheme://user:***@
+_URL_PASSWORD = re.compile(
+    r"(?P<pre>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s/?#@:'\"]*:)(?P<pw>[^\s/?#@'\"]+)@")
+_SECRET_ENV_SPEC = re.compile(r"(?:^|,)env=([^,]+)")
+
+
+def secret_name(key: str) -> bool:
+    return bool(SECRET_NAME.search(key))
+
+
+def _token_sub(m: re.Match[str]) -> str:
+    prefix = m.group("prefix") or m.group("prefix2")
+    if prefix:
+        return prefix[:11] + MASK
+    return MASK
+
+
+def _url_sub(m: re.Match[str]) -> str:
+    return m.group("pre") + MASK + "@" if m.group("pw") != MASK else m.group(0)
+
+
+def looks_secret(value: str) -> bool:
+    """A value holding a known token format (a URL password alone is masked by itself,
+    the rest of the URL stays readable)."""
+    return bool(_TOKENS.search(value))
+
+
+class Redactor:
+    """The set of values masked in every printed line."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+        self._ordered: tuple[str, ...] = ()
+
+    def add(self, value: str | None) -> None:
+        """Mask ``value`` (and the password of a URL in it) from now on."""
+        if not value:
+            return
+        found = {m.group("pw") for m in _URL_PASSWORD.finditer(value)}
+        if len(value) >= MIN_LEN:
+            found.add(value)
+        found = {v for v in found if len(v) >= MIN_LEN and v != MASK} - self._values
+        if not found:
+            return
+        with self._lock:
+            self._values |= found
+            self._ordered = tuple(sorted(self._values, key=len, reverse=True))
+
+    def add_build_arg(self, key: str, value: str) -> None:
+        """A build argument: masked when its name or its value looks secret; a URL
+        password inside it is masked in any case."""
+        if secret_name(key) or looks_secret(value):
+            self.add(value)
+        for m in _URL_PASSWORD.finditer(value):
+            self.add(m.group("pw"))
+
+    def add_secret_spec(self, spec: str, env: Mapping[str, str] | None = None) -> None:
+        """``--secret id=x,env=VAR``: the value of VAR."""
+        env = os.environ if env is None else env
+        for m in _SECRET_ENV_SPEC.finditer(spec):
+            self.add(env.get(m.group(1)))
+
+    def add_argv(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        prev = ""
+        for a in args:
+            if prev in ("--build-arg", "--build-arg=") and "=" in a:
+                k, _, v = a.partition("=")
+                self.add_build_arg(k, v)
+            elif a.startswith("--build-arg="):
+                k, _, v = a.removeprefix("--build-arg=").partition("=")
+                self.add_build_arg(k, v)
+            elif prev == "--secret":
+                self.add_secret_spec(a, env)
+            elif a.startswith("--secret="):
+                self.add_secret_spec(a.removeprefix("--secret="), env)
+            for m in _URL_PASSWORD.finditer(a):
+                self.add(m.group("pw"))
+            prev = a
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values = set()
+            self._ordered = ()
+
+    def __call__(self, text: str, env: Mapping[str, str] | None = None) -> str:
+        if not text:
+            return text
+        for v in self._ordered:
+            if v in text:
+                text = text.replace(v, MASK)
+        for v in env_values(env):
+            if v in text:
+                text = text.replace(v, MASK)
+        if "://" in text:
+            text = _URL_PASSWORD.sub(_url_sub, text)
+        return _TOKENS.sub(_token_sub, text)
+
+
+def env_values(env: Mapping[str, str] | None = None) -> list[str]:
+    """Values of secret-looking environment variables (at least 6 characters)."""
+    env = os.environ if env is None else env
+    return sorted({v for k, v in env.items() if SECRET_NAME.search(k) and len(v) >= 6},
+                  key=len, reverse=True)
+
+
+#: The one set of values masked in output.
+REDACTOR = Redactor()
+
+
+def text(s: str) -> str:
+    """``s`` fit to print."""
+    return REDACTOR(s)
+
+
+def data(doc: Any) -> Any:
+    """A JSON-able document with every string (keys too) fit to print."""
+    if isinstance(doc, str):
+        return REDACTOR(doc)
+    if isinstance(doc, Mapping):
+        return {data(k) if isinstance(k, str) else k: data(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [data(x) for x in doc]
+    return doc
+
+
+def register(values: Iterable[str]) -> None:
+    for v in values:
+        REDACTOR.add(v)
+
+
+def register_url_passwords(values: Iterable[str]) -> None:
+    """The passwords of ``scheme://user:password@`` URLs in ``values``."""
+    for v in values:
+        for m in _URL_PASSWORD.finditer(v):
+            REDACTOR.add(m.group("pw"))
+
+
+def register_build_args(args: Mapping[str, str]) -> None:
+    for k, v in args.items():
+        REDACTOR.add_build_arg(str(k), str(v))
 
 
 class Masker:
-    """Replaces the values of secret-looking environment variables in text."""
+    """Masks registered values and the values of secret-looking environment variables
+    (``env``, default the process environment) in text."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        env = os.environ if env is None else env
-        self.values = sorted({v for k, v in env.items() if SECRET_NAME.search(k) and len(v) >= 6},
-                             key=len, reverse=True)
+        self.env = dict(os.environ if env is None else env)
+        self.values = env_values(self.env)
 
     def __call__(self, text: str) -> str:
-        for v in self.values:
-            text = text.replace(v, MASK)
-        return text
+        return REDACTOR(text, self.env)
 
 
 def argv(args: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
-    """A command line fit to print: values of secret-looking build arguments and
-    environment values masked."""
+    """A command line fit to print: values of secret-looking build arguments masked in
+    place (whatever their length), and every registered or secret-looking value masked.
+    Registers what it finds, so later output (progress, errors) masks it too."""
+    REDACTOR.add_argv(args, env)
     mask = Masker(env)
     out: list[str] = []
     prev = ""
     for a in args:
         if prev == "--build-arg" and "=" in a:
             k, _, v = a.partition("=")
-            a = f"{k}={MASK}" if SECRET_NAME.search(k) and v else a
+            a = f"{k}={MASK}" if v and (secret_name(k) or looks_secret(v)) else a
         elif a.startswith("--build-arg="):
             k, _, v = a.removeprefix("--build-arg=").partition("=")
-            a = f"--build-arg={k}={MASK}" if SECRET_NAME.search(k) and v else a
+            a = f"--build-arg={k}={MASK}" if v and (secret_name(k) or looks_secret(v)) else a
         out.append(mask(a))
         prev = a
     return out

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from polyarch import config, proc
+from polyarch import config, proc, redact
 from polyarch.config import Options
 from polyarch.output import Reporter
 
@@ -84,7 +84,13 @@ def load_options(kw: dict[str, Any]) -> Options:
     for extra in ("verify", "smoke", "allow"):
         if extra in kw:
             cli[extra] = kw[extra]
-    return config.load(cli, config_path=kw.get("config_path"))
+    opts = config.load(cli, config_path=kw.get("config_path"))
+    # Secret-looking values are masked in everything printed from here on.
+    redact.register_build_args(opts.build_args)
+    redact.register_url_passwords(str(t) for t in opts.tags)
+    for spec in opts.secrets:
+        redact.REDACTOR.add_secret_spec(spec)
+    return opts
 
 
 def reporter(json_mode: bool) -> Reporter:

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from polyarch import proc
+from polyarch import proc, redact
 from polyarch.engines import BuildRequest, BuildResult, StepEvent
 from polyarch.errors import BuildError, EnvironmentProblem, FatalError, RegistryError
 from polyarch.platforms import Platform
@@ -328,8 +328,12 @@ class RawJsonProgress:
 
 
 def build_failure(parser: RawJsonProgress) -> FatalError:
-    """Turn a failed build's progress into the right typed error with the build's own text."""
-    summary = "\n".join(line for line in parser.text if line.strip()).strip()
+    """Turn a failed build's progress into the right typed error with the build's own text.
+
+    The text is masked (:mod:`polyarch.redact`): a build argument's secret value that a
+    step echoed, or that BuildKit repeats in an error, is not carried into the message,
+    its detail, or the ``::error::`` annotation made from it."""
+    summary = redact.text("\n".join(line for line in parser.text if line.strip()).strip())
     steps = parser.failed_steps()
     detail_parts = []
     for name, _err, log in steps[:2]:
@@ -338,9 +342,11 @@ def build_failure(parser: RawJsonProgress) -> FatalError:
             detail_parts.append("\n".join(log.rstrip().splitlines()[-30:]))
     if summary:
         detail_parts.append(summary)
-    detail = "\n".join(detail_parts)
+    detail = redact.text("\n".join(detail_parts))
     last = next((ln for ln in reversed(parser.text) if ln.startswith("ERROR:")), "")
     reason = last.removeprefix("ERROR:").strip() or (steps[0][1] if steps else "build failed")
+    reason = redact.text(reason)
+    steps = [(redact.text(n), redact.text(e), lg) for n, e, lg in steps]
     low = (reason + " " + summary).lower()
     if not steps and any(p in low for p in _BUILDER_PATTERNS):
         return EnvironmentProblem(f"the builder is not reachable: {reason}",

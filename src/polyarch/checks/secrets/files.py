@@ -1,4 +1,4 @@
-"""Credential detectors for files in an image's final filesystem.
+"""File-name rules: credential files recognised by their name and read by a parser.
 
 A file is looked at only when its name says it may hold credentials
 (:func:`is_candidate`); its content (at most :data:`MAX_SIZE` bytes) is then read by the
@@ -11,23 +11,12 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from polyarch.checks.secrets.hits import SecretHit
 
 #: Largest file the detectors read.
 MAX_SIZE = 1 << 20
-
-
-@dataclass(frozen=True)
-class SecretHit:
-    kind: str
-    #: Where in the file (``line 3``, ``key NPM_TOKEN``): never the secret itself.
-    where: str = ""
-    severity: str = "error"
-
-    def describe(self) -> str:
-        return f"{self.kind} ({self.where})" if self.where else self.kind
-
 
 _SECRET_KEY = re.compile(
     r"(?i)(secret|token|passw(or)?d|passwd|pwd|api[_-]?key|apikey|private[_-]?key|access[_-]?key"
@@ -41,6 +30,12 @@ _PLACEHOLDER = re.compile(
 )
 _PRIVATE_KEY = re.compile(
     rb"-----BEGIN ((?:RSA|DSA|EC|OPENSSH|ENCRYPTED|ED25519)? ?PRIVATE KEY)-----"
+)
+#: Trees of third-party packages and test data: keys and tokens there are test vectors
+#: and documentation far more often than leaks, so they are warnings there.
+VENDORED = re.compile(
+    r"/(?:node_modules|site-packages|dist-packages|bower_components|__tests__|tests?|testdata"
+    r"|test-data|fixtures?|spec|specs|examples?|samples?|doc|docs)/|^/usr/share/doc/"
 )
 _ENV_TEMPLATE = re.compile(r"(?i)\.(example|sample|template|dist|defaults?|tmpl|tpl)$")
 
@@ -92,8 +87,11 @@ def _is_cloud_json_name(name: str) -> bool:
                                 "credentials", "gcp", "key"))
 
 
-def scan(path: str, content: bytes) -> list[SecretHit]:
-    """Credentials found in one candidate file."""
+def scan(path: str, content: bytes, *, content_rules: bool = True) -> list[SecretHit]:
+    """Credentials found in one candidate file by the parser its name selects.
+
+    ``content_rules=False`` leaves out what the content scanner finds in any file
+    (private-key blocks, ``.env`` lines), for callers that run both."""
     name = _base(path)
     lower = path.lower()
     hits: list[SecretHit] = []
@@ -119,9 +117,10 @@ def scan(path: str, content: bytes) -> list[SecretHit]:
         hits += _service_account(text)
     if name == "config" and "/.kube/" in lower:
         hits += _kubeconfig(text)
-    if is_env_file(name):
+    if is_env_file(name) and content_rules:
         hits += _env(text)
-    hits += _private_keys(path, content)
+    if content_rules:
+        hits += _private_keys(path, content)
     return hits
 
 
@@ -129,7 +128,7 @@ def _lines(text: str) -> list[tuple[int, str]]:
     return [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines())]
 
 
-def _real_value(value: str) -> bool:
+def real_value(value: str) -> bool:
     v = value.strip().strip("'\"").strip()
     return bool(v) and not _PLACEHOLDER.match(v)
 
@@ -142,8 +141,8 @@ def _npmrc(text: str) -> list[SecretHit]:
         key, _, value = line.partition("=")
         key = key.strip()
         last = key.rsplit(":", 1)[-1]
-        if last in {"_authToken", "_auth", "_password"} and _real_value(value):
-            hits.append(SecretHit("npm auth token", f"line {no}, {last}"))
+        if last in {"_authToken", "_auth", "_password"} and real_value(value):
+            hits.append(SecretHit("npm auth token", f"line {no}, {last}", line=no))
     return hits
 
 
@@ -179,15 +178,15 @@ def _git_credentials(text: str) -> list[SecretHit]:
     hits = []
     for no, line in _lines(text):
         m = _URL_CREDS.match(line)
-        if m and _real_value(m.group(1)):
-            hits.append(SecretHit("git credentials", f"line {no}"))
+        if m and real_value(m.group(1)):
+            hits.append(SecretHit("git credentials", f"line {no}", line=no))
     return hits
 
 
 def _netrc(text: str) -> list[SecretHit]:
     tokens = text.split()
     for i, tok in enumerate(tokens[:-1]):
-        if tok == "password" and _real_value(tokens[i + 1]):
+        if tok == "password" and real_value(tokens[i + 1]):
             return [SecretHit("netrc password")]
     return []
 
@@ -200,8 +199,8 @@ def _ini_password(text: str, kind: str, keys: set[str]) -> list[SecretHit]:
         for sep in ("=", ":"):
             if sep in line:
                 key, _, value = line.partition(sep)
-                if key.strip().lower() in keys and _real_value(value):
-                    hits.append(SecretHit(kind, f"line {no}, {key.strip()}"))
+                if key.strip().lower() in keys and real_value(value):
+                    hits.append(SecretHit(kind, f"line {no}, {key.strip()}", line=no))
                 break
     return hits
 
@@ -223,9 +222,9 @@ def _kubeconfig(text: str) -> list[SecretHit]:
     hits = []
     for no, line in _lines(text):
         key, _, value = line.partition(":")
-        if key.strip() in {"token", "client-key-data", "password"} and _real_value(value):
+        if key.strip() in {"token", "client-key-data", "password"} and real_value(value):
             hits.append(SecretHit("Kubernetes credentials (kubeconfig)",
-                                  f"line {no}, {key.strip()}"))
+                                  f"line {no}, {key.strip()}", line=no))
     return hits
 
 
@@ -243,8 +242,8 @@ def _env(text: str) -> list[SecretHit]:
         key = key.strip()
         if key.startswith("export "):
             key = key[7:].strip()
-        if secret_env_key(key) and _real_value(value.split(" #", 1)[0]):
-            hits.append(SecretHit("secret in .env file", f"line {no}, key {key}"))
+        if secret_env_key(key) and real_value(value.split(" #", 1)[0]):
+            hits.append(SecretHit("secret in .env file", f"line {no}, key {key}", line=no))
     return hits
 
 
@@ -253,7 +252,7 @@ def env_hits(env: list[str]) -> list[SecretHit]:
     hits = []
     for item in env:
         key, sep, value = item.partition("=")
-        if sep and secret_env_key(key) and _real_value(value):
+        if sep and secret_env_key(key) and real_value(value):
             hits.append(SecretHit("secret in image environment (ENV)", f"key {key}"))
     return hits
 
@@ -265,7 +264,9 @@ def _private_keys(path: str, content: bytes) -> list[SecretHit]:
     label = m.group(1).decode()
     name = _base(path)
     ssh = label == "OPENSSH PRIVATE KEY" or name in _KEY_NAMES or "/.ssh/" in path.lower()
+    # Keys ship in test suites and examples of many packages: there a warning, elsewhere
+    # (/etc/ssl/private, /app) an error.
+    severity = "warning" if VENDORED.search(path) else "error"
     if ssh:
-        return [SecretHit("private SSH key", label)]
-    # TLS keys ship in test suites and examples of many packages: worth a look, not a failure.
-    return [SecretHit("private key (PEM)", label, severity="warning")]
+        return [SecretHit("private SSH key", label, severity=severity)]
+    return [SecretHit("private key (PEM)", label, severity=severity)]

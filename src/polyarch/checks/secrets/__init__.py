@@ -1,0 +1,38 @@
+"""Secrets in images: file contents (token formats, streamed), credential files by name,
+and image metadata (config env, labels, history, annotations).
+
+Findings (:class:`SecretHit`) carry a kind, a place and at most a masked fingerprint
+(``ghp_…(40 chars)``), never a secret value.
+"""
+
+from __future__ import annotations
+
+from polyarch.checks.secrets.content import ContentScanner, scan_bytes, skip_by_magic, vendored
+from polyarch.checks.secrets.files import (
+    MAX_SIZE,
+    env_hits,
+    is_candidate,
+    is_env_file,
+    scan,
+    secret_env_key,
+)
+from polyarch.checks.secrets.hits import SecretHit, fingerprint
+from polyarch.checks.secrets.image import build_args_of, scan_annotations, scan_config
+
+__all__ = [
+    "MAX_SIZE",
+    "ContentScanner",
+    "SecretHit",
+    "build_args_of",
+    "env_hits",
+    "fingerprint",
+    "is_candidate",
+    "is_env_file",
+    "scan",
+    "scan_annotations",
+    "scan_bytes",
+    "scan_config",
+    "secret_env_key",
+    "skip_by_magic",
+    "vendored",
+]

@@ -1,0 +1,222 @@
+"""Known token formats: the data table the content scanner is built from.
+
+Each format is anchored on one byte of its fixed part (``_``, ``-``, ``K``, ``J``,
+``@``), and the rest of the fixed part is checked with a look-behind. One regex per
+anchor byte starts with that byte as a literal: Python's regex engine scans for a
+literal first byte at over 1 GB/s, for a character class at under 400 MB/s. The rare
+anchors (``K``, ``J``, ``@``) are found with ``bytes.find`` (memchr) and only matched
+where they occur. The formats follow the public rule sets of gitleaks
+(``config/gitleaks.toml``), detect-secrets (``detect_secrets/plugins``) and trufflehog
+(``pkg/detectors``), and the issuers' own documentation of their token prefixes.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+
+@dataclass(frozen=True)
+class TokenFormat:
+    #: Regex group name (unique).
+    name: str
+    #: What a finding calls it.
+    kind: str
+    #: The byte the combined regex stops at.
+    anchor: str
+    #: Fixed-width regex of the token's bytes up to and including the anchor.
+    behind: str
+    #: Number of token bytes before the anchor (the width of ``behind`` minus one).
+    lead: int
+    #: Regex of the rest of the token, after the anchor.
+    body: str
+    #: How many leading characters of the token the fingerprint shows: only the format's
+    #: public prefix (``ghp_``), never random material.
+    public: int
+    severity: str = "error"
+    #: What to do instead; shown with the finding.
+    remedy: str = ""
+
+
+_B62 = "[A-Za-z0-9]"
+_END = "(?![A-Za-z0-9_])"
+
+_ROTATE = "revoke it and remove it from the image (build secrets: --secret, RUN --mount=type=secret)"
+
+_PEM_LABELS = ("", "RSA ", "EC ", "DSA ", "OPENSSH ", "ENCRYPTED ", "PGP ", "ED25519 ", "SSH2 ",
+               "SSH2 ENCRYPTED ")
+
+
+def _b64_prefixes() -> str:
+    """Base64 of ``-----BEGIN <label>PRIVATE KEY`` as it starts a base64 value
+    (kubeconfig ``client-key-data``, Kubernetes secrets), cut at a 3-byte boundary so that
+    it does not depend on what follows."""
+    alts = []
+    for label in _PEM_LABELS:
+        raw = f"-----BEGIN {label}PRIVATE KEY".encode()
+        raw = raw[: len(raw) // 3 * 3]
+        alts.append(base64.b64encode(raw).decode())
+    # All start with "LS0tLS1CRUdJ" (-----BEGI); the anchor is that J.
+    common = "LS0tLS1CRUdJ"
+    assert all(a.startswith(common) for a in alts)
+    return "(?:" + "|".join(sorted({re.escape(a[len(common):]) for a in alts}, key=len,
+                                   reverse=True)) + ")"
+
+
+FORMATS: tuple[TokenFormat, ...] = (
+    # GitHub: ghp_ (classic PAT), gho_ (OAuth), ghu_ (user-to-server), ghs_ (server-to-
+    # server), ghr_ (refresh): 36 base62 characters; fine-grained PATs github_pat_.
+    TokenFormat("github", "GitHub token", "_", "gh[pousr]_", 3, f"{_B62}{{36}}{_END}", 4),
+    TokenFormat("github_pat", "GitHub fine-grained token", "_", "github_", 6,
+                f"pat_{_B62}{{22}}_{_B62}{{59}}{_END}", 11),
+    # npm automation/publish tokens.
+    TokenFormat("npm", "npm access token", "_", "npm_", 3, f"{_B62}{{36}}{_END}", 4),
+    # Stripe live secret and restricted keys (test keys are not secrets).
+    TokenFormat("stripe", "Stripe live key", "_", "[sr]k_", 2,
+                f"live_{_B62}{{20,247}}{_END}", 8),
+    # AWS secret access key, only with its name next to it (40 base64 characters alone
+    # are too common to mean anything).
+    TokenFormat("aws_secret", "AWS secret access key", "_", "[Aa][Ww][Ss]_", 3,
+                "(?:(?:[Ss][Ee][Cc][Rr][Ee][Tt]_(?:[Aa][Cc][Cc][Ee][Ss][Ss]_)?[Kk][Ee][Yy])"
+                "[\"']?\\s{0,4}(?:=|:|=>)\\s{0,4}[\"']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"
+                "|[Ss][Ee][Ss][Ss][Ii][Oo][Nn]_[Tt][Oo][Kk][Ee][Nn]"
+                "[\"']?\\s{0,4}(?:=|:|=>)\\s{0,4}[\"']?[A-Za-z0-9/+=]{100,2000})", 0),
+    # An .npmrc auth line, whatever the file is called (a hard link, a copy, a heredoc).
+    TokenFormat("npmrc", "npm auth token (.npmrc line)", "_", ":_", 1,
+                "(?:authToken|auth|password)\\s{0,4}=\\s{0,4}[\"']?"
+                "(?P<npmrc_value>[^\\s\"'$<{}][^\\s\"']{7,1000})", 0),
+    # GitLab personal/project/group access tokens.
+    TokenFormat("gitlab", "GitLab access token", "-", "glpat-", 5,
+                "[A-Za-z0-9_-]{20,64}(?![A-Za-z0-9_-])", 6),
+    # Slack bot/user/app/refresh tokens.
+    TokenFormat("slack", "Slack token", "-", "xox[baprs]-", 4,
+                "[0-9]{6,15}-[A-Za-z0-9-]{8,250}", 5),
+    # PyPI API tokens: a macaroon whose first bytes encode "pypi.org".
+    TokenFormat("pypi", "PyPI API token", "-", "pypi-", 4,
+                "AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,1000}", 5),
+    # AWS access key ids: AKIA (long-term), ASIA (temporary).
+    # AWS access key ids (AKIA, long-term). Temporary ids (ASIA) are useless without
+    # their secret key and session token, which aws_secret finds by their names.
+    TokenFormat("aws_key", "AWS access key id", "K", "AK", 1, f"IA[A-Z2-7]{{16}}{_END}", 4),
+    # Azure storage / service bus / event hub connection strings.
+    TokenFormat("azure", "Azure storage or service key", "K", "AccountK", 7,
+                "ey\\s{0,2}=\\s{0,2}[A-Za-z0-9+/]{40,100}={0,2}", 0),
+    TokenFormat("azure_sas", "Azure shared access key", "K", "SharedAccessK", 12,
+                "ey\\s{0,2}=\\s{0,2}[A-Za-z0-9+/]{40,100}={0,2}", 0),
+    # Private keys (PEM), with a body: a header alone (in code that parses keys) is not one.
+    TokenFormat("pem", "private key", "-", "-----", 4,
+                "BEGIN (?P<pem_label>(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|PGP|ED25519|SSH2(?: ENCRYPTED)?) )?"
+                "PRIVATE KEY(?: BLOCK)?-----"
+                "(?:\\s|\\\\[rn]){1,8}(?:[A-Za-z-]{2,30}: [^\\r\\n\\\\]{1,200}(?:\\s|\\\\[rn]){1,8})*"
+                "[A-Za-z0-9+/=]{40}", 0),
+    # The same, base64-encoded (kubeconfig client-key-data, Kubernetes Secret manifests).
+    TokenFormat("pem_b64", "private key (base64 PEM)", "J", "LS0tLS1CRUdJ", 11,
+                _b64_prefixes(), 0),
+    # JSON Web Tokens: three base64url parts, the first two JSON objects.
+    TokenFormat("jwt", "JSON Web Token", "J", "eyJ", 2,
+                "[A-Za-z0-9_-]{8,2000}\\.eyJ[A-Za-z0-9_-]{8,4000}\\.[A-Za-z0-9_-]{8,1000}"
+                "(?![A-Za-z0-9_-])", 3, severity="warning"),
+)
+
+#: The one format handled outside the regex's look-behinds: ``scheme://user:pass@host``
+#: is found at its ``@`` (rare) and read backwards.
+URL_ANCHOR = "@"
+
+#: A Google Cloud service-account key file is recognised by this marker plus a key.
+GCP_MARKER = re.compile(rb'"type"\s{0,4}:\s{0,4}"service_account"')
+
+# Where a secret-looking value is a documented example, a placeholder or a test vector.
+PLACEHOLDER_WORDS = (
+    b"EXAMPLE", b"example", b"xxxxxxxx", b"XXXXXXXX", b"00000000", b"11111111", b"********",
+    b"aaaaaaaa", b"AAAAAAAA", b"abcdefgh", b"ABCDEFGH", b"12345678", b"dummy", b"DUMMY",
+    b"placeholder", b"PLACEHOLDER", b"redacted", b"REDACTED", b"FAKE", b"fake", b"changeme",
+    b"your_", b"YOUR_", b"your-", b"<", b">", b"${", b"{{", b"...",
+)
+
+
+#: Anchors common in text: scanned by the regex itself. The others are found by memchr.
+FREQUENT_ANCHORS = frozenset({"_", "-"})
+
+
+def anchored_regexes() -> dict[bytes, re.Pattern[bytes]]:
+    """One bytes regex per anchor byte, each starting with that byte as a literal."""
+    by_anchor: dict[str, list[str]] = {}
+    for f in FORMATS:
+        behind = f"(?<={f.behind})" if f.lead else ""
+        by_anchor.setdefault(f.anchor, []).append(f"{behind}(?P<{f.name}>{f.body})")
+    out = {a.encode(): re.compile((re.escape(a) + "(?:" + "|".join(parts) + ")").encode())
+           for a, parts in by_anchor.items()}
+    # The byte before the @ must be one a password can end with (not the space of a
+    # JSDoc "@param", the quote or slash of an npm "@scope/name").
+    out[URL_ANCHOR.encode()] = re.compile(
+        re.escape(URL_ANCHOR).encode() + rb"(?<=[^\s/?#@'\"`<>{}()\[\]\\,;|*=]@)(?P<url>)")
+    return out
+
+
+FORMAT_BY_NAME = {f.name: f for f in FORMATS}
+
+#: Longest look-behind any format needs (bytes before the anchor).
+MAX_LEAD = max(f.lead for f in FORMATS)
+assert MAX_LEAD < 64
+
+#: ``scheme://user:password@``, ending at the ``@`` (searched with ``endpos`` there).
+URL_CREDENTIALS = re.compile(
+    rb"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}://"
+    rb"(?P<user>[^\s/?#@:'\"`<>{}()\[\]\\,;|]{0,128})"
+    rb":(?P<password>[^\s/?#@'\"`<>{}()\[\]\\,;|]{1,256})@\Z"
+)
+
+_WEAK_PASSWORDS = frozenset({
+    b"password", b"passwd", b"pass", b"pwd", b"secret", b"changeme", b"pw", b"p", b"x", b"xxx",
+    b"token", b"mypassword", b"mysecretpassword", b"yourpassword", b"your-password",
+    b"your_password", b"pass123", b"password123", b"123456", b"test", b"foo", b"bar", b"baz",
+    b"guest", b"anonymous", b"none", b"null", b"admin", b"root", b"user", b"username",
+    b"example", b"hunter2", b"passw0rd", b"s3cr3t", b"*", b"***", b"****", b"*****",
+    b"******", b"dummy", b"qwerty", b"letmein", b"sekret", b"supersecret", b"apikey",
+    b"api_key", b"key", b"pat", b"oauth2", b"x-oauth-basic", b"redacted", b"masked",
+})
+
+
+# Parts of the passwords documentation uses ("somepassword", "authpassword", "p%40ss",
+# redis' "foobared").
+_DOC_PASSWORD_PARTS = (b"pass", b"pwd", b"secret", b"foobar", b"example", b"changeme", b"xxx",
+                       b"sample", b"dummy", b"mypw", b"yourpw", b"test", b"token", b"hunter2",
+                       b"p@ss", b"s3cr3t", b"passw0rd", b"p4ss")
+
+#: Keys published on purpose: the Azure storage emulator's well-known account key, the
+#: AWS documentation's example keys, the jwt.io example token.
+PUBLIC_VALUES = frozenset({
+    b"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+    b"AKIAIOSFODNN7EXAMPLE",
+    b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwi"
+    b"aWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+})
+
+
+def placeholder_password(user: bytes, password: bytes) -> bool:
+    """A URL password that is documentation, not a secret."""
+    p = unquote_to_bytes(password).lower()
+    if p in _WEAK_PASSWORDS or p == user.lower():
+        return True
+    if any(w in p for w in _DOC_PASSWORD_PARTS):
+        return True
+    if p.startswith((b"$", b"%", b"<", b"{", b"[", b"*")) or p.endswith((b">", b"}")):
+        return True
+    return looks_placeholder(password) or len(set(p)) <= 2
+
+
+def looks_random(value: bytes) -> bool:
+    """A credential value rather than a word: long enough, varied enough (``MYTOKEN1``
+    in documentation is not a token)."""
+    return len(value) >= 12 and len(set(value)) >= 8 and not looks_placeholder(value)
+
+
+def looks_placeholder(token: bytes) -> bool:
+    """Example keys (AKIAIOSFODNN7EXAMPLE), runs of one character, template markers."""
+    if any(w in token for w in PLACEHOLDER_WORDS) or any(v in token for v in PUBLIC_VALUES):
+        return True
+    body = token[-16:]
+    return len(set(body)) <= 3

@@ -1,0 +1,116 @@
+"""Secrets in an image's metadata: its config (Env, Labels, history) and annotations.
+
+BuildKit records the build arguments a ``RUN`` used in the history of the image
+(``RUN |2 NPM_TOKEN=npm_... HOME=/root /bin/sh -c npm ci``): a token passed with
+``--build-arg`` is published with the image even when no file keeps it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from polyarch.checks.secrets import formats
+from polyarch.checks.secrets.content import scan_bytes
+from polyarch.checks.secrets.files import real_value, secret_env_key
+from polyarch.checks.secrets.hits import SecretHit, fingerprint
+
+REMEDY_ARG = ("pass it as a build secret, not a build argument: --secret id={name},env={name}"
+              " and RUN --mount=type=secret,id={name},env={name} ...")
+REMEDY_ENV = ("do not bake it into the image: pass it at run time, or for the build with"
+              " --secret id={name},env={name} and RUN --mount=type=secret,id={name},env={name}")
+REMEDY_VALUE = "remove it from the image metadata; build secrets go through --secret"
+
+# BuildKit: "RUN |<n> K1=v1 K2=v2 <command>"; the classic builder: "|<n> K1=v1 ... /bin/sh -c ...".
+_ARGS_RECORD = re.compile(r"^(?:RUN )?\|(\d{1,4}) ")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def build_args_of(created_by: str) -> list[tuple[str, str]]:
+    """The ``KEY=value`` build arguments a history record names (BuildKit's
+    ``RUN |N K=v ...``). Values hold no space in the record: BuildKit joins them with
+    one; a value with spaces is read up to the next ``KEY=`` word."""
+    m = _ARGS_RECORD.match(created_by)
+    if not m:
+        return []
+    n = int(m.group(1))
+    words = created_by[m.end():].split(" ")
+    out: list[tuple[str, str]] = []
+    i = 0
+    while len(out) < n and i < len(words):
+        key, sep, value = words[i].partition("=")
+        i += 1
+        if not sep or not _KEY.fullmatch(key):
+            if out:  # a value with spaces: glue the word to the previous value
+                k, v = out[-1]
+                out[-1] = (k, f"{v} {words[i - 1]}")
+            continue
+        out.append((key, value))
+    return out
+
+
+def _value_hits(text: str, where: str, remedy: str) -> list[SecretHit]:
+    return [SecretHit(h.kind, where, "error" if h.severity == "error" else h.severity,
+                      None, h.fingerprint, remedy)
+            for h in scan_bytes("", text.encode("utf-8", "surrogateescape"))]
+
+
+def _pair_hits(key: str, value: str, kind: str, where: str, remedy: str) -> list[SecretHit]:
+    """A ``KEY=value`` pair: a token format in the value, or a secret-looking key with a
+    real value."""
+    hits = _value_hits(value, where, remedy)
+    if not hits and secret_env_key(key) and real_value(value) and len(value.strip()) >= 6:
+        hits = [SecretHit(kind, where, "error", None, fingerprint(value), remedy)]
+    return hits
+
+
+def scan_config(config: Mapping[str, Any]) -> list[SecretHit]:
+    """Secrets in an image config: ``config.Env``, ``config.Labels``, ``Cmd``/``Entrypoint``
+    and every ``history[].created_by`` (build arguments recorded by ``RUN |N``, ``ENV``
+    and ``ARG`` lines). Findings name the place and the remedy, never the value."""
+    hits: list[SecretHit] = []
+    cfg = config.get("config") or {}
+    if not isinstance(cfg, Mapping):
+        cfg = {}
+    env = cfg.get("Env") or []
+    for item in env if isinstance(env, list) else []:
+        key, sep, value = str(item).partition("=")
+        if sep:
+            hits += _pair_hits(key, value, "secret in image environment (ENV)", f"key {key}",
+                               REMEDY_ENV.format(name=key))
+    labels = cfg.get("Labels") or {}
+    for key, value in (labels.items() if isinstance(labels, Mapping) else []):
+        hits += _pair_hits(str(key), str(value), "secret in image label", f"label {key}",
+                           REMEDY_VALUE)
+    for field in ("Cmd", "Entrypoint"):
+        words = cfg.get(field) or []
+        if isinstance(words, list):
+            hits += _value_hits(" ".join(str(w) for w in words), field, REMEDY_VALUE)
+    history = config.get("history") or []
+    for i, entry in enumerate(history if isinstance(history, list) else []):
+        if not isinstance(entry, Mapping):
+            continue
+        created = str(entry.get("created_by") or "")
+        where = f"history entry {i + 1}"
+        found: list[SecretHit] = []
+        for key, value in build_args_of(created):
+            found += _pair_hits(key, value, "build argument recorded in image history",
+                                f"{where}, build argument {key}", REMEDY_ARG.format(name=key))
+        if not found:
+            found = _value_hits(created, where, REMEDY_VALUE)
+        hits += found
+    return hits
+
+
+def scan_annotations(annotations: Mapping[str, str]) -> list[SecretHit]:
+    """Secrets in manifest or index annotations."""
+    hits: list[SecretHit] = []
+    for key, value in annotations.items():
+        hits += _pair_hits(str(key), str(value), "secret in annotation", f"annotation {key}",
+                           REMEDY_VALUE)
+    return hits
+
+
+def placeholder(value: str) -> bool:
+    return formats.looks_placeholder(value.encode())

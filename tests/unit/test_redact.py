@@ -1,0 +1,119 @@
+"""One redaction mechanism: values registered once are masked in every printed line
+(progress, echoed commands, errors and their ::error:: annotations, tables, --json)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from polyarch import redact
+from polyarch.cli import run
+from polyarch.engines import StepEvent
+from polyarch.engines.buildx import RawJsonProgress, build_failure
+from polyarch.output import BuildProgress, Reporter
+
+NPM = "npm_" + "Zq8VYuTtW3x9kPp0aLmN4rS7dE2fG6hJ1cBv"
+PLAIN = "s3cr3t-but-no-format"  # a secret with no recognisable format
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    redact.REDACTOR.clear()
+    yield
+    redact.REDACTOR.clear()
+
+
+def test_registered_values_masked_everywhere() -> None:
+    redact.register_build_args({"NPM_TOKEN": PLAIN, "VERSION": "1.2.3"})
+    assert redact.text(f"step: echo {PLAIN} v1.2.3") == "step: echo *** v1.2.3"
+    doc = redact.data({"commands": [f"x {PLAIN}"], PLAIN: 1, "n": 3})
+    assert PLAIN not in json.dumps(doc) and doc["n"] == 3
+
+
+def test_value_by_format_even_under_a_plain_name() -> None:
+    redact.register_build_args({"FOO": NPM})
+    assert NPM not in redact.text(f"got {NPM}")
+    # Known formats are masked even when never registered.
+    redact.REDACTOR.clear()
+    assert redact.text(f"log: {NPM}") == "log: npm_***"
+
+
+def test_url_passwords_masked_but_url_readable() -> None:
+    shown = redact.argv(["docker", "buildx", "build", "--build-arg",
+                         "REPO_URL=https://bob:pw-9f8e7d@git.example/x.git", "."])
+    assert shown[4] == "REPO_URL=https://bob:***@git.example/x.git"
+    assert redact.text("fatal: could not read from pw-9f8e7d") == "fatal: could not read from ***"
+
+
+def test_ordinary_text_untouched() -> None:
+    text = ("npm_config_user_agent=npm/10.2.4 node/v20 token: ${NPM_TOKEN} "
+            "https://registry.npmjs.org/ sha512-abc user@example.com")
+    assert redact.text(text) == text
+
+
+def test_reporter_lines_and_github_annotations(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("CI", raising=False)
+    rep = Reporter()
+    rep.command(["docker", "buildx", "build", "--build-arg", f"NPM_TOKEN={PLAIN}", "."])
+    rep.info(f"info {PLAIN}")
+    rep.log(f"log {PLAIN}")
+    rep.warn(f"warn {PLAIN}")
+    rep.error(f"build failed: {PLAIN}", detail=f"detail {PLAIN}")
+    rep.table("t", ["a"], [[PLAIN]])
+    with rep.group(f"group {PLAIN}"):
+        pass
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert PLAIN not in text
+    assert "::error::build failed: ***" in text and "NPM_TOKEN=***" in text
+
+
+def test_json_document(capsys: pytest.CaptureFixture[str]) -> None:
+    redact.register_build_args({"API_KEY": PLAIN})
+    Reporter(json_mode=True).emit_json({"commands": [f"--build-arg API_KEY={PLAIN}"]})
+    assert json.loads(capsys.readouterr().out) == {"commands": ["--build-arg API_KEY=***"]}
+
+
+def test_build_progress_relay(capsys: pytest.CaptureFixture[str]) -> None:
+    redact.register_build_args({"NPM_TOKEN": PLAIN})
+    rep = Reporter()
+    with BuildProgress(rep) as progress:
+        progress(StepEvent("linux/amd64", f"[linux/amd64 2/2] RUN echo {PLAIN} {NPM}", "done",
+                           None, 1.0))
+    err = capsys.readouterr().err
+    assert "RUN echo *** npm_***" in err and PLAIN not in err and NPM not in err
+
+
+def _rawjson(name: str, error: str, log: str) -> RawJsonProgress:
+    import base64
+
+    p = RawJsonProgress(None)
+    doc = {"vertexes": [{"digest": "d1", "name": name, "started": "2024-01-01T00:00:00Z",
+                         "completed": "2024-01-01T00:00:01Z", "error": error}],
+           "logs": [{"vertex": "d1", "data": base64.b64encode(log.encode()).decode()}]}
+    for line in ["{", *json.dumps(doc, indent=1).splitlines()[1:]]:
+        p.feed(line)
+    p.feed(f"ERROR: failed to solve: process \"/bin/sh -c echo {PLAIN}\" did not complete")
+    return p
+
+
+def test_build_failure_line_and_detail() -> None:
+    redact.register_build_args({"NPM_TOKEN": PLAIN})
+    err = build_failure(_rawjson(f"[2/2] RUN echo {PLAIN}", "exit code: 1",
+                                 f"token is {PLAIN}\nand {NPM}\n"))
+    assert PLAIN not in err.line() and PLAIN not in (err.detail or "")
+    assert NPM not in (err.detail or "") and "token is ***" in (err.detail or "")
+
+
+def test_error_line_masks_url_password_in_reference(capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    code = run(["publish", "--dry-run", "-t", "http://user:pw-9f8e7d@127.0.0.1:5000/a/b:1", "."])
+    out = capsys.readouterr()
+    assert code == 2
+    assert "pw-9f8e7d" not in out.out + out.err
+    assert "user:***@" in out.err and "::error::" in out.err
