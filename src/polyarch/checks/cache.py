@@ -37,11 +37,16 @@ MAX_AGE = 30 * 86400.0
 
 def _rules() -> str:
     h = hashlib.sha256(f"format {FORMAT}".encode())
+    sources: list[Path] = []
     for mod in (layers, stream, elf, secrets):
+        f = Path(mod.__file__ or "")
+        # A package (the credential detectors): every module of it.
+        sources += sorted(f.parent.glob("*.py")) if f.name == "__init__.py" else [f]
+    for f in sources:
         try:
-            h.update(Path(mod.__file__ or "").read_bytes())
+            h.update(f.read_bytes())
         except OSError:  # no source next to the module: its name still counts
-            h.update(mod.__name__.encode())
+            h.update(f.name.encode())
     return h.hexdigest()[:16]
 
 

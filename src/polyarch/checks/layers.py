@@ -13,6 +13,7 @@ cached by layer digest (:mod:`polyarch.checks.cache`).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import posixpath
 from array import array
@@ -38,7 +39,7 @@ _LARGEST_WHEEL_FILE = 64 << 10
 class ContentSink(Protocol):
     """Receives the content of one file, then says what it found."""
 
-    def feed(self, data: bytes | memoryview) -> None: ...
+    def feed(self, chunk: bytes) -> None: ...
 
     def finish(self) -> list[secrets.SecretHit]: ...
 
@@ -47,31 +48,13 @@ class ContentSink(Protocol):
 ContentHook = Callable[[str, bytes], "ContentSink | None"]
 
 
-class _NamedCandidates:
-    """The credential detectors for files whose name says they may hold credentials:
-    up to ``secrets.MAX_SIZE`` bytes of content, then :func:`secrets.scan`."""
-
-    __slots__ = ("path", "parts", "size")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def feed(self, data: bytes | memoryview) -> None:
-        room = secrets.MAX_SIZE - self.size
-        if room > 0:
-            piece = bytes(data[:room])
-            self.parts.append(piece)
-            self.size += len(piece)
-
-    def finish(self) -> list[secrets.SecretHit]:
-        return secrets.scan(self.path, b"".join(self.parts))
-
-
-def named_candidates(path: str, head: bytes) -> ContentSink | None:
-    """The default content hook: the detectors of :mod:`polyarch.checks.secrets`."""
-    return _NamedCandidates(path) if secrets.is_candidate(path) else None
+def content_scanner(path: str, head: bytes) -> ContentSink | None:
+    """The default content hook: every regular file but those whose first bytes name a
+    format that holds no readable token goes through :class:`secrets.ContentScanner`
+    (token formats anywhere, and the credential-file rules for files named like one)."""
+    if secrets.skip_by_magic(head):
+        return None
+    return secrets.ContentScanner(path)
 
 
 def path_hash(path: str | bytes) -> int:
@@ -126,7 +109,7 @@ class LayerScan:
             "digest": self.digest,
             "elf": [[p, h.elf_class, int(h.little_endian), h.type, h.machine]
                     for p, h in self.elf.items()],
-            "secrets": [[p, [[s.kind, s.where, s.severity] for s in hits]]
+            "secrets": [[p, [dataclasses.asdict(s) for s in hits]]
                         for p, hits in self.secrets.items()],
             "links": self.links,
             "whiteouts": self.whiteouts,
@@ -149,8 +132,7 @@ class LayerScan:
             digest=str(doc["digest"]),
             elf={str(p): ElfHeader(int(c), bool(le), int(t), int(m))
                  for p, c, le, t, m in doc["elf"]},
-            secrets={str(p): [secrets.SecretHit(str(k), str(w), str(s)) for k, w, s in hits]
-                     for p, hits in doc["secrets"]},
+            secrets={str(p): [secrets.SecretHit(**h) for h in hits] for p, hits in doc["secrets"]},
             links={str(k): str(v) for k, v in doc["links"].items()},
             whiteouts=[str(w) for w in doc["whiteouts"]],
             opaque=[str(o) for o in doc["opaque"]],
@@ -259,10 +241,10 @@ class _Tar:
         while left > 0:
             if self.pos >= len(self.buf) and not self.fill(1):
                 return
-            view = memoryview(self.buf)[self.pos:self.pos + left]
-            sink.feed(view)
-            self.pos += len(view)
-            left -= len(view)
+            piece = self.buf[self.pos:self.pos + left]
+            sink.feed(piece)
+            self.pos += len(piece)
+            left -= len(piece)
 
     def read(self, n: int) -> bytes:
         if self.pos + n > len(self.buf):
@@ -276,13 +258,13 @@ def scan_layer(digest: str, chunks: Iterable[bytes], hook: ContentHook | None = 
                ) -> LayerScan:
     """Stream one layer blob and record what the checks need. Reads the blob to its
     end (so that a source checking digests gets to check it). ``hook`` chooses the
-    files whose content is scanned (default: the credential files by name)."""
+    files whose content is scanned (default: :func:`content_scanner`)."""
     counter = Counter(chunks)
     scan = LayerScan(digest)
     scan.compression, tar = decompress(counter)
     tar_count = Counter(tar)
     try:
-        _walk(_Tar(tar_count), scan, hook or named_candidates)
+        _walk(_Tar(tar_count), scan, hook or content_scanner)
     finally:
         for _ in counter:  # read to the end so that the digest gets checked
             pass
@@ -387,6 +369,14 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
                     t.skip_to(start + size + pad)
                     continue
             elf.pop(path, None)
+            if raw.endswith(b".dist-info/WHEEL") and size <= _LARGEST_WHEEL_FILE:
+                found.pop(path, None)  # wheel metadata: platform tags, never credentials
+                body = t.read(size)
+                t.skip_to(t.pos + pad)
+                scan.wheels[posixpath.dirname(path)] = [
+                    ln.split(":", 1)[1].strip() for ln in body.decode("utf-8", "replace")
+                    .splitlines() if ln.startswith("Tag:")]
+                continue
             sink = hook(path, t.buf[start:start + n])
             if sink is not None:
                 t.feed(size, sink)
@@ -398,13 +388,6 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
                 t.skip_to(t.pos + pad)
                 continue
             found.pop(path, None)
-            if raw.endswith(b".dist-info/WHEEL") and size <= _LARGEST_WHEEL_FILE:
-                body = t.read(size)
-                t.skip_to(t.pos + pad)
-                scan.wheels[posixpath.dirname(path)] = [
-                    ln.split(":", 1)[1].strip() for ln in body.decode("utf-8", "replace")
-                    .splitlines() if ln.startswith("Tag:")]
-                continue
             t.skip_to(start + size + pad)
             continue
         path = "/" + raw.decode("utf-8", "surrogateescape")
@@ -419,6 +402,12 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
                 found[path] = list(found[target])
             else:
                 links[path] = target
+            if secrets.is_candidate(path) and not secrets.is_candidate(target):
+                # The name rules of the link's name: its content was read under the
+                # target's name, which those rules do not cover.
+                found.setdefault(path, []).append(secrets.SecretHit(
+                    "hard link named like a credential file", f"links to {target}",
+                    "warning"))
         if size:
             t.skip_to(end)
     scan.entries = entries

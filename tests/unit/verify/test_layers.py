@@ -166,3 +166,30 @@ def test_corrupt_gzip() -> None:
         bad[i] ^= 0x5A
     with pytest.raises(LayerFormatError, match="gzip stream is corrupt"):
         scan_layer("sha256:x", chunks(bytes(bad)))
+
+
+GHP = "ghp_" + "R8vKq2LmX4tZ9wNc7YbH3jP6sD1fG5aE0uTo"  # made up, in GitHub's format
+
+
+def test_content_of_any_text_file_is_scanned_across_chunks() -> None:
+    text = (b"x = 1\n" * 50_000) + f"token: {GHP}\n".encode()
+    blob, _ = make_layer({"srv/app/settings.yaml": text, "bin/app": AMD,
+                          "srv/app/logo.png": b"\x89PNG\r\n\x1a\n" + GHP.encode()})
+    for size in (100, 4096, 1 << 20):
+        scan = scan_layer("sha256:x", chunks(blob, size))
+        hits = scan.secrets["/srv/app/settings.yaml"]
+        assert [(h.kind, h.line) for h in hits] == [("GitHub token", 50_001)]
+        assert GHP not in repr(scan.to_json())
+        assert "/srv/app/logo.png" not in scan.secrets  # skipped by its magic bytes
+        assert set(scan.elf) == {"/bin/app"}
+
+
+def test_hard_links_keep_findings_and_name_rules() -> None:
+    blob, _ = make_layer({"srv/token.txt": f"{GHP}\n".encode(),
+                          "srv/copy": ("link", "srv/token.txt"),
+                          "srv/plain.txt": b"nothing here\n",
+                          "root/.npmrc": ("link", "srv/plain.txt")})
+    scan = scan_layer("sha256:x", [blob])
+    assert [h.kind for h in scan.secrets["/srv/copy"]] == ["GitHub token"]
+    (named,) = scan.secrets["/root/.npmrc"]
+    assert named.severity == "warning" and "srv/plain.txt" in named.where
