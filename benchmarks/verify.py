@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -71,7 +72,7 @@ def tar_layer(dest: Path, root: Path, paths: list[str], transform: str | None = 
               ) -> tuple[dict[str, object], str]:
     """``tar | gzip -6`` of ``paths`` under ``root`` into the layout's blobs; returns the
     descriptor and the diff_id."""
-    tmp = dest / "blobs" / "tmp.gz"
+    tmp = dest / "blobs" / f"tmp-{os.getpid()}-{threading.get_ident()}.gz"
     argv = ["tar", "-C", str(root), "-cf", "-", "--sort=name"]
     if transform:
         argv += ["--transform", transform]
