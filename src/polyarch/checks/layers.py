@@ -318,7 +318,7 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
         else:
             nul = header.find(b"\0", 0, 100)
             raw = header[:nul if nul >= 0 else 100]
-            if header[345] and header[257:262] == _USTAR:
+            if header[345] and header[257:263] == b"ustar\x00":  # POSIX prefix field
                 prefix = header[345:500].split(b"\0", 1)[0]
                 raw = prefix + b"/" + raw
         link = b""

@@ -193,3 +193,21 @@ def test_hard_links_keep_findings_and_name_rules() -> None:
     assert [h.kind for h in scan.secrets["/srv/copy"]] == ["GitHub token"]
     (named,) = scan.secrets["/root/.npmrc"]
     assert named.severity == "warning" and "srv/plain.txt" in named.where
+
+
+@pytest.mark.parametrize("fmt", ["ustar", "gnu", "pax"])
+def test_long_names_in_every_tar_format(fmt: str) -> None:
+    import io
+    import tarfile
+
+    name = "usr/lib/" + "/".join(["d" * 40] * 3) + "/libfoo.so"  # needs a prefix or more
+    buf = io.BytesIO()
+    formats = {"ustar": tarfile.USTAR_FORMAT, "gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT}
+    with tarfile.open(fileobj=buf, mode="w", format=formats[fmt]) as tf:
+        for n, data in ((name, ARM), ("bin/x", AMD)):
+            info = tarfile.TarInfo(n)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    scan = scan_layer("sha256:x", chunks(buf.getvalue(), 300))
+    assert set(scan.elf) == {"/" + name, "/bin/x"}
+    assert scan.elf["/" + name].machine == EM_AARCH64
