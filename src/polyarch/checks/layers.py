@@ -72,7 +72,7 @@ def normalise(name: str) -> str:
 def _sorted(acc: bytearray) -> array[int]:
     a = array("Q")
     a.frombytes(bytes(acc))
-    return array("Q", sorted(set(a)))
+    return array("Q", sorted(a))  # duplicates (a path given twice) do no harm
 
 
 @dataclass

@@ -32,7 +32,8 @@ from polyarch.checks import judge
 from polyarch.checks import secrets as secret_checks
 from polyarch.checks.cache import LayerCache
 from polyarch.checks.filesystem import merge
-from polyarch.checks.layers import LayerFormatError, LayerScan, scan_layer
+from polyarch.checks.layers import LayerFormatError, LayerScan
+from polyarch.checks.parallel import scan_all
 from polyarch.checks.report import CHECKS, SCHEMA, Finding, PlatformResult, VerifyReport
 from polyarch.checks.smoke import RunArgv, SmokeResult, docker_run_argv
 from polyarch.checks.smoke import smoke as run_smoke
@@ -193,7 +194,7 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], de
             if e.manifest is not None:
                 _labels(e)
         if deep:
-            _deep(src, entries, allow, pool, say, cache, report)
+            _deep(src, entries, allow, pool, say, cache, report, workers)
     if smoke_hook is not None:
         for e in entries:
             if e.result.status in ("present", "unexpected") and e.plat and e.manifest:
@@ -291,7 +292,7 @@ def _labels(e: _Entry) -> None:
 
 def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
           pool: ThreadPoolExecutor, say: Callable[[str], None], cache: LayerCache | None,
-          report: VerifyReport) -> None:
+          report: VerifyReport, workers: int) -> None:
     layer_lists: dict[int, list[str]] = {}
     wanted: list[str] = []
     for i, e in enumerate(entries):
@@ -317,11 +318,9 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
     # Largest first: the longest reads start at once and the small ones fill in.
     sizes = {str(d.get("digest")): int(d.get("size") or 0) for e in entries if e.manifest
              for d in e.manifest.json.get("layers") or [] if isinstance(d, dict)}
-    todo.sort(key=lambda dg: -sizes.get(dg, 0))
-    futures = {dg: pool.submit(_scan, src, dg) for dg in todo}
-    for dg, fut in futures.items():
+    for dg, result in scan_all(src, todo, sizes, workers=workers, threads=pool):
         try:
-            scan = fut.result()
+            scan = result()
         except LayerFormatError as ex:
             scans[dg] = Finding("binaries", "error", f"layer cannot be read: {ex}", layer=dg)
             continue
@@ -346,10 +345,6 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
         for hit in secret_checks.env_hits([str(x) for x in env.get("Env") or []]):
             e.result.findings.append(Finding("secrets", hit.severity,
                                              f"{hit.kind}: {hit.where}", path=None))
-
-
-def _scan(src: ImageSource, digest: str) -> LayerScan:
-    return scan_layer(digest, src.iter_blob(digest))
 
 
 __all__ = ["CHECKS", "SCHEMA", "Finding", "LayerCache", "PlatformResult", "SmokeHook",
