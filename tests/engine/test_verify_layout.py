@@ -8,13 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import make_context
 
 from polyarch.checks.cache import LayerCache
-from polyarch.checks.layers import LayerFormatError
 from polyarch.checks.verify import verify_source
-from polyarch.errors import RegistryError
 from polyarch.platforms import parse_platforms
 from polyarch.registry import OCILayout
 
@@ -127,25 +124,3 @@ def test_deleted_token_is_still_shipped(tmp_path: Path) -> None:
                      for p in ("linux/amd64", "linux/arm64")}
     assert TOKEN not in str(report.to_json())
 
-
-def test_worker_processes_find_what_threads_find(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from polyarch.checks import parallel
-
-    ctx = make_context(tmp_path / "ctx")
-    (ctx / "npmrc").write_text(f"//registry.npmjs.org/:_authToken={TOKEN}\n")
-    lay = build_layout(ctx, DELETED_TOKEN +
-                       "COPY rootfs-amd64/bin/busybox /usr/local/bin/helper\n", tmp_path / "l")
-    threads = verify_source(lay, BOTH, cache=None)
-    monkeypatch.setattr(parallel, "PROCESS_BYTES", 0)  # processes for any size
-    procs = verify_source(lay, BOTH, cache=None, workers=2)
-    assert [p.to_json() for p in procs.platforms] == [p.to_json() for p in threads.platforms]
-    assert {f.kind for _, f in procs.errors()} == {"deleted-but-shipped", "wrong-machine"}
-    # A damaged blob is reported from a worker as from a thread.
-    blob = next(p for p in (tmp_path / "l" / "blobs" / "sha256").iterdir()
-                if p.stat().st_size > 100_000)
-    data = bytearray(blob.read_bytes())
-    data[-20] ^= 0xFF
-    blob.write_bytes(bytes(data))
-    with pytest.raises((RegistryError, LayerFormatError)):
-        verify_source(OCILayout(tmp_path / "l"), BOTH, cache=None, workers=2)

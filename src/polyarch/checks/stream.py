@@ -26,7 +26,7 @@ _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 #: Largest piece of decompressed data handed on at once.
-_MAX_OUT = 2 << 20
+_MAX_OUT = 1 << 20
 
 
 class LayerFormatError(Exception):

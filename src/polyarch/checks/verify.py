@@ -194,7 +194,7 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], de
             if e.manifest is not None:
                 _labels(e)
         if deep:
-            _deep(src, entries, allow, pool, say, cache, report, workers)
+            _deep(src, entries, allow, pool, say, cache, report)
     if smoke_hook is not None:
         for e in entries:
             if e.result.status in ("present", "unexpected") and e.plat and e.manifest:
@@ -292,7 +292,7 @@ def _labels(e: _Entry) -> None:
 
 def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
           pool: ThreadPoolExecutor, say: Callable[[str], None], cache: LayerCache | None,
-          report: VerifyReport, workers: int) -> None:
+          report: VerifyReport) -> None:
     layer_lists: dict[int, list[str]] = {}
     wanted: list[str] = []
     for i, e in enumerate(entries):
@@ -318,7 +318,7 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
     # Largest first: the longest reads start at once and the small ones fill in.
     sizes = {str(d.get("digest")): int(d.get("size") or 0) for e in entries if e.manifest
              for d in e.manifest.json.get("layers") or [] if isinstance(d, dict)}
-    for dg, result in scan_all(src, todo, sizes, workers=workers, threads=pool):
+    for dg, result in scan_all(src, todo, sizes, threads=pool):
         try:
             scan = result()
         except LayerFormatError as ex:
