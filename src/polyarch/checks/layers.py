@@ -414,8 +414,3 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
     scan.dirs = _sorted(dirs)
     scan.others = _sorted(others)
 
-
-def iter_chunks(data: bytes, size: int = 1 << 20) -> Iterator[bytes]:
-    """``data`` in pieces (for tests and in-memory blobs)."""
-    for i in range(0, len(data), size):
-        yield data[i:i + size]
