@@ -171,7 +171,8 @@ def build_inputs(work: Path, case: str) -> tuple[Path, Path]:
 
 # -- one measured run (in a child process) ------------------------------------------------
 
-def child(layout: str, cache_dir: str | None) -> None:
+def child(layout: str, cache_dir: str | None, content: bool) -> None:
+    from polyarch.checks import layers
     from polyarch.checks.cache import LayerCache
     from polyarch.checks.verify import verify_source
     from polyarch.platforms import parse_platforms
@@ -181,6 +182,8 @@ def child(layout: str, cache_dir: str | None) -> None:
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         return ru.ru_utime + ru.ru_stime
 
+    if not content:  # the walker, decompression and digests alone
+        layers.content_scanner = lambda _path, _head: None  # type: ignore[assignment]
     c0, k0, t0 = time.process_time(), children(), time.perf_counter()
     report = verify_source(OCILayout(Path(layout)), parse_platforms("linux/amd64,linux/arm64"),
                            cache=LayerCache(Path(cache_dir)) if cache_dir else None)
@@ -205,8 +208,10 @@ def _layers(layout: Path) -> list[dict[str, object]]:
     return list(out.values())
 
 
-def measure(layout: Path, cache_dir: Path | None) -> dict[str, float]:
+def measure(layout: Path, cache_dir: Path | None, content: bool = True) -> dict[str, float]:
     argv = [sys.executable, __file__, "--child", str(layout)]
+    if not content:
+        argv.append("--no-content-scan")
     if cache_dir is not None:
         argv += ["--cache", str(cache_dir)]
     r = subprocess.run(argv, capture_output=True, text=True, check=True)
@@ -238,21 +243,25 @@ def main() -> None:
     ap.add_argument("--case", choices=["large", "node", "all"], default="all")
     ap.add_argument("--child", metavar="LAYOUT", help=argparse.SUPPRESS)
     ap.add_argument("--cache", metavar="DIR", help=argparse.SUPPRESS)
+    ap.add_argument("--no-content-scan", action="store_true",
+                    help="also measure cold runs without the secrets content scanner")
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.cache)
+        child(args.child, args.cache, not args.no_content_scan)
         return
     if args.work is None:
         ap.error("--work DIR is required")
     cores = os.cpu_count() or 1
     for case in (["large", "node"] if args.case == "all" else [args.case]):
         v1, v2 = build_inputs(args.work, case)
-        cold, warm, rawr = [], [], []
+        cold, warm, rawr, bare = [], [], [], []
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="pa-vcache-") as cache:
                 cold.append(measure(v1, Path(cache)))
                 rawr.append(raw(v1))
                 warm.append(measure(v2, Path(cache)))
+            if args.no_content_scan:
+                bare.append(measure(v1, None, content=False))
         mb = cold[0]["compressed"] / 1e6
 
         def med(rows: list[dict[str, float]], key: str) -> float:
@@ -263,7 +272,10 @@ def main() -> None:
               f" {int(cold[0]['errors'])} errors),"
               f" {args.runs} alternating runs, {cores} cores,"
               f" load average {os.getloadavg()[0]:.1f}")
-        for name, rows in (("polyarch cold", cold), ("raw sha256sum + gzip -dc | tar -t", rawr)):
+        runs = [("polyarch cold", cold), ("raw sha256sum + gzip -dc | tar -t", rawr)]
+        if bare:
+            runs.append(("polyarch cold, no content scan", bare))
+        for name, rows in runs:
             wall, cpu = med(rows, "wall"), med(rows, "cpu")
             print(f"  {name:36s} {wall:6.2f} s wall = {mb / wall:5.0f} MB/s;"
                   f" {cpu:6.2f} CPU-s = {mb / (cpu / cores):5.0f} MB/s on {cores} idle cores")
