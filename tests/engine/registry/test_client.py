@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from faultproxy import Fault, FaultProxy, LocalRegistry, make_layer, push_index
 
-from polyarch.checks import verify
+from polyarch.checks.verify import verify
 from polyarch.errors import RegistryError
 from polyarch.platforms import parse_platforms
 from polyarch.refs import parse_ref

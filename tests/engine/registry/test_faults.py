@@ -12,7 +12,7 @@ import pytest
 from faultproxy import Fault, FaultProxy, make_layer, push_index
 
 from polyarch import proc
-from polyarch.checks import verify
+from polyarch.checks.verify import verify
 from polyarch.cli import run as cli_run
 from polyarch.errors import RegistryError
 from polyarch.platforms import parse_platforms

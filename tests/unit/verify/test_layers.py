@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from faultproxy import make_layer, write_oci_layout
 
-from polyarch.checks import verify
-from polyarch.checks.layers import LayerFormatError, merge, scan_layer
+from polyarch.checks.filesystem import merge
+from polyarch.checks.layers import LayerFormatError, scan_layer
+from polyarch.checks.verify import verify
 from polyarch.cli import run as cli_run
 from polyarch.errors import RegistryError
 from polyarch.platforms import EM_AARCH64, EM_X86_64, parse_platforms
@@ -42,13 +43,13 @@ def test_scan_layer_reads_every_compression(compression: str) -> None:
     scan = scan_layer("sha256:x", chunks(blob))
     assert scan.compression == compression
     assert scan.compressed_bytes == len(blob)
-    final = merge([scan])
+    final = merge([scan]).files
     assert sorted(final) == sorted(["/bin/app", "/bin/app2", "/" + long_name, "/root/.npmrc"])
-    assert final["/bin/app"].record.elf is not None
-    assert final["/bin/app"].record.elf.machine == EM_X86_64
-    assert final["/bin/app2"].record.elf == final["/bin/app"].record.elf  # hard link
-    assert final["/" + long_name].record.elf is not None
-    assert [h.kind for h in final["/root/.npmrc"].record.secrets] == ["npm auth token"]
+    assert final["/bin/app"].elf is not None
+    assert final["/bin/app"].elf.machine == EM_X86_64
+    assert final["/bin/app2"].elf == final["/bin/app"].elf  # hard link
+    assert final["/" + long_name].elf is not None
+    assert [h.kind for h in final["/root/.npmrc"].secrets] == ["npm auth token"]
 
 
 def test_multi_member_gzip() -> None:
@@ -57,7 +58,7 @@ def test_multi_member_gzip() -> None:
     blob, _ = make_layer({"a": AMD}, "none")
     # Split the tar across two gzip members, as some tools write it.
     two = gzip.compress(blob[:700]) + gzip.compress(blob[700:])
-    final = merge([scan_layer("sha256:x", chunks(two, 100))])
+    final = merge([scan_layer("sha256:x", chunks(two, 100))]).files
     assert list(final) == ["/a"]
 
 
@@ -67,7 +68,7 @@ def test_whiteouts_and_opaque_directories() -> None:
     upper, _ = make_layer({"opt/.wh.wrong": b"", "srv/a/.wh..wh..opq": b"",
                            "srv/a/new": ARM, "data": b"now a file"})
     scans = [scan_layer("sha256:lower", chunks(lower)), scan_layer("sha256:upper", chunks(upper))]
-    final = merge(scans)
+    final = merge(scans).files
     assert sorted(final) == ["/opt/keep", "/srv/a/new"]
     assert final["/opt/keep"].layer == "sha256:lower"
     assert final["/srv/a/new"].layer == "sha256:upper"
@@ -76,7 +77,7 @@ def test_whiteouts_and_opaque_directories() -> None:
 def test_a_later_layer_replaces_a_file() -> None:
     lower, _ = make_layer({"bin/tool": AMD})
     upper, _ = make_layer({"bin/tool": b"#!/bin/sh\necho now a script\n"})
-    final = merge([scan_layer("sha256:1", [lower]), scan_layer("sha256:2", [upper])])
+    final = merge([scan_layer("sha256:1", [lower]), scan_layer("sha256:2", [upper])]).files
     assert final == {}
 
 
@@ -165,3 +166,48 @@ def test_corrupt_gzip() -> None:
         bad[i] ^= 0x5A
     with pytest.raises(LayerFormatError, match="gzip stream is corrupt"):
         scan_layer("sha256:x", chunks(bytes(bad)))
+
+
+GHP = "ghp_" + "R8vKq2LmX4tZ9wNc7YbH3jP6sD1fG5aE0uTo"  # made up, in GitHub's format
+
+
+def test_content_of_any_text_file_is_scanned_across_chunks() -> None:
+    text = (b"x = 1\n" * 50_000) + f"token: {GHP}\n".encode()
+    blob, _ = make_layer({"srv/app/settings.yaml": text, "bin/app": AMD,
+                          "srv/app/logo.png": b"\x89PNG\r\n\x1a\n" + GHP.encode()})
+    for size in (100, 4096, 1 << 20):
+        scan = scan_layer("sha256:x", chunks(blob, size))
+        hits = scan.secrets["/srv/app/settings.yaml"]
+        assert [(h.kind, h.line) for h in hits] == [("GitHub token", 50_001)]
+        assert GHP not in repr(scan.to_json())
+        assert "/srv/app/logo.png" not in scan.secrets  # skipped by its magic bytes
+        assert set(scan.elf) == {"/bin/app"}
+
+
+def test_hard_links_keep_findings_and_name_rules() -> None:
+    blob, _ = make_layer({"srv/token.txt": f"{GHP}\n".encode(),
+                          "srv/copy": ("link", "srv/token.txt"),
+                          "srv/plain.txt": b"nothing here\n",
+                          "root/.npmrc": ("link", "srv/plain.txt")})
+    scan = scan_layer("sha256:x", [blob])
+    assert [h.kind for h in scan.secrets["/srv/copy"]] == ["GitHub token"]
+    (named,) = scan.secrets["/root/.npmrc"]
+    assert named.severity == "warning" and "srv/plain.txt" in named.where
+
+
+@pytest.mark.parametrize("fmt", ["ustar", "gnu", "pax"])
+def test_long_names_in_every_tar_format(fmt: str) -> None:
+    import io
+    import tarfile
+
+    name = "usr/lib/" + "/".join(["d" * 40] * 3) + "/libfoo.so"  # needs a prefix or more
+    buf = io.BytesIO()
+    formats = {"ustar": tarfile.USTAR_FORMAT, "gnu": tarfile.GNU_FORMAT, "pax": tarfile.PAX_FORMAT}
+    with tarfile.open(fileobj=buf, mode="w", format=formats[fmt]) as tf:
+        for n, data in ((name, ARM), ("bin/x", AMD)):
+            info = tarfile.TarInfo(n)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    scan = scan_layer("sha256:x", chunks(buf.getvalue(), 300))
+    assert set(scan.elf) == {"/" + name, "/bin/x"}
+    assert scan.elf["/" + name].machine == EM_AARCH64

@@ -13,7 +13,7 @@ from conftest import make_context
 from faultproxy import push_index
 
 from polyarch import proc
-from polyarch.checks import verify
+from polyarch.checks.verify import verify
 from polyarch.cli import run as cli_run
 from polyarch.platforms import parse_platforms
 from polyarch.refs import parse_ref
