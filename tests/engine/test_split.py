@@ -20,7 +20,6 @@ from conftest import make_context, registry_tags
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from polyarch.errors import ConfigError
 from polyarch.pipeline.nodes import parse_nodes, setup_commands
 from polyarch.platforms import parse_platform
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- parsing -----------------------------------------------------------------------------
