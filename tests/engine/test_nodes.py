@@ -24,8 +24,6 @@ from polyarch.errors import ConfigError
 from polyarch.pipeline.nodes import parse_nodes, setup_commands
 from polyarch.platforms import parse_platform
 
-
-
 # -- parsing -----------------------------------------------------------------------------
 
 def test_list_of_tables() -> None:
