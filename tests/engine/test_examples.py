@@ -164,7 +164,7 @@ def test_sandbox(bases: dict[str, str], registry: str, tmp_path: Path) -> None:
     (img,) = doc["images"]
     digest = img["index"]["digest"]
     assert img["tags"] == [f"{name}:0.2.0"]
-    assert out.read_text() == f"sandbox={name}:0.2.0@{digest}\n"
+    assert out.read_text() == f"{name}:0.2.0@{digest}\n"  # one image: the bare reference
     v = img["verification"]
     assert v["ok"] is True and v["smoke"] == "sandbox-cli --version"
     assert {p["platform"]: p["checks"]["smoke"] for p in v["platforms"]} == {

@@ -1,18 +1,27 @@
-"""Projects with several images: dependency order, digest pinning, sandbox parity."""
+"""Projects with several images, built and published for real: dependency order, each
+dependent built on the verified layout of what it depends on, nothing pushed until every
+image passed, sandbox parity."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from cli_helpers import last_error_line, polyarch
 from conftest import registry_tags, unpack_busybox
+from faultproxy import LocalRegistry
 
-from polyarch.errors import ConfigError
-from polyarch.pipeline.project import ImageSpec, load_project, order, resolve_tags
+from .helpers import (
+    NPMRC,
+    assert_registry_empty,
+    image_config,
+    manifest,
+    manifest_digest,
+    platform_manifests,
+    split,
+)
 
 BASE = """\
 FROM scratch
@@ -29,14 +38,15 @@ CMD ["cat", "/srv.txt"]
 """
 
 
-def write_project(root: Path, registry_repo: str) -> Path:
+def write_project(root: Path, registry_repo: str, service: str = SERVICE) -> Path:
     (root / "base").mkdir(parents=True)
     for a in ("amd64", "arm64"):
         unpack_busybox(a, root / "base" / f"rootfs-{a}")
     (root / "base/Dockerfile").write_text(BASE)
     for s in ("api", "worker"):
         (root / s).mkdir()
-        (root / s / "Dockerfile").write_text(SERVICE)
+        (root / s / "Dockerfile").write_text(service)
+        (root / s / "npmrc").write_text(NPMRC)
     (root / "polyarch.toml").write_text(f"""
 platforms = ["linux/amd64", "linux/arm64"]
 
@@ -88,6 +98,23 @@ def test_base_and_two_services(tmp_path: Path, repo: str, registry: str) -> None
     assert lines[0] == f"base={repo}/base:1@{base_digest}"
     assert [ln.split("=")[0] for ln in lines] == ["base", "api", "worker"]
 
+    # The services were built FROM the base's verified layout on local disk, pinned by
+    # digest (not pulled from the registry): their layers begin with the base's.
+    assert "base=oci-layout://" in run.err and f"@{base_digest}" in run.err
+    host, name = split(repo)
+    base_index = manifest(host, f"{name}/base", "1")
+    for svc in ("api", "worker"):
+        svc_index = manifest(host, f"{name}/{svc}", "1")
+        for plat, digest in platform_manifests(base_index).items():
+            base_layers = [x["digest"] for x in manifest(host, f"{name}/base", digest)["layers"]]
+            svc_digest = platform_manifests(svc_index)[plat]
+            svc_layers = [x["digest"] for x in manifest(host, f"{name}/{svc}", svc_digest)["layers"]]
+            assert svc_layers[:len(base_layers)] == base_layers, (svc, plat)
+            assert len(svc_layers) > len(base_layers)
+    # Each repository holds exactly its tag.
+    for image in ("base", "api", "worker"):
+        assert registry_tags(host, f"{name}/{image}") == ["1"]
+
     # One image and what it depends on, not the rest.
     repo2 = repo + "-b"
     write_project(tmp_path / "proj2", repo2)
@@ -96,6 +123,44 @@ def test_base_and_two_services(tmp_path: Path, repo: str, registry: str) -> None
     assert [i["name"] for i in run.json()["images"]] == ["base", "api"]
     name = repo2.split("/", 1)[1]
     assert registry_tags(registry, f"{name}/worker") == []
+
+
+# A service that ships an npm token: fails verification after the base passed.
+LEAKY_SERVICE = SERVICE + "COPY npmrc /root/.npmrc\n"
+
+
+@pytest.mark.engine
+def test_a_failing_second_image_pushes_nothing_of_either(tmp_path: Path,
+                                                         own_registry: LocalRegistry) -> None:
+    root = write_project(tmp_path / "proj", f"{own_registry.address}/team", LEAKY_SERVICE)
+    run = polyarch("publish", "api", "--json", cwd=root)
+    assert run.code == 5, run.text
+    line = last_error_line(run)
+    assert "nothing of the project was pushed" in line
+    assert "/root/.npmrc" in run.err
+    # The base built and verified, but was not pushed either: no repository, no blob.
+    assert_registry_empty(own_registry)
+
+
+@pytest.mark.engine
+def test_rerun_of_a_project_moves_tags_in_order(tmp_path: Path, own_registry: LocalRegistry) -> None:
+    """The base is published under its tag before the service's tag moves, and both name
+    what was verified in this run."""
+    root = write_project(tmp_path / "proj", f"{own_registry.address}/team")
+    run = polyarch("publish", "api", "--json", cwd=root)
+    assert run.code == 0, run.text
+    images = {i["name"]: i for i in run.json()["images"]}
+    assert list(images) == ["base", "api"]
+    tag_lines = [ln for ln in run.err.splitlines() if ln.startswith("tag ")]
+    assert tag_lines == [f"tag {own_registry.address}/team/base:1",
+                         f"tag {own_registry.address}/team/api:1"]
+    for name, img in images.items():
+        assert manifest_digest(own_registry.address, f"team/{name}", "1") == img["index"]["digest"]
+    cfg = image_config(own_registry.address, "team/api",
+                       platform_manifests(manifest(own_registry.address, "team/api", "1"))
+                       ["linux/arm64"])
+    assert cfg["config"]["Labels"]["io.polyarch.depends.base"] == \
+        f"{own_registry.address}/team/base@{images['base']['index']['digest']}"
 
 
 SANDBOX_DOCKERFILE = """\
@@ -141,7 +206,8 @@ smoke = "sandbox-cli --version"
     assert img["tags"] == [f"{name}:0.56.0"]
     smoke = {p["platform"]: p["checks"]["smoke"] for p in img["verification"]["platforms"]}
     assert smoke == {"linux/amd64": "pass", "linux/arm64": "pass"}
-    assert (root / "uri.txt").read_text() == f"sandbox={name}:0.56.0@{img['index']['digest']}\n"
+    # One image: the bare reference, as the sandbox's own scripts read it.
+    assert (root / "uri.txt").read_text() == f"{name}:0.56.0@{img['index']['digest']}\n"
 
     # The environment variable overrides the tag.
     run = polyarch("publish", "--json", cwd=root, env={"SANDBOX_IMAGE_TAG": "pr-17"})
@@ -166,67 +232,3 @@ prebuild = ["echo npm ERR! missing script: pack >&2; exit 3"]
     # The command's own output is shown (not just the echo of the command line).
     assert "npm ERR! missing script: pack" in [ln.strip() for ln in run.err.splitlines()]
     assert "prebuild command" in last_error_line(run) and "exit status 3" in last_error_line(run)
-
-
-def spec(**kw: object) -> ImageSpec:
-    return ImageSpec(name="x", where="test", **kw)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(("uri", "version", "env", "expected"), [
-    ("localhost:5000/x:1", None, "", "localhost:5000/x:1"),
-    ("localhost:5000/x", "0.56.0", "", "localhost:5000/x:0.56.0"),
-    ("localhost:5000/x", None, "", "localhost:5000/x:latest"),
-    ("us-docker.pkg.dev/p/r/sandbox:0.56.0", "1.0.0", "", "us-docker.pkg.dev/p/r/sandbox:0.56.0"),
-    ("us-docker.pkg.dev/p/r/sandbox:0.56.0", None, "nightly", "us-docker.pkg.dev/p/r/sandbox:nightly"),
-    ("127.0.0.1:5000/a/b", "2.0.0", "feature-x", "127.0.0.1:5000/a/b:feature-x"),
-])
-def test_reference_parsing(tmp_path: Path, uri: str, version: str | None, env: str,
-                           expected: str) -> None:
-    (tmp_path / "package.json").write_text(json.dumps({"config": {"uri": uri}}))
-    s = spec(name_from={"file": "package.json", "field": "config.uri"}, tag_env="TAG")
-    refs = resolve_tags(s, tmp_path, version, {"TAG": env} if env else {})
-    assert [str(r) for r in refs] == [expected]
-
-
-def test_bad_tag_env_and_missing_version(tmp_path: Path) -> None:
-    from polyarch.errors import UsageError
-
-    with pytest.raises(UsageError, match="environment variable TAG: invalid tag"):
-        resolve_tags(spec(tags=("r.io/a",), tag_env="TAG"), tmp_path, None, {"TAG": "bad tag"})
-    with pytest.raises(ConfigError, match=r"uses \{version\} but no 'version' is set"):
-        resolve_tags(spec(tags=("r.io/a:{version}",)), tmp_path, None, {})
-
-
-def test_config_errors(tmp_path: Path) -> None:
-    (tmp_path / "polyarch.toml").write_text(
-        '[[image]]\nname = "a"\ndepends-on = ["b"]\n[[image]]\nname = "b"\ndepends-on = ["a"]\n')
-    with pytest.raises(ConfigError, match="depends-on cycle: a -> b -> a"):
-        load_project(cwd=tmp_path)
-    (tmp_path / "polyarch.toml").write_text('[[image]]\nname = "a"\ndepends-on = ["bse"]\n'
-                                            '[[image]]\nname = "base"\n')
-    with pytest.raises(ConfigError, match="not an image of this project"):
-        load_project(cwd=tmp_path)
-    (tmp_path / "polyarch.toml").write_text('[[image]]\nname = "a"\ndepnds-on = ["b"]\n')
-    with pytest.raises(ConfigError) as e:
-        load_project(cwd=tmp_path)
-    assert "unknown key 'depnds-on'" in e.value.line()
-    assert "did you mean 'depends-on'?" in e.value.line()
-
-
-def test_order_puts_dependencies_first(tmp_path: Path) -> None:
-    (tmp_path / "polyarch.toml").write_text(
-        '[[image]]\nname = "svc"\ndepends-on = ["mid"]\n[[image]]\nname = "mid"\n'
-        'depends-on = ["base"]\n[[image]]\nname = "base"\n[[image]]\nname = "other"\n')
-    proj = load_project(cwd=tmp_path)
-    assert proj is not None
-    assert [i.name for i in order(proj, [])] == ["base", "mid", "svc", "other"]
-    assert [i.name for i in order(proj, ["svc"])] == ["base", "mid", "svc"]
-    shutil.rmtree(tmp_path)
-
-
-def test_cli_cycle_is_a_usage_error(tmp_path: Path) -> None:
-    (tmp_path / "polyarch.toml").write_text(
-        '[[image]]\nname = "a"\ndepends-on = ["a"]\n')
-    run = polyarch("publish", "--dry-run", cwd=tmp_path)
-    assert run.code == 2
-    assert "cycle" in last_error_line(run)
