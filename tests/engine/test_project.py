@@ -5,12 +5,13 @@ image passed, sandbox parity."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from cli_helpers import last_error_line, polyarch
-from conftest import registry_tags, unpack_busybox
+from conftest import IN_CI, registry_tags, unpack_busybox
 from faultproxy import LocalRegistry
 
 from .helpers import (
@@ -232,3 +233,17 @@ prebuild = ["echo npm ERR! missing script: pack >&2; exit 3"]
     # The command's own output is shown (not just the echo of the command line).
     assert "npm ERR! missing script: pack" in [ln.strip() for ln in run.err.splitlines()]
     assert "prebuild command" in last_error_line(run) and "exit status 3" in last_error_line(run)
+
+
+@pytest.mark.engine
+def test_podman_refuses_a_project_with_dependencies(tmp_path: Path,
+                                                    own_registry: LocalRegistry) -> None:
+    """podman has no named build contexts, so a dependent cannot be built on its base's
+    layout: refused (exit 2) and, as the base is never pushed alone, nothing is pushed."""
+    if shutil.which("podman") is None and not IN_CI:
+        pytest.skip("podman is not installed; run scripts/engine up")
+    root = write_project(tmp_path / "proj", f"{own_registry.address}/team")
+    run = polyarch("publish", "api", "--engine", "podman", cwd=root)
+    assert run.code == 2, run.text
+    assert "named build contexts" in last_error_line(run)
+    assert_registry_empty(own_registry)
