@@ -131,9 +131,12 @@ def stored_blobs(reg: LocalRegistry) -> list[str]:
     return sorted("sha256:" + p.parent.name for p in root.glob("*/*/data"))
 
 
-def assert_registry_empty(reg: LocalRegistry) -> None:
-    """No repository, no tag, no blob: nothing of the image left the machine."""
+def assert_registry_empty(reg: LocalRegistry, *repositories: str) -> None:
+    """No repository, no tag (of ``repositories`` too, asked by name), no blob: nothing of
+    the image left the machine."""
     assert registry_catalog(reg.address) == []
+    for r in repositories:
+        assert registry_tags(reg.address, r) == []
     assert stored_blobs(reg) == []
 
 

@@ -65,7 +65,7 @@ def test_read_only_cache_directory(command: str, read_only_dir: Path, small: Pat
     run = polyarch(command, *extra, "-t", f"{own_registry.address}/team/app:1", str(small),
                    env={"POLYARCH_CACHE_DIR": str(cache)})
     _refused_for_the_cache(run, cache, "it is read-only")
-    assert_registry_empty(own_registry)
+    assert_registry_empty(own_registry, "team/app")
 
 
 def test_cache_directory_with_too_little_room(tiny_dir: Path, small: Path,
@@ -73,7 +73,7 @@ def test_cache_directory_with_too_little_room(tiny_dir: Path, small: Path,
     run = polyarch("publish", "-t", f"{own_registry.address}/team/app:1", str(small),
                    env={"POLYARCH_CACHE_DIR": str(tiny_dir)})
     _refused_for_the_cache(run, tiny_dir, "MiB free; a build needs at least")
-    assert_registry_empty(own_registry)
+    assert_registry_empty(own_registry, "team/app")
 
 
 def test_full_cache_directory(tiny_dir: Path, small: Path, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def test_token_in_the_final_layer_pushes_nothing(engine: str, tmp_path: Path,
     doc = run.json()
     assert doc["promoted"] is False and doc["push"] is None
     assert {p["checks"]["secrets"] for p in doc["verification"]["platforms"]} == {"fail"}
-    assert_registry_empty(own_registry)
+    assert_registry_empty(own_registry, "team/app")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -54,7 +54,7 @@ def test_wrong_arch_binary_pushes_nothing(engine: str, tmp_path: Path,
     arm = next(p for p in run.json()["verification"]["platforms"]
                if p["platform"] == "linux/arm64")
     assert arm["checks"]["binaries"] == "fail"
-    assert_registry_empty(own_registry)
+    assert_registry_empty(own_registry, "team/app")
 
 
 def test_build_push_of_a_bad_part_pushes_nothing(tmp_path: Path,
@@ -68,7 +68,7 @@ def test_build_push_of_a_bad_part_pushes_nothing(tmp_path: Path,
     assert run.code == 5, run.text
     assert "nothing was written or pushed" in last_error_line(run)
     assert not desc.exists()
-    assert_registry_empty(own_registry)
+    assert_registry_empty(own_registry, "team/app")
 
 
 @pytest.mark.xfail(strict=True, reason="layer blobs are not yet scanned for files a later"
@@ -84,4 +84,4 @@ def test_token_deleted_by_a_later_layer_fails_verification(tmp_path: Path,
     assert run.code == 5, run.text
     assert "/root/.npmrc" in run.err
     assert "deleted-but-shipped" in run.text
-    assert_registry_empty(own_registry)
+    assert_registry_empty(own_registry, "team/app")

@@ -140,7 +140,7 @@ def test_a_failing_second_image_pushes_nothing_of_either(tmp_path: Path,
     assert "nothing of the project was pushed" in line
     assert "/root/.npmrc" in run.err
     # The base built and verified, but was not pushed either: no repository, no blob.
-    assert_registry_empty(own_registry)
+    assert_registry_empty(own_registry, "team/base", "team/api")
 
 
 @pytest.mark.engine
@@ -246,4 +246,4 @@ def test_podman_refuses_a_project_with_dependencies(tmp_path: Path,
     run = polyarch("publish", "api", "--engine", "podman", cwd=root)
     assert run.code == 2, run.text
     assert "named build contexts" in last_error_line(run)
-    assert_registry_empty(own_registry)
+    assert_registry_empty(own_registry, "team/base", "team/api")
