@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from polyarch import config
 from polyarch.engines import BuildRequest, StepEvent
 from polyarch.engines.podman import (
     PodmanEngine,
@@ -17,7 +16,7 @@ from polyarch.engines.podman import (
     push_failure,
     unsupported,
 )
-from polyarch.errors import BuildError, ConfigError, RegistryError, UsageError
+from polyarch.errors import BuildError, RegistryError, UsageError
 from polyarch.platforms import parse_platforms
 from polyarch.refs import parse_ref
 
@@ -74,7 +73,6 @@ def test_each_engine_gets_its_own_list_name() -> None:
     ("provenance", True, "provenance"),
     ("sbom", True, "SBOM"),
     ("cache_from", ("type=registry,ref=x",), "cache"),
-    ("build_contexts", {"base": "docker-image://x"}, "named build contexts"),
 ])
 def test_unsupported_options_are_refused(tmp_path: Path, field: str, value: object,
                                          words: str) -> None:
@@ -166,15 +164,3 @@ def test_push_failure_is_a_registry_error_with_a_hint() -> None:
     assert isinstance(err, RegistryError) and err.exit_code == 4
     assert err.message.startswith("push to reg.lan:5000/a/b:1 failed: copying image 1/2")
     assert err.hint == "the registry speaks plain HTTP: pass --insecure-registry reg.lan:5000"
-
-
-def test_engine_option_in_the_cascade(tmp_path: Path) -> None:
-    assert config.load({}, env={}, cwd=tmp_path).engine == "docker"
-    assert config.load({}, env={"POLYARCH_ENGINE": "podman"}, cwd=tmp_path).engine == "podman"
-    (tmp_path / "polyarch.toml").write_text('engine = "auto"\n')
-    assert config.load({}, env={}, cwd=tmp_path).engine == "auto"
-    assert config.load({"engine": "docker"}, env={"POLYARCH_ENGINE": "podman"},
-                       cwd=tmp_path).engine == "docker"
-    (tmp_path / "polyarch.toml").write_text('engine = "rkt"\n')
-    with pytest.raises(ConfigError, match="engine must be one of docker, podman, auto"):
-        config.load({}, env={}, cwd=tmp_path)
