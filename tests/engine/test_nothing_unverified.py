@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import last_error_line, polyarch
-from conftest import make_context
+from conftest import make_context, registry_tags
 from faultproxy import LocalRegistry
 
 from .helpers import (
@@ -85,3 +85,27 @@ def test_token_deleted_by_a_later_layer_fails_verification(tmp_path: Path,
     assert "/root/.npmrc" in run.err
     assert "deleted-but-shipped" in run.text
     assert_registry_empty(own_registry, "team/app")
+
+
+def test_registry_build_cache_leaves_only_after_verification(tmp_path: Path,
+                                                             own_registry: LocalRegistry) -> None:
+    """The registry build cache holds the layers too (the token among them): it is
+    exported only once the image passed, so a failed run leaves no cache behind either."""
+    bad = token_context(tmp_path / "bad")
+    run = polyarch("publish", "--cache", "registry", "-t",
+                   f"{own_registry.address}/team/app:1", str(bad))
+    assert run.code == 5, run.text
+    assert "--cache-to" not in run.err  # the build itself never writes the cache
+    assert_registry_empty(own_registry, "team/app")
+
+    good = make_context(tmp_path / "good", dockerfile=WRONG_ARCH.replace(
+        "COPY rootfs-amd64/ /", "ARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /"))
+    run = polyarch("publish", "--cache", "registry", "-t",
+                   f"{own_registry.address}/team/app:1", str(good))
+    assert run.code == 0, run.text
+    assert sorted(registry_tags(own_registry.address, "team/app")) == [
+        "1", "buildcache-linux-amd64-linux-arm64"]
+    # The cache export came after verification and the push.
+    order = [ln for ln in run.out.splitlines() if ln.startswith("==> ")]
+    assert order.index("==> export build cache") > next(
+        i for i, ln in enumerate(order) if ln.startswith("==> push "))
