@@ -15,7 +15,14 @@ from cli_helpers import Run, last_error_line, polyarch
 from conftest import IN_CI, make_context
 from faultproxy import FaultProxy, LocalRegistry
 
-from .helpers import COPY_ONLY, assert_registry_empty, big_context, blob_uploads, manifest_digest
+from .helpers import (
+    COPY_ONLY,
+    assert_registry_empty,
+    big_context,
+    blob_uploads,
+    manifest_digest,
+    needs_podman,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +62,19 @@ def _refused_for_the_cache(run: Run, cache: Path, why: str) -> None:
     assert "(set POLYARCH_CACHE_DIR to a writable directory with free space)" in line
     assert "Traceback" not in run.err
     assert "docker buildx build" not in run.err  # stopped before the build
+    assert "podman build" not in run.err
 
 
-@pytest.mark.parametrize("command", ["publish", "build"])
-def test_read_only_cache_directory(command: str, read_only_dir: Path, small: Path,
-                                   own_registry: LocalRegistry) -> None:
+@pytest.mark.parametrize(("command", "engine"), [
+    ("publish", "docker"), ("build", "docker"),
+    pytest.param("publish", "podman", marks=needs_podman),
+])
+def test_read_only_cache_directory(command: str, engine: str, read_only_dir: Path,
+                                   small: Path, own_registry: LocalRegistry) -> None:
     cache = read_only_dir / "polyarch"
     extra = ["--push"] if command == "build" else []
-    run = polyarch(command, *extra, "-t", f"{own_registry.address}/team/app:1", str(small),
+    run = polyarch(command, "--engine", engine, *extra, "-t",
+                   f"{own_registry.address}/team/app:1", str(small),
                    env={"POLYARCH_CACHE_DIR": str(cache)})
     _refused_for_the_cache(run, cache, "it is read-only")
     assert_registry_empty(own_registry, "team/app")
