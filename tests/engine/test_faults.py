@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import Run, last_error_line, polyarch
 from conftest import IN_CI, make_context
-from faultproxy import FaultProxy, LocalRegistry
+from faultproxy import Fault, FaultProxy, LocalRegistry
 
 from .helpers import (
     COPY_ONLY,
@@ -112,6 +112,9 @@ def test_registry_stops_mid_push_then_rerun_uploads_only_what_is_missing(
 
     big = big_context(tmp_path / "big", files=4, mib=2)
     with FaultProxy(reg.address) as proxy:
+        # Every blob upload takes a moment: the registry is stopped while some are done
+        # and others are still on their way.
+        proxy.add(Fault.delay(0.3), times=None, method="PUT", match="/blobs/uploads/")
         via = f"{proxy.address}/team/app:stable"
         proc = subprocess.Popen([sys.executable, "-m", "polyarch", "publish", "-t", via,
                                  str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
