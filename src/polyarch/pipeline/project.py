@@ -477,7 +477,7 @@ def _push_and_tag(s: Session, ready: list[_Ready],
     try:
         for r in ready:
             with s.rep.group(f"tag image {r.spec.name}"):
-                root = OCILayout(r.built.layout).root()
+                root = OCILayout(r.built.layout).manifest(r.built.digest)
                 t0 = time.monotonic()
                 moved += move_tags(s.client, root.data, root.media_type, r.session.opts.tags)
                 for t in r.session.opts.tags:

@@ -174,7 +174,9 @@ def publish(s: Session, *, extra_contexts: dict[str, str] | None = None,
 def _root_bytes(built: Built) -> bytes:
     from polyarch.registry.layout import OCILayout
 
-    return OCILayout(built.layout).root().data
+    # What was pushed by digest: for one platform, buildx's index.json lists the image
+    # manifest itself (with its platform), and that file is not what the tag must name.
+    return OCILayout(built.layout).manifest(built.digest).data
 
 
 def build(s: Session, out: OutputPlan, *, annotations: dict[str, str] | None = None,

@@ -1,4 +1,5 @@
-"""publish against the real engine and the loopback registry."""
+"""publish against the real engine and the loopback registry: exactly the requested tags,
+one index digest under all of them, every variant runs as its platform."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import polyarch
-from conftest import registry_tags
+from conftest import make_context, registry_catalog, registry_tags
 
-pytestmark = pytest.mark.engine
+from .helpers import COPY_ONLY, manifest_digest, needs_podman, split
 
 
 def docker_run(ref: str, platform: str, *cmd: str) -> str:
@@ -27,9 +28,14 @@ def test_publish_two_platforms(hello_context: Path, repo: str) -> None:
     run = polyarch("publish", "-t", ref, "-t", f"{repo}:latest", "--json", str(hello_context))
     assert run.code == 0, run.err
     doc = run.json()
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2
     assert doc["index"]["digest"].startswith("sha256:")
     assert doc["tags"] == [ref, f"{repo}:latest"]
+    assert doc["promoted"] is True
+    assert doc["push"]["repositories"] == [repo] and doc["push"]["digest"] == doc["index"]["digest"]
+    assert doc["verification"]["ok"] is True
+    for key in ("build_seconds", "verify_seconds", "push_seconds", "tag_seconds"):
+        assert doc["timings"][key] >= 0
     assert sorted(p["platform"] for p in doc["platforms"]) == ["linux/amd64", "linux/arm64"]
     modes = {p["platform"]: p["mode"] for p in doc["platforms"]}
     assert modes == {"linux/amd64": "native", "linux/arm64": "emulated"}
@@ -70,17 +76,35 @@ def test_publish_human_output(hello_context: Path, repo: str) -> None:
     assert "+ docker buildx build --platform linux/amd64,linux/arm64" in run.err
 
 
+@pytest.mark.parametrize("engine", ["docker", pytest.param("podman", marks=needs_podman)])
+def test_exactly_the_requested_tags(engine: str, tmp_path: Path, repo: str,
+                                    registry: str) -> None:
+    """No other tag (no polyarch-staging-*) is ever written, and every tag names the same
+    index, the one the JSON document reports."""
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    tags = ("1.2.3", "1.2", "latest")
+    run = polyarch("publish", "--engine", engine, *[a for t in tags for a in ("-t", f"{repo}:{t}")],
+                   "--json", str(ctx))
+    assert run.code == 0, run.text
+    digest = run.json()["index"]["digest"]
+    host, name = split(repo)
+    assert name in registry_catalog(host)
+    assert sorted(registry_tags(host, name)) == sorted(tags)
+    assert {manifest_digest(host, name, t) for t in tags} == {digest}
+
+
 def test_dry_run_changes_nothing(hello_context: Path, repo: str, registry: str) -> None:
     run = polyarch("publish", "--dry-run", "-t", f"{repo}:dry", "--build-arg", "A=1",
                    str(hello_context))
     assert run.code == 0, run.err
     line = next(ln for ln in run.out.splitlines() if ln.startswith("docker buildx build"))
     assert "--platform linux/amd64,linux/arm64" in line
-    # The build pushes to a staging tag only; the final tag moves after verification.
-    assert f"--tag {repo}:polyarch-staging-" in line
-    assert f"{repo}:dry" not in line
-    assert "--build-arg A=1" in line and "--push" in line
-    assert f"promote it to {repo}:dry" in run.out
+    # The build writes a layout on local disk; only verified content is pushed, by polyarch.
+    assert "--output 'type=oci,tar=false,dest=<cache>/builds/<new>'" in line
+    assert "--tag" not in line.split() and "--push" not in line.split()
+    assert "polyarch-staging" not in run.out
+    assert "--build-arg A=1" in line
+    assert f"push it by digest to {repo}, then tag {repo}:dry" in run.out
     assert registry_tags(registry, repo.split("/", 1)[1]) == []
 
 
@@ -109,14 +133,14 @@ def container_builder() -> Iterator[str]:
         subprocess.run(["docker", "buildx", "rm", name], capture_output=True)
 
 
-def test_container_builder_pushes_by_digest(hello_context: Path, repo: str,
-                                            container_builder: str) -> None:
+def test_container_builder_writes_a_layout_too(hello_context: Path, repo: str,
+                                               container_builder: str) -> None:
+    """Whatever the builder's driver, the build goes to a layout on local disk; the engine
+    never pushes."""
     run = polyarch("publish", "--dry-run", "--builder", container_builder, "-t", f"{repo}:1",
                    str(hello_context))
     assert run.code == 0, run.err
     line = next(ln for ln in run.out.splitlines() if ln.startswith("docker buildx build"))
     assert f"--builder {container_builder}" in line
-    assert (f"--output type=image,name={repo},push-by-digest=true,name-canonical=true,push=true"
-            in line)
-    assert "--tag" not in line and "--push" not in line.split()
-    assert "delete the staging tag" not in run.out
+    assert "--output 'type=oci,tar=false,dest=<cache>/builds/<new>'" in line
+    assert "push" not in line and "--tag" not in line.split()

@@ -1,4 +1,5 @@
-"""CI integration: GitHub Actions outputs and step summary, GitLab dotenv report."""
+"""CI integration: GitHub Actions outputs and step summary, GitLab dotenv report, written
+from publish's JSON document (schema 2)."""
 
 from __future__ import annotations
 
@@ -7,40 +8,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from cli_helpers import polyarch
+from cli_helpers import parse_github_output
 
 from polyarch import ci
 from polyarch.errors import EnvironmentProblem
-
-INDEX_TYPES = ("application/vnd.oci.image.index.v1+json, "
-               "application/vnd.docker.distribution.manifest.list.v2+json")
-
-
-def parse_github_output(text: str) -> dict[str, str]:
-    """Read a $GITHUB_OUTPUT file as the runner does: ``k=v`` lines and heredocs."""
-    out: dict[str, str] = {}
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if not line:
-            continue
-        m = re.match(r"^([A-Za-z0-9_-]+)<<(.+)$", line)
-        if m:
-            key, delim = m.groups()
-            value: list[str] = []
-            while lines[i] != delim:
-                value.append(lines[i])
-                i += 1
-            i += 1
-            out[key] = "\n".join(value)
-        else:
-            key, _, value_ = line.partition("=")
-            out[key] = value_
-    return out
 
 
 def publish_doc(digest: str = "sha256:" + "a" * 64, ok: bool = True,
@@ -49,7 +21,7 @@ def publish_doc(digest: str = "sha256:" + "a" * 64, ok: bool = True,
     plats = [("linux/amd64", "sha256:" + "1" * 64, "native"),
              ("linux/arm64", "sha256:" + "2" * 64, "emulated")]
     return {
-        "schema": 1,
+        "schema": 2,
         "dry_run": False,
         "index": {"digest": digest, "mediaType": "application/vnd.oci.image.index.v1+json"},
         "tags": list(tags),
@@ -74,8 +46,6 @@ def gh_env(tmp_path: Path) -> dict[str, str]:
     return {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "output"),
             "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
 
-
-# -- without the engine -----------------------------------------------------------------
 
 def test_detect() -> None:
     assert ci.detect({"GITHUB_ACTIONS": "true"}) == "github"
@@ -161,7 +131,7 @@ def test_project_document(tmp_path: Path) -> None:
     svc = {**publish_doc(digest="sha256:" + "c" * 64, tags=("127.0.0.1:5000/t/web:1",)),
            "name": "web"}
     env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
-    ci.write_outputs({"schema": 1, "images": [base, svc]}, env)
+    ci.write_outputs({"schema": 2, "images": [base, svc]}, env)
     out = parse_github_output((tmp_path / "output").read_text())
     assert out["digest"] == "sha256:" + "c" * 64  # the last image built
     assert out["base-digest"] == "sha256:" + "b" * 64
@@ -182,84 +152,13 @@ def test_unwritable_output_is_an_environment_error(tmp_path: Path) -> None:
         ci.write_outputs(publish_doc(), env)
 
 
-# -- a real publish ---------------------------------------------------------------------
-
-def registry_digest(registry: str, ref: str) -> str:
-    repo, _, tag = ref.removeprefix(registry + "/").rpartition(":")
-    r = httpx.head(f"http://{registry}/v2/{repo}/manifests/{tag}",
-                   headers={"Accept": INDEX_TYPES}, timeout=10)
-    r.raise_for_status()
-    return r.headers["Docker-Content-Digest"]
-
-
-@pytest.mark.engine
-def test_publish_writes_github_outputs(hello_context: Path, repo: str, registry: str,
-                                       tmp_path: Path) -> None:
-    env = {**gh_env(tmp_path), "GITLAB_CI": "", "POLYARCH_DOTENV": str(tmp_path / "build.env")}
-    ref = f"{repo}:1.0"
-    run = polyarch("publish", "-t", ref, "-t", f"{repo}:latest", "--json", str(hello_context),
-                   env=env)
-    assert run.code == 0, run.err
-    doc = run.json()
-    digest = registry_digest(registry, ref)
-    assert doc["index"]["digest"] == digest
-
-    out = parse_github_output((tmp_path / "output").read_text())
-    assert out["digest"] == digest
-    assert out["image"] == f"{ref}@{digest}"
-    assert out["tags"].split("\n") == [ref, f"{repo}:latest"]
-    meta = json.loads(out["metadata"])
-    assert meta == {k: v for k, v in doc.items() if k != "commands"}
-    assert meta["verification"]["ok"] is True
-
-    summary = (tmp_path / "summary.md").read_text()
-    assert f"### polyarch publish `{ref}`" in summary
-    assert f"Index `{digest}` · verification: ✅ passed" in summary
-    for p in doc["platforms"]:
-        assert re.search(rf"\| {p['platform']} \| `{p['digest']}` \| {p['mode']} \| \d+ \| ✅ passed \|",
-                         summary), summary
-
-    dotenv = (tmp_path / "build.env").read_text().splitlines()
-    assert dotenv == [f"POLYARCH_DIGEST={digest}", f"POLYARCH_IMAGE={ref}@{digest}",
-                      f"POLYARCH_TAGS={ref},{repo}:latest"]
-
-
-@pytest.mark.engine
-def test_publish_writes_gitlab_dotenv(hello_context: Path, repo: str, registry: str,
-                                      tmp_path: Path) -> None:
-    work = tmp_path / "job"
-    work.mkdir()
-    ref = f"{repo}:2"
-    run = polyarch("publish", "-t", ref, str(hello_context), cwd=work,
-                   env={"GITLAB_CI": "true", "GITHUB_ACTIONS": "", "POLYARCH_DOTENV": ""})
-    assert run.code == 0, run.err
-    digest = registry_digest(registry, ref)
-    assert "section_start:" in run.err  # collapsible sections in the job log
-    assert (work / "polyarch.env").read_text() == (
-        f"POLYARCH_DIGEST={digest}\nPOLYARCH_IMAGE={ref}@{digest}\nPOLYARCH_TAGS={ref}\n")
-
-
-@pytest.mark.engine
-def test_failed_publish_summary_names_the_platform(tmp_path: Path, repo: str) -> None:
-    from conftest import make_context
-
-    bad = make_context(tmp_path / "bad", dockerfile="FROM scratch\nCOPY rootfs-amd64/ /\n")
-    env = {**gh_env(tmp_path), "GITLAB_CI": ""}
-    run = polyarch("publish", "-t", f"{repo}:bad", str(bad), env=env)
-    assert run.code == 5, run.err
-    assert "::error::" in run.err
-    summary = (tmp_path / "summary.md").read_text()
-    assert "linux/arm64" in summary and "❌" in summary, summary
-    assert "/bin/busybox" in summary, summary
-
-
 def test_project_with_a_failed_image(tmp_path: Path) -> None:
     base = {**publish_doc(digest="sha256:" + "b" * 64, tags=("127.0.0.1:5000/t/base:1",)),
             "name": "base"}
     svc = {**publish_doc(digest="sha256:" + "c" * 64, tags=("127.0.0.1:5000/t/web:1",),
                          ok=False), "name": "web"}
     env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
-    ci.write_outputs({"schema": 1, "images": [base, svc]}, env)
+    ci.write_outputs({"schema": 2, "images": [base, svc]}, env)
     out = parse_github_output((tmp_path / "output").read_text())
     assert set(out) == {"metadata", "base-digest", "base-image", "base-tags"}
     assert (tmp_path / "r.env").read_text().splitlines() == [

@@ -1,5 +1,6 @@
-"""Split builds on two real Docker engines, then ``merge`` (with verification and
-promotion) against the loopback registry.
+"""Split builds: each part built and verified locally, pushed by digest (no tag) with a
+build descriptor; then ``merge`` (coverage, verification, tags) against the loopback
+registry. The parts come from two real Docker engines, from one engine, and from podman.
 
 The second engine is started by ``scripts/engine2 up`` (its own data root, exec root,
 socket and containerd); ``.ci/run`` stops it.
@@ -18,9 +19,7 @@ import pytest
 from cli_helpers import last_error_line, polyarch
 from conftest import make_context, registry_tags
 
-pytestmark = pytest.mark.engine
-
-ROOT = Path(__file__).resolve().parent.parent
+from .helpers import COPY_ONLY, manifest, manifest_digest, needs_podman, platform_manifests, split
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +34,9 @@ def split_repo() -> str:
 
 
 def stage(context: Path, repo: str, platform: str, out: Path, *, host: str | None = None,
-          extra: tuple[str, ...] = ()) -> dict[str, Any]:
+          extra: tuple[str, ...] = (), flag: str = "--push") -> dict[str, Any]:
     env = {"DOCKER_HOST": host} if host else None
-    run = polyarch("build", "--platform", platform, "--stage", "-t", f"{repo}:1",
+    run = polyarch("build", "--platform", platform, flag, "-t", f"{repo}:1",
                    "--descriptor", str(out), *extra, str(context), env=env)
     assert run.code == 0, run.err
     doc = json.loads(out.read_text())
@@ -51,7 +50,8 @@ def descriptors(engine2: str, context: Path, split_repo: str,
     """linux/amd64 built on the first engine, linux/arm64 on the second."""
     d = tmp_path_factory.mktemp("descriptors")
     stage(context, split_repo, "linux/amd64", d / "amd64.json")
-    stage(context, split_repo, "linux/arm64", d / "arm64.json", host=engine2)
+    # --stage is the old name of --push (hidden, kept working).
+    stage(context, split_repo, "linux/arm64", d / "arm64.json", host=engine2, flag="--stage")
     return d / "amd64.json", d / "arm64.json"
 
 
@@ -72,21 +72,27 @@ def raw_manifest(ref: str) -> dict[str, Any]:
 
 def test_descriptor(descriptors: tuple[Path, Path], split_repo: str) -> None:
     amd, arm = (json.loads(p.read_text()) for p in descriptors)
-    assert amd["kind"] == "polyarch-build" and amd["schema"] == 1
+    assert amd["kind"] == "polyarch-build" and amd["schema"] == 2
     assert amd["repository"] == split_repo
     assert amd["platforms"] == ["linux/amd64"] and arm["platforms"] == ["linux/arm64"]
     assert amd["modes"] == {"linux/amd64": "native"}
     assert arm["modes"] == {"linux/arm64": "emulated"}
-    assert arm["staging"].startswith(f"{split_repo}:polyarch-staging-")
+    assert amd["verified"] is True and arm["verified"] is True
+    assert "staging" not in arm
     assert arm["reference"] == f"{split_repo}@{arm['digest']}"
-    # What the descriptor names is in the registry, under the staging tag too.
-    index = raw_manifest(arm["reference"])
-    plats = [m["platform"]["architecture"] for m in index["manifests"]
-             if m["platform"]["os"] != "unknown"]
-    assert plats == ["arm64"]
-    assert raw_manifest(arm["staging"]) == index
-    # No final tag was written by a staged build.
-    assert "1" not in registry_tags(*split_repo.split("/", 1))
+    # What the descriptor names is in the registry, by digest: the platform's manifest,
+    # or an index around it (with its attestations).
+    root = raw_manifest(arm["reference"])
+    if "manifests" in root:
+        assert platform_manifests(root) == {"linux/arm64": arm["manifests"]["linux/arm64"]}
+    else:
+        assert arm["digest"] == arm["manifests"]["linux/arm64"]
+        cfg = subprocess.run(["skopeo", "inspect", "--config", "--tls-verify=false",
+                              f"docker://{arm['reference']}"], capture_output=True, text=True,
+                             check=True).stdout
+        assert json.loads(cfg)["architecture"] == "arm64"
+    # A pushed part has no tag at all.
+    assert registry_tags(*split(split_repo)) == []
 
 
 def test_merge_two_engines(descriptors: tuple[Path, Path], split_repo: str,
@@ -109,21 +115,25 @@ def test_merge_two_engines(descriptors: tuple[Path, Path], split_repo: str,
     assert {p["platform"]: p["mode"] for p in doc["platforms"]} == {
         "linux/amd64": "native", "linux/arm64": "emulated"}
     assert [s["kind"] for s in doc["sources"]] == ["descriptor", "descriptor"]
-    for key in ("merge_seconds", "verify_seconds", "promote_seconds"):
+    for key in ("merge_seconds", "verify_seconds", "tag_seconds"):
         assert doc["timings"][key] >= 0
 
     index = raw_manifest(ref)
+    # Exactly the tags asked for (the parts were pushed without any).
+    assert sorted(registry_tags(*split(split_repo))) == ["1.0", "latest"]
     assert raw_manifest(f"{split_repo}:latest") == index
     plat = {m["platform"]["architecture"]: m for m in index["manifests"]
             if m["platform"]["os"] == "linux"}
     # The very manifests the two engines pushed, unchanged.
     assert plat["amd64"]["digest"] == amd_d["manifests"]["linux/amd64"]
     assert plat["arm64"]["digest"] == arm_d["manifests"]["linux/arm64"]
-    # Attestations are kept and still point at their platform's manifest.
+    # Attestations the parts carry are kept and still point at their platform's manifest.
+    in_parts = [m for d in (amd_d, arm_d) for m in raw_manifest(d["reference"]).get("manifests", [])
+                if m["platform"]["os"] == "unknown"]
     att = [m for m in index["manifests"] if m["platform"]["os"] == "unknown"]
-    assert len(att) == 2
+    assert len(att) == len(in_parts)
     subjects = {m["annotations"]["vnd.docker.reference.digest"] for m in att}
-    assert subjects == {plat["amd64"]["digest"], plat["arm64"]["digest"]}
+    assert subjects <= {plat["amd64"]["digest"], plat["arm64"]["digest"]}
     assert all(m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest"
                for m in att)
 
@@ -151,14 +161,18 @@ def test_merge_refuses_duplicate_platform(descriptors: tuple[Path, Path], contex
     assert "dup" not in registry_tags(*split_repo.split("/", 1))
 
 
-def test_same_source_twice_counts_once(descriptors: tuple[Path, Path], split_repo: str) -> None:
-    run = polyarch("merge", "--dry-run", "--json", "-t", f"{split_repo}:twice",
-                   str(descriptors[0]), str(descriptors[0]), str(descriptors[1]))
-    assert run.code == 0, run.err
-    # One index entry per platform, although the amd64 descriptor was given twice.
-    plats = [p["platform"] for p in run.json()["platforms"]]
-    assert sorted(plats) == ["linux/amd64", "linux/arm64"]
-    assert "twice" not in registry_tags(*split_repo.split("/", 1))
+def test_merge_refuses_one_source_given_twice(descriptors: tuple[Path, Path],
+                                             split_repo: str) -> None:
+    """``merge A A`` would publish a one-platform index: refused (exit 2), also with the
+    other platform's part given."""
+    a, b = (str(p) for p in descriptors)
+    for sources in ((a, a), (a, a, b)):
+        run = polyarch("merge", "-t", f"{split_repo}:twice", "--platform", "linux/amd64",
+                       *sources)
+        assert run.code == 2, run.text
+        line = last_error_line(run)
+        assert f"sources {a!r} and {a!r} are the same image" in line
+    assert "twice" not in registry_tags(*split(split_repo))
 
 
 def test_merge_refuses_missing_expected_platform(descriptors: tuple[Path, Path],
@@ -172,7 +186,13 @@ def test_merge_refuses_missing_expected_platform(descriptors: tuple[Path, Path],
     run = polyarch("merge", "-t", f"{split_repo}:partial", str(descriptors[0]), cwd=tmp_path)
     assert run.code == 5, run.err
     assert "missing expected platform linux/arm64" in last_error_line(run)
-    assert "partial" not in registry_tags(*split_repo.split("/", 1))
+    # And from the default platforms, the same as publish's (no --platform, no config).
+    empty = tmp_path / "no-config"
+    empty.mkdir()
+    run = polyarch("merge", "-t", f"{split_repo}:partial", str(descriptors[0]), cwd=empty)
+    assert run.code == 5, run.err
+    assert "missing expected platform linux/arm64" in last_error_line(run)
+    assert "partial" not in registry_tags(*split(split_repo))
 
 
 def test_merge_refuses_unexpected_platform(descriptors: tuple[Path, Path],
@@ -245,7 +265,10 @@ def test_build_dry_run(context: Path, split_repo: str, tmp_path: Path) -> None:
                    f"{split_repo}:1", "--descriptor", str(out), str(context))
     assert run.code == 0, run.err
     line = next(ln for ln in run.out.splitlines() if ln.startswith("docker buildx build"))
-    assert "--platform linux/arm64 " in line and f"--tag {split_repo}:polyarch-staging-" in line
+    assert "--platform linux/arm64 " in line
+    assert "--output 'type=oci,tar=false,dest=<cache>/builds/<new>'" in line
+    assert "--tag" not in line.split() and "polyarch-staging" not in run.out
+    assert f"push it by digest to {split_repo}" in run.out
     assert not out.exists()
 
 
@@ -253,4 +276,29 @@ def test_build_needs_a_target(context: Path) -> None:
     run = polyarch("build", "--platform", "linux/amd64", "--stage", str(context),
                    cwd=context)
     assert run.code == 2, run.err
-    assert "no tag given" in last_error_line(run) or "no target repository" in last_error_line(run)
+    assert "--push needs a name" in last_error_line(run)
+
+
+@pytest.mark.parametrize("engine", ["docker", pytest.param("podman", marks=needs_podman)])
+def test_split_build_then_merge(engine: str, tmp_path: Path, registry: str) -> None:
+    """One part per platform pushed by digest, then merge: a two-platform index under
+    the one tag asked for, and no other tag in the repository."""
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    repo = f"{registry}/split/{uuid.uuid4().hex[:12]}"
+    parts = []
+    for plat in ("linux/amd64", "linux/arm64"):
+        d = tmp_path / f"{plat.replace('/', '-')}.json"
+        stage(ctx, repo, plat, d, extra=("--engine", engine))
+        parts.append(str(d))
+    assert registry_tags(*split(repo)) == []
+    run = polyarch("merge", "-t", f"{repo}:1", "--json", *parts)
+    assert run.code == 0, run.text
+    host, name = split(repo)
+    assert registry_tags(host, name) == ["1"]
+    index = manifest(host, name, "1")
+    assert sorted(platform_manifests(index)) == ["linux/amd64", "linux/arm64"]
+    assert run.json()["promoted"] is True
+    assert manifest_digest(host, name, "1") == run.json()["index"]["digest"]
+    for plat, part in zip(("linux/amd64", "linux/arm64"), parts, strict=True):
+        described = json.loads(Path(part).read_text())["manifests"][plat]
+        assert platform_manifests(index)[plat] == described

@@ -21,7 +21,7 @@ from conftest import IN_CI, REGISTRY
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 ELF_MACHINE = {"linux/amd64": 62, "linux/arm64": 183}  # EM_X86_64, EM_AARCH64
 
@@ -164,7 +164,7 @@ def test_sandbox(bases: dict[str, str], registry: str, tmp_path: Path) -> None:
     (img,) = doc["images"]
     digest = img["index"]["digest"]
     assert img["tags"] == [f"{name}:0.2.0"]
-    assert out.read_text() == f"sandbox={name}:0.2.0@{digest}\n"
+    assert out.read_text() == f"{name}:0.2.0@{digest}\n"  # one image: the bare reference
     v = img["verification"]
     assert v["ok"] is True and v["smoke"] == "sandbox-cli --version"
     assert {p["platform"]: p["checks"]["smoke"] for p in v["platforms"]} == {
