@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
 import pytest
 
 from polyarch.engines import BuildRequest, StepEvent
-from polyarch.engines.podman import (
-    PodmanEngine,
-    StepLog,
-    build_failure,
-    build_reason,
-    push_failure,
-    unsupported,
-)
-from polyarch.errors import BuildError, RegistryError, UsageError
+from polyarch.engines.podman import PodmanEngine, unsupported
+from polyarch.engines.podman_progress import StepLog, build_failure, build_reason
+from polyarch.errors import BuildError, UsageError
 from polyarch.platforms import parse_platforms
-from polyarch.refs import parse_ref
 
 AMD64_ARM64 = parse_platforms("linux/amd64,linux/arm64")
 
@@ -156,11 +150,18 @@ def test_build_failure_carries_podmans_text() -> None:
     assert "Error: 2 errors occurred:" in err.detail
 
 
-def test_push_failure_is_a_registry_error_with_a_hint() -> None:
-    text = ('Getting image list signatures\nError: copying image 1/2 from manifest list:'
-            ' pinging container registry reg.lan:5000: Get "https://reg.lan:5000/v2/":'
-            ' http: server gave HTTP response to HTTPS client\n')
-    err = push_failure(parse_ref("reg.lan:5000/a/b:1"), text, insecure_hint=True)
-    assert isinstance(err, RegistryError) and err.exit_code == 4
-    assert err.message.startswith("push to reg.lan:5000/a/b:1 failed: copying image 1/2")
-    assert err.hint == "the registry speaks plain HTTP: pass --insecure-registry reg.lan:5000"
+def test_a_layout_path_podman_cannot_name_is_reached_through_a_lowercase_link(
+        tmp_path: Path) -> None:
+    from polyarch.engines.podman import oci_layout_context, oci_path
+
+    layout = tmp_path / ".cache" / "Builds" / "x"
+    layout.mkdir(parents=True)
+    (layout / "index.json").write_text('{"manifests": [{"digest": "sha256:' + "a" * 64 + '"}]}')
+    alias = oci_path(layout)
+    assert alias != str(layout)
+    assert re.fullmatch(r"(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+", alias), alias
+    assert Path(alias).resolve() == layout.resolve()
+    ctx = oci_layout_context(f"oci-layout://{layout}@sha256:{'a' * 64}")
+    assert ctx.startswith("container-image://oci:/") and ".cache" not in ctx
+    clean = Path("/srv/polyarch/layout")
+    assert oci_path(clean) == str(clean)

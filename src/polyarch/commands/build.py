@@ -35,6 +35,7 @@ def command(output: str | None, load: bool, push: bool, stage: bool, descriptor:
     from polyarch.pipeline import descriptor as desc
     from polyarch.pipeline.outputs import OutputPlan, parse_output
     from polyarch.pipeline.publish import build
+    from polyarch.pipeline.verify import VerificationFailed
 
     rep = reporter(json_mode)
     if descriptor is not None:
@@ -46,7 +47,12 @@ def command(output: str | None, load: bool, push: bool, stage: bool, descriptor:
     if push:
         check_writable(path, "--descriptor")
     with Session(opts, rep, dry_run=dry_run) as s:
-        result = build(s, out)
+        try:
+            result = build(s, out)
+        except VerificationFailed as e:
+            if json_mode:
+                rep.emit_json(e.doc)
+            raise
         written = None
         if push and not dry_run and result.pushed is not None:
             d = desc.make(repository=s.opts.tags[0].name, digest=result.digest,

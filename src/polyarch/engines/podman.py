@@ -12,11 +12,13 @@ to a registry over HTTP.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
 import resource
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -231,7 +233,7 @@ class PodmanEngine:
 
     def runnable(self, layout: Path, name: str) -> str:
         """What ``run_argv`` runs for a smoke test: podman runs straight from the layout."""
-        return f"oci:{layout}"
+        return f"oci:{oci_path(layout)}"
 
     # -- running -------------------------------------------------------------
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
@@ -269,6 +271,34 @@ def _context_image(src: str) -> ImageRef | None:
     return None
 
 
+_REF_PATH = re.compile(r"^(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
+_aliases: list[Path] = []
+
+
+def oci_path(layout: Path) -> str:
+    """A path to ``layout`` that podman's ``oci:`` transport accepts. Podman names what it
+    reads after the path, so a path that is no valid image name (``~/.cache/...``, upper
+    case) is reached through a symbolic link in a fresh lowercase directory, removed
+    when polyarch exits."""
+    text = str(layout.absolute())
+    if _REF_PATH.match(text):
+        return text
+    alias = Path(tempfile.gettempdir()) / f"polyarch-oci-{secrets.token_hex(6)}"
+    if not _REF_PATH.match(str(alias)):
+        alias = Path("/tmp") / alias.name
+    alias.mkdir(mode=0o700)
+    (alias / "layout").symlink_to(layout.absolute(), target_is_directory=True)
+    if not _aliases:
+        atexit.register(_remove_aliases)
+    _aliases.append(alias)
+    return str(alias / "layout")
+
+
+def _remove_aliases() -> None:
+    while _aliases:
+        shutil.rmtree(_aliases.pop(), ignore_errors=True)
+
+
 def oci_layout_context(src: str) -> str:
     """A named context as podman takes it. Podman (4.3) has no ``oci-layout://`` but
     reads OCI layouts through its ``oci:`` transport: ``oci-layout://DIR[:TAG]`` becomes
@@ -279,6 +309,8 @@ def oci_layout_context(src: str) -> str:
         return src
     rest = src.removeprefix("oci-layout://")
     path, at, digest = rest.partition("@")
+    if at:
+        path = oci_path(Path(path))
     if not at:
         head, colon, tag = path.rpartition(":")
         if colon and "/" not in tag:

@@ -11,9 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from polyarch.engines import StepEvent
-from polyarch.errors import BuildError, RegistryError
+from polyarch.errors import BuildError
 from polyarch.platforms import Platform
-from polyarch.refs import ImageRef
 
 _STEP = re.compile(r"^(?:\[(linux/[a-z0-9]+(?:/v\d)?)\] )?(STEP \d+/\d+: .*|COMMIT.*)$")
 
@@ -154,14 +153,3 @@ def build_failure(stderr: str, steps: StepLog) -> BuildError:
     if stderr.strip():
         parts.append("\n".join(stderr.rstrip().splitlines()[-30:]))
     return BuildError(f"build failed{where}: {reason}", detail="\n".join(parts) or None)
-
-
-def push_failure(ref: ImageRef, text: str, *, insecure_hint: bool) -> RegistryError:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    err = next((ln for ln in reversed(lines) if ln.startswith("Error:")),
-               lines[-1] if lines else "podman manifest push failed")
-    hint = None
-    if insecure_hint and "http response to https client" in err.lower():
-        hint = f"the registry speaks plain HTTP: pass --insecure-registry {ref.registry}"
-    return RegistryError(f"push to {ref} failed: {err.removeprefix('Error:').strip()}",
-                         hint=hint, detail="\n".join(lines[-30:]) or None)

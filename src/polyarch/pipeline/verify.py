@@ -116,6 +116,8 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
             finally:
                 s.engine.remove_images([name])
     report.smoke = s.opts.smoke
+    # The layout is removed when the command ends: name what was built instead.
+    report.reference = what
     return Verified(report, time.monotonic() - t0)
 
 
