@@ -21,7 +21,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ class PodmanEngine:
                  list_name: str | None = None) -> None:
         self.insecure = {_norm_host(h) for h in insecure_registries}
         self.list_name = list_name or f"{LIST_REPOSITORY}:{secrets.token_hex(6)}"
+        self._links: dict[str, Path] = {}  # smoke image name -> its link to the layout
 
     # -- discovery -----------------------------------------------------------
     def info(self) -> PodmanInfo:
@@ -216,23 +217,41 @@ class PodmanEngine:
 
     def load(self, layout: Path, names: Sequence[str]) -> str:
         """podman's store keeps one image per name: the host's platform is loaded."""
-        r = proc.run([PODMAN, "pull", "-q", f"oci:{layout}"], check=False, timeout=1800)
-        if not r.ok:
-            raise EnvironmentProblem("podman could not load the verified image: "
-                                     + _first_line(r.stderr or r.stdout))
-        image_id = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
-        for n in names:
-            proc.run([PODMAN, "tag", image_id, n], timeout=60, error_class=EnvironmentProblem)
+        with _reference_safe(layout, f"polyarch-load-{secrets.token_hex(6)}") as path:
+            r = proc.run([PODMAN, "pull", "-q", f"oci:{path}"], check=False, timeout=1800)
+            if not r.ok:
+                raise EnvironmentProblem("podman could not load the verified image: "
+                                         + _first_line(r.stderr or r.stdout))
+            image_id = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+            for n in names:
+                proc.run([PODMAN, "tag", image_id, n], timeout=60,
+                         error_class=EnvironmentProblem)
+            if path != layout and image_id:
+                # The name podman gave the pulled image; the image keeps the names above.
+                proc.run([PODMAN, "untag", image_id, f"localhost{path}"], check=False,
+                         echo=False, timeout=60)
         return f"the host's platform only ({self.info().os}/{self.info().arch}; podman keeps" \
                " one platform per name)"
 
     def remove_images(self, names: Sequence[str]) -> None:
+        stored = []
+        for n in names:
+            link = self._links.pop(n, None)
+            if link is not None:
+                stored.append(f"localhost{link}")  # what podman named the image it pulled
+                link.unlink(missing_ok=True)
         if names:
-            proc.run([PODMAN, "rmi", "--force", *names], check=False, echo=False, timeout=120)
+            proc.run([PODMAN, "rmi", "--force", *names, *stored], check=False, echo=False,
+                     timeout=120)
 
     def runnable(self, layout: Path, name: str) -> str:
-        """What ``run_argv`` runs for a smoke test: podman runs straight from the layout."""
-        return f"oci:{layout}"
+        """What ``run_argv`` runs for a smoke test: podman runs straight from the layout
+        (``oci:PATH``), through a link at a path podman can name the image after."""
+        link = reference_safe_link(layout, name.split(":", 1)[0])
+        if link == layout:
+            return f"oci:{layout}"
+        self._links[name] = link
+        return f"oci:{link}"
 
     # -- running -------------------------------------------------------------
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
@@ -249,6 +268,42 @@ class PodmanEngine:
             except ValueError:
                 pass
         return a + ulimit_args() + [ref, *command]
+
+
+#: A path component of an image reference (distribution's grammar): podman names an
+#: image pulled from ``oci:PATH`` ``localhost/PATH``, and refuses a PATH that is not one.
+_REF_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+
+
+def reference_safe(path: Path) -> bool:
+    """Whether podman can name an image after ``path`` (no ``.cache``, no capitals)."""
+    parts = [p for p in str(path).split("/") if p]
+    return bool(parts) and all(_REF_COMPONENT.fullmatch(p) for p in parts)
+
+
+def reference_safe_link(layout: Path, name: str) -> Path:
+    """``layout`` itself when podman can name an image after it, else a new symbolic
+    link to it named ``name`` in the temporary directory (the caller removes it). A
+    layout in ``~/.cache`` is refused by ``podman pull oci:...`` and ``podman run``
+    otherwise ("invalid reference format")."""
+    if reference_safe(layout):
+        return layout
+    link = Path(tempfile.gettempdir()) / name
+    if not reference_safe(link):
+        return layout  # nowhere better: podman will say what is wrong
+    link.unlink(missing_ok=True)
+    link.symlink_to(layout.resolve(), target_is_directory=True)
+    return link
+
+
+@contextlib.contextmanager
+def _reference_safe(layout: Path, name: str) -> Iterator[Path]:
+    link = reference_safe_link(layout, name)
+    try:
+        yield link
+    finally:
+        if link != layout:
+            link.unlink(missing_ok=True)
 
 
 #: Named-context values podman takes (besides a directory and an http(s) URL).
