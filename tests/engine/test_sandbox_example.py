@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tarfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,24 @@ def assert_clean(image: dict[str, Any]) -> None:
                                "secrets": "pass", "smoke": "pass"}, p
 
 
+_PULLED: set[tuple[str, str]] = set()
+
+
+@pytest.fixture(autouse=True)
+def _remove_pulled_images() -> Iterator[None]:
+    """The images run_image pulled into the engine's store go again after each test."""
+    yield
+    while _PULLED:
+        engine, ref = _PULLED.pop()
+        subprocess.run([engine, "image", "rm", "--force", ref], capture_output=True,
+                       timeout=120, check=False)
+
+
 def run_image(engine: str, ref: str, platform: str, *args: str) -> str:
     argv = [engine, "run", "--rm", "--pull", "always", "--platform", platform]
     if engine == "podman":
         argv.append("--tls-verify=false")
+    _PULLED.add((engine, ref))
     r = subprocess.run([*argv, ref, *args], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
