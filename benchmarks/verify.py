@@ -1,265 +1,290 @@
-"""Benchmark ``verify``: index-only latency and deep-verify throughput.
+"""Benchmark deep verification of OCI layouts on disk: cold, warm (top layer changed),
+peak memory, side by side with the raw tools.
 
-Builds a 2-platform image with a few hundred MB of gzip layers (generated data, text
-and real busybox binaries of each platform), pushes it with polyarch's registry client
-to a registry process of its own on loopback (storage in a temporary directory,
-removed afterwards), then measures:
+Two images are built once into ``--work DIR`` (reused by later runs), as OCI layouts of
+gzip (level 6) layers, two platforms each:
 
-* index-only verify (``deep=False``), in process with a warm connection and as a
-  fresh ``polyarch verify --no-deep`` process;
-* deep verify throughput, in MB/s of compressed layer data.
+``large``  large-file layers: tar of directories of this machine's /usr (shared
+           libraries, executables, the JDK, documentation), about 250 MB compressed
+           per platform;
+``node``   a node_modules-heavy image: a base layer, then per platform a real
+           ``node_modules`` tree (``npm install`` of real packages for x64 and, with
+           ``--cpu=arm64``, for arm64: tens of thousands of small files), then a small
+           top layer.
 
-Usage: ``python benchmarks/verify.py [--mb 300] [--layers 4] [--runs 3] [--workers 4]``.
-Needs ``docker-registry`` on PATH and the busybox-static packages the test fixtures use
-(``POLYARCH_FIXTURES``).
+Each measurement runs in a fresh process (so ``ru_maxrss`` is that run's peak), and
+runs alternate between polyarch and the raw tools:
+
+* cold: ``verify_source`` with an empty per-layer cache: every layer read;
+* raw: for each layer ``sha256sum`` then ``gzip -dc | tar -t`` (listing every entry,
+  what a shell script would do), two layers at a time;
+* warm: the same image with only its top layer changed, the cache filled by a cold run.
+
+Throughput is compressed layer bytes per wall-clock second, and per CPU second
+divided by the cores (what the run takes on otherwise idle cores; the wall clock
+suffers from other work on a shared machine).
+
+Usage: ``python benchmarks/verify.py --work /var/tmp/pa-bench [--runs 3] [--case node]``
+(needs ``npm``, ``tar``, ``gzip``, ``sha256sum``; the first run builds the inputs).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import io
+import hashlib
 import json
 import os
-import random
+import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
+import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
 
-from polyarch.checks import verify
-from polyarch.platforms import parse_platforms
-from polyarch.refs import parse_ref
-from polyarch.registry import RegistryClient
-
-WORDS = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
-    "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
-    "sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "container",
-    "image", "layer", "platform", "verify", "registry", "manifest", "index", "digest",
-]
-
-
-def fixtures() -> Path:
-    env = os.environ.get("POLYARCH_FIXTURES")
-    if env:
-        return Path(env)
-    state = Path(os.environ.get("POLYARCH_STATE_DIR", "/var/lib/polyarch-engine"
-                                if os.geteuid() == 0 else Path.home() / ".cache/polyarch-engine"))
-    return state / "fixtures"
+#: Real npm packages of a node_modules-heavy image (a CLI, a web framework, build tools,
+#: packages with prebuilt binaries for several platforms).
+NPM_PACKAGES = ["@google/gemini-cli", "next", "react", "react-dom", "typescript", "eslint",
+                "jest", "webpack", "@babel/core", "sharp", "esbuild", "rollup", "@swc/core",
+                "lightningcss", "googleapis", "tree-sitter-bash", "bare-fs", "clipboardy"]
+LARGE = {
+    "amd64": [["usr/lib/x86_64-linux-gnu"], ["usr/sbin", "usr/libexec"], ["usr/share/doc"]],
+    "arm64": [["usr/lib/jvm"], ["usr/lib/gcc", "usr/lib/python3.11"], ["usr/share/locale"]],
+}
+GZ = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
-def busybox(arch: str, tmp: Path) -> bytes:
-    out = tmp / f"bb-{arch}"
-    subprocess.run(["dpkg-deb", "-x", str(fixtures() / f"busybox-static_{arch}.deb"), str(out)],
-                   check=True)
-    return (out / "bin" / "busybox").read_bytes()
+# -- inputs -------------------------------------------------------------------------------
+
+def _blob(dest: Path, data: bytes) -> dict[str, object]:
+    digest = hashlib.sha256(data).hexdigest()
+    (dest / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def text_blob(rng: random.Random, size: int) -> bytes:
-    parts: list[str] = []
-    n = 0
-    while n < size:
-        line = " ".join(rng.choice(WORDS) for _ in range(12)) + f" {rng.random():.12f}\n"
-        parts.append(line)
-        n += len(line)
-    return "".join(parts).encode()[:size]
+def tar_layer(dest: Path, root: Path, paths: list[str], transform: str | None = None
+              ) -> tuple[dict[str, object], str]:
+    """``tar | gzip -6`` of ``paths`` under ``root`` into the layout's blobs; returns the
+    descriptor and the diff_id."""
+    tmp = dest / "blobs" / f"tmp-{os.getpid()}-{threading.get_ident()}.gz"
+    argv = ["tar", "-C", str(root), "-cf", "-", "--sort=name"]
+    if transform:
+        argv += ["--transform", transform]
+    tar = subprocess.Popen([*argv, *paths], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    with tmp.open("wb") as out:
+        gz = subprocess.Popen(["gzip", "-6", "-n"], stdin=subprocess.PIPE, stdout=out)
+        assert tar.stdout is not None and gz.stdin is not None
+        raw = hashlib.sha256()
+        while chunk := tar.stdout.read(1 << 20):
+            raw.update(chunk)
+            gz.stdin.write(chunk)
+        gz.stdin.close()
+        gz.wait()
+        tar.wait()
+    h = hashlib.sha256()
+    with tmp.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    digest = h.hexdigest()
+    size = tmp.stat().st_size
+    tmp.rename(dest / "blobs" / "sha256" / digest)
+    return {"mediaType": GZ, "digest": f"sha256:{digest}", "size": size}, \
+        f"sha256:{raw.hexdigest()}"
 
 
-def make_layer(seed: int, target: int, binary: bytes, small: bool = False) -> tuple[bytes, str]:
-    """A gzip layer of about ``target`` compressed bytes (``small``: many small files)."""
-    rng = random.Random(seed)
-    hi_bin, hi_text = (20_000, 8_000) if small else (2_000_000, 400_000)
-    buf = io.BytesIO()
-    raw_budget = int(target * 1.5)
-    written = 0
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        i = 0
-        while written < raw_budget:
-            kind = i % 10
-            if kind == 0:
-                data, name = binary, f"usr/bin/tool{seed}_{i}"
-            elif kind < 5:
-                data, name = rng.randbytes(rng.randint(1_000, hi_bin)), f"srv/data/{seed}/{i}.bin"
-            else:
-                data = text_blob(rng, rng.randint(200, hi_text))
-                name = f"usr/share/doc/{seed}/{i}.txt"
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o755
-            tf.addfile(info, io.BytesIO(data))
-            written += len(data)
-            i += 1
-    raw = buf.getvalue()
-    import hashlib
-
-    return gzip.compress(raw, compresslevel=1, mtime=0), "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def cpu_seconds(registry_pid: int) -> float:
-    """User+system CPU seconds of this process (all threads) and of the registry."""
-    own = os.times()
-    total = own.user + own.system
-    try:
-        fields = Path(f"/proc/{registry_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        pass
-    return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_registry(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    addr = f"127.0.0.1:{port}"
-    cfg = tmp / "registry.yml"
-    cfg.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-                   f"    rootdirectory: {tmp / 'data'}\nhttp:\n  addr: {addr}\n")
-    exe = shutil.which("docker-registry") or shutil.which("registry")
-    if exe is None:
-        sys.exit("docker-registry not found on PATH")
-    proc = subprocess.Popen([exe, "serve", str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            httpx.get(f"http://{addr}/v2/", timeout=1)
-            return proc, addr
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.terminate()
-    sys.exit("registry did not start")
-
-
-def push(client: RegistryClient, ref_text: str, per_platform: dict[str, list[tuple[bytes, str]]]
-         ) -> None:
-    import hashlib
-
-    ref = parse_ref(ref_text)
+def write_layout(dest: Path, platforms: dict[str, list[tuple[dict[str, object], str]]]) -> None:
     descs = []
-    for plat, layers in per_platform.items():
-        os_, arch = plat.split("/")
-        config = json.dumps({"os": os_, "architecture": arch,
+    for arch, layers in platforms.items():
+        config = json.dumps({"os": "linux", "architecture": arch,
                              "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]},
-                             "config": {"Env": ["PATH=/usr/bin"]}}).encode()
-        blobs = [config] + [b for b, _ in layers]
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda b: client.upload_blob(
-                ref, "sha256:" + hashlib.sha256(b).hexdigest(), b), blobs))
+                             "config": {"Env": ["PATH=/usr/local/bin:/usr/bin"]}}).encode()
+        cfg = _blob(dest, config)
         manifest = json.dumps({
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
-                       "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": "sha256:" + hashlib.sha256(b).hexdigest(), "size": len(b)}
-                       for b, _ in layers]}).encode()
-        digest = client.put_manifest(ref.untagged().with_digest(
-            "sha256:" + hashlib.sha256(manifest).hexdigest()), manifest,
-            "application/vnd.oci.image.manifest.v1+json")
-        descs.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                      "digest": digest, "size": len(manifest),
-                      "platform": {"os": os_, "architecture": arch}})
-    index = json.dumps({"schemaVersion": 2,
-                        "mediaType": "application/vnd.oci.image.index.v1+json",
-                        "manifests": descs}).encode()
-    client.put_manifest(ref, index, "application/vnd.oci.image.index.v1+json")
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **cfg},
+            "layers": [desc for desc, _ in layers]}).encode()
+        m = _blob(dest, manifest)
+        descs.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", **m,
+                      "platform": {"os": "linux", "architecture": arch}})
+    index = json.dumps({"schemaVersion": 2, "mediaType":
+                        "application/vnd.oci.image.index.v1+json", "manifests": descs}).encode()
+    (dest / "index.json").write_bytes(index)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+
+def npm_tree(work: Path, arch: str) -> Path:
+    d = work / f"npm-{arch}"
+    if (d / "node_modules").is_dir():
+        return d
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "package.json").write_text('{"name": "bench-app", "version": "1.0.0"}')
+    extra = [] if arch == "x64" else [f"--cpu={arch}", "--os=linux"]
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts",
+                    "--loglevel=error", *extra, *NPM_PACKAGES], cwd=d, check=True)
+    return d
+
+
+def top_layer(dest: Path, work: Path, text: str) -> tuple[dict[str, object], str]:
+    src = work / f"top-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    (src / "srv/app").mkdir(parents=True, exist_ok=True)
+    (src / "srv/app/version.txt").write_text(text)
+    return tar_layer(dest, src, ["srv"])
+
+
+def build_inputs(work: Path, case: str) -> tuple[Path, Path]:
+    """The image and the same image with only its top layer changed."""
+    v1, v2 = work / f"{case}-v1", work / f"{case}-v2"
+    if (v2 / "index.json").exists():
+        return v1, v2
+    for d in (v1, v2):
+        shutil.rmtree(d, ignore_errors=True)
+        (d / "blobs" / "sha256").mkdir(parents=True)
+    t0 = time.perf_counter()
+    layers: dict[str, list[tuple[dict[str, object], str]]] = {}
+    if case == "large":
+        with ThreadPoolExecutor(2) as pool:
+            for arch, groups in LARGE.items():
+                layers[arch] = list(pool.map(lambda g: tar_layer(v1, Path("/"), g), groups))
+    else:
+        # A Debian-like base: the C library (so prebuilds tagged glibc/musl are judged as
+        # on Debian), Python's and Perl's libraries.
+        base = tar_layer(v1, Path("/"), ["usr/lib/x86_64-linux-gnu/libc.so.6",
+                                         "usr/lib/python3.11", "usr/share/perl"])
+        for arch, npm_arch in (("amd64", "x64"), ("arm64", "arm64")):
+            tree = npm_tree(work, npm_arch)
+            nm = tar_layer(v1, tree, ["node_modules", "package.json"],
+                           r"s,^,usr/local/lib/bench-app/,")
+            layers[arch] = [base, nm]
+    tops = [top_layer(v1, work, "version 1\n"), top_layer(v1, work, "version 2\n")]
+    shutil.copytree(v1 / "blobs", v2 / "blobs", dirs_exist_ok=True)
+    write_layout(v1, {a: [*ls, tops[0]] for a, ls in layers.items()})
+    write_layout(v2, {a: [*ls, tops[1]] for a, ls in layers.items()})
+    print(f"built {case} inputs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return v1, v2
+
+
+# -- one measured run (in a child process) ------------------------------------------------
+
+def child(layout: str, cache_dir: str | None, content: bool) -> None:
+    from polyarch.checks import layers
+    from polyarch.checks.cache import LayerCache
+    from polyarch.checks.verify import verify_source
+    from polyarch.platforms import parse_platforms
+    from polyarch.registry.source import OCILayout
+
+    def children() -> float:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
+
+    if not content:  # the walker, decompression and digests alone
+        layers.content_scanner = lambda _path, _head: None  # type: ignore[assignment]
+    c0, k0, t0 = time.process_time(), children(), time.perf_counter()
+    report = verify_source(OCILayout(Path(layout)), parse_platforms("linux/amd64,linux/arm64"),
+                           cache=LayerCache(Path(cache_dir)) if cache_dir else None)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0 + children() - k0
+    print(json.dumps({"wall": wall, "cpu": cpu, "compressed": report.compressed_bytes,
+                      "layers_read": report.layers_read,
+                      "layers_cached": report.layers_cached,
+                      "files": sum(p.files_checked for p in report.platforms),
+                      "inert": sum(len(p.inert) for p in report.platforms),
+                      "errors": len(report.errors()),
+                      "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def _layers(layout: Path) -> list[dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    index = json.loads((layout / "index.json").read_text())
+    for m in index["manifests"]:
+        doc = json.loads((layout / "blobs/sha256" / m["digest"][7:]).read_text())
+        for d in doc["layers"]:
+            out[d["digest"]] = d
+    return list(out.values())
+
+
+def measure(layout: Path, cache_dir: Path | None, content: bool = True) -> dict[str, float]:
+    argv = [sys.executable, __file__, "--child", str(layout)]
+    if not content:
+        argv.append("--no-content-scan")
+    if cache_dir is not None:
+        argv += ["--cache", str(cache_dir)]
+    r = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+
+
+def raw(layout: Path) -> dict[str, float]:
+    """sha256sum and gzip -dc | tar -t of every layer, two at a time."""
+    def one(d: dict[str, object]) -> None:
+        blob = layout / "blobs/sha256" / str(d["digest"])[7:]
+        subprocess.run(["sha256sum", str(blob)], check=True, capture_output=True)
+        subprocess.run(f"gzip -dc {blob} | tar -t > /dev/null", shell=True, check=True)
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    layers = _layers(layout)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, layers))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": time.perf_counter() - t0,
+            "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+            "compressed": sum(int(str(d["size"])) for d in layers)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mb", type=int, default=300, help="total compressed MB (both platforms)")
-    ap.add_argument("--layers", type=int, default=4, help="layers per platform")
+    ap.add_argument("--work", type=Path, help="directory for the inputs (kept for reuse)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--small-files", action="store_true",
-                    help="many small files (1-20 kB) instead of large ones")
+    ap.add_argument("--case", choices=["large", "node", "all"], default="all")
+    ap.add_argument("--child", metavar="LAYOUT", help=argparse.SUPPRESS)
+    ap.add_argument("--cache", metavar="DIR", help=argparse.SUPPRESS)
+    ap.add_argument("--no-content-scan", action="store_true",
+                    help="also measure cold runs without the secrets content scanner")
     args = ap.parse_args()
-    platforms = parse_platforms("linux/amd64,linux/arm64")
-    with tempfile.TemporaryDirectory(prefix="polyarch-bench-") as tmp_s:
-        tmp = Path(tmp_s)
-        proc, addr = start_registry(tmp)
-        try:
-            t0 = time.perf_counter()
-            per_layer = args.mb * 1_000_000 // (2 * args.layers)
-            per_platform: dict[str, list[tuple[bytes, str]]] = {}
-            with ThreadPoolExecutor(2) as pool:
-                for n, arch in enumerate(("amd64", "arm64")):
-                    bb = busybox(arch, tmp)
-                    per_platform[f"linux/{arch}"] = list(pool.map(
-                        lambda i, bb=bb, n=n: make_layer(n * 100 + i, per_layer, bb,
-                                                         args.small_files),
-                        range(args.layers)))
-            compressed = sum(len(b) for ls in per_platform.values() for b, _ in ls)
-            ref = f"{addr}/bench/app:1"
-            with RegistryClient() as client:
-                push(client, ref, per_platform)
-            del per_platform
-            files = "small files" if args.small_files else "large files"
-            print(f"image ({files}): 2 platforms x {args.layers} layers,"
-                  f" {compressed / 1e6:.0f} MB"
-                  f" compressed (built and pushed in {time.perf_counter() - t0:.1f} s)")
+    if args.child:
+        child(args.child, args.cache, not args.no_content_scan)
+        return
+    if args.work is None:
+        ap.error("--work DIR is required")
+    cores = os.cpu_count() or 1
+    for case in (["large", "node"] if args.case == "all" else [args.case]):
+        v1, v2 = build_inputs(args.work, case)
+        cold, warm, rawr, bare = [], [], [], []
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix="pa-vcache-") as cache:
+                cold.append(measure(v1, Path(cache)))
+                rawr.append(raw(v1))
+                warm.append(measure(v2, Path(cache)))
+            if args.no_content_scan:
+                bare.append(measure(v1, None, content=False))
+        mb = cold[0]["compressed"] / 1e6
 
-            with RegistryClient() as client:
-                verify(ref, platforms, deep=False, client=client)
-                times = []
-                for _ in range(10):
-                    t = time.perf_counter()
-                    r = verify(ref, platforms, deep=False, client=client)
-                    times.append(time.perf_counter() - t)
-                    assert r.ok
-            print(f"index-only verify, in process (warm): median {statistics.median(times)*1e3:.1f}"
-                  f" ms, max {max(times)*1e3:.1f} ms")
-            cli = []
-            for _ in range(3):
-                t = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "polyarch", "verify", ref, "--no-deep",
-                                "--json"], check=True, capture_output=True)
-                cli.append(time.perf_counter() - t)
-            print(f"index-only verify, fresh CLI process: median {statistics.median(cli):.2f} s")
+        def med(rows: list[dict[str, float]], key: str) -> float:
+            return statistics.median(r[key] for r in rows)
 
-            rates = []
-            cpu_rates = []
-            cores = os.cpu_count() or 1
-            for _ in range(args.runs):
-                with RegistryClient() as client:
-                    c0 = cpu_seconds(proc.pid)
-                    t = time.perf_counter()
-                    r = verify(ref, platforms, client=client, workers=args.workers)
-                    dt = time.perf_counter() - t
-                    cpu = cpu_seconds(proc.pid) - c0
-                assert r.ok, json.dumps(r.to_json())[:2000]
-                checked = sum(p.files_checked for p in r.platforms)
-                mb = r.compressed_bytes / 1e6
-                rates.append(mb / dt)
-                # CPU time of verify and of the registry serving it: what the run would take
-                # on otherwise idle cores (the wall clock suffers from other work on the box).
-                cpu_rates.append(mb / max(cpu / cores, 1e-9))
-                print(f"deep verify: {mb:.0f} MB in {dt:.2f} s = {rates[-1]:.0f} MB/s wall;"
-                      f" {cpu:.2f} CPU-s (verify + registry) = {cpu_rates[-1]:.0f} MB/s on"
-                      f" {cores} idle cores ({checked} ELF files checked)")
-            print(f"deep verify throughput: median {statistics.median(rates):.0f} MB/s wall,"
-                  f" best {max(rates):.0f} MB/s; CPU-bound estimate on {cores} idle cores:"
-                  f" {statistics.median(cpu_rates):.0f} MB/s (workers: {args.workers},"
-                  f" load average now {os.getloadavg()[0]:.1f})")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        print(f"\n{case}: {mb:.0f} MB compressed over both platforms,"
+              f" {int(cold[0]['files'])} ELF files checked ({int(cold[0]['inert'])} inert,"
+              f" {int(cold[0]['errors'])} errors),"
+              f" {args.runs} alternating runs, {cores} cores,"
+              f" load average {os.getloadavg()[0]:.1f}")
+        runs = [("polyarch cold", cold), ("raw sha256sum + gzip -dc | tar -t", rawr)]
+        if bare:
+            runs.append(("polyarch cold, no content scan", bare))
+        for name, rows in runs:
+            wall, cpu = med(rows, "wall"), med(rows, "cpu")
+            print(f"  {name:36s} {wall:6.2f} s wall = {mb / wall:5.0f} MB/s;"
+                  f" {cpu:6.2f} CPU-s = {mb / (cpu / cores):5.0f} MB/s on {cores} idle cores")
+        print(f"  polyarch warm (top layer changed)    {med(warm, 'wall'):6.2f} s wall,"
+              f" {int(warm[0]['layers_read'])} layer read, {int(warm[0]['layers_cached'])}"
+              f" from the cache")
+        print(f"  peak memory (ru_maxrss): cold {max(r['maxrss_mib'] for r in cold):.0f} MiB,"
+              f" warm {max(r['maxrss_mib'] for r in warm):.0f} MiB")
 
 
 if __name__ == "__main__":
-    zlib.crc32(b"")  # fail early if zlib is missing
     main()

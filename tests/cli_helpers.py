@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -40,3 +41,28 @@ def last_error_line(run: Run) -> str:
     lines = [ln for ln in run.err.splitlines() if ln.startswith("polyarch: error:")]
     assert lines, f"no error line in stderr:\n{run.err}"
     return lines[-1]
+
+
+def parse_github_output(text: str) -> dict[str, str]:
+    """Read a $GITHUB_OUTPUT file as the runner does: ``k=v`` lines and heredocs."""
+    out: dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if not line:
+            continue
+        m = re.match(r"^([A-Za-z0-9_-]+)<<(.+)$", line)
+        if m:
+            key, delim = m.groups()
+            value: list[str] = []
+            while lines[i] != delim:
+                value.append(lines[i])
+                i += 1
+            i += 1
+            out[key] = "\n".join(value)
+        else:
+            key, _, value_ = line.partition("=")
+            out[key] = value_
+    return out

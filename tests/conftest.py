@@ -176,9 +176,16 @@ def registry_tags(registry: str, repository: str, auth: tuple[str, str] | None =
 
 
 def registry_catalog(registry: str) -> list[str]:
-    r = httpx.get(f"http://{registry}/v2/_catalog", timeout=10)
-    r.raise_for_status()
-    return list(r.json().get("repositories") or [])
+    """Every repository of a registry (the catalog is paged: the Link headers are followed)."""
+    out: list[str] = []
+    url: str | None = f"http://{registry}/v2/_catalog?n=1000"
+    while url:
+        r = httpx.get(url, timeout=10)
+        r.raise_for_status()
+        out.extend(r.json().get("repositories") or [])
+        nxt = r.links.get("next", {}).get("url")
+        url = f"http://{registry}{nxt}" if nxt and nxt.startswith("/") else nxt
+    return out
 
 
 @pytest.fixture(scope="session")

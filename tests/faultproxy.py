@@ -16,6 +16,9 @@ forwarding to a real registry. Faults are rules consumed in order::
                                                   # forward, but cut the body after 1000 B
         proxy.add(Fault.delay(2.0))               # wait, then forward
         proxy.add(Fault.lose())                   # forward, then reset instead of answering
+        proxy.add(Fault.hang())                   # never answer (until the proxy closes)
+        proxy.add(Fault.hang_after(1000), method="GET", match="/blobs/sha256:")
+                                                  # forward, send 1000 B of body, then stall
         proxy.add(Fault.status(503), times=None)  # every matching request, until clear()
         proxy.clear()                             # drop all rules
         proxy.log                                 # [Record(method, path, outcome, headers)]
@@ -35,12 +38,8 @@ another origin, whose ``log`` shows which headers arrived there.
 Bounded: at most ``max_requests`` (default 10,000) requests are served, each upstream
 call has a timeout, and ``close()`` (or leaving the ``with``) stops every thread.
 
-LocalRegistry
-=============
-
-``LocalRegistry(tmp_path, htpasswd={"user": "pw"})`` starts ``docker-registry serve`` on
-a free loopback port with its own storage (optionally with ``auth: htpasswd``); use
-``.address``, ``.stop()`` and ``.start()``; it is a context manager.
+LocalRegistry, TestCA (in ``registries.py``) and the image builders (in
+``oci_images.py``) are imported here too, so ``from faultproxy import ...`` finds them.
 """
 
 from __future__ import annotations
@@ -50,20 +49,24 @@ import http.client
 import json
 import re
 import secrets
-import shutil
 import socket
 import struct
-import subprocess
 import threading
 import time
 import urllib.parse
-import warnings
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import httpx
+from oci_images import (  # re-exported: tests import them from here
+    LayerFiles,
+    Variant,
+    image_blobs,
+    make_layer,
+    push_index,
+    write_oci_layout,
+)
+from registries import LocalRegistry, TestCA, bcrypt_hash, free_port
 
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
         "trailers", "transfer-encoding", "upgrade"}
@@ -71,7 +74,7 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "status", "drop", "reset", "truncate", "delay", "lose"
+    kind: str  # "status", "drop", "reset", "truncate", "delay", "lose", "hang", "hang_after"
     code: int = 0
     retry_after: float | None = None
     after: int = 0
@@ -96,6 +99,17 @@ class Fault:
     @staticmethod
     def delay(seconds: float) -> Fault:
         return Fault("delay", seconds=seconds)
+
+    @staticmethod
+    def hang() -> Fault:
+        """Read the request, then never answer (the connection stays open)."""
+        return Fault("hang")
+
+    @staticmethod
+    def hang_after(after: int) -> Fault:
+        """Forward the request, send the headers and ``after`` bytes of the body, then
+        stall with the connection open."""
+        return Fault("hang_after", after=after)
 
     @staticmethod
     def lose() -> Fault:
@@ -146,6 +160,14 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     proxy: FaultProxy
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gives up on a faulted connection is the point of the exercise,
+        # not an error worth a traceback on the test's stderr.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -179,6 +201,7 @@ class FaultProxy:
         self.log: list[Record] = []
         self.faults_injected = 0
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self._server = _Server((host, 0), _Handler)
         self._server.proxy = self
         self.port = self._server.server_address[1]
@@ -218,7 +241,12 @@ class FaultProxy:
             self.log.append(Record(h.command, h.path, outcome, dict(h.headers.items())))
 
     # -- lifecycle ---------------------------------------------------------------------
+    def _stall(self) -> None:
+        """Hold the connection open without a byte more, until the proxy closes."""
+        self._closing.wait(timeout=900)
+
     def close(self) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -282,6 +310,11 @@ class FaultProxy:
                                         struct.pack("ii", 1, 0))
             h.close_connection = True
             return
+        if fault is not None and fault.kind == "hang":
+            self._record(h, "hang")
+            self._stall()
+            h.close_connection = True
+            return
         if fault is not None and fault.kind == "lose":
             host, _, port = self.upstream.partition(":")
             conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
@@ -306,10 +339,14 @@ class FaultProxy:
             self._record(h, "307")
             self._send(h, 307, b"", {"Location": self.redirect_blobs_to + h.path})
             return
-        self._forward(h, body, fault.after if fault is not None and fault.kind == "truncate"
-                      else None)
+        cut = fault.after if fault is not None and fault.kind in ("truncate", "hang_after") else None
+        if fault is not None and fault.kind == "hang_after":
+            self._forward(h, body, cut, stall=True)
+        else:
+            self._forward(h, body, cut)
 
-    def _forward(self, h: _Handler, body: bytes, truncate: int | None) -> None:
+    def _forward(self, h: _Handler, body: bytes, truncate: int | None,
+                 stall: bool = False) -> None:
         host, _, port = self.upstream.partition(":")
         conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
         # Repeated headers (docker sends one Accept per media type) are joined, not lost.
@@ -341,13 +378,20 @@ class FaultProxy:
                 data = resp.read()
                 out_headers = [(k, v) for k, v in out_headers if k.lower() != "content-length"]
                 out_headers.append(("Content-Length", str(len(data))))
-            self._record(h, f"forwarded {resp.status}" + (" truncated" if truncate is not None
-                                                          else ""))
+            self._record(h, f"forwarded {resp.status}" + (
+                " stalled" if stall else " truncated" if truncate is not None else ""))
             h.send_response(resp.status)
             for k, v in out_headers:
                 h.send_header(k, v)
             h.end_headers()
             if h.command == "HEAD":
+                return
+            if data is not None and truncate is not None:
+                h.wfile.write(data[:truncate])
+                h.wfile.flush()
+                if stall:
+                    self._stall()
+                h.close_connection = True
                 return
             if data is not None:
                 h.wfile.write(data)
@@ -360,6 +404,8 @@ class FaultProxy:
                 if truncate is not None and sent + len(chunk) > truncate:
                     h.wfile.write(chunk[:max(0, truncate - sent)])
                     h.wfile.flush()
+                    if stall:
+                        self._stall()
                     h.close_connection = True
                     return
                 h.wfile.write(chunk)
@@ -425,210 +471,8 @@ class FaultProxy:
                    {"Content-Type": "application/json"})
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def bcrypt_hash(password: str) -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-
-        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
-
-
-class LocalRegistry:
-    """A ``docker-registry`` process of its own, on a free loopback port."""
-
-    def __init__(self, directory: Path, *, htpasswd: dict[str, str] | None = None) -> None:
-        self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        auth = ""
-        if htpasswd:
-            pw_file = directory / "htpasswd"
-            pw_file.write_text("".join(f"{u}:{bcrypt_hash(p)}\n" for u, p in htpasswd.items()))
-            auth = f"auth:\n  htpasswd:\n    realm: polyarch-test\n    path: {pw_file}\n"
-        self.config = directory / "config.yml"
-        self.config.write_text(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {directory / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.address}\n" + auth
-        )
-        self.start()
-
-    def start(self, timeout: float = 15.0) -> None:
-        exe = shutil.which("docker-registry") or shutil.which("registry")
-        assert exe, "docker-registry binary not found"
-        self.proc = subprocess.Popen([exe, "serve", str(self.config)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://{self.address}/v2/", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"registry on {self.address} did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    def __enter__(self) -> LocalRegistry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-# -- images made in Python -------------------------------------------------------------
-#
-# ``make_layer({"bin/x": b"...", "etc/.wh.old": b""}, "gzip")`` builds a layer blob;
-# ``image_blobs(layers, "linux/arm64")`` the config and manifest around them;
-# ``push_index(client, ref, [(platform, layers), ...])`` pushes a whole index with the
-# registry client; ``write_oci_layout(dir, [(platform, layers), ...])`` writes the same
-# as an OCI layout directory. A file value may be ``("link", "target")`` for a hard
-# link, ``("dir", None)`` for a directory.
-
-LayerFiles = dict[str, "bytes | tuple[str, str | None]"]
-
-
-def make_layer(files: LayerFiles, compression: str = "gzip") -> tuple[bytes, str]:
-    """A layer blob and its diff_id (the digest of the uncompressed tar)."""
-    import gzip
-    import hashlib
-    import io
-    import tarfile
-
-    import zstandard
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, value in files.items():
-            info = tarfile.TarInfo(name)
-            if isinstance(value, tuple):
-                kind, target = value
-                if kind == "dir":
-                    info.type = tarfile.DIRTYPE
-                    info.mode = 0o755
-                elif kind == "link":
-                    info.type = tarfile.LNKTYPE
-                    info.linkname = target or ""
-                else:
-                    info.type = tarfile.SYMTYPE
-                    info.linkname = target or ""
-                tf.addfile(info)
-            else:
-                info.size = len(value)
-                info.mode = 0o755
-                tf.addfile(info, io.BytesIO(value))
-    raw = buf.getvalue()
-    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-    if compression == "gzip":
-        return gzip.compress(raw, compresslevel=1, mtime=0), diff_id
-    if compression == "zstd":
-        return zstandard.ZstdCompressor(level=1).compress(raw), diff_id
-    return raw, diff_id
-
-
-_LAYER_TYPES = {
-    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-    "none": "application/vnd.oci.image.layer.v1.tar",
-}
-
-
-def image_blobs(layers: list[tuple[bytes, str, str]], platform: str,
-                config_platform: str | None = None, env: list[str] | None = None
-                ) -> tuple[dict[str, bytes], bytes, dict[str, Any]]:
-    """``layers`` are (blob, diff_id, compression). Returns (blobs, manifest, descriptor)."""
-    import hashlib
-
-    def dg(b: bytes) -> str:
-        return "sha256:" + hashlib.sha256(b).hexdigest()
-
-    os_, arch, *var = (config_platform or platform).split("/")
-    config = {"architecture": arch, "os": os_, "rootfs": {"type": "layers",
-              "diff_ids": [d for _, d, _ in layers]},
-              "config": {"Env": env or ["PATH=/bin"]}, "created": "2024-01-01T00:00:00Z"}
-    if var:
-        config["variant"] = var[0]
-    cfg = json.dumps(config).encode()
-    blobs = {dg(cfg): cfg}
-    descs = []
-    for blob, _, comp in layers:
-        blobs[dg(blob)] = blob
-        descs.append({"mediaType": _LAYER_TYPES[comp], "digest": dg(blob), "size": len(blob)})
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": dg(cfg),
-                   "size": len(cfg)},
-        "layers": descs}).encode()
-    p_os, p_arch, *p_var = platform.split("/")
-    plat: dict[str, str] = {"os": p_os, "architecture": p_arch}
-    if p_var:
-        plat["variant"] = p_var[0]
-    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": dg(manifest),
-            "size": len(manifest), "platform": plat}
-    return blobs, manifest, desc
-
-
-Variant = tuple[str, list[tuple[bytes, str, str]]]
-
-
-def _index(descs: list[dict[str, Any]]) -> bytes:
-    return json.dumps({"schemaVersion": 2,
-                       "mediaType": "application/vnd.oci.image.index.v1+json",
-                       "manifests": descs}).encode()
-
-
-def push_index(client: Any, ref: Any, variants: list[Variant],
-               config_platforms: dict[str, str] | None = None) -> str:
-    """Push an index of ``variants`` to ``ref`` (an ImageRef with a tag) with the client."""
-    descs = []
-    for platform, layers in variants:
-        blobs, manifest, desc = image_blobs(layers, platform,
-                                            (config_platforms or {}).get(platform))
-        for d, b in blobs.items():
-            client.upload_blob(ref, d, b)
-        client.put_manifest(ref.untagged().with_digest(desc["digest"]), manifest,
-                            desc["mediaType"])
-        descs.append(desc)
-    return str(client.put_manifest(ref, _index(descs),
-                                   "application/vnd.oci.image.index.v1+json"))
-
-
-def write_oci_layout(directory: Path, variants: list[Variant]) -> Path:
-    """Write ``variants`` as an OCI layout directory (an index of them under index.json)."""
-    import hashlib
-
-    blobdir = directory / "blobs" / "sha256"
-    blobdir.mkdir(parents=True, exist_ok=True)
-    descs = []
-    for platform, layers in variants:
-        blobs, manifest, desc = image_blobs(layers, platform)
-        blobs[desc["digest"]] = manifest
-        for d, b in blobs.items():
-            (blobdir / d.split(":")[1]).write_bytes(b)
-        descs.append(desc)
-    index = _index(descs)
-    digest = "sha256:" + hashlib.sha256(index).hexdigest()
-    (blobdir / digest.split(":")[1]).write_bytes(index)
-    (directory / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (directory / "index.json").write_text(json.dumps({
-        "schemaVersion": 2, "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest,
-            "size": len(index), "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}))
-    return directory
+__all__ = [
+    "Fault", "FaultProxy", "LayerFiles", "LocalRegistry", "Record", "Rule", "TestCA",
+    "TokenAuth", "Variant", "bcrypt_hash", "free_port", "image_blobs", "make_layer",
+    "push_index", "write_oci_layout",
+]

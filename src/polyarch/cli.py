@@ -81,6 +81,12 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     code = run(argv)
+    if code in (130, 143):
+        # Interrupted: the state is already said and put right; do not wait at exit for
+        # worker threads still blocked in a registry request.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 

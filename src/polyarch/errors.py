@@ -60,7 +60,10 @@ EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "build failed",
     2: "usage or configuration error",
-    3: "environment problem (engine, buildx, emulation missing)",
+    3: "environment problem (engine, buildx, emulation missing; a command past its deadline)",
     4: "registry problem (unreachable, authentication, refused)",
     5: "verification failed",
+    130: "interrupted",
 }
+"""The documented exit codes. Bad input ends in 0, 2, 4 or 5 (property-tested); 70 is
+left for bugs (an internal error, with POLYARCH_DEBUG=1 for the traceback)."""

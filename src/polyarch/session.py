@@ -18,6 +18,7 @@ from polyarch.output import Reporter
 from polyarch.workspace import Workspace
 
 if TYPE_CHECKING:
+    from polyarch.checks.cache import LayerCache
     from polyarch.engines import Engine
     from polyarch.registry import RegistryClient
 
@@ -28,6 +29,7 @@ class _Parts:
 
     engine: Engine | None = None
     client: RegistryClient | None = None
+    layer_cache: LayerCache | None = None
     temporary: list[Path] = field(default_factory=list)
 
 
@@ -48,6 +50,16 @@ class Session:
 
             self.parts.engine = select_engine(self.opts)
         return self.parts.engine
+
+    @property
+    def layer_cache(self) -> LayerCache:
+        """Verification results per layer digest, in the cache directory: a rebuild
+        re-reads only the layers that changed."""
+        if self.parts.layer_cache is None:
+            from polyarch.checks.cache import LayerCache
+
+            self.parts.layer_cache = LayerCache(self.ws.verify_cache)
+        return self.parts.layer_cache
 
     @property
     def client(self) -> RegistryClient:

@@ -11,7 +11,7 @@ import pytest
 from polyarch import redact
 from polyarch.cli import run
 from polyarch.engines import StepEvent
-from polyarch.engines.buildx import RawJsonProgress, build_failure
+from polyarch.engines.buildx_progress import RawJsonProgress, build_failure
 from polyarch.output import BuildProgress, Reporter
 
 NPM = "npm_" + "Zq8VYuTtW3x9kPp0aLmN4rS7dE2fG6hJ1cBv"

@@ -1,7 +1,5 @@
-"""Verification of multi-platform images: coverage, labels, ELF machines, secrets, smoke."""
+"""Verification of multi-platform images: coverage, labels, ELF machines, secrets, smoke.
 
-from __future__ import annotations
-
-from polyarch.checks.verify import CHECKS, Finding, PlatformResult, VerifyReport, verify
-
-__all__ = ["CHECKS", "Finding", "PlatformResult", "VerifyReport", "verify"]
+The entry points are in :mod:`polyarch.checks.verify` (``verify_source``, ``verify``).
+This package module imports nothing, so its modules import each other without a cycle.
+"""

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from polyarch.platforms import EM_386, EM_ARM, EM_X86_64, Platform, elf_machine_name
+from polyarch.platforms import ARCHES, EM_386, EM_ARM, EM_X86_64, ArchInfo, Platform, elf_machine_name
 
 MAGIC = b"\x7fELF"
 #: Bytes needed to read a header.
 PROBE = 20
+#: Bytes of a file's start the layer walker keeps to look at (ELF header and more).
+HEAD = 64
 
 ET_REL = 1
 ET_EXEC = 2
@@ -66,16 +68,33 @@ class ElfVerdict:
     message: str
 
 
+def arch_facts(platform: Platform) -> ArchInfo | None:
+    """The ELF facts of ``platform``: by (architecture, variant), else by architecture
+    alone (``amd64/v3`` has the machine of ``amd64``), else ``None``."""
+    info = ARCHES.get((platform.architecture, platform.variant))
+    if info is not None:
+        return info
+    return next((i for (a, _v), i in ARCHES.items() if a == platform.architecture), None)
+
+
+def fits(header: ElfHeader, platform: Platform) -> bool | None:
+    """Whether ``header`` has the machine, class and byte order of ``platform``
+    (``None``: a platform without ELF facts)."""
+    facts = arch_facts(platform)
+    if facts is None:
+        return None
+    return (header.machine, header.elf_class, header.little_endian) == (
+        facts.elf_machine, facts.elf_class, facts.little_endian)
+
+
 def judge(header: ElfHeader, platform: Platform) -> ElfVerdict | None:
     """``None`` when ``header`` fits ``platform``; otherwise what is wrong with it."""
     if not header.runnable:
         return None
-    try:
-        want_machine = platform.elf_machine
-        want_class = platform.elf_class
-        want_le = platform.elf_little_endian
-    except KeyError:
+    facts = arch_facts(platform)
+    if facts is None:
         return None  # a platform we know nothing about: nothing to compare with
+    want_machine, want_class, want_le = facts.elf_machine, facts.elf_class, facts.little_endian
     if (header.machine, header.elf_class, header.little_endian) == (want_machine, want_class,
                                                                     want_le):
         return None
@@ -89,13 +108,21 @@ def judge(header: ElfHeader, platform: Platform) -> ElfVerdict | None:
     return ElfVerdict("error", f"{got}, but {platform} needs {want}")
 
 
-def arm_variant_note(platform: Platform) -> str | None:
-    """The caveat for 32-bit ARM platforms, whose variants share one ELF machine."""
-    try:
-        machine = platform.elf_machine
-    except KeyError:
+def variant_note(platform: Platform) -> str | None:
+    """The caveat for platforms whose variants share one ELF machine: 32-bit ARM
+    (v6, v7) and the x86-64 micro-architecture levels (amd64/v2, v3, v4)."""
+    facts = arch_facts(platform)
+    if facts is None or not platform.variant:
         return None
-    if machine == EM_ARM and platform.variant:
+    if facts.elf_machine == EM_ARM:
         return (f"ELF headers do not tell arm/v6 from arm/v7 binaries: {platform} was checked"
                 " as 32-bit ARM, not for its variant")
+    if facts.elf_machine == EM_X86_64:
+        return (f"ELF headers do not carry the x86-64 micro-architecture level: {platform}"
+                f" was checked as x86-64; that its binaries need no more than"
+                f" {platform.variant} cannot be proved from the header")
     return None
+
+
+#: The earlier name (32-bit ARM was the only case).
+arm_variant_note = variant_note

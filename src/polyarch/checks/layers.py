@@ -1,238 +1,171 @@
-"""Stream image layers (gzip, zstd or plain tar) and compute the final filesystem.
+"""Walk one layer's tar stream and keep what verification needs, nothing more.
 
-Nothing is unpacked to disk: each layer is decompressed and parsed as a tar stream
-while it is downloaded, and only what the checks need is kept per file (the ELF header
-of executables, the credentials found in candidate files). :func:`merge` applies the
-layers in order, with OCI whiteouts (``.wh.NAME`` deletes ``NAME``, ``.wh..wh..opq``
-hides everything below its directory from lower layers).
+The walker reads tar headers straight out of the decompressed buffers: no object per
+entry, the payload of a file skipped by moving an offset, and only three kinds of
+files looked into: ELF files (the 64-byte header), files a content scanner asks for
+(credentials) and wheels' ``*.dist-info/WHEEL`` (platform tags). What it keeps is a
+:class:`LayerScan`: the ELF headers and credential findings by path, hard links, OCI
+whiteouts, and a 64-bit hash of every other path (enough to tell whether this layer
+replaces a file of a lower one). A scan depends only on the layer's bytes, so it is
+cached by layer digest (:mod:`polyarch.checks.cache`).
 """
 
 from __future__ import annotations
 
-import io
+import base64
+import dataclasses
+import hashlib
 import posixpath
-import types
-import zlib
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
-
-import zstandard
+from typing import Any, Protocol
 
 from polyarch.checks import secrets
-from polyarch.checks.elf import PROBE, ElfHeader, read_elf_header
+from polyarch.checks.elf import HEAD, MAGIC, ElfHeader, read_elf_header
+from polyarch.checks.stream import Counter, LayerFormatError, decompress
 
-_inflate: types.ModuleType
-try:  # ISA-L inflates about 1.7x faster than zlib; same interface.
-    from isal import isal_zlib as _inflate
-except ImportError:  # pragma: no cover - platforms without an isal wheel
-    _inflate = zlib
-_INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
+__all__ = ["LayerFormatError", "LayerScan", "ContentSink", "path_hash", "scan_layer"]
 
 _BLOCK = 512
-_GZIP = b"\x1f\x8b"
-_ZSTD = b"\x28\xb5\x2f\xfd"
-_MAX_OUT = 4 << 20
+_ZERO = b"\0" * _BLOCK
+_USTAR = b"ustar"
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
+_REGULAR = (0x30, 0x00, 0x37)  # '0', NUL (old tar), '7' (contiguous)
+_LARGEST_WHEEL_FILE = 64 << 10
 
 
-class LayerFormatError(Exception):
-    """A layer that is not a (compressed) tar stream."""
+class ContentSink(Protocol):
+    """Receives the content of one file, then says what it found."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def finish(self) -> list[secrets.SecretHit]: ...
 
 
-@dataclass
-class FileRecord:
-    """What the checks need to know about one file; only kept for interesting files."""
+#: ``hook(path, head)`` -> a sink for the file's content, or ``None`` to skip it.
+ContentHook = Callable[[str, bytes], "ContentSink | None"]
 
-    elf: ElfHeader | None = None
-    secrets: list[secrets.SecretHit] = field(default_factory=list)
+
+def content_scanner(path: str, head: bytes) -> ContentSink | None:
+    """The default content hook: every regular file but those whose first bytes name a
+    format that holds no readable token goes through :class:`secrets.ContentScanner`
+    (token formats anywhere, and the credential-file rules for files named like one)."""
+    if secrets.skip_by_magic(head):
+        return None
+    return secrets.ContentScanner(path)
+
+
+def path_hash(path: str | bytes) -> int:
+    """A stable 64-bit hash of a normalised path (without its leading ``/``)."""
+    raw = path.encode("utf-8", "surrogateescape") if isinstance(path, str) else path
+    return int.from_bytes(hashlib.blake2b(raw.lstrip(b"/"), digest_size=8).digest(), "little")
+
+
+def normalise(name: str) -> str:
+    """A tar member name as an absolute path (``./usr/bin/`` -> ``/usr/bin``)."""
+    p = posixpath.normpath("/" + name.lstrip("/"))
+    return "/" if p in {"/", "//", "/."} else p.rstrip("/")
+
+
+def _sorted(acc: bytearray) -> array[int]:
+    a = array("Q")
+    a.frombytes(bytes(acc))
+    return array("Q", sorted(a))  # duplicates (a path given twice) do no harm
 
 
 @dataclass
 class LayerScan:
     digest: str
-    #: Every non-directory entry, with a record for the interesting ones.
-    files: dict[str, FileRecord | None] = field(default_factory=dict)
-    dirs: set[str] = field(default_factory=set)
+    #: ELF executables and shared objects, by path.
+    elf: dict[str, ElfHeader] = field(default_factory=dict)
+    #: Credentials found, by path (the file's kind and where in it: never a value).
+    secrets: dict[str, list[secrets.SecretHit]] = field(default_factory=dict)
+    #: Hard links whose target is not an ELF or credential file of this layer: they
+    #: may name one of a lower layer.
+    links: dict[str, str] = field(default_factory=dict)
     whiteouts: list[str] = field(default_factory=list)
     opaque: list[str] = field(default_factory=list)
+    #: Platform tags of installed wheels: ``*.dist-info`` directory -> its ``Tag:`` lines.
+    wheels: dict[str, list[str]] = field(default_factory=dict)
+    #: Sorted :func:`path_hash` values of directory and of other entries.
+    dirs: array[int] = field(default_factory=lambda: array("Q"))
+    others: array[int] = field(default_factory=lambda: array("Q"))
+    entries: int = 0
     compressed_bytes: int = 0
     tar_bytes: int = 0
     compression: str = "none"
 
+    def has_dir(self, h: int) -> bool:
+        return _member(self.dirs, h)
 
-# -- decompression ----------------------------------------------------------------------
+    def has_other(self, h: int) -> bool:
+        return _member(self.others, h)
 
-class _Counter:
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._it = iter(chunks)
-        self.count = 0
+    # -- cache form --------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "elf": [[p, h.elf_class, int(h.little_endian), h.type, h.machine]
+                    for p, h in self.elf.items()],
+            "secrets": [[p, [dataclasses.asdict(s) for s in hits]]
+                        for p, hits in self.secrets.items()],
+            "links": self.links,
+            "whiteouts": self.whiteouts,
+            "opaque": self.opaque,
+            "wheels": self.wheels,
+            "dirs": base64.b64encode(self.dirs.tobytes()).decode(),
+            "others": base64.b64encode(self.others.tobytes()).decode(),
+            "entries": self.entries,
+            "compressed_bytes": self.compressed_bytes,
+            "tar_bytes": self.tar_bytes,
+            "compression": self.compression,
+        }
 
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        chunk = next(self._it)
-        self.count += len(chunk)
-        return chunk
-
-
-class _IterRaw(io.RawIOBase):
-    """A readable file over an iterator of chunks (what zstandard's reader wants)."""
-
-    def __init__(self, first: bytes, rest: Iterator[bytes]) -> None:
-        self._buf = first
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buf:
-            try:
-                self._buf = next(self._rest)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
-def decompress(chunks: Iterator[bytes]) -> tuple[str, Iterator[bytes]]:
-    """Detect the compression from the magic bytes; return its name and the tar bytes."""
-    first = b""
-    for chunk in chunks:
-        first += chunk
-        if len(first) >= 4:
-            break
-    if first.startswith(_GZIP):
-        return "gzip", _gunzip(first, chunks)
-    if first.startswith(_ZSTD):
-        return "zstd", _unzstd(first, chunks)
-    return "none", _plain(first, chunks)
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> LayerScan:
+        dirs, others = array("Q"), array("Q")
+        dirs.frombytes(base64.b64decode(doc["dirs"]))
+        others.frombytes(base64.b64decode(doc["others"]))
+        return cls(
+            digest=str(doc["digest"]),
+            elf={str(p): ElfHeader(int(c), bool(le), int(t), int(m))
+                 for p, c, le, t, m in doc["elf"]},
+            secrets={str(p): [secrets.SecretHit(**h) for h in hits] for p, hits in doc["secrets"]},
+            links={str(k): str(v) for k, v in doc["links"].items()},
+            whiteouts=[str(w) for w in doc["whiteouts"]],
+            opaque=[str(o) for o in doc["opaque"]],
+            wheels={str(k): [str(t) for t in v] for k, v in doc["wheels"].items()},
+            dirs=dirs, others=others, entries=int(doc["entries"]),
+            compressed_bytes=int(doc["compressed_bytes"]), tar_bytes=int(doc["tar_bytes"]),
+            compression=str(doc["compression"]),
+        )
 
 
-def _plain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
+def _member(a: array[int], h: int) -> bool:
+    lo, hi = 0, len(a)
+    while lo < hi:  # bisect over the C array, without a list copy
+        mid = (lo + hi) // 2
+        if a[mid] < h:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < len(a) and a[lo] == h
 
 
-def _gunzip(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    d = _inflate.decompressobj(31)
-
-    def feed(data: bytes) -> Iterator[bytes]:
-        nonlocal d
-        while data:
-            out = d.decompress(data, _MAX_OUT)
-            if out:
-                yield out
-            if d.eof:
-                data = d.unused_data
-                if data:
-                    d = _inflate.decompressobj(31)  # a multi-member gzip stream
-                continue
-            data = d.unconsumed_tail
-
-    try:
-        yield from feed(first)
-        for chunk in rest:
-            yield from feed(chunk)
-        tail = d.flush()
-        if tail:
-            yield tail
-    except _INFLATE_ERRORS as e:
-        raise LayerFormatError(f"gzip stream is corrupt: {e}") from e
-
-
-def _unzstd(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    raw: IO[bytes] = io.BufferedReader(_IterRaw(first, rest), buffer_size=1 << 20)
-    reader = zstandard.ZstdDecompressor().stream_reader(
-        raw, read_size=1 << 20, read_across_frames=True
-    )
-    try:
-        while True:
-            out = reader.read(_MAX_OUT)
-            if not out:
-                break
-            yield out
-    except zstandard.ZstdError as e:
-        raise LayerFormatError(f"zstd stream is corrupt: {e}") from e
-
-
-# -- tar --------------------------------------------------------------------------------
-
-class _Stream:
-    """Read and skip over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._it = chunks
-        self._buf = b""
-        self._pos = 0
-        self.consumed = 0
-
-    def read(self, n: int) -> bytes:
-        avail = len(self._buf) - self._pos
-        if avail >= n:
-            out = self._buf[self._pos:self._pos + n]
-            self._pos += n
-            self.consumed += n
-            return out
-        parts = [self._buf[self._pos:]]
-        need = n - avail
-        self._buf, self._pos = b"", 0
-        while need > 0:
-            try:
-                chunk = next(self._it)
-            except StopIteration:
-                break
-            if len(chunk) > need:
-                parts.append(chunk[:need])
-                self._buf, self._pos = chunk, need
-                need = 0
-            else:
-                parts.append(chunk)
-                need -= len(chunk)
-        out = b"".join(parts)
-        self.consumed += len(out)
-        return out
-
-    def skip(self, n: int) -> None:
-        avail = len(self._buf) - self._pos
-        if avail >= n:
-            self._pos += n
-            self.consumed += n
-            return
-        need = n - avail
-        self.consumed += avail
-        self._buf, self._pos = b"", 0
-        while need > 0:
-            try:
-                chunk = next(self._it)
-            except StopIteration:
-                return
-            if len(chunk) > need:
-                self._buf, self._pos = chunk, need
-                self.consumed += need
-                return
-            need -= len(chunk)
-            self.consumed += len(chunk)
-
-
-def _octal(field_: bytes) -> int:
-    if field_ and field_[0] & 0x80:  # base-256 (GNU) for big numbers
-        return int.from_bytes(bytes([field_[0] & 0x7F]) + field_[1:], "big")
-    text = field_.split(b"\0", 1)[0].strip(b" \0")
+def _octal(f: bytes) -> int:
+    if f and f[0] & 0x80:  # base-256 (GNU) for big numbers
+        return int.from_bytes(bytes([f[0] & 0x7F]) + f[1:], "big")
+    text = f.split(b"\0", 1)[0].strip(b" ")
     try:
         return int(text, 8) if text else 0
     except ValueError:
         raise LayerFormatError("not a tar stream (bad number in a header)") from None
 
 
-def _pax(data: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _pax(data: bytes) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
     pos = 0
     while pos < len(data):
         sp = data.find(b" ", pos)
@@ -244,173 +177,240 @@ def _pax(data: bytes) -> dict[str, str]:
             break
         if length <= 0:
             break
-        rec = data[sp + 1:pos + length - 1]
-        key, _, value = rec.partition(b"=")
-        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+        key, _, value = data[sp + 1:pos + length - 1].partition(b"=")
+        out[key] = value
         pos += length
     return out
 
 
-def normalise(name: str) -> str:
-    """A tar member name as an absolute path (``./usr/bin/`` -> ``/usr/bin``)."""
-    p = posixpath.normpath("/" + name.lstrip("/"))
-    return "/" if p in {"/", "//", "/."} else p.rstrip("/")
+def _clean(raw: bytes) -> bytes:
+    """A member name without leading ``./`` and ``/`` or a trailing ``/``; ``..`` and
+    ``.`` components resolved (rare, so the common case costs three checks)."""
+    while raw[:2] == b"./":
+        raw = raw[2:]
+    raw = raw.strip(b"/")
+    if b"//" in raw or b"/." in raw or raw[:1] == b".":
+        p = posixpath.normpath(b"/" + raw).lstrip(b"/")
+        raw = b"" if p == b"." else p
+    return raw
 
 
-@dataclass(frozen=True)
-class TarEntry:
-    path: str
-    type: bytes
-    size: int
-    linkname: str
-    #: The first bytes of a regular file: up to PROBE, or up to secrets.MAX_SIZE for
-    #: credential candidates.
-    head: bytes
+class _Tar:
+    """A cursor over the decompressed chunks: ``buf[pos:]`` is what comes next."""
 
+    __slots__ = ("it", "buf", "pos")
 
-def iter_tar(data: Iterator[bytes], want: Callable[[str, int], int]) -> Iterator[TarEntry]:
-    """Parse a tar stream; ``want(path, size)`` says how many content bytes to keep."""
-    s = _Stream(data)
-    pax: dict[str, str] = {}
-    gnu_name: str | None = None
-    gnu_link: str | None = None
-    while True:
-        header = s.read(_BLOCK)
-        if len(header) < _BLOCK:
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.it = chunks
+        self.buf = b""
+        self.pos = 0
+
+    def fill(self, n: int) -> bool:
+        """Make at least ``n`` bytes available at ``pos``; False at the end."""
+        parts = [self.buf[self.pos:]]
+        have = len(parts[0])
+        while have < n:
+            chunk = next(self.it, None)
+            if chunk is None:
+                self.buf, self.pos = b"".join(parts), 0
+                return False
+            parts.append(chunk)
+            have += len(chunk)
+        self.buf, self.pos = b"".join(parts), 0
+        return True
+
+    def skip_to(self, end: int) -> None:
+        """Move ``pos`` to ``end`` (which may lie beyond the current chunk)."""
+        over = end - len(self.buf)
+        if over <= 0:
+            self.pos = end
             return
-        if header == b"\0" * _BLOCK:
-            return
-        chksum = _octal(header[148:156])
-        if chksum != sum(header[:148]) + 256 + sum(header[156:]):
-            raise LayerFormatError("not a tar stream (bad header checksum)")
-        typ = header[156:157]
-        size = _octal(header[124:136])
-        if "size" in pax:
-            try:
-                size = int(pax["size"])
-            except ValueError:
-                raise LayerFormatError("bad size in a pax header") from None
-        name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-        if header[257:263] == b"ustar\x00":
-            prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            if prefix:
-                name = f"{prefix}/{name}"
-        link = header[157:257].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-        padded = (size + _BLOCK - 1) // _BLOCK * _BLOCK
-        if typ in (b"x", b"g", b"L", b"K"):
-            body = s.read(size)
-            s.skip(padded - size)
-            if typ == b"x":
-                pax = _pax(body)
-            elif typ == b"L":
-                gnu_name = body.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            elif typ == b"K":
-                gnu_link = body.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            continue
-        if gnu_name is not None:
-            name = gnu_name
-        if gnu_link is not None:
-            link = gnu_link
-        name = pax.get("path", name)
-        link = pax.get("linkpath", link)
-        pax, gnu_name, gnu_link = {}, None, None
-        head = b""
-        if typ in (b"0", b"\0", b"7") and size:
-            keep = min(size, want(name, size))
-            head = s.read(keep) if keep else b""
-            s.skip(padded - len(head))
-        elif size and typ not in (b"1", b"2", b"5"):
-            s.skip(padded)
-        yield TarEntry(name, typ, size, link, head)
+        self.buf, self.pos = b"", 0
+        while over > 0:
+            chunk = next(self.it, None)
+            if chunk is None:
+                return
+            if len(chunk) > over:
+                self.buf, self.pos = chunk, over
+                return
+            over -= len(chunk)
+
+    def feed(self, size: int, sink: ContentSink) -> None:
+        """Hand the next ``size`` bytes to ``sink`` (without copying whole chunks)."""
+        left = size
+        while left > 0:
+            if self.pos >= len(self.buf) and not self.fill(1):
+                return
+            piece = self.buf[self.pos:self.pos + left]
+            sink.feed(piece)
+            self.pos += len(piece)
+            left -= len(piece)
+
+    def read(self, n: int) -> bytes:
+        if self.pos + n > len(self.buf):
+            self.fill(n)
+        out = self.buf[self.pos:self.pos + n]
+        self.pos += len(out)
+        return out
 
 
-def scan_layer(digest: str, chunks: Iterable[bytes]) -> LayerScan:
-    """Stream one layer blob and record what the checks need. Reads the blob to its end."""
-    counter = _Counter(chunks)
+def scan_layer(digest: str, chunks: Iterable[bytes], hook: ContentHook | None = None
+               ) -> LayerScan:
+    """Stream one layer blob and record what the checks need. Reads the blob to its
+    end (so that a source checking digests gets to check it). ``hook`` chooses the
+    files whose content is scanned (default: :func:`content_scanner`)."""
+    counter = Counter(chunks)
     scan = LayerScan(digest)
-    compression, tar = decompress(counter)
-    scan.compression = compression
-    tar_bytes = _Counter(tar)
-
-    candidates: set[str] = set()
-
-    def want(name: str, size: int) -> int:
-        if secrets.is_candidate(name):
-            candidates.add(normalise(name))
-            return secrets.MAX_SIZE
-        return PROBE
-
+    scan.compression, tar = decompress(counter)
+    tar_count = Counter(tar)
     try:
-        for entry in iter_tar(tar_bytes, want):
-            path = normalise(entry.path)
-            if path == "/":
-                continue
-            base = posixpath.basename(path)
-            parent = posixpath.dirname(path)
-            if base == OPAQUE:
-                scan.opaque.append(parent)
-                continue
-            if base.startswith(WHITEOUT):
-                scan.whiteouts.append(posixpath.join(parent, base[len(WHITEOUT):]))
-                continue
-            if entry.type == b"5":
-                scan.dirs.add(path)
-                continue
-            if entry.type == b"1":
-                target = scan.files.get(normalise(entry.linkname))
-                scan.files[path] = target
-                continue
-            scan.files.pop(path, None)  # a later entry of the same path wins
-            scan.files[path] = _record(path, entry, path in candidates)
+        _walk(_Tar(tar_count), scan, hook or content_scanner)
     finally:
         for _ in counter:  # read to the end so that the digest gets checked
             pass
     scan.compressed_bytes = counter.count
-    scan.tar_bytes = tar_bytes.count
+    scan.tar_bytes = tar_count.count
     return scan
 
 
-def _record(path: str, entry: TarEntry, candidate: bool) -> FileRecord | None:
-    if entry.type not in (b"0", b"\0", b"7") or not entry.head:
-        return None
-    elf = read_elf_header(entry.head)
-    if elf is not None and not elf.runnable:
-        elf = None
-    hits = secrets.scan(path, entry.head) if candidate else []
-    if elf is None and not hits:
-        return None
-    return FileRecord(elf, hits)
+def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - one hot loop
+    blake = hashlib.blake2b
+    dirs, others = bytearray(), bytearray()
+    elf, found, links = scan.elf, scan.secrets, scan.links
+    pax: dict[bytes, bytes] = {}
+    long_name: bytes | None = None
+    long_link: bytes | None = None
+    entries = 0
+    while True:
+        if t.pos + _BLOCK > len(t.buf) and not t.fill(_BLOCK):
+            break  # a stream without the two zero blocks at its end
+        pos = t.pos
+        header = t.buf[pos:pos + _BLOCK]
+        t.pos = pos = pos + _BLOCK
+        if header == _ZERO:
+            break
+        if header[257:262] != _USTAR:  # checked headers only where the magic is missing
+            chksum = _octal(header[148:156])
+            if chksum != sum(header[:148]) + 256 + sum(header[156:]):
+                raise LayerFormatError("not a tar stream (bad header checksum)")
+        typ = header[156]
+        size = _octal(header[124:136])
+        if pax and b"size" in pax:
+            try:
+                size = int(pax[b"size"])
+            except ValueError:
+                raise LayerFormatError("bad size in a pax header") from None
+        end = pos + ((size + 511) & ~511)
+        if typ in (0x78, 0x67, 0x4C, 0x4B):  # x g L K: metadata for the next entry
+            body = t.read(size)
+            t.skip_to(t.pos + (end - pos - size))
+            if typ == 0x78:
+                pax = _pax(body)
+            elif typ == 0x4C:
+                long_name = body.split(b"\0", 1)[0]
+            elif typ == 0x4B:
+                long_link = body.split(b"\0", 1)[0]
+            continue
+        if long_name is not None:
+            raw = long_name
+        elif pax and b"path" in pax:
+            raw = pax[b"path"]
+        else:
+            nul = header.find(b"\0", 0, 100)
+            raw = header[:nul if nul >= 0 else 100]
+            if header[345] and header[257:263] == b"ustar\x00":  # POSIX prefix field
+                prefix = header[345:500].split(b"\0", 1)[0]
+                raw = prefix + b"/" + raw
+        link = b""
+        if typ == 0x31:  # '1': hard link
+            if long_link is not None:
+                link = long_link
+            elif pax and b"linkpath" in pax:
+                link = pax[b"linkpath"]
+            else:
+                link = header[157:257].split(b"\0", 1)[0]
+        if pax:
+            pax = {}
+        long_name = long_link = None
+        raw = _clean(raw)
+        if not raw:
+            t.skip_to(end)
+            continue
+        entries += 1
+        slash = raw.rfind(b"/")
+        if raw[slash + 1:slash + 5] == b".wh.":
+            parent = "/" + raw[:slash].decode("utf-8", "surrogateescape") if slash > 0 else "/"
+            base = raw[slash + 1:].decode("utf-8", "surrogateescape")
+            if base == OPAQUE:
+                scan.opaque.append(parent)
+            else:
+                scan.whiteouts.append(posixpath.join(parent, base[len(WHITEOUT):]))
+            t.skip_to(end)
+            continue
+        if typ == 0x35:  # '5': directory
+            dirs += blake(raw, digest_size=8).digest()
+            if size:
+                t.skip_to(end)
+            continue
+        others += blake(raw, digest_size=8).digest()
+        if typ in _REGULAR and size:
+            path = "/" + raw.decode("utf-8", "surrogateescape")
+            links.pop(path, None)
+            n = size if size < HEAD else HEAD
+            if t.pos + n > len(t.buf):
+                t.fill(n)  # the start of the file lies in the next chunk
+            start = t.pos
+            pad = ((size + 511) & ~511) - size
+            if t.buf.startswith(MAGIC, start):
+                h = read_elf_header(t.buf[start:start + n])
+                if h is not None and h.runnable:
+                    elf[path] = h
+                    found.pop(path, None)
+                    t.skip_to(start + size + pad)
+                    continue
+            elf.pop(path, None)
+            if raw.endswith(b".dist-info/WHEEL") and size <= _LARGEST_WHEEL_FILE:
+                found.pop(path, None)  # wheel metadata: platform tags, never credentials
+                body = t.read(size)
+                t.skip_to(t.pos + pad)
+                scan.wheels[posixpath.dirname(path)] = [
+                    ln.split(":", 1)[1].strip() for ln in body.decode("utf-8", "replace")
+                    .splitlines() if ln.startswith("Tag:")]
+                continue
+            sink = hook(path, t.buf[start:start + n])
+            if sink is not None:
+                t.feed(size, sink)
+                hits = sink.finish()
+                if hits:
+                    found[path] = hits
+                else:
+                    found.pop(path, None)
+                t.skip_to(t.pos + pad)
+                continue
+            found.pop(path, None)
+            t.skip_to(start + size + pad)
+            continue
+        path = "/" + raw.decode("utf-8", "surrogateescape")
+        elf.pop(path, None)
+        found.pop(path, None)
+        links.pop(path, None)
+        if typ == 0x31:
+            target = "/" + _clean(link).decode("utf-8", "surrogateescape")
+            if target in elf:
+                elf[path] = elf[target]
+            elif target in found:
+                found[path] = list(found[target])
+            else:
+                links[path] = target
+            if secrets.is_candidate(path) and not secrets.is_candidate(target):
+                # The name rules of the link's name: its content was read under the
+                # target's name, which those rules do not cover.
+                found.setdefault(path, []).append(secrets.SecretHit(
+                    "hard link named like a credential file", f"links to {target}",
+                    "warning"))
+        if size:
+            t.skip_to(end)
+    scan.entries = entries
+    scan.dirs = _sorted(dirs)
+    scan.others = _sorted(others)
 
-
-@dataclass(frozen=True)
-class FinalFile:
-    path: str
-    layer_index: int
-    layer: str
-    record: FileRecord
-
-
-def merge(scans: list[LayerScan]) -> dict[str, FinalFile]:
-    """The interesting files of the final filesystem, each with the layer it came from."""
-    final: dict[str, tuple[int, FileRecord | None]] = {}
-    dirs: set[str] = set()
-    for i, scan in enumerate(scans):
-        gone = set(scan.whiteouts)
-        prefixes = [w + "/" for w in scan.whiteouts]
-        prefixes += ["/" if o == "/" else o + "/" for o in scan.opaque]
-        # A file replacing a directory hides what was below it.
-        prefixes += [p + "/" for p in scan.files if p in dirs]
-        if gone or prefixes:
-            pre = tuple(prefixes)
-            final = {p: v for p, v in final.items() if p not in gone and not p.startswith(pre)}
-            dirs = {d for d in dirs if d not in gone and not d.startswith(pre)}
-        for d in scan.dirs:
-            final.pop(d, None)  # a directory replacing a file
-        dirs |= scan.dirs
-        for p, rec in scan.files.items():
-            final[p] = (i, rec)
-    return {
-        p: FinalFile(p, i, scans[i].digest, rec)
-        for p, (i, rec) in sorted(final.items())
-        if rec is not None
-    }

@@ -5,27 +5,38 @@ Checks, each reported per platform:
 ``coverage``  exactly the expected platforms are in the index, each once;
 ``labels``    each index entry's platform equals its config's os/architecture/variant;
 ``binaries``  every ELF executable and shared object of the final filesystem (after
-              whiteouts) has the machine, class and byte order of the platform;
-``secrets``   no credentials in the final filesystem or the image's ``ENV``;
-``smoke``     (optional) ``uname -m`` inside matches, and a command exits 0.
+              whiteouts) has the machine, class and byte order of the platform, or of
+              the platform its path names (:mod:`polyarch.checks.tagged`);
+``secrets``   no credentials in the final filesystem, in the image's ``ENV``, or in a
+              layer blob whose file a later layer deleted (``deleted-but-shipped``);
+``smoke``     (optional) through a hook the caller passes: a run of each variant.
 
-Layers are streamed from the registry (or an OCI layout), decompressed and parsed on the
-fly in a thread pool, each distinct layer once, and never written to disk.
+:func:`verify_source` reads any :class:`ImageSource` (the OCI layout a build wrote to
+disk, before anything is pushed; or a registry). Layers are decompressed and walked
+in parallel threads, each distinct layer once, never written to disk, and their scans
+kept in a :class:`LayerCache` by digest: a rebuild re-reads only the layers that
+changed. :func:`verify` is the same for a reference string (``REF`` or ``oci:PATH``).
 """
 
 from __future__ import annotations
 
-import fnmatch
+import json
+import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+from polyarch.checks import judge
 from polyarch.checks import secrets as secret_checks
-from polyarch.checks.elf import arm_variant_note, judge
-from polyarch.checks.layers import LayerFormatError, LayerScan, merge, scan_layer
-from polyarch.checks.smoke import RunArgv, docker_run_argv
+from polyarch.checks.allow import allow_for
+from polyarch.checks.cache import LayerCache
+from polyarch.checks.filesystem import merge
+from polyarch.checks.layers import LayerFormatError, LayerScan
+from polyarch.checks.parallel import scan_all
+from polyarch.checks.report import CHECKS, SCHEMA, Finding, PlatformResult, VerifyReport
+from polyarch.checks.smoke import RunArgv, SmokeResult, docker_run_argv
 from polyarch.checks.smoke import smoke as run_smoke
 from polyarch.errors import UsageError, VerificationError
 from polyarch.platforms import ARCHES, DEFAULT_VARIANT, Platform, parse_platform
@@ -34,119 +45,8 @@ from polyarch.registry.client import RegistryClient
 from polyarch.registry.media import Manifest, is_attestation
 from polyarch.registry.source import ImageSource, open_source
 
-CHECKS = ("coverage", "labels", "binaries", "secrets", "smoke")
-#: JSON schema version of :meth:`VerifyReport.to_json`.
-SCHEMA = 1
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    severity: str  # "error" fails verification; "warning" and "info" do not
-    message: str
-    path: str | None = None
-    layer: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"check": self.check, "severity": self.severity, "message": self.message,
-                "path": self.path, "layer": self.layer}
-
-
-@dataclass
-class PlatformResult:
-    #: The platform as the index entry labels it (or as expected, when missing).
-    platform: str
-    digest: str | None
-    #: ``present``, ``missing``, ``unexpected`` or ``duplicate``.
-    status: str = "present"
-    config_platform: str | None = None
-    findings: list[Finding] = field(default_factory=list)
-    ran: set[str] = field(default_factory=set)
-    layers: int = 0
-    compressed_bytes: int = 0
-    files_checked: int = 0
-
-    def check_status(self, check: str) -> str:
-        found = [f for f in self.findings if f.check == check]
-        if any(f.severity == "error" for f in found):
-            return "fail"
-        if check not in self.ran:
-            return "skipped"
-        if any(f.severity == "warning" for f in found):
-            return "warn"
-        return "pass"
-
-    @property
-    def ok(self) -> bool:
-        return not any(f.severity == "error" for f in self.findings)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "platform": self.platform,
-            "digest": self.digest,
-            "status": self.status,
-            "config_platform": self.config_platform,
-            "ok": self.ok,
-            "checks": {c: self.check_status(c) for c in CHECKS},
-            "layers": self.layers,
-            "compressed_bytes": self.compressed_bytes,
-            "files_checked": self.files_checked,
-            "findings": [f.to_json() for f in self.findings],
-        }
-
-
-@dataclass
-class VerifyReport:
-    reference: str
-    index_digest: str
-    media_type: str
-    expected: list[str]
-    deep: bool
-    smoke: str | None
-    platforms: list[PlatformResult] = field(default_factory=list)
-    #: Findings about the image as a whole (not tied to one platform).
-    findings: list[Finding] = field(default_factory=list)
-    elapsed: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(p.ok for p in self.platforms) and not any(
-            f.severity == "error" for f in self.findings)
-
-    @property
-    def compressed_bytes(self) -> int:
-        return sum(p.compressed_bytes for p in self.platforms)
-
-    def errors(self) -> list[tuple[str, Finding]]:
-        out = [("", f) for f in self.findings if f.severity == "error"]
-        out += [(p.platform, f) for p in self.platforms for f in p.findings
-                if f.severity == "error"]
-        return out
-
-    def summary(self) -> str:
-        errs = self.errors()
-        if not errs:
-            return f"{self.reference}: verified ({len(self.platforms)} platforms)"
-        bad = sorted({p for p, _ in errs if p})
-        return (f"{self.reference}: verification failed: {len(errs)} problem"
-                f"{'s' if len(errs) != 1 else ''}" + (f" in {', '.join(bad)}" if bad else ""))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "reference": self.reference,
-            "index_digest": self.index_digest,
-            "media_type": self.media_type,
-            "ok": self.ok,
-            "expected_platforms": self.expected,
-            "deep": self.deep,
-            "smoke": self.smoke,
-            "platforms": [p.to_json() for p in self.platforms],
-            "findings": [f.to_json() for f in self.findings],
-            "compressed_bytes": self.compressed_bytes,
-            "elapsed_seconds": round(self.elapsed, 3),
-        }
-
+#: ``hook(platform, manifest_digest)`` runs one variant and says how it went.
+SmokeHook = Callable[[Platform, str], Sequence[SmokeResult]]
 
 # -- helpers ----------------------------------------------------------------------------
 
@@ -168,7 +68,9 @@ def _same_platform(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def _to_platform(p: dict[str, Any]) -> Platform | None:
-    """The known platform a descriptor names, or ``None``."""
+    """The known platform a descriptor names, or ``None``. An architecture polyarch
+    knows with a variant it does not (``amd64/v3``) is kept as written: its binaries
+    are judged by the architecture's ELF machine."""
     if p.get("os") != "linux":
         return None
     arch = str(p.get("architecture") or "")
@@ -179,6 +81,8 @@ def _to_platform(p: dict[str, Any]) -> Platform | None:
         except ValueError:
             continue
         if (plat.architecture, plat.variant) in ARCHES and plat.architecture == arch:
+            if variant and plat.variant != variant and arch == "amd64":
+                return Platform("linux", arch, variant)
             return plat
     return None
 
@@ -186,14 +90,6 @@ def _to_platform(p: dict[str, Any]) -> Platform | None:
 def _is_layer(desc: dict[str, Any]) -> bool:
     mt = str(desc.get("mediaType") or "")
     return "tar" in mt or mt == "" or mt.startswith("application/vnd.docker.image.rootfs")
-
-
-def _allowed(path: str, allow: Sequence[str]) -> str | None:
-    for glob in allow:
-        g = glob if glob.startswith("/") else "/" + glob
-        if fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(path, g.rstrip("/") + "/*"):
-            return glob
-    return None
 
 
 @dataclass
@@ -207,6 +103,41 @@ class _Entry:
 
 # -- verify -----------------------------------------------------------------------------
 
+def verify_source(
+    src: ImageSource,
+    expected: Sequence[Platform],
+    *,
+    allow: Sequence[str] = (),
+    cache: LayerCache | None = None,
+    smoke_hook: SmokeHook | None = None,
+    progress: Callable[[str], None] | None = None,
+    deep: bool = True,
+    workers: int | None = None,
+) -> VerifyReport:
+    """Verify the image ``src`` holds against the ``expected`` platforms.
+
+    ``cache`` keeps layer scans by digest (``None``: read every layer). ``smoke_hook``
+    (``None``: no runs) is called once per present platform with its manifest digest.
+    ``deep=False`` checks coverage and labels only (no layer is read). ``workers``
+    threads read layers (default: one per core, at least two). Raises
+    :class:`RegistryError` when the source cannot be read and
+    :class:`VerificationError` when its manifests are malformed; every problem with the
+    image itself is a finding in the report.
+    """
+    t0 = time.monotonic()
+    n = workers if workers is not None else max(2, os.cpu_count() or 2)
+    try:
+        report = _verify(src, list(expected), allow, deep, max(1, n), progress, cache,
+                         smoke_hook)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        # Malformed manifests, configs or index entries (not JSON, fields missing or of
+        # the wrong type): the image cannot be verified, so it fails verification.
+        raise VerificationError(f"{src.description}: the image is malformed and cannot be"
+                                f" verified: {type(e).__name__}: {e}") from None
+    report.elapsed = time.monotonic() - t0
+    return report
+
+
 def verify(
     source: str | ImageRef,
     expected: Sequence[Platform],
@@ -215,19 +146,17 @@ def verify(
     smoke: str | None = None,
     deep: bool = True,
     client: RegistryClient | None = None,
-    workers: int = 4,
+    workers: int | None = None,
     progress: Callable[[str], None] | None = None,
     run_argv: RunArgv = docker_run_argv,
+    cache: LayerCache | None = None,
 ) -> VerifyReport:
     """Verify the image at ``source`` (a registry reference or ``oci:PATH``).
 
     ``smoke`` (``None``: no runs) is a command to run in every platform's image; an
     empty string runs only the ``uname -m`` check. ``run_argv`` builds the engine's run
-    command (docker by default). ``deep=False`` checks coverage and
-    labels only (no layer is read). Raises :class:`RegistryError` when the image cannot
-    be read; every problem with the image itself is a finding in the report.
+    command (docker by default). Otherwise as :func:`verify_source`.
     """
-    t0 = time.monotonic()
     is_layout = isinstance(source, str) and source.startswith("oci:")
     if smoke is not None and is_layout:
         raise UsageError("smoke runs need a registry reference (the engine pulls the image);"
@@ -236,41 +165,29 @@ def verify(
     cl = RegistryClient() if own else client
     try:
         src = open_source(source, cl)
-        report = _verify(src, list(expected), allow, smoke, deep, max(1, workers), progress,
-                         run_argv)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        # Malformed manifests, configs or index entries (not JSON, fields missing or of
-        # the wrong type): the image cannot be verified, so it fails verification.
-        raise VerificationError(f"{source}: the image is malformed and cannot be verified:"
-                                f" {type(e).__name__}: {e}") from None
+        hook: SmokeHook | None = None
+        if smoke is not None and src.ref is not None:
+            name = src.ref.name
+
+            def hook(plat: Platform, digest: str) -> Sequence[SmokeResult]:
+                return run_smoke(plat, f"{name}@{digest}", smoke or None, run_argv)
+
+        report = verify_source(src, expected, allow=allow, cache=cache, smoke_hook=hook,
+                               progress=progress, deep=deep, workers=workers)
     finally:
         if own and cl is not None:
             cl.close()
-    report.elapsed = time.monotonic() - t0
+    report.smoke = smoke
     return report
 
 
-def verify_source(src: ImageSource, expected: Sequence[Platform], *, allow: Sequence[str] = (),
-                  progress: Callable[[str], None] | None = None) -> VerifyReport:
-    """Verify an already opened source (a layout on disk, or parts in a registry)."""
-    t0 = time.monotonic()
-    try:
-        report = _verify(src, list(expected), allow, None, True, 4, progress)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise VerificationError(f"{src.description}: the image is malformed and cannot be"
-                                f" verified: {type(e).__name__}: {e}") from None
-    report.elapsed = time.monotonic() - t0
-    return report
-
-
-def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str],
-            smoke: str | None, deep: bool, workers: int,
-            progress: Callable[[str], None] | None,
-            run_argv: RunArgv = docker_run_argv) -> VerifyReport:
+def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], deep: bool,
+            workers: int, progress: Callable[[str], None] | None, cache: LayerCache | None,
+            smoke_hook: SmokeHook | None) -> VerifyReport:
     say = progress or (lambda _m: None)
     root = src.root()
     report = VerifyReport(src.description, root.digest, root.media_type,
-                          [str(p) for p in expected], deep, smoke)
+                          [str(p) for p in expected], deep, None)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         entries = _entries(src, root, pool, report)
         _coverage(entries, expected, report)
@@ -278,14 +195,13 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str],
             if e.manifest is not None:
                 _labels(e)
         if deep:
-            _deep(src, entries, allow, pool, say)
-    if smoke is not None and src.ref is not None:
+            _deep(src, entries, allow, pool, say, cache, report)
+    if smoke_hook is not None:
         for e in entries:
             if e.result.status in ("present", "unexpected") and e.plat and e.manifest:
                 say(f"smoke run {e.result.platform}")
-                image = f"{src.ref.name}@{e.manifest.digest}"
                 e.result.ran.add("smoke")
-                for r in run_smoke(e.plat, image, smoke or None, run_argv):
+                for r in smoke_hook(e.plat, e.manifest.digest):
                     if r.severity != "ok":
                         e.result.findings.append(Finding("smoke", r.severity, r.message))
     report.platforms = [e.result for e in entries]
@@ -312,8 +228,6 @@ def _entries(src: ImageSource, root: Manifest, pool: ThreadPoolExecutor,
         cfg = m.json.get("config")
         if not isinstance(cfg, dict) or not isinstance(cfg.get("digest"), str):
             return None
-        import json
-
         doc = json.loads(src.blob(cfg["digest"]))
         return doc if isinstance(doc, dict) else None
 
@@ -378,9 +292,10 @@ def _labels(e: _Entry) -> None:
 
 
 def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
-          pool: ThreadPoolExecutor, say: Callable[[str], None]) -> None:
+          pool: ThreadPoolExecutor, say: Callable[[str], None], cache: LayerCache | None,
+          report: VerifyReport) -> None:
     layer_lists: dict[int, list[str]] = {}
-    futures: dict[str, Future[LayerScan]] = {}
+    wanted: list[str] = []
     for i, e in enumerate(entries):
         if e.manifest is None or e.result.status == "missing":
             continue
@@ -389,19 +304,34 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
         layer_lists[i] = digests
         e.result.layers = len(digests)
         e.result.compressed_bytes = sum(int(d.get("size") or 0) for d in layers if _is_layer(d))
-        for dg in digests:
-            if dg not in futures:
-                futures[dg] = pool.submit(_scan, src, dg)
-    say(f"reading {len(futures)} layers")
+        wanted += [dg for dg in digests if dg not in wanted]
     scans: dict[str, LayerScan | Finding] = {}
-    for dg, fut in futures.items():
+    if cache is not None:
+        for dg in wanted:
+            cached = cache.get(dg)
+            if cached is not None:
+                scans[dg] = cached
+    todo = [dg for dg in wanted if dg not in scans]
+    report.layers_cached = len(wanted) - len(todo)
+    report.layers_read = len(todo)
+    say(f"reading {len(todo)} layers" + (f" ({report.layers_cached} cached)"
+                                          if report.layers_cached else ""))
+    # Largest first: the longest reads start at once and the small ones fill in.
+    sizes = {str(d.get("digest")): int(d.get("size") or 0) for e in entries if e.manifest
+             for d in e.manifest.json.get("layers") or [] if isinstance(d, dict)}
+    for dg, result in scan_all(src, todo, sizes, threads=pool):
         try:
-            scans[dg] = fut.result()
+            scan = result()
         except LayerFormatError as ex:
             scans[dg] = Finding("binaries", "error", f"layer cannot be read: {ex}", layer=dg)
+            continue
+        scans[dg] = scan
+        if cache is not None:
+            cache.put(scan)
+    if cache is not None and todo:
+        cache.prune()
     for i, digests in layer_lists.items():
         e = entries[i]
-        e.result.ran |= {"binaries", "secrets"}
         good: list[LayerScan] = []
         for dg in digests:
             s = scans[dg]
@@ -409,47 +339,15 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
                 e.result.findings.append(s)
             else:
                 good.append(s)
-        _judge_files(e, good, allow)
+        fs = merge(good)
+        mine = allow_for(allow, e.result.platform)
+        judge.binaries(e.result, fs, e.plat, mine)
+        judge.secrets(e.result, fs, mine)
         env = (e.config or {}).get("config", {}) or {}
         for hit in secret_checks.env_hits([str(x) for x in env.get("Env") or []]):
             e.result.findings.append(Finding("secrets", hit.severity,
                                              f"{hit.kind}: {hit.where}", path=None))
 
 
-def _scan(src: ImageSource, digest: str) -> LayerScan:
-    return scan_layer(digest, src.iter_blob(digest))
-
-
-def _judge_files(e: _Entry, scans: list[LayerScan], allow: Sequence[str]) -> None:
-    final = merge(scans)
-    plat = e.plat
-    if plat is None:
-        e.result.findings.append(Finding(
-            "binaries", "warning", f"{e.result.platform} is not a platform polyarch knows:"
-                                   " binaries not checked"))
-    else:
-        note = arm_variant_note(plat)
-        if note:
-            e.result.findings.append(Finding("binaries", "info", note))
-    for f in final.values():
-        rec = f.record
-        if rec.elf is not None and plat is not None:
-            e.result.files_checked += 1
-            verdict = judge(rec.elf, plat)
-            if verdict is not None:
-                glob = _allowed(f.path, allow)
-                if glob:
-                    e.result.findings.append(Finding(
-                        "binaries", "info", f"{verdict.message} (allowed by {glob})",
-                        f.path, f.layer))
-                else:
-                    e.result.findings.append(Finding("binaries", verdict.severity,
-                                                     verdict.message, f.path, f.layer))
-        for hit in rec.secrets:
-            glob = _allowed(f.path, allow)
-            sev = "info" if glob else hit.severity
-            msg = hit.describe() + (f" (allowed by {glob})" if glob else "")
-            e.result.findings.append(Finding("secrets", sev, msg, f.path, f.layer))
-
-
-__all__ = ["CHECKS", "Finding", "PlatformResult", "VerifyReport", "verify"]
+__all__ = ["CHECKS", "SCHEMA", "Finding", "LayerCache", "PlatformResult", "SmokeHook",
+           "VerifyReport", "verify", "verify_source"]

@@ -92,23 +92,33 @@ def load_options(kw: dict[str, Any]) -> Options:
     return opts
 
 
+def check_writable(path: Path, what: str) -> None:
+    """Refuse, before anything is built, a file the run will have to write at the end
+    (``--output-file``, ``--descriptor``) when it cannot be written: a directory, or a
+    place where no file can be made (tried, not guessed: root passes every permission
+    check). A dry run checks it too; nothing is left behind."""
+    import tempfile
+
+
+    try:
+        if path.is_dir():
+            raise UsageError(f"{what} {path} is a directory", hint="name a file")
+        if path.exists():
+            with path.open("a"):
+                return
+        parent = path.absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UsageError(f"{what} {path}: {parent} is not a directory")
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".polyarch-probe-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"{what} {path}: cannot write there ({e.strerror})",
+                         hint="choose a writable place") from None
+
+
 def reporter(json_mode: bool) -> Reporter:
     rep = Reporter(json_mode=json_mode)
     proc.echo_hook = rep.command
     return rep
-
-
-def check_output_file(path: Path) -> None:
-    """Before anything runs: the output file can be written (exit 2 otherwise)."""
-    import os
-
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UsageError(f"--output-file {path}: is a directory")
-    probe = parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise UsageError(f"--output-file {path}: {probe} is not a writable directory")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"--output-file {path}: the file is not writable")

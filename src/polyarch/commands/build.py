@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from polyarch.commands import _render
-from polyarch.commands._common import build_options, load_options, reporter
+from polyarch.commands._common import build_options, check_writable, load_options, reporter
 from polyarch.session import Session
 
 
@@ -35,16 +35,24 @@ def command(output: str | None, load: bool, push: bool, stage: bool, descriptor:
     from polyarch.pipeline import descriptor as desc
     from polyarch.pipeline.outputs import OutputPlan, parse_output
     from polyarch.pipeline.publish import build
+    from polyarch.pipeline.verify import VerificationFailed
 
     rep = reporter(json_mode)
+    if descriptor is not None:
+        check_writable(descriptor, "--descriptor")
     opts = load_options(kw)
     push = push or stage
     out = OutputPlan(parse_output(output), load, push)
     path = descriptor or desc.default_path(opts)
     if push:
-        desc.check_path(path)
+        check_writable(path, "--descriptor")
     with Session(opts, rep, dry_run=dry_run) as s:
-        result = build(s, out)
+        try:
+            result = build(s, out)
+        except VerificationFailed as e:
+            if json_mode:
+                rep.emit_json(e.doc)
+            raise
         written = None
         if push and not dry_run and result.pushed is not None:
             d = desc.make(repository=s.opts.tags[0].name, digest=result.digest,

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from polyarch.commands._common import reporter
 from polyarch.errors import RegistryError
-from polyarch.registry import RegistryClient, open_source
+from polyarch.output import Reporter
+from polyarch.registry.client import RegistryClient
 from polyarch.registry.describe import describe
+from polyarch.registry.source import open_source
 
 
 def human_size(n: int) -> str:
@@ -44,7 +45,7 @@ def short(digest: str) -> str:
 def command(ref: str, insecure_registries: tuple[str, ...], docker_config: Path | None,
             json_mode: bool) -> int:
     """Show the platforms of REF (an image index or manifest, or an OCI layout)."""
-    rep = reporter(json_mode)
+    rep = Reporter(json_mode=json_mode)  # inspect runs no commands to echo
     with RegistryClient(insecure_registries=insecure_registries,
                         docker_config=docker_config) as client:
         try:

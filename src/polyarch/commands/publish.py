@@ -10,7 +10,7 @@ import click
 
 from polyarch import ci
 from polyarch.commands import _render
-from polyarch.commands._common import build_options, check_output_file, load_options, reporter
+from polyarch.commands._common import build_options, check_writable, load_options, reporter
 from polyarch.errors import FatalError, UsageError
 from polyarch.output import Reporter
 from polyarch.session import Session
@@ -35,6 +35,8 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     from polyarch.pipeline.verify import VerificationFailed
 
     rep = reporter(json_mode)
+    if output_file is not None:
+        check_writable(output_file, "--output-file")
     project = load_project(kw.get("config_path"))
     if project is not None:
         return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
@@ -118,14 +120,10 @@ def _project_doc(done: list[Any]) -> dict[str, Any]:
 
 
 def _check_output_file(path: Path | None, force: bool) -> None:
-    """Refuse, before anything is built, to replace a file a step before wrote, or to
-    write where nothing can be written."""
-    if path is None:
-        return
-    if path.exists() and not force:
+    """Refuse, before anything is built, to replace a file a step before wrote."""
+    if path is not None and path.exists() and not force:
         raise UsageError(f"--output-file {path} exists",
                          hint="remove it, or pass --force to overwrite it")
-    check_output_file(path)
 
 
 def _write(path: Path, text: str) -> None:

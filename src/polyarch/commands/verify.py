@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from polyarch.checks import CHECKS, verify
-from polyarch.checks.verify import VerifyReport
+from polyarch.checks.verify import CHECKS, VerifyReport, verify
 from polyarch.commands._common import (
     config_option,
     json_option,
@@ -45,7 +44,8 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
     with Session(opts, rep, docker_config=docker_config) as s:
         source = ref if ref.startswith("oci:") else None
         report = verify(ref, opts.platforms, allow=opts.allow, deep=deep,
-                        client=None if source else s.client, progress=rep.info)
+                        client=None if source else s.client, progress=rep.info,
+                        cache=s.layer_cache)
         if opts.smoke is not None:
             _smoke_runs(s, report, ref)
     if json_mode:

@@ -12,7 +12,8 @@ This package imports nothing above it (no engine, pipeline or preflight code).
 
 from __future__ import annotations
 
-from polyarch.config.kinds import allow_for, parse_kv_list, rehome
+from polyarch.checks.allow import allow_for
+from polyarch.config.kinds import parse_kv_list, rehome
 from polyarch.config.load import (
     _apply,
     apply,

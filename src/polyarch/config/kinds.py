@@ -244,20 +244,6 @@ def _allow(v: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def allow_for(allow: tuple[str, ...], platform: Platform | str) -> tuple[str, ...]:
-    """The globs of ``allow`` that apply to ``platform``: those without a platform and
-    those given for it (``linux/arm64=GLOB``)."""
-    want = str(platform)
-    out = []
-    for a in allow:
-        plat, sep, glob = a.partition("=")
-        if not sep:
-            out.append(a)
-        elif plat == want:
-            out.append(glob)
-    return tuple(out)
-
-
 def _repository(v: Any) -> str | None:
     """A registry (``ghcr.io``, ``127.0.0.1:5000``) or a repository
     (``ghcr.io/team/app``), without tag or digest."""

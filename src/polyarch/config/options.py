@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from polyarch.config.kinds import allow_for
+from polyarch.checks.allow import allow_for
 from polyarch.nodespec import NodeSpec
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef

@@ -12,23 +12,24 @@ to a registry over HTTP.
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import json
 import os
 import re
 import resource
 import secrets
+import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from polyarch import proc
 from polyarch.engines import BuildRequest, BuildResult, StepEvent
-from polyarch.errors import BuildError, EnvironmentProblem, RegistryError, UsageError
+from polyarch.engines.podman_progress import StepLog, _Follow, build_failure, build_reason
+from polyarch.errors import EnvironmentProblem, UsageError
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef, parse_ref
 
@@ -56,7 +57,6 @@ class PodmanEngine:
                  list_name: str | None = None) -> None:
         self.insecure = {_norm_host(h) for h in insecure_registries}
         self.list_name = list_name or f"{LIST_REPOSITORY}:{secrets.token_hex(6)}"
-        self._links: dict[str, Path] = {}  # smoke image name -> its link to the layout
 
     # -- discovery -----------------------------------------------------------
     def info(self) -> PodmanInfo:
@@ -217,41 +217,23 @@ class PodmanEngine:
 
     def load(self, layout: Path, names: Sequence[str]) -> str:
         """podman's store keeps one image per name: the host's platform is loaded."""
-        with _reference_safe(layout, f"polyarch-load-{secrets.token_hex(6)}") as path:
-            r = proc.run([PODMAN, "pull", "-q", f"oci:{path}"], check=False, timeout=1800)
-            if not r.ok:
-                raise EnvironmentProblem("podman could not load the verified image: "
-                                         + _first_line(r.stderr or r.stdout))
-            image_id = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
-            for n in names:
-                proc.run([PODMAN, "tag", image_id, n], timeout=60,
-                         error_class=EnvironmentProblem)
-            if path != layout and image_id:
-                # The name podman gave the pulled image; the image keeps the names above.
-                proc.run([PODMAN, "untag", image_id, f"localhost{path}"], check=False,
-                         echo=False, timeout=60)
+        r = proc.run([PODMAN, "pull", "-q", f"oci:{layout}"], check=False, timeout=1800)
+        if not r.ok:
+            raise EnvironmentProblem("podman could not load the verified image: "
+                                     + _first_line(r.stderr or r.stdout))
+        image_id = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        for n in names:
+            proc.run([PODMAN, "tag", image_id, n], timeout=60, error_class=EnvironmentProblem)
         return f"the host's platform only ({self.info().os}/{self.info().arch}; podman keeps" \
                " one platform per name)"
 
     def remove_images(self, names: Sequence[str]) -> None:
-        stored = []
-        for n in names:
-            link = self._links.pop(n, None)
-            if link is not None:
-                stored.append(f"localhost{link}")  # what podman named the image it pulled
-                link.unlink(missing_ok=True)
         if names:
-            proc.run([PODMAN, "rmi", "--force", *names, *stored], check=False, echo=False,
-                     timeout=120)
+            proc.run([PODMAN, "rmi", "--force", *names], check=False, echo=False, timeout=120)
 
     def runnable(self, layout: Path, name: str) -> str:
-        """What ``run_argv`` runs for a smoke test: podman runs straight from the layout
-        (``oci:PATH``), through a link at a path podman can name the image after."""
-        link = reference_safe_link(layout, name.split(":", 1)[0])
-        if link == layout:
-            return f"oci:{layout}"
-        self._links[name] = link
-        return f"oci:{link}"
+        """What ``run_argv`` runs for a smoke test: podman runs straight from the layout."""
+        return f"oci:{oci_path(layout)}"
 
     # -- running -------------------------------------------------------------
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
@@ -268,42 +250,6 @@ class PodmanEngine:
             except ValueError:
                 pass
         return a + ulimit_args() + [ref, *command]
-
-
-#: A path component of an image reference (distribution's grammar): podman names an
-#: image pulled from ``oci:PATH`` ``localhost/PATH``, and refuses a PATH that is not one.
-_REF_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-
-
-def reference_safe(path: Path) -> bool:
-    """Whether podman can name an image after ``path`` (no ``.cache``, no capitals)."""
-    parts = [p for p in str(path).split("/") if p]
-    return bool(parts) and all(_REF_COMPONENT.fullmatch(p) for p in parts)
-
-
-def reference_safe_link(layout: Path, name: str) -> Path:
-    """``layout`` itself when podman can name an image after it, else a new symbolic
-    link to it named ``name`` in the temporary directory (the caller removes it). A
-    layout in ``~/.cache`` is refused by ``podman pull oci:...`` and ``podman run``
-    otherwise ("invalid reference format")."""
-    if reference_safe(layout):
-        return layout
-    link = Path(tempfile.gettempdir()) / name
-    if not reference_safe(link):
-        return layout  # nowhere better: podman will say what is wrong
-    link.unlink(missing_ok=True)
-    link.symlink_to(layout.resolve(), target_is_directory=True)
-    return link
-
-
-@contextlib.contextmanager
-def _reference_safe(layout: Path, name: str) -> Iterator[Path]:
-    link = reference_safe_link(layout, name)
-    try:
-        yield link
-    finally:
-        if link != layout:
-            link.unlink(missing_ok=True)
 
 
 #: Named-context values podman takes (besides a directory and an http(s) URL).
@@ -325,6 +271,34 @@ def _context_image(src: str) -> ImageRef | None:
     return None
 
 
+_REF_PATH = re.compile(r"^(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
+_aliases: list[Path] = []
+
+
+def oci_path(layout: Path) -> str:
+    """A path to ``layout`` that podman's ``oci:`` transport accepts. Podman names what it
+    reads after the path, so a path that is no valid image name (``~/.cache/...``, upper
+    case) is reached through a symbolic link in a fresh lowercase directory, removed
+    when polyarch exits."""
+    text = str(layout.absolute())
+    if _REF_PATH.match(text):
+        return text
+    alias = Path(tempfile.gettempdir()) / f"polyarch-oci-{secrets.token_hex(6)}"
+    if not _REF_PATH.match(str(alias)):
+        alias = Path("/tmp") / alias.name
+    alias.mkdir(mode=0o700)
+    (alias / "layout").symlink_to(layout.absolute(), target_is_directory=True)
+    if not _aliases:
+        atexit.register(_remove_aliases)
+    _aliases.append(alias)
+    return str(alias / "layout")
+
+
+def _remove_aliases() -> None:
+    while _aliases:
+        shutil.rmtree(_aliases.pop(), ignore_errors=True)
+
+
 def oci_layout_context(src: str) -> str:
     """A named context as podman takes it. Podman (4.3) has no ``oci-layout://`` but
     reads OCI layouts through its ``oci:`` transport: ``oci-layout://DIR[:TAG]`` becomes
@@ -335,6 +309,8 @@ def oci_layout_context(src: str) -> str:
         return src
     rest = src.removeprefix("oci-layout://")
     path, at, digest = rest.partition("@")
+    if at:
+        path = oci_path(Path(path))
     if not at:
         head, colon, tag = path.rpartition(":")
         if colon and "/" not in tag:
@@ -419,158 +395,6 @@ def _has_cap_sys_resource(status: Path = Path("/proc/self/status")) -> bool:
 
 
 # -- progress ------------------------------------------------------------------------
-
-_STEP = re.compile(r"^(?:\[(linux/[a-z0-9]+(?:/v\d)?)\] )?(STEP \d+/\d+: .*|COMMIT.*)$")
-
-
-class StepLog:
-    """Turns podman's step output into :class:`StepEvent` s and keeps it for errors.
-
-    Podman prefixes each step with ``[platform]`` when it builds several platforms;
-    with one platform the prefix is missing and the step belongs to that platform.
-    """
-
-    def __init__(self, platforms: Sequence[Platform],
-                 on_step: Callable[[StepEvent], None] | None) -> None:
-        self.only = str(platforms[0]) if len(platforms) == 1 else None
-        self.on_step = on_step
-        self.lines: list[str] = []
-        self.open: dict[str | None, tuple[str, float, bool]] = {}  # platform -> step
-        self.last_platform: str | None = self.only
-        self.output: dict[tuple[str | None, str], list[str]] = {}
-        self.failed: list[tuple[str | None, str]] = []
-
-    def feed(self, line: str) -> None:
-        self.lines.append(line)
-        m = _STEP.match(line)
-        if m is None:
-            cur = self.open.get(self.last_platform)
-            if cur is not None:
-                if line.startswith("--> Using cache"):
-                    self.open[self.last_platform] = (cur[0], cur[1], True)
-                elif not line.startswith("--> "):
-                    self.output.setdefault((self.last_platform, cur[0]), []).append(line)
-            return
-        plat = m.group(1) or self.only
-        name = m.group(2)
-        self._close(plat, None)
-        self.last_platform = plat
-        self.open[plat] = (name, time.monotonic(), False)
-        self._emit(StepEvent(plat, name, "started"))
-
-    def finish(self, error: str | None) -> None:
-        for plat in list(self.open):
-            if error:
-                self.failed.append((plat, self.open[plat][0]))
-            self._close(plat, error)
-
-    def failed_step(self) -> tuple[str | None, str, str] | None:
-        """(platform, step, its output) of the first step that was running when the build
-        failed."""
-        if not self.failed:
-            return None
-        plat, name = self.failed[0]
-        return plat, name, "\n".join(self.output.get((plat, name), []))
-
-    def _close(self, plat: str | None, error: str | None) -> None:
-        cur = self.open.pop(plat, None)
-        if cur is None:
-            return
-        name, started, cached = cur
-        state = "error" if error else ("cached" if cached else "done")
-        self._emit(StepEvent(plat, name, state, error, time.monotonic() - started))
-
-    def _emit(self, ev: StepEvent) -> None:
-        if self.on_step is not None:
-            self.on_step(ev)
-
-
-class _Follow:
-    """Follow a growing file in a thread and pass each complete line to a callback."""
-
-    def __init__(self, path: Path, on_line: Callable[[str], None]) -> None:
-        self.path = path
-        self.on_line = on_line
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _Follow:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        buf = ""
-        with self.path.open("r", encoding="utf-8", errors="replace") as f:
-            while True:
-                stopping = self._stop.is_set()
-                chunk = f.read()
-                if chunk:
-                    buf += chunk
-                    *lines, buf = buf.split("\n")
-                    for line in lines:
-                        self._deliver(line.rstrip("\r"))
-                elif stopping:
-                    break
-                else:
-                    self._stop.wait(0.1)
-        if buf:
-            self._deliver(buf)
-
-    def _deliver(self, line: str) -> None:
-        # A broken progress display must not kill the build.
-        with contextlib.suppress(Exception):
-            self.on_line(line)
-
-
-# -- errors --------------------------------------------------------------------------
-
-def build_reason(stderr: str) -> str:
-    """The most specific line of podman's own error text."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    for ln in lines:
-        m = re.match(r"^\*?\s*(building at STEP .*)$", ln)
-        if m:
-            return m.group(1)
-    for ln in reversed(lines):
-        if ln.startswith("Error:"):
-            return ln.removeprefix("Error:").strip()
-    return lines[-1] if lines else "podman build failed"
-
-
-def build_failure(stderr: str, steps: StepLog) -> BuildError:
-    """A failed ``podman build`` with podman's own text: the failing step's output, then
-    podman's error."""
-    reason = build_reason(stderr)
-    parts = []
-    failed = steps.failed_step()
-    where = ""
-    if failed is not None:
-        plat, name, out = failed
-        where = f" ({plat})" if plat and not steps.only else ""
-        parts.append(f"--- {f'[{plat}] ' if plat else ''}{name}")
-        if out.strip():
-            parts.append("\n".join(out.rstrip().splitlines()[-30:]))
-    elif steps.lines:
-        parts.append("\n".join(steps.lines[-30:]))
-    if stderr.strip():
-        parts.append("\n".join(stderr.rstrip().splitlines()[-30:]))
-    return BuildError(f"build failed{where}: {reason}", detail="\n".join(parts) or None)
-
-
-def push_failure(ref: ImageRef, text: str, *, insecure_hint: bool) -> RegistryError:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    err = next((ln for ln in reversed(lines) if ln.startswith("Error:")),
-               lines[-1] if lines else "podman manifest push failed")
-    hint = None
-    if insecure_hint and "http response to https client" in err.lower():
-        hint = f"the registry speaks plain HTTP: pass --insecure-registry {ref.registry}"
-    return RegistryError(f"push to {ref} failed: {err.removeprefix('Error:').strip()}",
-                         hint=hint, detail="\n".join(lines[-30:]) or None)
-
 
 def _norm_host(host: str) -> str:
     h = host.strip().lower()

@@ -122,8 +122,8 @@ def commands(s: Session, plan: Plan, req: BuildRequest) -> list[list[str]]:
 
 
 def _platforms(layout: Path, plan: Plan, fallback: Sequence[Platform]) -> tuple[PlatformBuilt, ...]:
+    from polyarch.registry.layout import OCILayout
     from polyarch.registry.media import is_attestation
-    from polyarch.registry.source import OCILayout
 
     root = OCILayout(layout).root()
     if not root.is_index:

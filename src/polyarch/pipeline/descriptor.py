@@ -8,7 +8,6 @@ The build verified its platforms locally before anything was pushed; no tag move
 from __future__ import annotations
 
 import json
-import os
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,20 +131,6 @@ class Descriptor:
 def default_path(opts: Options) -> Path:
     slug = "-".join(str(p).replace("/", "-") for p in opts.platforms)
     return Path(f"polyarch-build-{slug}.json")
-
-
-def check_path(path: Path) -> None:
-    """Before the build: the descriptor can be written there (exit 2 otherwise)."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UsageError(f"--descriptor {path}: is a directory")
-    if parent.exists() and not parent.is_dir():
-        raise UsageError(f"--descriptor {path}: {parent} is not a directory")
-    probe = parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise UsageError(f"--descriptor {path}: {probe} is not writable")
 
 
 def make(*, repository: str, digest: str, media_type: str, platforms: list[str],

@@ -375,7 +375,7 @@ def merge(s: Session, sources: Sequence[str], *, expected: Sequence[Platform]) -
         with rep.group(f"verify {plan.index.digest[:19]}"):
             v0 = time.monotonic()
             report = verify_source(_MergedSource(client, target, plan.index), plan.expected,
-                                   allow=opts.allow, progress=rep.info)
+                                   allow=opts.allow, cache=s.layer_cache, progress=rep.info)
             if opts.smoke is not None:  # the parts are pulled by digest from the target
                 run_smoke(s, report, lambda r: f"{target.name}@{r.digest}")
             verified = Verified(report, time.monotonic() - v0)

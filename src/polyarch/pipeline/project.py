@@ -464,7 +464,7 @@ def _push_and_tag(s: Session, ready: list[_Ready],
                   on_done: Callable[[ImageOutcome], None] | None) -> list[ImageOutcome]:
     from polyarch.pipeline.push import push
     from polyarch.pipeline.tag import TagMove, move_tags, roll_back
-    from polyarch.registry.source import OCILayout
+    from polyarch.registry.layout import OCILayout
 
     pushed = {}
     for r in ready:
@@ -477,7 +477,7 @@ def _push_and_tag(s: Session, ready: list[_Ready],
     try:
         for r in ready:
             with s.rep.group(f"tag image {r.spec.name}"):
-                root = OCILayout(r.built.layout).root()
+                root = OCILayout(r.built.layout).manifest(r.built.digest)
                 t0 = time.monotonic()
                 moved += move_tags(s.client, root.data, root.media_type, r.session.opts.tags)
                 for t in r.session.opts.tags:

@@ -123,8 +123,9 @@ def prepare(s: Session, *, need_push: bool, annotations: dict[str, str],
 def build_and_verify(s: Session, prep: Prepared, *, consequence: str) -> tuple[Built, Verified]:
     """Build into the cache and verify there; :class:`VerificationFailed` on errors."""
     built = build_step.build(s, prep.plan, prep.request)
+    name = str(s.opts.tags[0]) if s.opts.tags else "the build"
     verified = verify_step.verify_layout(s, built.layout, s.opts.platforms,
-                                         what=f"{built.digest[:19]} (local)")
+                                         what=f"{name} ({built.digest[:19]}, local)")
     partial = ImageResult(built.digest, built.media_type, tuple(str(t) for t in s.opts.tags),
                           built.platforms, built.seconds, verified)
     verify_step.require_ok(verified, partial.to_json(), consequence=consequence)
@@ -172,9 +173,11 @@ def publish(s: Session, *, extra_contexts: dict[str, str] | None = None,
 
 
 def _root_bytes(built: Built) -> bytes:
-    from polyarch.registry.source import OCILayout
+    from polyarch.registry.layout import OCILayout
 
-    return OCILayout(built.layout).root().data
+    # What was pushed by digest: for one platform, buildx's index.json lists the image
+    # manifest itself (with its platform), and that file is not what the tag must name.
+    return OCILayout(built.layout).manifest(built.digest).data
 
 
 def build(s: Session, out: OutputPlan, *, annotations: dict[str, str] | None = None,

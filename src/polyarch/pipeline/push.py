@@ -7,17 +7,16 @@ uploads only what is missing.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from polyarch import interrupt
 from polyarch.refs import ImageRef
-from polyarch.registry import Manifest, OCILayout, RegistryClient
+from polyarch.registry.layout import OCILayout
+from polyarch.registry.push import push_layout
 from polyarch.session import Session
 
 
@@ -58,8 +57,8 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
         done: list[ImageRef] = []
         for repo in repos:
             same_registry = [d.repository for d in done if d.registry == repo.registry]
-            res = _push_layout(s.client, layout, repo, root_digest=digest,
-                              mount_from=[*mount_from, *same_registry], progress=s.rep.info)
+            res = push_layout(s.client, OCILayout(layout), repo, root_digest=digest,
+                              mount_from=[*mount_from, *same_registry])
             up += res.blobs_uploaded
             skip += res.blobs_skipped
             mnt += res.blobs_mounted
@@ -69,54 +68,3 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
                        f" {res.blobs_skipped} already there, {res.blobs_mounted} mounted")
     return Pushed(tuple(r.name for r in repos), digest, up, skip, mnt, sent,
                   time.monotonic() - t0)
-
-
-@dataclass(frozen=True)
-class _LayoutPush:
-    blobs_uploaded: int
-    blobs_skipped: int
-    blobs_mounted: int
-    bytes_sent: int
-
-
-def _push_layout(client: RegistryClient, layout: Path, repo: ImageRef, *, root_digest: str,
-                 mount_from: Sequence[str], progress: Callable[[str], None]) -> _LayoutPush:
-    """Blobs first (skip, mount or upload, four at a time), then every manifest by digest,
-    children before the root. Nothing is tagged."""
-    src = OCILayout(layout)
-    root = src.manifest(root_digest)
-    manifests: list[Manifest] = []
-    blobs: dict[str, int] = {}
-
-    def walk(m: Manifest) -> None:
-        if m.is_index:
-            for d in m.json.get("manifests") or []:
-                walk(src.manifest(str(d["digest"])))
-        else:
-            for d in [m.json.get("config") or {}, *(m.json.get("layers") or [])]:
-                if isinstance(d, dict) and d.get("digest"):
-                    blobs[str(d["digest"])] = int(d.get("size") or 0)
-        manifests.append(m)
-
-    walk(root)
-    counts = {"up": 0, "skip": 0, "mount": 0, "bytes": 0}
-    lock = threading.Lock()
-
-    def one(digest: str) -> None:
-        if client.blob_exists(repo, digest):
-            how = "skip"
-        elif any(client.mount_blob(repo, digest, r) for r in mount_from if r != repo.repository):
-            how = "mount"
-        else:
-            client.upload_blob(repo, digest, layout / "blobs" / "sha256" / digest[7:])
-            how = "up"
-        with lock:
-            counts[how] += 1
-            if how == "up":
-                counts["bytes"] += blobs[digest]
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(one, blobs))
-    for m in manifests:  # children were appended before their parents
-        client.put_manifest(repo.with_digest(m.digest), m.data, m.media_type)
-    return _LayoutPush(counts["up"], counts["skip"], counts["mount"], counts["bytes"])

@@ -100,12 +100,14 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     if not s.opts.verify:
         s.rep.warn("verification skipped (--no-verify): nobody checked this image")
         return Verified(None, 0.0)
-    from polyarch.checks import verify as check
+    from polyarch.checks.verify import verify_source
+    from polyarch.registry.layout import OCILayout
 
     t0 = time.monotonic()
     interrupt.set_phase("verifying on local disk: nothing was pushed")
     with s.rep.group(f"verify {what}"):
-        report = check(f"oci:{layout}", expected, allow=s.opts.allow, progress=s.rep.info)
+        report = verify_source(OCILayout(layout), expected, allow=s.opts.allow,
+                               cache=s.layer_cache, progress=s.rep.info)
         if s.opts.smoke is not None:
             name = f"polyarch-smoke-{secrets.token_hex(6)}:latest"
             ref = s.engine.runnable(layout, name)
@@ -114,6 +116,8 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
             finally:
                 s.engine.remove_images([name])
     report.smoke = s.opts.smoke
+    # The layout is removed when the command ends: name what was built instead.
+    report.reference = what
     return Verified(report, time.monotonic() - t0)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from polyarch.errors import RegistryError
+from polyarch.errors import EnvironmentProblem, FatalError, RegistryError
 from polyarch.refs import DOCKER_HUB
 
 #: The key docker uses for Docker Hub in config.json and with credential helpers.
@@ -63,10 +63,20 @@ def server_key(registry: str) -> str:
     return DOCKER_HUB_KEY if registry == DOCKER_HUB else registry
 
 
+class HelperTimeout(EnvironmentProblem):
+    """A credential helper did not answer in time (exit 3: the machine, not the registry)."""
+
+
+#: Seconds a credential helper may take when the client names no deadline.
+HELPER_TIMEOUT = 60.0
+
+
 class DockerConfig:
     """Reads credentials lazily; the file is read once per client."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *,
+                 helper_timeout: float = HELPER_TIMEOUT) -> None:
+        self.helper_timeout = helper_timeout
         self.directory = config_dir(directory)
         self.path = self.directory / "config.json"
         self._doc: dict[str, Any] | None = None
@@ -95,10 +105,10 @@ class DockerConfig:
         if isinstance(helpers, dict):
             for key, helper in helpers.items():
                 if _normalise_key(key) == host and isinstance(helper, str) and helper:
-                    return _from_helper(helper, registry)
+                    return _from_helper(helper, registry, self.helper_timeout)
         store = doc.get("credsStore")
         if isinstance(store, str) and store:
-            creds = _from_helper(store, registry)
+            creds = _from_helper(store, registry, self.helper_timeout)
             if creds is not None:
                 return creds
         auths = doc.get("auths") or {}
@@ -131,12 +141,23 @@ def _from_entry(entry: dict[str, Any], where: str) -> Credentials | None:
     return Credentials(username, password, token, f"{where} auths")
 
 
-def _from_helper(helper: str, registry: str) -> Credentials | None:
+def _from_helper(helper: str, registry: str, timeout: float) -> Credentials | None:
     # Imported here: the helper protocol is the one place the registry layer runs a program.
-    from polyarch.proc import run
+    from polyarch import proc
 
     program = f"docker-credential-{helper}"
-    res = run([program, "get"], input=server_key(registry), check=False, echo=False)
+    timed_out = tuple(t for t in (getattr(proc, "CommandTimedOut", None),) if t is not None)
+    try:
+        res = proc.run([program, "get"], input=server_key(registry), check=False, echo=False,
+                       timeout=timeout)
+    except FatalError as e:
+        if not (isinstance(e, timed_out) or "timed out" in e.message):
+            raise
+        raise HelperTimeout(
+            f"credential helper {program} did not answer within {timeout:g} s for {registry}",
+            hint=f"check the helper works (echo {server_key(registry)} | {program} get);"
+                 " it may be waiting for a password prompt or a locked keychain",
+        ) from None
     if res.returncode != 0:
         text = (res.stdout + res.stderr).lower()
         if "not found" in text or "no credentials" in text or not text.strip():

@@ -3,30 +3,30 @@
 ``open_source("127.0.0.1:5000/app:1", client)`` and ``open_source("oci:build/app.tar")``
 both give an :class:`ImageSource`: the root manifest or index, manifests by digest, and
 blobs (whole or streamed, their SHA-256 checked while they pass).
-
-An OCI layout is what ``docker buildx build --output type=oci,dest=PATH`` writes: a
-``.tar`` archive (the default) or a directory (``tar=false``) holding ``oci-layout``,
-``index.json`` and ``blobs/sha256/...``. ``oci:PATH:NAME`` picks the entry of
-``index.json`` whose ``org.opencontainers.image.ref.name`` is ``NAME``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tarfile
-import threading
 from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from polyarch.errors import RegistryError, UsageError
+from polyarch.errors import UsageError
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
-from polyarch.registry.client import RegistryClient
-from polyarch.registry.media import INDEX_TYPES, OCI_INDEX, Manifest
+from polyarch.registry.api import RegistryAPI
+from polyarch.registry.media import Manifest
 
-REF_NAME = "org.opencontainers.image.ref.name"
-_CHUNK = 1 << 20
+if TYPE_CHECKING:
+    from polyarch.registry.layout import OCILayout, parse_oci_spec
+
+
+def __getattr__(name: str) -> Any:
+    # OCILayout and parse_oci_spec live in .layout (which loads tarfile); they are still
+    # found here, on first use, for code that imports them from this module.
+    if name in ("OCILayout", "parse_oci_spec"):
+        from polyarch.registry import layout
+
+        return getattr(layout, name)
+    raise AttributeError(f"module 'polyarch.registry.source' has no attribute {name!r}")
 
 
 class ImageSource(Protocol):
@@ -47,7 +47,7 @@ class ImageSource(Protocol):
 
 
 class RegistrySource:
-    def __init__(self, client: RegistryClient, ref: ImageRef) -> None:
+    def __init__(self, client: RegistryAPI, ref: ImageRef) -> None:
         self.client = client
         self.ref: ImageRef | None = ref
         self._ref = ref
@@ -66,122 +66,11 @@ class RegistrySource:
         return self.client.stream_blob(self._ref, digest)
 
 
-class OCILayout:
-    """An OCI image layout: a directory or a ``.tar`` archive of one."""
-
-    def __init__(self, path: Path, name: str | None = None) -> None:
-        self.path = path
-        self.name = name
-        self.ref: ImageRef | None = None
-        self.description = f"oci:{path}" + (f":{name}" if name else "")
-        self._members: dict[str, tarfile.TarInfo] | None = None
-        self._lock = threading.Lock()
-        if not path.exists():
-            raise UsageError(f"{self.description}: no such file or directory")
-        if path.is_dir():
-            if not (path / "index.json").is_file():
-                raise UsageError(f"{self.description}: not an OCI layout (no index.json)")
-        else:
-            try:
-                with tarfile.open(path, "r:") as tf:
-                    self._members = {_clean(m.name): m for m in tf.getmembers() if m.isfile()}
-            except (tarfile.TarError, OSError) as e:
-                raise UsageError(f"{self.description}: not a tar archive ({e})") from e
-            if "index.json" not in self._members:
-                raise UsageError(f"{self.description}: not an OCI layout (no index.json)")
-
-    # -- files -----------------------------------------------------------------------
-    def _open(self, name: str) -> tuple[IO[bytes], int]:
-        if self._members is None:
-            p = self.path / name
-            try:
-                return p.open("rb"), p.stat().st_size
-            except FileNotFoundError as e:
-                raise RegistryError(f"{self.description}: {name} is missing") from e
-        info = self._members.get(name)
-        if info is None:
-            raise RegistryError(f"{self.description}: {name} is missing from the archive")
-        f = self.path.open("rb")
-        f.seek(info.offset_data)
-        return f, info.size
-
-    def _read(self, name: str) -> bytes:
-        f, size = self._open(name)
-        with f:
-            return f.read(size)
-
-    def _blob_name(self, digest: str) -> str:
-        algo, _, hexd = digest.partition(":")
-        if algo != "sha256" or len(hexd) != 64:
-            raise RegistryError(f"{self.description}: unsupported digest {digest}")
-        return f"blobs/sha256/{hexd}"
-
-    # -- ImageSource -------------------------------------------------------------------
-    def root(self) -> Manifest:
-        data = self._read("index.json")
-        try:
-            doc: Any = json.loads(data)
-        except ValueError as e:
-            raise RegistryError(f"{self.description}: index.json is not JSON") from e
-        manifests = [m for m in doc.get("manifests") or [] if isinstance(m, dict)]
-        if self.name is not None:
-            hits = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) == self.name
-                    or (m.get("annotations") or {}).get("io.containerd.image.name", "")
-                    .endswith(f":{self.name}")]
-            if not hits:
-                names = sorted({str((m.get("annotations") or {}).get(REF_NAME))
-                                for m in manifests if (m.get("annotations") or {}).get(REF_NAME)})
-                raise UsageError(f"{self.description}: no image named {self.name!r}"
-                                 + (f" (names: {', '.join(names)})" if names else ""))
-            return self.manifest(str(hits[0]["digest"]))
-        if len(manifests) == 1 and (manifests[0].get("mediaType") in INDEX_TYPES
-                                    or not manifests[0].get("platform")):
-            return self.manifest(str(manifests[0]["digest"]))
-        # index.json lists platform manifests itself: it is the index.
-        return Manifest.from_bytes(data, OCI_INDEX)
-
-    def manifest(self, digest: str) -> Manifest:
-        data = self.blob(digest)
-        return Manifest.from_bytes(data)
-
-    def blob(self, digest: str) -> bytes:
-        return b"".join(self.iter_blob(digest))
-
-    def iter_blob(self, digest: str) -> Iterator[bytes]:
-        f, size = self._open(self._blob_name(digest))
-        h = hashlib.sha256()
-        with f:
-            left = size
-            while left > 0:
-                chunk = f.read(min(_CHUNK, left))
-                if not chunk:
-                    raise RegistryError(f"{self.description}: blob {digest} is truncated")
-                left -= len(chunk)
-                h.update(chunk)
-                yield chunk
-        if "sha256:" + h.hexdigest() != digest:
-            raise RegistryError(f"{self.description}: blob {digest} does not match its digest")
-
-
-def _clean(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.lstrip("/")
-
-
-def parse_oci_spec(text: str) -> tuple[Path, str | None]:
-    """``oci:PATH`` or ``oci:PATH:NAME`` -> (path, name)."""
-    body = text[4:] if text.startswith("oci:") else text
-    p = Path(body)
-    if p.exists() or ":" not in body:
-        return p, None
-    head, _, name = body.rpartition(":")
-    return Path(head), name or None
-
-
-def open_source(spec: str | ImageRef, client: RegistryClient | None = None) -> ImageSource:
+def open_source(spec: str | ImageRef, client: RegistryAPI | None = None) -> ImageSource:
     """An :class:`ImageSource` for a registry reference or an ``oci:PATH`` layout."""
     if isinstance(spec, str) and spec.startswith("oci:"):
+        from polyarch.registry.layout import OCILayout, parse_oci_spec  # tarfile: on use
+
         path, name = parse_oci_spec(spec)
         return OCILayout(path, name)
     if isinstance(spec, str):
@@ -194,3 +83,6 @@ def open_source(spec: str | ImageRef, client: RegistryClient | None = None) -> I
     if client is None:
         raise UsageError("a registry client is needed to read a registry reference")
     return RegistrySource(client, ref)
+
+
+__all__ = ["ImageSource", "OCILayout", "RegistrySource", "open_source", "parse_oci_spec"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -232,7 +233,11 @@ def compile_regex(pattern: str, where: str, *, slashes: bool = True) -> re.Patte
                                  hint="flags: i (ignore case), m, s")
             flags |= {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}.get(c, 0)
     try:
-        return re.compile(pattern, flags)
+        with warnings.catch_warnings():  # "possible nested set": JavaScript's meaning holds
+            warnings.simplefilter("ignore", FutureWarning)
+            return re.compile(pattern, flags)
+    except RecursionError:
+        raise UsageError(f"{where}: bad regular expression: nested too deeply") from None
     except re.error as e:
         raise UsageError(f"{where}: bad regular expression: {e}",
                          hint="write a regular expression, e.g. v(\\d+\\.\\d+)") from e

@@ -124,3 +124,50 @@ def test_nodes_env_nested_too_deeply(tmp_path: Path) -> None:
     o = invoke(["publish", "--dry-run", "-t", TAG, "."], cwd=tmp_path,
                env={"POLYARCH_NODES": "[" * 100_000 + "]" * 100_000})
     assert o.code == 2 and "POLYARCH_NODES" in o.err and "nested too deeply" in o.err, o.err
+
+
+@pytest.mark.parametrize(("where", "needle"), [
+    ("out-dir", "is a directory"),
+    ("file-as-parent/out.txt", "is not a directory"),
+    ("/proc/polyarch-out.txt", "cannot write there"),
+])
+def test_output_file_checked_before_the_build(tmp_path: Path, where: str, needle: str) -> None:
+    (tmp_path / "out-dir").mkdir()
+    (tmp_path / "file-as-parent").write_text("")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    for extra in ([], ["--dry-run"]):
+        o = invoke(["publish", *extra, "--output-file", where, "-t", TAG, "."], cwd=tmp_path)
+        assert o.code == 2 and "--output-file" in o.err and needle in o.err, o.err
+
+
+# Relative: the check makes (and removes) a probe file where the path points.
+@given(where=env_text.map(lambda s: "out/" + s))
+def test_output_file_paths(tmp_path: Path, where: str) -> None:
+    publish_dry_run(tmp_path, None, "--output-file", where)
+
+
+@given(where=env_text.map(lambda s: "out/" + s))
+def test_descriptor_paths(tmp_path: Path, where: str) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    assert_clean(invoke(["build", "--dry-run", "--descriptor", where, "-t", TAG, "."],
+                        cwd=tmp_path))
+
+
+@given(name=st.sampled_from(FILE_KEYS),
+       value=st.text(st.characters(exclude_categories=("Cs",)), max_size=40) | deep_json)
+def test_config_load_from_any_mapping(tmp_path: Path, name: str, value: str) -> None:
+    """config.load with an environment mapping that no OS could pass (NUL bytes
+    included): an Options object or a ConfigError, nothing else."""
+    from polyarch import config
+    from polyarch.errors import ConfigError
+
+    env = {config.ENV_PREFIX + name.upper().replace("-", "_"): value}
+    try:
+        config.load({}, env=env, cwd=tmp_path)
+    except ConfigError as e:
+        assert e.exit_code == 2 and e.line()
+
+
+@given(name=st.sampled_from(ENV_NAMES), value=env_text | deep_json)
+def test_env_values_doctor(tmp_path: Path, name: str, value: str) -> None:
+    assert_clean(invoke(["doctor", "--json"], cwd=tmp_path, env={name: value}))

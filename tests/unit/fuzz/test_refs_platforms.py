@@ -79,3 +79,14 @@ def test_publish_platforms(tmp_path: Path, platforms: str) -> None:
 def test_merge_platforms(tmp_path: Path, platforms: str) -> None:
     assert_clean(invoke(["merge", "--dry-run", "-t", "127.0.0.1:5000/a:1", "--platform",
                          platforms, f"127.0.0.1:5000/a@{DIGEST}"], cwd=tmp_path))
+
+
+@given(text=ref_like, command=st.sampled_from(["inspect", "verify"]))
+def test_inspect_and_verify_references(tmp_path: Path, text: str, command: str) -> None:
+    assert_clean(invoke([command, text], cwd=tmp_path))
+
+
+@given(text=ref_like)
+def test_build_stage_tag(tmp_path: Path, text: str) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    assert_clean(invoke(["build", "--dry-run", "-t", text, "."], cwd=tmp_path))

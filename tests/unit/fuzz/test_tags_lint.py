@@ -111,3 +111,27 @@ def test_github_event_payload(tmp_path: Path, payload: bytes) -> None:
     env = {**GITHUB, "GITHUB_EVENT_NAME": "pull_request", "GITHUB_REF": "refs/pull/5/merge",
            "GITHUB_EVENT_PATH": str(tmp_path / "event.json")}
     assert_clean(invoke(["tags", "--json"], cwd=tmp_path, env=env))
+
+
+@given(depth=st.integers(1, 3000), kind=st.sampled_from(["default", "json", "continuation"]))
+def test_lint_deep_dockerfiles(tmp_path: Path, depth: int, kind: str) -> None:
+    if kind == "default":  # ${A:-${A:-...}} nested in a FROM line
+        text = "ARG A\nFROM " + "${A:-" * depth + "alpine" + "}" * depth + "\n"
+    elif kind == "json":  # an exec-form CMD nested as deep as JSON goes
+        text = "FROM scratch\nCMD " + "[" * depth + "]" * depth + "\n"
+    else:  # a RUN continued over many lines
+        text = "FROM scratch\nRUN true" + " \\\n  && true" * depth + "\n"
+    (tmp_path / "Dockerfile").write_text(text)
+    assert_clean(invoke(["lint", "--offline", "Dockerfile"], cwd=tmp_path))
+
+
+@given(depth=st.integers(1, 3000),
+       template=st.sampled_from(["type=raw,value={open}x{close}",
+                                 "type=match,pattern={open}v{close}",
+                                 "type=semver,pattern={open}{{{{version}}}}{close}",
+                                 "type=schedule,pattern={{{{date '{open}YYYY{close}'}}}}"]),
+       brackets=st.sampled_from([("{{", "}}"), ("(", ")"), ("[", "]"), ("${", "}")]))
+def test_tag_specs_nested_deep(tmp_path: Path, depth: int, template: str,
+                               brackets: tuple[str, str]) -> None:
+    spec = template.format(open=brackets[0] * depth, close=brackets[1] * depth)
+    assert_clean(invoke(["tags", "--tag-spec", spec], cwd=tmp_path, env=GITHUB))

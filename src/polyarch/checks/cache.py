@@ -1,0 +1,151 @@
+"""The per-layer verification cache: a layer's scan, kept by its digest.
+
+A :class:`~polyarch.checks.layers.LayerScan` depends only on the layer's bytes and on
+the rules that read them (the walker, the ELF reader, the credential detectors). So
+the key is the layer digest plus :data:`RULES`, a hash of those rules' source: a
+changed detector starts a fresh cache instead of trusting old results. The platform
+a layer is judged against and the ``--allow`` globs are applied after the scan, so
+they are not part of the key; one entry serves every platform sharing the layer.
+
+Entries are zlib-compressed JSON files (no pickle: a cache file is data, never code)
+under ``DIR/RULES/``, where DIR is what the caller gives, else
+``$POLYARCH_CACHE_DIR/verify``, else ``$XDG_CACHE_HOME/polyarch/verify`` (default
+``~/.cache/polyarch/verify``). Reading an entry refreshes its time; :meth:`prune`
+removes entries older than ``max_age`` and then the least recently used until the
+directory holds at most ``max_bytes``. A cache that cannot be written is skipped:
+verification reads the layers instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+import zlib
+from pathlib import Path
+
+from polyarch.checks import elf, layers, secrets, stream
+from polyarch.checks.layers import LayerScan
+
+#: Layout version of the entries (bumped when :meth:`LayerScan.to_json` changes).
+FORMAT = 1
+MAX_BYTES = 256 << 20
+MAX_AGE = 30 * 86400.0
+
+
+def _rules() -> str:
+    h = hashlib.sha256(f"format {FORMAT}".encode())
+    sources: list[Path] = []
+    for mod in (layers, stream, elf, secrets):
+        f = Path(mod.__file__ or "")
+        # A package (the credential detectors): every module of it.
+        sources += sorted(f.parent.glob("*.py")) if f.name == "__init__.py" else [f]
+    for f in sources:
+        try:
+            h.update(f.read_bytes())
+        except OSError:  # no source next to the module: its name still counts
+            h.update(f.name.encode())
+    return h.hexdigest()[:16]
+
+
+#: Hash of the rules that produce a scan: part of every key.
+RULES = _rules()
+
+
+def default_dir() -> Path:
+    env = os.environ.get("POLYARCH_CACHE_DIR")
+    if env:
+        return Path(env) / "verify"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "polyarch" / "verify"
+
+
+class LayerCache:
+    def __init__(self, directory: Path | None = None, *, max_bytes: int = MAX_BYTES,
+                 max_age: float = MAX_AGE) -> None:
+        self.root = directory if directory is not None else default_dir()
+        self.dir = self.root / RULES
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.hits = 0
+        self.misses = 0
+        self.writable = True
+
+    def _file(self, digest: str) -> Path | None:
+        algo, _, hexd = digest.partition(":")
+        if algo != "sha256" or len(hexd) != 64 or not all(c in "0123456789abcdef" for c in hexd):
+            return None
+        return self.dir / f"{hexd}.json.z"
+
+    def get(self, digest: str) -> LayerScan | None:
+        f = self._file(digest)
+        try:
+            if f is None:
+                raise FileNotFoundError(digest)
+            doc = json.loads(zlib.decompress(f.read_bytes()))
+            scan = LayerScan.from_json(doc)
+            if scan.digest != digest:
+                raise ValueError("entry for another layer")
+        except (OSError, ValueError, KeyError, TypeError, zlib.error):
+            self.misses += 1
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(f)
+        self.hits += 1
+        return scan
+
+    def put(self, scan: LayerScan) -> None:
+        f = self._file(scan.digest)
+        if f is None or not self.writable:
+            return
+        data = zlib.compress(json.dumps(scan.to_json(), separators=(",", ":")).encode(), 6)
+        tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            os.replace(tmp, f)
+        except OSError:
+            self.writable = False  # read-only or full: verify on without the cache
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def prune(self) -> int:
+        """Drop old entries, then the least recently used over the size limit; return
+        how many were removed."""
+        now = time.time()
+        entries: list[tuple[float, int, Path]] = []
+        removed = 0
+        try:
+            for sub in self.root.iterdir():
+                if not sub.is_dir():
+                    continue
+                for f in sub.iterdir():
+                    try:
+                        st = f.stat()
+                    except OSError:
+                        continue
+                    if now - st.st_mtime > self.max_age or (
+                            f.suffix == ".tmp" and now - st.st_mtime > 3600):
+                        removed += _unlink(f)
+                    else:
+                        entries.append((st.st_mtime, st.st_size, f))
+        except OSError:
+            return removed
+        total = sum(size for _, size, _ in entries)
+        for _mtime, size, f in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            removed += _unlink(f)
+            total -= size
+        return removed
+
+
+def _unlink(f: Path) -> int:
+    try:
+        f.unlink()
+        return 1
+    except OSError:
+        return 0

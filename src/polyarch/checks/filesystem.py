@@ -1,0 +1,118 @@
+"""Apply layer scans in order: the final filesystem's interesting files, and the
+credentials that a later layer removed but that still ship in a lower layer's blob.
+
+OCI whiteouts: ``.wh.NAME`` deletes ``NAME`` (and everything below it), and
+``.wh..wh..opq`` hides everything below its directory from lower layers. A later
+layer's entry at the same path replaces a file; a later non-directory entry at one of
+its parent directories removes it too.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from array import array
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from polyarch.checks.elf import ElfHeader
+from polyarch.checks.layers import LayerScan, path_hash
+from polyarch.checks.secrets import SecretHit
+from polyarch.checks.tagged import libc_of_loader
+
+
+@dataclass(frozen=True)
+class FinalFile:
+    path: str
+    layer_index: int
+    layer: str
+    elf: ElfHeader | None
+    secrets: tuple[SecretHit, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """Credentials in a layer blob that the final filesystem no longer shows."""
+
+    path: str
+    #: The layer whose blob holds the file.
+    layer: str
+    secrets: tuple[SecretHit, ...]
+    #: The later layer that deleted (``deleted``) or overwrote (``replaced``) it.
+    removed_by: str
+    how: str
+
+
+@dataclass
+class Filesystem:
+    files: dict[str, FinalFile] = field(default_factory=dict)
+    shipped: list[Shipped] = field(default_factory=list)
+    #: ``glibc`` and/or ``musl``: the C libraries whose loader the image holds.
+    libcs: frozenset[str] = frozenset()
+    #: Installed wheels' platform tags by ``*.dist-info`` directory.
+    wheels: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _has(a: array[int], h: int) -> bool:
+    i = bisect_left(a, h)
+    return i < len(a) and a[i] == h
+
+
+def _ancestors(path: str) -> list[str]:
+    out = []
+    d = posixpath.dirname(path)
+    while d not in ("/", ""):
+        out.append(d)
+        d = posixpath.dirname(d)
+    return out
+
+
+def merge(scans: list[LayerScan]) -> Filesystem:
+    """The interesting files of the final filesystem, each with the layer it came from."""
+    final: dict[str, FinalFile] = {}
+    shipped: list[Shipped] = []
+    wheels: dict[str, list[str]] = {}
+    hashes: dict[str, int] = {}
+
+    def h(p: str) -> int:
+        v = hashes.get(p)
+        if v is None:
+            v = hashes[p] = path_hash(p)
+        return v
+
+    for i, scan in enumerate(scans):
+        if final:
+            gone = set(scan.whiteouts)
+            pre = tuple([w + "/" for w in scan.whiteouts]
+                        + ["/" if o == "/" else o + "/" for o in scan.opaque])
+            cut: dict[str, bool] = {}  # ancestor dir -> a non-directory replaces it here
+            for p in list(final):
+                if p in gone or (pre and p.startswith(pre)):
+                    how = "deleted"
+                elif _has(scan.others, h(p)) or _has(scan.dirs, h(p)):
+                    how = "replaced"
+                else:
+                    how = ""
+                    for d in _ancestors(p):
+                        hit = cut.get(d)
+                        if hit is None:
+                            hit = cut[d] = _has(scan.others, h(d))
+                        if hit:
+                            how = "replaced"
+                            break
+                if how:
+                    f = final.pop(p)
+                    if f.secrets:
+                        shipped.append(Shipped(p, f.layer, f.secrets, scan.digest, how))
+        for p, eh in scan.elf.items():
+            final[p] = FinalFile(p, i, scan.digest, eh)
+        for p, hits in scan.secrets.items():
+            final[p] = FinalFile(p, i, scan.digest, None, tuple(hits))
+        for p, target in scan.links.items():
+            t = final.get(target)
+            if t is not None:
+                final[p] = FinalFile(p, i, scan.digest, t.elf, t.secrets)
+        for d, tags in scan.wheels.items():
+            wheels[d] = tags
+    libcs = frozenset(filter(None, (libc_of_loader(posixpath.basename(p))
+                                    for p, f in final.items() if f.elf is not None)))
+    return Filesystem(dict(sorted(final.items())), shipped, libcs, wheels)

@@ -1,0 +1,177 @@
+"""PA001 hardcoded-arch: an architecture written literally where another target
+platform builds the stage.
+
+Error in a stage that runs on the target (the variant gets another architecture's
+file); warning in a ``$BUILDPLATFORM`` stage (right on one kind of build machine only).
+Words chosen per platform (``case "$TARGETARCH"``, ``if [ "$(uname -m)" = ...``), read
+into a variable (``V=$(curl .../x86_64/APKINDEX...)``) or in stages only that
+architecture builds (``FROM base-${TARGETARCH}``) are not reported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from polyarch.lint.arch import (
+    ARCH_FAMILY,
+    ARCH_RE,
+    ARCH_SOURCE,
+    FILE_EXT,
+    IMAGE_ARCH_RE,
+    RUNTIME_DETECT,
+    captured_ranges,
+    selected_ranges,
+    word_around,
+)
+from polyarch.lint.context import LintContext
+from polyarch.lint.graph import PLATFORM_ARGS
+from polyarch.lint.model import Instruction, Severity, Stage, Text
+from polyarch.lint.shell import blank_comments, split_outside_quotes
+
+HINT = (
+    "declare `ARG TARGETARCH` in the stage and use ${TARGETARCH} (amd64, arm64, ...); where "
+    "the download names architectures differently, map it: "
+    "`case \"$TARGETARCH\" in amd64) A=x86_64;; arm64) A=aarch64;; esac`"
+)
+_ASSIGN = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_]*ARCH|--arch|--cpu|--target-arch)[= ]"
+                     r"['\"]?([A-Za-z0-9_-]+)['\"]?", re.IGNORECASE)
+_HEREDOC = re.compile(r"<<-?[\"']?[A-Za-z_][A-Za-z0-9_]*[\"']?")
+_STMT = re.compile(r";;|;|\n")
+
+
+def _short(s: str, n: int = 80) -> str:
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def check(ctx: LintContext) -> None:
+    for st in ctx.reachable_stages():
+        reached = ctx.reached(st.index)
+        kinds = {v.kind for _, v in reached}
+        if kinds <= {"unknown"}:
+            continue
+        # The platforms this stage's files are made for (a pinned stage: its own).
+        arches = {(g.platform.architecture, str(g.platform)) for g, v in reached
+                  if v.kind != "fixed"}
+        arches |= {(v.runs_on.architecture, str(v.runs_on)) for _, v in reached
+                   if v.kind == "fixed" and v.runs_on is not None}
+        build_only = kinds == {"build"}
+        sev: Severity = "warning" if build_only else "error"
+        own = {ARCH_FAMILY[m.group(1)] for m in ARCH_RE.finditer(st.name or "")}
+        _check_from(ctx, st)
+        for inst in st.instructions:
+            for text, kind in _texts(inst):
+                _scan(ctx, st, inst, text, kind, own, arches, sev)
+    in_from = {name for st in ctx.df.stages for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*",
+                                                                   st.platform or "")}
+    all_arches = {p.architecture for p in ctx.platforms}
+    for decl in ctx.df.global_args:
+        if decl.default and decl.name not in PLATFORM_ARGS and decl.name not in in_from:
+            m = ARCH_RE.search(decl.default)
+            if m and not ARCH_SOURCE.search(decl.default) and all_arches - {
+                    ARCH_FAMILY[m.group(1)]}:
+                ctx.add("PA001", "error", decl.line,
+                        f"global ARG {decl.name} defaults to architecture-specific "
+                        f"{decl.default!r}, the same for every target platform", HINT, None)
+
+
+def _check_from(ctx: LintContext, st: Stage) -> None:
+    for g, v in ctx.reached(st.index):
+        if v.parent is not None or v.kind != "target" or not v.image:
+            continue
+        if ARCH_SOURCE.search(st.image):
+            continue  # chosen per platform: FROM img:${TARGETARCH}
+        m = IMAGE_ARCH_RE.search(v.image.split("@", 1)[0])
+        if m and ARCH_FAMILY[m.group(1)] != g.platform.architecture:
+            ctx.add("PA001", "error", st.from_inst.line,
+                    f"stage {st.label}: base image {v.image!r} names architecture "
+                    f"{m.group(1)!r}, and {g.platform} builds on it",
+                    "use the multi-platform tag (drop the architecture from the tag) or "
+                    "choose it with ${TARGETARCH}", st)
+            return
+
+
+def _texts(inst: Instruction) -> Iterator[tuple[Text, str]]:
+    if inst.keyword == "RUN":
+        for t in inst.texts():
+            yield t, "shell"
+    elif inst.keyword in ("COPY", "ADD"):
+        yield inst.args, "paths"
+        for h in inst.heredocs:
+            yield h.body, "shell"
+    elif inst.keyword in ("ENV", "ARG"):
+        yield inst.args, "values"
+    elif inst.keyword in ("CMD", "ENTRYPOINT", "WORKDIR", "VOLUME"):
+        yield inst.args, "shell"
+
+
+def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
+          own: set[str], arches: set[tuple[str, str]], sev: Severity) -> None:
+    script = blank_comments(text.value) if kind == "shell" else text.value
+    if kind == "paths" and inst.json_args is None:
+        script = _HEREDOC.sub(lambda m: " " * len(m.group(0)), script)
+    skipped = (selected_ranges(script) + captured_ranges(script)) if kind == "shell" else []
+    reported: set[int] = set()
+
+    def skip(pos: int, family: str) -> bool:
+        return family in own or any(a <= pos < b for a, b in skipped)
+
+    def wrong_for(family: str) -> list[str]:
+        return sorted({p for a, p in arches if a != family})
+
+    if kind == "shell":
+        for off, stmt in split_outside_quotes(script, _STMT):
+            det = RUNTIME_DETECT.search(stmt)
+            fams = {ARCH_FAMILY[m.group(1)] for m in ARCH_RE.finditer(stmt)}
+            if (det and re.search(r"\|\|\s*(?:exit|false|\(|\{)", stmt) and len(fams) == 1
+                    and wrong_for(next(iter(fams)))):
+                line = text.line_at(off + len(stmt) - len(stmt.lstrip()))
+                reported.add(line)
+                ctx.add("PA001", sev, line,
+                        f"stage {st.label}: {inst.keyword} assumes one architecture from the "
+                        f"machine's own report ({det.group(0)!r}); the build fails or differs "
+                        "on every other platform",
+                        "handle each target architecture (case on $TARGETARCH), or fail with "
+                        "a clear message only for platforms you really do not support", st)
+    for m in ARCH_RE.finditer(script):
+        family = ARCH_FAMILY[m.group(1)]
+        if skip(m.start(), family):
+            continue
+        word = word_around(script, m.start(), m.end())
+        value = word.split("=", 1)[1] if "=" in word and kind != "paths" else word
+        if kind == "values":
+            if word.split("=", 1)[0] in PLATFORM_ARGS or ARCH_SOURCE.search(value):
+                continue
+            pathlike = True
+        elif kind == "paths":
+            pathlike = not word.startswith("--")
+        else:
+            pathlike = "/" in value or FILE_EXT.search(value) is not None
+        wrong = wrong_for(family)
+        if not pathlike or not wrong:
+            continue
+        line = text.line_at(m.start())
+        if line in reported:
+            continue
+        reported.add(line)
+        what = "URL" if "://" in word else "path" if "/" in word else "file name" \
+            if kind != "values" else "value"
+        ctx.add("PA001", sev, line,
+                f"stage {st.label}: {inst.keyword} hard-codes architecture {m.group(1)!r} in "
+                f"{what} {_short(word)!r}: wrong for {', '.join(wrong)}", HINT, st)
+    if kind in ("shell", "values"):
+        for m in _ASSIGN.finditer(script):
+            val = m.group(2)
+            if (val not in ARCH_FAMILY or skip(m.start(), ARCH_FAMILY[val])
+                    or m.group(1).upper() in PLATFORM_ARGS
+                    or not wrong_for(ARCH_FAMILY[val])):
+                continue
+            line = text.line_at(m.start())
+            if line in reported:
+                continue
+            reported.add(line)
+            ctx.add("PA001", sev, line,
+                    f"stage {st.label}: {inst.keyword} sets {m.group(0).strip()!r}: a fixed "
+                    "architecture for every platform",
+                    "use the target's value: ARG TARGETARCH then GOARCH=$TARGETARCH (or map it "
+                    "with case for tools that name architectures differently)", st)

@@ -1,0 +1,178 @@
+"""Pushing an OCI layout from disk to a repository, by digest only.
+
+:func:`push_layout` sends everything the root (an index or a manifest) references:
+first every blob (several at once; those the repository has are skipped after a
+``HEAD``, those another repository of the registry has are mounted, the rest uploaded
+in resumable chunks from disk), then the child manifests by digest, then the root by
+digest. It never writes a tag: tags are moved by whoever calls it, after it returned.
+
+A push that fails half-way leaves blobs (and perhaps child manifests) behind, which
+no tag points at; running it again sends only what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from polyarch.errors import RegistryError, UsageError
+from polyarch.refs import ImageRef
+from polyarch.registry.api import RegistryAPI
+from polyarch.registry.layout import OCILayout
+from polyarch.registry.media import INDEX_TYPES, NON_DISTRIBUTABLE, Manifest
+from polyarch.registry.upload import DEFAULT_CHUNK, upload_blob
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What :func:`push_layout` did."""
+
+    #: The root's digest, media type and size: the descriptor to tag later.
+    digest: str
+    media_type: str
+    size: int
+    blobs_uploaded: int
+    blobs_skipped: int
+    blobs_mounted: int
+    manifests: int
+    bytes_sent: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "media_type": self.media_type, "size": self.size,
+                "blobs_uploaded": self.blobs_uploaded, "blobs_skipped": self.blobs_skipped,
+                "blobs_mounted": self.blobs_mounted, "manifests": self.manifests,
+                "bytes_sent": self.bytes_sent, "seconds": round(self.seconds, 3)}
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    """One step of a push, for progress display.
+
+    ``action`` is ``"exists"``, ``"mounted"``, ``"uploaded"`` (a blob is done),
+    ``"bytes"`` (``size`` more bytes of ``digest`` accepted) or ``"manifest"``.
+    The callback is called from the upload threads: it must be thread-safe.
+    """
+
+    action: str
+    digest: str
+    size: int
+
+
+def _descs(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = doc.get(key)
+    return [d for d in value if isinstance(d, dict)] if isinstance(value, list) else []
+
+
+def plan_push(layout: OCILayout, root: Manifest) -> tuple[list[Manifest], dict[str, int]]:
+    """The manifests (children before parents, root last) and blobs ``root`` needs."""
+    manifests: list[Manifest] = []
+    blobs: dict[str, int] = {}
+    seen: set[str] = set()
+
+    def walk(man: Manifest, depth: int) -> None:
+        if man.digest in seen:
+            return
+        seen.add(man.digest)
+        if depth > 4:
+            raise UsageError(f"{layout.description}: indexes nested deeper than 4 levels")
+        try:
+            doc = man.json
+        except ValueError as e:
+            raise UsageError(f"{layout.description}: manifest {man.digest} is not JSON") from e
+        if man.media_type in INDEX_TYPES:
+            for d in _descs(doc, "manifests"):
+                digest = d.get("digest")
+                if not isinstance(digest, str) or not layout.has_blob(digest):
+                    raise UsageError(
+                        f"{layout.description}: manifest {digest} of index {man.digest}"
+                        " is not in the layout",
+                        hint="push a complete layout (as buildx writes with --output type=oci)")
+                mt = d.get("mediaType")
+                walk(Manifest.from_bytes(layout.blob(digest), mt if isinstance(mt, str) else None),
+                     depth + 1)
+        else:
+            config = doc.get("config")
+            for d in ([config] if isinstance(config, dict) else []) + _descs(doc, "layers"):
+                digest, size = d.get("digest"), d.get("size")
+                if d.get("mediaType") in NON_DISTRIBUTABLE or d.get("urls"):
+                    continue
+                if not isinstance(digest, str) or not isinstance(size, int):
+                    raise UsageError(f"{layout.description}: a descriptor of {man.digest}"
+                                     " has no digest or size")
+                blobs.setdefault(digest, size)
+        manifests.append(man)
+
+    walk(root, 0)
+    return manifests, blobs
+
+
+def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
+                root_digest: str | None = None, mount_from: Sequence[str] = (), jobs: int = 4,
+                progress: Callable[[PushEvent], None] | None = None,
+                chunk_size: int = DEFAULT_CHUNK) -> PushResult:
+    """Push ``layout``'s root (or the manifest ``root_digest``) to ``repo``, by digest.
+
+    ``repo``'s tag, if any, is ignored: nothing is tagged. ``mount_from`` names other
+    repositories of the same registry to mount blobs from. Raises
+    :class:`~polyarch.errors.RegistryError` (exit 4) when the registry fails beyond
+    the retry budget or the deadline.
+    """
+    t0 = time.monotonic()
+    root = layout.manifest(root_digest) if root_digest else layout.root()
+    manifests, blobs = plan_push(layout, root)
+    for digest, size in blobs.items():
+        try:
+            have = layout.locate(digest).size
+        except RegistryError as e:
+            raise UsageError(e.message, hint="push a complete layout") from None
+        if have != size:
+            raise UsageError(f"{layout.description}: blob {digest} has {have} bytes,"
+                             f" its descriptor says {size}")
+    target = repo.untagged()
+    counts = {"exists": 0, "mounted": 0, "uploaded": 0}
+    sent = 0
+
+    def emit(event: PushEvent) -> None:
+        if progress is not None:
+            progress(event)
+
+    def one(digest: str) -> tuple[str, int]:
+        def on_bytes(n: int) -> None:
+            emit(PushEvent("bytes", digest, n))
+
+        out = upload_blob(client, target, digest, layout.locate(digest), mount_from=mount_from,
+                          chunk_size=chunk_size, on_bytes=on_bytes)
+        emit(PushEvent(out.action, digest, blobs[digest]))
+        return out.action, out.sent
+
+    # Largest first: the long uploads start at once, the small ones fill in around them.
+    order = sorted(blobs, key=lambda d: -blobs[d])
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="push")
+    try:
+        futures = [pool.submit(one, d) for d in order]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for f in futures:
+            f.cancel()  # the first failure ends the push; running uploads finish
+        for f in futures:
+            if not f.cancelled() and f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]
+        for f in futures:
+            action, n = f.result()
+            counts[action] += 1
+            sent += n
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM) or failed: do not wait for uploads in flight.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    for man in manifests:
+        client.put_manifest(target.with_digest(man.digest), man.data, man.media_type)
+        emit(PushEvent("manifest", man.digest, len(man.data)))
+    return PushResult(digest=root.digest, media_type=root.media_type, size=len(root.data),
+                      blobs_uploaded=counts["uploaded"], blobs_skipped=counts["exists"],
+                      blobs_mounted=counts["mounted"], manifests=len(manifests),
+                      bytes_sent=sent, seconds=time.monotonic() - t0)

@@ -1,0 +1,156 @@
+"""``polyarch build`` without a registry: the verified image written as an OCI archive or
+layout directory, loaded into the local engine, or kept in the cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_helpers import polyarch
+from conftest import free_port, make_context
+
+from .helpers import COPY_ONLY, needs_podman
+
+ENGINES = ["docker", pytest.param("podman", marks=needs_podman)]
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_context(tmp_path_factory.mktemp("outputs") / "ctx", dockerfile=COPY_ONLY)
+
+
+def _archive_index(path: Path) -> dict[str, object]:
+    with tarfile.open(path) as t:
+        names = t.getnames()
+        assert "oci-layout" in names or "./oci-layout" in names, names
+        member = t.extractfile("index.json" if "index.json" in names else "./index.json")
+        assert member is not None
+        doc = json.loads(member.read())
+    assert isinstance(doc, dict)
+    return doc
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_archive_with_no_registry(engine: str, context: Path, tmp_path: Path,
+                                  cache_dir: Path) -> None:
+    """-o oci:app.tar needs no registry: the only one named listens nowhere."""
+    nowhere = f"127.0.0.1:{free_port()}/team/app:1"
+    app = tmp_path / "app.tar"
+    run = polyarch("build", "--engine", engine, "-t", nowhere, "-o", f"oci:{app}", "--json",
+                   str(context))
+    assert run.code == 0, run.text
+    doc = run.json()
+    assert doc["push"] is None and doc["promoted"] is False and doc["layout"] is None
+    assert doc["outputs"] == [f"wrote the OCI archive {app}"]
+    assert doc["verification"]["ok"] is True
+    assert sorted(p["platform"] for p in doc["platforms"]) == ["linux/amd64", "linux/arm64"]
+    # The archive holds the very index that was verified.
+    index = _archive_index(app)
+    manifests = index["manifests"]
+    assert isinstance(manifests, list)
+    assert doc["index"]["digest"] in {m["digest"] for m in manifests}
+
+    check = polyarch("verify", f"oci:{app}", "--json")
+    assert check.code == 0, check.text
+    assert check.json()["ok"] is True
+    assert check.json()["index_digest"] == doc["index"]["digest"]
+    assert sorted(p["platform"] for p in check.json()["platforms"]) == ["linux/amd64",
+                                                                       "linux/arm64"]
+    shown = polyarch("inspect", "--json", f"oci:{app}")
+    assert shown.code == 0, shown.text
+    assert sorted(p["platform"] for p in shown.json()["platforms"]) == ["linux/amd64",
+                                                                       "linux/arm64"]
+    # Nothing stayed behind in the cache.
+    assert not any((cache_dir / "builds").iterdir())
+
+
+def test_archive_without_any_tag(context: Path, tmp_path: Path, cache_dir: Path) -> None:
+    app = tmp_path / "app.tar"
+    run = polyarch("build", "-o", f"oci:{app}", str(context))
+    assert run.code == 0, run.text
+    assert f"wrote the OCI archive {app}" in run.out
+    assert polyarch("verify", f"oci:{app}").code == 0
+
+
+def test_layout_directory(context: Path, tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "layout"
+    run = polyarch("build", "-o", f"oci:{out}", "--json", str(context))
+    assert run.code == 0, run.text
+    digest = run.json()["index"]["digest"]
+    assert (out / "oci-layout").is_file()
+    index = json.loads((out / "index.json").read_text())
+    assert digest in {m["digest"] for m in index["manifests"]}
+    assert (out / "blobs/sha256" / digest.removeprefix("sha256:")).is_file()
+    # An existing layout is replaced (any other non-empty directory is refused: see
+    # tests/unit/test_build_outputs.py).
+    again = polyarch("build", "-o", f"oci:{out}", "--json", str(context))
+    assert again.code == 0, again.text
+    index = json.loads((out / "index.json").read_text())
+    assert [m["digest"] for m in index["manifests"]] == [again.json()["index"]["digest"]]
+    check = polyarch("verify", f"oci:{out}", "--json")
+    assert check.code == 0 and check.json()["ok"] is True, check.text
+
+
+def test_nothing_asked_keeps_the_layout_in_the_cache(context: Path, cache_dir: Path) -> None:
+    run = polyarch("build", "--json", str(context))
+    assert run.code == 0, run.text
+    doc = run.json()
+    assert doc["outputs"] == [] and doc["push"] is None
+    kept = Path(doc["layout"])
+    assert kept.parent == cache_dir / "builds"
+    assert (kept / "oci-layout").is_file() and (kept / "index.json").is_file()
+    assert polyarch("verify", f"oci:{kept}").code == 0
+    # The human output says where it is and how to get it out.
+    run = polyarch("build", str(context))
+    assert run.code == 0, run.text
+    line = next(ln for ln in run.out.splitlines() if ln.startswith("kept"))
+    path = Path(line.split("oci:", 1)[1])
+    assert path.parent == cache_dir / "builds" and path.is_dir()
+    assert "-o oci:PATH, --load or --push" in run.out
+
+
+@pytest.fixture
+def loaded_name() -> Iterator[str]:
+    name = f"polyarch-test/load-{uuid.uuid4().hex[:10]}:1"
+    yield name
+    subprocess.run(["docker", "image", "rm", "--force", name], capture_output=True)
+
+
+def _docker_run(name: str, platform: str) -> str:
+    r = subprocess.run(["docker", "run", "--rm", "--pull", "never", "--platform", platform,
+                        name, "uname", "-m"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_load_every_platform(context: Path, loaded_name: str, cache_dir: Path) -> None:
+    run = polyarch("build", "--load", "-t", loaded_name, "--json", str(context))
+    assert run.code == 0, run.text
+    assert run.json()["outputs"] == [
+        f"loaded into docker as docker.io/{loaded_name}: every platform (containerd image"
+        " store)"]
+    assert _docker_run(loaded_name, "linux/arm64") == "aarch64"
+    assert _docker_run(loaded_name, "linux/amd64") == "x86_64"
+
+
+@needs_podman
+def test_podman_load_keeps_the_host_platform(context: Path, tmp_path: Path,
+                                             cache_dir: Path) -> None:
+    name = f"localhost/polyarch-test/load-{uuid.uuid4().hex[:10]}:1"
+    try:
+        run = polyarch("build", "--engine", "podman", "--load", "-t", name, "--json",
+                       str(context))
+        assert run.code == 0, run.text
+        (said,) = run.json()["outputs"]
+        assert said.startswith(f"loaded into podman as {name}: the host's platform only")
+        r = subprocess.run(["podman", "run", "--rm", "--pull", "never", name, "uname", "-m"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "x86_64"
+    finally:
+        subprocess.run(["podman", "rmi", "--force", name], capture_output=True)

@@ -1,0 +1,184 @@
+"""`polyarch lint --fix` rewrites proved with the real engine: the same Dockerfile is
+built for linux/amd64 and linux/arm64 before and after the rewrite, each variant is
+checked (the files each platform should get, the right ELF machine), and the rewrite
+must leave every variant's output the same while its moved stage runs natively.
+
+The builds are small (the examples' node base, a package of a few files) and use
+--no-cache so the timings compare like with like; they are printed, not asserted
+(benchmarks/ measures speed).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import IN_CI, REGISTRY, unpack_busybox
+
+from polyarch.cli import run
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORMS = "linux/amd64,linux/arm64"
+ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
+
+
+@pytest.fixture(scope="module")
+def node_base() -> str:
+    """The examples' Node base image on the test registry (scripts/make-base)."""
+    if shutil.which("mmdebstrap") is None and not IN_CI:
+        pytest.skip("mmdebstrap is not installed (scripts/engine up installs it on Debian)")
+    r = subprocess.run([str(ROOT / "scripts/make-base")], capture_output=True, text=True,
+                       timeout=1200, env={**os.environ, "POLYARCH_TEST_REGISTRY": REGISTRY})
+    if r.returncode != 0:
+        pytest.fail(f"scripts/make-base failed:\n{r.stderr[-3000:]}")
+    refs = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
+    return refs["POLYARCH_NODE_BASE"]
+
+
+def build(ctx: Path, out: Path) -> float:
+    """Build both platforms with no cache into ``out/<os>_<arch>/``; the seconds taken."""
+    if out.exists():
+        shutil.rmtree(out)
+    t0 = time.monotonic()
+    r = subprocess.run(["docker", "buildx", "build", "--no-cache", "--platform", PLATFORMS,
+                        "--output", f"type=local,dest={out}", str(ctx)],
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return time.monotonic() - t0
+
+
+def elf_machine(path: Path) -> int:
+    head = path.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF", f"{path} is not an ELF file"
+    return int.from_bytes(head[18:20], "little")
+
+
+def fix_in_place(dockerfile: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    before = dockerfile.read_text()
+    capsys.readouterr()
+    assert run(["lint", "--fix", "--write", str(dockerfile)]) == 0
+    diff = capsys.readouterr().out
+    assert dockerfile.read_text() != before, diff
+    return diff
+
+
+# -- assets: a stage whose only output is an npm pack tarball ---------------------
+
+PACK = """\
+FROM {node} AS builder
+WORKDIR /build
+COPY cli/ ./cli/
+RUN mkdir -p /build/dist && cd cli && npm pack --pack-destination /build/dist \
+    && uname -m > /build/dist/packed-on
+FROM {node} AS runtime
+COPY --from=builder /build/dist/ /tmp/dist/
+RUN npm install -g --offline --no-audit --no-fund /tmp/dist/*.tgz && sandbox-cli
+FROM scratch
+COPY --from=builder /build/dist/packed-on /packed-on
+COPY --from=runtime /usr/lib/node_modules/sandbox-cli/ /cli/
+COPY --from=runtime /bin/true /runtime-true
+"""
+
+
+def _cli_package(ctx: Path) -> None:
+    cli = ctx / "cli"
+    (cli / "bin").mkdir(parents=True)
+    (cli / "package.json").write_text(json.dumps({
+        "name": "sandbox-cli", "version": "1.0.0", "bin": {"sandbox-cli": "bin/cli.js"},
+        "files": ["bin"]}))
+    (cli / "bin" / "cli.js").write_text("#!/usr/bin/env node\nconsole.log('sandbox-cli 1.0.0')\n")
+
+
+def test_fix_moves_an_npm_pack_stage_to_the_build_platform(
+        node_base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    _cli_package(ctx)
+    df = ctx / "Dockerfile"
+    df.write_text(PACK.format(node=node_base))
+    t_before = build(ctx, tmp_path / "before")
+    diff = fix_in_place(df, capsys)
+    assert f"+FROM --platform=$BUILDPLATFORM {node_base} AS builder" in diff
+    assert df.read_text().count("--platform") == 1  # only the builder moved
+    t_after = build(ctx, tmp_path / "after")
+    for arch in ("amd64", "arm64"):
+        b, a = tmp_path / "before" / f"linux_{arch}", tmp_path / "after" / f"linux_{arch}"
+        # The runtime stage still runs on each target: right machine.
+        assert elf_machine(b / "runtime-true") == elf_machine(a / "runtime-true") \
+            == ELF_MACHINE[arch]
+        # The package installed is the same, byte for byte.
+        for f in ("package.json", "bin/cli.js"):
+            assert (b / "cli" / f).read_bytes() == (a / "cli" / f).read_bytes()
+        # Before, arm64's pack ran under emulation; after, natively on the build machine.
+        assert (b / "packed-on").read_text().strip() == {"amd64": "x86_64",
+                                                         "arm64": "aarch64"}[arch]
+        assert (a / "packed-on").read_text().strip() == os.uname().machine
+    print(f"\nnpm pack stage: before {t_before:.1f}s, after {t_after:.1f}s")
+
+
+# -- npm-target: npm install --ignore-scripts on the build platform ----------------
+
+
+def _npm_tarball(dest: Path, name: str, cpu: str, binary: Path) -> None:
+    """An npm package tarball (package/ prefix) with os/cpu fields and a real ELF file."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        meta = json.dumps({"name": name, "version": "1.0.0", "os": ["linux"],
+                           "cpu": [cpu]}).encode()
+        for arcname, data in (("package/package.json", meta),
+                              ("package/bin/tool", binary.read_bytes())):
+            info = tarfile.TarInfo(arcname)
+            info.size = len(data)
+            info.mode = 0o755
+            tar.addfile(info, io.BytesIO(data))
+    dest.write_bytes(gzip.compress(buf.getvalue()))
+
+
+DEPS = """\
+FROM {node} AS deps
+WORKDIR /app
+COPY pkgs/ /pkgs/
+COPY app/package.json ./
+RUN npm install --ignore-scripts --offline --no-audit --no-fund
+FROM scratch
+COPY --from=deps /app/node_modules /app/node_modules
+"""
+
+
+def test_fix_installs_node_modules_on_the_build_platform_for_the_target(
+        node_base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "pkgs").mkdir(parents=True)
+    (ctx / "app").mkdir()
+    deps = {}
+    for arch, cpu in (("amd64", "x64"), ("arm64", "arm64")):
+        root = tmp_path / f"rootfs-{arch}"
+        unpack_busybox(arch, root)
+        _npm_tarball(ctx / "pkgs" / f"tool-linux-{cpu}-1.0.0.tgz", f"tool-linux-{cpu}",
+                     cpu, root / "bin" / "busybox")
+        deps[f"tool-linux-{cpu}"] = f"file:../pkgs/tool-linux-{cpu}-1.0.0.tgz"
+    (ctx / "app" / "package.json").write_text(json.dumps(
+        {"name": "app", "version": "1.0.0", "optionalDependencies": deps}))
+    df = ctx / "Dockerfile"
+    df.write_text(DEPS.format(node=node_base))
+    t_before = build(ctx, tmp_path / "before")
+    diff = fix_in_place(df, capsys)
+    assert "--os=$TARGETOS --cpu=" in diff and "--libc=glibc" in diff
+    assert "+ARG TARGETOS TARGETARCH" in diff
+    t_after = build(ctx, tmp_path / "after")
+    for arch, cpu, other in (("amd64", "x64", "arm64"), ("arm64", "arm64", "x64")):
+        for when in ("before", "after"):
+            nm = tmp_path / when / f"linux_{arch}" / "app" / "node_modules"
+            assert sorted(p.name for p in nm.iterdir() if not p.name.startswith(".")) == [
+                f"tool-linux-{cpu}"], (when, arch)
+            assert elf_machine(nm / f"tool-linux-{cpu}" / "bin" / "tool") == ELF_MACHINE[arch]
+            assert not (nm / f"tool-linux-{other}").exists()
+    print(f"\nnpm install stage: before {t_before:.1f}s, after {t_after:.1f}s")

@@ -1,0 +1,126 @@
+"""verify_source on the OCI layout buildx writes to disk (nothing pushed): prebuilt
+binaries for several platforms, a wrong prebuild, a deleted token, the per-layer cache
+across a rebuild."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from conftest import make_context
+
+from polyarch.checks.cache import LayerCache
+from polyarch.checks.verify import verify_source
+from polyarch.platforms import parse_platforms
+from polyarch.registry import OCILayout
+
+BOTH = parse_platforms("linux/amd64,linux/arm64")
+TOKEN = "npm_9fQx2LrTzV7wKbY3HcN8sPjD5mE1aGuR0oXt"
+
+# A package shipping prebuilds for both platforms (node-gyp-build layout); the busybox
+# binaries of each architecture stand in for the .node files.
+PREBUILDS = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+COPY rootfs-amd64/bin/busybox /app/node_modules/addon/prebuilds/linux-x64/addon.node
+COPY rootfs-arm64/bin/busybox /app/node_modules/addon/prebuilds/linux-arm64/addon.node
+COPY top.txt /app/top.txt
+"""
+
+# The same, but the arm64 prebuild is an x86-64 file: what node loads on arm64.
+WRONG_PREBUILD = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+COPY rootfs-amd64/bin/busybox /app/node_modules/addon/prebuilds/linux-x64/addon.node
+COPY rootfs-amd64/bin/busybox /app/node_modules/addon/prebuilds/linux-arm64/addon.node
+"""
+
+# A token written by one step and deleted by the next: gone from the filesystem, still
+# in the first step's layer.
+DELETED_TOKEN = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+COPY npmrc /root/.npmrc
+RUN ["/bin/busybox", "rm", "/root/.npmrc"]
+"""
+
+
+def build_layout(ctx: Path, dockerfile: str, dest: Path) -> OCILayout:
+    (ctx / "Dockerfile.t").write_text(dockerfile)
+    shutil.rmtree(dest, ignore_errors=True)
+    r = subprocess.run(["docker", "buildx", "build", "--platform", "linux/amd64,linux/arm64",
+                        "-f", str(ctx / "Dockerfile.t"),
+                        "--output", f"type=oci,tar=false,dest={dest}", str(ctx)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return OCILayout(dest)
+
+
+def layer_list(lay: OCILayout, i: int) -> list[str]:
+    desc = lay.root().json["manifests"][i]
+    return [str(d["digest"]) for d in lay.manifest(str(desc["digest"])).json["layers"]]
+
+
+def layers(lay: OCILayout) -> set[str]:
+    return set(layer_list(lay, 0)) | set(layer_list(lay, 1))
+
+
+class Counting:
+    """Counts the layer blobs read from a layout."""
+
+    def __init__(self, inner: OCILayout) -> None:
+        self.inner, self.reads = inner, 0
+        self.description, self.ref = inner.description, inner.ref
+        self.root, self.manifest, self.blob = inner.root, inner.manifest, inner.blob
+
+    def iter_blob(self, digest: str):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return self.inner.iter_blob(digest)
+
+
+def test_prebuilds_for_several_platforms_and_the_cache(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    (ctx / "top.txt").write_text("one\n")
+    cache = LayerCache(tmp_path / "cache")
+    first = Counting(build_layout(ctx, PREBUILDS, tmp_path / "v1"))
+    report = verify_source(first, BOTH, cache=cache)
+    assert report.ok, report.errors()
+    for p in report.platforms:
+        other = "arm64" if p.platform == "linux/amd64" else "x64"
+        assert p.inert == [f"/app/node_modules/addon/prebuilds/linux-{other}/addon.node"]
+        assert any(f.kind == "inert" and f.severity == "info" for f in p.findings)
+    assert first.reads == report.layers_read > 0
+
+    (ctx / "top.txt").write_text("two\n")  # only the last layer of each platform changes
+    second = Counting(build_layout(ctx, PREBUILDS, tmp_path / "v2"))
+    warm = verify_source(second, BOTH, cache=cache)
+    assert warm.ok
+    new = layers(second.inner) - layers(first.inner)
+    tops = {str(layer_list(second.inner, i)[-1]) for i in (0, 1)}
+    assert new == tops  # only the top layer changed (per platform, or one shared)
+    assert second.reads == warm.layers_read == len(new)
+    assert warm.layers_cached == len(layers(second.inner)) - len(new) > 0
+
+
+def test_wrong_prebuild_for_the_own_platform_fails(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    report = verify_source(build_layout(ctx, WRONG_PREBUILD, tmp_path / "l"), BOTH, cache=None)
+    assert not report.ok
+    errs = [(plat, f.path) for plat, f in report.errors()]
+    assert errs == [("linux/arm64", "/app/node_modules/addon/prebuilds/linux-arm64/addon.node")]
+
+
+def test_deleted_token_is_still_shipped(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    (ctx / "npmrc").write_text(f"//registry.npmjs.org/:_authToken={TOKEN}\n")
+    report = verify_source(build_layout(ctx, DELETED_TOKEN, tmp_path / "l"), BOTH, cache=None)
+    assert not report.ok
+    found = {(plat, f.kind, f.path) for plat, f in report.errors()}
+    assert found == {(p, "deleted-but-shipped", "/root/.npmrc")
+                     for p in ("linux/amd64", "linux/arm64")}
+    assert TOKEN not in str(report.to_json())
+

@@ -1,0 +1,170 @@
+"""CI integration: GitHub Actions outputs and step summary, GitLab dotenv report, written
+from publish's JSON document (schema 2)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_helpers import parse_github_output
+
+from polyarch import ci
+from polyarch.errors import EnvironmentProblem
+
+
+def publish_doc(digest: str = "sha256:" + "a" * 64, ok: bool = True,
+                tags: tuple[str, ...] = ("127.0.0.1:5000/team/app:1.0",
+                                         "127.0.0.1:5000/team/app:latest")) -> dict[str, Any]:
+    plats = [("linux/amd64", "sha256:" + "1" * 64, "native"),
+             ("linux/arm64", "sha256:" + "2" * 64, "emulated")]
+    return {
+        "schema": 2,
+        "dry_run": False,
+        "index": {"digest": digest, "mediaType": "application/vnd.oci.image.index.v1+json"},
+        "tags": list(tags),
+        "promoted": ok,
+        "platforms": [{"platform": p, "digest": d, "mode": m, "size": 669} for p, d, m in plats],
+        "verification": {
+            "ok": ok,
+            "findings": [],
+            "platforms": [
+                {"platform": p, "digest": d, "ok": ok or p == "linux/amd64",
+                 "findings": [] if ok or p == "linux/amd64" else [
+                     {"check": "binaries", "severity": "error", "path": "/bin/busybox",
+                      "message": "ELF 64-bit LSB x86-64 executable, but linux/arm64 needs aarch64"}]}
+                for p, d, _ in plats
+            ],
+        },
+        "commands": ["docker buildx build --build-arg NPM_TOKEN=npm_s3cr3t-value ."],
+    }
+
+
+def gh_env(tmp_path: Path) -> dict[str, str]:
+    return {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "output"),
+            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+
+
+def test_detect() -> None:
+    assert ci.detect({"GITHUB_ACTIONS": "true"}) == "github"
+    assert ci.detect({"GITLAB_CI": "true"}) == "gitlab"
+    assert ci.detect({"CI": "true"}) is None
+    assert ci.detect({}) is None
+
+
+def test_github_outputs_and_summary(tmp_path: Path) -> None:
+    env = gh_env(tmp_path)
+    (tmp_path / "output").write_text("earlier=step\n")
+    written = ci.write_outputs(publish_doc(), env)
+    assert written == [tmp_path / "output", tmp_path / "summary.md"]
+
+    text = (tmp_path / "output").read_text()
+    assert text.startswith("earlier=step\n")  # appended, never truncated
+    out = parse_github_output(text)
+    assert out["digest"] == "sha256:" + "a" * 64
+    assert out["image"] == "127.0.0.1:5000/team/app:1.0@sha256:" + "a" * 64
+    assert out["tags"] == "127.0.0.1:5000/team/app:1.0\n127.0.0.1:5000/team/app:latest"
+    assert re.search(r"^tags<<ghadelimiter_[0-9a-f]{16}$", text, re.M)
+    meta = json.loads(out["metadata"])
+    assert meta["index"]["digest"] == out["digest"]
+    assert "commands" not in meta
+    assert "npm_s3cr3t" not in text
+
+    summary = (tmp_path / "summary.md").read_text()
+    assert "### polyarch publish `127.0.0.1:5000/team/app:1.0`" in summary
+    assert "| platform | digest | build | size | verification |" in summary
+    assert f"| linux/amd64 | `sha256:{'1' * 64}` | native | 669 | ✅ passed |" in summary
+    assert f"| linux/arm64 | `sha256:{'2' * 64}` | emulated | 669 | ✅ passed |" in summary
+    assert "`127.0.0.1:5000/team/app:latest`" in summary
+
+
+def test_summary_of_a_failed_verification(tmp_path: Path) -> None:
+    env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "x.env")}
+    ci.write_outputs(publish_doc(ok=False), env)
+    # Nothing downstream may pick up an index no tag points at.
+    out = parse_github_output((tmp_path / "output").read_text())
+    assert set(out) == {"metadata"}
+    assert json.loads(out["metadata"])["promoted"] is False
+    assert (tmp_path / "x.env").read_text() == ""
+    summary = (tmp_path / "summary.md").read_text()
+    assert "verification: ❌ failed · **tags not moved**" in summary
+    assert "| linux/amd64 | " in summary and "| ✅ passed |" in summary
+    assert re.search(r"\| linux/arm64 \| .* \| ❌ failed \|", summary)
+    assert "linux/arm64: error: ELF 64-bit LSB x86-64 executable" in summary
+
+
+def test_secret_environment_values_are_masked(tmp_path: Path) -> None:
+    doc = publish_doc()
+    doc["verification"]["findings"] = [
+        {"check": "secrets", "severity": "warning", "message": "ENV REG_PASSWORD=hunter2-long"}]
+    env = {**gh_env(tmp_path), "REG_PASSWORD": "hunter2-long", "POLYARCH_DOTENV":
+           str(tmp_path / "x.env")}
+    ci.write_outputs(doc, env)
+    for f in ("output", "summary.md", "x.env"):
+        assert "hunter2-long" not in (tmp_path / f).read_text()
+    assert "ENV REG_PASSWORD=***" in (tmp_path / "summary.md").read_text()
+
+
+def test_nothing_outside_ci_or_for_a_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert ci.write_outputs(publish_doc(), {"CI": "true"}) == []
+    dry = {**publish_doc(digest=""), "dry_run": True}
+    assert ci.write_outputs(dry, gh_env(tmp_path)) == []
+    assert ci.write_outputs(dry, {"GITLAB_CI": "true"}) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gitlab_dotenv_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert ci.write_outputs(publish_doc(), {"GITLAB_CI": "true"}) == [Path("polyarch.env")]
+    assert (tmp_path / "polyarch.env").read_text() == (
+        f"POLYARCH_DIGEST=sha256:{'a' * 64}\n"
+        f"POLYARCH_IMAGE=127.0.0.1:5000/team/app:1.0@sha256:{'a' * 64}\n"
+        "POLYARCH_TAGS=127.0.0.1:5000/team/app:1.0,127.0.0.1:5000/team/app:latest\n")
+
+
+def test_project_document(tmp_path: Path) -> None:
+    base = {**publish_doc(digest="sha256:" + "b" * 64, tags=("127.0.0.1:5000/t/base:1",)),
+            "name": "base"}
+    svc = {**publish_doc(digest="sha256:" + "c" * 64, tags=("127.0.0.1:5000/t/web:1",)),
+           "name": "web"}
+    env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
+    ci.write_outputs({"schema": 2, "images": [base, svc]}, env)
+    out = parse_github_output((tmp_path / "output").read_text())
+    assert out["digest"] == "sha256:" + "c" * 64  # the last image built
+    assert out["base-digest"] == "sha256:" + "b" * 64
+    assert out["web-image"] == "127.0.0.1:5000/t/web:1@sha256:" + "c" * 64
+    assert [i["name"] for i in json.loads(out["metadata"])["images"]] == ["base", "web"]
+    dotenv = (tmp_path / "r.env").read_text()
+    assert f"POLYARCH_DIGEST=sha256:{'c' * 64}\n" in dotenv
+    assert f"POLYARCH_BASE_DIGEST=sha256:{'b' * 64}\n" in dotenv
+    assert "POLYARCH_WEB_TAGS=127.0.0.1:5000/t/web:1\n" in dotenv
+    summary = (tmp_path / "summary.md").read_text()
+    assert "### polyarch publish `base: 127.0.0.1:5000/t/base:1`" in summary
+    assert "### polyarch publish `web: 127.0.0.1:5000/t/web:1`" in summary
+
+
+def test_unwritable_output_is_an_environment_error(tmp_path: Path) -> None:
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "missing-dir" / "out")}
+    with pytest.raises(EnvironmentProblem, match="cannot write CI output file"):
+        ci.write_outputs(publish_doc(), env)
+
+
+def test_project_with_a_failed_image(tmp_path: Path) -> None:
+    base = {**publish_doc(digest="sha256:" + "b" * 64, tags=("127.0.0.1:5000/t/base:1",)),
+            "name": "base"}
+    svc = {**publish_doc(digest="sha256:" + "c" * 64, tags=("127.0.0.1:5000/t/web:1",),
+                         ok=False), "name": "web"}
+    env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
+    ci.write_outputs({"schema": 2, "images": [base, svc]}, env)
+    out = parse_github_output((tmp_path / "output").read_text())
+    assert set(out) == {"metadata", "base-digest", "base-image", "base-tags"}
+    assert (tmp_path / "r.env").read_text().splitlines() == [
+        f"POLYARCH_BASE_DIGEST=sha256:{'b' * 64}",
+        f"POLYARCH_BASE_IMAGE=127.0.0.1:5000/t/base:1@sha256:{'b' * 64}",
+        "POLYARCH_BASE_TAGS=127.0.0.1:5000/t/base:1"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "### polyarch publish `web: 127.0.0.1:5000/t/web:1`" in summary
+    assert "verification: ❌ failed · **tags not moved**" in summary

@@ -1,0 +1,80 @@
+"""Projects with several images: tag resolution, configuration errors and dependency
+order (pure logic; the CLI in process)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from polyarch import cli
+from polyarch.errors import ConfigError
+from polyarch.pipeline.project import ImageSpec, load_project, order, resolve_tags
+
+
+def spec(**kw: object) -> ImageSpec:
+    return ImageSpec(name="x", where="test", **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("uri", "version", "env", "expected"), [
+    ("localhost:5000/x:1", None, "", "localhost:5000/x:1"),
+    ("localhost:5000/x", "0.56.0", "", "localhost:5000/x:0.56.0"),
+    ("localhost:5000/x", None, "", "localhost:5000/x:latest"),
+    ("us-docker.pkg.dev/p/r/sandbox:0.56.0", "1.0.0", "", "us-docker.pkg.dev/p/r/sandbox:0.56.0"),
+    ("us-docker.pkg.dev/p/r/sandbox:0.56.0", None, "nightly", "us-docker.pkg.dev/p/r/sandbox:nightly"),
+    ("127.0.0.1:5000/a/b", "2.0.0", "feature-x", "127.0.0.1:5000/a/b:feature-x"),
+])
+def test_reference_parsing(tmp_path: Path, uri: str, version: str | None, env: str,
+                           expected: str) -> None:
+    (tmp_path / "package.json").write_text(json.dumps({"config": {"uri": uri}}))
+    s = spec(name_from={"file": "package.json", "field": "config.uri"}, tag_env="TAG")
+    refs = resolve_tags(s, tmp_path, version, {"TAG": env} if env else {})
+    assert [str(r) for r in refs] == [expected]
+
+
+def test_bad_tag_env_and_missing_version(tmp_path: Path) -> None:
+    from polyarch.errors import UsageError
+
+    with pytest.raises(UsageError, match="environment variable TAG: invalid tag"):
+        resolve_tags(spec(tags=("r.io/a",), tag_env="TAG"), tmp_path, None, {"TAG": "bad tag"})
+    with pytest.raises(ConfigError, match=r"uses \{version\} but no 'version' is set"):
+        resolve_tags(spec(tags=("r.io/a:{version}",)), tmp_path, None, {})
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "polyarch.toml").write_text(
+        '[[image]]\nname = "a"\ndepends-on = ["b"]\n[[image]]\nname = "b"\ndepends-on = ["a"]\n')
+    with pytest.raises(ConfigError, match="depends-on cycle: a -> b -> a"):
+        load_project(cwd=tmp_path)
+    (tmp_path / "polyarch.toml").write_text('[[image]]\nname = "a"\ndepends-on = ["bse"]\n'
+                                            '[[image]]\nname = "base"\n')
+    with pytest.raises(ConfigError, match="not an image of this project"):
+        load_project(cwd=tmp_path)
+    (tmp_path / "polyarch.toml").write_text('[[image]]\nname = "a"\ndepnds-on = ["b"]\n')
+    with pytest.raises(ConfigError) as e:
+        load_project(cwd=tmp_path)
+    assert "unknown key 'depnds-on'" in e.value.line()
+    assert "did you mean 'depends-on'?" in e.value.line()
+
+
+def test_order_puts_dependencies_first(tmp_path: Path) -> None:
+    (tmp_path / "polyarch.toml").write_text(
+        '[[image]]\nname = "svc"\ndepends-on = ["mid"]\n[[image]]\nname = "mid"\n'
+        'depends-on = ["base"]\n[[image]]\nname = "base"\n[[image]]\nname = "other"\n')
+    proj = load_project(cwd=tmp_path)
+    assert proj is not None
+    assert [i.name for i in order(proj, [])] == ["base", "mid", "svc", "other"]
+    assert [i.name for i in order(proj, ["svc"])] == ["base", "mid", "svc"]
+    shutil.rmtree(tmp_path)
+
+
+def test_cli_cycle_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "polyarch.toml").write_text(
+        '[[image]]\nname = "a"\ndepends-on = ["a"]\n')
+    monkeypatch.chdir(tmp_path)
+    assert cli.run(["publish", "--dry-run"]) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("polyarch: error:")]
+    assert len(errors) == 1 and "cycle" in errors[0]
