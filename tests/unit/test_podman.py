@@ -152,7 +152,7 @@ def test_build_failure_carries_podmans_text() -> None:
 
 def test_a_layout_path_podman_cannot_name_is_reached_through_a_lowercase_link(
         tmp_path: Path) -> None:
-    from polyarch.engines.podman import oci_layout_context, oci_path
+    from polyarch.engines.podman_layout import oci_layout_context, oci_path
 
     layout = tmp_path / ".cache" / "Builds" / "x"
     layout.mkdir(parents=True)

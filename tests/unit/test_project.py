@@ -11,7 +11,7 @@ import pytest
 
 from polyarch import cli
 from polyarch.errors import ConfigError
-from polyarch.pipeline.project import ImageSpec, load_project, order, resolve_tags
+from polyarch.pipeline.images import ImageSpec, load_project, order, resolve_tags
 
 
 def spec(**kw: object) -> ImageSpec:

@@ -16,6 +16,8 @@ from typing import IO
 
 import zstandard
 
+from polyarch.registry.chunkio import ChunkReader
+
 _inflate: types.ModuleType
 try:  # ISA-L inflates about 1.7x faster than zlib; same interface.
     from isal import isal_zlib as _inflate
@@ -45,28 +47,6 @@ class Counter:
         chunk = next(self._it)
         self.count += len(chunk)
         return chunk
-
-
-class _IterRaw(io.RawIOBase):
-    """A readable file over an iterator of chunks (what zstandard's reader wants)."""
-
-    def __init__(self, first: bytes, rest: Iterator[bytes]) -> None:
-        self._buf = first
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buf:
-            try:
-                self._buf = next(self._rest)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
 
 
 def decompress(chunks: Iterator[bytes]) -> tuple[str, Iterator[bytes]]:
@@ -117,7 +97,7 @@ def _gunzip(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _unzstd(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    raw: IO[bytes] = io.BufferedReader(_IterRaw(first, rest), buffer_size=1 << 20)
+    raw: IO[bytes] = io.BufferedReader(ChunkReader(rest, first), buffer_size=1 << 20)
     reader = zstandard.ZstdDecompressor().stream_reader(
         raw, read_size=1 << 20, read_across_frames=True
     )

@@ -196,6 +196,10 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], de
                 _labels(e)
         if deep:
             _deep(src, entries, allow, pool, say, cache, report)
+    if deep and root.is_index:
+        ann = root.json.get("annotations")
+        for hit in secret_checks.scan_annotations(ann if isinstance(ann, dict) else {}):
+            report.findings.append(Finding("secrets", hit.severity, hit.describe(), path=None))
     if smoke_hook is not None:
         for e in entries:
             if e.result.status in ("present", "unexpected") and e.plat and e.manifest:
@@ -343,10 +347,15 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
         mine = allow_for(allow, e.result.platform)
         judge.binaries(e.result, fs, e.plat, mine)
         judge.secrets(e.result, fs, mine)
-        env = (e.config or {}).get("config", {}) or {}
-        for hit in secret_checks.env_hits([str(x) for x in env.get("Env") or []]):
-            e.result.findings.append(Finding("secrets", hit.severity,
-                                             f"{hit.kind}: {hit.where}", path=None))
+        # What a pull also gets besides the layers: the config (Env, Labels, the build
+        # arguments BuildKit records in history) and the manifest's annotations.
+        hits = secret_checks.scan_config(e.config or {})
+        if e.manifest is not None:
+            ann = e.manifest.json.get("annotations")
+            hits += secret_checks.scan_annotations(ann if isinstance(ann, dict) else {})
+        for hit in hits:
+            e.result.findings.append(Finding("secrets", hit.severity, hit.describe(),
+                                             path=None))
 
 
 __all__ = ["CHECKS", "SCHEMA", "Finding", "LayerCache", "PlatformResult", "SmokeHook",

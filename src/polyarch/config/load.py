@@ -20,7 +20,7 @@ from polyarch.config.options import Options
 from polyarch.config.table import BY_KEY, BY_NAME, OPTIONS
 from polyarch.errors import ConfigError, UsageError
 
-#: Keys of the file that are not options: read by polyarch.pipeline.project.
+#: Keys of the file that are not options: read by polyarch.pipeline.images.
 PROJECT_KEYS = ("image",)
 
 
@@ -126,7 +126,7 @@ def _has_nul(v: Any) -> bool:
     return False
 
 
-_apply = apply  # the name polyarch.pipeline.project uses
+_apply = apply  # the name polyarch.pipeline.images uses
 
 
 def load(
@@ -154,7 +154,7 @@ def load(
         source = str(path)
         for key, raw in data.items():
             if key in PROJECT_KEYS:
-                continue  # several-image projects: read by polyarch.pipeline.project
+                continue  # several-image projects: read by polyarch.pipeline.images
             sources[apply(values, key, raw, f"{path}")] = f"file {path}"
 
     # 2. environment

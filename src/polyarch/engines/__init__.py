@@ -5,106 +5,16 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from polyarch.platforms import Platform
+from polyarch.engines.base import BuildRequest, BuildResult, Engine, StepEvent
 
 if TYPE_CHECKING:
     from polyarch.config import Options
 
-
-@dataclass(frozen=True)
-class BuildRequest:
-    """Everything one multi-platform build needs, engine-neutral."""
-
-    context: Path
-    dockerfile: Path
-    platforms: tuple[Platform, ...]
-    #: Where the engine writes the OCI image layout of every platform (a directory).
-    output: Path | None = None
-    build_args: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    #: Index annotations polyarch sets itself (from the tag rules).
-    annotations: dict[str, str] = field(default_factory=dict)
-    #: The user's ``--annotation`` values, in buildx syntax ([TYPE:]KEY=VALUE), unchanged.
-    annotation_args: tuple[str, ...] = ()
-    target: str | None = None
-    secrets: tuple[str, ...] = ()
-    ssh: tuple[str, ...] = ()
-    #: None: the engine's default; a string: buildx's attestation options (mode=max).
-    provenance: bool | str | None = None
-    sbom: bool | str | None = None
-    attest: tuple[str, ...] = ()
-    no_cache: bool = False
-    pull: bool = False
-    cache_from: tuple[str, ...] = ()
-    cache_to: tuple[str, ...] = ()
-    build_contexts: dict[str, str] = field(default_factory=dict)
-    network: str | None = None
-    shm_size: str | None = None
-    ulimits: tuple[str, ...] = ()
-    #: buildx entitlements (``--allow network.host``).
-    entitlements: tuple[str, ...] = ()
-    #: Export only the build cache (``cache_to``), after verification passed: the
-    #: build itself comes from the local cache.
-    cache_only: bool = False
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    digest: str
-    """Digest of the image index (or manifest for a single platform) in ``layout``."""
-    media_type: str
-    size: int
-    seconds: float
-    layout: Path | None = None
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """A build step changed state. ``platform`` is None for shared steps."""
-
-    platform: str | None
-    name: str
-    state: str  # "started" | "done" | "cached" | "error"
-    error: str | None = None
-    seconds: float | None = None
-
-
-class Engine(Protocol):
-    name: str
-
-    def use_builder(self, name: str | None) -> None:
-        """Build with this builder (what preflight chose; None: the engine's default)."""
-        ...
-
-    def build_commands(self, req: BuildRequest, metadata_file: Path) -> list[list[str]]: ...
-
-    def build(
-        self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None
-    ) -> BuildResult: ...
-
-    def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
-                 entrypoint: str | None = None) -> list[str]: ...
-
-    def load(self, layout: Path, names: Sequence[str]) -> str:
-        """Import the OCI layout into the engine's image store under ``names`` (every
-        platform where the store can hold several); returns what was loaded, in words."""
-        ...
-
-    def runnable(self, layout: Path, name: str) -> str:
-        """Make the layout runnable by :meth:`run_argv` (loading it under ``name`` where
-        the engine must) and return the reference to run."""
-        ...
-
-    def remove_images(self, names: Sequence[str]) -> None: ...
-
-    def export_cache(self, req: BuildRequest) -> None:
-        """Write ``req.cache_to`` from the local build cache (after verification)."""
-        ...
+__all__ = ["ENGINE_NAMES", "BuildRequest", "BuildResult", "Engine", "EngineChoice", "StepEvent",
+           "choose_engine", "select_engine"]
 
 
 #: Values of the ``engine`` option.

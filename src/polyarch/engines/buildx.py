@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from polyarch import proc
-from polyarch.engines import BuildRequest, BuildResult, StepEvent
+from polyarch.engines.base import BuildRequest, BuildResult, StepEvent
 from polyarch.engines.buildx_progress import RawJsonProgress, build_failure
 from polyarch.engines.loading import write_archive
 from polyarch.errors import BuildError, EnvironmentProblem

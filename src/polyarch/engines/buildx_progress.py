@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from polyarch import redact
-from polyarch.engines import StepEvent
+from polyarch.engines.base import StepEvent
 from polyarch.errors import BuildError, EnvironmentProblem, FatalError, RegistryError
 
 _PLATFORM_PREFIX = re.compile(r"^\[(linux/[a-z0-9]+(?:/v\d)?)[\] ]")

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from polyarch.engines import StepEvent
+from polyarch.engines.base import StepEvent
 from polyarch.errors import BuildError
 from polyarch.platforms import Platform
 

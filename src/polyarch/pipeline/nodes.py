@@ -37,7 +37,7 @@ from polyarch.platforms import Platform
 if TYPE_CHECKING:
     from polyarch.config import Options
     from polyarch.engines.buildx import BuilderInfo, Buildx
-    from polyarch.pipeline.plan import Plan
+    from polyarch.pipeline.checklist import Plan
 
 __all__ = ["BUILDER", "DRIVERS", "NODE_KEYS", "NodeSpec", "parse_nodes"]
 
@@ -165,7 +165,7 @@ def plan_nodes(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -> Non
     """
     from polyarch import proc
     from polyarch.errors import EnvironmentProblem
-    from polyarch.pipeline.plan import Check
+    from polyarch.pipeline.checklist import Check
 
     nodes = opts.nodes
     existing = bx.inspect_builder(BUILDER)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,7 +16,8 @@ from polyarch.config import Options
 from polyarch.engines import Engine, choose_engine, select_engine
 from polyarch.engines.buildx import DEDICATED_BUILDER, BuilderInfo, Buildx, EngineInfo
 from polyarch.engines.podman import PodmanEngine
-from polyarch.errors import EnvironmentProblem, FatalError, UsageError
+from polyarch.errors import EnvironmentProblem, UsageError
+from polyarch.pipeline.checklist import Check, Plan
 from polyarch.platforms import Platform, from_uname
 
 if TYPE_CHECKING:
@@ -26,39 +26,7 @@ if TYPE_CHECKING:
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
 
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    remedy: str = ""
-    error: type[FatalError] | None = None  # what to raise when not ok (None: warning only)
-
-
-@dataclass
-class Plan:
-    """What preflight decided: which builder to pass, how each platform builds."""
-
-    checks: list[Check] = field(default_factory=list)
-    engine: EngineInfo | None = None
-    builder: BuilderInfo | None = None
-    builder_arg: str | None = None  # value for --builder (None: the current builder)
-    create_builder: list[str] | None = None  # command to create the dedicated builder
-    node_commands: list[list[str]] = field(default_factory=list)  # buildx create per node
-    platform_modes: dict[str, str] = field(default_factory=dict)  # platform -> native|emulated
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok or c.error is None for c in self.checks)
-
-    def first_failure(self) -> Check | None:
-        return next((c for c in self.checks if not c.ok and c.error is not None), None)
-
-    def raise_for_failure(self) -> None:
-        c = self.first_failure()
-        if c is not None:
-            assert c.error is not None
-            raise c.error(f"{c.name}: {c.detail}", hint=c.remedy or None)
+__all__ = ["BINFMT_DIR", "Check", "Plan", "registry_push_check", "run_preflight"]
 
 
 def is_local_engine(docker_context: str | None) -> bool:

@@ -112,6 +112,7 @@ def prepare(s: Session, *, need_push: bool, annotations: dict[str, str],
     """Preflight and the build request into a fresh directory of the cache."""
     if not s.dry_run:
         s.ws.check()
+        s.ws.prune()  # old build directories: by age, then the oldest beyond the size cap
     plan = preflight(s, need_push=need_push)
     out = Path("<cache>/builds/<new>") if s.dry_run else s.build_dir(label)
     req = build_step.request(s.opts, out, annotations=annotations)

@@ -17,7 +17,6 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from polyarch.errors import EnvironmentProblem, RegistryError, UsageError
 from polyarch.refs import ImageRef
 from polyarch.registry.api import RegistryAPI
+from polyarch.registry.chunkio import ChunkReader
 from polyarch.registry.layout import REF_NAME, BlobLocation, OCILayout
 from polyarch.registry.media import INDEX_TYPES, NON_DISTRIBUTABLE, Manifest
 from polyarch.registry.source import ImageSource, RegistrySource
@@ -101,28 +101,6 @@ def _copy_blob(client: RegistryAPI, src: ImageRef, dst: ImageRef, digest: str) -
 
 
 # -- into a layout ----------------------------------------------------------------------
-class _IterReader(io.RawIOBase):
-    """A file-like view of an iterator of bytes (for ``tarfile.addfile``)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while not self._buf:
-            try:
-                self._buf = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
 def _collect(source: ImageSource, root: Manifest) -> list[tuple[str, int, Manifest | None]]:
     """(digest, size, manifest or None for a plain blob) of everything ``root`` needs."""
     out: dict[str, tuple[str, int, Manifest | None]] = {}
@@ -182,7 +160,7 @@ def write_layout(source: ImageSource, dest: Path, *, root_digest: str | None = N
                     info = tarfile.TarInfo(f"blobs/sha256/{digest[7:]}")
                     info.size = size if size >= 0 else _measure(source, digest)
                     info.mode = 0o644
-                    tf.addfile(info, io.BufferedReader(_IterReader(source.iter_blob(digest))))
+                    tf.addfile(info, io.BufferedReader(ChunkReader(source.iter_blob(digest))))
                 _add(tf, "index.json", _index_json(root, name))
             _swap(out, dest)
         else:

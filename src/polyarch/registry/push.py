@@ -164,9 +164,11 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
             action, n = f.result()
             counts[action] += 1
             sent += n
-    except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM) or failed: do not wait for uploads in flight.
-        pool.shutdown(wait=False, cancel_futures=True)
+    except BaseException as e:
+        # A failure waits for the uploads in flight (bounded by their deadlines), so the
+        # registry's state is settled when the error is reported; an interruption
+        # (Ctrl-C, SIGTERM) does not wait.
+        pool.shutdown(wait=isinstance(e, Exception), cancel_futures=True)
         raise
     pool.shutdown(wait=True)
     for man in manifests:

@@ -10,7 +10,7 @@ import pytest
 
 from polyarch import config
 from polyarch.cli import run
-from polyarch.pipeline.project import image_options, load_project
+from polyarch.pipeline.images import image_options, load_project
 from polyarch.pipeline.verify import smoke_run_argv
 from polyarch.platforms import parse_platforms
 

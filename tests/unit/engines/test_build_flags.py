@@ -133,7 +133,7 @@ def test_options_to_request_round_trip(tmp_path: Path) -> None:
 
 
 def test_podman_reads_oci_layouts_through_its_oci_transport(tmp_path: Path) -> None:
-    from polyarch.engines.podman import oci_layout_context
+    from polyarch.engines.podman_layout import oci_layout_context
 
     one, two = "sha256:" + "1" * 64, "sha256:" + "2" * 64
     (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [

@@ -1,0 +1,74 @@
+"""OCI layouts as podman reads them: its ``oci:`` transport names what it reads after the
+path, and it has no ``oci-layout://`` build context."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+from polyarch.errors import UsageError
+
+_REF_PATH = re.compile(r"^(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
+_aliases: list[Path] = []
+
+
+def oci_path(layout: Path) -> str:
+    """A path to ``layout`` that podman's ``oci:`` transport accepts. Podman names what it
+    reads after the path, so a path that is no valid image name (``~/.cache/...``, upper
+    case) is reached through a symbolic link in a fresh lowercase directory, removed
+    when polyarch exits."""
+    text = str(layout.absolute())
+    if _REF_PATH.match(text):
+        return text
+    alias = Path(tempfile.gettempdir()) / f"polyarch-oci-{secrets.token_hex(6)}"
+    if not _REF_PATH.match(str(alias)):
+        alias = Path("/tmp") / alias.name
+    alias.mkdir(mode=0o700)
+    (alias / "layout").symlink_to(layout.absolute(), target_is_directory=True)
+    if not _aliases:
+        atexit.register(_remove_aliases)
+    _aliases.append(alias)
+    return str(alias / "layout")
+
+
+def _remove_aliases() -> None:
+    while _aliases:
+        shutil.rmtree(_aliases.pop(), ignore_errors=True)
+
+
+def oci_layout_context(src: str) -> str:
+    """A named context as podman takes it. Podman (4.3) has no ``oci-layout://`` but
+    reads OCI layouts through its ``oci:`` transport: ``oci-layout://DIR[:TAG]`` becomes
+    ``container-image://oci:DIR[:TAG]``. A ``@sha256:...`` pin is checked against the
+    layout's index.json and becomes the entry's ref name, or no name when the layout
+    holds that one image; other values pass unchanged."""
+    if not src.startswith("oci-layout://"):
+        return src
+    rest = src.removeprefix("oci-layout://")
+    path, at, digest = rest.partition("@")
+    if at:
+        path = oci_path(Path(path))
+    if not at:
+        head, colon, tag = path.rpartition(":")
+        if colon and "/" not in tag:
+            return f"container-image://oci:{head}:{tag}"
+        return f"container-image://oci:{path}"
+    try:
+        entries = json.loads((Path(path) / "index.json").read_text()).get("manifests") or []
+    except (OSError, ValueError, AttributeError):
+        return f"container-image://oci:{path}"  # not there yet (dry run): podman says so
+    hit = [e for e in entries if isinstance(e, dict) and e.get("digest") == digest]
+    if not hit:
+        raise UsageError(f"{src}: the layout's index.json has no {digest}")
+    ref_name = (hit[0].get("annotations") or {}).get("org.opencontainers.image.ref.name")
+    if ref_name:
+        return f"container-image://oci:{path}:{ref_name}"
+    if len(entries) == 1:
+        return f"container-image://oci:{path}"
+    raise UsageError(f"{src}: podman selects an image of an OCI layout by name, and"
+                     f" {digest} has none in a layout of {len(entries)} images")
