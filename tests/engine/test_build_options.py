@@ -265,7 +265,7 @@ name-from = { file = "package.json", field = "config.sandboxImageUri" }
     run = polyarch("publish", "--repository", registry, "--output-file", str(out), cwd=tmp_path)
     assert run.code == 0, run.err
     assert "0.1.1" in registry_tags(registry, path)
-    assert out.read_text().startswith(f"sandbox={registry}/{path}:0.1.1@sha256:")
+    assert out.read_text().startswith(f"{registry}/{path}:0.1.1@sha256:")  # one image: bare
     # The file is there now: a second run refuses to replace it, before building.
     run = polyarch("publish", "--repository", registry, "--output-file", str(out), cwd=tmp_path)
     assert run.code == 2 and "exists" in run.err and "+ docker buildx build" not in run.err

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -143,42 +142,6 @@ def test_base_and_service_project(bases: dict[str, str], repo: str, tmp_path: Pa
         f"base={repo}-base:1@{base_digest}",
         f"service={repo}-service:1@{images['service']['index']['digest']}",
     ]
-
-
-def test_sandbox(bases: dict[str, str], registry: str, tmp_path: Path) -> None:
-    """Prebuild (npm pack), version and name from package.json, the tag from
-    SANDBOX_IMAGE_TAG, `sandbox-cli --version` on both platforms, the output file."""
-    work = tmp_path / "sandbox"
-    shutil.copytree(EXAMPLES / "sandbox", work, ignore=shutil.ignore_patterns("dist"))
-    name = f"{registry}/test/sandbox-{uuid.uuid4().hex[:10]}"
-    pkg = json.loads((work / "package.json").read_text())
-    pkg["version"] = "0.2.0"
-    pkg["config"]["sandboxImageUri"] = name  # no tag: the version is the tag
-    (work / "package.json").write_text(json.dumps(pkg, indent=2))
-    df = work / "Dockerfile"
-    df.write_text(df.read_text().replace("127.0.0.1:5000/polyarch/node:bookworm", bases["node"]))
-
-    out = tmp_path / "image.txt"
-    doc = publish_json("--output-file", str(out), cwd=work, env={"SANDBOX_IMAGE_TAG": ""})
-    assert (work / "dist" / "sandbox-cli-0.2.0.tgz").is_file()  # made by the prebuild step
-    (img,) = doc["images"]
-    digest = img["index"]["digest"]
-    assert img["tags"] == [f"{name}:0.2.0"]
-    assert out.read_text() == f"{name}:0.2.0@{digest}\n"  # one image: the bare reference
-    v = img["verification"]
-    assert v["ok"] is True and v["smoke"] == "sandbox-cli --version"
-    assert {p["platform"]: p["checks"]["smoke"] for p in v["platforms"]} == {
-        "linux/amd64": "pass", "linux/arm64": "pass"}
-
-    assert run_image(f"{name}:0.2.0", "linux/arm64", "sandbox-cli", "--version") == "0.2.0"
-    info = json.loads(run_image(f"{name}:0.2.0", "linux/arm64", "sandbox-cli", "info"))
-    assert (info["arch"], info["machine"], info["version"]) == ("arm64", "aarch64", "0.2.0")
-
-    # The environment variable replaces the tag.
-    doc = publish_json(cwd=work, env={"SANDBOX_IMAGE_TAG": "pr-42"})
-    (img2,) = doc["images"]
-    assert img2["tags"] == [f"{name}:pr-42"]
-    assert run_image(f"{name}:pr-42", "linux/amd64", "sandbox-cli", "--version") == "0.2.0"
 
 
 def test_hello(repo: str, tmp_path: Path) -> None:
