@@ -30,7 +30,8 @@ def test_a_hung_credential_helper_is_stopped(tmp_path: Path, auth_registry: Loca
     assert run.code == 3, run.err
     assert "Traceback" not in run.text
     assert last_error_line(run).startswith(
-        "polyarch: error: docker-credential-hang get did not finish within 2 s; it was stopped")
+        "polyarch: error: credential helper docker-credential-hang did not answer within 2 s"
+        f" for {auth_registry.address}")
     assert took < 30
     pid = int(pidfile.read_text())
     try:

@@ -116,6 +116,10 @@ def commands(s: Session, plan: Plan, req: BuildRequest) -> list[list[str]]:
     if plan.create_builder:
         cmds.append(plan.create_builder)
     cmds.extend(s.engine.build_commands(req, Path("<tmp>/metadata.json")))
+    if not all(c.startswith("type=inline") for c in req.cache_to):
+        # After verification: the cache-only export of the registry build cache.
+        cmds.extend(s.engine.build_commands(replace(req, cache_only=True, output=None),
+                                            Path("<tmp>/metadata.json")))
     for c in cmds:
         s.rep.info(shlex.join(redact.argv(c)))
     return cmds

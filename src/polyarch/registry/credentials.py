@@ -67,15 +67,15 @@ class HelperTimeout(EnvironmentProblem):
     """A credential helper did not answer in time (exit 3: the machine, not the registry)."""
 
 
-#: Seconds a credential helper may take when the client names no deadline.
-HELPER_TIMEOUT = 60.0
 
 
 class DockerConfig:
     """Reads credentials lazily; the file is read once per client."""
 
     def __init__(self, directory: Path | None = None, *,
-                 helper_timeout: float = HELPER_TIMEOUT) -> None:
+                 helper_timeout: float | None = None) -> None:
+        #: Seconds a credential helper may take; None: the deadline of every short
+        #: command polyarch runs (POLYARCH_COMMAND_TIMEOUT, 60 s).
         self.helper_timeout = helper_timeout
         self.directory = config_dir(directory)
         self.path = self.directory / "config.json"
@@ -141,10 +141,12 @@ def _from_entry(entry: dict[str, Any], where: str) -> Credentials | None:
     return Credentials(username, password, token, f"{where} auths")
 
 
-def _from_helper(helper: str, registry: str, timeout: float) -> Credentials | None:
+def _from_helper(helper: str, registry: str, timeout: float | None) -> Credentials | None:
     # Imported here: the helper protocol is the one place the registry layer runs a program.
     from polyarch import proc
 
+    if timeout is None:
+        timeout = proc.default_timeout()
     program = f"docker-credential-{helper}"
     timed_out = tuple(t for t in (getattr(proc, "CommandTimedOut", None),) if t is not None)
     try:
