@@ -73,7 +73,9 @@ class RegistryAPI:
                  timeout: float | None = None) -> None:
         self.transport = Transport(insecure_registries=insecure_registries, timeout=timeout,
                                    retries=retries, backoff=backoff)
-        self.config = DockerConfig(docker_config, helper_timeout=self.transport.timeout)
+        # A credential helper is a program: it gets the deadline of every short command
+        # unless this client was given one of its own.
+        self.config = DockerConfig(docker_config, helper_timeout=timeout)
         self.auth = Authenticator(self.transport, self.config)
 
     # -- lifecycle and counters ----------------------------------------------------------
