@@ -199,7 +199,7 @@ def test_hung_credential_helper_exit_3_naming_it(registry: str, image: str, tmp_
     with FaultProxy(registry, auth=TokenAuth(users={"u": "p"})) as proxy:
         (cfg / "config.json").write_text(json.dumps({"credHelpers": {proxy.address: "stuck"}}))
         monkeypatch.setenv("DOCKER_CONFIG", str(cfg))
-        monkeypatch.setenv("POLYARCH_REGISTRY_TIMEOUT", "1.5")
+        monkeypatch.setenv("POLYARCH_COMMAND_TIMEOUT", "1.5")
         t0 = time.monotonic()
         code = cli_run(["inspect", f"{proxy.address}/{image}"])
         elapsed = time.monotonic() - t0
