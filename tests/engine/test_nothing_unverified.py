@@ -71,8 +71,6 @@ def test_build_push_of_a_bad_part_pushes_nothing(tmp_path: Path,
     assert_registry_empty(own_registry, "team/app")
 
 
-@pytest.mark.xfail(strict=True, reason="layer blobs are not yet scanned for files a later"
-                   " layer deletes (kind deleted-but-shipped)")
 def test_token_deleted_by_a_later_layer_fails_verification(tmp_path: Path,
                                                           own_registry: LocalRegistry) -> None:
     """The final filesystem has no .npmrc, but the layer that added it is a blob anyone

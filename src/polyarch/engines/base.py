@@ -97,6 +97,3 @@ class Engine(Protocol):
 
     def remove_images(self, names: Sequence[str]) -> None: ...
 
-    def export_cache(self, req: BuildRequest) -> None:
-        """Write ``req.cache_to`` from the local build cache (after verification)."""
-        ...

@@ -11,7 +11,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -213,9 +213,6 @@ class Buildx:
             layout=req.output,
         )
 
-    def export_cache(self, req: BuildRequest) -> None:
-        if req.cache_to:
-            self.build(replace(req, cache_only=True, output=None))
 
     def load(self, layout: Path, names: Sequence[str]) -> str:
         archive = write_archive(layout, names, layout.parent / f"{layout.name}.load.tar")

@@ -211,12 +211,11 @@ class PodmanEngine:
         if exists.ok:
             proc.run(self.remove_argv(), check=False, timeout=120)
 
-    def export_cache(self, req: BuildRequest) -> None:
-        return None  # podman has no exportable build cache (refused up front)
 
     def load(self, layout: Path, names: Sequence[str]) -> str:
         """podman's store keeps one image per name: the host's platform is loaded."""
-        r = proc.run([PODMAN, "pull", "-q", f"oci:{layout}"], check=False, timeout=1800)
+        r = proc.run([PODMAN, "pull", "-q", f"oci:{oci_path(layout)}"], check=False,
+                     timeout=1800)
         if not r.ok:
             raise EnvironmentProblem("podman could not load the verified image: "
                                      + _first_line(r.stderr or r.stdout))

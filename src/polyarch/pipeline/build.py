@@ -172,5 +172,5 @@ def export_cache(s: Session, built: Built) -> None:
     req = built.request
     if all(c.startswith("type=inline") for c in req.cache_to):
         return  # no cache to export, or only the inline one (inside the image itself)
-    with s.rep.group("export build cache"):
-        s.engine.export_cache(replace(req, output=None))
+    with s.rep.group("export build cache"), BuildProgress(s.rep) as prog:
+        s.engine.build(replace(req, cache_only=True, output=None), on_step=prog)
