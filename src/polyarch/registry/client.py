@@ -22,6 +22,7 @@ import email.utils
 import hashlib
 import random
 import re
+import ssl
 import tempfile
 import threading
 import time
@@ -164,12 +165,18 @@ class RegistryClient:
         self.retries = max(0, retries)
         self.backoff = max(0.0, backoff)
         self.config = DockerConfig(docker_config)
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            headers={"User-Agent": f"polyarch/{__version__}"},
-        )
+        self._client_args: dict[str, Any] = {
+            "timeout": httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            "follow_redirects": False,
+            "limits": httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            "headers": {"User-Agent": f"polyarch/{__version__}"},
+        }
+        # Loading the trusted certificates takes tens of milliseconds: plain-HTTP requests
+        # (loopback and insecure registries) go through a client whose TLS context trusts
+        # nothing, and the verifying client is made on the first https:// request.
+        self._plain = httpx.Client(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
+                                   **self._client_args)
+        self._tls: httpx.Client | None = None
         self._lock = threading.Lock()
         self._challenges: dict[str, Challenge] = {}
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
@@ -182,7 +189,17 @@ class RegistryClient:
 
     # -- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
-        self._http.close()
+        self._plain.close()
+        if self._tls is not None:
+            self._tls.close()
+
+    def _http(self, url: str) -> httpx.Client:
+        if url[:7].lower() == "http://":
+            return self._plain
+        with self._lock:
+            if self._tls is None:
+                self._tls = httpx.Client(**self._client_args)
+            return self._tls
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -339,12 +356,13 @@ class RegistryClient:
             body: bytes | IO[bytes] | None
             body = content() if callable(content) else content
             try:
-                req = self._http.build_request(
+                http = self._http(url)
+                req = http.build_request(
                     method, url, headers=headers, content=body, params=params, data=data
                 )
                 with self._lock:
                     self.requests_sent += 1
-                resp = self._http.send(req, stream=stream)
+                resp = http.send(req, stream=stream)
             except httpx.TransportError as e:
                 last = _describe_transport(e)
                 retry_after = None
