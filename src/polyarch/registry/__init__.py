@@ -6,6 +6,7 @@ start is a docker credential helper named in ``config.json``.
 
 from __future__ import annotations
 
+from polyarch.registry import _no_httpx_cli  # noqa: F401  (before httpx is imported)
 from polyarch.registry.client import BlobNotFound, ManifestNotFound, RegistryClient
 from polyarch.registry.media import Manifest
 from polyarch.registry.source import ImageSource, OCILayout, RegistrySource, open_source
