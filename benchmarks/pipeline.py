@@ -245,6 +245,24 @@ def describe(ctx: Path) -> str:
     return f"{files} files, {elf} ELF, {size / 1e6:.0f} MB uncompressed per platform"
 
 
+def compressed_sizes(ref: str) -> dict[str, int]:
+    """Bytes of compressed layers per platform of the image at ``ref``."""
+    from polyarch.refs import parse_ref
+    from polyarch.registry import RegistryClient
+
+    r = parse_ref(ref)
+    sizes = {}
+    with RegistryClient() as client:
+        for m in client.get_manifest(r).json.get("manifests", []):
+            p = m.get("platform", {})
+            if p.get("os") == "unknown":
+                continue  # attestation manifests
+            doc = client.get_manifest(r.untagged().with_digest(m["digest"])).json
+            sizes[f"{p.get('os')}/{p.get('architecture')}"] = sum(
+                int(x["size"]) for x in doc.get("layers", []))
+    return sizes
+
+
 def touch_top(ctx: Path) -> None:
     """Change the top layer only."""
     (ctx / "top").mkdir(exist_ok=True)
@@ -300,6 +318,7 @@ def main() -> None:
     rows: list[Row] = []
     breakdown: dict[str, float] = {}
     slow: list[tuple[float, str]] = []
+    image_bytes = 0
     try:
         if set(cases) & {"cold", "warm", "oci"}:
             ctx = fixture(a.fixture_dir)
@@ -309,6 +328,10 @@ def main() -> None:
             # repository holds their blobs.
             raw(["-t", f"{repo}-warm:warmup-r", "--push", str(ctx)])
             polyarch(["publish", "-t", f"{repo}-warm:warmup-p", str(ctx)])
+            sizes = compressed_sizes(f"{repo}-warm:warmup-p")
+            print("compressed layers: " + ", ".join(f"{k} {v / 1e6:.0f} MB"
+                                                   for k, v in sizes.items()), file=sys.stderr)
+            image_bytes = sum(sizes.values())
         if "cold" in cases:
             rows.append(alternate(
                 Row("cold publish (--no-cache, new repository)", 1.15), a.runs,
@@ -353,7 +376,7 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         if own_cache:
             shutil.rmtree(cache, ignore_errors=True)
-    report(rows, breakdown, slow, a)
+    report(rows, breakdown, slow, image_bytes, a)
     if a.json:
         a.json.write_text(json.dumps({
             "rows": [{"case": r.case, "raw": [x.__dict__ for x in r.raw],
@@ -410,9 +433,10 @@ def slowest_imports(tiny: Path, repo: str, top: int = 8) -> list[tuple[float, st
 
 
 def report(rows: list[Row], breakdown: dict[str, float], slow: list[tuple[float, str]],
-           a: argparse.Namespace) -> None:
+           image_bytes: int, a: argparse.Namespace) -> None:
     print(f"\nmedians of {a.runs} runs each, alternating; platforms {PLATFORMS}; "
-          f"{os.cpu_count()} CPUs\n")
+          f"{os.cpu_count()} CPUs" + (f"; realistic image {image_bytes / 1e6:.0f} MB compressed"
+                                      " (both platforms)" if image_bytes else "") + "\n")
     print(f"{'case':<44} {'raw s':>7} {'polyarch s':>10} {'ratio':>6} {'goal':>6}"
           f" {'RSS MiB':>8} {'tree MiB':>8}")
     for r in rows:
@@ -424,8 +448,10 @@ def report(rows: list[Row], breakdown: dict[str, float], slow: list[tuple[float,
               f" {tree:8.0f}")
         steps = {k: statistics.median(x.steps.get(k, 0.0) for x in r.ours)
                  for k in ("preflight", "build", "verify", "output", "push", "tag")}
-        print(" " * 4 + "polyarch steps: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()
-                                                        if v))
+        line = "polyarch steps: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items() if v)
+        if image_bytes and steps["verify"] and not r.case.startswith("tiny"):
+            line += f" (verify: {image_bytes / 1e6 / steps['verify']:.0f} MB/s compressed)"
+        print(" " * 4 + line)
     print("RSS: peak of the polyarch process (goal <= 100 MiB); tree: with the docker CLI"
           " processes it ran (max over runs)")
     if breakdown:
