@@ -2,9 +2,9 @@
 
 Fixture: a busybox base, an expensive "compile" step that runs on every platform
 (arm64 under QEMU), then a last layer that changes. Before each publish the builder's
-local cache is pruned, so the warm run can only reuse what the registry cache holds.
-The builds run on a docker-container builder of the benchmark's own (created here,
-removed afterwards), so only its cache is pruned.
+local cache records of this run's steps (found by a token in their description, one
+per run) are pruned, so the warm run can only reuse what the registry cache holds;
+nothing else in the builder's cache is touched.
 
     .venv/bin/python benchmarks/cache.py [--registry 127.0.0.1:5000] [--mib 400]
 
@@ -14,6 +14,7 @@ Needs `scripts/engine up`.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -30,18 +31,31 @@ FROM scratch
 ARG TARGETARCH
 COPY rootfs-${{TARGETARCH}}/ /
 RUN for i in 1 2 3 4; do busybox dd if=/dev/zero bs=1M count={mib} 2>/dev/null \\
-    | busybox sha256sum; done > /compiled
-COPY last.txt /last.txt
+    | busybox sha256sum; done > /compiled-{token}
+COPY last.txt /last-{token}.txt
 """
 
 
-def publish(ctx: Path, ref: str, builder: str) -> float:
-    subprocess.run(["docker", "buildx", "prune", "--builder", builder, "-af"], check=True,
-                   capture_output=True)
+def prune_own(token: str) -> None:
+    """Prune the build cache records whose description holds ``token`` (this run's
+    RUN and last COPY steps, and so everything built on them)."""
+    for _ in range(5):
+        du = subprocess.run(["docker", "buildx", "du", "--verbose"], check=True,
+                            capture_output=True, text=True).stdout
+        ids = [m.group(1) for m in re.finditer(r"^ID:\s+(\S+)\n(?:(?!ID:).*\n)*?Description:[^\n]*"
+                                               + re.escape(token), du, re.M)]
+        if not ids:
+            return
+        for i in ids:
+            subprocess.run(["docker", "buildx", "prune", "-f", "--filter", f"id={i}"],
+                           check=True, capture_output=True)
+
+
+def publish(ctx: Path, ref: str, token: str) -> float:
+    prune_own(token)
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "polyarch", "publish", "--cache", "registry",
-                        "--builder", builder, "-t", ref, str(ctx)], capture_output=True,
-                       text=True)
+                        "-t", ref, str(ctx)], capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(r.stderr[-3000:])
@@ -54,29 +68,18 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=100)
     a = ap.parse_args()
 
-    builder = f"polyarch-bench-{uuid.uuid4().hex[:6]}"
-    # The builder reaches the loopback registry through the host's network.
-    subprocess.run(["docker", "buildx", "create", "--name", builder, "--driver",
-                    "docker-container", "--driver-opt", "network=host", "--bootstrap"],
-                   check=True, capture_output=True)
-    try:
-        cold, warm, repo = run_both(a.registry, a.mib, builder)
-    finally:
-        subprocess.run(["docker", "buildx", "rm", builder], capture_output=True)
-    report(cold, warm, repo)
-
-
-def run_both(registry: str, mib: int, builder: str) -> tuple[float, float, str]:
+    token = f"bench{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix="polyarch-bench-") as tmp:
         ctx = Path(tmp)
         subprocess.run([str(ROOT / "scripts/make-rootfs"), str(ctx)], check=True)
-        (ctx / "Dockerfile").write_text(DOCKERFILE.format(mib=mib))
-        repo = f"{registry}/bench/cache-{uuid.uuid4().hex[:8]}"
+        (ctx / "Dockerfile").write_text(DOCKERFILE.format(mib=a.mib, token=token))
+        repo = f"{a.registry}/bench/cache-{uuid.uuid4().hex[:8]}"
         (ctx / "last.txt").write_text("1\n")
-        cold = publish(ctx, f"{repo}:cold", builder)
+        cold = publish(ctx, f"{repo}:cold", token)
         (ctx / "last.txt").write_text("2\n")
-        warm = publish(ctx, f"{repo}:warm", builder)
-    return cold, warm, repo
+        warm = publish(ctx, f"{repo}:warm", token)
+        prune_own(token)
+    report(cold, warm, repo)
 
 
 def report(cold: float, warm: float, repo: str) -> None:
