@@ -398,27 +398,18 @@ def main() -> None:
             rows.append(row)
             breakdown = fixed_cost(row, tiny, repo, max(a.runs, 5))
             slow = slowest_imports(tiny, repo)
+        report(rows, breakdown, slow, image_bytes, a)
+        if a.json:
+            a.json.write_text(json.dumps({
+                "rows": [{"case": r.case, "raw": [x.__dict__ for x in r.raw],
+                          "polyarch": [x.__dict__ for x in r.ours]} for r in rows],
+                "fixed": breakdown}, indent=1))
     finally:
+        print("pruning the fixture's build cache records ...", file=sys.stderr, flush=True)
         prune_own_cache()
         shutil.rmtree(out, ignore_errors=True)
         if own_cache:
             shutil.rmtree(cache, ignore_errors=True)
-    report(rows, breakdown, slow, image_bytes, a)
-    if a.json:
-        a.json.write_text(json.dumps({
-            "rows": [{"case": r.case, "raw": [x.__dict__ for x in r.raw],
-                      "polyarch": [x.__dict__ for x in r.ours]} for r in rows],
-            "fixed": breakdown}, indent=1))
-
-
-def import_seconds(stderr: str) -> float:
-    """Total import time from -X importtime: the sum of the top-level entries."""
-    total = 0
-    for line in stderr.splitlines():
-        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)
-        if m and not m.group(2).startswith(" "):
-            total += int(m.group(1))
-    return total / 1e6
 
 
 def fixed_cost(row: Row, tiny: Path, repo: str, n: int) -> dict[str, float]:
