@@ -1,17 +1,20 @@
-"""Cold publish vs warm publish with the registry cache, and promotion speed.
+"""Cold publish vs warm publish with the registry cache, and tagging speed.
 
 Fixture: a busybox base, an expensive "compile" step that runs on every platform
 (arm64 under QEMU), then a last layer that changes. Before each publish the builder's
-local cache is pruned, so the warm run can only reuse what the registry cache holds.
+local cache records of this run's steps (found by a token in their description, one
+per run) are pruned, so the warm run can only reuse what the registry cache holds;
+nothing else in the builder's cache is touched.
 
     .venv/bin/python benchmarks/cache.py [--registry 127.0.0.1:5000] [--mib 400]
 
-Needs `scripts/engine up`. Prunes the local buildx cache.
+Needs `scripts/engine up`.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -28,13 +31,28 @@ FROM scratch
 ARG TARGETARCH
 COPY rootfs-${{TARGETARCH}}/ /
 RUN for i in 1 2 3 4; do busybox dd if=/dev/zero bs=1M count={mib} 2>/dev/null \\
-    | busybox sha256sum; done > /compiled
-COPY last.txt /last.txt
+    | busybox sha256sum; done > /compiled-{token}
+COPY last.txt /last-{token}.txt
 """
 
 
-def publish(ctx: Path, ref: str) -> float:
-    subprocess.run(["docker", "buildx", "prune", "-af"], check=True, capture_output=True)
+def prune_own(token: str) -> None:
+    """Prune the build cache records whose description holds ``token`` (this run's
+    RUN and last COPY steps, and so everything built on them)."""
+    for _ in range(5):
+        du = subprocess.run(["docker", "buildx", "du", "--verbose"], check=True,
+                            capture_output=True, text=True).stdout
+        ids = [m.group(1) for m in re.finditer(r"^ID:\s+(\S+)\n(?:(?!ID:).*\n)*?Description:[^\n]*"
+                                               + re.escape(token), du, re.M)]
+        if not ids:
+            return
+        for i in ids:
+            subprocess.run(["docker", "buildx", "prune", "-f", "--filter", f"id={i}"],
+                           check=True, capture_output=True)
+
+
+def publish(ctx: Path, ref: str, token: str) -> float:
+    prune_own(token)
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "polyarch", "publish", "--cache", "registry",
                         "-t", ref, str(ctx)], capture_output=True, text=True)
@@ -49,19 +67,25 @@ def main() -> None:
     ap.add_argument("--registry", default="127.0.0.1:5000")
     ap.add_argument("--mib", type=int, default=100)
     a = ap.parse_args()
-    from polyarch.pipeline.publish import promote
-    from polyarch.refs import parse_ref
-    from polyarch.registry import RegistryClient
 
+    token = f"bench{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory(prefix="polyarch-bench-") as tmp:
         ctx = Path(tmp)
         subprocess.run([str(ROOT / "scripts/make-rootfs"), str(ctx)], check=True)
-        (ctx / "Dockerfile").write_text(DOCKERFILE.format(mib=a.mib))
+        (ctx / "Dockerfile").write_text(DOCKERFILE.format(mib=a.mib, token=token))
         repo = f"{a.registry}/bench/cache-{uuid.uuid4().hex[:8]}"
         (ctx / "last.txt").write_text("1\n")
-        cold = publish(ctx, f"{repo}:cold")
+        cold = publish(ctx, f"{repo}:cold", token)
         (ctx / "last.txt").write_text("2\n")
-        warm = publish(ctx, f"{repo}:warm")
+        warm = publish(ctx, f"{repo}:warm", token)
+        prune_own(token)
+    report(cold, warm, repo)
+
+
+def report(cold: float, warm: float, repo: str) -> None:
+    from polyarch.pipeline.tag import move_tags
+    from polyarch.refs import parse_ref
+    from polyarch.registry import RegistryClient
 
     print(f"cold publish (empty caches)            {cold:7.2f} s")
     print(f"warm publish (registry cache, last layer changed) {warm:7.2f} s")
@@ -71,14 +95,13 @@ def main() -> None:
     times = []
     with RegistryClient() as client:
         index = client.get_manifest(src)
-        staged = src.with_digest(index.digest)
         for i in range(5):
             targets = [src.with_tag(f"p{i}-{n}") for n in ("1.0", "1", "latest")]
             t0 = time.perf_counter()
-            promote(client, staged, index, targets)
+            move_tags(client, index.data, index.media_type, targets)
             times.append(time.perf_counter() - t0)
-    print(f"promote one index to 3 tags, median of 5: {statistics.median(times) * 1000:.1f} ms"
-          "   (goal < 500 ms)")
+    print(f"move 3 tags to one pushed index, median of 5: {statistics.median(times) * 1000:.1f}"
+          " ms   (goal < 500 ms)")
 
 
 if __name__ == "__main__":

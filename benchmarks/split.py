@@ -15,7 +15,7 @@ the split cannot win by running arm64 natively here; what it shows is the overhe
 split path (two builds, two pushes, the merge) and the merge time itself. The merge time
 is reported twice: wall time of the `polyarch merge` process (interpreter start, imports,
 every registry request) and the in-process time of its three steps from --json
-(merge: resolve sources and push the index; verify; promote).
+(merge: resolve sources and push the index; verify; tag).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def main() -> None:
             one.append(dt)
 
             def stage(plat: str, host: str | None, out: Path, nonce: str = nonce) -> float:
-                return polyarch("build", "--stage", "--no-cache", "--platform", plat,
+                return polyarch("build", "--push", "--no-cache", "--platform", plat,
                                 "--build-arg", f"NONCE=split-{nonce}", "-t", f"{repo}:split",
                                 "--descriptor", str(out), str(ctx), host=host)[0]
 
@@ -113,20 +113,20 @@ def main() -> None:
             split_total.append(built + dt)
             merge_wall.append(dt)
             merge_steps.append({k: float(doc["timings"][k]) for k in
-                                ("merge_seconds", "verify_seconds", "promote_seconds")})
+                                ("merge_seconds", "verify_seconds", "tag_seconds")})
 
     med = statistics.median
     steps = {k: med(s[k] for s in merge_steps) for k in merge_steps[0]}
     inproc = sum(steps.values())
     print(f"fixture: 2 platforms, {4 * a.mib} MiB hashed per platform, no cache;"
           f" median of {a.runs} runs")
-    print(f"one engine   polyarch publish (build both, verify, promote)   {med(one):7.2f} s")
-    print(f"two engines  polyarch build --stage x2, in parallel           {med(split_build):7.2f} s")
+    print(f"one engine   polyarch publish (build both, verify, push, tag)   {med(one):7.2f} s")
+    print(f"two engines  polyarch build --push x2, in parallel            {med(split_build):7.2f} s")
     print(f"             + polyarch merge (wall, new process)             {med(merge_wall):7.2f} s")
     print(f"             = split total                                    {med(split_total):7.2f} s")
     print(f"merge in-process: resolve+push index {steps['merge_seconds'] * 1000:6.0f} ms,"
           f" verify {steps['verify_seconds'] * 1000:5.0f} ms,"
-          f" promote to 2 tags {steps['promote_seconds'] * 1000:5.0f} ms,"
+          f" tag 2 tags {steps['tag_seconds'] * 1000:5.0f} ms,"
           f" sum {inproc * 1000:5.0f} ms   (goal < 1000 ms)")
 
 

@@ -32,6 +32,10 @@ def command(output: str | None, load: bool, push: bool, stage: bool, descriptor:
             dry_run: bool, json_mode: bool, **kw: Any) -> int:
     """Build CONTEXT (default .) for every platform and verify it on local disk. No
     registry is needed unless --push is given; no tag ever moves here."""
+    if not dry_run:
+        from polyarch.engines import probes
+
+        probes.start(kw)  # while the rest is imported
     from polyarch.pipeline import descriptor as desc
     from polyarch.pipeline.outputs import OutputPlan, parse_output
     from polyarch.pipeline.publish import build

@@ -30,6 +30,10 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     In a project with [[image]] entries the argument names the image to publish (with
     what it depends on); without it every image is published in dependency order.
     """
+    if not dry_run:
+        from polyarch.engines import probes
+
+        probes.start(kw)  # while the rest is imported
     from polyarch.pipeline.images import load_project
     from polyarch.pipeline.publish import publish
     from polyarch.pipeline.verify import VerificationFailed

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from polyarch import proc
+from polyarch.engines import probes
 from polyarch.engines.base import BuildRequest, BuildResult, StepEvent
 from polyarch.engines.buildx_progress import RawJsonProgress, build_failure
 from polyarch.engines.loading import write_archive
@@ -110,9 +111,7 @@ class Buildx:
 
     # -- discovery -----------------------------------------------------------
     def engine_info(self) -> EngineInfo:
-        r = proc.run(
-            self.docker("info", "--format", "{{json .}}"), check=False, echo=False, timeout=60,
-            error_class=EnvironmentProblem)
+        r = probes.run(self.docker(*probes.INFO))
         if not r.ok or not r.stdout.strip().startswith("{"):
             raise EnvironmentProblem(
                 "the Docker engine is not reachable: " + _first_line(r.stderr or r.stdout),
@@ -141,8 +140,7 @@ class Buildx:
         )
 
     def buildx_version(self) -> str:
-        r = proc.run(self.buildx("version"), check=False, echo=False, timeout=60,
-                     error_class=EnvironmentProblem)
+        r = probes.run(self.buildx("version"))
         if not r.ok:
             raise EnvironmentProblem(
                 "docker buildx is not installed",
@@ -154,8 +152,7 @@ class Buildx:
 
     def inspect_builder(self, name: str | None = None) -> BuilderInfo | None:
         args = ["inspect"] + ([name] if name else [])
-        r = proc.run(self.buildx(*args), check=False, echo=False, timeout=120,
-                     error_class=EnvironmentProblem)
+        r = probes.run(self.buildx(*args))
         if not r.ok:
             return None
         return parse_inspect(r.stdout)

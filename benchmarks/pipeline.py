@@ -1,0 +1,492 @@
+"""The local-first pipeline side by side with raw ``docker buildx build``.
+
+One run measures, alternating polyarch and the raw tool, N runs each, medians:
+
+cold    ``polyarch publish --no-cache`` into a fresh repository vs
+        ``docker buildx build --platform linux/amd64,linux/arm64 --no-cache --push``
+        into another fresh repository (goal <= 1.15x).
+warm    only the top layer changed (a small file rewritten before every run), both
+        pushing to one repository that holds the lower layers (goal <= 1.05x).
+oci     ``polyarch build -o oci:PATH.tar`` vs ``docker buildx build -o
+        type=oci,dest=PATH.tar``, top layer changed (goal <= 1.10x).
+fixed   a tiny image (busybox, ``scripts/make-rootfs``), top layer changed:
+        ``polyarch publish`` vs ``buildx --push``, and what polyarch spends beyond the
+        build itself, step by step: interpreter start, imports (``-X importtime``),
+        preflight, verify, push, tag (goal <= 0.3 s).
+
+For every polyarch run: peak memory (ru_maxrss) of the polyarch process itself, and of
+the process tree (polyarch with the docker CLI processes it ran), goal <= 100 MiB.
+
+The realistic image is made without Docker Hub: ``FROM scratch`` and two COPY layers,
+a Debian base and a toolchain (gcc, LLVM, binutils, Python, Perl, git, gdb, ...), both
+extracted with ``dpkg-deb -x`` from the real Debian packages of each architecture
+(``apt-get download PKG:amd64 PKG:arm64``; needs ``dpkg --add-architecture arm64``,
+which ``scripts/engine up`` does). No RUN step runs, so QEMU plays no part. The
+fixture is made once and kept in ``--fixture-dir``.
+
+    .venv/bin/python benchmarks/pipeline.py [--runs 5] [--cases cold,warm,oci,fixed]
+        [--registry 127.0.0.1:5000] [--fixture-dir ~/.cache/polyarch-bench]
+
+Needs ``scripts/engine up``. Pushes to REGISTRY/bench/pipeline-* (new names each run);
+polyarch's cache directory is a temporary one unless POLYARCH_CACHE_DIR is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLATFORMS = "linux/amd64,linux/arm64"
+ARCHES = ("amd64", "arm64")
+
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+#: The Debian base layer (bookworm's essential and required packages, roughly).
+BASE = _words("""libc6 libc-bin bash coreutils dash dpkg apt libapt-pkg6.0 tar gzip findutils grep sed
+util-linux libsystemd0 libzstd1 liblzma5 zlib1g libbz2-1.0 libgcrypt20 libgpg-error0
+libselinux1 libpcre2-8-0 libacl1 libattr1 libcap2 libssl3 ca-certificates libstdc++6
+libgcc-s1 perl-base base-files libtinfo6 ncurses-base debianutils diffutils hostname login
+passwd mawk sensible-utils libcrypt1 libdb5.3 libaudit1 libpam0g libsemanage2 libsepol2
+libudev1 libxxhash0 liblz4-1 libgmp10 libffi8 libexpat1 libsqlite3-0 libuuid1 libblkid1
+libmount1 libsmartcols1""")
+#: The toolchain layer: big real packages full of ELF files. binutils-ARCH-linux-gnu
+#: is added per architecture.
+TOOLS = _words("""gcc-12 cpp-12 g++-12 libstdc++-12-dev libgcc-12-dev libasan8 libtsan2 libubsan1
+liblsan0 libitm1 libatomic1 libgomp1 libcc1-0 libisl23 libmpfr6 libmpc3 libllvm14
+libclang-cpp14 libbinutils libctf0 libctf-nobfd0 libgprofng0 libjansson4 binutils
+binutils-common python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libpython3.11
+libperl5.36 perl git git-man liberror-perl gdb libicu72 libz3-4 libc6-dev linux-libc-dev
+libcrypt-dev systemd libsystemd-shared libxml2 libglib2.0-0 libgnutls30 libkrb5-3
+libk5crypto3 libkrb5support0 libcurl3-gnutls libcurl4 curl openssl libsource-highlight4v5
+libboost-regex1.74.0 libbabeltrace1 libdebuginfod1 libreadline8 libncursesw6 libedit2
+libelf1 libzstd-dev libnghttp2-14 librtmp1 libssh2-1 libpsl5 libldap-2.5-0 libsasl2-2
+libunistring2 libidn2-0 libp11-kit0 libtasn1-6 libnettle8 libhogweed6 libbrotli1
+libpcre2-16-0 libpcre2-32-0""")
+GNU_ARCH = {"amd64": "x86-64", "arm64": "aarch64"}
+
+DOCKERFILE = """\
+FROM scratch
+ARG TARGETARCH
+COPY base-${TARGETARCH}/ /
+COPY tools-${TARGETARCH}/ /
+COPY top/ /opt/bench/
+CMD ["/bin/bash"]
+"""
+TINY_DOCKERFILE = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+COPY top/ /opt/bench/
+"""
+
+#: Runs polyarch's CLI in this interpreter, timing the pipeline's steps; writes the
+#: times and the process's own peak memory to $BENCH_OUT as JSON. The steps are wrapped
+#: when their modules are first imported, so the imports happen when they would.
+WRAPPER = r"""
+import importlib.util, json, os, resource, sys, time
+STEPS = {"polyarch.pipeline.publish": (("preflight", "preflight"), ("push", "push"),
+                                       ("tag", "tag")),
+         "polyarch.pipeline.build": (("build", "build"),),
+         "polyarch.pipeline.verify": (("verify_layout", "verify"),),
+         "polyarch.pipeline.outputs": (("write", "output"),)}
+times = {}
+def wrap(module):
+    for name, key in STEPS[module.__name__]:
+        f = getattr(module, name)
+        def timed(*a, _f=f, _key=key, **k):
+            s = time.perf_counter()
+            try:
+                return _f(*a, **k)
+            finally:
+                times[_key] = times.get(_key, 0.0) + time.perf_counter() - s
+        setattr(module, name, timed)
+class Hook:
+    busy = False
+    def find_spec(self, name, path, target=None):
+        if name not in STEPS or self.busy:
+            return None
+        self.busy = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.busy = False
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            wrap(module)
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, Hook())
+import polyarch.cli
+try:
+    code = polyarch.cli.run(sys.argv[1:])
+finally:
+    times["self_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open(os.environ["BENCH_OUT"], "w") as f:
+        json.dump(times, f)
+sys.exit(code)
+"""
+
+
+@dataclass
+class Run:
+    seconds: float
+    tree_maxrss_kib: int = 0
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+def run(argv: list[str], env: dict[str, str] | None = None, *, tries: int = 2) -> Run:
+    """Run argv, output to a file; wall time and the peak RSS of the process tree. A
+    failed run is tried once more (the test registry answers a manifest HEAD with a 500
+    now and then while a tag is written); its time is not kept."""
+    for _ in range(tries - 1):
+        try:
+            return run(argv, env, tries=1)
+        except SystemExit as e:
+            print(f"retrying once: {e}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryFile() as log:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        dt = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            log.seek(0)
+            sys.exit(f"failed ({p.returncode}): {' '.join(argv)}\n"
+                     f"{log.read().decode(errors='replace')[-3000:]}")
+    return Run(dt, usage.ru_maxrss)
+
+
+def polyarch(args: list[str], *, importtime: bool = False) -> Run:
+    with tempfile.TemporaryDirectory(prefix="polyarch-bench-") as tmp:
+        out = Path(tmp) / "times.json"
+        env = {**os.environ, "BENCH_OUT": str(out)}
+        flags = ["-X", "importtime"] if importtime else []
+        r = run([sys.executable, *flags, "-c", WRAPPER, *args], env)
+        r.steps = json.loads(out.read_text())
+    return r
+
+
+def raw(args: list[str]) -> Run:
+    return run(["docker", "buildx", "build", "--platform", PLATFORMS, "--progress=quiet",
+                *args])
+
+
+# -- the fixture -----------------------------------------------------------------------
+
+def download(dest: Path, names: list[str], arch: str) -> None:
+    """apt-get download every package for ARCH (Architecture: all ones as they are);
+    a package this release lacks for ARCH is left out."""
+    dest.mkdir(parents=True, exist_ok=True)
+    want = {n: f"{n}:{arch}" for n in names}
+    while want:
+        r = subprocess.run(["apt-get", "download", *want.values()], cwd=dest,
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        bad = set(re.findall(r"(?:locate package|from package) ([^\s:]+)", r.stderr))
+        if not bad & set(want):
+            sys.exit(f"apt-get download failed:\n{r.stderr[-2000:]}")
+        for n in bad & set(want):
+            show = subprocess.run(["apt-cache", "show", "--no-all-versions", n],
+                                  capture_output=True, text=True).stdout
+            if "\nArchitecture: all" in show and want[n] != n:
+                want[n] = n
+            else:
+                print(f"fixture: {n} not available for {arch}, left out", file=sys.stderr)
+                del want[n]
+
+
+def fixture(root: Path) -> Path:
+    """The realistic context: base-ARCH/ and tools-ARCH/ root filesystem trees."""
+    ctx = root / "context"
+    if (ctx / ".complete").exists():
+        return ctx
+    for arch in ARCHES:
+        for layer, names in (("base", BASE), ("tools", [*TOOLS,
+                                                         f"binutils-{GNU_ARCH[arch]}-linux-gnu"])):
+            debs = root / "debs" / arch / layer
+            if not any(debs.glob("*.deb")):
+                download(debs, names, arch)
+            tree = ctx / f"{layer}-{arch}"
+            shutil.rmtree(tree, ignore_errors=True)
+            tree.mkdir(parents=True)
+            for deb in sorted(debs.glob("*.deb")):
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "top").mkdir(exist_ok=True)
+    (ctx / ".complete").write_text("")
+    return ctx
+
+
+def describe(ctx: Path) -> str:
+    files = elf = size = 0
+    for arch in ARCHES[1:]:
+        for dirpath, _, names in os.walk(ctx):
+            if f"-{arch}" not in dirpath:
+                continue
+            for n in names:
+                p = Path(dirpath, n)
+                if p.is_symlink() or not p.is_file():
+                    continue
+                files += 1
+                size += p.stat().st_size
+                with p.open("rb") as f:
+                    elf += f.read(4) == b"\x7fELF"
+    return f"{files} files, {elf} ELF, {size / 1e6:.0f} MB uncompressed per platform"
+
+
+def compressed_sizes(ref: str) -> dict[str, int]:
+    """Bytes of compressed layers per platform of the image at ``ref``."""
+    from polyarch.refs import parse_ref
+    from polyarch.registry import RegistryClient
+
+    r = parse_ref(ref)
+    sizes = {}
+    with RegistryClient() as client:
+        for m in client.get_manifest(r).json.get("manifests", []):
+            p = m.get("platform", {})
+            if p.get("os") == "unknown":
+                continue  # attestation manifests
+            doc = client.get_manifest(r.untagged().with_digest(m["digest"])).json
+            sizes[f"{p.get('os')}/{p.get('architecture')}"] = sum(
+                int(x["size"]) for x in doc.get("layers", []))
+    return sizes
+
+
+#: Build steps only this benchmark's fixtures have: their cache records are pruned after
+#: the cold runs and at the end (a --no-cache build of the realistic image leaves about
+#: 1 GB per platform); nothing else in the builder's cache is touched.
+OWN_STEPS = ("] COPY base-amd64/ /", "] COPY base-arm64/ /", "] COPY tools-amd64/ /",
+             "] COPY tools-arm64/ /", "] COPY top/ /opt/bench/")
+
+
+def prune_own_cache() -> None:
+    pattern = "|".join(re.escape(x) for x in OWN_STEPS)
+    for _ in range(5):
+        du = subprocess.run(["docker", "buildx", "du", "--verbose"], check=True,
+                            capture_output=True, text=True).stdout
+        ids = [m.group(1) for m in re.finditer(
+            r"^ID:\s+(\S+)\n(?:(?!ID:).*\n)*?Description:[^\n]*(?:" + pattern + ")", du, re.M)]
+        if not ids:
+            return
+        for i in ids:
+            subprocess.run(["docker", "buildx", "prune", "-f", "--filter", f"id={i}"],
+                           capture_output=True)
+
+
+def touch_top(ctx: Path) -> None:
+    """Change the top layer only."""
+    (ctx / "top").mkdir(exist_ok=True)
+    (ctx / "top" / "nonce").write_text(uuid.uuid4().hex + "\n")
+
+
+# -- the cases -------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    case: str
+    goal: float
+    raw: list[Run] = field(default_factory=list)
+    ours: list[Run] = field(default_factory=list)
+
+    def med(self, runs: list[Run]) -> float:
+        return statistics.median(r.seconds for r in runs)
+
+
+def alternate(row: Row, n: int, do_raw: object, do_ours: object, before: object = None) -> Row:
+    for i in range(n):
+        for side, fn in ((row.raw, do_raw), (row.ours, do_ours)):
+            if callable(before):
+                before()
+            side.append(fn(i))  # type: ignore[operator]
+        print(f"  {row.case} {i + 1}/{n}: raw {row.raw[-1].seconds:.2f} s,"
+              f" polyarch {row.ours[-1].seconds:.2f} s", file=sys.stderr, flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="runs of each side per case (5)")
+    ap.add_argument("--cases", default="cold,warm,oci,fixed",
+                    help="comma-separated subset of cold,warm,oci,fixed (all)")
+    ap.add_argument("--registry", default="127.0.0.1:5000",
+                    help="registry to push to; repositories are REGISTRY/bench/pipeline-*")
+    ap.add_argument("--fixture-dir", type=Path,
+                    default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                    / "polyarch-bench",
+                    help="where the Debian packages and the context are kept (made once)")
+    ap.add_argument("--json", type=Path, help="also write every run's figures here")
+    a = ap.parse_args()
+    cases = a.cases.split(",")
+    rid = uuid.uuid4().hex[:6]
+    repo = f"{a.registry}/bench/pipeline-{rid}"
+    own_cache = "POLYARCH_CACHE_DIR" not in os.environ
+    cache = tempfile.mkdtemp(prefix="polyarch-bench-cache-")
+    if own_cache:
+        os.environ["POLYARCH_CACHE_DIR"] = cache
+    out = Path(tempfile.mkdtemp(prefix="polyarch-bench-out-"))
+    rows: list[Row] = []
+    breakdown: dict[str, float] = {}
+    slow: list[tuple[float, str]] = []
+    image_bytes = 0
+    try:
+        if set(cases) & {"cold", "warm", "oci"}:
+            ctx = fixture(a.fixture_dir)
+            print(f"fixture {ctx}: {describe(ctx)}", file=sys.stderr, flush=True)
+            touch_top(ctx)
+        if "cold" in cases:
+            def cold_ours(i: int) -> Run:
+                r = polyarch(["publish", "--no-cache", "-t", f"{repo}-cold-p{i}:v", str(ctx)])
+                prune_own_cache()
+                return r
+
+            rows.append(alternate(
+                Row("cold publish (--no-cache, new repository)", 1.15), a.runs,
+                lambda i: raw(["--no-cache", "--push", "-t", f"{repo}-cold-r{i}:v", str(ctx)]),
+                cold_ours))
+        if set(cases) & {"warm", "oci"}:
+            # Warm-up: the build cache holds the lower layers for both sides, the warm
+            # repository holds their blobs.
+            raw(["-t", f"{repo}-warm:warmup-r", "--push", str(ctx)])
+            polyarch(["publish", "-t", f"{repo}-warm:warmup-p", str(ctx)])
+            sizes = compressed_sizes(f"{repo}-warm:warmup-p")
+            print("compressed layers: " + ", ".join(f"{k} {v / 1e6:.0f} MB"
+                                                   for k, v in sizes.items()), file=sys.stderr)
+            image_bytes = sum(sizes.values())
+        if "warm" in cases:
+            rows.append(alternate(
+                Row("warm publish (top layer changed)", 1.05), a.runs,
+                lambda i: raw(["--push", "-t", f"{repo}-warm:r{i}", str(ctx)]),
+                lambda i: polyarch(["publish", "-t", f"{repo}-warm:p{i}", str(ctx)]),
+                before=lambda: touch_top(ctx)))
+        if "oci" in cases:
+            def oci_raw(i: int) -> Run:
+                r = raw(["-o", f"type=oci,dest={out / 'raw.tar'}", str(ctx)])
+                (out / "raw.tar").unlink()
+                return r
+
+            def oci_ours(i: int) -> Run:
+                r = polyarch(["build", "-o", f"oci:{out / 'ours.tar'}", str(ctx)])
+                (out / "ours.tar").unlink()
+                return r
+
+            rows.append(alternate(Row("build -o oci:PATH.tar (top layer changed)", 1.10),
+                                  a.runs, oci_raw, oci_ours, before=lambda: touch_top(ctx)))
+        if "fixed" in cases:
+            tiny = out / "tiny"
+            subprocess.run([str(ROOT / "scripts/make-rootfs"), str(tiny)], check=True)
+            (tiny / "Dockerfile").write_text(TINY_DOCKERFILE)
+            touch_top(tiny)
+            raw(["-t", f"{repo}-tiny:warmup-r", "--push", str(tiny)])
+            polyarch(["publish", "-t", f"{repo}-tiny:warmup-p", str(tiny)])
+            row = alternate(
+                Row("tiny publish (top layer changed)", 0.0), max(a.runs, 5),
+                lambda i: raw(["--push", "-t", f"{repo}-tiny:r{i}", str(tiny)]),
+                lambda i: polyarch(["publish", "-t", f"{repo}-tiny:p{i}", str(tiny)]),
+                before=lambda: touch_top(tiny))
+            rows.append(row)
+            breakdown = fixed_cost(row, tiny, repo, max(a.runs, 5))
+            slow = slowest_imports(tiny, repo)
+        report(rows, breakdown, slow, image_bytes, a)
+        if a.json:
+            a.json.write_text(json.dumps({
+                "rows": [{"case": r.case, "raw": [x.__dict__ for x in r.raw],
+                          "polyarch": [x.__dict__ for x in r.ours]} for r in rows],
+                "fixed": breakdown}, indent=1))
+    finally:
+        print("pruning the fixture's build cache records ...", file=sys.stderr, flush=True)
+        prune_own_cache()
+        shutil.rmtree(out, ignore_errors=True)
+        if own_cache:
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def fixed_cost(row: Row, tiny: Path, repo: str, n: int) -> dict[str, float]:
+    """Where the time of a tiny publish goes, beyond the engine's build."""
+    starts = [run([sys.executable, "-c", "pass"]).seconds for _ in range(n)]
+    # What a publish imports, in a process of its own (part of it may overlap the
+    # engine look-ups started early).
+    imported = [run([sys.executable, "-c", "import polyarch.cli, polyarch.commands.publish,"
+                     " polyarch.pipeline.publish, polyarch.pipeline.project"]).seconds
+                for _ in range(n)]
+    start = statistics.median(starts)
+    med = {"imports": statistics.median(imported) - start,
+           **{k: statistics.median(x.steps.get(k, 0.0) for x in row.ours)
+              for k in ("preflight", "build", "verify", "push", "tag")}}
+    wall = row.med(row.ours)
+    known = start + sum(med.values())
+    return {"interpreter start (python -c pass)": start,
+            **{k: v for k, v in med.items() if k != "build"},
+            "other (CLI, options, session, exit)": wall - known,
+            "= beyond the build step": wall - med["build"],
+            "polyarch wall - raw buildx --push wall": wall - row.med(row.raw),
+            "(build step, for reference)": med["build"]}
+
+
+def slowest_imports(tiny: Path, repo: str, top: int = 8) -> list[tuple[float, str]]:
+    """The modules whose import (with what they import) takes longest in a publish,
+    from -X importtime (which slows imports down somewhat)."""
+    touch_top(tiny)
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "polyarch", "publish", "-t",
+                        f"{repo}-tiny:importtime", str(tiny)], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(r.stderr[-3000:])
+    found = []
+    for line in r.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\s*)(\S+)$", line)
+        if m and len(m.group(2)) <= 2:  # imported by __main__ or by one level below
+            found.append((int(m.group(1)) / 1e6, m.group(2) + m.group(3)))
+    return sorted(found, reverse=True)[:top]
+
+
+def report(rows: list[Row], breakdown: dict[str, float], slow: list[tuple[float, str]],
+           image_bytes: int, a: argparse.Namespace) -> None:
+    print(f"\nmedians of {a.runs} runs each, alternating; platforms {PLATFORMS}; "
+          f"{os.cpu_count()} CPUs" + (f"; realistic image {image_bytes / 1e6:.0f} MB compressed"
+                                      " (both platforms)" if image_bytes else "") + "\n")
+    print(f"{'case':<44} {'raw s':>7} {'polyarch s':>10} {'ratio':>6} {'goal':>6}"
+          f" {'RSS MiB':>8} {'tree MiB':>8}")
+    for r in rows:
+        mr, mo = r.med(r.raw), r.med(r.ours)
+        rss = max(x.steps.get("self_maxrss_kib", 0) for x in r.ours) / 1024
+        tree = max(x.tree_maxrss_kib for x in r.ours) / 1024
+        goal = f"{r.goal:.2f}" if r.goal else "-"
+        print(f"{r.case:<44} {mr:7.2f} {mo:10.2f} {mo / mr:6.2f} {goal:>6} {rss:8.0f}"
+              f" {tree:8.0f}")
+        steps = {k: statistics.median(x.steps.get(k, 0.0) for x in r.ours)
+                 for k in ("preflight", "build", "verify", "output", "push", "tag")}
+        line = "polyarch steps: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items() if v)
+        if image_bytes and steps["verify"] and not r.case.startswith("tiny"):
+            line += f" (verify: {image_bytes / 1e6 / steps['verify']:.0f} MB/s compressed)"
+        print(" " * 4 + line)
+    print("RSS: peak of the polyarch process (goal <= 100 MiB); tree: with the docker CLI"
+          " processes it ran (max over runs)")
+    if breakdown:
+        print("\nfixed cost of a tiny publish (medians, s; goal <= 0.3 s beyond the build):")
+        for k, v in breakdown.items():
+            print(f"  {k:<44} {v:7.3f}")
+        print("slowest imports (-X importtime, cumulative s):")
+        for t, name in slow:
+            print(f"  {name:<44} {t:7.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Engine look-ups started early: which command lines, and when a result is used.
+
+Processes cannot start here: an early look-up's result is the unit-test guard's
+AssertionError naming the command line it tried to start."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+
+import pytest
+
+from polyarch import proc
+from polyarch.engines import probes
+from polyarch.engines.buildx import Buildx
+
+
+@pytest.fixture(autouse=True)
+def _clean() -> None:
+    probes._early.clear()
+
+
+def _started() -> list[tuple[str, ...]]:
+    return sorted(argv for argv, _ in probes._early)
+
+
+def test_start_makes_the_three_preflight_look_ups_of_the_options() -> None:
+    probes.start({"engine": None, "docker_context": "remote", "builder": "b1"})
+    assert _started() == [
+        ("docker", "--context", "remote", "buildx", "inspect", "b1"),
+        ("docker", "--context", "remote", "buildx", "version"),
+        ("docker", "--context", "remote", "info", "--format", "{{json .}}"),
+    ]
+    bx = Buildx(docker_context="remote", builder="b1")
+    # The result taken is the early one (here: the guard refusing to start it).
+    with pytest.raises(AssertionError, match="'buildx', 'inspect', 'b1'"):
+        bx.inspect_builder("b1")
+    assert len(probes._early) == 2
+
+
+@pytest.mark.parametrize("options", [{"engine": "podman"}, {"engine": "auto"},
+                                     {"nodes": ("linux/arm64=ssh://arm",)}])
+def test_nothing_starts_for_other_engines_or_nodes(options: dict[str, object]) -> None:
+    probes.start(options)
+    assert probes._early == {}
+
+
+def test_environment_gives_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYARCH_ENGINE", "podman")
+    probes.start({})
+    assert probes._early == {}
+
+
+def _early(argv: list[str], result: proc.Result, age: float = 0.0) -> None:
+    fut: Future[proc.Result] = Future()
+    fut.set_result(result)
+    probes._early[probes._key(argv)] = (time.monotonic() - age, fut)
+
+
+def test_a_result_is_used_once_and_only_while_fresh() -> None:
+    argv = ["docker", "buildx", "version"]
+    _early(argv, proc.Result(tuple(argv), 0, "github.com/docker/buildx v0.13.1 abc\n", ""))
+    assert Buildx().buildx_version() == "0.13.1"
+    with pytest.raises(AssertionError, match="a unit test tried to start a process"):
+        Buildx().buildx_version()  # used already: runs again
+    _early(argv, proc.Result(tuple(argv), 0, "v0.13.1", ""), age=probes.MAX_AGE + 1)
+    with pytest.raises(AssertionError, match="a unit test tried to start a process"):
+        Buildx().buildx_version()
+
+
+def test_another_environment_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["docker", "buildx", "version"]
+    _early(argv, proc.Result(tuple(argv), 0, "v0.13.1", ""))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///elsewhere.sock")
+    with pytest.raises(AssertionError, match="a unit test tried to start a process"):
+        Buildx().buildx_version()
