@@ -64,3 +64,57 @@ def test_sigterm_reaches_the_tests_and_stops_the_engines(tmp_path: Path) -> None
     assert p.wait(30) == 143
     assert time.monotonic() - t0 < 10  # not after the tests' own 60 s
     assert log.read_text().splitlines()[1:] == ["tests-got-TERM", "engine2 down", "engine down"]
+
+
+def test_the_run_hands_its_started_file_to_the_engine_scripts(tmp_path: Path) -> None:
+    """scripts/engine{,2} up record what they start in POLYARCH_STARTED_FILE; .ci/run sets
+    it for the whole run, so `down` at the end sees only what this run started."""
+    log = scratch(tmp_path, f'echo "file=$POLYARCH_STARTED_FILE" >> {tmp_path}/log')
+    r = subprocess.run([str(tmp_path / ".ci/run")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in log.read_text().splitlines() if ln.startswith("file="))
+    started = Path(line[len("file="):])
+    assert started.name.startswith("polyarch-started.")
+    assert not started.exists()  # removed with the run
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "300"], start_new_session=True)
+
+
+def test_engine_down_stops_only_what_this_run_started(tmp_path: Path) -> None:
+    """Daemons named in POLYARCH_STARTED_FILE are stopped; the others (somebody else's
+    engine) keep running. Stand-in daemons (sleep) in a scratch state directory."""
+    import os
+
+    state = tmp_path / "state"
+    (state / "run").mkdir(parents=True)
+    e2 = tmp_path / "e2"
+    e2.mkdir()
+    registry, dockerd, engine2 = _sleeper(), _sleeper(), _sleeper()
+    try:
+        (state / "run/registry.pid").write_text(f"{registry.pid}\n")
+        (state / "run/dockerd.pid").write_text(f"{dockerd.pid}\n")
+        (e2 / "docker2.pid").write_text(f"{engine2.pid}\n")
+        started = tmp_path / "started"
+        started.write_text("registry\n")
+        env = dict(os.environ, POLYARCH_STATE_DIR=str(state), POLYARCH_ENGINE2_DIR=str(e2),
+                   POLYARCH_STARTED_FILE=str(started))
+        for script in ("engine2", "engine"):
+            r = subprocess.run([str(ROOT / "scripts" / script), "down"], env=env,
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+        assert registry.wait(10) is not None  # stopped
+        assert dockerd.poll() is None and engine2.poll() is None  # left running
+        assert "leaving dockerd running" in r.stderr
+        # Without the file (a developer's own `scripts/engine down`) all of `up`'s are stopped.
+        del env["POLYARCH_STARTED_FILE"]
+        r = subprocess.run([str(ROOT / "scripts/engine"), "down"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert dockerd.wait(20) is not None
+    finally:
+        for p in (registry, dockerd, engine2):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
