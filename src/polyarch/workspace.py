@@ -65,6 +65,10 @@ class Workspace:
     def verify_cache(self) -> Path:
         return self.root / "verify"
 
+    @property
+    def smoke_cache(self) -> Path:
+        return self.root / "smoke"
+
     def check(self, need_bytes: int = MIN_FREE_BYTES) -> None:
         """Fail early (exit 3) when the cache directory cannot take a build."""
         try:

@@ -12,17 +12,25 @@ emulator is involved): ``uname -m`` then says ``x86_64`` and the run is reported
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shlex
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from polyarch.errors import FatalError
 from polyarch.platforms import Platform
 from polyarch.proc import run
 
-#: Seconds a smoke run may take (emulated start-up is slow).
+#: Seconds a smoke run may take by default (emulated start-up is slow); the
+#: ``smoke-timeout`` option (``--smoke-timeout``, ``POLYARCH_SMOKE_TIMEOUT``) changes it.
 TIMEOUT = 300.0
+#: A cache record is a few hundred bytes; anything larger is not ours.
+_RECORD_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,10 +54,12 @@ def docker_run_argv(ref: str, platform: Platform, command: Sequence[str], *,
 
 def _docker_run(platform: Platform, image: str, args: list[str],
                 entrypoint: str | None = None,
-                run_argv: RunArgv = docker_run_argv) -> tuple[int, str, str]:
+                run_argv: RunArgv = docker_run_argv,
+                timeout: float = TIMEOUT) -> tuple[int, str, str]:
     argv = run_argv(image, platform, args, entrypoint=entrypoint)
     try:
-        res = run(argv, check=False, timeout=TIMEOUT)
+        # A non-zero exit is the answer here (the finding), not a failure of polyarch.
+        res = run(argv, check=False, timeout=timeout)
     except FatalError as e:
         return 127, "", e.message
     return res.returncode, res.stdout, res.stderr
@@ -61,12 +71,13 @@ def _tail(text: str, n: int = 3) -> str:
 
 
 def smoke(platform: Platform, image: str, command: str | None,
-          run_argv: RunArgv = docker_run_argv) -> list[SmokeResult]:
+          run_argv: RunArgv = docker_run_argv, timeout: float = TIMEOUT) -> list[SmokeResult]:
     """Run the checks for one platform; ``image`` is ``name@sha256:...`` of its manifest.
-    ``run_argv`` is the engine's (docker by default; podman's under ``--engine podman``)."""
+    ``run_argv`` is the engine's (docker by default; podman's under ``--engine podman``);
+    each run ends after ``timeout`` seconds."""
     out: list[SmokeResult] = []
     rc, stdout, stderr = _docker_run(platform, image, ["-m"], entrypoint="uname",
-                                     run_argv=run_argv)
+                                     run_argv=run_argv, timeout=timeout)
     machine = stdout.strip()
     if rc != 0:
         out.append(SmokeResult("warning", f"could not run 'uname -m' in the image (exit {rc}):"
@@ -78,10 +89,61 @@ def smoke(platform: Platform, image: str, command: str | None,
         out.append(SmokeResult("ok", f"uname -m: {machine}"))
     if command:
         args = shlex.split(command)
-        rc, stdout, stderr = _docker_run(platform, image, args, run_argv=run_argv)
+        rc, stdout, stderr = _docker_run(platform, image, args, run_argv=run_argv,
+                                         timeout=timeout)
         if rc != 0:
             out.append(SmokeResult("error", f"smoke command {command!r} exited {rc}:"
                                             f" {_tail(stderr or stdout) or 'no output'}"))
         else:
             out.append(SmokeResult("ok", f"smoke command {command!r} exited 0"))
     return out
+
+
+@dataclass(frozen=True)
+class SmokeCache:
+    """Smoke results that passed, by (platform manifest digest, smoke command, smoke
+    entrypoint, engine). A manifest digest names its config and every layer, so the same
+    key runs the same bytes: a variant that passed is not run again. Only passes are
+    kept (a failure or a warning is run again next time), one small JSON file each."""
+
+    root: Path
+
+    def _path(self, digest: str, command: str | None, entrypoint: str | None,
+              engine: str) -> Path:
+        key = json.dumps([digest, command, entrypoint, engine]).encode()
+        return self.root / f"{hashlib.sha256(key).hexdigest()}.json"
+
+    def get(self, digest: str, command: str | None, entrypoint: str | None,
+            engine: str) -> list[SmokeResult] | None:
+        path = self._path(digest, command, entrypoint, engine)
+        try:
+            with path.open("rb") as f:
+                raw = f.read(_RECORD_LIMIT + 1)
+            doc = json.loads(raw) if len(raw) <= _RECORD_LIMIT else None
+        except (OSError, ValueError):
+            return None
+        if (not isinstance(doc, dict) or doc.get("digest") != digest
+                or not isinstance(doc.get("results"), list)):
+            return None
+        msgs = [m for m in doc["results"] if isinstance(m, str)]
+        if not msgs or len(msgs) != len(doc["results"]):
+            return None
+        return [SmokeResult("ok", m) for m in msgs]
+
+    def put(self, digest: str, command: str | None, entrypoint: str | None, engine: str,
+            results: Sequence[SmokeResult]) -> None:
+        """Keep ``results`` when every one passed; a cache that cannot be written is
+        skipped (the next run smokes again)."""
+        if not results or any(r.severity != "ok" for r in results):
+            return
+        path = self._path(digest, command, entrypoint, engine)
+        doc = {"digest": digest, "command": command, "entrypoint": entrypoint,
+               "engine": engine, "results": [r.message for r in results],
+               "when": time.time()}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, path)
+        except OSError:
+            return

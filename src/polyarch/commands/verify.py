@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +78,12 @@ def _smoke_runs(s: Session, report: VerifyReport, ref: str) -> None:
     """Run the smoke command of every platform through the configured engine: from the
     layout for ``oci:PATH`` (an archive is unpacked into the cache first), else by digest
     from the registry."""
-    from polyarch.pipeline.verify import run_smoke
+    from polyarch.pipeline.verify import run_smoke, smoke_layout
     from polyarch.refs import parse_ref
 
     if not ref.startswith("oci:"):
         repo = parse_ref(ref).name
-        run_smoke(s, report, lambda r: f"{repo}@{r.digest}")
+        run_smoke(s, report, lambda digests: {d: f"{repo}@{d}" for d in digests})
         return
     path = Path(ref[4:])
     if path.is_file():
@@ -94,9 +93,4 @@ def _smoke_runs(s: Session, report: VerifyReport, ref: str) -> None:
         with tarfile.open(path) as t:
             t.extractall(unpacked, filter="data")
         path = unpacked
-    name = f"polyarch-smoke-{secrets.token_hex(6)}:latest"
-    run_ref = s.engine.runnable(path, name)
-    try:
-        run_smoke(s, report, lambda _r: run_ref)
-    finally:
-        s.engine.remove_images([name])
+    smoke_layout(s, report, path)

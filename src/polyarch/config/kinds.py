@@ -41,6 +41,20 @@ def _smoke(v: Any) -> str | None:
     return None if v is None else _str(v)
 
 
+def _seconds(v: Any) -> float:
+    """A deadline in seconds: a positive number, at most a day."""
+    if isinstance(v, bool):
+        raise TypeError("a number of seconds")
+    number = isinstance(v, int | float) or (
+        isinstance(v, str) and re.fullmatch(r"\s*\d{1,6}(\.\d{1,3})?\s*", v) is not None)
+    if not number:
+        raise TypeError("a number of seconds")
+    n = float(v)
+    if not 0 < n <= 86400:
+        raise TypeError("a number of seconds above 0 and at most 86400")
+    return n
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -294,5 +308,6 @@ ULIMITS = Kind(_ulimits, "a list of strings", "comma separated")
 ENTITLEMENT_LIST = Kind(_entitlements, "a list of strings", "comma separated")
 ALLOW = Kind(_allow, "a list of strings", "comma separated")
 SMOKE = Kind(_smoke, "a string", "the value")
+SECONDS = Kind(_seconds, "a number of seconds", "seconds")
 REPOSITORY = Kind(_repository, "a string", "the value")
 NODES = Kind(parse_nodes, "a list of tables", "JSON")

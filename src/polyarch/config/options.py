@@ -52,6 +52,7 @@ class Options:
     verify: bool = True
     smoke: str | None = None
     smoke_entrypoint: str | None = None
+    smoke_timeout: float = 300.0
     allow: tuple[str, ...] = ()  # GLOB or PLATFORM=GLOB (see allow_for)
     skip_prebuild: bool = False
     force: bool = False

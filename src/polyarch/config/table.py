@@ -162,6 +162,9 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("smoke_entrypoint", k.OPT_STR, None,
         "Entrypoint for the smoke run, replacing the image's ENTRYPOINT.",
         ("--smoke-entrypoint",), metavar="PATH", commands=VERIFY),
+    Opt("smoke_timeout", k.SECONDS, 300.0,
+        "Deadline of each smoke run (seconds; emulated start-up is slow).",
+        ("--smoke-timeout",), metavar="SECONDS", commands=VERIFY),
     Opt("allow", k.ALLOW, (),
         "Known exception for the binaries and secrets checks: PATH_GLOB, or"
         " PLATFORM=PATH_GLOB for one platform only (repeatable).", ("--allow",), "multiple",

@@ -90,9 +90,11 @@ class Engine(Protocol):
         platform where the store can hold several); returns what was loaded, in words."""
         ...
 
-    def runnable(self, layout: Path, name: str) -> str:
-        """Make the layout runnable by :meth:`run_argv` (loading it under ``name`` where
-        the engine must) and return the reference to run."""
+    def runnable_platforms(self, layout: Path, digests: Sequence[str], name: str
+                           ) -> dict[str, str]:
+        """Make only the platform manifests ``digests`` of the layout runnable by
+        :meth:`run_argv` (loading just what they reach, under names derived from
+        ``name``, where the engine must load); returns digest -> reference to run."""
         ...
 
     def remove_images(self, names: Sequence[str]) -> None: ...

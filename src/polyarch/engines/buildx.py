@@ -19,7 +19,7 @@ from polyarch import proc
 from polyarch.engines import probes
 from polyarch.engines.base import BuildRequest, BuildResult, StepEvent
 from polyarch.engines.buildx_progress import RawJsonProgress, build_failure
-from polyarch.engines.loading import write_archive
+from polyarch.engines.loading import platform_descriptors, write_archive, write_platform_archive
 from polyarch.errors import BuildError, EnvironmentProblem
 from polyarch.platforms import Platform
 
@@ -221,13 +221,29 @@ class Buildx:
             archive.unlink(missing_ok=True)
         return "every platform (containerd image store)"
 
-    def runnable(self, layout: Path, name: str) -> str:
-        """What ``run_argv`` runs for a smoke test: the layout loaded under ``name``."""
-        self.load(layout, [name])
-        return name
+    def runnable_platforms(self, layout: Path, digests: Sequence[str], name: str
+                           ) -> dict[str, str]:
+        """Only the platforms to run are loaded: one name per platform manifest, and only
+        the blobs those manifests reach (a platform whose smoke result is known, or the
+        other platform's layers, never enter the store a second time)."""
+        if not digests:
+            return {}
+        base = name.rsplit(":", 1)[0]
+        named = [(f"{base}-{i}:latest", d) for i, d in enumerate(
+            platform_descriptors(layout, digests))]
+        archive = write_platform_archive(layout, named,
+                                         layout.parent / f"{layout.name}.smoke.tar")
+        try:
+            proc.run(self.docker("load", "-i", str(archive)), echo=False, timeout=1800,
+                     error_class=EnvironmentProblem,
+                     error_message="docker load of the verified image failed")
+        finally:
+            archive.unlink(missing_ok=True)
+        return {str(d["digest"]): n for n, d in named}
 
     def remove_images(self, names: Sequence[str]) -> None:
         if names:
+            # Cleanup: a failure here is reported by the caller as a warning.
             proc.run(self.docker("image", "rm", "--force", *names), check=False, echo=False,
                      timeout=120)
 

@@ -38,6 +38,90 @@ def full_name(name: str) -> str:
     return f"{ref.registry}/{ref.repository}:{ref.tag or 'latest'}"
 
 
+#: Manifests and indexes polyarch reads back from its own layout are small.
+_MANIFEST_LIMIT = 4 * 1024 * 1024
+
+
+def _blob(layout: Path, digest: str) -> Path:
+    algo, _, hexd = digest.partition(":")
+    return layout / "blobs" / algo / hexd
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(_MANIFEST_LIMIT + 1)
+        if len(raw) > _MANIFEST_LIMIT:
+            raise ValueError("larger than 4 MiB")
+        return json.loads(raw)
+    except (OSError, ValueError, RecursionError) as e:
+        raise EnvironmentProblem(f"{path} is not a readable manifest: {e}") from None
+
+
+def platform_descriptors(layout: Path, digests: Sequence[str]) -> list[dict[str, Any]]:
+    """The root index's entries for the manifests ``digests`` (in that order); a
+    one-platform layout's root is the manifest itself."""
+    root = root_descriptor(layout)
+    index = _read_json(_blob(layout, str(root.get("digest", ""))))
+    entries = index.get("manifests") if isinstance(index, dict) else None
+    by_digest = {e.get("digest"): e for e in entries or [] if isinstance(e, dict)}
+    if entries is None:
+        by_digest = {root.get("digest"): root}
+    missing = [d for d in digests if d not in by_digest]
+    if missing:
+        raise EnvironmentProblem(f"{layout}: the index has no entry {missing[0]}")
+    return [by_digest[d] for d in digests]
+
+
+def _reachable(layout: Path, desc: dict[str, Any]) -> set[str]:
+    """Blob digests a manifest (or index) names, itself included."""
+    digest = str(desc.get("digest", ""))
+    out = {digest}
+    doc = _read_json(_blob(layout, digest))
+    if not isinstance(doc, dict):
+        return out
+    for child in doc.get("manifests") or []:
+        if isinstance(child, dict):
+            out |= _reachable(layout, child)
+    for d in [doc.get("config"), *(doc.get("layers") or [])]:
+        if isinstance(d, dict) and isinstance(d.get("digest"), str):
+            out.add(d["digest"])
+    return out
+
+
+def write_platform_archive(layout: Path, named: Sequence[tuple[str, dict[str, Any]]],
+                           dest: Path) -> Path:
+    """Write ``dest``: a tar holding, for each (name, platform manifest descriptor), that
+    manifest under that name, and only the blobs those manifests reach (the other
+    platforms' layers are not copied into the engine's store)."""
+    entries = []
+    wanted: set[str] = set()
+    for n, desc in named:
+        ann = dict(desc.get("annotations") or {})
+        ann["io.containerd.image.name"] = full_name(n)
+        ann["org.opencontainers.image.ref.name"] = parse_ref(n).tag or "latest"
+        entries.append({k: v for k, v in desc.items() if k != "annotations"} | {
+            "annotations": ann})
+        wanted |= _reachable(layout, desc)
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": entries}).encode()
+    try:
+        with tarfile.open(dest, "w") as tar:
+            tar.add(layout / "oci-layout", arcname="oci-layout")
+            info = tarfile.TarInfo("index.json")
+            info.size = len(index)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(index))
+            for d in sorted(wanted):
+                blob = _blob(layout, d)
+                tar.add(blob, arcname=str(blob.relative_to(layout)))
+    except OSError as e:
+        raise EnvironmentProblem(f"cannot write {dest}: {e.strerror or e}",
+                                 hint="set POLYARCH_CACHE_DIR to a directory with free space"
+                                 ) from None
+    return dest
+
+
 def write_archive(layout: Path, names: Sequence[str], dest: Path) -> Path:
     """Write ``dest`` (a tar of ``layout``) whose index names the root once per name
     (no names: the root entry as the build wrote it)."""

@@ -229,9 +229,11 @@ class PodmanEngine:
         if names:
             proc.run([PODMAN, "rmi", "--force", *names], check=False, echo=False, timeout=120)
 
-    def runnable(self, layout: Path, name: str) -> str:
-        """What ``run_argv`` runs for a smoke test: podman runs straight from the layout."""
-        return f"oci:{oci_path(layout)}"
+    def runnable_platforms(self, layout: Path, digests: Sequence[str], name: str
+                           ) -> dict[str, str]:
+        """podman runs straight from the layout (``--platform`` picks the entry): nothing
+        is loaded."""
+        return {d: f"oci:{oci_path(layout)}" for d in digests}
 
     # -- running -------------------------------------------------------------
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,

@@ -377,7 +377,8 @@ def merge(s: Session, sources: Sequence[str], *, expected: Sequence[Platform]) -
             report = verify_source(_MergedSource(client, target, plan.index), plan.expected,
                                    allow=opts.allow, cache=s.layer_cache, progress=rep.info)
             if opts.smoke is not None:  # the parts are pulled by digest from the target
-                run_smoke(s, report, lambda r: f"{target.name}@{r.digest}")
+                run_smoke(s, report,
+                          lambda digests: {d: f"{target.name}@{d}" for d in digests})
             verified = Verified(report, time.monotonic() - v0)
         partial = ImageResult(plan.index.digest, plan.index.media_type, tags, plats,
                               verified=verified)

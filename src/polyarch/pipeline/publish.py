@@ -70,6 +70,7 @@ class ImageResult:
             "timings": {
                 "build_seconds": round(self.build_seconds, 3),
                 "verify_seconds": round(v.seconds, 3) if v else 0.0,
+                **(v.timings() if v else {}),
                 "push_seconds": round(self.pushed.seconds, 3) if self.pushed else 0.0,
                 "tag_seconds": round(self.tagged.seconds, 3) if self.tagged else 0.0,
             },

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,10 +21,24 @@ if TYPE_CHECKING:
     from polyarch.checks.verify import VerifyReport
 
 
+@dataclass
+class SmokeTimes:
+    """Where the smoke step's time went: getting the images into the engine, running."""
+
+    load: float = 0.0
+    run: float = 0.0
+    cached: int = 0  # platforms whose smoke result was known (not run)
+    ran: int = 0
+
+
 @dataclass(frozen=True)
 class Verified:
     report: VerifyReport | None  # None: --no-verify
     seconds: float
+    #: The layer scan (coverage, labels, binaries, secrets) within ``seconds``.
+    scan_seconds: float = 0.0
+    #: The smoke step (None: no smoke command).
+    smoke: SmokeTimes | None = None
 
     @property
     def ok(self) -> bool:
@@ -32,6 +46,13 @@ class Verified:
 
     def to_json(self) -> dict[str, Any] | None:
         return self.report.to_json() if self.report is not None else None
+
+    def timings(self) -> dict[str, float | int]:
+        """The verify step's parts, for ``--json``'s ``timings``."""
+        sm = self.smoke or SmokeTimes()
+        return {"scan_seconds": round(self.scan_seconds, 3),
+                "load_seconds": round(sm.load, 3), "smoke_seconds": round(sm.run, 3),
+                "smoke_cached": sm.cached, "smoke_ran": sm.ran}
 
 
 class VerificationFailed(VerificationError):
@@ -72,26 +93,95 @@ def smoke_run_argv(run_argv: RunArgv, entrypoint: str | None) -> RunArgv:
     return with_entrypoint
 
 
-def run_smoke(s: Session, report: VerifyReport, ref_for: Callable[[Any], str]) -> None:
+def run_smoke(s: Session, report: VerifyReport,
+              refs_for: Callable[[Sequence[str]], Mapping[str, str]]) -> SmokeTimes:
     """Run ``s.opts.smoke`` (and the ``uname -m`` check) in every platform of the image
-    through the session's engine (``ref_for(platform result)`` names what to run);
-    findings go into ``report``."""
+    through the session's engine; findings go into ``report``.
+
+    A platform whose manifest passed the same smoke command on the same engine before is
+    not run again (the per-manifest smoke cache); ``refs_for(digests)`` makes the others
+    runnable (loading only those where the engine must) and names what to run. The
+    platforms run concurrently, each run within ``smoke-timeout`` seconds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from polyarch.checks.smoke import SmokeCache
     from polyarch.checks.smoke import smoke as smoke_one
     from polyarch.checks.verify import Finding
 
-    run_argv = smoke_run_argv(s.engine.run_argv, s.opts.smoke_entrypoint)
+    times = SmokeTimes()
+    command = s.opts.smoke
+    entrypoint = s.opts.smoke_entrypoint
+    engine = s.engine.name
+    cache = SmokeCache(s.ws.smoke_cache)
+    run_argv = smoke_run_argv(s.engine.run_argv, entrypoint)
+    todo: list[tuple[Any, Platform]] = []
     for r in report.platforms:
-        if r.status not in ("present", "unexpected"):
+        if r.status not in ("present", "unexpected") or not r.digest:
             continue
         try:
             plat = parse_platform(r.platform)
         except ValueError:
             continue
-        s.rep.info(f"smoke run {r.platform}")
         r.ran.add("smoke")
-        for res in smoke_one(plat, ref_for(r), s.opts.smoke or None, run_argv):
-            if res.severity != "ok":
-                r.findings.append(Finding("smoke", res.severity, res.message))
+        if cache.get(r.digest, command, entrypoint, engine) is not None:
+            s.rep.info(f"smoke {r.platform}: passed before for {r.digest[:19]}..., not run")
+            times.cached += 1
+            continue
+        todo.append((r, plat))
+    if not todo:
+        return times
+    t0 = time.monotonic()
+    refs = refs_for([r.digest for r, _ in todo])
+    times.load = time.monotonic() - t0
+
+    def one(item: tuple[Any, Platform]) -> list[Any]:
+        r, plat = item
+        s.rep.info(f"smoke run {r.platform}")
+        return smoke_one(plat, refs[r.digest], command or None, run_argv,
+                         timeout=s.opts.smoke_timeout)
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="smoke") as pool:
+        results = list(pool.map(one, todo))
+    times.run = time.monotonic() - t0
+    times.ran = len(todo)
+    for (r, _), res in zip(todo, results, strict=True):
+        for one_result in res:
+            if one_result.severity != "ok":
+                r.findings.append(Finding("smoke", one_result.severity, one_result.message))
+        cache.put(r.digest, command, entrypoint, engine, res)
+    return times
+
+
+def remove_quietly(s: Session, names: Sequence[str]) -> None:
+    """Remove temporary images; a failure (a slow engine under load, say) is a warning,
+    never the end of a publish that passed."""
+    if not names:
+        return
+    from polyarch.errors import FatalError
+
+    try:
+        s.engine.remove_images(names)
+    except FatalError as e:
+        s.rep.warn(f"could not remove the temporary images {', '.join(names)}: {e.message};"
+                   " remove them later with the engine's 'image rm'")
+
+
+def smoke_layout(s: Session, report: VerifyReport, layout: Path) -> SmokeTimes:
+    """The smoke step for an OCI layout on local disk: only the platforms to run are
+    loaded into the engine, and removed afterwards."""
+    loaded: list[str] = []
+
+    def refs_for(digests: Sequence[str]) -> Mapping[str, str]:
+        refs = s.engine.runnable_platforms(
+            layout, digests, f"polyarch-smoke-{secrets.token_hex(6)}:latest")
+        loaded.extend(r for r in refs.values() if not r.startswith("oci:"))
+        return refs
+
+    try:
+        return run_smoke(s, report, refs_for)
+    finally:
+        remove_quietly(s, loaded)
 
 
 def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
@@ -105,20 +195,17 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
 
     t0 = time.monotonic()
     interrupt.set_phase("verifying on local disk: nothing was pushed")
+    smoke_times: SmokeTimes | None = None
     with s.rep.group(f"verify {what}"):
         report = verify_source(OCILayout(layout), expected, allow=s.opts.allow,
                                cache=s.layer_cache, progress=s.rep.info)
+        scan = time.monotonic() - t0
         if s.opts.smoke is not None:
-            name = f"polyarch-smoke-{secrets.token_hex(6)}:latest"
-            ref = s.engine.runnable(layout, name)
-            try:
-                run_smoke(s, report, lambda _r: ref)
-            finally:
-                s.engine.remove_images([name])
+            smoke_times = smoke_layout(s, report, layout)
     report.smoke = s.opts.smoke
     # The layout is removed when the command ends: name what was built instead.
     report.reference = what
-    return Verified(report, time.monotonic() - t0)
+    return Verified(report, time.monotonic() - t0, scan_seconds=scan, smoke=smoke_times)
 
 
 def require_ok(v: Verified, doc: dict[str, Any], *, consequence: str) -> None:

@@ -85,6 +85,7 @@ SAMPLES: dict[str, tuple[Any, str, list[str], Any]] = {
     "verify": (False, "false", [], False),
     "smoke": ("--version", "--version", ["--version"], "--version"),
     "smoke_entrypoint": ("/bin/sh", "/bin/sh", ["/bin/sh"], "/bin/sh"),
+    "smoke_timeout": (45, "45", ["45"], 45.0),
     "allow": (["usr/lib/*.so", "linux/arm64=*/prebuilds/*"], "usr/lib/*.so,arm64=*/prebuilds/*",
               ["usr/lib/*.so", "arm64=*/prebuilds/*"],
               ("usr/lib/*.so", "linux/arm64=*/prebuilds/*")),
