@@ -164,6 +164,21 @@ def test_rerun_of_a_project_moves_tags_in_order(tmp_path: Path, own_registry: Lo
         f"{own_registry.address}/team/base@{images['base']['index']['digest']}"
 
 
+def test_project_exports_the_registry_build_cache(tmp_path: Path,
+                                                   own_registry: LocalRegistry) -> None:
+    """`cache = "registry"` in a project writes each image's cache to the registry after
+    verification, as publish does for one image."""
+    root = write_project(tmp_path / "proj", f"{own_registry.address}/team")
+    toml = root / "polyarch.toml"
+    toml.write_text('cache = "registry"\n' + toml.read_text())
+    run = polyarch("publish", "api", cwd=root)
+    assert run.code == 0, run.text
+    assert run.err.count("exporting cache to registry ... done") >= 2, run.err
+    for name in ("base", "api"):
+        tags = registry_tags(own_registry.address, f"team/{name}")
+        assert any(t.startswith("buildcache") for t in tags), (name, tags)
+
+
 SANDBOX_DOCKERFILE = """\
 FROM scratch
 ARG TARGETARCH

@@ -17,6 +17,7 @@ from polyarch import interrupt, proc, redact
 from polyarch.config import Options
 from polyarch.errors import BuildError, ConfigError, EnvironmentProblem, FatalError
 from polyarch.output import Reporter
+from polyarch.pipeline import build as build_step
 from polyarch.pipeline.build import Built
 
 #: Keys of an [[image]] entry that mean the same as at the top level.
@@ -185,6 +186,9 @@ def _push_and_tag(s: Session, ready: list[_Ready],
                 if ready_dep.spec.name in r.spec.depends_on]
         pushed[r.spec.name] = push(r.session, r.built.layout, r.built.digest,
                                    r.session.opts.tags, mount_from=deps)
+        # The registry build cache holds the image's layers: written once the image
+        # passed verification, as publish does for one image.
+        build_step.export_cache(r.session, r.built)
     moved: list[TagMove] = []
     out: list[ImageOutcome] = []
     try:
