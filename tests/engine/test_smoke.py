@@ -52,6 +52,10 @@ def test_unchanged_platforms_are_not_smoked_again(tmp_path: Path, repo: str,
     for plat in ("linux/amd64", "linux/arm64"):
         assert f"smoke {plat}: passed before for sha256:" in again.err
     assert "smoke run linux/" not in again.err
+    # The human output says where the time went, the smoke step included.
+    (timing,) = [ln for ln in again.err.splitlines() if ln.startswith("time    ")]
+    assert timing.startswith("time    build ") and ", scan " in timing and ", smoke " in timing
+    assert "2 platform(s) smoke-tested before, not run again" in timing
 
     # Only arm64 changed: only arm64 runs; amd64's result is known.
     (ctx / "changed-arm64.txt").write_text("two\n")
