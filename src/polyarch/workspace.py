@@ -3,7 +3,16 @@ results, pruned by size and age.
 
     $POLYARCH_CACHE_DIR            (default: $XDG_CACHE_HOME/polyarch, ~/.cache/polyarch)
       builds/<id>/                 one build's OCI layout (index.json, blobs/sha256/...)
+      blobs/sha256/                every blob of recent builds (hard links), shared
       verify/                      per-layer verification results
+      smoke/                       smoke results that passed, per platform manifest
+
+Blobs are content-addressed, so every build's layout shares one blob store: before a
+build its directory is seeded with hard links to the store's blobs, and the engine's
+exporter skips a blob that is already there (BuildKit's local content store and
+containers/image's OCI layout both do); after the build the links the new index does not
+reach are removed and the build's new blobs are linked into the store. A build whose
+only new layer is small writes only that layer, its manifests and the index.
 
 A build directory lives as long as its command, unless the command keeps it (``polyarch
 build`` without an output keeps the verified layout and says where). Old ones are pruned
@@ -87,6 +96,88 @@ class Workspace:
                 f"the cache directory {self.root} has {free // (1024 * 1024)} MiB free; a build"
                 f" needs at least {need_bytes // (1024 * 1024)} MiB", hint=_REMEDY)
 
+    @property
+    def blob_store(self) -> Path:
+        return self.root / "blobs" / "sha256"
+
+    def seed(self, layout: Path) -> int:
+        """Hard-link the store's blobs into ``layout/blobs/sha256`` (before a build).
+        Returns how many; a store on another file system (or none) seeds nothing."""
+        dest = layout / "blobs" / "sha256"
+        n = 0
+        try:
+            names = os.listdir(self.blob_store)
+        except OSError:
+            return 0
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return 0
+        for name in names:
+            if len(name) != 64 or name.startswith("."):
+                continue
+            try:
+                os.link(self.blob_store / name, dest / name)
+                n += 1
+            except FileExistsError:
+                continue
+            except OSError:
+                break  # EXDEV, EPERM, EMLINK: seeding is an optimisation only
+        return n
+
+    def absorb(self, layout: Path, reachable: set[str]) -> None:
+        """After a build: drop the seeded blobs the layout's index does not reach, and
+        link the ones it does into the store (refreshing their time for pruning)."""
+        src = layout / "blobs" / "sha256"
+        try:
+            names = os.listdir(src)
+            self.blob_store.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return
+        now = time.time()
+        for name in names:
+            path = src / name
+            if f"sha256:{name}" not in reachable:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            target = self.blob_store / name
+            try:
+                os.link(path, target)
+            except FileExistsError:
+                with contextlib.suppress(OSError):
+                    os.utime(target, (now, now))
+            except OSError:
+                continue
+
+    def prune_blobs(self, *, keep_bytes: int = DEFAULT_KEEP_BYTES,
+                    keep_days: float = DEFAULT_KEEP_DAYS, now: float | None = None) -> int:
+        """Remove store blobs no build directory links to (link count 1) that are older
+        than ``keep_days``, then the oldest while the store is over ``keep_bytes``.
+        Returns how many were removed; never fails a command."""
+        now = time.time() if now is None else now
+        entries: list[tuple[float, int, int, Path]] = []
+        try:
+            for e in os.scandir(self.blob_store):
+                with contextlib.suppress(OSError):
+                    st = e.stat(follow_symlinks=False)
+                    entries.append((st.st_mtime, st.st_size, st.st_nlink,
+                                    self.blob_store / e.name))
+        except OSError:
+            return 0
+        entries.sort()
+        total = sum(size for _m, size, _n, _p in entries)
+        removed = 0
+        for mtime, size, nlink, path in entries:
+            if nlink > 1:
+                continue  # a build directory still holds it
+            if now - mtime > keep_days * 86400 or total > keep_bytes:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed += 1
+                    total -= size
+        return removed
+
     def new_build(self, label: str = "build") -> Path:
         """A fresh, empty directory for one build's layout."""
         self.check()
@@ -100,6 +191,7 @@ class Workspace:
         """Remove build directories older than ``keep_days``, then the oldest while the
         rest is over ``keep_bytes``. Returns what was removed; never fails a command."""
         if not self.builds.is_dir():
+            self.prune_blobs(keep_bytes=keep_bytes, keep_days=keep_days, now=now)
             return []
         now = time.time() if now is None else now
         entries: list[tuple[float, int, Path]] = []
@@ -116,6 +208,7 @@ class Workspace:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
                 total -= size
+        self.prune_blobs(keep_bytes=keep_bytes, keep_days=keep_days, now=now)
         return removed
 
 

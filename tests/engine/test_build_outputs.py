@@ -154,3 +154,43 @@ def test_podman_load_keeps_the_host_platform(context: Path, tmp_path: Path,
         assert r.stdout.strip() == "x86_64"
     finally:
         subprocess.run(["podman", "rmi", "--force", name], capture_output=True)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_rebuild_writes_only_its_new_blobs(engine: str, tmp_path: Path,
+                                             cache_dir: Path) -> None:
+    """Every build's layout shares the cache's blob store: the second build, whose only new
+    layer is the top one, finds every other blob already linked in and BuildKit's
+    exporter skips them (same inode as the store's); its layout holds only what its
+    index reaches."""
+    dockerfile = COPY_ONLY + "COPY top.txt /top.txt\n"
+    ctx = make_context(tmp_path / "ctx", dockerfile=dockerfile)
+    (ctx / "top.txt").write_text(f"one {uuid.uuid4().hex}\n")
+    first = tmp_path / "first"
+    run = polyarch("build", "--engine", engine, "-o", f"oci:{first}", str(ctx))
+    assert run.code == 0, run.err
+    store = cache_dir / "blobs" / "sha256"
+    stored = {p.name: p.stat().st_ino for p in store.iterdir()}
+    assert len(stored) >= 6, stored  # 2 platforms: index, 2 manifests, 2 configs, layers
+
+    (ctx / "top.txt").write_text(f"two {uuid.uuid4().hex}\n")
+    # No output asked: the layout stays in the cache, as the exporter wrote it.
+    run = polyarch("build", "--engine", engine, "--json", str(ctx))
+    assert run.code == 0, run.err
+    layout = Path(run.json()["layout"])
+    blobs = {p.name: p.stat().st_ino for p in (layout / "blobs" / "sha256").iterdir()}
+    now = {p.name: p.stat().st_ino for p in store.iterdir()}
+    reused = [h for h in blobs if h in stored]
+    new = [h for h in blobs if h not in stored]
+    # The lower layers (one per platform) were not written again: the layout's files are the
+    # store's (same inode), linked in before the build and left alone by the exporter.
+    assert len(reused) >= 2, (reused, new)
+    if engine == "docker":
+        # BuildKit's exporter skips a blob its destination has; podman (containers/image)
+        # writes it again (same bytes, a new file): correct, only slower.
+        assert all(blobs[h] == stored[h] for h in reused), (reused, new)
+    # What is new (top layers, configs, manifests, index) went into the store too.
+    assert new and all(now[h] == blobs[h] for h in new)
+    # The layout holds exactly what its index reaches: not the first build's top layers.
+    first_only = set(stored) - set(blobs)
+    assert first_only and not first_only & set(blobs)

@@ -55,3 +55,62 @@ def test_new_build_directories_are_unique_and_empty(tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
     one, two = ws.new_build("publish"), ws.new_build("publish")
     assert one != two and not any(one.iterdir()) and one.parent == ws.builds
+
+
+def _blob(d: Path, content: bytes) -> str:
+    import hashlib
+
+    h = hashlib.sha256(content).hexdigest()
+    (d / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (d / "blobs" / "sha256" / h).write_bytes(content)
+    return h
+
+
+def test_builds_share_one_blob_store_by_hard_links(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "cache")
+    first = ws.new_build("one")
+    assert ws.seed(first) == 0  # nothing stored yet
+    base, old_top = _blob(first, b"base layer"), _blob(first, b"top v1")
+    ws.absorb(first, {f"sha256:{base}", f"sha256:{old_top}"})
+    assert sorted(os.listdir(ws.blob_store)) == sorted([base, old_top])
+
+    second = ws.new_build("two")
+    assert ws.seed(second) == 2
+    seeded = second / "blobs" / "sha256" / base
+    # The same file, not a copy: an exporter that finds it skips the blob.
+    assert os.stat(seeded).st_ino == os.stat(ws.blob_store / base).st_ino
+    new_top = _blob(second, b"top v2")
+    ws.absorb(second, {f"sha256:{base}", f"sha256:{new_top}"})
+    # The layout keeps only what its index reaches; the store gains the new blob.
+    assert sorted(os.listdir(second / "blobs" / "sha256")) == sorted([base, new_top])
+    assert sorted(os.listdir(ws.blob_store)) == sorted([base, old_top, new_top])
+
+
+def test_store_blobs_no_build_holds_are_pruned_by_age_then_size(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "cache")
+    build = ws.new_build("b")
+    held = _blob(build, b"held by a build" * 100)
+    loose_old = _blob(build, b"old and loose" * 100)
+    loose_new = _blob(build, b"new and loose" * 100)
+    ws.absorb(build, {f"sha256:{h}" for h in (held, loose_old, loose_new)})
+    for h in (loose_old, loose_new):
+        (build / "blobs" / "sha256" / h).unlink()  # as when the build directory is removed
+    now = time.time()
+    os.utime(ws.blob_store / loose_old, (now - 30 * 86400, now - 30 * 86400))
+    os.utime(ws.blob_store / held, (now - 30 * 86400, now - 30 * 86400))
+    assert ws.prune_blobs(now=now) == 1
+    assert sorted(os.listdir(ws.blob_store)) == sorted([held, loose_new])
+    # Over the size cap: loose blobs go, a blob a build directory links to stays.
+    assert ws.prune_blobs(keep_bytes=1, now=now) == 1
+    assert os.listdir(ws.blob_store) == [held]
+
+
+def test_seeding_never_fails_a_build(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "cache")
+    ws.blob_store.parent.mkdir(parents=True)
+    ws.blob_store.write_text("a file where the store would be")
+    build = ws.new_build("b")
+    assert ws.seed(build) == 0
+    h = _blob(build, b"x")
+    ws.absorb(build, {f"sha256:{h}"})  # cannot link into a file: the build keeps its blob
+    assert os.listdir(build / "blobs" / "sha256") == [h]

@@ -144,11 +144,36 @@ def _platforms(layout: Path, plan: Plan, fallback: Sequence[Platform]) -> tuple[
     return tuple(out)
 
 
+def _reachable(layout: Path) -> set[str]:
+    """Every blob the layout's index.json reaches (indexes, manifests, configs, layers)."""
+    from polyarch.registry.layout import OCILayout
+
+    lay = OCILayout(layout)
+    out: set[str] = set()
+    todo = [str(d.get("digest", "")) for d in lay.index_json().get("manifests") or []
+            if isinstance(d, dict)]
+    while todo and len(out) < 100_000:
+        digest = todo.pop()
+        if digest in out or not digest:
+            continue
+        out.add(digest)
+        doc = lay.manifest(digest).json  # only index entries get here: never a layer
+        for child in doc.get("manifests") or []:
+            if isinstance(child, dict):
+                todo.append(str(child.get("digest", "")))
+        for d in [doc.get("config"), *(doc.get("layers") or [])]:
+            if isinstance(d, dict) and isinstance(d.get("digest"), str):
+                out.add(d["digest"])
+    return out
+
+
 def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
     """Run the build into ``req.output`` (a fresh directory of the session)."""
     assert req.output is not None
     plats = ", ".join(str(p) for p in req.platforms)
     interrupt.set_phase("building: nothing was pushed")
+    # Blobs earlier builds exported are linked in first: the exporter skips them.
+    s.ws.seed(req.output)
     with s.rep.group(f"build {plats}"), BuildProgress(s.rep) as prog:
         try:
             res = s.engine.build(req, on_step=prog)
@@ -162,6 +187,12 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
             raise
     if not (req.output / "index.json").is_file():
         raise BuildError(f"the engine wrote no OCI layout to {req.output}")
+    try:
+        reachable = _reachable(req.output)
+    except (FatalError, ValueError, OSError):
+        pass  # verification reports what is wrong with the layout; keep every blob
+    else:
+        s.ws.absorb(req.output, reachable)
     return Built(req.output, res.digest, res.media_type, res.size,
                  _platforms(req.output, plan, req.platforms), res.seconds, req)
 
