@@ -196,12 +196,16 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
     if kind in ("shell", "values"):
         for m in _ASSIGN.finditer(script):
             val = m.group(2).lower()
+            setting: str | None
             if m.group(1).lower() == "--target":
                 t = _TRIPLE.match(val)
-                fam = ARCH_FAMILY.get(t.group(1)) if t else None
+                setting = ARCH_FAMILY.get(t.group(1)) if t else None
             else:
-                fam = SETTING_FAMILY.get(val)
-            if (fam is None or skip(m.start(), fam) or m.group(1).upper() in PLATFORM_ARGS
+                setting = SETTING_FAMILY.get(val)
+            if setting is None:
+                continue
+            fam = setting
+            if (skip(m.start(), fam) or m.group(1).upper() in PLATFORM_ARGS
                     or (inst.keyword == "ARG" and m.group(0)[len(m.group(1))] != "=")
                     or not wrong_for(fam)):
                 continue
