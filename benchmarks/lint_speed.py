@@ -1,6 +1,6 @@
-"""How long `polyarch lint --offline` takes on a 300-line Dockerfile, fresh process.
+"""How long `polyarch lint --offline` takes on a 500-line Dockerfile, fresh process.
 
-    python benchmarks/lint_speed.py [--runs 15] [--lines 300]
+    python benchmarks/lint_speed.py [--runs 15] [--lines 500]
 
 The Dockerfile is generated (stages with continued RUN scripts, case blocks on
 TARGETARCH, heredocs, COPY --from, global ARGs). Runs alternate with a bare
@@ -75,7 +75,7 @@ def timed(argv: list[str]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--lines", type=int, default=300)
+    ap.add_argument("--lines", type=int, default=500)
     a = ap.parse_args()
     import compileall
     import os

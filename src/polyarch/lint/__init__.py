@@ -52,12 +52,13 @@ def lint(
     """
     df = parse(text)
     ctx = LintContext(df, path, tuple(platforms), target)
-    pa000_parse.check(ctx)
     if df.stages:
         for check in CHECKS:
             check(ctx)
         if platform_lookup is not None:
             pa005_base_platforms.check(ctx, platform_lookup)
+    # Last: the rules may find more (an ARG chain too large to expand).
+    pa000_parse.check(ctx)
     seen: set[tuple[str, int, str]] = set()
     out: list[Finding] = []
     for f in sorted(ctx.findings, key=lambda f: (f.line, f.rule)):

@@ -3,37 +3,113 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from functools import lru_cache
 
-from polyarch.lint.shell import split_outside_quotes
+from polyarch.lint.shell import split_outside_quotes, tokenize
 
 ARCH_FAMILY: dict[str, str] = {
-    "amd64": "amd64", "x86_64": "amd64", "x86-64": "amd64", "x64": "amd64",
+    "amd64": "amd64", "x86_64": "amd64", "x86-64": "amd64", "x64": "amd64", "linux64": "amd64",
     "arm64": "arm64", "aarch64": "arm64", "arm64v8": "arm64",
     "armhf": "arm", "armv7": "arm", "armv7l": "arm", "armel": "arm", "armv6l": "arm",
     "arm32v7": "arm", "arm32v6": "arm",
     "ppc64le": "ppc64le", "ppc64el": "ppc64le", "s390x": "s390x",
     "i386": "386", "i686": "386", "riscv64": "riscv64",
 }
+#: Values a ``*ARCH=`` setting (GOARCH, npm_config_arch...) takes beyond the words above.
+SETTING_FAMILY: dict[str, str] = {**ARCH_FAMILY, "arm": "arm", "386": "386"}
+#: Architecture words in URLs, file names, paths and values, in any casing
+#: (``linux64`` is what Chrome for Testing and Firefox call x86-64 Linux).
 ARCH_RE = re.compile(
-    r"(?<![A-Za-z0-9])(x86_64|x86-64|amd64|x64|aarch64|arm64|armhf|armv7l|armv7|armel|armv6l"
-    r"|ppc64le|ppc64el|s390x|i386|i686|riscv64)(?![A-Za-z0-9])"
+    r"(?<![A-Za-z0-9])(x86_64|x86-64|amd64|x64|linux64|aarch64|arm64|armhf|armv7l|armv7|armel"
+    r"|armv6l|ppc64le|ppc64el|s390x|i386|i686|riscv64)(?![A-Za-z0-9])",
+    re.IGNORECASE,
 )
+
+
+def family(word: str) -> str:
+    """The architecture family of a word ARCH_RE matched (any casing)."""
+    return ARCH_FAMILY[word.lower()]
+
+
 #: Architecture words in image names/tags: ``arm64v8/alpine``, ``nonroot-arm64``, ``:arm64v8-3.24``.
 IMAGE_ARCH_RE = re.compile(
     r"(?<![A-Za-z0-9])(amd64|x86_64|arm64v8|arm64|aarch64|arm32v7|arm32v6|armhf|ppc64le|s390x"
     r"|i386|riscv64)(?![A-Za-z0-9])"
 )
-#: Something that tells the architecture: a platform variable or a detection command.
-ARCH_SOURCE = re.compile(
-    r"\$\{?[A-Za-z_]*(?i:arch|platform)[A-Za-z0-9_]*"
-    r"|\buname\s+-[a-z]*[mpi]|dpkg\s+--print-architecture|\bdpkg-architecture\b"
-    r"|apk\s+--print-arch|\$\(\s*arch\s*\)|`\s*arch\s*`|\bxx-info\b|%\{?_arch\}?"
-    r"|\brpm\s+--eval"
-)
+#: Commands that report the architecture of the machine (or emulated machine) running them.
 RUNTIME_DETECT = re.compile(
     r"\buname\s+-[a-z]*[mpi]|dpkg\s+--print-architecture|apk\s+--print-arch"
-    r"|\$\(\s*arch\s*\)|`\s*arch\s*`|\bdpkg-architecture\b"
+    r"|\$\(\s*arch\s*\)|`\s*arch\s*`|\bdpkg-architecture\b|/etc/apk/arch\b"
+    r"|%\{?_?arch\}?|%\{ARCH\}|\brpm\s+--eval|process\.arch\b|platform\.machine\(\)"
 )
+#: ``xx-info`` reports the target (it reads TARGETPLATFORM), wherever it runs.
+TARGET_DETECT = re.compile(r"\bxx-info\b")
+#: Variables the shell itself sets to the machine's architecture.
+SHELL_ARCH_VARS = frozenset({"HOSTTYPE", "MACHTYPE"})
+
+
+@lru_cache(maxsize=512)
+def source_re(names: frozenset[str], machine: bool = True) -> re.Pattern[str]:
+    """What tells the architecture: a reference to one of ``names`` (variables whose value
+    follows the platform), ``xx-info``, and with ``machine`` the commands that report the
+    running machine's architecture."""
+    parts = [TARGET_DETECT.pattern]
+    if names:
+        alt = "|".join(sorted(re.escape(n) for n in names))
+        parts.append(rf"\$\{{?#?(?:{alt})(?![A-Za-z0-9_])")
+    if machine:
+        parts.append(RUNTIME_DETECT.pattern)
+    return re.compile("|".join(parts))
+
+
+_NAME_WORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\+?=")
+
+
+@lru_cache(maxsize=4096)
+def assignments(script: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(name, value, heads of the case/if blocks around it) of every ``NAME=value`` word
+    in a shell script or an ARG/ENV argument list: leading assignments, ``export X=``,
+    ``make VAR=``, ``env VAR=``, ``go env -w VAR=`` alike."""
+    blocks = _block_ranges(script, "case", "esac", r"\bin\b") + \
+        _block_ranges(script, "if", "fi", r"\bthen\b")
+    out = []
+    for w in tokenize(script):
+        if isinstance(w, str):
+            continue
+        m = _NAME_WORD.match(w.raw)
+        if m is None:
+            continue
+        heads = tuple(h for a, b, h in blocks if a <= w.start < b)
+        out.append((m.group(1), w.raw[m.end():], heads))
+    return tuple(out)
+
+
+def arch_vars(texts: Iterable[str], seed: Iterable[str], machine: bool) -> frozenset[str]:
+    """Names whose value follows the platform, decided by what they are assigned, never
+    by how they are spelled: ``seed`` (the automatic platform ARGs), and every name
+    assigned from an expression that refers to one of them, runs ``xx-info`` (or with
+    ``machine``, ``uname -m``, ``dpkg --print-architecture``...), or is assigned inside a
+    ``case``/``if`` that branches on one."""
+    names = set(seed)
+    pending = [a for t in texts for a in assignments(t)]
+    changed = True
+    while changed and pending:
+        changed = False
+        rx = source_re(frozenset(names), machine)
+        rest = []
+        for name, value, heads in pending:
+            if name in names:
+                continue
+            if rx.search(value) or any(rx.search(h) for h in heads):
+                names.add(name)
+                changed = True
+            else:
+                rest.append((name, value, heads))
+        pending = rest
+    return frozenset(names)
+
+
 FILE_EXT = re.compile(
     r"\.(?:tar\.gz|tgz|tar\.xz|txz|tar\.bz2|tbz2?|tar\.zst|tar|zip|deb|rpm|apk|gz|xz|bz2|zst"
     r"|so(?:\.\d+)*|a|bin|run|sh|appimage|jar|whl|exe|msi|pkg|img|iso)\b",
@@ -72,26 +148,26 @@ def _block_ranges(script: str, opener: str, closer: str,
     return out
 
 
-def selected_ranges(script: str) -> list[tuple[int, int]]:
+def selected_ranges(script: str, source: re.Pattern[str]) -> list[tuple[int, int]]:
     """Ranges of a shell script where architecture words are chosen by an arch source:
     ``case $TARGETARCH in ...``, ``if [ "$(uname -m)" = ... ]``, a statement with a test
     on an arch source, or a command mapping one (``sed s/amd64/x86_64/ <<< $TARGETARCH``).
     Every rule that asks "is this architecture word chosen per platform?" asks here."""
     ranges: list[tuple[int, int]] = []
     for s, e, head in _block_ranges(script, "case", "esac", r"\bin\b"):
-        if ARCH_SOURCE.search(head):
+        if source.search(head):
             ranges.append((s, e))
     for s, e, head in _block_ranges(script, "if", "fi", r"\bthen\b"):
-        if ARCH_SOURCE.search(head):
+        if source.search(head):
             ranges.append((s, e))
     for off, stmt in split_outside_quotes(script, _STMT_SEP):
-        if not ARCH_SOURCE.search(stmt):
+        if not source.search(stmt):
             continue
         if re.match(r"\s*(?:\[|test\b|if\b)", stmt):
             ranges.append((off, off + len(stmt)))
             continue
         for coff, cmd in split_outside_quotes(stmt, re.compile(r"&&|\|\|")):
-            if ARCH_SOURCE.search(cmd):
+            if source.search(cmd):
                 ranges.append((off + coff, off + coff + len(cmd)))
     return ranges
 
@@ -110,4 +186,25 @@ def captured_ranges(script: str) -> list[tuple[int, int]]:
                 depth -= 1
             i += 1
         out.append((m.start(), i))
+    return out
+
+
+def case_branches(script: str, source: re.Pattern[str]) -> list[tuple[str, int, int]]:
+    """(pattern, body start, body end) of each branch of the ``case`` blocks whose word
+    is an architecture ``source`` (``case "$TARGETARCH" in arm64) ... ;; esac``)."""
+    out: list[tuple[str, int, int]] = []
+    for s, e, head in _block_ranges(script, "case", "esac", r"\bin\b"):
+        if not source.search(head):
+            continue
+        i = s + len(head) + 2  # past "in"
+        body_end = e - 4  # before "esac"
+        while i < body_end:
+            close = script.find(")", i, body_end)
+            if close < 0:
+                break
+            pattern = script[i:close].replace("\\\n", " ").strip().lstrip("(").strip()
+            stop = script.find(";;", close, body_end)
+            stop = body_end if stop < 0 else stop
+            out.append((pattern, close + 1, stop))
+            i = stop + 2
     return out

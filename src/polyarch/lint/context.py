@@ -3,6 +3,8 @@ place to put findings."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from polyarch.lint.graph import PlatformGraph, StageView, build_graph
 from polyarch.lint.model import Dockerfile, Finding, Severity, Stage
 from polyarch.platforms import Platform
@@ -17,6 +19,8 @@ class LintContext:
         self.target = target
         self.graphs: list[PlatformGraph] = [build_graph(df, p, target=target) for p in platforms]
         self.findings: list[Finding] = []
+        #: Per-stage results rules share (computed once).
+        self.memo: dict[Any, Any] = {}
 
     def add(self, rule: str, severity: Severity, line: int, message: str, hint: str,
             stage: Stage | None) -> None:

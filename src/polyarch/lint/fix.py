@@ -133,8 +133,10 @@ def rewrites(ctx: LintContext) -> list[Rewrite]:
                                "once, natively, on $BUILDPLATFORM"))
             continue
         text = "\n".join(i.full_text() for i in st.instructions)
-        if kinds == {"go"} and not _CGO_ON.search(text) and not _C_PKGS.search(text) and not any(
-                c.name in C_TOOLS for _, c in commands(st)):
+        wrapped = any(o.kind == "go" and not o.what.startswith("go ") for o in ops)
+        if kinds == {"go"} and not wrapped and not _CGO_ON.search(text) \
+                and not _C_PKGS.search(text) and not any(c.name in C_TOOLS
+                                                         for _, c in commands(st)):
             go = _go_outputs(ctx, st)
             if go is not None and _paths_within(ctx, st, go[1]) and not _runs_output(st, go[1]):
                 edits = _from_edit(ctx, st, "ARG TARGETOS TARGETARCH")

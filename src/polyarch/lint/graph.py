@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 
 from polyarch.lint.model import Dockerfile, Instruction, Stage
 from polyarch.lint.parser import parse_arg, parse_env
-from polyarch.lint.shellwords import split_raw, try_expand
+from polyarch.lint.shellwords import (
+    MAX_EXPANSION,
+    ExpandError,
+    ExpansionTooLarge,
+    expand,
+    split_raw,
+)
 from polyarch.platforms import Platform, parse_platform
 
 TARGET_VARS = ("TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT")
@@ -94,9 +100,19 @@ class PlatformGraph:
         return [u for u in self.uses if u.source in family and u.consumer in self.reachable]
 
 
-def _expand(word: str, env: dict[str, str], escape: str) -> tuple[str | None, set[str], set[str]]:
-    e = try_expand(word, env, escape=escape)
-    if e is None:
+def _expand(word: str, env: dict[str, str], escape: str, df: Dockerfile | None = None,
+            line: int = 0) -> tuple[str | None, set[str], set[str]]:
+    try:
+        e = expand(word, env, escape=escape)
+    except ExpansionTooLarge as exc:
+        if df is not None:
+            problem = (line, f"{exc}: variables that refer to each other grow past "
+                             f"{MAX_EXPANSION} characters (each `ARG A2=${{A1}}${{A1}}` doubles "
+                             "the last); polyarch stops expanding them")
+            if problem not in df.problems:
+                df.problems.append(problem)
+        return None, set(), set()
+    except ExpandError:
         return None, set(), set()
     return e.result, e.unset, e.used
 
@@ -106,7 +122,7 @@ def global_env(df: Dockerfile, target: Platform, build: Platform) -> dict[str, s
     for decl in df.global_args:
         if decl.default is None:
             continue
-        value, _, _ = _expand(decl.default, env, df.escape)
+        value, _, _ = _expand(decl.default, env, df.escape, df, decl.line)
         if value is not None:
             env[decl.name] = value
     return env
@@ -128,7 +144,7 @@ def stage_args(df: Dockerfile, graph: PlatformGraph, index: int,
                 for a in parse_arg(inst, df.escape):
                     declared.add(a.name)
                     if a.default is not None:
-                        v, _, _ = _expand(a.default, env, df.escape)
+                        v, _, _ = _expand(a.default, env, df.escape, df, a.line)
                         if v is not None:
                             env[a.name] = v
                     elif a.name in graph.global_env:
@@ -136,7 +152,7 @@ def stage_args(df: Dockerfile, graph: PlatformGraph, index: int,
             elif inst.keyword == "ENV":
                 for k, raw in parse_env(inst, df.escape):
                     declared.add(k)
-                    v, _, _ = _expand(raw, env, df.escape)
+                    v, _, _ = _expand(raw, env, df.escape, df, inst.line)
                     env[k] = v if v is not None else raw
     return env, declared
 
@@ -157,7 +173,7 @@ def build_graph(df: Dockerfile, platform: Platform, build: Platform = DEFAULT_BU
     genv = global_env(df, platform, build)
     views: list[StageView] = []
     for st in df.stages:
-        image, unresolved, _ = _expand(st.image, genv, df.escape)
+        image, unresolved, _ = _expand(st.image, genv, df.escape, df, st.from_inst.line)
         parent_stage = df.stage_named(image.lower(), before=st.index) if image else None
         parent = parent_stage.index if parent_stage is not None else None
         kind: str = "target"

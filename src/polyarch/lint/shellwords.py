@@ -23,6 +23,15 @@ class ExpandError(ValueError):
     """The word is not valid for BuildKit's lexer (BuildKit refuses the instruction)."""
 
 
+#: Most characters one expansion may take from variables. ``ARG A2=${A1}${A1}`` chains
+#: double at each line; past this polyarch stops (rule PA000) instead of growing.
+MAX_EXPANSION = 16 * 1024
+
+
+class ExpansionTooLarge(ExpandError):
+    """The expansion would exceed :data:`MAX_EXPANSION` characters (not a BuildKit error)."""
+
+
 @dataclass
 class Expansion:
     #: The word with variables expanded and quotes removed.
@@ -75,6 +84,7 @@ class _Lexer:
         self.raw_escapes = False
         self.unset: set[str] = set()
         self.used: set[str] = set()
+        self.fetched = 0
 
     def peek(self) -> str:
         return self.s[self.i] if self.i < len(self.s) else ""
@@ -87,7 +97,12 @@ class _Lexer:
     def get(self, name: str) -> str | None:
         if name in self.env:
             self.used.add(name)
-            return self.env[name]
+            value = self.env[name]
+            self.fetched += len(value)
+            if self.fetched > MAX_EXPANSION:
+                raise ExpansionTooLarge(f"expanding ${{{name}}} takes more than "
+                                        f"{MAX_EXPANSION} characters")
+            return value
         self.unset.add(name)
         return None
 
@@ -285,20 +300,21 @@ def _glob_to_regex(pattern: str, greedy: bool) -> str:
 
 
 def _trim(value: str, pattern: str, greedy: bool, suffix: bool) -> str:
-    if suffix:
-        rx = re.compile("(" + _glob_to_regex(pattern, greedy) + ")$")
-        best: int | None = None
-        for start in range(len(value) + 1):
-            if rx.fullmatch(value[start:]):
-                best = start
-                if greedy:
-                    break
-        return value if best is None else value[:best]
     rx = re.compile(_glob_to_regex(pattern, greedy))
-    ends = [e for e in range(len(value) + 1) if rx.fullmatch(value[:e])]
-    if not ends:
+    n = len(value)
+    if suffix:
+        # %% removes the longest matching suffix, % the shortest.
+        starts = range(n + 1) if greedy else range(n, -1, -1)
+        for start in starts:
+            if rx.fullmatch(value, start):
+                return value[:start]
         return value
-    return value[(max(ends) if greedy else min(ends)):]
+    # ## removes the longest matching prefix, # the shortest.
+    ends = range(n, -1, -1) if greedy else range(n + 1)
+    for end in ends:
+        if rx.fullmatch(value, 0, end):
+            return value[end:]
+    return value
 
 
 def expand(word: str, env: Mapping[str, str], *, escape: str = "\\",

@@ -353,12 +353,12 @@ RUN go build -o /out/app .
 FROM alpine:3.20
 COPY --from=build /out/app /usr/local/bin/app
 """, [("PA008", 4)]),
-    "PA008 final stage on BUILDPLATFORM with a native build": ("""\
+    "PA002 image stage on BUILDPLATFORM with a native build": ("""\
 FROM --platform=$BUILDPLATFORM rust:1.79
 WORKDIR /src
 COPY . .
 RUN cargo build --release
-""", [("PA008", 4)]),
+""", [("PA002", 1)]),
     "PA008 npm native modules on BUILDPLATFORM copied into the image": ("""\
 FROM --platform=$BUILDPLATFORM node:20 AS deps
 WORKDIR /app
@@ -489,8 +489,18 @@ def test_fixed_platform_severity_depends_on_the_final_image() -> None:
     final = one(BAD["PA002 fixed platform through an ARG default, final stage"][0], "PA002")
     assert final.severity == "error"
     assert "linux/arm64" in final.message and "ARG" in final.message
-    for ok in ("$BUILDPLATFORM", "${TARGETPLATFORM}", "$BUILDOS/$BUILDARCH"):
-        assert lint(f"FROM --platform={ok} alpine:3.20\nRUN true\n", platforms=TWO) == []
+    assert lint("FROM --platform=${TARGETPLATFORM} alpine:3.20\nRUN true\n", platforms=TWO) == []
+    # The image itself on the build machine's platform: every variant is its base image.
+    for build in ("$BUILDPLATFORM", "$BUILDOS/$BUILDARCH"):
+        (f,) = lint(f"FROM --platform={build} alpine:3.20\nRUN true\n", platforms=TWO)
+        assert (f.rule, f.severity, f.line) == ("PA002", "error", 1)
+        assert "build machine" in f.message and "linux/arm64" in f.message
+    # ... unless it is scratch holding only architecture-independent files.
+    assets = ("FROM --platform=$BUILDPLATFORM node:20 AS web\nRUN npm ci && npm run build\n"
+              "FROM --platform=$BUILDPLATFORM scratch\nCOPY --from=web /src/dist /www\n")
+    assert [f.rule for f in lint(assets, platforms=TWO) if f.severity != "note"] == []
+    binary = assets.replace("/src/dist /www", "/src/server /server")
+    assert "PA002" in {f.rule for f in lint(binary, platforms=TWO)}
     # Pinned to the one platform being built: nothing wrong.
     assert lint("FROM --platform=linux/amd64 alpine\n", platforms=AMD64) == []
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from polyarch.lint.arch import selected_ranges
+from polyarch.lint.arch import selected_ranges, source_re
 from polyarch.lint.shell import simple_commands, tokenize
 
 
@@ -47,7 +47,7 @@ def test_assignments_quotes_and_comments() -> None:
 def test_selected_ranges_cover_case_and_if_on_arch() -> None:
     script = ('case "$TARGETARCH" in amd64) U=x86_64;; esac; '
               'if [ "$(uname -m)" = aarch64 ]; then U=arm64; fi; wget tool-amd64.tgz')
-    ranges = selected_ranges(script)
+    ranges = selected_ranges(script, source_re(frozenset({"TARGETARCH"})))
     assert any(a <= script.index("x86_64") < b for a, b in ranges)
     assert any(a <= script.index("U=arm64") < b for a, b in ranges)
     assert not any(a <= script.index("tool-amd64") < b for a, b in ranges)

@@ -16,17 +16,22 @@ from collections.abc import Iterator
 from polyarch.lint.arch import (
     ARCH_FAMILY,
     ARCH_RE,
-    ARCH_SOURCE,
     FILE_EXT,
     IMAGE_ARCH_RE,
     RUNTIME_DETECT,
+    SETTING_FAMILY,
+    arch_vars,
     captured_ranges,
+    case_branches,
+    family,
     selected_ranges,
+    source_re,
     word_around,
 )
 from polyarch.lint.context import LintContext
 from polyarch.lint.graph import PLATFORM_ARGS
 from polyarch.lint.model import Instruction, Severity, Stage, Text
+from polyarch.lint.rules.common import arch_source, target_source
 from polyarch.lint.shell import blank_comments, split_outside_quotes
 
 HINT = (
@@ -34,8 +39,10 @@ HINT = (
     "the download names architectures differently, map it: "
     "`case \"$TARGETARCH\" in amd64) A=x86_64;; arm64) A=aarch64;; esac`"
 )
-_ASSIGN = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_]*ARCH|--arch|--cpu|--target-arch)[= ]"
+_ASSIGN = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_]*ARCH|--arch|--cpu|--target-arch|--target)[= ]"
                      r"['\"]?([A-Za-z0-9_-]+)['\"]?", re.IGNORECASE)
+#: A target triple (``aarch64-unknown-linux-musl``, ``x86_64-linux-gnu``).
+_TRIPLE = re.compile(r"([A-Za-z0-9_]+)-(?:unknown|pc|linux|apple|none|w64|alpine)\b")
 _HEREDOC = re.compile(r"<<-?[\"']?[A-Za-z_][A-Za-z0-9_]*[\"']?")
 _STMT = re.compile(r";;|;|\n")
 
@@ -57,29 +64,43 @@ def check(ctx: LintContext) -> None:
                    if v.kind == "fixed" and v.runs_on is not None}
         build_only = kinds == {"build"}
         sev: Severity = "warning" if build_only else "error"
-        own = {ARCH_FAMILY[m.group(1)] for m in ARCH_RE.finditer(st.name or "")}
+        own = {family(m.group(1)) for m in ARCH_RE.finditer(st.name or "")}
         _check_from(ctx, st)
+        source = arch_source(ctx, st)
+        target = target_source(ctx, st)
         for inst in st.instructions:
             for text, kind in _texts(inst):
-                _scan(ctx, st, inst, text, kind, own, arches, sev)
+                _scan(ctx, st, inst, text, kind, own, arches, sev, source)
+                if kind == "shell":
+                    _branches(ctx, st, inst, text, target, arches, sev)
     in_from = {name for st in ctx.df.stages for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*",
                                                                    st.platform or "")}
     all_arches = {p.architecture for p in ctx.platforms}
+    global_source = _global_source(ctx)
     for decl in ctx.df.global_args:
         if decl.default and decl.name not in PLATFORM_ARGS and decl.name not in in_from:
             m = ARCH_RE.search(decl.default)
-            if m and not ARCH_SOURCE.search(decl.default) and all_arches - {
-                    ARCH_FAMILY[m.group(1)]}:
+            if m and not global_source.search(decl.default) and all_arches - {
+                    family(m.group(1))}:
                 ctx.add("PA001", "error", decl.line,
                         f"global ARG {decl.name} defaults to architecture-specific "
                         f"{decl.default!r}, the same for every target platform", HINT, None)
+
+
+def _global_source(ctx: LintContext) -> re.Pattern[str]:
+    key = ("global-arch",)
+    if key not in ctx.memo:
+        texts = [f"{d.name}={d.default}" for d in ctx.df.global_args if d.default is not None]
+        ctx.memo[key] = source_re(arch_vars(texts, set(PLATFORM_ARGS), False), False)
+    rx: re.Pattern[str] = ctx.memo[key]
+    return rx
 
 
 def _check_from(ctx: LintContext, st: Stage) -> None:
     for g, v in ctx.reached(st.index):
         if v.parent is not None or v.kind != "target" or not v.image:
             continue
-        if ARCH_SOURCE.search(st.image):
+        if _global_source(ctx).search(st.image):
             continue  # chosen per platform: FROM img:${TARGETARCH}
         m = IMAGE_ARCH_RE.search(v.image.split("@", 1)[0])
         if m and ARCH_FAMILY[m.group(1)] != g.platform.architecture:
@@ -106,11 +127,22 @@ def _texts(inst: Instruction) -> Iterator[tuple[Text, str]]:
 
 
 def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
-          own: set[str], arches: set[tuple[str, str]], sev: Severity) -> None:
+          own: set[str], arches: set[tuple[str, str]], sev: Severity,
+          source: re.Pattern[str]) -> None:
     script = blank_comments(text.value) if kind == "shell" else text.value
     if kind == "paths" and inst.json_args is None:
         script = _HEREDOC.sub(lambda m: " " * len(m.group(0)), script)
-    skipped = (selected_ranges(script) + captured_ranges(script)) if kind == "shell" else []
+    skipped = (selected_ranges(script, source) + captured_ranges(script)) \
+        if kind == "shell" else []
+    # A statement (or ENV/ARG) naming the architecture of every target lists them all
+    # (PKG_CONFIG_PATH with each architecture's directory, a cross toolchain per
+    # architecture): every variant gets the same, complete list.
+    targets = {a for a, _ in arches}
+    for off, stmt in split_outside_quotes(script, _STMT) if kind == "shell" else [(0, script)]:
+        fams = {family(m.group(1)) for m in ARCH_RE.finditer(stmt)
+                if not any(a <= off + m.start() < b for a, b in skipped)}
+        if len(targets) > 1 and targets <= fams:
+            skipped.append((off, off + len(stmt)))
     reported: set[int] = set()
 
     def skip(pos: int, family: str) -> bool:
@@ -122,7 +154,7 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
     if kind == "shell":
         for off, stmt in split_outside_quotes(script, _STMT):
             det = RUNTIME_DETECT.search(stmt)
-            fams = {ARCH_FAMILY[m.group(1)] for m in ARCH_RE.finditer(stmt)}
+            fams = {family(m.group(1)) for m in ARCH_RE.finditer(stmt)}
             if (det and re.search(r"\|\|\s*(?:exit|false|\(|\{)", stmt) and len(fams) == 1
                     and wrong_for(next(iter(fams)))):
                 line = text.line_at(off + len(stmt) - len(stmt.lstrip()))
@@ -134,20 +166,22 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
                         "handle each target architecture (case on $TARGETARCH), or fail with "
                         "a clear message only for platforms you really do not support", st)
     for m in ARCH_RE.finditer(script):
-        family = ARCH_FAMILY[m.group(1)]
-        if skip(m.start(), family):
+        fam = family(m.group(1))
+        if skip(m.start(), fam):
             continue
         word = word_around(script, m.start(), m.end())
         value = word.split("=", 1)[1] if "=" in word and kind != "paths" else word
         if kind == "values":
-            if word.split("=", 1)[0] in PLATFORM_ARGS or ARCH_SOURCE.search(value):
+            if inst.keyword == "ARG" and "=" not in word:
+                continue  # `ARG TARGETARCH amd64`: two ARG names, no value (BuildKit)
+            if word.split("=", 1)[0] in PLATFORM_ARGS or source.search(value):
                 continue
             pathlike = True
         elif kind == "paths":
             pathlike = not word.startswith("--")
         else:
             pathlike = "/" in value or FILE_EXT.search(value) is not None
-        wrong = wrong_for(family)
+        wrong = wrong_for(fam)
         if not pathlike or not wrong:
             continue
         line = text.line_at(m.start())
@@ -161,10 +195,19 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
                 f"{what} {_short(word)!r}: wrong for {', '.join(wrong)}", HINT, st)
     if kind in ("shell", "values"):
         for m in _ASSIGN.finditer(script):
-            val = m.group(2)
-            if (val not in ARCH_FAMILY or skip(m.start(), ARCH_FAMILY[val])
-                    or m.group(1).upper() in PLATFORM_ARGS
-                    or not wrong_for(ARCH_FAMILY[val])):
+            val = m.group(2).lower()
+            setting: str | None
+            if m.group(1).lower() == "--target":
+                t = _TRIPLE.match(val)
+                setting = ARCH_FAMILY.get(t.group(1)) if t else None
+            else:
+                setting = SETTING_FAMILY.get(val)
+            if setting is None:
+                continue
+            fam = setting
+            if (skip(m.start(), fam) or m.group(1).upper() in PLATFORM_ARGS
+                    or (inst.keyword == "ARG" and m.group(0)[len(m.group(1))] != "=")
+                    or not wrong_for(fam)):
                 continue
             line = text.line_at(m.start())
             if line in reported:
@@ -175,3 +218,34 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
                     "architecture for every platform",
                     "use the target's value: ARG TARGETARCH then GOARCH=$TARGETARCH (or map it "
                     "with case for tools that name architectures differently)", st)
+
+
+def _branches(ctx: LintContext, st: Stage, inst: Instruction, text: Text,
+              target: re.Pattern[str], arches: set[tuple[str, str]], sev: Severity) -> None:
+    """A ``case`` on the target's architecture whose branch for one architecture picks
+    another's file (``arm64) A=x86_64 ;;``): wrong for the platforms reaching it."""
+    script = blank_comments(text.value)
+    branches = case_branches(script, target)
+    for pattern, a, b in branches:
+        fams = {family(m.group(1)) for m in ARCH_RE.finditer(pattern)}
+        if pattern.strip("'\"") == "*":
+            covered = {family(m.group(1)) for p, _, _ in branches
+                       for m in ARCH_RE.finditer(p)}
+            fams = {fa for fa, _ in arches} - covered
+            default = True
+        else:
+            default = False
+        reaching = {(fa, p) for fa, p in arches if fa in fams}
+        if not reaching:
+            continue
+        for m in ARCH_RE.finditer(script, a, b):
+            fam = family(m.group(1))
+            wrong = sorted(p for fa, p in reaching if fa != fam)
+            if not wrong or (fam in fams and not default):
+                continue
+            word = word_around(script, m.start(), m.end())
+            ctx.add("PA001", sev, text.line_at(m.start()),
+                    f"stage {st.label}: the `case` branch `{_short(pattern, 30)})` maps "
+                    f"{', '.join(wrong)} to architecture {m.group(1)!r} ({_short(word, 60)!r}): "
+                    "that platform gets another architecture's file", HINT, st)
+            break

@@ -1,18 +1,21 @@
 """PA002 fixed-from-platform: ``FROM --platform=<literal>`` in a stage that a target of
-another platform builds.
+another platform builds, and the image itself built ``FROM --platform=$BUILDPLATFORM``.
 
 Error when the pinned stage is (the base of) the image being built: every variant
 carries the pinned platform's files. Warning for a helper stage that runs commands
 without naming the target (its output is made for the pinned platform only, and it
 is emulated on other build machines). A pinned stage that only provides files (web
 assets, ``tonistiigi/xx``) or is selected per platform (``FROM base-${TARGETARCH}``)
-is fine.
+is fine. The image stage (or its base) on ``$BUILDPLATFORM`` is an error: each variant
+is the build machine's base image, unless it is ``scratch`` holding only
+architecture-independent files.
 """
 
 from __future__ import annotations
 
 from polyarch.lint.context import LintContext
-from polyarch.lint.rules.common import target_aware
+from polyarch.lint.model import Stage
+from polyarch.lint.rules.common import ASSET_PATH, target_aware
 
 HINT = (
     "drop --platform (the stage then runs on each target platform), or use "
@@ -21,10 +24,49 @@ HINT = (
 )
 
 
+BUILD_HINT = (
+    "drop --platform from the stage the image is built from (it then runs on each target "
+    "platform); keep --platform=$BUILDPLATFORM on builder stages that cross-compile"
+)
+
+
+def _arch_independent_scratch(ctx: LintContext, st: Stage) -> bool:
+    """A ``scratch`` image stage whose files are all architecture-independent output
+    (``dist/``, bundles, assets): no base image, nothing that runs."""
+    for g, v in ctx.reached(st.index):
+        if (v.image or "").lower() != "scratch":
+            return False
+        for u in g.uses:
+            if u.consumer == st.index and not all(ASSET_PATH.search(p.rstrip("/"))
+                                                  for p in u.paths or ["/"]):
+                return False
+    for inst in st.instructions:
+        if inst.keyword in ("COPY", "ADD") and not inst.flags.get("from"):
+            return False
+    return True
+
+
+def _final_on_build(ctx: LintContext, st: Stage) -> None:
+    """The image itself on ``$BUILDPLATFORM``: every variant is the build machine's."""
+    if not ctx.multi_arch:
+        return
+    views = [(g, v) for g, v in ctx.reached(st.index)
+             if v.kind == "build" and st.index in g.lineage()]
+    if not views or _arch_independent_scratch(ctx, st):
+        return
+    image = views[0][1].image or st.image
+    ctx.add("PA002", "error", st.from_inst.line,
+            f"stage {st.label} is (the base of) the image being built and runs on "
+            f"--platform={st.platform}: every variant ({', '.join(str(g.platform) for g, _ in views)})"
+            f" gets the build machine's {image!r} and whatever runs in it, not the target's",
+            BUILD_HINT, st)
+
+
 def check(ctx: LintContext) -> None:
     for st in ctx.reachable_stages():
         if st.platform is None:
             continue
+        _final_on_build(ctx, st)
         others = sorted({str(g.platform) for g, v in ctx.reached(st.index)
                          if v.kind == "fixed" and v.runs_on is not None
                          and v.runs_on.architecture != g.platform.architecture})

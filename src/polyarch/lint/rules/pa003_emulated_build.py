@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from polyarch.lint.context import LintContext
-from polyarch.lint.model import Stage
+from polyarch.lint.model import Severity, Stage
 from polyarch.lint.rules.common import (
     ASSET_PATH,
     DEP_PATH,
@@ -38,6 +38,14 @@ WHY = {
           "CMake toolchain file) name the target",
           "FROM --platform=$BUILDPLATFORM ...; install a cross compiler (tonistiigi/xx: "
           "xx-clang, or gcc-aarch64-linux-gnu) and pass --host=/CC= for $TARGETPLATFORM"),
+    "make": ("what `make` builds is not visible here; compilers (Go, C, Rust) it runs "
+             "cross-compile, so it can run natively once the Makefile is given the target",
+             "FROM --platform=$BUILDPLATFORM ...; ARG TARGETOS TARGETARCH; pass them to make "
+             "(`make GOOS=$TARGETOS GOARCH=$TARGETARCH`, or CC=/--host= for C)"),
+    "java": ("Java bytecode is the same for every architecture, so it can run natively: safe "
+             "to move",
+             "FROM --platform=$BUILDPLATFORM for the build stage (maven/gradle image); copy the "
+             "jar into the runtime stage"),
     "npm": ("only architecture-independent files leave this stage, so it can run natively: "
             "safe to move",
             "FROM --platform=$BUILDPLATFORM node... for this stage (polyarch lint --fix); keep "
@@ -88,24 +96,35 @@ def check(ctx: LintContext) -> None:
             continue
         kinds: dict[str, Heavy] = {}
         for op in ops:
-            kinds.setdefault(op.kind, op)
+            kinds.setdefault("c" if op.kind == "make" else op.kind, op)
         final = ctx.in_final_lineage(st.index)
         text = stage_text(ctx, st)
         pinned = next((v.pinned for _, v in reached if v.pinned), None)
         for kind, op in kinds.items():
+            kind = op.kind
             why, fix = WHY[kind]
-            if kind == "npm":
+            severity: Severity = "warning"
+            if kind in ("npm", "java"):
                 if final:
                     continue  # node_modules ship in the image: they must be built there.
                 srcs = assets_only(ctx, st)
                 if srcs is None:
                     continue
                 why = (f"only {', '.join(srcs)} leave{'s' if len(srcs) == 1 else ''} this stage "
-                       "(no node_modules), so it can run natively: safe to move")
+                       + ("(no node_modules), " if kind == "npm" else "")
+                       + "so it can run natively: safe to move")
+            elif final and kind in ("c", "make", "cargo"):
+                # The image stage itself: moving it to $BUILDPLATFORM would give every
+                # variant the build machine's base; only a new builder stage helps, and C
+                # and Rust built there need the target's libraries and a cross linker.
+                severity = "info"
+                why = ("this is the stage the image is built from, so it cannot simply move to "
+                       "$BUILDPLATFORM; a separate builder stage on $BUILDPLATFORM that "
+                       "cross-compiles (with the target's libraries) would run natively")
             if kind == "go" and _CGO.search(text):
                 why = ("Go cross-compiles, but this stage uses cgo: moving is safe only with a C "
                        "cross toolchain (tonistiigi/xx: xx-go, xx-clang)")
             where = f" (pinned to {pinned})" if pinned else ""
-            ctx.add("PA003", "warning", op.line,
+            ctx.add("PA003", severity, op.line,
                     f"stage {st.label}{where} runs `{op.what[:40]}` under emulation for every "
                     f"non-native platform (QEMU, often 5-20x slower); {why}", fix, st)

@@ -40,11 +40,35 @@ def _report(ctx: LintContext, decl: ArgDecl, stage: Stage | None, where: str) ->
             f"declare it without a value (`ARG {decl.name}`); the builder always sets it", stage)
 
 
+_VALUE_LIKE = re.compile(r"(?:linux|windows|darwin|amd64|arm64|arm|386|x86_64|aarch64|ppc64le"
+                         r"|s390x|riscv64|v[5-8])(?:/[\w./-]*)?")
+
+
+def _space_default(ctx: LintContext, decls: list[ArgDecl], stage: Stage | None) -> None:
+    """``ARG TARGETARCH amd64``: BuildKit reads two ARG names without values, so the
+    builder's value is used; the author probably meant a default (which PA009 reports)."""
+    for a, b in zip(decls, decls[1:], strict=False):
+        if (a.name in PLATFORM_ARGS and a.default is None and b.default is None
+                and _VALUE_LIKE.fullmatch(b.name)):
+            ctx.add("PA009", "info", a.line,
+                    f"`ARG {a.name} {b.name}` declares two ARGs, {a.name} and {b.name!r}, "
+                    f"neither with a value (BuildKit's ARG has no `NAME value` form): "
+                    f"{a.name} keeps the builder's value",
+                    f"write `ARG {a.name}` alone; `ARG {a.name}={b.name}` would override the "
+                    "builder's value for every platform", stage)
+
+
 def check(ctx: LintContext) -> None:
     for decl in ctx.df.global_args:
         _report(ctx, decl, None, "global ")
+    in_stage = {id(i) for st in ctx.df.stages for i in st.instructions}
+    for inst in ctx.df.instructions:
+        if inst.keyword == "ARG" and id(inst) not in in_stage:
+            _space_default(ctx, parse_arg(inst, ctx.df.escape), None)
     for st in ctx.reachable_stages():
         for inst in st.instructions:
             if inst.keyword == "ARG":
-                for decl in parse_arg(inst, ctx.df.escape):
+                decls = parse_arg(inst, ctx.df.escape)
+                for decl in decls:
                     _report(ctx, decl, st, f"stage {st.label}: ")
+                _space_default(ctx, decls, st)
