@@ -29,6 +29,8 @@ TIMEOUT = 300.0
 class SmokeResult:
     severity: str  # "error", "warning" or "ok"
     message: str
+    #: The smoke command's first line of output (``ok`` results of the command only).
+    first_line: str | None = None
 
 
 class RunArgv(Protocol):
@@ -83,5 +85,7 @@ def smoke(platform: Platform, image: str, command: str | None,
             out.append(SmokeResult("error", f"smoke command {command!r} exited {rc}:"
                                             f" {_tail(stderr or stdout) or 'no output'}"))
         else:
-            out.append(SmokeResult("ok", f"smoke command {command!r} exited 0"))
+            first = next((ln.strip() for ln in (stdout or stderr).splitlines() if ln.strip()),
+                         "")
+            out.append(SmokeResult("ok", f"smoke command {command!r} exited 0", first[:200]))
     return out

@@ -92,6 +92,8 @@ def run_smoke(s: Session, report: VerifyReport, ref_for: Callable[[Any], str]) -
         for res in smoke_one(plat, ref_for(r), s.opts.smoke or None, run_argv):
             if res.severity != "ok":
                 r.findings.append(Finding("smoke", res.severity, res.message))
+            elif res.first_line is not None:
+                r.smoke_output = res.first_line
 
 
 def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
