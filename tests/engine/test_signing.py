@@ -1,0 +1,171 @@
+"""Signing with the real cosign against the loopback registry (transparency log off):
+the index is signed and its verification attested by digest before any tag moves,
+cosign itself verifies every tag, a failed verification signs nothing, and a tag moved
+by hand to another index fails ``polyarch verify --require-signature``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cli_helpers import last_error_line, polyarch
+from conftest import make_context, registry_tags
+from faultproxy import LocalRegistry
+
+from .helpers import COPY_ONLY, WRONG_ARCH, split
+
+PREDICATE = "https://polyarch.dev/attestation/verification/v1"
+PASSWORD = "correct-horse-battery-staple"
+
+needs_cosign = pytest.mark.skipif(shutil.which("cosign") is None,
+                                  reason="cosign is not installed (scripts/engine cosign)")
+pytestmark = [pytest.mark.engine, needs_cosign]
+
+
+def cosign(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["cosign", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**_env(), "COSIGN_PASSWORD": PASSWORD},
+                          stdin=subprocess.DEVNULL)
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    d = tmp_path / "keys"
+    d.mkdir()
+    r = cosign("generate-key-pair", cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert (d / "cosign.key").is_file() and (d / "cosign.pub").is_file()
+    return d
+
+
+def _publish(ctx: Path, keys: Path, *refs: str, extra: tuple[str, ...] = ()) -> tuple[int, str,
+                                                                                   str, str]:
+    tags = [a for r in refs for a in ("-t", r)]
+    run = polyarch("publish", *tags, "--sign-key", str(keys / "cosign.key"), "--json", *extra,
+                   str(ctx), env={"COSIGN_PASSWORD": PASSWORD})
+    return run.code, run.out, run.err, run.text
+
+
+def test_published_tags_verify_with_cosign_and_carry_the_attestation(
+        tmp_path: Path, keys: Path, own_registry: LocalRegistry) -> None:
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    repo = f"{own_registry.address}/team/signed"
+    code, out, err, text = _publish(ctx, keys, f"{repo}:1.0", f"{repo}:latest",
+                                    extra=("--smoke", ""))
+    assert code == 0, text
+    doc = json.loads(out)
+    digest = doc["index"]["digest"]
+    assert doc["signature"]["attestation"] == "signed"
+    assert doc["signature"]["tlog"] is False
+    assert "transparency log: not uploaded" in err
+    assert PASSWORD not in text
+
+    # The signing commands ran before the first tag moved.
+    assert err.index("+ cosign sign") < err.index("+ cosign attest") < err.index(f"tag {repo}:1.0")
+
+    # cosign itself verifies every tag against the public key.
+    for tag in ("1.0", "latest"):
+        r = cosign("verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true",
+                   "--allow-http-registry", f"{repo}:{tag}", cwd=keys)
+        assert r.returncode == 0, r.stderr
+        assert digest in r.stdout
+
+    # ... and shows the verification predicate, naming both platforms by digest.
+    r = cosign("verify-attestation", "--key", "cosign.pub", "--insecure-ignore-tlog=true",
+               "--allow-http-registry", f"--type={PREDICATE}", f"{repo}:1.0", cwd=keys)
+    assert r.returncode == 0, r.stderr
+    stmt = json.loads(base64.b64decode(json.loads(r.stdout.splitlines()[0])["payload"]))
+    assert stmt["predicateType"] == PREDICATE
+    assert stmt["subject"][0]["digest"]["sha256"] == digest.removeprefix("sha256:")
+    pred = stmt["predicate"]
+    assert pred["verifier"]["name"] == "polyarch" and pred["result"] == "pass"
+    assert pred["index"]["digest"] == digest
+    plats = {p["platform"]: p for p in pred["platforms"]}
+    assert set(plats) == {"linux/amd64", "linux/arm64"}
+    built = {p["platform"]: p["digest"] for p in doc["platforms"]}
+    for name, p in plats.items():
+        assert p["digest"] == built[name]
+        assert p["checks"]["binaries"] == "pass" and p["checks"]["smoke"] == "pass"
+
+    # polyarch verify checks both, and inspect shows them.
+    run = polyarch("verify", f"{repo}:1.0", "--require-signature", str(keys / "cosign.pub"),
+                   "--require-attestation", "--json")
+    assert run.code == 0, run.text
+    assert run.json()["signature"]["attestation"]["index"]["digest"] == digest
+    run = polyarch("inspect", f"{repo}:latest")
+    assert run.code == 0, run.text
+    assert "signed by:  cosign (key" in run.out
+    assert "verified by polyarch" in run.out
+
+
+def test_failed_verification_pushes_no_signature_and_no_attestation(
+        tmp_path: Path, keys: Path, own_registry: LocalRegistry) -> None:
+    ctx = make_context(tmp_path / "ctx", dockerfile=WRONG_ARCH)
+    repo = f"{own_registry.address}/team/bad"
+    code, _out, err, text = _publish(ctx, keys, f"{repo}:1.0")
+    assert code == 5, text
+    assert "cosign" not in err.replace("--sign-key", "")  # cosign never ran
+    host, name = split(repo)
+    assert registry_tags(host, name) == []
+
+
+def test_a_tag_moved_by_hand_to_another_index_fails_require_signature(
+        tmp_path: Path, keys: Path, own_registry: LocalRegistry) -> None:
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    repo = f"{own_registry.address}/team/app"
+    code, _out, _err, text = _publish(ctx, keys, f"{repo}:1.0")
+    assert code == 0, text
+    pub = str(keys / "cosign.pub")
+    assert polyarch("verify", f"{repo}:1.0", "--require-signature", pub).code == 0
+
+    # Another index (published without signing) is put under the signed tag by hand.
+    other = make_context(tmp_path / "other", dockerfile=COPY_ONLY + "LABEL other=1\n")
+    run = polyarch("publish", "-t", f"{repo}:unsigned", str(other))
+    assert run.code == 0, run.text
+    subprocess.run(["skopeo", "copy", "--all", "--src-tls-verify=false",
+                    "--dest-tls-verify=false", f"docker://{repo}:unsigned",
+                    f"docker://{repo}:1.0"], check=True, capture_output=True, timeout=120)
+    run = polyarch("verify", f"{repo}:1.0", "--require-signature", pub)
+    assert run.code == 5, run.text
+    assert "signature" in last_error_line(run)
+    run = polyarch("verify", f"{repo}:1.0", "--require-attestation")
+    assert run.code == 5, run.text
+
+
+def test_a_wrong_key_password_moves_no_tag(tmp_path: Path, keys: Path,
+                                           own_registry: LocalRegistry) -> None:
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    repo = f"{own_registry.address}/team/pw"
+    run = polyarch("publish", "-t", f"{repo}:1.0", "--sign-key", str(keys / "cosign.key"),
+                   str(ctx), env={"COSIGN_PASSWORD": "wrong-password-here"})
+    assert run.code == 3, run.text
+    line = last_error_line(run)
+    assert "signing" in line and "cosign" in line
+    assert "wrong-password-here" not in run.text
+    host, name = split(repo)
+    assert "1.0" not in registry_tags(host, name)
+
+
+def test_unsigned_verification_attestation_is_a_referrer_of_the_index(
+        tmp_path: Path, own_registry: LocalRegistry) -> None:
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    repo = f"{own_registry.address}/team/att"
+    run = polyarch("publish", "-t", f"{repo}:1.0", "--attest-verification", "--json", str(ctx))
+    assert run.code == 0, run.text
+    digest = run.json()["index"]["digest"]
+    host, name = split(repo)
+    assert sorted(registry_tags(host, name)) == sorted(["1.0", digest.replace(":", "-")])
+    run = polyarch("verify", f"{repo}:1.0", "--require-attestation", "--json")
+    assert run.code == 0, run.text
+    pred = run.json()["signature"]["attestation"]
+    assert {p["platform"] for p in pred["platforms"]} == {"linux/amd64", "linux/arm64"}
