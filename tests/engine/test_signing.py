@@ -169,3 +169,27 @@ def test_unsigned_verification_attestation_is_a_referrer_of_the_index(
     assert run.code == 0, run.text
     pred = run.json()["signature"]["attestation"]
     assert {p["platform"] for p in pred["platforms"]} == {"linux/amd64", "linux/arm64"}
+
+
+def test_keyless_signing_in_a_dry_run_prints_cosigns_command_lines(tmp_path: Path,
+                                                                   registry: str) -> None:
+    """Keyless signing needs an OIDC issuer (GitHub Actions, GitLab CI): here only its
+    command lines are checked, after the build's, one sign and one attest per repository,
+    uploaded to the transparency log."""
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    run = polyarch("publish", "--dry-run", "--sign", "-t", "ghcr.io/o/app:1",
+                   "-t", f"{registry}/o/app:1", "--json", str(ctx))
+    assert run.code == 0, run.text
+    cmds = run.json()["commands"]
+    assert cmds[0].startswith("docker buildx build")
+    signing = [c for c in cmds if c.startswith("cosign ")]
+    assert signing == [
+        "cosign sign --yes --tlog-upload=true 'ghcr.io/o/app@sha256:<index digest>'",
+        f"cosign attest --yes --type={PREDICATE} '--predicate=<verification predicate>'"
+        " --tlog-upload=true 'ghcr.io/o/app@sha256:<index digest>'",
+        f"cosign sign --yes --tlog-upload=true --allow-http-registry"
+        f" '{registry}/o/app@sha256:<index digest>'",
+        f"cosign attest --yes --type={PREDICATE} '--predicate=<verification predicate>'"
+        f" --tlog-upload=true --allow-http-registry '{registry}/o/app@sha256:<index digest>'",
+    ]
+    assert "--key" not in " ".join(signing)

@@ -70,7 +70,7 @@ def command(ref: str, insecure_registries: tuple[str, ...], docker_config: Path 
 
         rep.info(f"  signed by:  {found['signed'] or 'not signed'}")
         pred = found.get("verification")
-        rep.info(f"  verified:   {verified_by(pred) if pred else 'no verification attestation'}")
+        rep.info(f"  {verified_by(pred) if pred else 'no verification attestation'}")
         if found["signed"] or pred:
             rep.info("  (read, not checked: polyarch verify --require-signature KEY checks it)")
     rows: list[list[str]] = []

@@ -71,12 +71,6 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
             doc["signature"] = checked.to_json()
         rep.emit_json(doc)
     else:
-        if checked is not None and checked.signature:
-            rep.info(f"signed by {checked.signature}")
-        if checked is not None and checked.attestation:
-            from polyarch.signing.check import describe
-
-            rep.info(describe(checked.attestation))
         rep.info(f"index {report.index_digest} ({report.media_type})")
         rep.table(None, ["PLATFORM", "STATUS", *(c.upper() for c in CHECKS)],
                   [[p.platform, p.status, *(p.check_status(c) for c in CHECKS)]
@@ -96,6 +90,12 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
             rep.table("Findings", ["PLATFORM", "CHECK", "SEVERITY", "PATH", "MESSAGE"], rows)
         if report.ok:
             rep.info(report.summary())
+        if checked is not None and checked.signature:
+            rep.info(f"signed by {checked.signature}")
+        if checked is not None and checked.attestation:
+            from polyarch.signing.check import describe
+
+            rep.info(describe(checked.attestation))
     if not report.ok:
         raise VerificationError(report.summary())
     return 0

@@ -168,12 +168,12 @@ def publish(s: Session, *, extra_contexts: dict[str, str] | None = None,
                    extra_contexts=extra_contexts)
     if s.dry_run:
         repos = ", ".join(sorted({t.name for t in targets}))
-        signing = sign_step.dry_run_commands(s, signer, targets)
-        for c in signing:
-            s.rep.command(tuple(c))
         res = dry_run_result(s, prep, f"push it by digest to {repos}, then"
                              f"{' sign it by digest,' if signer else ''} tag"
                              f" {', '.join(str(t) for t in targets)}")
+        signing = sign_step.dry_run_commands(s, signer, targets)
+        for c in signing:
+            s.rep.command(tuple(c))
         return replace(res, commands=res.commands + tuple(tuple(c) for c in signing))
     built, verified = build_and_verify(s, prep, consequence="nothing was pushed")
     pushed = push(s, built.layout, built.digest, targets)
