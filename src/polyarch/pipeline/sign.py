@@ -106,19 +106,35 @@ def sign(s: Session, sg: Signer | None, digest: str, media_type: str, size: int,
             pred_file = Path(tmp) / "verification.json"
             if pred is not None:
                 pred_file.write_text(json.dumps(pred, sort_keys=True))
+            jobs: list[tuple[list[str], Access, str]] = []
             for repo in repos:
                 ref = f"{repo}@{digest}"
                 acc = access(s, repo.registry)
                 if sg is not None:
-                    cosign.run(cosign.sign_argv(sg, ref, acc), acc, doing=f"signing {ref}")
+                    jobs.append((cosign.sign_argv(sg, ref, acc), acc, f"signing {ref}"))
                     if pred is not None:
-                        cosign.run(cosign.attest_argv(sg, ref, pred_file, acc), acc,
-                                   doing=f"attesting {ref}")
+                        jobs.append((cosign.attest_argv(sg, ref, pred_file, acc), acc,
+                                     f"attesting {ref}"))
                 elif pred is not None:
                     art = attestation.artifact(attestation.statement(pred, repo.name),
                                                digest, media_type, size)
                     attestation.push_unsigned(s.client, repo, art)
                     s.rep.info(f"verification attestation {art.digest[:19]} (unsigned)")
+            _run_all(jobs)
     kind = None if pred is None else ("signed" if sg is not None else "unsigned")
     return Signed(sg.describe() if sg is not None else None, bool(sg and sg.tlog), kind,
                   tuple(r.name for r in repos), time.monotonic() - t0)
+
+
+def _run_all(jobs: Sequence[tuple[list[str], Access, str]]) -> None:
+    """Run the cosign commands side by side: each decrypts the key first (scrypt, most
+    of its time), and the signature and the attestation go to different tags. The first
+    failure is raised once all have ended; no tag has moved either way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not jobs:
+        return
+    with ThreadPoolExecutor(max_workers=min(4, len(jobs))) as pool:
+        futures = [pool.submit(cosign.run, argv, acc, doing=doing) for argv, acc, doing in jobs]
+    for f in futures:
+        f.result()
