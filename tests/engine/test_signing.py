@@ -194,3 +194,66 @@ def test_keyless_signing_in_a_dry_run_prints_cosigns_command_lines(tmp_path: Pat
         f" --tlog-upload=true --allow-http-registry '{registry}/o/app@sha256:<index digest>'",
     ]
     assert "--key" not in " ".join(signing)
+
+
+def test_merge_signs_the_joined_index_before_its_tag_moves(tmp_path: Path, keys: Path,
+                                                           own_registry: LocalRegistry) -> None:
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    repo = f"{own_registry.address}/team/merged"
+    for plat in ("amd64", "arm64"):
+        run = polyarch("publish", "--platform", f"linux/{plat}", "-t", f"{repo}:{plat}",
+                       str(ctx))
+        assert run.code == 0, run.text
+    run = polyarch("merge", "-t", f"{repo}:1.0", "--sign-key", str(keys / "cosign.key"),
+                   "--json", f"{repo}:amd64", f"{repo}:arm64",
+                   env={"COSIGN_PASSWORD": PASSWORD})
+    assert run.code == 0, run.text
+    doc = run.json()
+    digest = doc["index"]["digest"]
+    assert doc["signature"]["attestation"] == "signed"
+    assert run.err.index("+ cosign sign") < run.err.index(f"tag {repo}:1.0")
+    r = cosign("verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true",
+               "--allow-http-registry", f"{repo}:1.0", cwd=keys)
+    assert r.returncode == 0, r.stderr
+    assert digest in r.stdout
+    run = polyarch("verify", f"{repo}:1.0", "--require-signature", str(keys / "cosign.pub"),
+                   "--require-attestation", "--no-deep", "--json")
+    assert run.code == 0, run.text
+    pred = run.json()["signature"]["attestation"]
+    assert {p["platform"] for p in pred["platforms"]} == {"linux/amd64", "linux/arm64"}
+    # The single-platform parts were not signed: only what was verified as a whole is.
+    run = polyarch("verify", f"{repo}:amd64", "--platform", "linux/amd64",
+                   "--require-signature", str(keys / "cosign.pub"), "--no-deep")
+    assert run.code == 5, run.text
+
+
+def test_every_image_of_a_project_is_signed_before_the_first_tag_moves(
+        tmp_path: Path, keys: Path, own_registry: LocalRegistry) -> None:
+    root = tmp_path / "proj"
+    for name, dockerfile in (("base", COPY_ONLY), ("app", "FROM base\nLABEL app=1\n")):
+        make_context(root / name, dockerfile=dockerfile)
+    repo = f"{own_registry.address}/proj"
+    (root / "polyarch.toml").write_text(f"""
+[[image]]
+name = "base"
+context = "base"
+tags = ["{repo}/base:1"]
+
+[[image]]
+name = "app"
+context = "app"
+depends-on = ["base"]
+tags = ["{repo}/app:1"]
+""")
+    run = polyarch("publish", "--sign-key", str(keys / "cosign.key"), "--json", cwd=root,
+                   env={"COSIGN_PASSWORD": PASSWORD})
+    assert run.code == 0, run.text
+    images = {i["name"]: i for i in run.json()["images"]}
+    assert run.err.count("+ cosign sign") == 2
+    assert run.err.rindex("+ cosign attest") < run.err.index("==> tag image base")
+    for name in ("base", "app"):
+        assert images[name]["signature"]["attestation"] == "signed"
+        r = cosign("verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true",
+                   "--allow-http-registry", f"{repo}/{name}:1", cwd=keys)
+        assert r.returncode == 0, r.stderr
+        assert images[name]["index"]["digest"] in r.stdout
