@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import last_error_line, polyarch
 from conftest import make_context, registry_tags
-from faultproxy import LocalRegistry
+from faultproxy import LocalRegistry, TestCA
 
 from .helpers import COPY_ONLY, WRONG_ARCH, split
 
@@ -257,3 +257,27 @@ tags = ["{repo}/app:1"]
                    "--allow-http-registry", f"{repo}/{name}:1", cwd=keys)
         assert r.returncode == 0, r.stderr
         assert images[name]["index"]["digest"] in r.stdout
+
+
+def test_a_registry_with_a_private_ca_is_signed_with_that_ca(tmp_path: Path, keys: Path) -> None:
+    """cosign gets the CA polyarch trusts for the registry (certs.d) as --registry-cacert."""
+    ca = TestCA(tmp_path / "ca")
+    certs_d = tmp_path / "certs.d"
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    with LocalRegistry(tmp_path / "tls-reg", tls=ca.issue("127.0.0.1")) as reg:
+        (certs_d / reg.address).mkdir(parents=True)
+        shutil.copy(ca.cert, certs_d / reg.address / "ca.crt")
+        repo = f"{reg.address}/team/tls"
+        run = polyarch("publish", "-t", f"{repo}:1", "--sign-key", str(keys / "cosign.key"),
+                       str(ctx), env={"COSIGN_PASSWORD": PASSWORD,
+                                      "POLYARCH_CERTS_D": str(certs_d)})
+        assert run.code == 0, run.text
+        assert f"--registry-cacert={certs_d / reg.address / 'ca.crt'}" in run.err
+        assert "--allow-http-registry" not in run.err
+        r = cosign("verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true",
+                   f"--registry-cacert={ca.cert}", f"{repo}:1", cwd=keys)
+        assert r.returncode == 0, r.stderr
+        run = polyarch("verify", f"{repo}:1", "--require-signature", str(keys / "cosign.pub"),
+                       "--require-attestation", "--no-deep",
+                       env={"POLYARCH_CERTS_D": str(certs_d)})
+        assert run.code == 0, run.text
