@@ -68,7 +68,8 @@ def command(ref: str, insecure_registries: tuple[str, ...], docker_config: Path 
     if found:
         from polyarch.signing.check import describe as verified_by
 
-        rep.info(f"  signed by:  {found['signed'] or 'not signed'}")
+        unread = f"unknown ({found['error']})" if found.get("error") else "not signed"
+        rep.info(f"  signed by:  {found['signed'] or unread}")
         pred = found.get("verification")
         rep.info(f"  {verified_by(pred) if pred else 'no verification attestation'}")
         if found["signed"] or pred:

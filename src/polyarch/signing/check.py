@@ -119,6 +119,8 @@ def discover(client: RegistryClient, repo: ImageRef, digest: str) -> dict[str, A
         stmts = [s for s in stmts if _subject_names(s, digest)]
         if stmts:
             out["verification"] = stmts[-1]["predicate"]
-    except (RegistryError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # shown as "not signed" / "no verification attestation"
+    except RegistryError as e:
+        out["error"] = e.message  # shown instead of "not signed"
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        out["error"] = f"malformed signature or attestation: {type(e).__name__}"
     return out
