@@ -59,8 +59,8 @@ def check(client: RegistryClient, repo: ImageRef, digest: str, access: Access,
                              doing=f"checking the verification attestation of {ref}",
                              failure=VerificationError)
             stmts = attestation.from_cosign_output(res.stdout)
-        else:
-            stmts = attestation.find_unsigned(client, repo.untagged(), digest)
+        else:  # read, not checked: without a key or identity there is nothing to check
+            stmts = _read_statements(client, repo, digest)
         stmts = [s for s in stmts if _subject_names(s, digest)
                  and (s.get("predicate") or {}).get("index", {}).get("digest") == digest]
         if not stmts:
@@ -71,6 +71,19 @@ def check(client: RegistryClient, repo: ImageRef, digest: str, access: Access,
         if pred.get("result") != "pass":
             raise VerificationError(f"{ref}: its verification attestation says it failed")
     return Checked(signed_by, pred)
+
+
+def _read_statements(client: RegistryClient, repo: ImageRef,
+                     digest: str) -> list[dict[str, Any]]:
+    from polyarch.errors import RegistryError
+
+    try:
+        signed = cosign_statements(client, repo, digest)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        signed = []
+    except RegistryError:
+        raise
+    return signed + attestation.find_unsigned(client, repo.untagged(), digest)
 
 
 def describe(pred: dict[str, Any]) -> str:
@@ -86,11 +99,33 @@ _CERT = "dev.sigstore.cosign/certificate"
 _MAX = 4 << 20
 
 
+def cosign_statements(client: RegistryClient, repo: ImageRef,
+                      digest: str) -> list[dict[str, Any]]:
+    """The verification statements in cosign's attestation tag of ``digest``
+    (``sha256-HEX.att``), read without checking their signatures."""
+    import base64
+    import json
+
+    repo = repo.untagged()
+    tag = repo.with_tag(digest.replace(":", "-") + ".att")
+    stmts: list[dict[str, Any]] = []
+    if client.head_manifest(tag) is None:
+        return stmts
+    m = json.loads(client.get_manifest(tag).data)
+    for d in (m.get("layers") or [])[-20:]:  # bounded: the newest twenty
+        if int(d.get("size", 0)) > _MAX:
+            continue
+        env = json.loads(client.get_blob(repo, str(d["digest"])))
+        stmt = json.loads(base64.b64decode(env["payload"]))
+        if isinstance(stmt, dict) and stmt.get("predicateType") == cosign.PREDICATE_TYPE:
+            stmts.append(stmt)
+    return stmts
+
+
 def discover(client: RegistryClient, repo: ImageRef, digest: str) -> dict[str, Any]:
     """What ``inspect`` shows, read without checking any signature: whether cosign's
     signature tag exists for ``digest`` (a key or a keyless certificate) and the newest
     verification predicate attached (by ``cosign attest``, or unsigned)."""
-    import base64
     import json
 
     from polyarch.errors import RegistryError
@@ -105,16 +140,7 @@ def discover(client: RegistryClient, repo: ImageRef, digest: str) -> dict[str, A
             keyless = any(_CERT in (d.get("annotations") or {}) for d in layers)
             out["signed"] = (f"cosign ({'keyless certificate' if keyless else 'key'},"
                              f" {len(layers)} signature{'s' if len(layers) != 1 else ''})")
-        stmts: list[dict[str, Any]] = []
-        if client.head_manifest(repo.with_tag(base + ".att")) is not None:
-            m = json.loads(client.get_manifest(repo.with_tag(base + ".att")).data)
-            for d in (m.get("layers") or [])[-20:]:
-                if int(d.get("size", 0)) > _MAX:
-                    continue
-                env = json.loads(client.get_blob(repo, str(d["digest"])))
-                stmt = json.loads(base64.b64decode(env["payload"]))
-                if stmt.get("predicateType") == cosign.PREDICATE_TYPE:
-                    stmts.append(stmt)
+        stmts = cosign_statements(client, repo, digest)
         stmts += attestation.find_unsigned(client, repo, digest)
         stmts = [s for s in stmts if _subject_names(s, digest)]
         if stmts:

@@ -216,7 +216,11 @@ def run(argv: Sequence[str], access: Access, *, doing: str,
             low = tail.lower()
             failure = (EnvironmentProblem if any(w in low for w in _SIGNER_TROUBLE)
                        else RegistryError)
-        raise failure(f"{doing} failed: cosign: {tail}")
+        hint = None
+        if "decrypt" in tail.lower():
+            hint = ("set COSIGN_PASSWORD to the key's password" if "COSIGN_PASSWORD" not in
+                    os.environ else "COSIGN_PASSWORD is not this key's password")
+        raise failure(f"{doing} failed: cosign: {tail}", hint=hint)
     return res
 
 
