@@ -78,7 +78,9 @@ def dry_run_commands(s: Session, sg: Signer | None,
     out: list[list[str]] = []
     for repo in repositories(targets):
         ref = f"{repo}@sha256:<index digest>"
-        acc = Access(plain_http=repo.registry.startswith(("127.", "localhost")))
+        # Without asking the registry: plain HTTP where polyarch would try it (loopback,
+        # --insecure-registry).
+        acc = Access(plain_http=s.client.transport.may_use_http(repo.registry))
         if sg is not None:
             out.append(cosign.sign_argv(sg, ref, acc))
             if s.opts.verify:
