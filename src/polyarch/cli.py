@@ -53,12 +53,36 @@ class LazyGroup(click.Group):
         assert isinstance(cmd, click.Command)
         return cmd
 
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        return name, cmd, bare_flags(rest)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         ctx.meta["polyarch.listing"] = True
         try:
             super().format_commands(ctx, formatter)
         finally:
             ctx.meta["polyarch.listing"] = False
+
+
+def bare_flags(args: list[str]) -> list[str]:
+    """Options that take a value only after '=' (buildx's ``--provenance``,
+    ``--provenance=mode=max``): ``--x`` becomes ``--x=true`` and ``--no-x``
+    ``--x=false``, so that the next argument is never taken as their value."""
+    from polyarch.config.table import OPTIONS
+
+    flags = {f for o in OPTIONS if o.cli == "pair-value" for f in o.flags}
+    out: list[str] = []
+    for i, a in enumerate(args):
+        if a == "--":
+            return out + args[i:]
+        if a in flags:
+            a += "=true"
+        elif a.startswith("--no-") and "--" + a[5:] in flags:
+            a = f"--{a[5:]}=false"
+        out.append(a)
+    return out
 
 
 def _listing_help(ctx: click.Context) -> bool:

@@ -40,6 +40,8 @@ class PlatformResult:
     files_checked: int = 0
     #: Binaries tagged (by their path) for another platform: inert on this one.
     inert: list[str] = field(default_factory=list)
+    #: The smoke command's first line of output, when it ran and passed.
+    smoke_output: str | None = None
 
     def check_status(self, check: str) -> str:
         found = [f for f in self.findings if f.check == check]

@@ -37,6 +37,8 @@ _RECORD_LIMIT = 64 * 1024
 class SmokeResult:
     severity: str  # "error", "warning" or "ok"
     message: str
+    #: The smoke command's first line of output (``ok`` results of the command only).
+    first_line: str | None = None
 
 
 class RunArgv(Protocol):
@@ -95,7 +97,9 @@ def smoke(platform: Platform, image: str, command: str | None,
             out.append(SmokeResult("error", f"smoke command {command!r} exited {rc}:"
                                             f" {_tail(stderr or stdout) or 'no output'}"))
         else:
-            out.append(SmokeResult("ok", f"smoke command {command!r} exited 0"))
+            first = next((ln.strip() for ln in (stdout or stderr).splitlines() if ln.strip()),
+                         "")
+            out.append(SmokeResult("ok", f"smoke command {command!r} exited 0", first[:200]))
     return out
 
 
@@ -125,10 +129,13 @@ class SmokeCache:
         if (not isinstance(doc, dict) or doc.get("digest") != digest
                 or not isinstance(doc.get("results"), list)):
             return None
-        msgs = [m for m in doc["results"] if isinstance(m, str)]
-        if not msgs or len(msgs) != len(doc["results"]):
-            return None
-        return [SmokeResult("ok", m) for m in msgs]
+        out = []
+        for item in doc["results"]:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                    and (item[1] is None or isinstance(item[1], str))):
+                return None
+            out.append(SmokeResult("ok", item[0], item[1]))
+        return out or None
 
     def put(self, digest: str, command: str | None, entrypoint: str | None, engine: str,
             results: Sequence[SmokeResult]) -> None:
@@ -138,7 +145,7 @@ class SmokeCache:
             return
         path = self._path(digest, command, entrypoint, engine)
         doc = {"digest": digest, "command": command, "entrypoint": entrypoint,
-               "engine": engine, "results": [r.message for r in results],
+               "engine": engine, "results": [[r.message, r.first_line] for r in results],
                "when": time.time()}
         try:
             self.root.mkdir(parents=True, exist_ok=True)

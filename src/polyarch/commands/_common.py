@@ -31,6 +31,12 @@ def click_option(opt: Opt, command: str) -> Callable[[F], F]:
         flag = opt.flags[-1]
         return click.option(f"{flag}/--no-{flag.removeprefix('--')}", opt.name, default=None,
                             help=help_text)
+    if opt.cli == "pair-value":
+        # --x and --no-x are rewritten to --x=true/false before parsing
+        # (polyarch.cli.bare_flags): a value is taken only after '=', as buildx does.
+        flag = opt.flags[-1]
+        return click.option(flag, opt.name, default=None, metavar="[=VALUE]",
+                            help=help_text)
     if opt.cli == "flag":
         return click.option(*opt.flags, opt.name, is_flag=True, default=None, help=help_text)
     kw: dict[str, Any] = {"metavar": opt.metavar, "help": help_text, "default": None}

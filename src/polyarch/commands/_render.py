@@ -14,6 +14,12 @@ def image(rep: Reporter, r: ImageResult) -> None:
         p = r.pushed
         rep.info(f"pushed  {', '.join(p.repositories)}: {p.blobs_uploaded} blobs uploaded,"
                  f" {p.blobs_skipped} already there, {p.blobs_mounted} mounted")
+    if r.signed is not None:
+        sg = r.signed
+        if sg.signer is not None:
+            rep.info(f"signed  {sg.signer}")
+        if sg.attestation is not None:
+            rep.info(f"attest  verification attestation ({sg.attestation}) of the index")
     for t in (r.tagged.tags if r.tagged else ()):
         rep.info(f"tag     {t}")
     for o in r.outputs:

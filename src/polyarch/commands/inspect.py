@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -52,12 +53,27 @@ def command(ref: str, insecure_registries: tuple[str, ...], docker_config: Path 
             desc = describe(open_source(ref, client))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise RegistryError(f"{ref}: malformed image: {type(e).__name__}: {e}") from None
+        found: dict[str, Any] = {}
+        if not ref.startswith("oci:"):
+            from polyarch.refs import parse_ref
+            from polyarch.signing.check import discover
+
+            found = discover(client, parse_ref(ref), desc.digest)
     if json_mode:
-        rep.emit_json(desc.to_json())
+        rep.emit_json({**desc.to_json(), **({"signature": found} if found else {})})
         return 0
     rep.info(f"{desc.reference}")
     rep.info(f"  digest:     {desc.digest}")
     rep.info(f"  media type: {desc.media_type}")
+    if found:
+        from polyarch.signing.check import describe as verified_by
+
+        unread = f"unknown ({found['error']})" if found.get("error") else "not signed"
+        rep.info(f"  signed by:  {found['signed'] or unread}")
+        pred = found.get("verification")
+        rep.info(f"  {verified_by(pred) if pred else 'no verification attestation'}")
+        if found["signed"] or pred:
+            rep.info("  (read, not checked: polyarch verify --require-signature KEY checks it)")
     rows: list[list[str]] = []
     for p in desc.platforms:
         rows.append([p.platform, short(p.digest), human_size(p.size), p.created or "-",

@@ -15,7 +15,7 @@ from polyarch.commands._common import (
     reporter,
     table_options,
 )
-from polyarch.errors import VerificationError
+from polyarch.errors import UsageError, VerificationError
 from polyarch.session import Session
 
 #: Findings shown per platform in the human table (all of them are in --json).
@@ -35,11 +35,26 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
             **kw: Any) -> int:
     """Verify that every variant of REF is what its platform says.
 
-    Exit 0 when every check passes, 5 when one fails, 4 when the registry cannot be read.
+    Exit 0 when every check passes, 5 when one fails (or, with --require-signature or
+    --require-attestation, when the index the reference names is not signed or attested),
+    4 when the registry cannot be read.
     """
+    from polyarch.signing.cosign import requirement_from
+
     rep = reporter(json_mode)
     opts = load_options(kw)
+    req = requirement_from(opts.require_signature, opts.certificate_identity,
+                           opts.certificate_oidc_issuer, opts.tlog)
+    if (req is not None or opts.require_attestation) and ref.startswith("oci:"):
+        raise UsageError("--require-signature/--require-attestation check a registry's"
+                         f" signatures; {ref} is a local layout",
+                         hint="verify the published reference instead")
+    if req is not None:
+        from polyarch.signing.cosign import check_available
+
+        check_available()
     rep.step(f"verifying {ref} for {', '.join(str(p) for p in opts.platforms)}")
+    checked = None
     with Session(opts, rep, docker_config=docker_config) as s:
         source = ref if ref.startswith("oci:") else None
         report = verify(ref, opts.platforms, allow=opts.allow, deep=deep,
@@ -47,8 +62,13 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
                         cache=s.layer_cache)
         if opts.smoke is not None:
             _smoke_runs(s, report, ref)
+        if req is not None or opts.require_attestation:
+            checked = _signature(s, ref, report.index_digest, req, opts.require_attestation)
     if json_mode:
-        rep.emit_json(report.to_json())
+        doc = report.to_json()
+        if checked is not None:
+            doc["signature"] = checked.to_json()
+        rep.emit_json(doc)
     else:
         rep.info(f"index {report.index_digest} ({report.media_type})")
         rep.table(None, ["PLATFORM", "STATUS", *(c.upper() for c in CHECKS)],
@@ -69,9 +89,26 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
             rep.table("Findings", ["PLATFORM", "CHECK", "SEVERITY", "PATH", "MESSAGE"], rows)
         if report.ok:
             rep.info(report.summary())
+        if checked is not None and checked.signature:
+            rep.info(f"signed by {checked.signature}")
+        if checked is not None and checked.attestation:
+            from polyarch.signing.check import describe
+
+            rep.info(describe(checked.attestation))
     if not report.ok:
         raise VerificationError(report.summary())
     return 0
+
+
+def _signature(s: Session, ref: str, digest: str, req: Any, need_attestation: bool) -> Any:
+    """Check the signature and the attestation of the index ``ref`` names now (by
+    digest: a tag moved to another index since it was signed fails)."""
+    from polyarch.pipeline.sign import access
+    from polyarch.refs import parse_ref
+    from polyarch.signing.check import check
+
+    repo = parse_ref(ref)
+    return check(s.client, repo, digest, access(s, repo.registry), req, need_attestation)
 
 
 def _smoke_runs(s: Session, report: VerifyReport, ref: str) -> None:

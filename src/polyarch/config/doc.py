@@ -32,6 +32,9 @@ def _flag(o: Opt) -> str:
     elif o.cli == "pair":
         flag = o.flags[-1]
         text = f"`{flag}` / `--no-{flag.removeprefix('--')}`"
+    elif o.cli == "pair-value":
+        flag = o.flags[-1]
+        text = f"`{flag}`, `{flag}={o.metavar}` / `--no-{flag.removeprefix('--')}`"
     elif o.cli == "flag":
         text = " ".join(f"`{f}`" for f in o.flags)
     else:

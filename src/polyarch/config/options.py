@@ -54,6 +54,14 @@ class Options:
     smoke_entrypoint: str | None = None
     smoke_timeout: float = 300.0
     allow: tuple[str, ...] = ()  # GLOB or PLATFORM=GLOB (see allow_for)
+    sign_key: str | None = None  # cosign private key: sign and attest before tagging
+    sign: bool = False  # keyless signing (CI's OIDC identity)
+    attest_verification: bool = False  # unsigned verification attestation
+    tlog: bool | None = None  # transparency log; None: only for keyless
+    require_signature: str | None = None  # verify: cosign public key, or "keyless"
+    certificate_identity: str | None = None
+    certificate_oidc_issuer: str | None = None
+    require_attestation: bool = False
     skip_prebuild: bool = False
     force: bool = False
     #: The config file the options were read from, or "defaults" (for messages).

@@ -22,6 +22,8 @@ ENV_PREFIX = "POLYARCH_"
 BUILD = frozenset({"publish", "build", "doctor"})
 #: Commands that verify an image.
 VERIFY = frozenset({"publish", "build", "merge", "verify"})
+#: Commands that move tags (and sign what they tag).
+SIGN = frozenset({"publish", "merge"})
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class Opt:
     #: CLI flags; empty: no command-line flag (file and environment only).
     flags: tuple[str, ...] = ()
     #: "value", "multiple" (repeatable), "flag" (--x, sets true), "pair" (--x/--no-x),
-    #: "argument" (the positional argument, named by ``metavar``).
+    #: "argument" (the positional argument, named by ``metavar``), "pair-value" (--x,
+    #: --no-x, or --x=VALUE as buildx's --provenance: a value only after '=').
     cli: str = "value"
     metavar: str | None = None
     choices: tuple[str, ...] = ()
@@ -103,8 +106,9 @@ OPTIONS: tuple[Opt, ...] = (
         " repeatable).", ("--allow-entitlement",), "multiple", "ENTITLEMENT"),
     # -- attestations and cache -------------------------------------------------------
     Opt("provenance", k.BOOL_OR_SPEC, None,
-        f"Attach provenance attestations ({_NOT_GIVEN_BUILD}; the file and environment also"
-        " take buildx's options, e.g. mode=max).", ("--provenance",), "pair"),
+        f"Attach provenance attestations ({_NOT_GIVEN_BUILD}): --provenance, --no-provenance"
+        " or buildx's options, --provenance=mode=max.", ("--provenance",), "pair-value",
+        "VALUE"),
     Opt("sbom", k.BOOL_OR_SPEC, None,
         f"Attach an SBOM attestation: true, false or buildx's options (generator=IMAGE;"
         f" {_NOT_GIVEN_BUILD}).", ("--sbom",), metavar="VALUE"),
@@ -169,6 +173,41 @@ OPTIONS: tuple[Opt, ...] = (
         "Known exception for the binaries and secrets checks: PATH_GLOB, or"
         " PLATFORM=PATH_GLOB for one platform only (repeatable).", ("--allow",), "multiple",
         "[PLATFORM=]PATH_GLOB", commands=VERIFY),
+    # -- signing (docs/signing.md) -------------------------------------------------------
+    Opt("sign_key", k.OPT_STR, None,
+        "Sign the index (and attest its verification) with this cosign private key before"
+        " any tag moves; its password comes from COSIGN_PASSWORD.", ("--sign-key",),
+        metavar="PATH", commands=SIGN, per_image=False),
+    Opt("sign", k.BOOL, False,
+        "Sign keyless (cosign's OIDC identity of GitHub Actions or GitLab CI, certificate"
+        " from Fulcio) before any tag moves.", ("--sign",), "flag", commands=SIGN,
+        per_image=False),
+    Opt("attest_verification", k.BOOL, False,
+        "Attach the verification attestation, unsigned, as an OCI referrer of the index"
+        " (signing always attaches it, signed).", ("--attest-verification",), "flag",
+        commands=SIGN, per_image=False),
+    Opt("tlog", k.OPT_BOOL, None,
+        "Upload the signature to (or, with verify, require it in) the transparency log"
+        " (default: only for keyless signing).", ("--tlog",), "pair",
+        commands=SIGN | {"verify"}, per_image=False),
+    Opt("require_signature", k.OPT_STR, None,
+        "Fail (exit 5) unless the index is signed with this cosign public key, or 'keyless'"
+        " with --certificate-identity and --certificate-oidc-issuer.",
+        ("--require-signature",), metavar="KEY|keyless", commands=frozenset({"verify"}),
+        per_image=False),
+    Opt("certificate_identity", k.OPT_STR, None,
+        "Keyless signer required by --require-signature keyless (the workflow's identity,"
+        " e.g. https://github.com/ORG/REPO/.github/workflows/release.yml@refs/heads/main).",
+        ("--certificate-identity",), metavar="IDENTITY", commands=frozenset({"verify"}),
+        per_image=False),
+    Opt("certificate_oidc_issuer", k.OPT_STR, None,
+        "OIDC issuer required by --require-signature keyless (e.g."
+        " https://token.actions.githubusercontent.com).", ("--certificate-oidc-issuer",),
+        metavar="URL", commands=frozenset({"verify"}), per_image=False),
+    Opt("require_attestation", k.BOOL, False,
+        "Fail (exit 5) unless polyarch's verification attestation is attached to the index"
+        " (signed, with --require-signature).", ("--require-attestation",), "flag",
+        commands=frozenset({"verify"}), per_image=False),
     # -- the run ----------------------------------------------------------------------
     Opt("skip_prebuild", k.BOOL, False, "Do not run the [[image]] entries' prebuild commands"
         " (their output is already there).", ("--skip-prebuild",), "flag",

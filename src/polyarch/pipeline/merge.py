@@ -352,6 +352,9 @@ def merge(s: Session, sources: Sequence[str], *, expected: Sequence[Platform]) -
     target = opts.tags[0]
     rep, client = s.rep, s.client
     t0 = time.monotonic()
+    from polyarch.pipeline.sign import signer as signer_of
+
+    signer = signer_of(s)
     with rep.group(f"merge {len(sources)} source{'s' if len(sources) != 1 else ''}"):
         plan = plan_merge(client, sources, expected, rep, git_annotations)
         for e in plan.entries:
@@ -393,7 +396,13 @@ def merge(s: Session, sources: Sequence[str], *, expected: Sequence[Platform]) -
         else:
             client.put_manifest(repo.with_digest(plan.index.digest), plan.index.data,
                                 plan.index.media_type)
+    signed = None
+    if signer is not None or opts.attest_verification:
+        from polyarch.pipeline.sign import sign
+
+        signed = sign(s, signer, plan.index.digest, plan.index.media_type,
+                      len(plan.index.data), opts.tags, verified)
     tagged = tag(s, plan.index.data, plan.index.media_type, opts.tags)
     result = ImageResult(plan.index.digest, plan.index.media_type, tags, plats,
-                         verified=verified, tagged=tagged)
+                         verified=verified, tagged=tagged, signed=signed)
     return MergeResult(result, plan, merge_seconds)

@@ -128,6 +128,9 @@ def publish_project(s: Session, project: Project, *, names: Sequence[str] = (),
     rep = s.rep
     specs = order(project, names)
     check_plan(project, specs, s.opts, env)
+    from polyarch.pipeline.sign import signer
+
+    signer(s)  # cosign and the key are checked before anything is built
     ready: dict[str, _Ready] = {}
     out: list[ImageOutcome] = []
     for spec in specs:
@@ -176,6 +179,7 @@ def publish_project(s: Session, project: Project, *, names: Sequence[str] = (),
 
 def _push_and_tag(s: Session, ready: list[_Ready],
                   on_done: Callable[[ImageOutcome], None] | None) -> list[ImageOutcome]:
+    from polyarch.pipeline import sign as sign_step
     from polyarch.pipeline.push import push
     from polyarch.pipeline.tag import TagMove, move_tags, roll_back
     from polyarch.registry.layout import OCILayout
@@ -189,6 +193,14 @@ def _push_and_tag(s: Session, ready: list[_Ready],
         # The registry build cache holds the image's layers: written once the image
         # passed verification, as publish does for one image.
         build_step.export_cache(r.session, r.built)
+    signer = sign_step.signer(s)
+    signed = {}
+    if signer is not None or s.opts.attest_verification:
+        for r in ready:  # every image signed before the first tag moves
+            root = OCILayout(r.built.layout).manifest(r.built.digest)
+            signed[r.spec.name] = sign_step.sign(r.session, signer, r.built.digest,
+                                                 root.media_type, len(root.data),
+                                                 r.session.opts.tags, r.verified)
     moved: list[TagMove] = []
     out: list[ImageOutcome] = []
     try:
@@ -203,7 +215,7 @@ def _push_and_tag(s: Session, ready: list[_Ready],
             b = r.built
             out.append(ImageOutcome(r.spec.name, ImageResult(
                 b.digest, b.media_type, tagged.tags, b.platforms, b.seconds, r.verified,
-                pushed[r.spec.name], tagged)))
+                pushed[r.spec.name], tagged, signed=signed.get(r.spec.name))))
     except BaseException as e:
         undone = roll_back(s.client, moved)
         interrupt.set_phase(f"moving the project's tags: {undone}")

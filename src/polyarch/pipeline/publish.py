@@ -1,4 +1,4 @@
-"""One image through the pipeline: plan -> build -> verify -> [outputs] -> push -> tag.
+"""One image through the pipeline: plan -> build -> verify -> [outputs] -> push -> sign -> tag.
 
 ``publish`` is ``build --push`` plus tags. ``build`` stops after verification and
 writes the verified layout where asked (``-o oci:PATH``, ``--load``), pushes it by digest
@@ -18,11 +18,13 @@ from polyarch import redact
 from polyarch.engines import BuildRequest
 from polyarch.errors import UsageError
 from polyarch.pipeline import build as build_step
+from polyarch.pipeline import sign as sign_step
 from polyarch.pipeline import verify as verify_step
 from polyarch.pipeline.build import Built, PlatformBuilt
 from polyarch.pipeline.outputs import OutputPlan
 from polyarch.pipeline.plan import Plan, registry_push_check, run_preflight
 from polyarch.pipeline.push import Pushed, push
+from polyarch.pipeline.sign import Signed
 from polyarch.pipeline.tag import Tagged, tag
 from polyarch.pipeline.verify import Verified
 from polyarch.refs import ImageRef
@@ -47,6 +49,7 @@ class ImageResult:
     layout: str | None = None  # the kept layout, when nothing else was asked for
     dry_run: bool = False
     commands: tuple[tuple[str, ...], ...] = ()
+    signed: Signed | None = None
 
     @property
     def promoted(self) -> bool:
@@ -73,7 +76,9 @@ class ImageResult:
                 **(v.timings() if v else {}),
                 "push_seconds": round(self.pushed.seconds, 3) if self.pushed else 0.0,
                 "tag_seconds": round(self.tagged.seconds, 3) if self.tagged else 0.0,
+                "sign_seconds": round(self.signed.seconds, 3) if self.signed else 0.0,
             },
+            "signature": self.signed.to_json() if self.signed else None,
             "verification": v.to_json() if v else None,
             "commands": [shlex.join(redact.argv(c)) for c in self.commands],
         }
@@ -159,19 +164,29 @@ def publish(s: Session, *, extra_contexts: dict[str, str] | None = None,
         opts, annotations = apply_git_tags(s, lookup_existing=not s.dry_run)
         s = s.with_options(opts)
     targets = require_tags(s, "publish")
+    signer = sign_step.signer(s)
     prep = prepare(s, need_push=True, annotations=annotations, label="publish",
                    extra_contexts=extra_contexts)
     if s.dry_run:
         repos = ", ".join(sorted({t.name for t in targets}))
-        return dry_run_result(s, prep, f"push it by digest to {repos}, then tag"
-                              f" {', '.join(str(t) for t in targets)}")
+        res = dry_run_result(s, prep, f"push it by digest to {repos}, then"
+                             f"{' sign it by digest,' if signer else ''} tag"
+                             f" {', '.join(str(t) for t in targets)}")
+        signing = sign_step.dry_run_commands(s, signer, targets)
+        for c in signing:
+            s.rep.command(tuple(c))
+        return replace(res, commands=res.commands + tuple(tuple(c) for c in signing))
     built, verified = build_and_verify(s, prep, consequence="nothing was pushed")
     pushed = push(s, built.layout, built.digest, targets)
     build_step.export_cache(s, built)
     root = _root_bytes(built)
+    signed = None
+    if signer is not None or s.opts.attest_verification:
+        signed = sign_step.sign(s, signer, built.digest, built.media_type, len(root), targets,
+                                verified)
     tagged = tag(s, root, built.media_type, targets)
     return ImageResult(built.digest, built.media_type, tagged.tags, built.platforms,
-                       built.seconds, verified, pushed, tagged)
+                       built.seconds, verified, pushed, tagged, signed=signed)
 
 
 def _root_bytes(built: Built) -> bytes:

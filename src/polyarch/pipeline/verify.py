@@ -106,7 +106,6 @@ def run_smoke(s: Session, report: VerifyReport,
 
     from polyarch.checks.smoke import SmokeCache
     from polyarch.checks.smoke import smoke as smoke_one
-    from polyarch.checks.verify import Finding
 
     times = SmokeTimes()
     command = s.opts.smoke
@@ -123,9 +122,11 @@ def run_smoke(s: Session, report: VerifyReport,
         except ValueError:
             continue
         r.ran.add("smoke")
-        if cache.get(r.digest, command, entrypoint, engine) is not None:
+        known = cache.get(r.digest, command, entrypoint, engine)
+        if known is not None:
             s.rep.info(f"smoke {r.platform}: passed before for {r.digest[:19]}..., not run")
             times.cached += 1
+            _record(r, known)
             continue
         todo.append((r, plat))
     if not todo:
@@ -146,11 +147,20 @@ def run_smoke(s: Session, report: VerifyReport,
     times.run = time.monotonic() - t0
     times.ran = len(todo)
     for (r, _), res in zip(todo, results, strict=True):
-        for one_result in res:
-            if one_result.severity != "ok":
-                r.findings.append(Finding("smoke", one_result.severity, one_result.message))
+        _record(r, res)
         cache.put(r.digest, command, entrypoint, engine, res)
     return times
+
+
+def _record(r: Any, results: Sequence[Any]) -> None:
+    """Smoke results into the platform's report: findings, and the command's first line."""
+    from polyarch.checks.verify import Finding
+
+    for res in results:
+        if res.severity != "ok":
+            r.findings.append(Finding("smoke", res.severity, res.message))
+        elif res.first_line is not None:
+            r.smoke_output = res.first_line
 
 
 def remove_quietly(s: Session, names: Sequence[str]) -> None:

@@ -89,6 +89,20 @@ SAMPLES: dict[str, tuple[Any, str, list[str], Any]] = {
     "allow": (["usr/lib/*.so", "linux/arm64=*/prebuilds/*"], "usr/lib/*.so,arm64=*/prebuilds/*",
               ["usr/lib/*.so", "arm64=*/prebuilds/*"],
               ("usr/lib/*.so", "linux/arm64=*/prebuilds/*")),
+    "sign_key": ("ci/cosign.key", "ci/cosign.key", ["ci/cosign.key"], "ci/cosign.key"),
+    "sign": (True, "true", [], True),
+    "attest_verification": (True, "1", [], True),
+    "tlog": (True, "true", [], True),
+    "require_signature": ("cosign.pub", "cosign.pub", ["cosign.pub"], "cosign.pub"),
+    "certificate_identity": ("https://github.com/o/r/.github/workflows/r.yml@refs/heads/main",
+                             "https://github.com/o/r/.github/workflows/r.yml@refs/heads/main",
+                             ["https://github.com/o/r/.github/workflows/r.yml@refs/heads/main"],
+                             "https://github.com/o/r/.github/workflows/r.yml@refs/heads/main"),
+    "certificate_oidc_issuer": ("https://token.actions.githubusercontent.com",
+                                "https://token.actions.githubusercontent.com",
+                                ["https://token.actions.githubusercontent.com"],
+                                "https://token.actions.githubusercontent.com"),
+    "require_attestation": (True, "yes", [], True),
     "skip_prebuild": (True, "1", [], True),
     "force": (True, "on", [], True),
 }
@@ -99,6 +113,10 @@ FLAG_ARGS: dict[str, tuple[list[str], Any]] = {
     "no_cache": (["--no-cache"], True),
     "pull": (["--pull"], True),
     "verify": (["--no-verify"], False),
+    "sign": (["--sign"], True),
+    "attest_verification": (["--attest-verification"], True),
+    "tlog": (["--no-tlog"], False),
+    "require_attestation": (["--require-attestation"], True),
     "skip_prebuild": (["--skip-prebuild"], True),
     "force": (["--force"], True),
 }
@@ -170,9 +188,28 @@ def _params(command: str) -> set[str]:
 
 
 def _parse(command: str, args: list[str]) -> dict[str, Any]:
+    from polyarch.cli import bare_flags
+
     extra = ["ref"] if command == "verify" else []
-    ctx = _command(command).make_context(command, [*args, *extra])
+    ctx = _command(command).make_context(command, bare_flags([*args, *extra]))
     return dict(ctx.params)
+
+
+@pytest.mark.parametrize(("args", "want"), [
+    (["--provenance=mode=max"], "mode=max"),
+    (["--provenance"], True),
+    (["--no-provenance"], False),
+    (["--provenance=false"], False),
+])
+def test_provenance_takes_buildx_values_after_an_equals_sign(args: list[str], want: Any) -> None:
+    o = config.load(cli_values(_parse("publish", args)), env={})
+    assert o.provenance == want
+
+
+def test_a_bare_provenance_flag_never_takes_the_context_as_its_value() -> None:
+    params = _parse("publish", ["--provenance", "app"])
+    assert params["context"] == "app"
+    assert config.load(cli_values(params), env={}).provenance is True
 
 
 def _toml(key: str, value: Any) -> str:

@@ -8,7 +8,8 @@ from polyarch.checks.smoke import SmokeCache, SmokeResult
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
-OK = [SmokeResult("ok", "uname -m: aarch64"), SmokeResult("ok", "smoke command 'x' exited 0")]
+OK = [SmokeResult("ok", "uname -m: aarch64"),
+      SmokeResult("ok", "smoke command 'x' exited 0", "x 1.2.3")]
 
 
 def test_a_pass_is_found_again_under_the_same_key_only(tmp_path: Path) -> None:
@@ -36,7 +37,7 @@ def test_a_damaged_or_foreign_record_is_a_miss(tmp_path: Path) -> None:
     c = SmokeCache(tmp_path / "smoke")
     c.put(D1, "x", None, "docker", OK)
     (record,) = (tmp_path / "smoke").glob("*.json")
-    for text in ("{", "[]", '{"digest": "sha256:0", "results": ["ok"]}',
+    for text in ("{", "[]", '{"digest": "sha256:0", "results": [["ok", null]]}',
                  '{"digest": "' + D1 + '", "results": [1]}', "x" * (65 * 1024)):
         record.write_text(text)
         assert c.get(D1, "x", None, "docker") is None, text
