@@ -82,7 +82,20 @@ def cli_values(kw: dict[str, Any]) -> dict[str, Any]:
     return {o.key: kw[o.name] for o in config.OPTIONS if o.name in kw}
 
 
+def check_environment() -> None:
+    """Values of the environment that a later step reads, checked before anything runs
+    (a dry run included): ``SOURCE_DATE_EPOCH`` and ``POLYARCH_REGISTRY_TIMEOUT``."""
+    import os
+
+    from polyarch.registry.transport import default_timeout
+    from polyarch.tags import build_time
+
+    build_time(os.environ)
+    default_timeout()
+
+
 def load_options(kw: dict[str, Any]) -> Options:
+    check_environment()
     opts = config.load(cli_values(kw), config_path=kw.get("config_path"))
     # Secret-looking values are masked in everything printed from here on.
     redact.register_build_args(opts.build_args)

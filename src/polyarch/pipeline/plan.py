@@ -124,6 +124,8 @@ def run_preflight(
                                 UsageError))
         else:
             checks.append(Check("Dockerfile", True, str(df)))
+    if check_inputs:
+        checks.extend(_input_files(opts))
     if need_push:
         if opts.tags:
             checks.append(Check("tags", True, ", ".join(str(t) for t in opts.tags)))
@@ -174,6 +176,26 @@ def run_preflight(
     if registry is not None:
         checks.append(registry)
     return plan
+
+
+def _input_files(opts: Options) -> list[Check]:
+    """The files ``--secret`` and ``--ssh`` name exist (the engine would fail the build
+    on them, after the time spent getting there)."""
+    from polyarch.config.kinds import secret_file, ssh_paths
+
+    out: list[Check] = []
+    for spec in opts.secrets:
+        src = secret_file(spec)
+        if src is not None and not _is(Path(src), Path.is_file):
+            out.append(Check("secret", False, f"--secret {spec}: the file {src} does not exist"
+                             " (or is not a file)", "check the src= path", UsageError))
+    for spec in opts.ssh:
+        for path in ssh_paths(spec):
+            if not _is(Path(path), Path.exists):
+                out.append(Check("ssh", False, f"--ssh {spec}: {path} does not exist",
+                                 "name an agent socket ($SSH_AUTH_SOCK) or key files",
+                                 UsageError))
+    return out
 
 
 def _podman_checks(plan: Plan, pm: PodmanEngine, opts: Options,
