@@ -5,13 +5,16 @@ says exactly that, names the file, and exits 6 (never "usage error")."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_helpers import last_error_line, polyarch
 from conftest import make_context, registry_tags
-from faultproxy import LocalRegistry
+from faultproxy import Fault, FaultProxy, LocalRegistry
 
 from .helpers import COPY_ONLY, assert_registry_empty, fill, mount_tmpfs
 
@@ -122,3 +125,49 @@ def test_dotenv_report_written_whole_and_replaced_atomically(
     values = dict(line.split("=", 1) for line in dotenv.read_text().splitlines())
     assert values["POLYARCH_TAGS"] == ref and "OLD" not in values
     assert [p.name for p in tmp_path.iterdir() if "polyarch-tmp" in p.name] == []
+
+
+def _publish_into_a_pipe(args: list[str]) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "POLYARCH_DEBUG"}
+    return subprocess.Popen([sys.executable, "-m", "polyarch", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+
+
+def test_json_into_a_closed_pipe_is_refused_before_the_build(
+        small: Path, own_registry: LocalRegistry) -> None:
+    p = _publish_into_a_pipe(["publish", "--json", "--platform", "linux/amd64", "-t",
+                              f"{own_registry.address}/team/app:1", str(small)])
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # the reader has gone before polyarch starts
+    err = p.stderr.read().decode()
+    assert p.wait(120) == 3, err
+    assert err.strip().splitlines()[-1] == (
+        "polyarch: error: stdout is a pipe whose reader has gone: the result could not be"
+        " shown; nothing was built (run it again with stdout open (or redirected to a file))")
+    assert_registry_empty(own_registry, "team/app")
+
+
+def test_json_into_a_pipe_closed_while_tags_move_says_the_tags_moved(
+        small: Path, own_registry: LocalRegistry) -> None:
+    with FaultProxy(own_registry.address) as proxy:
+        # The tag's write is held a moment: the reader goes away meanwhile.
+        proxy.add(Fault.delay(3), times=1, method="PUT", match="/team/app/manifests/1")
+        ref = f"{proxy.address}/team/app:1"
+        p = _publish_into_a_pipe(["publish", "--json", "--platform", "linux/amd64", "-t",
+                                  ref, str(small)])
+        assert p.stdout is not None and p.stderr is not None
+        lines: list[str] = []
+        for raw in p.stderr:
+            lines.append(raw.decode().rstrip("\n"))
+            if lines[-1].startswith("==> tag"):
+                p.stdout.close()
+                break
+        lines += p.stderr.read().decode().splitlines()
+        assert p.wait(120) == 6, "\n".join(lines)
+    last = lines[-1]
+    assert last.startswith(f"polyarch: error: published {ref}@sha256:"), last
+    assert last.endswith(", but could not write the output on stdout (Broken pipe: its reader"
+                         " has gone) (the image is published and nothing needs to be undone;"
+                         " its reference is on this line)"), last
+    assert registry_tags(own_registry.address, "team/app") == ["1"]

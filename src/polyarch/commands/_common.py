@@ -147,8 +147,8 @@ def hand_over(rep: Reporter, done: str | None,
     if done is None:
         raise EnvironmentProblem(f"could not write {'; '.join(failed)}")
     raise ResultNotWritten(f"{done}, but could not write {'; '.join(failed)}",
-                           hint="the image is published: nothing needs to be undone; take its"
-                                " reference from the lines above or 'polyarch inspect'")
+                           hint="the image is published and nothing needs to be undone;"
+                                " its reference is on this line")
 
 
 def save_failure_outputs(rep: Reporter, doc: dict[str, Any]) -> None:
