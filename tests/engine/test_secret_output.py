@@ -100,3 +100,26 @@ def test_dry_run_masks_args(tmp_path: Path, repo: str, json_mode: bool) -> None:
     assert_clean(run.out, run.err)
     text = run.out + run.err
     assert "NPM_TOKEN=***" in text and "https://bob:***@git.acme.dev/x.git" in text
+
+
+SECRET_FILE_BODY = "glorb-x7Qm2x7Qm2x7Qm2x7Qm2"  # no known format: only --secret says so
+
+PRINTS_SECRET_FILE = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+RUN --mount=type=secret,id=npmrc echo "config: $(cat /run/secrets/npmrc)" && exit 3
+"""
+
+
+def test_secret_file_content_is_masked_in_build_output(tmp_path: Path) -> None:
+    """A step that prints a build secret passed by file (--secret id=x,src=FILE) shows
+    *** in its place, as for a secret passed from the environment."""
+    ctx = make_context(tmp_path / "ctx", PRINTS_SECRET_FILE, arches=("amd64",))
+    src = tmp_path / "npmrc"
+    src.write_text(f"//registry.example/:_authToken={SECRET_FILE_BODY}\n")
+    run = polyarch("build", "--platform", "linux/amd64", "--secret", f"id=npmrc,src={src}",
+                   str(ctx), env=GITHUB)
+    assert run.code == 1, run.err
+    assert "config: ***" in run.err
+    assert SECRET_FILE_BODY not in run.out + run.err
