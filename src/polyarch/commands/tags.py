@@ -50,7 +50,8 @@ def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str
               help="An extra label; {{expressions}} allowed (repeatable).")
 @click.option("--annotation", "extra_annotations", multiple=True, metavar="KEY=VALUE",
               help="An extra index annotation; {{expressions}} allowed (repeatable).")
-@click.option("--context", "context_dir", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--context", "context_dir",
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
               default=Path("."), show_default=True, metavar="DIR",
               help="Directory whose git state to read.")
 @json_option
