@@ -138,7 +138,7 @@ def hand_over(rep: Reporter, done: str | None,
         except OSError as e:
             failed.append(f"{what} ({e.strerror or e})")
         except FatalError as e:
-            failed.append(e.message)
+            failed.append(e.message.removeprefix("cannot write "))
     show()
     if rep.stdout_lost:
         failed.append(f"the output on stdout ({rep.stdout_lost}: its reader has gone)")
