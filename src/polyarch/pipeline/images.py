@@ -152,9 +152,10 @@ def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
     tag_env = e.get("tag-env")
     if tag_env is not None and not isinstance(tag_env, str):
         raise ConfigError(f"{where}: 'tag-env' must be the name of an environment variable")
-    return ImageSpec(name=name, where=where, shared=shared, depends_on=strs("depends-on", one=False),
-                     prebuild=strs("prebuild", one=False), version=version, name_from=name_from,
-                     tag_env=tag_env, tags=strs("tags"))
+    return ImageSpec(name=name, where=where, shared=shared,
+                     depends_on=strs("depends-on", one=False),
+                     prebuild=strs("prebuild", one=False), version=version,
+                     name_from=name_from, tag_env=tag_env, tags=strs("tags"))
 
 
 def order(project: Project, selected: Sequence[str]) -> list[ImageSpec]:

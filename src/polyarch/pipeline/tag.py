@@ -54,7 +54,8 @@ def move_tags(client: RegistryClient, data: bytes, media_type: str,
         interrupt.set_phase(f"moving tags: {undone}")
         raise
     # From here on an interruption leaves the tags where they are now: say so.
-    interrupt.set_phase(f"handing over the result: the tags moved ({', '.join(map(str, targets))})")
+    moved = ", ".join(map(str, targets))
+    interrupt.set_phase(f"handing over the result: the tags moved ({moved})")
     return [TagMove(t, before[str(t)]) for t in targets]
 
 
