@@ -140,3 +140,46 @@ def test_sigterm_or_sighup_while_tags_move_puts_back_the_tags_already_moved(
     assert f"{ENDINGS[sig][1]} while moving tags:" in err
     assert "one" not in remaining, err  # put back (it did not exist before)
     assert "three" not in remaining
+
+
+def test_closing_the_terminal_stops_the_build_cleanly(tmp_path: Path) -> None:
+    """polyarch on a terminal of its own (a pty, its controlling terminal) that closes
+    mid-build, as an ssh session does: the kernel sends SIGHUP and every later write to the
+    terminal fails; the build is stopped, its directory removed, and the exit is 129 (not
+    a crash on the dead terminal)."""
+    import fcntl
+    import pty
+    import termios
+
+    marker = f"polyarch-hangup-{uuid.uuid4().hex[:8]}"
+    ctx = make_context(tmp_path / "ctx", SLOW.format(marker=marker), arches=("amd64",))
+    cache = tmp_path / "cache"
+    master, slave = pty.openpty()
+
+    def own_terminal() -> None:  # in the child, after its new session: take the pty
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    env = {**os.environ, "POLYARCH_CACHE_DIR": str(cache)}
+    env.pop("POLYARCH_DEBUG", None)
+    p = subprocess.Popen([sys.executable, "-m", "polyarch", "build", "--platform",
+                          "linux/amd64", "--no-cache", str(ctx)], env=env, stdin=slave,
+                         stdout=slave, stderr=slave, start_new_session=True,
+                         preexec_fn=own_terminal)
+    os.close(slave)
+    seen = b""
+    end = time.monotonic() + 120
+    while marker.encode() not in seen and time.monotonic() < end:
+        try:
+            seen += os.read(master, 65536)
+        except OSError:
+            break
+    assert marker.encode() in seen, seen.decode(errors="replace")[-2000:]
+    os.close(master)  # the terminal goes away
+    try:
+        code = p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("polyarch did not stop within 60 s of its terminal closing")
+    assert code == 129
+    _wait_for(lambda: not _processes_naming(str(ctx)), "the engine's build process to end", 20)
+    assert _builds_left(cache) == []
