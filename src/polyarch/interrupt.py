@@ -49,10 +49,15 @@ def phase() -> str:
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     # Once is enough: a second signal during the clean-up (putting tags back) must not
-    # cut it short.
+    # cut it short. (A handler, not SIG_IGN: a command started during the clean-up does
+    # not inherit an ignored SIGTERM.)
     for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, signal.SIG_IGN)
+        signal.signal(s, _again)
     raise Terminated(signum)
+
+
+def _again(signum: int, frame: FrameType | None) -> None:
+    """A further SIGTERM or SIGHUP while the first one is being handled: nothing more."""
 
 
 def install() -> None:
