@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from polyarch import redact
+from polyarch import redact, resultfiles
 from polyarch.errors import EnvironmentProblem
 
 GITHUB = "github"
@@ -60,6 +60,27 @@ def detect(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
+def destinations(env: Mapping[str, str] | None = None) -> list[tuple[str, Path]]:
+    """The files :func:`write_outputs` would write here, each with its name."""
+    env = os.environ if env is None else env
+    out: list[tuple[str, Path]] = []
+    if detect(env) == GITHUB:
+        for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
+            if env.get(name):
+                out.append((name, Path(env[name])))
+    if detect(env) == GITLAB or env.get("POLYARCH_DOTENV"):
+        out.append(("POLYARCH_DOTENV" if env.get("POLYARCH_DOTENV") else "the dotenv report",
+                    Path(env.get("POLYARCH_DOTENV") or "polyarch.env")))
+    return out
+
+
+def check_destinations(env: Mapping[str, str] | None = None) -> None:
+    """Refuse, before anything is built, a CI output file that cannot be written (exit 3):
+    a failure after the tags moved would leave the next CI step without the result."""
+    for name, path in destinations(env):
+        resultfiles.check(path, name, error=EnvironmentProblem)
+
+
 def write_outputs(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> list[Path]:
     """Write publish's JSON document where the CI system reads it; return the files
     written (none outside CI, and none for a dry run)."""
@@ -69,21 +90,25 @@ def write_outputs(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         return []
     masker = _Masker(env)
     written: list[Path] = []
-    system = detect(env)
-    if system == GITHUB:
-        out = env.get("GITHUB_OUTPUT")
-        if out:
-            _append(Path(out), masker(_github_outputs(doc, images)))
-            written.append(Path(out))
-        summary = env.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            _append(Path(summary), masker(summary_markdown(images)))
-            written.append(Path(summary))
-    if system == GITLAB or env.get("POLYARCH_DOTENV"):
-        path = Path(env.get("POLYARCH_DOTENV") or "polyarch.env")
-        _write(path, masker(_dotenv(images)))
-        written.append(path)
+    failed: list[str] = []
+    for name, path in destinations(env):
+        try:
+            if name == "GITHUB_OUTPUT":
+                resultfiles.append(path, masker(_github_outputs(doc, images)))
+            elif name == "GITHUB_STEP_SUMMARY":
+                resultfiles.append(path, masker(summary_markdown(images)))
+            else:
+                resultfiles.write(path, masker(_dotenv(images)))
+            written.append(path)
+        except OSError as e:
+            failed.append(f"{name} {path} ({e.strerror or e})")
+    if failed:
+        raise OutputsFailed(f"cannot write CI output file {'; '.join(failed)}")
     return written
+
+
+class OutputsFailed(EnvironmentProblem):
+    """One or more CI output files could not be written (the others were)."""
 
 
 # -- the documents ----------------------------------------------------------------------
@@ -231,19 +256,3 @@ def _dotenv(images: list[_Image]) -> str:
 # -- writing ----------------------------------------------------------------------------
 
 _Masker = redact.Masker
-
-
-def _append(path: Path, text: str) -> None:
-    try:
-        with path.open("a", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as e:
-        raise EnvironmentProblem(f"cannot write CI output file {path}: {e.strerror}") from None
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise EnvironmentProblem(f"cannot write dotenv report {path}: {e.strerror}") from None

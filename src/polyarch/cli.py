@@ -7,6 +7,7 @@ exit code and a one-line message (never a traceback).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
@@ -24,7 +25,7 @@ from polyarch.errors import EXIT_CODES, FatalError
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("polyarch.commands.doctor", "Check that this machine can build every platform."),
     "publish": ("polyarch.commands.publish", "Build every platform, verify, publish one tag."),
-    "build": ("polyarch.commands.build", "Build some platforms and stage them for a merge."),
+    "build": ("polyarch.commands.build", "Build and verify locally; -o, --load or --push it."),
     "merge": ("polyarch.commands.merge", "Join per-platform images into one index and publish."),
     "inspect": ("polyarch.commands.inspect", "Show an image index: platforms, digests, sizes."),
     "verify": ("polyarch.commands.verify", "Prove each variant of an image is its platform."),
@@ -105,11 +106,12 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     code = run(argv)
-    if code in (130, 143):
+    if code in (129, 130, 143):
         # Interrupted: the state is already said and put right; do not wait at exit for
         # worker threads still blocked in a registry request.
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # the terminal is gone (SIGHUP)
+                stream.flush()
         os._exit(code)
     sys.exit(code)
 
@@ -137,9 +139,12 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return _interrupted("interrupted (Ctrl-C)", 130)
-    except interrupt.Terminated:
-        return _interrupted("terminated (SIGTERM)", 143)
+    except interrupt.Terminated as e:
+        return _interrupted(e.what, e.exit_code)
     except BrokenPipeError:
+        # A reader that stopped reading (``polyarch inspect ... | head -1``) got what it
+        # wanted; commands that change something check their stdout and say what was done.
+        _silence(sys.stdout)
         return 0
     except OSError as e:
         # A safety net for a file the input named that cannot be used; anything else
@@ -151,6 +156,17 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     except Exception as e:
         return _internal(e)
+
+
+def _silence(stream: Any) -> None:
+    """Point ``stream``'s descriptor at /dev/null (nothing more reaches a closed pipe, and
+    Python's flush at exit does not fail on it)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 #: OSError numbers that mean "this path given as input is not usable".
@@ -189,13 +205,16 @@ def _interrupted(what: str, code: int) -> int:
 
 def _print_error(line: str, detail: str | None) -> None:
     from polyarch import redact
+    from polyarch.output import Guarded, fit
 
     line = one_line(redact.text(line))
-    detail = redact.text(detail) if detail else detail
+    detail = fit(detail) if detail else detail
+    # A terminal that hung up (SIGHUP) or a closed pipe loses the line; nothing else fails.
+    err = Guarded(sys.stderr)
     if detail:
-        sys.stderr.write(detail.rstrip() + "\n")
-    sys.stderr.write(f"polyarch: error: {line}\n")
+        err.write(detail.rstrip() + "\n")
+    err.write(f"polyarch: error: {line}\n")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         esc = line.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        sys.stderr.write(f"::error::{esc}\n")
-    sys.stderr.flush()
+        err.write(f"::error::{esc}\n")
+    err.flush()

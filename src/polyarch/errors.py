@@ -56,6 +56,14 @@ class VerificationError(FatalError):
     exit_code = 5
 
 
+class ResultNotWritten(FatalError):
+    """The run did its work (tags moved, an image pushed) but could not hand over its
+    result: a file it writes at the end (--output-file, CI outputs) or the --json
+    document on a closed stdout. The message says what was done and what failed."""
+
+    exit_code = 6
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "build failed",
@@ -63,7 +71,12 @@ EXIT_CODES: dict[int, str] = {
     3: "environment problem (engine, buildx, emulation missing; a command past its deadline)",
     4: "registry problem (unreachable, authentication, refused)",
     5: "verification failed",
-    130: "interrupted",
+    6: "published (the tags moved), but a result could not be written: --output-file,"
+       " the CI outputs or the --json document (the line names which)",
+    70: "internal error (a bug; POLYARCH_DEBUG=1 shows the traceback)",
+    129: "hung up (SIGHUP: the terminal or ssh session closed)",
+    130: "interrupted (Ctrl-C)",
+    143: "terminated (SIGTERM)",
 }
-"""The documented exit codes. Bad input ends in 0, 2, 4 or 5 (property-tested); 70 is
-left for bugs (an internal error, with POLYARCH_DEBUG=1 for the traceback)."""
+"""The documented exit codes (``polyarch --help`` lists them). Bad input ends in 0, 2, 4
+or 5 (property-tested); 70 is left for bugs."""

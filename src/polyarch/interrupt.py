@@ -1,10 +1,12 @@
-"""Ctrl-C and SIGTERM: stop cleanly and say what state things are in.
+"""Ctrl-C, SIGTERM and SIGHUP: stop cleanly and say what state things are in.
 
-SIGTERM is turned into :class:`Terminated` (SIGINT already raises KeyboardInterrupt), so
-the same unwinding runs for both: the step in progress stops, tags already moved are put
-back (``pipeline.tag``), the session removes its build directories, the CLI kills what
-polyarch started and prints one line built from :func:`phase`, then exits 130 (SIGINT)
-or 143 (SIGTERM).
+SIGTERM and SIGHUP (the terminal or the ssh session closed) are turned into
+:class:`Terminated` (SIGINT already raises KeyboardInterrupt), so the same unwinding
+runs for all three: the step in progress stops, tags already moved are put back
+(``pipeline.tag``), the session removes its build directories, the CLI kills what
+polyarch started and prints one line built from :func:`phase` (where the terminal is
+gone, that line is lost and nothing else fails), then exits 130 (SIGINT), 143 (SIGTERM)
+or 129 (SIGHUP).
 """
 
 from __future__ import annotations
@@ -17,8 +19,22 @@ _phase = "starting: nothing was built or pushed"
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived (a BaseException, like KeyboardInterrupt: no ``except Exception``
-    swallows it)."""
+    """SIGTERM or SIGHUP arrived (a BaseException, like KeyboardInterrupt: no ``except
+    Exception`` swallows it)."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def what(self) -> str:
+        if self.signum == signal.SIGHUP:
+            return "hung up (SIGHUP)"
+        return "terminated (SIGTERM)"
 
 
 def set_phase(text: str) -> None:
@@ -31,11 +47,22 @@ def phase() -> str:
     return _phase
 
 
-def _on_term(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    # Once is enough: a second signal during the clean-up (putting tags back) must not
+    # cut it short. (A handler, not SIG_IGN: a command started during the clean-up does
+    # not inherit an ignored SIGTERM.)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _again)
+    raise Terminated(signum)
+
+
+def _again(signum: int, frame: FrameType | None) -> None:
+    """A further SIGTERM or SIGHUP while the first one is being handled: nothing more."""
 
 
 def install() -> None:
-    """Turn SIGTERM into :class:`Terminated` (main thread only; a no-op elsewhere)."""
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` (main thread only; a no-op
+    elsewhere)."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_term)
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, _on_signal)

@@ -13,14 +13,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any, cast
 
 from rich.console import Console
 from rich.table import Table
 
 from polyarch import redact
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def fit(text: str) -> str:
+    """``text`` fit for a terminal or a CI log: registered secrets masked
+    (:mod:`polyarch.redact`), and control characters other than newline and tab escaped
+    (``\\x1b``), so that a file name or a string from an image cannot retitle the terminal,
+    move the cursor or erase lines."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], redact.text(text))
 
 
 def in_ci() -> bool:
@@ -29,43 +40,113 @@ def in_ci() -> bool:
     )
 
 
+class Guarded:
+    """A text stream (stdout, stderr) whose failure does not stop the command: a reader
+    that closed its pipe (``polyarch publish --json | head -c1``) or a terminal that hung
+    up must not end a run half-way (after the tags moved). The first failure is kept in
+    :attr:`lost`, and the stream's descriptor is pointed at /dev/null so that nothing
+    later (nor Python's flush at exit) fails on it again."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.lost: str | None = None
+
+    def write(self, text: str) -> int:
+        if self.lost is None:
+            try:
+                return int(self.stream.write(text))
+            except (OSError, ValueError) as e:
+                self._lose(e)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.lost is None:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError) as e:
+                self._lose(e)
+
+    def _lose(self, e: BaseException) -> None:
+        self.lost = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        import contextlib
+
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+
+    def isatty(self) -> bool:
+        try:
+            return bool(self.stream.isatty())
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+    @property
+    def encoding(self) -> str:
+        return str(getattr(self.stream, "encoding", "utf-8"))
+
+
+def reader_gone(stream: Any = None) -> bool:
+    """True when ``stream`` (default stdout) is a pipe whose reading end is closed: what
+    is printed there is lost (checked before a build, so that a publish into a closed pipe
+    is refused before anything moves)."""
+    import select
+    import stat
+
+    stream = sys.stdout if stream is None else stream
+    try:
+        fd = stream.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        p = select.poll()
+        p.register(fd, select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in p.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class Reporter:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
         self.interactive = sys.stderr.isatty() and not in_ci() and not json_mode
+        self.stdout = Guarded(sys.stdout)
+        self.stderr = Guarded(sys.stderr)
         # Human text goes to stderr when stdout carries JSON.
         self.out = Console(
-            file=sys.stderr if json_mode else sys.stdout,
+            file=cast("IO[str]", self.stderr if json_mode else self.stdout),
             highlight=False,
             emoji=False,
             soft_wrap=True,
             force_terminal=None if self.interactive else False,
             width=None if self.interactive else 200,
         )
-        self.err = Console(file=sys.stderr, highlight=False, emoji=False, soft_wrap=True,
+        self.err = Console(file=cast("IO[str]", self.stderr), highlight=False, emoji=False, soft_wrap=True,
                            force_terminal=None if self.interactive else False,
                            width=None if self.interactive else 200)
 
     # -- lines -------------------------------------------------------------
     def info(self, text: str) -> None:
         if not self.quiet:
-            self.out.print(redact.text(text), markup=False)
+            self.out.print(fit(text), markup=False)
 
     def log(self, text: str) -> None:
         """A line of a tool's own output (prebuild commands): stderr, like build logs."""
         if not self.quiet:
-            self.err.print(redact.text(text), markup=False, highlight=False)
+            self.err.print(fit(text), markup=False, highlight=False)
 
     def step(self, text: str) -> None:
         """A step heading ("==> building linux/amd64")."""
         if not self.quiet:
-            self.out.print(f"==> {redact.text(text)}", markup=False, style="bold")
+            self.out.print(f"==> {fit(text)}", markup=False, style="bold")
 
     def progress(self, text: str) -> None:
         """A line relayed from the build engine's progress."""
         if not self.quiet:
-            self.err.print(redact.text(text), markup=False, highlight=False)
+            self.err.print(fit(text), markup=False, highlight=False)
 
     def command(self, argv: Sequence[str]) -> None:
         """Echo a command about to run, shell-quoted. Its secret-looking values are
@@ -74,21 +155,21 @@ class Reporter:
 
         shown = shlex.join(redact.argv(argv))
         if not self.quiet:
-            self.err.print("+ " + shown, markup=False, style="dim")
+            self.err.print("+ " + fit(shown), markup=False, style="dim")
 
     def warn(self, text: str) -> None:
-        text = redact.text(text)
+        text = fit(text)
         self.err.print(f"warning: {text}", markup=False, style="yellow")
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            print(f"::warning::{_gh_escape(text)}", file=sys.stderr)
+            print(f"::warning::{_gh_escape(text)}", file=self.stderr)
 
     def error(self, text: str, detail: str | None = None) -> None:
-        text = redact.text(text)
+        text = fit(text)
         if detail:
-            self.err.print(redact.text(detail.rstrip()), markup=False)
+            self.err.print(fit(detail.rstrip()), markup=False)
         self.err.print(f"polyarch: error: {text}", markup=False, style="bold red")
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            print(f"::error::{_gh_escape(text)}", file=sys.stderr)
+            print(f"::error::{_gh_escape(text)}", file=self.stderr)
 
     # -- structured --------------------------------------------------------
     def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -96,14 +177,19 @@ class Reporter:
             return
         t = Table(title=title, show_lines=False, title_justify="left")
         for c in columns:
-            t.add_column(redact.text(c), overflow="fold")
+            t.add_column(fit(c), overflow="fold")
         for r in rows:
-            t.add_row(*(redact.text(str(x)) for x in r))
+            t.add_row(*(fit(str(x)) for x in r))
         self.out.print(t)
 
     def emit_json(self, doc: Any) -> None:
-        sys.stdout.write(json.dumps(redact.data(doc), indent=2, sort_keys=False) + "\n")
-        sys.stdout.flush()
+        self.stdout.write(json.dumps(redact.data(doc), indent=2, sort_keys=False) + "\n")
+        self.stdout.flush()
+
+    @property
+    def stdout_lost(self) -> str | None:
+        """Why what was printed on stdout did not arrive (None: it did)."""
+        return self.stdout.lost
 
     def group(self, title: str) -> _Group:
         return _Group(self, title)
@@ -113,28 +199,28 @@ class _Group:
     """``::group::`` folding on GitHub Actions, collapsible sections on GitLab CI."""
 
     def __init__(self, rep: Reporter, title: str) -> None:
-        self.rep, self.title = rep, redact.text(title)
+        self.rep, self.title = rep, fit(title)
         self._id = "polyarch_" + "".join(c if c.isalnum() else "_" for c in title.lower())[:40]
 
     def __enter__(self) -> _Group:
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            print(f"::group::{self.title}", file=sys.stderr, flush=True)
+            print(f"::group::{self.title}", file=self.rep.stderr, flush=True)
         elif os.environ.get("GITLAB_CI"):
             import time
 
             print(f"\x1b[0Ksection_start:{int(time.time())}:{self._id}[collapsed=true]\r\x1b[0K"
-                  f"{self.title}", file=sys.stderr, flush=True)
+                  f"{self.title}", file=self.rep.stderr, flush=True)
         else:
             self.rep.step(self.title)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            print("::endgroup::", file=sys.stderr, flush=True)
+            print("::endgroup::", file=self.rep.stderr, flush=True)
         elif os.environ.get("GITLAB_CI"):
             import time
 
-            print(f"\x1b[0Ksection_end:{int(time.time())}:{self._id}\r\x1b[0K", file=sys.stderr,
+            print(f"\x1b[0Ksection_end:{int(time.time())}:{self._id}\r\x1b[0K", file=self.rep.stderr,
                   flush=True)
 
 
@@ -174,7 +260,7 @@ class BuildProgress:
             else:
                 self.current.pop(plat, None)
             lines = [f"{k}: {v}" for k, v in sorted(self.current.items())] or ["building ..."]
-            self._status.update(redact.text("\n".join(lines)))
+            self._status.update(fit("\n".join(lines)))
         if self.rep.quiet or ev.state == "started" or name.startswith("[internal]"):
             return
         secs = f" {ev.seconds:.1f}s" if ev.seconds is not None and ev.seconds >= 0.05 else ""

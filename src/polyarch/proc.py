@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -52,6 +52,9 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
+    #: With ``end_group``: processes of the command's group were still running when it
+    #: ended, and were stopped.
+    left_running: bool = False
 
     @property
     def ok(self) -> bool:
@@ -152,8 +155,13 @@ def run(
     error_class: type[FatalError] | None = None,
     error_message: str | None = None,
     merge_output: bool = False,
+    end_group: bool = False,
 ) -> Result:
     """Run ``argv``; check its exit status unless ``check=False``.
+
+    ``end_group``: when the command ends, stop whatever it started that is still running
+    in its process group (a shell command's ``cmd &``): a prebuild command must not leave
+    processes behind that outlive polyarch.
 
     ``timeout``: wall-clock seconds (default :func:`default_timeout`); ``None`` for a long
     command, which then needs ``idle_timeout``: seconds without output on stdout/stderr
@@ -197,6 +205,9 @@ def run(
     try:
         res = _communicate(p, argv, input, wall, idle_timeout, activity_paths, on_line,
                            merge_output)
+        if end_group and _group_running(p.pid):
+            _end_group(p.pid)
+            res = replace(res, left_running=True)
     except CommandTimedOut:
         raise  # stopped already
     except BaseException:
@@ -337,6 +348,38 @@ def _group_alive(pgid: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def _end_group(pgid: int) -> None:
+    """SIGTERM to what is left of a process group whose leader has exited, SIGKILL to
+    what is still there after :data:`KILL_GRACE` seconds."""
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE
+    while time.monotonic() < deadline and _group_running(pgid):
+        time.sleep(0.05)
+    _signal_group(pgid, signal.SIGKILL)
+
+
+def _group_running(pgid: int) -> bool:
+    """A member of process group ``pgid`` runs (zombies, which only wait for a parent
+    to reap them, do not count). Read from /proc where there is one."""
+    if not _group_alive(pgid):
+        return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read(4096).rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
+            return True
+    return not os.path.isdir("/proc/self")
 
 
 def _stop(p: subprocess.Popen[bytes]) -> None:

@@ -74,9 +74,13 @@ class Redactor:
         self._lock = threading.Lock()
         self._values: set[str] = set()
         self._ordered: tuple[str, ...] = ()
+        # Masked in output, but not looked for in images (the lines of a secret file:
+        # a common line such as registry=https://registry.npmjs.org/ is no leak).
+        self._mask_only: set[str] = set()
 
-    def add(self, value: str | None) -> None:
-        """Mask ``value`` (and the password of a URL in it) from now on."""
+    def add(self, value: str | None, *, mask_only: bool = False) -> None:
+        """Mask ``value`` (and the password of a URL in it) from now on. ``mask_only``:
+        in output only, not a value verification looks for in images."""
         if not value:
             return
         found = {m.group("pw") for m in _URL_PASSWORD.finditer(value)}
@@ -89,6 +93,10 @@ class Redactor:
             return
         with self._lock:
             self._values |= found
+            if mask_only:
+                self._mask_only |= found
+            else:
+                self._mask_only -= found
             self._ordered = tuple(sorted(self._values, key=len, reverse=True))
 
     def add_build_arg(self, key: str, value: str) -> None:
@@ -100,10 +108,16 @@ class Redactor:
             self.add(m.group("pw"))
 
     def add_secret_spec(self, spec: str, env: Mapping[str, str] | None = None) -> None:
-        """``--secret id=x,env=VAR``: the value of VAR."""
+        """``--secret id=x,env=VAR``: the value of VAR; ``--secret id=x,src=FILE``: the
+        content of FILE (a build step that prints it shows ``***``)."""
         env = os.environ if env is None else env
         for m in _SECRET_ENV_SPEC.finditer(spec):
             self.add(env.get(m.group(1)))
+        fields = dict(f.partition("=")[::2] for f in spec.split(","))
+        src = fields.get("src") or fields.get("source")
+        if src and fields.get("type") != "env":
+            for value in file_secrets(src):
+                self.add(value, mask_only=True)
 
     def add_argv(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         prev = ""
@@ -123,11 +137,13 @@ class Redactor:
             prev = a
 
     def values(self) -> tuple[str, ...]:
-        return self._ordered
+        """The values verification looks for in images, longest first."""
+        return tuple(v for v in self._ordered if v not in self._mask_only)
 
     def clear(self) -> None:
         with self._lock:
             self._values = set()
+            self._mask_only = set()
             self._ordered = ()
 
     def __call__(self, text: str, env: Mapping[str, str] | None = None) -> str:
@@ -142,6 +158,30 @@ class Redactor:
         if "://" in text:
             text = _URL_PASSWORD.sub(_url_sub, text)
         return _TOKENS.sub(_token_sub, text)
+
+
+#: The most of a secret file read for masking (secret files are small: a token, an .npmrc).
+MAX_SECRET_FILE = 256 * 1024
+
+
+def file_secrets(path: str) -> list[str]:
+    """What to mask of a build secret file: its content, each of its lines, and the value
+    part of ``key=value`` / ``key: value`` lines. An unreadable file gives nothing (the
+    build reports it)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SECRET_FILE)
+    except (OSError, ValueError):
+        return []
+    text = data.decode("utf-8", "replace")
+    out = [text, text.strip()]
+    for line in text.splitlines():
+        line = line.strip()
+        out.append(line)
+        for sep in ("=", ":"):
+            if sep in line:
+                out.append(line.split(sep, 1)[1].strip().strip("\"'"))
+    return [v for v in out if v]
 
 
 def env_values(env: Mapping[str, str] | None = None) -> list[str]:

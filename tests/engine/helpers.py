@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +161,30 @@ def blob_uploads(log: list[Record]) -> list[str]:
 def upload_requests(log: list[Record]) -> int:
     """Every request that carries blob data (PATCH or PUT to /blobs/uploads/)."""
     return sum(1 for r in log if r.method in ("PATCH", "PUT") and "/blobs/uploads/" in r.path)
+
+
+def mount_tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A tmpfs of its own at ``where`` (``ro,size=1m``: read-only; ``size=1m``: one that
+    fills up quickly), unmounted afterwards. Needs root: skipped without, except in CI."""
+    where.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def fill(directory: Path) -> None:
+    """Fill the disk ``directory`` is on (a small tmpfs) to the last byte."""
+    with (directory / "filler").open("ab", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass  # full

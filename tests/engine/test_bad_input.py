@@ -186,3 +186,22 @@ def test_bad_build_arg(hello_context: Path) -> None:
 def test_unknown_option() -> None:
     run = polyarch("publish", "--platfrom", "arm64")
     assert_clean_failure(run, 2, "--platfrom", "--help")
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize(("flag", "value", "needle"), [
+    ("--secret", "id=x,src=/nonexistent", "the file /nonexistent does not exist"),
+    ("--ssh", "default=/nonexistent.sock", "/nonexistent.sock does not exist"),
+    ("--ulimit", "nofile=2048:1024", "the soft limit 2048 is above the hard limit 1024"),
+    ("--network", "bogus", "network 'bogus' is not one of"),
+])
+def test_build_flags_checked_before_the_build(hello_context: Path, repo: str, registry: str,
+                                              flag: str, value: str, needle: str,
+                                              dry_run: bool) -> None:
+    """What buildx would refuse after the time spent getting there is refused first,
+    alike by a dry run and a real one."""
+    run = polyarch("publish", *(["--dry-run"] if dry_run else []), "-t", f"{repo}:1", flag,
+                   value, str(hello_context))
+    assert_clean_failure(run, 2, needle)
+    assert "docker buildx build" not in run.err
+    nothing_pushed(registry, repo)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import Run, last_error_line, polyarch
-from conftest import IN_CI, make_context
+from conftest import make_context
 from faultproxy import Fault, FaultProxy, LocalRegistry
 
 from .helpers import (
@@ -21,6 +21,7 @@ from .helpers import (
     big_context,
     blob_uploads,
     manifest_digest,
+    mount_tmpfs,
     needs_podman,
 )
 
@@ -30,29 +31,14 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_context(tmp_path_factory.mktemp("faults") / "ctx", dockerfile=COPY_ONLY)
 
 
-def _mount_tmpfs(where: Path, options: str) -> Iterator[Path]:
-    where.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        msg = f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", str(where)], check=True)
-
-
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    yield from _mount_tmpfs(tmp_path / "ro", "ro,size=1m")
+    yield from mount_tmpfs(tmp_path / "ro", "ro,size=1m")
 
 
 @pytest.fixture
 def tiny_dir(tmp_path: Path) -> Iterator[Path]:
-    yield from _mount_tmpfs(tmp_path / "tiny", "size=1m")
+    yield from mount_tmpfs(tmp_path / "tiny", "size=1m")
 
 
 def _refused_for_the_cache(run: Run, cache: Path, why: str) -> None:

@@ -160,3 +160,18 @@ def test_interrupt_stops_the_running_command(tmp_path: Path) -> None:
                  idle_timeout=600, echo=False)
     assert _dead(int(pidfile.read_text()))
     assert proc.terminate_all(grace=0) == ["sh"]
+
+
+def test_end_group_stops_what_a_command_left_running(tmp_path: Path) -> None:
+    """A shell command's background child (``(server &)``, double-forked, holding no pipe)
+    does not outlive the command when the caller asks for the group to end with it."""
+    pidfile = tmp_path / "pid"
+    r = proc.run(["sh", "-c", f"(sleep 3602 >/dev/null 2>&1 & echo $! > {pidfile})"],
+                 echo=False, end_group=True)
+    assert r.ok and r.left_running
+    assert _dead(int(_wait_for(pidfile)))
+
+
+def test_without_end_group_a_command_that_left_nothing_says_so(tmp_path: Path) -> None:
+    r = proc.run(["sh", "-c", "echo hi"], echo=False, end_group=True)
+    assert r.stdout == "hi\n" and not r.left_running

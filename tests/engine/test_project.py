@@ -5,6 +5,7 @@ image passed, sandbox parity."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -285,3 +286,29 @@ def test_podman_project(tmp_path: Path, own_registry: LocalRegistry, cache_dir: 
     cfg = image_config(reg, "team/api", platform_manifests(api_index)["linux/arm64"])
     assert cfg["config"]["Labels"]["io.polyarch.depends.base"] == \
         f"{reg}/team/base@{images['base']['index']['digest']}"
+
+
+@pytest.mark.engine
+def test_a_prebuild_background_child_does_not_outlive_polyarch(tmp_path: Path,
+                                                               repo: str) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
+    pidfile = tmp_path / "pid"
+    (root / "polyarch.toml").write_text(f"""
+platforms = ["linux/amd64"]
+[[image]]
+name = "app"
+tags = ["{repo}:1"]
+prebuild = ["(sleep 3602 >/dev/null 2>&1 & echo $! > {pidfile})"]
+""")
+    run = polyarch("publish", cwd=root)
+    assert run.code == 0, run.err
+    assert "prebuild command '(sleep 3602" in run.err and "they were stopped" in run.err
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except ProcessLookupError:
+        state = "gone"
+    assert state in ("gone", "Z"), f"the prebuild's background child {pid} still runs"

@@ -100,3 +100,50 @@ def test_dry_run_masks_args(tmp_path: Path, repo: str, json_mode: bool) -> None:
     assert_clean(run.out, run.err)
     text = run.out + run.err
     assert "NPM_TOKEN=***" in text and "https://bob:***@git.acme.dev/x.git" in text
+
+
+SECRET_FILE_BODY = "glorb-x7Qm2x7Qm2x7Qm2x7Qm2"  # no known format: only --secret says so
+
+PRINTS_SECRET_FILE = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+RUN --mount=type=secret,id=npmrc echo "config: $(cat /run/secrets/npmrc)" && exit 3
+"""
+
+
+def test_secret_file_content_is_masked_in_build_output(tmp_path: Path) -> None:
+    """A step that prints a build secret passed by file (--secret id=x,src=FILE) shows
+    *** in its place, as for a secret passed from the environment."""
+    ctx = make_context(tmp_path / "ctx", PRINTS_SECRET_FILE, arches=("amd64",))
+    src = tmp_path / "npmrc"
+    src.write_text(f"//registry.example/:_authToken={SECRET_FILE_BODY}\n")
+    run = polyarch("build", "--platform", "linux/amd64", "--secret", f"id=npmrc,src={src}",
+                   str(ctx), env=GITHUB)
+    assert run.code == 1, run.err
+    assert "config: ***" in run.err
+    assert SECRET_FILE_BODY not in run.out + run.err
+
+
+def test_the_remedy_for_a_secret_build_argument_builds_on_this_engine(tmp_path: Path) -> None:
+    """The Dockerfile line the remedy gives works with the engine's own Dockerfile
+    frontend (no '# syntax=' image to pull): the step sees the secret, and the image's
+    history does not record it."""
+    from polyarch.checks.secrets.image import REMEDY_ARG
+
+    remedy = REMEDY_ARG.format(name="NPM_TOKEN")
+    run_line = remedy[remedy.index("RUN --mount"):remedy.index(" COMMAND")]
+    ctx = make_context(tmp_path / "ctx", (
+        "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\n"
+        # The step checks what it got without naming the token (a Dockerfile line is
+        # recorded in the image's history).
+        f"{run_line} sh -c 'test ${{#NPM_TOKEN}} = {len(TOKEN)} && test"
+        f" \"${{NPM_TOKEN%%_*}}\" = npm'\n"),
+        arches=("amd64",))
+    out = tmp_path / "app.tar"
+    run = polyarch("build", "--platform", "linux/amd64", "--secret",
+                   "id=NPM_TOKEN,env=NPM_TOKEN", "-o", f"oci:{out}", str(ctx),
+                   env={"NPM_TOKEN": TOKEN})
+    assert run.code == 0, run.err  # the step's test passed: it saw the secret
+    assert_clean(run.out, run.err)
+    assert out.is_file()

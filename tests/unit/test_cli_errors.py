@@ -49,3 +49,19 @@ def test_bad_deadline_settings_are_usage_errors(tmp_path: Path) -> None:
                         ("POLYARCH_IDLE_TIMEOUT", "1e99")):
         o = invoke(["lint", "--offline"], cwd=tmp_path, env={name: value})
         assert o.code == 2 and name in o.err, o.err
+
+
+def test_tags_context_that_does_not_exist_is_exit_2(tmp_path: Path) -> None:
+    o = invoke(["tags", "--context", str(tmp_path / "nonexistent")], cwd=tmp_path)
+    assert o.code == 2
+    assert o.err.startswith("polyarch: error: Invalid value for '--context': Directory")
+    assert "does not exist" in o.err and "git" not in o.err
+
+
+def test_help_lists_every_exit_code_and_what_build_does() -> None:
+    from click.testing import CliRunner
+
+    text = " ".join(CliRunner().invoke(cli.cli, ["--help"]).output.split())
+    for code in (0, 1, 2, 3, 4, 5, 6, 70, 129, 130, 143):
+        assert f"; {code} " in text or f"Exit codes: {code} " in text, code
+    assert "build Build and verify locally; -o, --load or --push it." in text

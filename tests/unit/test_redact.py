@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,47 @@ def test_short_and_placeholder_values_do_not_garble_output() -> None:
     assert redact.text("tests passed: true, abc") == "tests passed: true, abc"
     # In build-argument position they are masked all the same.
     assert redact.argv(["--build-arg", "GH_TOKEN=abc"]) == ["--build-arg", "GH_TOKEN=***"]
+
+
+def test_secret_file_content_masked_in_build_output(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    token = "glorb-" + "x7Qm2" * 6  # no known format: only the file says it is secret
+    src = tmp_path / "npmrc"
+    src.write_text(f"registry=https://registry.example/\n//registry.example/:_authToken={token}\n")
+    redact.REDACTOR.add_secret_spec(f"id=npmrc,src={src}")
+    rep = Reporter()
+    rep.progress(f"#5 0.3 //registry.example/:_authToken={token}")
+    rep.progress(f"#5 0.4 the token is {token}")
+    out = capsys.readouterr()
+    assert token not in out.out + out.err
+    assert out.err.count("***") == 2
+    # Masked in output, but not a value verification looks for in an image: a common
+    # line of a secret file is no leak.
+    assert token not in redact.secret_values()
+
+
+def test_env_secret_spec_reads_no_file(tmp_path: Path) -> None:
+    f = tmp_path / "TOKEN"
+    f.write_text("not-read-at-all\n")
+    redact.REDACTOR.add_secret_spec(f"id=t,type=env,src={f}", env={})
+    assert redact.text("not-read-at-all") == "not-read-at-all"
+
+
+@pytest.mark.parametrize(("hostile", "shown"), [
+    ("\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"), ("\x1b[2K\r", "\\x1b[2K\\r"),
+    ("a\x08b", "a\\x08b"), ("\x9b31m", "\\x9b31m")])
+def test_control_characters_from_an_image_are_escaped(hostile: str, shown: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    rep = Reporter()
+    rep.info(f"usr/bin/{hostile}x")
+    rep.table(None, ["path"], [(f"lib/{hostile}",)])
+    rep.warn(f"finding {hostile}")
+    out = capsys.readouterr()
+    for stream in (out.out, out.err):
+        assert not any(c in stream for c in "\x1b\x07\x08\r\x9b"), repr(stream)
+    assert f"usr/bin/{shown}x" in out.out and f"finding {shown}" in out.err
+
+
+def test_newlines_stay(capsys: pytest.CaptureFixture[str]) -> None:
+    Reporter().info("a\nc")
+    assert capsys.readouterr().out == "a\nc\n"

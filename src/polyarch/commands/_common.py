@@ -7,16 +7,16 @@ is its own (``--dry-run``, ``--output-file``, ...).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from polyarch import config, proc, redact
+from polyarch import config, proc, redact, resultfiles
 from polyarch.config import Opt, Options
-from polyarch.errors import UsageError
-from polyarch.output import Reporter
+from polyarch.errors import EnvironmentProblem, FatalError, ResultNotWritten
+from polyarch.output import Reporter, reader_gone
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,7 +88,20 @@ def cli_values(kw: dict[str, Any]) -> dict[str, Any]:
     return {o.key: kw[o.name] for o in config.OPTIONS if o.name in kw}
 
 
+def check_environment() -> None:
+    """Values of the environment that a later step reads, checked before anything runs
+    (a dry run included): ``SOURCE_DATE_EPOCH`` and ``POLYARCH_REGISTRY_TIMEOUT``."""
+    import os
+
+    from polyarch.registry.transport import default_timeout
+    from polyarch.tags import build_time
+
+    build_time(os.environ)
+    default_timeout()
+
+
 def load_options(kw: dict[str, Any]) -> Options:
+    check_environment()
     opts = config.load(cli_values(kw), config_path=kw.get("config_path"))
     # Secret-looking values are masked in everything printed from here on.
     redact.register_build_args(opts.build_args)
@@ -100,28 +113,59 @@ def load_options(kw: dict[str, Any]) -> Options:
 
 def check_writable(path: Path, what: str) -> None:
     """Refuse, before anything is built, a file the run will have to write at the end
-    (``--output-file``, ``--descriptor``) when it cannot be written: a directory, or a
-    place where no file can be made (tried, not guessed: root passes every permission
-    check). A dry run checks it too; nothing is left behind."""
-    import tempfile
+    (``--output-file``, ``--descriptor``) when it cannot be written (exit 2; a full
+    disk: exit 3). A dry run checks it too; nothing is left behind."""
+    resultfiles.check(path, what)
 
+
+def check_hand_over(rep: Reporter) -> None:
+    """Before a command that publishes builds anything: every place its result goes can
+    take it (the CI output files; stdout, which a closed pipe would lose)."""
+    from polyarch import ci
+
+    ci.check_destinations()
+    if reader_gone():
+        raise EnvironmentProblem("stdout is a pipe whose reader has gone: the result"
+                                 " could not be shown; nothing was built",
+                                 hint="run it again with stdout open (or redirected to a file)")
+
+
+def hand_over(rep: Reporter, done: str | None,
+              writes: Sequence[tuple[str, Callable[[], object]]],
+              show: Callable[[], None]) -> None:
+    """Write a run's results (``writes``: name, action) and show them, every one even
+    when one fails. ``done`` says what the run did that cannot be undone now (the tags
+    moved); a failure then is exit 6 with a line saying exactly that, and which result
+    was not written. ``done`` None (a dry run, nothing changed): exit 3."""
+    failed: list[str] = []
+    for what, action in writes:
+        try:
+            action()
+        except OSError as e:
+            failed.append(f"{what} ({e.strerror or e})")
+        except FatalError as e:
+            failed.append(e.message.removeprefix("cannot write "))
+    show()
+    if rep.stdout_lost:
+        failed.append(f"the output on stdout ({rep.stdout_lost}: its reader has gone)")
+    if not failed:
+        return
+    if done is None:
+        raise EnvironmentProblem(f"could not write {'; '.join(failed)}")
+    raise ResultNotWritten(f"{done}, but could not write {'; '.join(failed)}",
+                           hint="the image is published and nothing needs to be undone;"
+                                " its reference is on this line")
+
+
+def save_failure_outputs(rep: Reporter, doc: dict[str, Any]) -> None:
+    """The CI summary of a run that failed (what failed verification): written where
+    possible, a warning where not; the run's own error stays the one reported."""
+    from polyarch import ci
 
     try:
-        if path.is_dir():
-            raise UsageError(f"{what} {path} is a directory", hint="name a file")
-        if path.exists():
-            with path.open("a"):
-                return
-        parent = path.absolute().parent
-        while not parent.exists():
-            parent = parent.parent
-        if not parent.is_dir():
-            raise UsageError(f"{what} {path}: {parent} is not a directory")
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".polyarch-probe-"):
-            pass
-    except OSError as e:
-        raise UsageError(f"{what} {path}: cannot write there ({e.strerror})",
-                         hint="choose a writable place") from None
+        ci.write_outputs(doc)
+    except FatalError as e:
+        rep.warn(e.message)
 
 
 def reporter(json_mode: bool) -> Reporter:

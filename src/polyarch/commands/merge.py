@@ -7,10 +7,13 @@ from typing import Any
 import click
 
 from polyarch.commands._common import (
+    check_hand_over,
     config_option,
+    hand_over,
     json_option,
     load_options,
     reporter,
+    save_failure_outputs,
     table_options,
 )
 
@@ -33,6 +36,7 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
     from polyarch.session import Session
 
     rep = reporter(json_mode)
+    check_hand_over(rep)
     opts = load_options(kw)
     # The expected platforms are the configured ones, with the same default as publish:
     # a build job that silently did not run fails the merge.
@@ -40,19 +44,24 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
         try:
             done = merging.merge(s, sources, expected=opts.platforms)
         except VerificationFailed as e:
-            ci.write_outputs(e.doc)
+            save_failure_outputs(rep, e.doc)
             if json_mode:
                 rep.emit_json(e.doc)
             raise
-    if not dry_run:
-        ci.write_outputs(done.result.to_json())
-    if json_mode:
-        rep.emit_json(done.to_json())
-        return 0
-    if dry_run:
-        rep.info(done.plan.index.data.decode().rstrip())
-        return 0
-    image(rep, done.result)
-    rep.table(None, ["platform", "source"],
-              [(str(e.platform), e.source.given) for e in done.plan.entries])
+
+    def show() -> None:
+        if json_mode:
+            rep.emit_json(done.to_json())
+        elif dry_run:
+            rep.info(done.plan.index.data.decode().rstrip())
+        else:
+            image(rep, done.result)
+            rep.table(None, ["platform", "source"],
+                      [(str(e.platform), e.source.given) for e in done.plan.entries])
+
+    r = done.result
+    hand_over(rep, None if dry_run else
+              f"published {r.reference()} and moved its tags ({', '.join(r.tags)})",
+              [] if dry_run else [("the CI outputs", lambda: ci.write_outputs(r.to_json()))],
+              show)
     return 0

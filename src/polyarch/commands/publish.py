@@ -8,9 +8,17 @@ from typing import Any
 
 import click
 
-from polyarch import ci
+from polyarch import ci, resultfiles
 from polyarch.commands import _render
-from polyarch.commands._common import build_options, check_writable, load_options, reporter
+from polyarch.commands._common import (
+    build_options,
+    check_hand_over,
+    check_writable,
+    hand_over,
+    load_options,
+    reporter,
+    save_failure_outputs,
+)
 from polyarch.errors import FatalError, UsageError
 from polyarch.output import Reporter
 from polyarch.session import Session
@@ -41,6 +49,7 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     rep = reporter(json_mode)
     if output_file is not None:
         check_writable(output_file, "--output-file")
+    check_hand_over(rep)
     project = load_project(kw.get("config_path"))
     if project is not None:
         return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
@@ -56,19 +65,29 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
             result = publish(s)
         except VerificationFailed as e:
             # The CI summary shows what failed verification, too.
-            ci.write_outputs(e.doc)
+            save_failure_outputs(rep, e.doc)
             if json_mode:
                 rep.emit_json(e.doc)
             raise
+    writes: list[tuple[str, Any]] = []
     if output_file is not None and not dry_run:
-        _write(output_file, f"{result.reference()}\n")
+        writes.append((f"--output-file {output_file}",
+                       lambda: resultfiles.write(output_file, f"{result.reference()}\n")))
     if not dry_run:
-        ci.write_outputs(result.to_json())
-    if json_mode:
-        rep.emit_json(result.to_json())
-    elif not dry_run:
-        _render.image(rep, result)
+        writes.append(("the CI outputs", lambda: ci.write_outputs(result.to_json())))
+
+    def show() -> None:
+        if json_mode:
+            rep.emit_json(result.to_json())
+        elif not dry_run:
+            _render.image(rep, result)
+
+    hand_over(rep, None if dry_run else _moved(result.reference(), result.tags), writes, show)
     return 0
+
+
+def _moved(reference: str, tags: Any) -> str:
+    return f"published {reference} and moved its tags ({', '.join(tags)})"
 
 
 def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run: bool,
@@ -96,25 +115,32 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
             if isinstance(e, VerificationFailed):
                 doc["images"].append({"name": e.image_name, "reference": "", **e.doc})
             if not dry_run and doc["images"]:
-                ci.write_outputs(doc)
+                save_failure_outputs(rep, doc)
             if json_mode:
                 rep.emit_json(doc)
             raise
     # Only a complete run writes the file: CI steps after it read it as "all published".
     # One image: its bare reference (what a script reading the file expects); several:
     # one name=reference line each.
+    writes: list[tuple[str, Any]] = []
     if output_file is not None and not dry_run and done:
         text = (f"{done[0].reference()}\n" if len(done) == 1 else
                 "".join(f"{o.name}={o.reference()}\n" for o in done))
-        _write(output_file, text)
+        writes.append((f"--output-file {output_file}",
+                       lambda: resultfiles.write(output_file, text)))
     if not dry_run:
-        ci.write_outputs(_project_doc(done))
-    if json_mode:
-        rep.emit_json(_project_doc(done))
-    elif not dry_run:
-        for o in done:
-            rep.step(f"image {o.name}")
-            _render.image(rep, o.result)
+        writes.append(("the CI outputs", lambda: ci.write_outputs(_project_doc(done))))
+
+    def show() -> None:
+        if json_mode:
+            rep.emit_json(_project_doc(done))
+        elif not dry_run:
+            for o in done:
+                rep.step(f"image {o.name}")
+                _render.image(rep, o.result)
+
+    moved = "; ".join(_moved(o.reference(), o.result.tags) for o in done)
+    hand_over(rep, None if dry_run or not done else moved, writes, show)
     return 0
 
 
@@ -128,11 +154,3 @@ def _check_output_file(path: Path | None, force: bool) -> None:
     if path is not None and path.exists() and not force:
         raise UsageError(f"--output-file {path} exists",
                          hint="remove it, or pass --force to overwrite it")
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    except OSError as e:
-        raise UsageError(f"cannot write --output-file {path}: {e.strerror}") from None

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from polyarch.commands._common import json_option, load_options, reporter, table_options
-from polyarch.errors import UsageError
-from polyarch.tags import GitContext, TagPlan, compute, parse_image_names, parse_images
-
-
-def build_time(env: dict[str, str]) -> datetime | None:
-    """The build time from ``SOURCE_DATE_EPOCH`` (reproducible builds), else ``None``."""
-    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
-    if not raw:
-        return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise UsageError(f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a Unix time in seconds")
-    try:
-        return datetime.fromtimestamp(int(raw), UTC)
-    except (OverflowError, OSError, ValueError):
-        raise UsageError(f"SOURCE_DATE_EPOCH={raw[:40]!r} is out of range",
-                         hint="a Unix time in seconds, for example $(git log -1 --format=%ct)"
-                         ) from None
+from polyarch.tags import (
+    GitContext,
+    TagPlan,
+    build_time,
+    compute,
+    parse_image_names,
+    parse_images,
+)
 
 
 def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str, Any]:
@@ -60,7 +50,8 @@ def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str
               help="An extra label; {{expressions}} allowed (repeatable).")
 @click.option("--annotation", "extra_annotations", multiple=True, metavar="KEY=VALUE",
               help="An extra index annotation; {{expressions}} allowed (repeatable).")
-@click.option("--context", "context_dir", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--context", "context_dir",
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
               default=Path("."), show_default=True, metavar="DIR",
               help="Directory whose git state to read.")
 @json_option

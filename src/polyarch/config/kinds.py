@@ -37,8 +37,19 @@ def _opt_str(v: Any) -> str | None:
 
 
 def _smoke(v: Any) -> str | None:
-    """A smoke command; the empty string is a value (run only the ``uname -m`` check)."""
-    return None if v is None else _str(v)
+    """A smoke command; the empty string is a value (run only the ``uname -m`` check).
+    It is split into words as a shell would (quotes), checked here."""
+    import shlex
+
+    if v is None:
+        return None
+    s = _str(v)
+    try:
+        shlex.split(s)
+    except ValueError as e:
+        raise ValueError(f"smoke command {_short(s)} is not valid shell words: {e}"
+                         " (check its quotes)") from None
+    return s
 
 
 def _seconds(v: Any) -> float:
@@ -101,12 +112,11 @@ def parse_kv_list(items: tuple[str, ...] | list[str], *, what: str) -> dict[str,
 
 def _mapping(v: Any) -> dict[str, str]:
     if isinstance(v, dict):
-        out = {}
-        for k, x in v.items():
-            if not isinstance(x, str | int | float | bool):
-                raise TypeError("a table of strings")
-            out[str(k)] = str(x).lower() if isinstance(x, bool) else str(x)
-        return out
+        # Values are strings: TOML's A = 1 and A = true are refused, not turned into text
+        # (a build argument 1.10 would become "1.1").
+        if not all(isinstance(x, str) for x in v.values()):
+            raise TypeError("a table of strings")
+        return {str(k): x for k, x in v.items()}
     if isinstance(v, str | list | tuple):
         return parse_kv_list(_str_list(v), what="entry")
     raise TypeError("a table of strings (or a list of KEY=VALUE)")
@@ -195,14 +205,171 @@ def _annotations(v: Any) -> tuple[str, ...]:
     return out
 
 
-_SIZE = re.compile(r"^\d+(?:\.\d+)?\s*(?:[kmgtp]i?b?|b)?$", re.I)
+_SIZE = re.compile(r"^(?P<n>\d{1,20}(?:\.\d{1,20})?)\s*(?P<unit>[kmgtp]?)(?:i?b)?$", re.I)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
 def _size(v: Any) -> str | None:
+    """A size as docker takes it (bytes, or 64m, 2g); at most what a signed 64-bit
+    number of bytes holds."""
     s = _opt_str(v)
-    if s is not None and not _SIZE.match(s.strip()):
-        raise ValueError(f"{s!r} is not a size (bytes, or with a unit: 64m, 2g)")
-    return s.strip() if s is not None else None
+    if s is None:
+        return None
+    m = _SIZE.match(s.strip())
+    if m is None or float(m.group("n")) * _UNITS[m.group("unit").lower()] >= 2**63:
+        raise ValueError(f"{_short(s)} is not a size (bytes, or with a unit: 64m, 2g;"
+                         " less than 8 EiB)")
+    return s.strip()
+
+
+def _short(v: str, limit: int = 60) -> str:
+    """``repr(v)``, cut to ``limit`` characters for a message."""
+    r = repr(v)
+    return r if len(r) <= limit else r[:limit - 4] + "...'"
+
+
+def csv_fields(spec: str, what: str) -> dict[str, str]:
+    """The KEY=VALUE fields of a buildx spec (``type=registry,ref=...``), read as buildx
+    reads them (CSV: a field may be quoted); keys lower-cased. Every field must be
+    KEY=VALUE with a key."""
+    import csv
+
+    try:
+        rows = list(csv.reader([spec], strict=True))
+    except csv.Error as e:
+        raise ValueError(f"{what} {_short(spec)} is not valid: {e}") from None
+    out: dict[str, str] = {}
+    for field in rows[0] if rows else []:
+        key, sep, value = field.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{what} {_short(spec)}: {_short(field)} is not KEY=VALUE")
+        out[key.strip().lower()] = value
+    return out
+
+
+def _secrets(v: Any) -> tuple[str, ...]:
+    """buildx ``--secret`` values: ``id=ID[,src=FILE|,env=VAR][,type=file|env]`` (whether
+    FILE exists is checked before the build, by preflight)."""
+    out = _lines(v)
+    for spec in out:
+        f = csv_fields(spec, "secret")
+        bad = sorted(set(f) - {"id", "src", "source", "env", "type", "required"})
+        if bad:
+            raise ValueError(f"secret {_short(spec)}: unknown key {bad[0]!r} (id, src, env,"
+                             " type)")
+        if f.get("type", "file") not in ("file", "env"):
+            raise ValueError(f"secret {_short(spec)}: type must be file or env")
+        if not (f.get("id") or f.get("src") or f.get("source") or f.get("env")):
+            raise ValueError(f"secret {_short(spec)} names no id, src or env"
+                             " (id=npmrc,src=$HOME/.npmrc or id=TOKEN,env=TOKEN)")
+    return out
+
+
+def secret_file(spec: str) -> str | None:
+    """The file a ``--secret`` spec reads (``src=``/``source=``, type file), if any."""
+    f = csv_fields(spec, "secret")
+    if f.get("type") == "env":
+        return None
+    return f.get("src") or f.get("source") or None
+
+
+def _ssh(v: Any) -> tuple[str, ...]:
+    """buildx ``--ssh`` values: ``default|ID[=SOCKET|KEY[,KEY]]`` (whether the paths
+    exist is checked before the build, by preflight)."""
+    out = _lines(v)
+    for spec in out:
+        ident, sep, paths = spec.partition("=")
+        if not ident.strip() or any(c.isspace() or c == "," for c in ident):
+            raise ValueError(f"ssh {_short(spec)}: no ID before '=' (default, or a name that"
+                             " RUN --mount=type=ssh,id=NAME uses)")
+        if sep and not all(p.strip() for p in paths.split(",")):
+            raise ValueError(f"ssh {_short(spec)}: an empty path after '=' (an agent socket"
+                             " or key files, comma separated)")
+    return out
+
+
+def ssh_paths(spec: str) -> list[str]:
+    """The agent socket or key files a ``--ssh`` spec names."""
+    _ident, sep, paths = spec.partition("=")
+    return [p.strip() for p in paths.split(",")] if sep else []
+
+
+#: ``--network`` values: BuildKit's (docker), and podman's own.
+NETWORKS = ("default", "none", "host", "bridge", "private", "slirp4netns", "pasta")
+
+
+def _network(v: Any) -> str | None:
+    s = _opt_str(v)
+    if s is None:
+        return None
+    base = s.split(":", 1)[0]
+    if s in NETWORKS or base in ("slirp4netns", "pasta") or (
+            base in ("ns", "container") and s[len(base) + 1:]):
+        return s
+    raise ValueError(f"network {_short(s)} is not one of default, none, host (podman also"
+                     " takes bridge, private, slirp4netns, pasta, ns:PATH, container:ID)")
+
+
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+                   r"|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?$")
+
+
+def _hosts(v: Any) -> tuple[str, ...]:
+    """Registries as ``HOST[:PORT]`` (no scheme, no path)."""
+    out = _str_list(v)
+    if isinstance(v, list | tuple) and any(not x.strip() for x in out):
+        raise ValueError("an empty registry name (HOST[:PORT], e.g. registry.lan:5000)")
+    for h in out:
+        m = _HOST.match(h)
+        if m is None or (m.group("port") is not None and not 0 < int(m.group("port")) < 65536):
+            hint = " (without http:// or https://)" if "://" in h else ""
+            raise ValueError(f"{_short(h)} is not a registry HOST[:PORT]{hint}, e.g."
+                             " registry.lan:5000")
+    return out
+
+
+_ATTEST_TYPES = ("provenance", "sbom")
+
+
+def _attest(v: Any) -> tuple[str, ...]:
+    out = _lines(v)
+    for spec in out:
+        f = csv_fields(spec, "attestation")
+        if f.get("type") not in _ATTEST_TYPES:
+            raise ValueError(f"attestation {_short(spec)}: type must be provenance or sbom"
+                             " (type=provenance,mode=max; type=sbom)")
+    return out
+
+
+_CACHE_TYPES = {"registry": "ref", "local": None, "gha": None, "s3": None, "azblob": None,
+                "inline": None}
+
+
+def _cache(direction: str) -> Callable[[Any], tuple[str, ...]]:
+    """``--cache-from`` (``direction`` "from") or ``--cache-to`` ("to") values: a bare
+    reference, or ``type=...`` with what that type needs (registry: ref; local: src to
+    read, dest to write)."""
+    local_key = "src" if direction == "from" else "dest"
+
+    def parse(v: Any) -> tuple[str, ...]:
+        out = _lines(v)
+        for spec in out:
+            if "=" not in spec:
+                continue  # a bare reference: type=registry,ref=SPEC
+            f = csv_fields(spec, f"cache-{direction}")
+            typ = f.get("type")
+            if typ not in _CACHE_TYPES or (typ == "inline" and direction == "from"):
+                kinds = [t for t in _CACHE_TYPES if direction == "to" or t != "inline"]
+                raise ValueError(f"cache-{direction} {_short(spec)}: type must be one of"
+                                 f" {', '.join(kinds)}")
+            need = "ref" if typ == "registry" else local_key if typ == "local" else None
+            if need and not f.get(need):
+                raise ValueError(f"cache-{direction} {_short(spec)}: type={typ} needs"
+                                 f" {need}=...")
+        return out
+
+    return parse
 
 
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -214,11 +381,19 @@ def _ulimits(v: Any) -> tuple[str, ...]:
     out = _str_list(v)
     for u in out:
         m = _ULIMIT.match(u)
-        if m is None:
-            raise ValueError(f"ulimit {u!r} is not NAME=SOFT[:HARD] (e.g. nofile=1024:2048)")
+        if m is None or len(u) > 60:
+            raise ValueError(f"ulimit {_short(u)} is not NAME=SOFT[:HARD] (e.g."
+                             " nofile=1024:2048)")
         if m.group("name") not in ULIMIT_NAMES:
             raise ValueError(f"ulimit {u!r}: unknown limit {m.group('name')!r} (one of"
                              f" {', '.join(ULIMIT_NAMES)})")
+        soft, hard = (int(x) if x is not None else None for x in m.group("soft", "hard"))
+        limits = [x for x in (soft, hard) if x is not None]
+        if any(x < -1 or x >= 2**63 for x in limits):
+            raise ValueError(f"ulimit {u!r}: a limit is a number from 0 (or -1: unlimited)")
+        if soft is not None and hard is not None and hard != -1 and (soft == -1 or soft > hard):
+            raise ValueError(f"ulimit {u!r}: the soft limit {soft} is above the hard limit"
+                             f" {hard}", )
     return out
 
 
@@ -304,6 +479,13 @@ BOOL_OR_SPEC = Kind(_bool_or_spec, "true, false or attestation options",
                     "true | false | KEY=VALUE,...")
 ANNOTATIONS = Kind(_annotations, "a list of strings", "one per line")
 SIZE = Kind(_size, "a string", "bytes or 64m, 2g")
+SECRETS = Kind(_secrets, "a list of strings", "one per line")
+SSH = Kind(_ssh, "a list of strings", "one per line")
+NETWORK = Kind(_network, "a string", "the value")
+HOSTS = Kind(_hosts, "a list of strings", "comma separated")
+ATTEST = Kind(_attest, "a list of strings", "one per line")
+CACHE_FROM = Kind(_cache("from"), "a list of strings", "one per line")
+CACHE_TO = Kind(_cache("to"), "a list of strings", "one per line")
 ULIMITS = Kind(_ulimits, "a list of strings", "comma separated")
 ENTITLEMENT_LIST = Kind(_entitlements, "a list of strings", "comma separated")
 ALLOW = Kind(_allow, "a list of strings", "comma separated")

@@ -90,12 +90,12 @@ OPTIONS: tuple[Opt, ...] = (
         "OCI annotation, as buildx takes it: [TYPE:]KEY=VALUE with TYPE manifest (default),"
         " index, manifest-descriptor or index-descriptor (repeatable).", ("--annotation",),
         "multiple", "[TYPE:]KEY=VALUE"),
-    Opt("secrets", k.LINES, (), "Build secret, as buildx takes it (id=npmrc,src=$HOME/.npmrc).",
+    Opt("secrets", k.SECRETS, (), "Build secret, as buildx takes it (id=npmrc,src=$HOME/.npmrc).",
         ("--secret",), "multiple", "SPEC"),
-    Opt("ssh", k.LINES, (), "SSH agent socket or keys for RUN --mount=type=ssh, as buildx"
+    Opt("ssh", k.SSH, (), "SSH agent socket or keys for RUN --mount=type=ssh, as buildx"
         " takes it: default|ID[=SOCKET|KEY[,KEY]] (repeatable).", ("--ssh",), "multiple",
         "SPEC"),
-    Opt("network", k.OPT_STR, None, "Network mode of RUN steps (default, none, host).",
+    Opt("network", k.NETWORK, None, "Network mode of RUN steps (default, none, host).",
         ("--network",), metavar="MODE"),
     Opt("shm_size", k.SIZE, None, "Size of /dev/shm in RUN steps (64m, 2g).", ("--shm-size",),
         metavar="SIZE"),
@@ -112,14 +112,14 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("sbom", k.BOOL_OR_SPEC, None,
         f"Attach an SBOM attestation: true, false or buildx's options (generator=IMAGE;"
         f" {_NOT_GIVEN_BUILD}).", ("--sbom",), metavar="VALUE"),
-    Opt("attest", k.LINES, (), "Attestation, as buildx takes it (type=provenance,mode=max;"
+    Opt("attest", k.ATTEST, (), "Attestation, as buildx takes it (type=provenance,mode=max;"
         " type=sbom,generator=IMAGE; repeatable).", ("--attest",), "multiple", "SPEC"),
     Opt("cache", k.choice("none", "registry", "inline"), "none",
         "Build cache: 'registry' keeps it in REPO:buildcache-* (default none).", ("--cache",),
         choices=("none", "registry", "inline")),
-    Opt("cache_from", k.LINES, (), "Cache source, as buildx takes it"
+    Opt("cache_from", k.CACHE_FROM, (), "Cache source, as buildx takes it"
         " (type=registry,ref=REF; repeatable).", ("--cache-from",), "multiple", "SPEC"),
-    Opt("cache_to", k.LINES, (), "Cache destination, as buildx takes it"
+    Opt("cache_to", k.CACHE_TO, (), "Cache destination, as buildx takes it"
         " (type=registry,ref=REF,mode=max; repeatable).", ("--cache-to",), "multiple", "SPEC"),
     Opt("no_cache", k.BOOL, False, "Build without cache.", ("--no-cache",), "flag"),
     Opt("pull", k.BOOL, False, "Always pull base images.", ("--pull",), "flag"),
@@ -133,7 +133,7 @@ OPTIONS: tuple[Opt, ...] = (
         metavar="NAME", per_image=False),
     Opt("nodes", k.NODES, (), "Builder nodes: which machine builds which platform"
         " (docs/split-builds.md).", per_image=False),
-    Opt("insecure_registries", k.STR_LIST, (),
+    Opt("insecure_registries", k.HOSTS, (),
         "Allow plain HTTP to this registry (loopback registries always are).",
         ("--insecure-registry",), "multiple", "HOST[:PORT]",
         commands=BUILD | {"merge", "verify"}, per_image=False),

@@ -144,9 +144,9 @@ def make(*, repository: str, digest: str, media_type: str, platforms: list[str],
 
 
 def write(desc: Descriptor, path: Path) -> None:
+    from polyarch import resultfiles
+
     try:
-        if path.parent != Path(""):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(desc.to_json(), indent=2) + "\n")
+        resultfiles.write(path, json.dumps(desc.to_json(), indent=2) + "\n")  # whole or not at all
     except OSError as e:
         raise UsageError(f"cannot write the descriptor {path}: {e.strerror or e}") from None

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from polyarch.config import Options
-from polyarch.errors import RegistryError, UsageError
+from polyarch.errors import RegistryError
 from polyarch.session import Session
 
 
@@ -22,7 +21,7 @@ def apply_git_tags(s: Session, *, lookup_existing: bool = True,
     opts, rep = s.opts, s.rep
     if not opts.images:
         return opts, {}
-    from polyarch.tags import GitContext, compute, parse_image_names
+    from polyarch.tags import GitContext, build_time, compute, parse_image_names
 
     names = parse_image_names(opts.images)
     if not names:  # every image line says enable=false
@@ -36,17 +35,7 @@ def apply_git_tags(s: Session, *, lookup_existing: bool = True,
         except RegistryError as e:
             rep.warn(f"cannot list the tags of {names[0]} ({e.message}); 'latest' follows"
                      " metadata-action's rule")
-    epoch = env.get("SOURCE_DATE_EPOCH", "").strip()
-    now = None
-    if epoch:
-        if not (epoch.isascii() and epoch.isdigit()):
-            raise UsageError(f"SOURCE_DATE_EPOCH={epoch[:40]!r} is not a Unix time in seconds")
-        try:
-            now = datetime.fromtimestamp(int(epoch), UTC)
-        except (OverflowError, OSError, ValueError):
-            raise UsageError(f"SOURCE_DATE_EPOCH={epoch[:40]!r} is out of range",
-                             hint="a Unix time in seconds, for example $(git log -1 --format=%ct)"
-                             ) from None
+    now = build_time(env)
     plan = compute(opts.tag_specs, opts.flavor, ctx, existing_tags=existing, meta=opts.meta,
                    now=now)
     for w in plan.warnings:

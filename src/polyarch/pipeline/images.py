@@ -123,12 +123,15 @@ def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
         if isinstance(shared.get(k), str):
             shared[k] = str((path.parent / shared[k]).resolve())
 
-    def strs(key: str) -> tuple[str, ...]:
+    def strs(key: str, *, one: bool = True) -> tuple[str, ...]:
         v = e.get(key, [])
-        if isinstance(v, str):
+        if isinstance(v, str) and one:
             v = [v]
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise ConfigError(f"{where}: {key!r} must be a list of strings")
+            example = {"depends-on": '["base"]', "prebuild": '["npm ci"]'}.get(key, '["..."]')
+            raise ConfigError(f"{where}: {key!r} must be a list of strings, not"
+                              f" {type(v).__name__} {str(v)[:60]!r}",
+                              hint=f"write {key} = {example}")
         return tuple(v)
 
     name_from = e.get("name-from")
@@ -149,9 +152,10 @@ def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
     tag_env = e.get("tag-env")
     if tag_env is not None and not isinstance(tag_env, str):
         raise ConfigError(f"{where}: 'tag-env' must be the name of an environment variable")
-    return ImageSpec(name=name, where=where, shared=shared, depends_on=strs("depends-on"),
-                     prebuild=strs("prebuild"), version=version, name_from=name_from,
-                     tag_env=tag_env, tags=strs("tags"))
+    return ImageSpec(name=name, where=where, shared=shared,
+                     depends_on=strs("depends-on", one=False),
+                     prebuild=strs("prebuild", one=False), version=version,
+                     name_from=name_from, tag_env=tag_env, tags=strs("tags"))
 
 
 def order(project: Project, selected: Sequence[str]) -> list[ImageSpec]:

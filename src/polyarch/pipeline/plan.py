@@ -7,6 +7,8 @@ before building at the first blocking problem.
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -124,6 +126,8 @@ def run_preflight(
                                 UsageError))
         else:
             checks.append(Check("Dockerfile", True, str(df)))
+    if check_inputs:
+        checks.extend(_input_files(opts))
     if need_push:
         if opts.tags:
             checks.append(Check("tags", True, ", ".join(str(t) for t in opts.tags)))
@@ -139,9 +143,10 @@ def run_preflight(
 
     # Engine, buildx, builder and registry: independent look-ups, run side by side.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        f_engine = pool.submit(_catch, bx.engine_info)
-        f_buildx = pool.submit(_catch, bx.buildx_version)
-        f_builder = pool.submit(bx.inspect_builder, opts.builder)
+        f_engine = pool.submit(_catch, _once(bx, "info", bx.engine_info))
+        f_buildx = pool.submit(_catch, _once(bx, "buildx", bx.buildx_version))
+        f_builder = pool.submit(_once(bx, f"builder {opts.builder}",
+                                      lambda: bx.inspect_builder(opts.builder)))
         f_registry = (
             pool.submit(registry_check, opts)
             if need_push and opts.tags and registry_check is not None
@@ -176,12 +181,32 @@ def run_preflight(
     return plan
 
 
+def _input_files(opts: Options) -> list[Check]:
+    """The files ``--secret`` and ``--ssh`` name exist (the engine would fail the build
+    on them, after the time spent getting there)."""
+    from polyarch.config.kinds import secret_file, ssh_paths
+
+    out: list[Check] = []
+    for spec in opts.secrets:
+        src = secret_file(spec)
+        if src is not None and not _is(Path(src), Path.is_file):
+            out.append(Check("secret", False, f"--secret {spec}: the file {src} does not exist"
+                             " (or is not a file)", "check the src= path", UsageError))
+    for spec in opts.ssh:
+        for path in ssh_paths(spec):
+            if not _is(Path(path), Path.exists):
+                out.append(Check("ssh", False, f"--ssh {spec}: {path} does not exist",
+                                 "name an agent socket ($SSH_AUTH_SOCK) or key files",
+                                 UsageError))
+    return out
+
+
 def _podman_checks(plan: Plan, pm: PodmanEngine, opts: Options,
                    registry_check: Callable[[Options], Check | None] | None) -> None:
     """The podman engine: its version, then each platform natively or through binfmt."""
     checks = plan.checks
     with ThreadPoolExecutor(max_workers=2) as pool:
-        f_info = pool.submit(_catch, pm.info)
+        f_info = pool.submit(_catch, _once(pm, "info", pm.info))
         f_registry = pool.submit(registry_check, opts) if registry_check is not None else None
         info = f_info.result()
         registry = f_registry.result() if f_registry is not None else None
@@ -221,6 +246,29 @@ def _podman_checks(plan: Plan, pm: PodmanEngine, opts: Options,
 
 
 T = TypeVar("T")
+
+#: Engine look-ups already made, per engine object: a project of many images (one
+#: preflight each, all on the session's one engine) asks the engine once.
+_seen: weakref.WeakKeyDictionary[object, dict[str, object]] = weakref.WeakKeyDictionary()
+_seen_lock = threading.Lock()
+
+
+def _once(engine: object, what: str, look_up: Callable[[], T]) -> Callable[[], T]:
+    """``look_up`` made once per ``engine``: a result is kept (an error or "no such
+    builder" is not, so that the next preflight asks again)."""
+
+    def call() -> T:
+        with _seen_lock:
+            known = _seen.setdefault(engine, {})
+            if what in known:
+                return known[what]  # type: ignore[return-value]
+        result = look_up()
+        if result is not None:
+            with _seen_lock:
+                _seen.setdefault(engine, {})[what] = result
+        return result
+
+    return call
 
 
 def _catch(fn: Callable[[], T]) -> T | EnvironmentProblem:

@@ -46,9 +46,15 @@ def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter, log_dir: Path) -> N
                                          ) from None
             with sink:
                 keep = _LogTail(sink, lines)
+                # In a process group of its own, ended with the command: a background
+                # child ('server &') does not outlive the prebuild, nor polyarch.
                 r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=keep,
-                             merge_output=True, timeout=None, idle_timeout=proc.idle_timeout())
+                             merge_output=True, timeout=None, idle_timeout=proc.idle_timeout(),
+                             end_group=True)
             rep.info(f"exit {r.returncode}; output in {log}")
+            if r.left_running:
+                rep.warn(f"image {spec.name!r}: prebuild command {cmd!r} left processes"
+                         " running in the background; they were stopped")
         if not r.ok:
             raise BuildError(f"image {spec.name!r}: prebuild command {cmd!r} failed with exit"
                              f" status {r.returncode} (whole output: {log})",

@@ -53,6 +53,9 @@ def move_tags(client: RegistryClient, data: bytes, media_type: str,
         undone = roll_back(client, [TagMove(t, before[str(t)]) for t in attempted])
         interrupt.set_phase(f"moving tags: {undone}")
         raise
+    # From here on an interruption leaves the tags where they are now: say so.
+    moved = ", ".join(map(str, targets))
+    interrupt.set_phase(f"handing over the result: the tags moved ({moved})")
     return [TagMove(t, before[str(t)]) for t in targets]
 
 

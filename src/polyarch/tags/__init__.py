@@ -6,7 +6,7 @@ state (CI variables or the working tree); ``compute`` turns them into a :class:`
 with ``latest`` deciding whether ``latest`` moves and ``labels`` the OCI labels.
 """
 
-from polyarch.tags.compute import TagPlan, compute, sanitize_tag
+from polyarch.tags.compute import TagPlan, build_time, compute, sanitize_tag
 from polyarch.tags.gitinfo import GitContext
 from polyarch.tags.labels import META_KEYS
 from polyarch.tags.specs import (
@@ -21,7 +21,7 @@ from polyarch.tags.specs import (
 )
 
 __all__ = [
-    "META_KEYS", "Flavor", "GitContext", "Image", "TagPlan", "TagSpec", "compute",
+    "META_KEYS", "Flavor", "GitContext", "Image", "TagPlan", "TagSpec", "build_time", "compute",
     "parse_flavor", "parse_image_names", "parse_images", "parse_spec", "parse_specs",
     "sanitize_tag",
 ]

@@ -212,7 +212,12 @@ def _read_git(cwd: Path) -> GitContext:
     """The state of the working tree at ``cwd`` (five git calls, six when detached)."""
     try:
         both = _git(cwd, "rev-parse", "--show-toplevel", "--symbolic-full-name", "HEAD")
-    except EnvironmentProblem:
+    except EnvironmentProblem as e:
+        import shutil
+
+        if shutil.which("git") is not None:
+            return GitContext(notes=(f"cannot run git in {cwd} ({e.message}): git state comes"
+                                     " from CI variables only",))
         return GitContext(notes=("git is not installed: git state comes from CI variables only",))
     if both is not None:
         top, _, head = both.partition("\n")

@@ -163,8 +163,10 @@ def parse_spec(text: str) -> TagSpec:
                              hint="format=short (default) or format=long")
     attrs.setdefault("enable", "true")
     prio = attrs.setdefault("priority", str(DEFAULT_PRIORITIES[typ]))
-    if not re.fullmatch(r"-?\d+", prio):
-        raise UsageError(f"tag spec {src!r}: priority={prio!r} is not a whole number",
+    if not re.fullmatch(r"-?\d{1,18}", prio):
+        shown = prio if len(prio) <= 24 else prio[:20] + "..."
+        raise UsageError(f"tag spec {src[:80]!r}: priority={shown!r} is not a whole number"
+                         " of at most 18 digits",
                          hint=f"the default for type={typ} is {DEFAULT_PRIORITIES[typ]}")
     return TagSpec(typ, dict(attrs), src)
 

@@ -1,6 +1,7 @@
-"""Ctrl-C and SIGTERM in each phase: the build stops, what polyarch started is killed,
-tags already moved are put back, build directories are removed, one line says what state
-things are in, and the exit code is 130 (SIGINT) or 143 (SIGTERM)."""
+"""Ctrl-C, SIGTERM and SIGHUP in each phase: the build stops, what polyarch started is
+killed, tags already moved are put back, build directories are removed, one line says what
+state things are in, and the exit code is 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP: the
+terminal or ssh session closed)."""
 
 from __future__ import annotations
 
@@ -78,16 +79,22 @@ def _builds_left(cache: Path) -> list[Path]:
     return sorted(d.iterdir()) if d.is_dir() else []
 
 
-def test_sigterm_during_the_build_kills_the_build_and_removes_its_directory(tmp_path: Path) -> None:
+#: signal -> (exit code, what the line calls it)
+ENDINGS = {signal.SIGTERM: (143, "terminated (SIGTERM)"), signal.SIGHUP: (129, "hung up (SIGHUP)")}
+
+
+@pytest.mark.parametrize("sig", list(ENDINGS), ids=lambda s: signal.Signals(s).name)
+def test_sigterm_or_sighup_during_the_build_kills_the_build_and_removes_its_directory(
+        tmp_path: Path, sig: int) -> None:
     marker = f"polyarch-signal-{uuid.uuid4().hex[:8]}"
     ctx = make_context(tmp_path / "ctx", SLOW.format(marker=marker), arches=("amd64",))
     cache = tmp_path / "cache"
     run = Run(["build", "--platform", "linux/amd64", "--no-cache", str(ctx)], cache)
     _wait_for(lambda: run.said(marker), "the RUN step to start")
-    code, err = run.stop(signal.SIGTERM)
-    assert code == 143, err
+    code, err = run.stop(sig)
+    assert code == ENDINGS[sig][0], err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("polyarch: error: terminated (SIGTERM) while building: nothing was"
+    assert last.startswith(f"polyarch: error: {ENDINGS[sig][1]} while building: nothing was"
                            " pushed; stopped docker buildx build"), last
     assert "Traceback" not in err
     _wait_for(lambda: not _processes_naming(str(ctx)), "the engine's build process to end", 20)
@@ -112,7 +119,9 @@ def test_sigint_during_the_push_moves_no_tag(tmp_path: Path) -> None:
     assert _builds_left(cache) == []
 
 
-def test_sigterm_while_tags_move_puts_back_the_tags_already_moved(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", list(ENDINGS), ids=lambda s: signal.Signals(s).name)
+def test_sigterm_or_sighup_while_tags_move_puts_back_the_tags_already_moved(
+        tmp_path: Path, sig: int) -> None:
     ctx = make_context(tmp_path / "ctx")
     cache = tmp_path / "cache"
     repo = f"test/{uuid.uuid4().hex[:12]}"
@@ -125,9 +134,52 @@ def test_sigterm_while_tags_move_puts_back_the_tags_already_moved(tmp_path: Path
         _wait_for(lambda: registry_tags(REGISTRY, repo) == ["one"], "the first tag",
                   timeout=180)
         time.sleep(1)
-        code, err = run.stop(signal.SIGTERM)
+        code, err = run.stop(sig)
         remaining = registry_tags(REGISTRY, repo)
-    assert code == 143, err
-    assert "terminated (SIGTERM) while moving tags:" in err
+    assert code == ENDINGS[sig][0], err
+    assert f"{ENDINGS[sig][1]} while moving tags:" in err
     assert "one" not in remaining, err  # put back (it did not exist before)
     assert "three" not in remaining
+
+
+def test_closing_the_terminal_stops_the_build_cleanly(tmp_path: Path) -> None:
+    """polyarch on a terminal of its own (a pty, its controlling terminal) that closes
+    mid-build, as an ssh session does: the kernel sends SIGHUP and every later write to the
+    terminal fails; the build is stopped, its directory removed, and the exit is 129 (not
+    a crash on the dead terminal)."""
+    import fcntl
+    import pty
+    import termios
+
+    marker = f"polyarch-hangup-{uuid.uuid4().hex[:8]}"
+    ctx = make_context(tmp_path / "ctx", SLOW.format(marker=marker), arches=("amd64",))
+    cache = tmp_path / "cache"
+    master, slave = pty.openpty()
+
+    def own_terminal() -> None:  # in the child, after its new session: take the pty
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    env = {**os.environ, "POLYARCH_CACHE_DIR": str(cache)}
+    env.pop("POLYARCH_DEBUG", None)
+    p = subprocess.Popen([sys.executable, "-m", "polyarch", "build", "--platform",
+                          "linux/amd64", "--no-cache", str(ctx)], env=env, stdin=slave,
+                         stdout=slave, stderr=slave, start_new_session=True,
+                         preexec_fn=own_terminal)
+    os.close(slave)
+    seen = b""
+    end = time.monotonic() + 120
+    while marker.encode() not in seen and time.monotonic() < end:
+        try:
+            seen += os.read(master, 65536)
+        except OSError:
+            break
+    assert marker.encode() in seen, seen.decode(errors="replace")[-2000:]
+    os.close(master)  # the terminal goes away
+    try:
+        code = p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("polyarch did not stop within 60 s of its terminal closing")
+    assert code == 129
+    _wait_for(lambda: not _processes_naming(str(ctx)), "the engine's build process to end", 20)
+    assert _builds_left(cache) == []

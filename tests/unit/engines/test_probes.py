@@ -74,3 +74,25 @@ def test_another_environment_runs_again(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("DOCKER_HOST", "unix:///elsewhere.sock")
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
         Buildx().buildx_version()
+
+
+def test_preflight_asks_each_engine_once_and_asks_again_after_a_miss() -> None:
+    """A project of many images runs one preflight per image on the session's one engine:
+    a look-up that answered is not made again for that engine; one that found nothing
+    (or failed) is."""
+    from polyarch.pipeline.plan import _once
+
+    calls: list[str] = []
+    answers = iter([None, "builder b", "other"])
+
+    def inspect() -> str | None:
+        calls.append("inspect")
+        return next(answers)
+
+    engine, other_engine = Buildx(), Buildx()
+    assert _once(engine, "builder", inspect)() is None  # not found: not kept
+    assert _once(engine, "builder", inspect)() == "builder b"
+    assert _once(engine, "builder", inspect)() == "builder b"  # kept
+    assert len(calls) == 2
+    assert _once(other_engine, "builder", inspect)() == "other"  # another engine asks
+    assert len(calls) == 3

@@ -16,10 +16,16 @@ from polyarch.checks.secrets.content import scan_bytes
 from polyarch.checks.secrets.files import real_value, secret_env_key
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
 
+# The file form of the secret mount works with every BuildKit Dockerfile frontend (the
+# mount's env= option needs the dockerfile:1.10 syntax, which Docker 26's built-in
+# frontend does not have).
+_MOUNT = ("RUN --mount=type=secret,id={name} {name}=\"$(cat /run/secrets/{name})\" COMMAND"
+          " (or, with '# syntax=docker/dockerfile:1.10' on the first line,"
+          " RUN --mount=type=secret,id={name},env={name} COMMAND)")
 REMEDY_ARG = ("pass it as a build secret, not a build argument: --secret id={name},env={name}"
-              " and RUN --mount=type=secret,id={name},env={name} ...")
+              " and " + _MOUNT)
 REMEDY_ENV = ("do not bake it into the image: pass it at run time, or for the build with"
-              " --secret id={name},env={name} and RUN --mount=type=secret,id={name},env={name}")
+              " --secret id={name},env={name} and " + _MOUNT)
 REMEDY_VALUE = "remove it from the image metadata; build secrets go through --secret"
 
 # BuildKit: "RUN |<n> K1=v1 K2=v2 <command>"; the classic builder: "|<n> K1=v1 ... /bin/sh -c ...".
