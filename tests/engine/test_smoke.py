@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from cli_helpers import polyarch
 from conftest import make_context
 
@@ -33,8 +34,11 @@ def smoke_images() -> set[str]:
     return {ln for ln in out.split() if ln.startswith("polyarch-smoke-")}
 
 
-def test_unchanged_platforms_are_not_smoked_again(tmp_path: Path, repo: str,
-                                                  cache_dir: Path) -> None:
+def test_unchanged_platforms_are_not_smoked_again(tmp_path: Path, repo: str, cache_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reproducible builds: a rebuild after the engine's cache lost a step (another build's
+    # garbage collection) still gives the same manifests.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     ctx = context(tmp_path / "ctx")
     before = smoke_images()
     first = polyarch("publish", "--smoke", "/bin/true", "-t", f"{repo}:1", "--json", str(ctx))
