@@ -47,6 +47,9 @@ class ImageResult:
     layout: str | None = None  # the kept layout, when nothing else was asked for
     dry_run: bool = False
     commands: tuple[tuple[str, ...], ...] = ()
+    #: The index annotations the build meant (on the manifest when it built one platform):
+    #: what a build descriptor hands to merge.
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def promoted(self) -> bool:
@@ -208,4 +211,4 @@ def build(s: Session, out: OutputPlan, *, annotations: dict[str, str] | None = N
         kept = str(built.layout)
     return ImageResult(built.digest, built.media_type, tuple(str(t) for t in s.opts.tags),
                        built.platforms, built.seconds, verified, pushed, None, tuple(done),
-                       kept)
+                       kept, annotations=build_step.index_annotations(prep.request))

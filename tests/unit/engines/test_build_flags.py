@@ -150,3 +150,30 @@ def test_podman_reads_oci_layouts_through_its_oci_transport(tmp_path: Path) -> N
         unsupported(request(build_contexts={"b": f"oci-layout://{tmp_path}@sha256:{'3' * 64}"}))
     (tmp_path / "index.json").write_text(json.dumps({"manifests": [{"digest": two}]}))
     assert oci_layout_context(f"oci-layout://{tmp_path}@{two}") == f"container-image://oci:{tmp_path}"
+
+
+def test_one_platform_buildx_build_puts_index_annotations_on_the_manifest() -> None:
+    """BuildKit refuses index annotations when it exports one platform ("index annotations
+    not supported for single platform export"): polyarch's own and the user's go on the
+    manifest; several platforms keep them on the index."""
+    ann = {"org.opencontainers.image.revision": "abc"}
+    args = ("index:k=v", "index-descriptor:d=1", "manifest,index:both=2", "plain=3",
+            "com.example:x=4")
+    one = Buildx().build_argv(request(platforms=parse_platforms("linux/arm64"),
+                                      annotations=ann, annotation_args=args), Path("m"))
+    assert pairs(one, "--annotation") == [
+        "manifest:org.opencontainers.image.revision=abc", "manifest:k=v",
+        "manifest-descriptor:d=1", "manifest:both=2", "plain=3", "com.example:x=4"]
+    two = Buildx().build_argv(request(annotations=ann, annotation_args=args), Path("m"))
+    assert pairs(two, "--annotation") == [
+        "index:org.opencontainers.image.revision=abc", *args]
+
+
+def test_the_index_annotations_a_build_means() -> None:
+    from polyarch.pipeline.build import index_annotations
+
+    req = request(annotations={"org.opencontainers.image.revision": "abc"},
+                  annotation_args=("index:k=v", "manifest:m=1", "manifest,index:both=a=b",
+                                   "index[linux/amd64]:p=1", "plain=2"))
+    assert index_annotations(req) == {"org.opencontainers.image.revision": "abc", "k": "v",
+                                      "both": "a=b"}
