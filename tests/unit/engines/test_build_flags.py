@@ -79,7 +79,10 @@ def test_podman_maps_what_it_has() -> None:
                   network="none", shm_size="64m", ulimits=("nofile=1024:2048",))
     argv = PodmanEngine(list_name="localhost/x:1").build_argv(req, logfile=Path("log"))
     assert pairs(argv, "--build-context") == [f"base=docker-image://127.0.0.1:5000/t/base@{DIGEST}"]
-    assert "--tls-verify=false" in argv  # the context's image is on a loopback registry
+    # The context's image is on a loopback registry: the build's own registries.conf
+    # says so, rather than TLS off for every registry.
+    assert "--tls-verify=false" not in argv
+    assert "127.0.0.1:5000" in PodmanEngine().plain_http_hosts(req)
     assert pairs(argv, "--ssh") == ["default"]
     assert pairs(argv, "--annotation") == ["a.b=1", "c.d=2"]
     assert pairs(argv, "--network") == ["none"]
@@ -91,6 +94,7 @@ def test_podman_keeps_tls_for_remote_context_images() -> None:
     req = request(build_contexts={"base": "docker-image://ghcr.io/o/base:1", "src": "../src"})
     argv = PodmanEngine(list_name="localhost/x:1").build_argv(req, logfile=Path("log"))
     assert "--tls-verify=false" not in argv
+    assert PodmanEngine().plain_http_hosts(req) == set()
     assert pairs(argv, "--build-context") == ["base=docker-image://ghcr.io/o/base:1", "src=../src"]
 
 
