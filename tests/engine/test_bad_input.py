@@ -159,7 +159,8 @@ def test_unknown_config_key(hello_context: Path, repo: str, registry: str) -> No
 def test_wrong_config_type(hello_context: Path, repo: str, registry: str) -> None:
     (hello_context / "pyproject.toml").write_text('[tool.polyarch]\nplatforms = "arm64"\nverify = 3\n')
     run = polyarch("publish", "-t", f"{repo}:1", ".", cwd=hello_context)
-    assert_clean_failure(run, 2, "pyproject.toml", "'verify' must be true or false")
+    # The first wrong value stops it: a string where the file needs a TOML array.
+    assert_clean_failure(run, 2, "pyproject.toml", "'platforms' must be a list of platforms")
     nothing_pushed(registry, repo)
 
 
