@@ -89,15 +89,15 @@ def preflight(s: Session, *, need_push: bool) -> Plan:
         plan = run_preflight(
             opts, build_engine=s.engine, need_push=need_push, allow_create=not s.dry_run,
             registry_check=None if s.dry_run else (lambda o: registry_push_check(o, s.client)))
-        for c in plan.checks:
-            # Blocking failures are raised below and printed once, by the CLI.
-            if not c.ok and (c.error is None or s.dry_run):
-                rep.warn(f"{c.name}: {c.detail}" + (f" ({c.remedy})" if c.remedy else ""))
-    if s.dry_run:
         bad = plan.first_failure()
-        if bad is not None and bad.error is not None and bad.error.exit_code == 2:
-            plan.raise_for_failure()
-    else:
+        # A dry run stops on input errors only; the others are warnings there.
+        stops = bad is not None and (not s.dry_run or (
+            bad.error is not None and bad.error.exit_code == 2))
+        for c in plan.checks:
+            # What stops the command is raised below and printed once, by the CLI.
+            if not c.ok and (c.error is None or s.dry_run) and not (stops and c is bad):
+                rep.warn(f"{c.name}: {c.detail}" + (f" ({c.remedy})" if c.remedy else ""))
+    if stops:
         plan.raise_for_failure()
     s.engine.use_builder(plan.builder_arg)
     return plan
