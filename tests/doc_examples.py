@@ -5,10 +5,10 @@ tests do with each.
 ``console``, no language) that runs ``polyarch COMMAND`` (``$ `` prompts dropped,
 ``\\`` continuations joined, a trailing ``  # comment`` cut). :data:`EXAMPLES` says,
 for each, either how ``tests/engine/test_doc_examples.py`` runs it against the local
-engine and registry, or why it is not run there. ``tests/unit/docs/test_examples.py`` fails when
-the two disagree (an example added or changed without a word here, or an entry here
-whose example is gone), and checks the flags of every example, run or not, against the
-command's real options.
+engine and registry, or why it is not run there. ``tests/unit/docs/test_examples.py``
+fails when the two disagree (an example added or changed without a word here, or an
+entry here whose example is gone), and checks the flags of every example, run or not,
+against the command's real options.
 
 Runnable examples of one page run in page order in one directory holding a small
 build context (busybox trees and a Dockerfile), as a reader following the page would.
