@@ -25,7 +25,7 @@ from polyarch.errors import EXIT_CODES, FatalError
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("polyarch.commands.doctor", "Check that this machine can build every platform."),
     "publish": ("polyarch.commands.publish", "Build every platform, verify, publish one tag."),
-    "build": ("polyarch.commands.build", "Build and verify locally; -o, --load or --push it."),
+    "build": ("polyarch.commands.build", "Build and verify on local disk; write, load or push it."),
     "merge": ("polyarch.commands.merge", "Join per-platform images into one index and publish."),
     "inspect": ("polyarch.commands.inspect", "Show an image index: platforms, digests, sizes."),
     "verify": ("polyarch.commands.verify", "Prove each variant of an image is its platform."),

@@ -44,9 +44,14 @@ def test_missing_dockerfile(hello_context: Path, repo: str, registry: str) -> No
     nothing_pushed(registry, repo)
 
 
-def test_missing_context(tmp_path: Path, repo: str, registry: str) -> None:
-    run = polyarch("publish", "-t", f"{repo}:1", str(tmp_path / "no-such-dir"))
+@pytest.mark.parametrize("args", [("publish",), ("publish", "--dry-run"),
+                                  ("build", "--dry-run")])
+def test_missing_context(tmp_path: Path, repo: str, registry: str,
+                         args: tuple[str, ...]) -> None:
+    run = polyarch(*args, "-t", f"{repo}:1", str(tmp_path / "no-such-dir"))
     assert_clean_failure(run, 2, "build context", "no-such-dir is not a directory")
+    # Said once: the error, not a warning before it.
+    assert run.err.count("no-such-dir is not a directory") == 1, run.err
     nothing_pushed(registry, repo)
 
 
@@ -159,7 +164,8 @@ def test_unknown_config_key(hello_context: Path, repo: str, registry: str) -> No
 def test_wrong_config_type(hello_context: Path, repo: str, registry: str) -> None:
     (hello_context / "pyproject.toml").write_text('[tool.polyarch]\nplatforms = "arm64"\nverify = 3\n')
     run = polyarch("publish", "-t", f"{repo}:1", ".", cwd=hello_context)
-    assert_clean_failure(run, 2, "pyproject.toml", "'verify' must be true or false")
+    # The first wrong value stops it: a string where the file needs a TOML array.
+    assert_clean_failure(run, 2, "pyproject.toml", "'platforms' must be a list of platforms")
     nothing_pushed(registry, repo)
 
 

@@ -221,3 +221,33 @@ def test_podman_smoke_runs_through_podman(podman: str, hello_context: Path, repo
     assert run.code == 0, run.err
     smoke = {p["platform"]: p["checks"]["smoke"] for p in run.json()["verification"]["platforms"]}
     assert smoke == {"linux/amd64": "pass", "linux/arm64": "pass"}
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("flag", [True, False], ids=["insecure-registry", "loopback"])
+def test_podman_builds_on_a_base_from_a_plain_http_registry(
+        podman: str, tmp_path: Path, registry: str, repo: str, flag: bool) -> None:
+    """The base -> service flow on podman with the loopback registry: the service's FROM
+    pulls the base over plain HTTP (podman speaks HTTPS unless its registries.conf says
+    otherwise; polyarch gives the build one of its own, and changes no file of the
+    user's). ``--insecure-registry`` says so; a loopback registry is insecure anyway,
+    as Docker treats it."""
+    base = f"{repo}-busybox:latest"
+    run = polyarch("publish", "--engine", "podman", "-t", base,
+                   str(make_context(tmp_path / "base", dockerfile=COPY_ONLY)))
+    assert run.code == 0, run.err
+    confs = [Path("/etc/containers/registries.conf"),
+             Path.home() / ".config/containers/registries.conf"]
+    before = {p: p.read_bytes() if p.exists() else None for p in confs}
+    hello = Path(__file__).resolve().parents[2] / "examples/hello"
+    extra = ("--insecure-registry", registry) if flag else ()
+    run = polyarch("publish", "--engine", "podman", *extra, "--build-arg", f"BASE={base}",
+                   "-t", f"{repo}:1", "--json", str(hello))
+    assert run.code == 0, run.err
+    assert sorted(p["platform"] for p in run.json()["platforms"]) == ["linux/amd64",
+                                                                      "linux/arm64"]
+    assert podman_run(f"{repo}:1", "linux/arm64").splitlines() == [
+        "hello from aarch64", "running on aarch64"]
+    assert podman_run(f"{repo}:1", "linux/amd64").splitlines() == [
+        "hello from x86_64", "running on x86_64"]
+    assert {p: p.read_bytes() if p.exists() else None for p in confs} == before

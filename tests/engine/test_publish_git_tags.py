@@ -101,3 +101,24 @@ def test_mixed_case_image_and_pep440_dry_run(tmp_path: Path, repo: str) -> None:
     lower = mixed.lower()
     assert run.json()["tags"] == [f"{lower}:1.2", f"{lower}:1.2.3", f"{lower}:latest"]
     assert "org.opencontainers.image.version=1.2" in run.json()["commands"][-1]
+
+
+def test_one_platform_publish_with_tags_from_git(tmp_path: Path, repo: str) -> None:
+    """BuildKit refuses index annotations when it exports one platform: the annotations
+    from git go on the manifest the tag names."""
+    proj = make_context(tmp_path / "proj")
+    git(proj, "init", "-q", "-b", "main")
+    git(proj, "add", ".")
+    git(proj, "commit", "-qm", "one")
+    sha = git(proj, "rev-parse", "HEAD")
+    env = {k: "" for k in ("GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_REF", "CI_COMMIT_TAG")}
+    run = polyarch("publish", "--platform", "linux/amd64", "--image", repo, "--tag-spec",
+                   "type=sha", "--json", ".", cwd=proj, env=env)
+    assert run.code == 0, run.err
+    assert run.json()["tags"] == [f"{repo}:sha-{sha[:7]}"]
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{repo}:sha-{sha[:7]}"], capture_output=True,
+                         check=True).stdout
+    doc = json.loads(raw)
+    assert doc["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert doc["annotations"]["org.opencontainers.image.revision"] == sha

@@ -64,4 +64,4 @@ def test_help_lists_every_exit_code_and_what_build_does() -> None:
     text = " ".join(CliRunner().invoke(cli.cli, ["--help"]).output.split())
     for code in (0, 1, 2, 3, 4, 5, 6, 70, 129, 130, 143):
         assert f"; {code} " in text or f"Exit codes: {code} " in text, code
-    assert "build Build and verify locally; -o, --load or --push it." in text
+    assert "build Build and verify on local disk; write, load or push it." in text

@@ -40,8 +40,11 @@ def test_build_commands_map_every_option(tmp_path: Path) -> None:
     cmds = [shlex.join(c) for c in eng.build_commands(req, Path("/t/metadata.json"))]
     # Build into a local manifest list, write every image of it as an OCI layout (what
     # polyarch verifies and pushes itself), then drop the list. podman never pushes.
+    # The insecure registry is plain HTTP to the build too, through a registries.conf of
+    # its own.
     assert cmds == [
-        f"podman build --platform linux/amd64,linux/arm64 --manifest localhost/polyarch-build:t1"
+        "env CONTAINERS_REGISTRIES_CONF=/t/registries.conf"
+        f" podman build --platform linux/amd64,linux/arm64 --manifest localhost/polyarch-build:t1"
         f" --file {tmp_path}/Dockerfile --build-arg A=1 --label 'org.example=x y'"
         " --annotation k=v --target final --secret id=npmrc,src=/s/npmrc"
         " --secret id=tok,env=TOKEN --no-cache --pull=always --logfile /t/build.log"

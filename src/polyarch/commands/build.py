@@ -59,14 +59,17 @@ def command(output: str | None, load: bool, push: bool, stage: bool, descriptor:
             raise
         written = None
         if push and not dry_run and result.pushed is not None:
-            d = desc.make(repository=s.opts.tags[0].name, digest=result.digest,
+            # The first target repository: with tags from git, the first --image (the
+            # session's options hold no tags; the build computed them).
+            d = desc.make(repository=result.pushed.repositories[0], digest=result.digest,
                           media_type=result.media_type,
                           platforms=[str(p) for p in s.opts.platforms],
                           manifests={p.platform: p.digest for p in result.platforms},
                           modes={p.platform: p.mode for p in result.platforms},
                           build_seconds=result.build_seconds, engine=s.engine.name,
                           verified=result.verified is not None
-                          and result.verified.report is not None)
+                          and result.verified.report is not None,
+                          annotations=result.annotations)
             desc.write(d, path)
             written = path
     if json_mode:

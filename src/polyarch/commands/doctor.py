@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from polyarch.commands._common import build_options, load_options, reporter
+
+if TYPE_CHECKING:
+    from polyarch.config import Options
+    from polyarch.pipeline.checklist import Plan
 
 
 @click.command("doctor")
@@ -25,17 +29,7 @@ def command(json_mode: bool, **kw: Any) -> int:
                              allow_create=False, check_inputs=inputs,
                              registry_check=lambda o: registry_push_check(o, s.client))
     if json_mode:
-        rep.emit_json({
-            "schema": 1,
-            "ok": plan.ok,
-            # Where each option not left at its default came from, by file key.
-            "sources": {name.replace("_", "-"): origin for name, origin in opts.sources.items()},
-            "checks": [
-                {"name": c.name, "ok": c.ok, "detail": c.detail, "remedy": c.remedy or None,
-                 "blocking": c.error is not None}
-                for c in plan.checks
-            ],
-        })
+        rep.emit_json(document(plan, opts))
     else:
         rows = [("ok" if c.ok else ("FAIL" if c.error else "warn"), c.name, c.detail,
                  "" if c.ok else c.remedy) for c in plan.checks]
@@ -51,3 +45,18 @@ def command(json_mode: bool, **kw: Any) -> int:
             rep.error(f"{bad.name}: {bad.detail}")
         return bad.error.exit_code
     return 0
+
+
+def document(plan: Plan, opts: Options) -> dict[str, Any]:
+    """``doctor --json`` (docs/json.md, "doctor")."""
+    return {
+        "schema": 1,
+        "ok": plan.ok,
+        # Where each option not left at its default came from, by file key.
+        "sources": {name.replace("_", "-"): origin for name, origin in opts.sources.items()},
+        "checks": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail, "remedy": c.remedy or None,
+             "blocking": c.error is not None}
+            for c in plan.checks
+        ],
+    }

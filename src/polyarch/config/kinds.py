@@ -24,6 +24,15 @@ class Kind:
     parse: Callable[[Any], Any]
     type_name: str  # "a list of strings": for "'x' must be <type_name>"
     env_form: str  # how a value is written in a POLYARCH_* variable, for the docs
+    #: The TOML types a config file may give (None: whatever ``parse`` takes). The
+    #: environment's string forms ("yes", "a,b") are not accepted in a file, where
+    #: a boolean is a TOML boolean and a list a TOML array.
+    file_types: tuple[type, ...] | None = None
+
+    def check_file_value(self, v: Any) -> None:
+        """Raise ``TypeError`` when a config file gives ``v`` in the wrong TOML type."""
+        if self.file_types is not None and not isinstance(v, self.file_types):
+            raise TypeError(self.type_name)
 
 
 def _str(v: Any) -> str:
@@ -467,29 +476,32 @@ def rehome(ref: ImageRef, repository: str) -> ImageRef:
 
 STR = Kind(_str, "a string", "the value")
 OPT_STR = Kind(_opt_str, "a string", "the value")
-BOOL = Kind(_bool, "true or false", "true | false")
-OPT_BOOL = Kind(_opt_bool, "true or false", "true | false")
-STR_LIST = Kind(_str_list, "a list of strings", "comma separated")
-LINES = Kind(_lines, "a list of strings", "one per line")
-MAPPING = Kind(_mapping, "a table of strings", "KEY=VALUE, comma separated")
-CONTEXTS = Kind(_contexts, "a table of strings", "NAME=VALUE, comma separated")
-PLATFORMS = Kind(_platforms, "a list of platforms", "comma separated")
-TAGS = Kind(_tags, "a list of image references", "comma separated")
+_BOOLEAN = (bool,)
+_ARRAY = (list,)
+_TABLE = (dict, list)  # a TOML table, or an array of KEY=VALUE strings
+BOOL = Kind(_bool, "true or false", "true | false", _BOOLEAN)
+OPT_BOOL = Kind(_opt_bool, "true or false", "true | false", _BOOLEAN)
+STR_LIST = Kind(_str_list, "a list of strings", "comma separated", _ARRAY)
+LINES = Kind(_lines, "a list of strings", "one per line", _ARRAY)
+MAPPING = Kind(_mapping, "a table of strings", "KEY=VALUE, comma separated", _TABLE)
+CONTEXTS = Kind(_contexts, "a table of strings", "NAME=VALUE, comma separated", _TABLE)
+PLATFORMS = Kind(_platforms, "a list of platforms", "comma separated", _ARRAY)
+TAGS = Kind(_tags, "a list of image references", "comma separated", _ARRAY)
 BOOL_OR_SPEC = Kind(_bool_or_spec, "true, false or attestation options",
                     "true | false | KEY=VALUE,...")
-ANNOTATIONS = Kind(_annotations, "a list of strings", "one per line")
+ANNOTATIONS = Kind(_annotations, "a list of strings", "one per line", _ARRAY)
 SIZE = Kind(_size, "a string", "bytes or 64m, 2g")
-SECRETS = Kind(_secrets, "a list of strings", "one per line")
-SSH = Kind(_ssh, "a list of strings", "one per line")
+SECRETS = Kind(_secrets, "a list of strings", "one per line", _ARRAY)
+SSH = Kind(_ssh, "a list of strings", "one per line", _ARRAY)
 NETWORK = Kind(_network, "a string", "the value")
-HOSTS = Kind(_hosts, "a list of strings", "comma separated")
-ATTEST = Kind(_attest, "a list of strings", "one per line")
-CACHE_FROM = Kind(_cache("from"), "a list of strings", "one per line")
-CACHE_TO = Kind(_cache("to"), "a list of strings", "one per line")
-ULIMITS = Kind(_ulimits, "a list of strings", "comma separated")
-ENTITLEMENT_LIST = Kind(_entitlements, "a list of strings", "comma separated")
-ALLOW = Kind(_allow, "a list of strings", "comma separated")
+HOSTS = Kind(_hosts, "a list of strings", "comma separated", _ARRAY)
+ATTEST = Kind(_attest, "a list of strings", "one per line", _ARRAY)
+CACHE_FROM = Kind(_cache("from"), "a list of strings", "one per line", _ARRAY)
+CACHE_TO = Kind(_cache("to"), "a list of strings", "one per line", _ARRAY)
+ULIMITS = Kind(_ulimits, "a list of strings", "comma separated", _ARRAY)
+ENTITLEMENT_LIST = Kind(_entitlements, "a list of strings", "comma separated", _ARRAY)
+ALLOW = Kind(_allow, "a list of strings", "comma separated", _ARRAY)
 SMOKE = Kind(_smoke, "a string", "the value")
-SECONDS = Kind(_seconds, "a number of seconds", "seconds")
+SECONDS = Kind(_seconds, "a number of seconds", "seconds", (int, float))
 REPOSITORY = Kind(_repository, "a string", "the value")
 NODES = Kind(parse_nodes, "a list of tables", "JSON")

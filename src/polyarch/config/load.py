@@ -85,9 +85,12 @@ def did_you_mean(key: str, known: Iterable[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
 
 
-def apply(values: dict[str, Any], key: str, raw: Any, where: str) -> str:
+def apply(values: dict[str, Any], key: str, raw: Any, where: str, *,
+          from_file: bool = False) -> str:
     """Parse ``raw`` as the value of file key ``key`` into ``values`` (by field name);
-    returns the field name. Errors name ``where`` and are ConfigErrors (exit 2)."""
+    returns the field name. Errors name ``where`` and are ConfigErrors (exit 2).
+    ``from_file``: ``raw`` is a config file's TOML value, which must have the key's TOML
+    type (``verify = "off"`` is refused there; the environment may say ``off``)."""
     opt = BY_KEY.get(key)
     if opt is None:
         raise ConfigError(f"{where}: unknown key {key!r}", hint=did_you_mean(key, BY_KEY))
@@ -96,6 +99,8 @@ def apply(values: dict[str, Any], key: str, raw: Any, where: str) -> str:
         raise ConfigError(f"{where}: {key!r} contains a NUL character",
                           hint="remove the \\u0000 escape")
     try:
+        if from_file:
+            opt.kind.check_file_value(raw)
         values[opt.name] = opt.kind.parse(raw)
     except TypeError:
         shown = repr(raw)
@@ -155,7 +160,7 @@ def load(
         for key, raw in data.items():
             if key in PROJECT_KEYS:
                 continue  # several-image projects: read by polyarch.pipeline.images
-            sources[apply(values, key, raw, f"{path}")] = f"file {path}"
+            sources[apply(values, key, raw, f"{path}", from_file=True)] = f"file {path}"
 
     # 2. environment
     for opt in OPTIONS:

@@ -70,9 +70,9 @@ OPTIONS: tuple[Opt, ...] = (
         "Target platforms, comma separated (repeatable). Default linux/amd64,linux/arm64.",
         ("--platform",), "multiple", "LIST", commands=BUILD | {"merge", "verify"},
         help_for=(("verify", "Expected platforms, comma separated (repeatable). Default: the"
-                             " configured platforms."),
+                             " configured platforms, else linux/amd64,linux/arm64."),
                   ("merge", "Expected platforms, comma separated (repeatable). Default: the"
-                            " configured platforms, else every platform the sources have."))),
+                            " configured platforms, else linux/amd64,linux/arm64."))),
     Opt("context", k.STR, ".", "Build context directory (default .).", ("CONTEXT",),
         "argument", "CONTEXT"),
     Opt("file", k.OPT_STR, None, "Dockerfile (default: CONTEXT/Dockerfile).",

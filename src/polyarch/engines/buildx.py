@@ -253,6 +253,23 @@ class Buildx:
         return self.docker("run", "--rm", "--platform", str(platform), *ep, ref, *command)
 
 
+_ANNOTATION_TYPES = re.compile(r"^([a-z-]+(?:,[a-z-]+)*)((?:\[[^\]]*\])?:)")
+
+
+def one_platform_annotation(spec: str) -> str:
+    """A buildx ``--annotation`` for a one-platform build: ``index`` types become
+    ``manifest`` ones (``index-descriptor`` -> ``manifest-descriptor``)."""
+    m = _ANNOTATION_TYPES.match(spec)
+    if m is None:
+        return spec
+    types: list[str] = []
+    for t in m.group(1).split(","):
+        t = {"index": "manifest", "index-descriptor": "manifest-descriptor"}.get(t, t)
+        if t not in types:
+            types.append(t)
+    return ",".join(types) + m.group(2) + spec[m.end():]
+
+
 def _attest_value(v: bool | str) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else v
 
@@ -264,10 +281,14 @@ def build_flags(req: BuildRequest) -> list[str]:
         a += ["--build-arg", f"{k}={v}"]
     for k, v in req.labels.items():
         a += ["--label", f"{k}={v}"]
+    # BuildKit makes no index for one platform (unless attestations force one) and
+    # refuses index annotations there: they go on the manifest instead, and merge puts
+    # them on the index it writes (the build descriptor records them).
+    one = len(req.platforms) == 1
     for k, v in req.annotations.items():
-        a += ["--annotation", f"index:{k}={v}"]
+        a += ["--annotation", f"{'manifest' if one else 'index'}:{k}={v}"]
     for spec in req.annotation_args:
-        a += ["--annotation", spec]
+        a += ["--annotation", one_platform_annotation(spec) if one else spec]
     if req.target:
         a += ["--target", req.target]
     for s in req.secrets:

@@ -28,6 +28,7 @@ from polyarch import proc
 from polyarch.engines.base import BuildRequest, BuildResult, StepEvent
 from polyarch.engines.podman_layout import oci_layout_context, oci_path
 from polyarch.engines.podman_progress import StepLog, _Follow, build_failure, build_reason
+from polyarch.engines.podman_registries import loopback_hosts, write_conf
 from polyarch.errors import EnvironmentProblem, UsageError
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef, parse_ref
@@ -37,6 +38,8 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 #: Local manifest lists are named ``localhost/polyarch-build:<random>``; never pushed.
 LIST_REPOSITORY = "localhost/polyarch-build"
 
+#: What is read of a Dockerfile to find the registries it pulls from.
+MAX_DOCKERFILE_BYTES = 4 << 20
 _INSTALL_HINT = "install podman (Debian/Ubuntu: apt-get install podman; Fedora: dnf install podman)"
 
 
@@ -86,7 +89,8 @@ class PodmanEngine:
         """Loopback registries and the ones named insecure are spoken to over HTTP.
 
         Docker treats 127.0.0.0/8 as insecure on its own; podman does not, so polyarch
-        says so on the command line (``--tls-verify=false``) for the same registries.
+        says so: ``--tls-verify=false`` on ``podman run`` of such an image, and a
+        registries.conf of the build's own for ``podman build`` (:meth:`build_env`).
         """
         return ref.is_loopback or _norm_host(ref.registry) in self.insecure
 
@@ -117,14 +121,8 @@ class PodmanEngine:
             a += ["--secret", s]
         for s in req.ssh:
             a += ["--ssh", s]
-        plain_http = False
         for name, src in req.build_contexts.items():
             a += ["--build-context", f"{name}={oci_layout_context(src)}"]
-            image = _context_image(src)
-            plain_http = plain_http or (image is not None and self.plain_http(image))
-        if plain_http:
-            # Docker pulls from loopback registries over HTTP by itself; podman is told.
-            a.append("--tls-verify=false")
         if req.no_cache:
             a.append("--no-cache")
         if req.pull:
@@ -148,9 +146,30 @@ class PodmanEngine:
     def remove_argv(self) -> list[str]:
         return [PODMAN, "manifest", "rm", self.list_name]
 
+    def plain_http_hosts(self, req: BuildRequest) -> set[str]:
+        """The registries this build pulls from over plain HTTP: those named with
+        ``--insecure-registry``, and every loopback registry the Dockerfile, a build
+        argument or a named context mentions (Docker treats those as insecure itself)."""
+        texts = [*req.build_args.values(), *req.build_contexts.values()]
+        try:
+            with req.dockerfile.open("rb") as f:
+                texts.append(f.read(MAX_DOCKERFILE_BYTES).decode(errors="replace"))
+        except OSError:
+            pass  # podman says what is wrong with it
+        return set(self.insecure) | loopback_hosts(texts)
+
+    def build_env(self, req: BuildRequest, tmp: Path) -> dict[str, str]:
+        """``CONTAINERS_REGISTRIES_CONF`` for the build: the user's registries
+        configuration plus the plain-HTTP registries, in ``tmp`` (removed with it)."""
+        conf = write_conf(self.plain_http_hosts(req), tmp / "registries.conf")
+        return {"CONTAINERS_REGISTRIES_CONF": str(conf)} if conf is not None else {}
+
     def build_commands(self, req: BuildRequest, metadata_file: Path) -> list[list[str]]:
         tmp = metadata_file.parent
-        cmds = [self.build_argv(req, logfile=tmp / "build.log")]
+        build = self.build_argv(req, logfile=tmp / "build.log")
+        if self.plain_http_hosts(req):
+            build = ["env", f"CONTAINERS_REGISTRIES_CONF={tmp / 'registries.conf'}", *build]
+        cmds = [build]
         if req.output is not None:
             cmds.append(self.export_argv(req.output, digestfile=tmp / "digest"))
         cmds.append(self.remove_argv())
@@ -183,7 +202,7 @@ class PodmanEngine:
         with _Follow(logfile, steps.feed):
             # No wall-clock deadline for a build; progress goes to the log file.
             res = proc.run(argv, check=False, timeout=None, idle_timeout=proc.idle_timeout(),
-                           activity_paths=[logfile])
+                           activity_paths=[logfile], env=self.build_env(req, tmp))
         if res.ok:
             steps.finish(None)
             return
@@ -252,23 +271,9 @@ class PodmanEngine:
         return a + ulimit_args() + [ref, *command]
 
 
-#: Named-context values podman takes (besides a directory and an http(s) URL).
-_IMAGE_CONTEXT = ("docker-image://", "container-image://", "docker://")
-
-
 #: The TYPE[,TYPE][[PLATFORMS]]: prefix of a buildx annotation; podman takes none but
 #: manifest (its --annotation sets the image manifest's annotations).
 _ANNOTATION_TYPE = re.compile(r"^([a-z-]+(?:,[a-z-]+)*(?:\[[^\]]*\])?):[^=]*=")
-
-
-def _context_image(src: str) -> ImageRef | None:
-    for prefix in _IMAGE_CONTEXT:
-        if src.startswith(prefix):
-            try:
-                return parse_ref(src.removeprefix(prefix))
-            except ValueError:
-                return None
-    return None
 
 
 def unsupported(req: BuildRequest) -> None:

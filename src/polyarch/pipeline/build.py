@@ -6,6 +6,7 @@ building but written only after verification (:func:`export_cache`).
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -108,6 +109,20 @@ def request(opts: Options, output: Path | None, *, annotations: dict[str, str],
         ulimits=opts.ulimits,
         entitlements=opts.entitlements,
     )
+
+
+_INDEX_ANNOTATION = re.compile(r"^([a-z-]+(?:,[a-z-]+)*):(?P<key>[^=]+)=(?P<value>.*)$", re.S)
+
+
+def index_annotations(req: BuildRequest) -> dict[str, str]:
+    """The index annotations a build asks for: polyarch's own and the ``index:`` ones
+    given with ``--annotation`` (a merge puts them on the index it writes)."""
+    out = dict(req.annotations)
+    for spec in req.annotation_args:
+        m = _INDEX_ANNOTATION.match(spec)
+        if m is not None and "index" in m.group(1).split(","):
+            out[m.group("key")] = m.group("value")
+    return out
 
 
 def commands(s: Session, plan: Plan, req: BuildRequest) -> list[list[str]]:

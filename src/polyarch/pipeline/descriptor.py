@@ -38,6 +38,9 @@ class Descriptor:
     build_seconds: float = 0.0
     builder: str = ""  # engine and host that built it, for the record
     verified: bool = True  # False only when built with --no-verify
+    #: The index annotations the build meant (tags from git, ``--annotation index:``);
+    #: merge puts them on the index. None: a descriptor written without the field.
+    annotations: dict[str, str] | None = None
 
     @property
     def reference(self) -> str:
@@ -58,6 +61,7 @@ class Descriptor:
             "created": self.created,
             "build_seconds": round(self.build_seconds, 3),
             "builder": self.builder,
+            "annotations": self.annotations or {},
         }
 
     @staticmethod
@@ -99,6 +103,11 @@ class Descriptor:
         except (ReferenceError, ValueError) as e:
             raise UsageError(f"{where}: bad repository or digest in descriptor: {e}") from None
         manifests = doc.get("manifests") or {}
+        ann = doc.get("annotations")
+        if ann is not None and not (isinstance(ann, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in ann.items())):
+            raise UsageError(f"{where}: descriptor field 'annotations' must be an object of"
+                             " strings")
         modes = doc.get("modes") or {}
         return Descriptor(
             repository=repo, digest=digest, media_type=str(doc.get("media_type", "")),
@@ -109,6 +118,7 @@ class Descriptor:
             build_seconds=float(seconds),
             builder=str(doc.get("builder", "")),
             verified=doc.get("verified") is not False,
+            annotations=dict(ann) if ann is not None else None,
         )
 
     @staticmethod
@@ -135,12 +145,14 @@ def default_path(opts: Options) -> Path:
 
 def make(*, repository: str, digest: str, media_type: str, platforms: list[str],
          manifests: dict[str, str], modes: dict[str, str], build_seconds: float,
-         engine: str, verified: bool) -> Descriptor:
+         engine: str, verified: bool, annotations: dict[str, str] | None = None
+         ) -> Descriptor:
     return Descriptor(
         repository=repository, digest=digest, media_type=media_type, platforms=platforms,
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), manifests=manifests,
         modes=modes, build_seconds=build_seconds,
-        builder=f"{engine} on {socket.gethostname()}", verified=verified)
+        builder=f"{engine} on {socket.gethostname()}", verified=verified,
+        annotations=dict(annotations or {}))
 
 
 def write(desc: Descriptor, path: Path) -> None:

@@ -286,7 +286,7 @@ def image_options(spec: ImageSpec, base: Options, root: Path, env: Mapping[str, 
     ``deps``: name -> the final ``REPO@sha256:...`` it will be published as, for labels)."""
     values: dict[str, Any] = {}
     for k, v in spec.shared.items():
-        config._apply(values, k, v, spec.where)
+        config._apply(values, k, v, spec.where, from_file=True)
     version = resolve_version(spec, root)
     if version is not None:
         values["build_args"] = {k: x.replace("{version}", version)

@@ -207,13 +207,17 @@ def check_coverage(entries: list[Entry], expected: Sequence[Platform]) -> list[E
 
 def common_annotations(sources: Sequence[Source], rep: Reporter,
                        overridden: Sequence[str] = ()) -> dict[str, str]:
-    """Index annotations every source index agrees on (single manifests have none).
-    Keys in ``overridden`` (set by merge itself) are not warned about."""
+    """Index annotations every source agrees on: a source index's own, and what a build
+    descriptor says its build meant for the index (a one-platform build puts them on its
+    manifest: BuildKit makes no index there). A single manifest given by reference has
+    none. Keys in ``overridden`` (set by merge itself) are not warned about."""
     maps = []
     for s in sources:
-        if s.root.is_index:
-            ann = s.root.json.get("annotations")
-            maps.append({str(k): str(v) for k, v in ann.items()} if isinstance(ann, dict) else {})
+        meant = s.descriptor.annotations if s.descriptor is not None else None
+        if s.root.is_index or meant is not None:
+            ann = s.root.json.get("annotations") if s.root.is_index else None
+            m = {str(k): str(v) for k, v in ann.items()} if isinstance(ann, dict) else {}
+            maps.append({**m, **(meant or {})})
     if not maps:
         return {}
     out = dict(maps[0])

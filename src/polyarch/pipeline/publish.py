@@ -50,6 +50,9 @@ class ImageResult:
     dry_run: bool = False
     commands: tuple[tuple[str, ...], ...] = ()
     signed: Signed | None = None
+    #: The index annotations the build meant (on the manifest when it built one platform):
+    #: what a build descriptor hands to merge.
+    annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def promoted(self) -> bool:
@@ -92,15 +95,15 @@ def preflight(s: Session, *, need_push: bool) -> Plan:
         plan = run_preflight(
             opts, build_engine=s.engine, need_push=need_push, allow_create=not s.dry_run,
             registry_check=None if s.dry_run else (lambda o: registry_push_check(o, s.client)))
-        for c in plan.checks:
-            # Blocking failures are raised below and printed once, by the CLI.
-            if not c.ok and (c.error is None or s.dry_run):
-                rep.warn(f"{c.name}: {c.detail}" + (f" ({c.remedy})" if c.remedy else ""))
-    if s.dry_run:
         bad = plan.first_failure()
-        if bad is not None and bad.error is not None and bad.error.exit_code == 2:
-            plan.raise_for_failure()
-    else:
+        # A dry run stops on input errors only; the others are warnings there.
+        stops = bad is not None and (not s.dry_run or (
+            bad.error is not None and bad.error.exit_code == 2))
+        for c in plan.checks:
+            # What stops the command is raised below and printed once, by the CLI.
+            if not c.ok and (c.error is None or s.dry_run) and not (stops and c is bad):
+                rep.warn(f"{c.name}: {c.detail}" + (f" ({c.remedy})" if c.remedy else ""))
+    if stops:
         plan.raise_for_failure()
     s.engine.use_builder(plan.builder_arg)
     return plan
@@ -224,4 +227,4 @@ def build(s: Session, out: OutputPlan, *, annotations: dict[str, str] | None = N
         kept = str(built.layout)
     return ImageResult(built.digest, built.media_type, tuple(str(t) for t in s.opts.tags),
                        built.platforms, built.seconds, verified, pushed, None, tuple(done),
-                       kept)
+                       kept, annotations=build_step.index_annotations(prep.request))

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,39 @@ def test_wrong_type(tmp_path: Path) -> None:
     write(tmp_path / "polyarch.toml", "tags = 5\n")
     with pytest.raises(ConfigError, match=r"'tags' must be a list of image references, not int 5"):
         config.load({}, env={}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('no-cache = "yes"', "'no-cache' must be true or false, not str 'yes'"),
+    ('verify = "off"', "'verify' must be true or false, not str 'off'"),
+    ('platforms = "linux/amd64"', "'platforms' must be a list of platforms, not str"),
+    ('tags = "r.example/a:1"', "'tags' must be a list of image references, not str"),
+    ('build-args = "A=1"', "'build-args' must be a table of strings, not str"),
+    ('annotations = "index:a=b"', "'annotations' must be a list of strings, not str"),
+])
+def test_a_file_value_must_have_its_toml_type(tmp_path: Path, line: str, message: str) -> None:
+    """docs/configuration.md: lists are TOML arrays and booleans TOML booleans in the file;
+    the string forms are the environment's ("yes", "a,b"), and a file using them is
+    refused rather than read another way (no-cache = "yes" once turned the cache off)."""
+    write(tmp_path / "polyarch.toml", line + "\n")
+    with pytest.raises(ConfigError, match=re.escape(message)) as e:
+        config.load({}, env={}, cwd=tmp_path)
+    assert e.value.exit_code == 2
+    # The same string in the environment is its documented form.
+    key = line.split(" = ")[0]
+    env = {"POLYARCH_" + key.upper().replace("-", "_"): line.split(" = ")[1].strip('"')}
+    config.load({}, env=env, cwd=tmp_path / "nowhere")
+
+
+def test_an_image_entry_value_must_have_its_toml_type(tmp_path: Path) -> None:
+    from polyarch.pipeline.images import image_options, load_project
+
+    write(tmp_path / "polyarch.toml", '[[image]]\nname = "a"\nplatforms = "linux/amd64"\n'
+          'tags = ["r.example/a:1"]\n')
+    proj = load_project(tmp_path / "polyarch.toml")
+    with pytest.raises(ConfigError, match="'platforms' must be a list of platforms"):
+        image_options(proj.images[0], config.load({}, env={}, cwd=tmp_path / "nowhere"),
+                      tmp_path, {}, {})
 
 
 def test_bad_values_name_the_source(tmp_path: Path) -> None:

@@ -79,7 +79,10 @@ def test_podman_maps_what_it_has() -> None:
                   network="none", shm_size="64m", ulimits=("nofile=1024:2048",))
     argv = PodmanEngine(list_name="localhost/x:1").build_argv(req, logfile=Path("log"))
     assert pairs(argv, "--build-context") == [f"base=docker-image://127.0.0.1:5000/t/base@{DIGEST}"]
-    assert "--tls-verify=false" in argv  # the context's image is on a loopback registry
+    # The context's image is on a loopback registry: the build's own registries.conf
+    # says so, rather than TLS off for every registry.
+    assert "--tls-verify=false" not in argv
+    assert "127.0.0.1:5000" in PodmanEngine().plain_http_hosts(req)
     assert pairs(argv, "--ssh") == ["default"]
     assert pairs(argv, "--annotation") == ["a.b=1", "c.d=2"]
     assert pairs(argv, "--network") == ["none"]
@@ -91,6 +94,7 @@ def test_podman_keeps_tls_for_remote_context_images() -> None:
     req = request(build_contexts={"base": "docker-image://ghcr.io/o/base:1", "src": "../src"})
     argv = PodmanEngine(list_name="localhost/x:1").build_argv(req, logfile=Path("log"))
     assert "--tls-verify=false" not in argv
+    assert PodmanEngine().plain_http_hosts(req) == set()
     assert pairs(argv, "--build-context") == ["base=docker-image://ghcr.io/o/base:1", "src=../src"]
 
 
@@ -150,3 +154,30 @@ def test_podman_reads_oci_layouts_through_its_oci_transport(tmp_path: Path) -> N
         unsupported(request(build_contexts={"b": f"oci-layout://{tmp_path}@sha256:{'3' * 64}"}))
     (tmp_path / "index.json").write_text(json.dumps({"manifests": [{"digest": two}]}))
     assert oci_layout_context(f"oci-layout://{tmp_path}@{two}") == f"container-image://oci:{tmp_path}"
+
+
+def test_one_platform_buildx_build_puts_index_annotations_on_the_manifest() -> None:
+    """BuildKit refuses index annotations when it exports one platform ("index annotations
+    not supported for single platform export"): polyarch's own and the user's go on the
+    manifest; several platforms keep them on the index."""
+    ann = {"org.opencontainers.image.revision": "abc"}
+    args = ("index:k=v", "index-descriptor:d=1", "manifest,index:both=2", "plain=3",
+            "com.example:x=4")
+    one = Buildx().build_argv(request(platforms=parse_platforms("linux/arm64"),
+                                      annotations=ann, annotation_args=args), Path("m"))
+    assert pairs(one, "--annotation") == [
+        "manifest:org.opencontainers.image.revision=abc", "manifest:k=v",
+        "manifest-descriptor:d=1", "manifest:both=2", "plain=3", "com.example:x=4"]
+    two = Buildx().build_argv(request(annotations=ann, annotation_args=args), Path("m"))
+    assert pairs(two, "--annotation") == [
+        "index:org.opencontainers.image.revision=abc", *args]
+
+
+def test_the_index_annotations_a_build_means() -> None:
+    from polyarch.pipeline.build import index_annotations
+
+    req = request(annotations={"org.opencontainers.image.revision": "abc"},
+                  annotation_args=("index:k=v", "manifest:m=1", "manifest,index:both=a=b",
+                                   "index[linux/amd64]:p=1", "plain=2"))
+    assert index_annotations(req) == {"org.opencontainers.image.revision": "abc", "k": "v",
+                                      "both": "a=b"}
