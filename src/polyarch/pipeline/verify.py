@@ -106,8 +106,9 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     t0 = time.monotonic()
     interrupt.set_phase("verifying on local disk: nothing was pushed")
     with s.rep.group(f"verify {what}"):
+        # The layout the build has just written: cached layers are not read again.
         report = verify_source(OCILayout(layout), expected, allow=s.opts.allow,
-                               cache=s.layer_cache, progress=s.rep.info)
+                               cache=s.layer_cache, progress=s.rep.info, check_cached=False)
         if s.opts.smoke is not None:
             name = f"polyarch-smoke-{secrets.token_hex(6)}:latest"
             ref = s.engine.runnable(layout, name)
