@@ -129,6 +129,11 @@ _OCTAL = frozenset(b"01234567")
 def numeric(f: bytes) -> int:
     """A numeric header field: base-256 when its first bit is set, else octal padded
     with spaces and NULs (Go's ``parseNumeric``)."""
+    if f[-1:] == b"\0" and f[:-1].isdigit():  # the usual form: zero-padded, then NUL
+        try:
+            return int(f[:-1], 8)
+        except ValueError:
+            pass  # an 8 or a 9: the checks below say so
     if f and f[0] & 0x80:
         inv = 0xFF if f[0] & 0x40 else 0
         x = 0
@@ -373,7 +378,8 @@ def entries(t: Cursor) -> Iterator[Entry]:  # noqa: C901 - one pass over the hea
                 name = prefix + b"/" + name
         elif magic == b"ustar " and header[263:265] == b" \0" and (header[345] or header[357]):
             name = _gnu_prefix(header, name)
-        link = _cstr(header[157:257])
+        nul = header.find(b"\0", 157, 257)
+        link = header[157:nul if nul >= 0 else 257]
         if pax is not None:
             v = pax.get(b"path")
             if v:
@@ -412,9 +418,12 @@ def entries(t: Cursor) -> Iterator[Entry]:  # noqa: C901 - one pass over the hea
         pax, long_name, long_link = None, b"", b""
         end = t.base + t.pos + physical
         yield typ, name, link, size, frags
-        if not t.skip_to(end):
+        padded = end + (-physical % BLOCK)
+        if padded - t.base <= len(t.buf):  # within the buffer: the common case
+            t.pos = padded - t.base
+        elif not t.skip_to(end):
             raise _truncated()
-        if not t.skip_to(end + (-physical % BLOCK)):
+        elif not t.skip_to(padded):
             return  # the padding of the last entry cut short: Go ends there too
 
 
