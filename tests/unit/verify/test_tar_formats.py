@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import zstandard
 from oci_images import write_oci_layout
-from tar_craft import BAD, ELF, GOOD, data, header
+from tar_craft import BAD, ELF, GOOD, data, header, pax
 
+from polyarch.checks.filesystem import merge
 from polyarch.checks.layers import LayerFormatError, scan_layer
 from polyarch.checks.tarstream import list_entries
 from polyarch.cli import run as cli_run
@@ -109,3 +110,17 @@ def test_verify_reports_a_truncated_gzip_layer(tmp_path: Path,
     assert code == 5
     assert "gzip stream is truncated" in out + err
     assert "Traceback" not in err
+
+
+def test_a_hard_link_to_a_binary_of_a_lower_layer_is_that_binary() -> None:
+    lower = header(b"opt/tool/bin/real", size=len(ELF)) + data(ELF) + b"\0" * 1024
+    long = b"usr/bin/" + b"t" * 111
+    # The link's name from a GNU long name, its target from a PAX linkpath record (the
+    # header's own link name is another path).
+    upper = (pax([(b"linkpath", b"/opt/tool/bin/real")])
+             + header(b"././@LongLink", typ=b"L", size=len(long) + 1) + data(long + b"\0")
+             + header(b"short", typ=b"1", link=b"wrong/target") + b"\0" * 1024)
+    files = merge([scan_layer("sha256:lower", [lower]), scan_layer("sha256:upper", [upper])]).files
+    linked = files["/" + long.decode()]
+    assert linked.elf is not None and linked.elf == files["/opt/tool/bin/real"].elf
+    assert linked.layer == "sha256:upper"
