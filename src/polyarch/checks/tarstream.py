@@ -19,8 +19,9 @@ size, and for a sparse file the data fragments. What Go does, and this follows:
   (``GNU.sparse.map``) and 1.0 (the map at the start of the data); their size is the
   logical size (``GNU.sparse.size``/``realsize``), their name ``GNU.sparse.name``;
 * a stream that ends inside a header or a file's data, a zero block followed by a
-  header, PAX records that do not parse, a PAX or long-name body over 1 MiB, or a
-  sparse map that does not fit its data is an error (:class:`LayerFormatError`).
+  header, PAX records that do not parse, a PAX or long-name body or a sparse map over
+  1 MiB (Go reads sparse maps of any size), or a sparse map that does not fit its data
+  is an error (:class:`LayerFormatError`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ _USTAR = b"ustar"
 HEADER_ONLY = frozenset(b"123456")
 #: Largest PAX or GNU long-name body (Go's ``maxSpecialFileSize``).
 MAX_SPECIAL = 1 << 20
+
+#: Most fragments in a sparse map (Go reads any number; real maps hold a few, and a
+#: map stays in memory): the same 1 MiB bound as PAX records, 21 fragments a block.
+_MAX_FRAGMENTS = 21 * (MAX_SPECIAL // BLOCK)
 
 #: (type flag, name, link name, size, sparse data fragments or ``None``).
 Entry = tuple[int, bytes, bytes, int, "list[tuple[int, int]] | None"]
@@ -240,6 +245,8 @@ def _old_gnu_map(t: Cursor, header: bytes) -> tuple[int, list[tuple[int, int]]]:
             frags.append((numeric(block[at:at + 12]), numeric(block[at + 12:at + 24])))
         if not ext:
             return size, frags
+        if len(frags) > _MAX_FRAGMENTS:
+            raise LayerFormatError(f"sparse map of more than {_MAX_FRAGMENTS} fragments")
         block = t.read(BLOCK)
         base, count, ext = 0, 21, block[504]
 
@@ -272,6 +279,8 @@ def _pax_sparse(t: Cursor, pax: dict[bytes, bytes], name: bytes, size: int, phys
         while lines < want or not blocks:
             if physical < BLOCK:
                 raise _truncated()
+            if len(blocks) * BLOCK >= MAX_SPECIAL:
+                raise LayerFormatError(f"sparse map larger than {MAX_SPECIAL} bytes")
             block = t.read(BLOCK)
             physical -= BLOCK
             blocks.append(block)

@@ -124,3 +124,14 @@ def test_a_hard_link_to_a_binary_of_a_lower_layer_is_that_binary() -> None:
     linked = files["/" + long.decode()]
     assert linked.elf is not None and linked.elf == files["/opt/tool/bin/real"].elf
     assert linked.layer == "sha256:upper"
+
+
+def test_a_sparse_map_over_1_mib_is_refused_before_it_fills_memory() -> None:
+    count = 150_000  # 300,001 lines: about 1.5 MB of map
+    mapping = data(b"%d\n" % count + b"".join(b"%d\n1\n" % (2 * i) for i in range(count)))
+    layer = (pax([(b"GNU.sparse.major", b"1"), (b"GNU.sparse.minor", b"0"),
+                  (b"GNU.sparse.realsize", b"%d" % (2 * count))])
+             + header(b"s", size=len(mapping) + count) + mapping + data(b"x" * count)
+             + b"\0" * 1024)
+    with pytest.raises(LayerFormatError, match="sparse map larger than 1048576 bytes"):
+        scan_layer(DIGEST, [layer])
