@@ -197,6 +197,24 @@ class OCILayout:
         return f
 
 
+def read_index(directory: Path) -> dict[str, Any]:
+    """``directory/index.json`` read as :class:`OCILayout` reads it (a regular file, at
+    most 4 MiB, nested at most 100 deep); :class:`RegistryError` otherwise."""
+    path = directory / "index.json"
+    try:
+        with _open_regular(path) as f:
+            data = f.read(MAX_MANIFEST + 1)
+    except OSError as e:
+        raise RegistryError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        doc: Any = load_json(data, str(path))
+    except ValueError as e:
+        raise RegistryError(str(e)) from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{path} is not a JSON object")
+    return doc
+
+
 def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"),

@@ -150,3 +150,20 @@ def test_podman_reads_oci_layouts_through_its_oci_transport(tmp_path: Path) -> N
         unsupported(request(build_contexts={"b": f"oci-layout://{tmp_path}@sha256:{'3' * 64}"}))
     (tmp_path / "index.json").write_text(json.dumps({"manifests": [{"digest": two}]}))
     assert oci_layout_context(f"oci-layout://{tmp_path}@{two}") == f"container-image://oci:{tmp_path}"
+
+
+@pytest.mark.parametrize("kind", ["nested", "fifo", "list"])
+def test_podman_layout_context_with_a_hostile_index_json(tmp_path: Path, kind: str) -> None:
+    import os
+
+    from polyarch.engines.podman_layout import oci_layout_context
+
+    index = tmp_path / "index.json"
+    if kind == "nested":
+        index.write_text("[" * 100_000)
+    elif kind == "fifo":
+        os.mkfifo(index)  # read as a file, it would wait for a writer forever
+    else:
+        index.write_text("[]")
+    with pytest.raises(UsageError, match="index.json"):
+        oci_layout_context(f"oci-layout://{tmp_path}@sha256:{'1' * 64}")
