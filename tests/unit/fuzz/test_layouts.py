@@ -40,7 +40,8 @@ def put(d: Path, data: bytes) -> str:
 
 
 def verify(d: Path) -> None:
-    assert_clean(invoke(["verify", f"oci:{d}", "--platform", "linux/amd64"], cwd=d.parent))
+    assert_clean(invoke(["verify", f"oci:{d}", "--platform", "linux/amd64"], cwd=d.parent,
+                        env={"POLYARCH_CACHE_DIR": str(d.parent / "cache")}))
 
 
 def with_manifest(d: Path, manifest: bytes) -> None:

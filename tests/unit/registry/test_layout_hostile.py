@@ -19,6 +19,11 @@ from polyarch.registry.media import MAX_DEPTH, DocumentError, load_json, too_dee
 ARGS = ["--platform", "linux/amd64"]
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYARCH_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def one_platform(tmp_path: Path) -> Path:
     layer = make_layer({"etc/hostname": b"box\n"}, "gzip")
     return write_oci_layout(tmp_path / "L", [("linux/amd64", [(*layer, "gzip")])])

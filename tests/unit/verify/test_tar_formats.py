@@ -99,8 +99,9 @@ def test_zstd_frames_of_every_kind_are_followed() -> None:
     assert scan(stream.getvalue(), 5) == {"/bin/app"}
 
 
-def test_verify_reports_a_truncated_gzip_layer(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_reports_a_truncated_gzip_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYARCH_CACHE_DIR", str(tmp_path / "cache"))
     raw = layer_bytes()
     cut = gzip.compress(raw)[:-20]
     d = write_oci_layout(tmp_path / "L", [
