@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from polyarch.checks import secrets
 from polyarch.checks.elf import HEAD, MAGIC, ElfHeader, read_elf_header
 from polyarch.checks.stream import Counter, LayerFormatError, decompress
-from polyarch.checks.tarstream import Cursor, logical_content
+from polyarch.checks.tarformat import Cursor, logical_content
 from polyarch.checks.tarstream import entries as tar_entries
 
 __all__ = ["LayerFormatError", "LayerScan", "ContentSink", "path_hash", "scan_layer"]
