@@ -178,6 +178,26 @@ def odd_headers() -> bytes:
         + END)
 
 
+def more_headers() -> bytes:
+    # A map over two blocks (a number padded with 600 zeros crosses the first).
+    mapping = data(b"3\n" + b"0" * 600 + b"".join(b"%d\n%d\n" % (i * 4096, n) for i, n
+                                                   in enumerate([len(ELF), 10, 10])))
+    return (
+        # A PAX size over a directory: still no data.
+        pax([(b"size", b"1024")]) + header(b"paxdir", typ=b"5")
+        # An old-style NUL type named a directory by its PAX path.
+        + pax([(b"path", b"pax-named-dir/")]) + header(b"x", typ=b"\0", size=0)
+        + pax([(b"GNU.sparse.major", b"1"), (b"GNU.sparse.minor", b"0"),
+               (b"GNU.sparse.name", b"sparse/two-block-map"),
+               (b"GNU.sparse.realsize", b"9000")])
+        + header(b"GNUSparseFile.0/m", size=len(mapping) + len(ELF) + 20) + mapping
+        + data(ELF + b"b" * 20)
+        # A sparse file of a PAX version Go does not know: a plain file.
+        + pax([(b"GNU.sparse.major", b"2"), (b"GNU.sparse.minor", b"0"),
+               (b"GNU.sparse.name", b"ignored")]) + header(b"v2-plain", size=3) + data(b"abc")
+        + END)
+
+
 def gzipped(raw: bytes) -> bytes:
     return gzip.compress(raw, mtime=0)
 
@@ -195,6 +215,8 @@ GOOD: dict[str, Callable[[], bytes]] = {
     "header-only-sizes": header_only_sizes,
     "odd-headers": odd_headers,
     "gzip": lambda: gzipped(odd_headers()),
+    "more-headers": more_headers,
+    "gzip-two-members": lambda: gzipped(odd_headers()[:4096]) + gzipped(odd_headers()[4096:]),
     "no-end-blocks": lambda: header(b"f", size=3) + data(b"abc"),
     "padding-cut": lambda: header(b"f", size=3) + b"abc" + b"\0" * 10,
 }
@@ -220,6 +242,10 @@ BAD: dict[str, Callable[[], bytes]] = {
     "bad-octal": lambda: header(b"f", size_field=b"12 34\0      ") + END,
     "bad-checksum-v7": lambda: header(b"f", magic=b"\0" * 8)[:148] + b"0000000\0"
     + header(b"f", magic=b"\0" * 8)[156:] + END,
+    "negative-size": lambda: header(b"f", size_field=b"\xff" * 12) + END,
+    "old-sparse-not-gnu": lambda: header(b"s", typ=b"S", size=0) + END,
+    "gzip-trailing-garbage": lambda: gzipped(header(b"f", size=1) + data(b"f") + END)
+    + b"\0" * 64,
     "truncated-gzip": lambda: gzipped(header(b"f", size=4000) + data(os.urandom(4000))
                                       + END)[:-30],
 }
