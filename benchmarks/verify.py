@@ -18,7 +18,10 @@ runs alternate between polyarch and the raw tools:
 * cold: ``verify_source`` with an empty per-layer cache: every layer read;
 * raw: for each layer ``sha256sum`` then ``gzip -dc | tar -t`` (listing every entry,
   what a shell script would do), two layers at a time;
-* warm: the same image with only its top layer changed, the cache filled by a cold run.
+* warm: the same image with only its top layer changed, the cache filled by a cold run,
+  as the pipeline verifies the layout its build has just written (cached layers not
+  read); and as ``polyarch verify oci:PATH`` does for a layout from elsewhere (every
+  cached layer read again to check its digest).
 
 Throughput is compressed layer bytes per wall-clock second, and per CPU second
 divided by the cores (what the run takes on otherwise idle cores; the wall clock
@@ -171,7 +174,7 @@ def build_inputs(work: Path, case: str) -> tuple[Path, Path]:
 
 # -- one measured run (in a child process) ------------------------------------------------
 
-def child(layout: str, cache_dir: str | None, content: bool) -> None:
+def child(layout: str, cache_dir: str | None, content: bool, recheck: bool) -> None:
     from polyarch.checks import layers
     from polyarch.checks.cache import LayerCache
     from polyarch.checks.verify import verify_source
@@ -186,7 +189,8 @@ def child(layout: str, cache_dir: str | None, content: bool) -> None:
         layers.content_scanner = lambda _path, _head: None  # type: ignore[assignment]
     c0, k0, t0 = time.process_time(), children(), time.perf_counter()
     report = verify_source(OCILayout(Path(layout)), parse_platforms("linux/amd64,linux/arm64"),
-                           cache=LayerCache(Path(cache_dir)) if cache_dir else None)
+                           cache=LayerCache(Path(cache_dir)) if cache_dir else None,
+                           check_cached=recheck)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0 + children() - k0
     print(json.dumps({"wall": wall, "cpu": cpu, "compressed": report.compressed_bytes,
@@ -208,8 +212,11 @@ def _layers(layout: Path) -> list[dict[str, object]]:
     return list(out.values())
 
 
-def measure(layout: Path, cache_dir: Path | None, content: bool = True) -> dict[str, float]:
+def measure(layout: Path, cache_dir: Path | None, content: bool = True,
+            recheck: bool = False) -> dict[str, float]:
     argv = [sys.executable, __file__, "--child", str(layout)]
+    if recheck:
+        argv.append("--recheck")
     if not content:
         argv.append("--no-content-scan")
     if cache_dir is not None:
@@ -243,23 +250,25 @@ def main() -> None:
     ap.add_argument("--case", choices=["large", "node", "all"], default="all")
     ap.add_argument("--child", metavar="LAYOUT", help=argparse.SUPPRESS)
     ap.add_argument("--cache", metavar="DIR", help=argparse.SUPPRESS)
+    ap.add_argument("--recheck", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-content-scan", action="store_true",
                     help="also measure cold runs without the secrets content scanner")
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.cache, not args.no_content_scan)
+        child(args.child, args.cache, not args.no_content_scan, args.recheck)
         return
     if args.work is None:
         ap.error("--work DIR is required")
     cores = os.cpu_count() or 1
     for case in (["large", "node"] if args.case == "all" else [args.case]):
         v1, v2 = build_inputs(args.work, case)
-        cold, warm, rawr, bare = [], [], [], []
+        cold, warm, rawr, bare, checked = [], [], [], [], []
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="pa-vcache-") as cache:
                 cold.append(measure(v1, Path(cache)))
                 rawr.append(raw(v1))
                 warm.append(measure(v2, Path(cache)))
+                checked.append(measure(v2, Path(cache), recheck=True))
             if args.no_content_scan:
                 bare.append(measure(v1, None, content=False))
         mb = cold[0]["compressed"] / 1e6
@@ -282,6 +291,8 @@ def main() -> None:
         print(f"  polyarch warm (top layer changed)    {med(warm, 'wall'):6.2f} s wall,"
               f" {int(warm[0]['layers_read'])} layer read, {int(warm[0]['layers_cached'])}"
               f" from the cache")
+        print(f"  warm, verify oci:PATH (digests read) {med(checked, 'wall'):6.2f} s wall,"
+              f" {med(checked, 'cpu'):6.2f} CPU-s")
         print(f"  peak memory (ru_maxrss): cold {max(r['maxrss_mib'] for r in cold):.0f} MiB,"
               f" warm {max(r['maxrss_mib'] for r in warm):.0f} MiB")
 

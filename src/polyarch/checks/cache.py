@@ -2,8 +2,9 @@
 
 A :class:`~polyarch.checks.layers.LayerScan` depends only on the layer's bytes and on
 the rules that read them (the walker, the ELF reader, the credential detectors). So
-the key is the layer digest plus :data:`RULES`, a hash of those rules' source: a
-changed detector starts a fresh cache instead of trusting old results. The platform
+the key is the layer digest plus :data:`RULES`, a hash of those rules' source (the
+tar reader under the walker included): a changed detector starts a fresh cache
+instead of trusting old results. The platform
 a layer is judged against and the ``--allow`` globs are applied after the scan, so
 they are not part of the key; one entry serves every platform sharing the layer.
 
@@ -26,7 +27,7 @@ import time
 import zlib
 from pathlib import Path
 
-from polyarch.checks import elf, layers, secrets, stream
+from polyarch.checks import elf, layers, secrets, stream, tarformat, tarstream
 from polyarch.checks.layers import LayerScan
 
 #: Layout version of the entries (bumped when :meth:`LayerScan.to_json` changes).
@@ -38,7 +39,7 @@ MAX_AGE = 30 * 86400.0
 def _rules() -> str:
     h = hashlib.sha256(f"format {FORMAT}".encode())
     sources: list[Path] = []
-    for mod in (layers, stream, elf, secrets):
+    for mod in (layers, tarstream, tarformat, stream, elf, secrets):
         f = Path(mod.__file__ or "")
         # A package (the credential detectors): every module of it.
         sources += sorted(f.parent.glob("*.py")) if f.name == "__init__.py" else [f]

@@ -17,22 +17,24 @@ import dataclasses
 import hashlib
 import posixpath
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from polyarch.checks import secrets
 from polyarch.checks.elf import HEAD, MAGIC, ElfHeader, read_elf_header
 from polyarch.checks.stream import Counter, LayerFormatError, decompress
+from polyarch.checks.tarformat import Cursor, logical_content
+from polyarch.checks.tarstream import entries as tar_entries
 
 __all__ = ["LayerFormatError", "LayerScan", "ContentSink", "path_hash", "scan_layer"]
 
-_BLOCK = 512
-_ZERO = b"\0" * _BLOCK
-_USTAR = b"ustar"
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-_REGULAR = (0x30, 0x00, 0x37)  # '0', NUL (old tar), '7' (contiguous)
+#: Entries whose content is a file's: '0' (and old tars' NUL, which the reader turns
+#: into '0' or '5'), '7' (contiguous) and 'S' (old GNU sparse). Engines extract only
+#: '0'; the other two are read as files all the same, so that nothing hides in them.
+_CONTENT = (0x30, 0x37, 0x53)
 _LARGEST_WHEEL_FILE = 64 << 10
 
 
@@ -154,35 +156,6 @@ def _member(a: array[int], h: int) -> bool:
     return lo < len(a) and a[lo] == h
 
 
-def _octal(f: bytes) -> int:
-    if f and f[0] & 0x80:  # base-256 (GNU) for big numbers
-        return int.from_bytes(bytes([f[0] & 0x7F]) + f[1:], "big")
-    text = f.split(b"\0", 1)[0].strip(b" ")
-    try:
-        return int(text, 8) if text else 0
-    except ValueError:
-        raise LayerFormatError("not a tar stream (bad number in a header)") from None
-
-
-def _pax(data: bytes) -> dict[bytes, bytes]:
-    out: dict[bytes, bytes] = {}
-    pos = 0
-    while pos < len(data):
-        sp = data.find(b" ", pos)
-        if sp < 0:
-            break
-        try:
-            length = int(data[pos:sp])
-        except ValueError:
-            break
-        if length <= 0:
-            break
-        key, _, value = data[sp + 1:pos + length - 1].partition(b"=")
-        out[key] = value
-        pos += length
-    return out
-
-
 def _clean(raw: bytes) -> bytes:
     """A member name without leading ``./`` and ``/`` or a trailing ``/``; ``..`` and
     ``.`` components resolved (rare, so the common case costs three checks)."""
@@ -195,65 +168,6 @@ def _clean(raw: bytes) -> bytes:
     return raw
 
 
-class _Tar:
-    """A cursor over the decompressed chunks: ``buf[pos:]`` is what comes next."""
-
-    __slots__ = ("it", "buf", "pos")
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.it = chunks
-        self.buf = b""
-        self.pos = 0
-
-    def fill(self, n: int) -> bool:
-        """Make at least ``n`` bytes available at ``pos``; False at the end."""
-        parts = [self.buf[self.pos:]]
-        have = len(parts[0])
-        while have < n:
-            chunk = next(self.it, None)
-            if chunk is None:
-                self.buf, self.pos = b"".join(parts), 0
-                return False
-            parts.append(chunk)
-            have += len(chunk)
-        self.buf, self.pos = b"".join(parts), 0
-        return True
-
-    def skip_to(self, end: int) -> None:
-        """Move ``pos`` to ``end`` (which may lie beyond the current chunk)."""
-        over = end - len(self.buf)
-        if over <= 0:
-            self.pos = end
-            return
-        self.buf, self.pos = b"", 0
-        while over > 0:
-            chunk = next(self.it, None)
-            if chunk is None:
-                return
-            if len(chunk) > over:
-                self.buf, self.pos = chunk, over
-                return
-            over -= len(chunk)
-
-    def feed(self, size: int, sink: ContentSink) -> None:
-        """Hand the next ``size`` bytes to ``sink`` (without copying whole chunks)."""
-        left = size
-        while left > 0:
-            if self.pos >= len(self.buf) and not self.fill(1):
-                return
-            piece = self.buf[self.pos:self.pos + left]
-            sink.feed(piece)
-            self.pos += len(piece)
-            left -= len(piece)
-
-    def read(self, n: int) -> bytes:
-        if self.pos + n > len(self.buf):
-            self.fill(n)
-        out = self.buf[self.pos:self.pos + n]
-        self.pos += len(out)
-        return out
-
-
 def scan_layer(digest: str, chunks: Iterable[bytes], hook: ContentHook | None = None
                ) -> LayerScan:
     """Stream one layer blob and record what the checks need. Reads the blob to its
@@ -264,7 +178,11 @@ def scan_layer(digest: str, chunks: Iterable[bytes], hook: ContentHook | None = 
     scan.compression, tar = decompress(counter)
     tar_count = Counter(tar)
     try:
-        _walk(_Tar(tar_count), scan, hook or content_scanner)
+        _walk(Cursor(tar_count), scan, hook or content_scanner)
+        # What follows the end of the archive is still decompressed (engines read it
+        # to check the diff ID): a compressed stream cut or corrupt there is an error.
+        for _ in tar_count:
+            pass
     finally:
         for _ in counter:  # read to the end so that the digest gets checked
             pass
@@ -273,68 +191,14 @@ def scan_layer(digest: str, chunks: Iterable[bytes], hook: ContentHook | None = 
     return scan
 
 
-def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - one hot loop
+def _walk(t: Cursor, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - one hot loop
     blake = hashlib.blake2b
     dirs, others = bytearray(), bytearray()
     elf, found, links = scan.elf, scan.secrets, scan.links
-    pax: dict[bytes, bytes] = {}
-    long_name: bytes | None = None
-    long_link: bytes | None = None
     entries = 0
-    while True:
-        if t.pos + _BLOCK > len(t.buf) and not t.fill(_BLOCK):
-            break  # a stream without the two zero blocks at its end
-        pos = t.pos
-        header = t.buf[pos:pos + _BLOCK]
-        t.pos = pos = pos + _BLOCK
-        if header == _ZERO:
-            break
-        if header[257:262] != _USTAR:  # checked headers only where the magic is missing
-            chksum = _octal(header[148:156])
-            if chksum != sum(header[:148]) + 256 + sum(header[156:]):
-                raise LayerFormatError("not a tar stream (bad header checksum)")
-        typ = header[156]
-        size = _octal(header[124:136])
-        if pax and b"size" in pax:
-            try:
-                size = int(pax[b"size"])
-            except ValueError:
-                raise LayerFormatError("bad size in a pax header") from None
-        end = pos + ((size + 511) & ~511)
-        if typ in (0x78, 0x67, 0x4C, 0x4B):  # x g L K: metadata for the next entry
-            body = t.read(size)
-            t.skip_to(t.pos + (end - pos - size))
-            if typ == 0x78:
-                pax = _pax(body)
-            elif typ == 0x4C:
-                long_name = body.split(b"\0", 1)[0]
-            elif typ == 0x4B:
-                long_link = body.split(b"\0", 1)[0]
-            continue
-        if long_name is not None:
-            raw = long_name
-        elif pax and b"path" in pax:
-            raw = pax[b"path"]
-        else:
-            nul = header.find(b"\0", 0, 100)
-            raw = header[:nul if nul >= 0 else 100]
-            if header[345] and header[257:263] == b"ustar\x00":  # POSIX prefix field
-                prefix = header[345:500].split(b"\0", 1)[0]
-                raw = prefix + b"/" + raw
-        link = b""
-        if typ == 0x31:  # '1': hard link
-            if long_link is not None:
-                link = long_link
-            elif pax and b"linkpath" in pax:
-                link = pax[b"linkpath"]
-            else:
-                link = header[157:257].split(b"\0", 1)[0]
-        if pax:
-            pax = {}
-        long_name = long_link = None
+    for typ, raw, link, size, frags in tar_entries(t):
         raw = _clean(raw)
         if not raw:
-            t.skip_to(end)
             continue
         entries += 1
         slash = raw.rfind(b"/")
@@ -345,50 +209,48 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
                 scan.opaque.append(parent)
             else:
                 scan.whiteouts.append(posixpath.join(parent, base[len(WHITEOUT):]))
-            t.skip_to(end)
             continue
         if typ == 0x35:  # '5': directory
             dirs += blake(raw, digest_size=8).digest()
-            if size:
-                t.skip_to(end)
             continue
         others += blake(raw, digest_size=8).digest()
-        if typ in _REGULAR and size:
+        if typ in _CONTENT and size:
             path = "/" + raw.decode("utf-8", "surrogateescape")
             links.pop(path, None)
             n = size if size < HEAD else HEAD
-            if t.pos + n > len(t.buf):
-                t.fill(n)  # the start of the file lies in the next chunk
-            start = t.pos
-            pad = ((size + 511) & ~511) - size
-            if t.buf.startswith(MAGIC, start):
-                h = read_elf_header(t.buf[start:start + n])
+            if frags is not None:  # sparse: the head of its logical content
+                head = _sparse_head(t, frags, n)
+            else:
+                if t.pos + n > len(t.buf):
+                    t.fill(n)  # the start of the file lies in the next chunk
+                head = t.buf[t.pos:t.pos + n]
+            if head.startswith(MAGIC):
+                h = read_elf_header(head)
                 if h is not None and h.runnable:
                     elf[path] = h
                     found.pop(path, None)
-                    t.skip_to(start + size + pad)
                     continue
             elf.pop(path, None)
             if raw.endswith(b".dist-info/WHEEL") and size <= _LARGEST_WHEEL_FILE:
                 found.pop(path, None)  # wheel metadata: platform tags, never credentials
-                body = t.read(size)
-                t.skip_to(t.pos + pad)
+                body = b"".join(logical_content(t, size, frags))
                 scan.wheels[posixpath.dirname(path)] = [
                     ln.split(":", 1)[1].strip() for ln in body.decode("utf-8", "replace")
                     .splitlines() if ln.startswith("Tag:")]
                 continue
-            sink = hook(path, t.buf[start:start + n])
+            sink = hook(path, head)
             if sink is not None:
-                t.feed(size, sink)
+                # A sparse file's data fragments, without its holes (zeros hold no
+                # credential; a hole may be terabytes long).
+                for piece in t.chunks(size if frags is None else sum(n for _o, n in frags)):
+                    sink.feed(piece)
                 hits = sink.finish()
                 if hits:
                     found[path] = hits
                 else:
                     found.pop(path, None)
-                t.skip_to(t.pos + pad)
                 continue
             found.pop(path, None)
-            t.skip_to(start + size + pad)
             continue
         path = "/" + raw.decode("utf-8", "surrogateescape")
         elf.pop(path, None)
@@ -408,9 +270,23 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
                 found.setdefault(path, []).append(secrets.SecretHit(
                     "hard link named like a credential file", f"links to {target}",
                     "warning"))
-        if size:
-            t.skip_to(end)
     scan.entries = entries
     scan.dirs = _sorted(dirs)
     scan.others = _sorted(others)
 
+
+def _sparse_head(t: Cursor, frags: list[tuple[int, int]], n: int) -> bytes:
+    """The first ``n`` bytes of a sparse file's logical content (zeros in its holes),
+    peeked at without moving the cursor."""
+    head = bytearray(n)
+    phys = 0  # where the fragment's data starts, from the cursor
+    for off, length in frags:
+        if off >= n:
+            break
+        take = min(length, n - off)
+        if t.pos + phys + take > len(t.buf):
+            t.fill(phys + take)
+        piece = t.buf[t.pos + phys:t.pos + phys + take]
+        head[off:off + len(piece)] = piece
+        phys += length
+    return bytes(head)

@@ -94,9 +94,93 @@ def _gunzip(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
             yield tail
     except _INFLATE_ERRORS as e:
         raise LayerFormatError(f"gzip stream is corrupt: {e}") from e
+    if not d.eof:
+        # zlib hands out what it inflated and stops; Go's gzip reader (containerd,
+        # BuildKit) fails with "unexpected EOF", so no engine can apply the layer.
+        raise LayerFormatError("gzip stream is truncated (it ends before its last member"
+                               " does): no engine can apply this layer")
+
+
+class _ZstdFrames:
+    """Follows the frame and block headers of a zstd stream as its chunks pass, to tell
+    whether it ends where a frame ends. The decompressor returns what it could and
+    stops at a cut; Go's zstd reader (containerd) fails with "unexpected EOF"."""
+
+    __slots__ = ("need", "state", "checksum", "pending", "after_skip", "after_need")
+
+    def __init__(self) -> None:
+        self.need = 4  # bytes wanted before the next decision
+        self.state = "magic"
+        self.checksum = 0
+        self.pending = b""
+        self.after_skip, self.after_need = "magic", 4
+
+    def __call__(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.step(chunk)
+            yield chunk
+        if self.state != "magic" or self.pending:
+            raise LayerFormatError("zstd stream is truncated (it ends inside a frame): no"
+                                   " engine can apply this layer")
+
+    def step(self, chunk: bytes) -> None:
+        pos, n = 0, len(chunk)
+        while pos < n:
+            if self.state == "skip":  # block or frame data: not looked at
+                take = min(self.need, n - pos)
+                self.need -= take
+                pos += take
+                if self.need == 0:
+                    self.state, self.need = self.after_skip, self.after_need
+                continue
+            want = self.need - len(self.pending)
+            if n - pos < want:
+                self.pending += chunk[pos:]
+                return
+            head = self.pending + chunk[pos:pos + want]
+            self.pending = b""
+            pos += want
+            self.decide(head)
+
+    def skip(self, n: int, then: str, need: int) -> None:
+        self.after_skip, self.after_need = then, need
+        if n:
+            self.state, self.need = "skip", n
+        else:
+            self.state, self.need = then, need
+
+    def decide(self, head: bytes) -> None:
+        if self.state == "magic":
+            magic = int.from_bytes(head, "little")
+            if magic == 0xFD2FB528:
+                self.state, self.need = "descriptor", 1
+            elif magic & 0xFFFFFFF0 == 0x184D2A50:  # skippable frame
+                self.state, self.need = "skippable", 4
+            else:
+                raise LayerFormatError("zstd stream is corrupt: not a frame")
+        elif self.state == "skippable":
+            self.skip(int.from_bytes(head, "little"), "magic", 4)
+        elif self.state == "descriptor":
+            fd = head[0]
+            single = (fd >> 5) & 1
+            fcs = (fd >> 6) & 3
+            size = (0 if single else 1) + (0, 1, 2, 4)[fd & 3] + (
+                (1 if single else 0) if fcs == 0 else (2, 4, 8)[fcs - 1])
+            self.checksum = (fd >> 2) & 1
+            self.skip(size, "block", 3)
+        elif self.state == "block":
+            h = int.from_bytes(head, "little")
+            last, kind, size = h & 1, (h >> 1) & 3, h >> 3
+            data = 1 if kind == 1 else size
+            if last:
+                self.skip(data + 4 * self.checksum, "magic", 4)
+            else:
+                self.skip(data, "block", 3)
 
 
 def _unzstd(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    rest = _ZstdFrames()(_plain(first, rest))
+    first = b""
     raw: IO[bytes] = io.BufferedReader(ChunkReader(rest, first), buffer_size=1 << 20)
     reader = zstandard.ZstdDecompressor().stream_reader(
         raw, read_size=1 << 20, read_across_frames=True

@@ -20,7 +20,6 @@ changed. :func:`verify` is the same for a reference string (``REF`` or ``oci:PAT
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from polyarch.errors import UsageError, VerificationError
 from polyarch.platforms import ARCHES, DEFAULT_VARIANT, Platform, parse_platform
 from polyarch.refs import ImageRef
 from polyarch.registry.client import RegistryClient
-from polyarch.registry.media import Manifest, is_attestation
+from polyarch.registry.media import Manifest, is_attestation, load_json
 from polyarch.registry.source import ImageSource, open_source
 
 #: ``hook(platform, manifest_digest)`` runs one variant and says how it went.
@@ -113,10 +112,15 @@ def verify_source(
     progress: Callable[[str], None] | None = None,
     deep: bool = True,
     workers: int | None = None,
+    check_cached: bool | None = None,
 ) -> VerifyReport:
     """Verify the image ``src`` holds against the ``expected`` platforms.
 
-    ``cache`` keeps layer scans by digest (``None``: read every layer). ``smoke_hook``
+    ``cache`` keeps layer scans by digest (``None``: read every layer). A layer the
+    cache knows is still read and its digest checked when ``check_cached`` is true
+    (default: for an OCI layout on disk, whose files may have changed since the scan;
+    a registry's blobs are addressed by their digest, which every pull checks). The
+    pipeline passes ``False`` for the layout its own build has just written. ``smoke_hook``
     (``None``: no runs) is called once per present platform with its manifest digest.
     ``deep=False`` checks coverage and labels only (no layer is read). ``workers``
     threads read layers (default: one per core, at least two). Raises
@@ -127,8 +131,9 @@ def verify_source(
     t0 = time.monotonic()
     n = workers if workers is not None else max(2, os.cpu_count() or 2)
     try:
+        recheck = src.ref is None if check_cached is None else check_cached
         report = _verify(src, list(expected), allow, deep, max(1, n), progress, cache,
-                         smoke_hook)
+                         smoke_hook, recheck)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         # Malformed manifests, configs or index entries (not JSON, fields missing or of
         # the wrong type): the image cannot be verified, so it fails verification.
@@ -183,7 +188,7 @@ def verify(
 
 def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], deep: bool,
             workers: int, progress: Callable[[str], None] | None, cache: LayerCache | None,
-            smoke_hook: SmokeHook | None) -> VerifyReport:
+            smoke_hook: SmokeHook | None, recheck: bool) -> VerifyReport:
     say = progress or (lambda _m: None)
     root = src.root()
     report = VerifyReport(src.description, root.digest, root.media_type,
@@ -195,7 +200,7 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], de
             if e.manifest is not None:
                 _labels(e)
         if deep:
-            _deep(src, entries, allow, pool, say, cache, report)
+            _deep(src, entries, allow, pool, say, cache, report, recheck)
     if deep and root.is_index:
         ann = root.json.get("annotations")
         for hit in secret_checks.scan_annotations(ann if isinstance(ann, dict) else {}):
@@ -232,7 +237,7 @@ def _entries(src: ImageSource, root: Manifest, pool: ThreadPoolExecutor,
         cfg = m.json.get("config")
         if not isinstance(cfg, dict) or not isinstance(cfg.get("digest"), str):
             return None
-        doc = json.loads(src.blob(cfg["digest"]))
+        doc = load_json(src.blob(cfg["digest"]), f"image config {cfg['digest']}")
         return doc if isinstance(doc, dict) else None
 
     configs = list(pool.map(config, manifests))
@@ -297,7 +302,7 @@ def _labels(e: _Entry) -> None:
 
 def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
           pool: ThreadPoolExecutor, say: Callable[[str], None], cache: LayerCache | None,
-          report: VerifyReport) -> None:
+          report: VerifyReport, recheck: bool) -> None:
     layer_lists: dict[int, list[str]] = {}
     wanted: list[str] = []
     for i, e in enumerate(entries):
@@ -323,6 +328,10 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
     # Largest first: the longest reads start at once and the small ones fill in.
     sizes = {str(d.get("digest")): int(d.get("size") or 0) for e in entries if e.manifest
              for d in e.manifest.json.get("layers") or [] if isinstance(d, dict)}
+    # A cached scan says what a blob with this digest holds; whether the file still is
+    # that blob is checked by reading it (its digest, without the walk).
+    checks = [pool.submit(_check_digest, src, dg)
+              for dg in sorted(scans, key=lambda d: -sizes.get(d, 0))] if recheck else []
     for dg, result in scan_all(src, todo, sizes, threads=pool):
         try:
             scan = result()
@@ -332,6 +341,8 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
         scans[dg] = scan
         if cache is not None:
             cache.put(scan)
+    for check in checks:
+        check.result()  # a blob that does not match its digest: RegistryError
     if cache is not None and todo:
         cache.prune()
     for i, digests in layer_lists.items():
@@ -356,6 +367,11 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
         for hit in hits:
             e.result.findings.append(Finding("secrets", hit.severity, hit.describe(),
                                              path=None))
+
+
+def _check_digest(src: ImageSource, digest: str) -> None:
+    for _ in src.iter_blob(digest):  # the source checks the digest at the end
+        pass
 
 
 __all__ = ["CHECKS", "SCHEMA", "Finding", "LayerCache", "PlatformResult", "SmokeHook",

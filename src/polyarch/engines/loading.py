@@ -16,16 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from polyarch.errors import EnvironmentProblem
+from polyarch.errors import EnvironmentProblem, RegistryError
 from polyarch.refs import parse_ref
 
 
 def root_descriptor(layout: Path) -> dict[str, Any]:
     """The single root entry of a layout polyarch built (its index.json's first entry)."""
+    from polyarch.registry.layout import read_index
+
     try:
-        index = json.loads((layout / "index.json").read_text())
-        entry = index["manifests"][0]
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        entry = read_index(layout)["manifests"][0]
+    except (RegistryError, KeyError, IndexError, TypeError) as e:
         raise EnvironmentProblem(f"{layout} is not a readable OCI layout: {e}") from None
     if not isinstance(entry, dict):
         raise EnvironmentProblem(f"{layout}/index.json: the first entry is not a descriptor")

@@ -4,14 +4,13 @@ path, and it has no ``oci-layout://`` build context."""
 from __future__ import annotations
 
 import atexit
-import json
 import re
 import secrets
 import shutil
 import tempfile
 from pathlib import Path
 
-from polyarch.errors import UsageError
+from polyarch.errors import RegistryError, UsageError
 
 _REF_PATH = re.compile(r"^(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
 _aliases: list[Path] = []
@@ -58,10 +57,16 @@ def oci_layout_context(src: str) -> str:
         if colon and "/" not in tag:
             return f"container-image://oci:{head}:{tag}"
         return f"container-image://oci:{path}"
+    from polyarch.registry.layout import read_index  # tarfile: on use
+
     try:
-        entries = json.loads((Path(path) / "index.json").read_text()).get("manifests") or []
-    except (OSError, ValueError, AttributeError):
-        return f"container-image://oci:{path}"  # not there yet (dry run): podman says so
+        entries = read_index(Path(path)).get("manifests") or []
+    except RegistryError as e:
+        if not (Path(path) / "index.json").exists():
+            return f"container-image://oci:{path}"  # not there yet (dry run): podman says so
+        raise UsageError(f"{src}: {e}") from None
+    if not isinstance(entries, list):
+        entries = []
     hit = [e for e in entries if isinstance(e, dict) and e.get("digest") == digest]
     if not hit:
         raise UsageError(f"{src}: the layout's index.json has no {digest}")

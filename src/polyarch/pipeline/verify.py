@@ -207,8 +207,9 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     interrupt.set_phase("verifying on local disk: nothing was pushed")
     smoke_times: SmokeTimes | None = None
     with s.rep.group(f"verify {what}"):
+        # The layout the build has just written: cached layers are not read again.
         report = verify_source(OCILayout(layout), expected, allow=s.opts.allow,
-                               cache=s.layer_cache, progress=s.rep.info)
+                               cache=s.layer_cache, progress=s.rep.info, check_cached=False)
         scan = time.monotonic() - t0
         if s.opts.smoke is not None:
             smoke_times = smoke_layout(s, report, layout)

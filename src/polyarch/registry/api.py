@@ -23,7 +23,7 @@ from polyarch.errors import RegistryError
 from polyarch.refs import ImageRef
 from polyarch.registry.auth import Authenticator, registry_errors, scope
 from polyarch.registry.credentials import DockerConfig
-from polyarch.registry.media import MANIFEST_ACCEPT, Manifest, sha256_digest
+from polyarch.registry.media import MANIFEST_ACCEPT, MAX_MANIFEST, Manifest, sha256_digest
 from polyarch.registry.transport import (
     Content,
     Deadline,
@@ -33,8 +33,6 @@ from polyarch.registry.transport import (
     origin,
 )
 
-#: Largest manifest we accept (the distribution default limit is 4 MiB).
-MAX_MANIFEST = 4 * 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 

@@ -8,12 +8,18 @@ archive (the default) or a directory (``tar=false``) holding ``oci-layout``,
 Blobs are never loaded whole to be sent: :meth:`OCILayout.locate` gives the file and
 byte range that hold a blob (the blob file itself in a directory, its member's data in
 an archive), which an upload streams from.
+
+A layout may come from anywhere, so it is read defensively: only regular files are
+opened (a blob that is a FIFO, a device or a link to one is refused before it could
+block or never end), ``index.json``, manifests and configs are read only up to
+:data:`~polyarch.registry.media.MAX_MANIFEST` and parsed with a nesting limit.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
+import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +28,7 @@ from typing import IO, Any
 
 from polyarch.errors import EnvironmentProblem, RegistryError, UsageError
 from polyarch.refs import ImageRef
-from polyarch.registry.media import INDEX_TYPES, OCI_INDEX, Manifest
+from polyarch.registry.media import INDEX_TYPES, MAX_MANIFEST, OCI_INDEX, Manifest, load_json
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _CHUNK = 1 << 20
@@ -41,7 +47,7 @@ class BlobLocation:
         """Yield the blob's bytes from ``start`` (``length`` of them, or to its end)."""
         left = self.size - start if length is None else min(length, self.size - start)
         try:
-            with self.path.open("rb") as f:
+            with _open_regular(self.path) as f:
                 f.seek(self.offset + start)
                 while left > 0:
                     data = f.read(min(chunk, left))
@@ -66,8 +72,11 @@ class OCILayout:
         if not path.exists():
             raise UsageError(f"{self.description}: no such file or directory")
         if path.is_dir():
-            if not (path / "index.json").is_file():
+            if not (path / "index.json").exists():
                 raise UsageError(f"{self.description}: not an OCI layout (no index.json)")
+        elif not path.is_file():
+            raise UsageError(f"{self.description}: not a directory or a regular file (an OCI"
+                             " layout is one or the other)")
         else:
             try:
                 with tarfile.open(path, "r:") as tf:
@@ -86,16 +95,27 @@ class OCILayout:
         if self._members is None:
             p = self.path / name
             try:
-                return BlobLocation(p, 0, p.stat().st_size)
+                st = p.stat()
             except FileNotFoundError as e:
                 raise RegistryError(f"{self.description}: {name} is missing") from e
+            except OSError as e:
+                raise RegistryError(f"{self.description}: cannot read {name}:"
+                                    f" {e.strerror or e}") from e
+            if not stat.S_ISREG(st.st_mode):
+                raise RegistryError(f"{self.description}: {name} is not a regular file"
+                                    f" ({_kind(st.st_mode)}); a layout holds files only")
+            return BlobLocation(p, 0, st.st_size)
         info = self._members.get(name)
         if info is None:
             raise RegistryError(f"{self.description}: {name} is missing from the archive")
         return BlobLocation(self.path, info.offset_data, info.size)
 
-    def _read(self, name: str) -> bytes:
-        return b"".join(self._locate_file(name).read())
+    def _read(self, name: str, limit: int = MAX_MANIFEST) -> bytes:
+        loc = self._locate_file(name)
+        if loc.size > limit:
+            raise RegistryError(f"{self.description}: {name} is larger than"
+                                f" {limit // (1024 * 1024)} MiB ({loc.size} bytes)")
+        return b"".join(loc.read())
 
     def _blob_name(self, digest: str) -> str:
         algo, _, hexd = digest.partition(":")
@@ -122,9 +142,9 @@ class OCILayout:
     def index_json(self) -> dict[str, Any]:
         data = self._read("index.json")
         try:
-            doc: Any = json.loads(data)
+            doc: Any = load_json(data, "index.json")
         except ValueError as e:
-            raise RegistryError(f"{self.description}: index.json is not JSON") from e
+            raise RegistryError(f"{self.description}: {e}") from None
         if not isinstance(doc, dict):
             raise RegistryError(f"{self.description}: index.json is not a JSON object")
         return doc
@@ -152,6 +172,12 @@ class OCILayout:
         return Manifest.from_bytes(self.blob(digest))
 
     def blob(self, digest: str) -> bytes:
+        """A manifest or config blob, whole (at most ``MAX_MANIFEST`` bytes)."""
+        loc = self.locate(digest)
+        if loc.size > MAX_MANIFEST:
+            raise RegistryError(f"{self.description}: blob {digest} is larger than"
+                                f" {MAX_MANIFEST // (1024 * 1024)} MiB ({loc.size} bytes),"
+                                " too large for a manifest or config")
         return b"".join(self.iter_blob(digest))
 
     def iter_blob(self, digest: str) -> Iterator[bytes]:
@@ -166,9 +192,51 @@ class OCILayout:
     def open_blob(self, digest: str) -> IO[bytes]:
         """The blob as a file positioned at its first byte (read at most its size)."""
         loc = self.locate(digest)
-        f = loc.path.open("rb")
+        f = _open_regular(loc.path)
         f.seek(loc.offset)
         return f
+
+
+def read_index(directory: Path) -> dict[str, Any]:
+    """``directory/index.json`` read as :class:`OCILayout` reads it (a regular file, at
+    most 4 MiB, nested at most 100 deep); :class:`RegistryError` otherwise."""
+    path = directory / "index.json"
+    try:
+        with _open_regular(path) as f:
+            data = f.read(MAX_MANIFEST + 1)
+    except OSError as e:
+        raise RegistryError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        doc: Any = load_json(data, str(path))
+    except ValueError as e:
+        raise RegistryError(str(e)) from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{path} is not a JSON object")
+    return doc
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """``path`` opened for reading, if it is a regular file: opened without blocking
+    (a FIFO put in its place would otherwise wait for a writer) and checked again."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RegistryError(f"{path} is not a regular file ({_kind(mode)})")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _clean(name: str) -> str:

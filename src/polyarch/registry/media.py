@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from array import array
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -33,6 +36,53 @@ ATTESTATION_TYPE = "vnd.docker.reference.type"
 ATTESTATION_FOR = "vnd.docker.reference.digest"
 
 
+#: Largest manifest, index or config accepted, from a registry or a layout on disk (the
+#: distribution default limit for manifests is 4 MiB).
+MAX_MANIFEST = 4 * 1024 * 1024
+#: Deepest nesting of arrays and objects accepted in such a document. OCI documents
+#: nest a handful of levels (provenance statements a dozen); Python's parser would
+#: hit its recursion limit near 1,000.
+MAX_DEPTH = 100
+
+#: A JSON string (possessive: linear time, an unterminated one runs to the end).
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+#: ``[`` and ``{`` -> +1, ``]`` and ``}`` -> -1 (as signed bytes).
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+
+
+class DocumentError(ValueError):
+    """A JSON document that is too large, nested too deeply or not JSON at all."""
+
+
+def too_deep(data: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``data``'s arrays and objects nest more than ``limit`` deep (brackets
+    inside strings do not count), in linear time and without recursion."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    steps = array("b")
+    steps.frombytes(_STRING.sub(b"", data).translate(None, _NOT_BRACKETS).translate(_STEPS))
+    return bool(steps) and max(accumulate(steps)) > limit
+
+
+def load_json(data: bytes | str, what: str, *, limit: int = MAX_MANIFEST) -> Any:
+    """``json.loads`` for documents read from a registry or a layout: at most ``limit``
+    bytes and :data:`MAX_DEPTH` levels, else :class:`DocumentError` (never a
+    ``RecursionError``)."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    if len(raw) > limit:
+        raise DocumentError(f"{what} is larger than {limit // (1024 * 1024)} MiB"
+                            f" ({len(raw)} bytes)")
+    if too_deep(raw):
+        raise DocumentError(f"{what} nests arrays or objects more than {MAX_DEPTH} deep")
+    try:
+        return json.loads(raw)
+    except RecursionError:  # pragma: no cover - the depth check comes first
+        raise DocumentError(f"{what} nests arrays or objects too deeply") from None
+    except ValueError as e:
+        raise DocumentError(f"{what} is not JSON ({e})") from None
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -47,7 +97,7 @@ class Manifest:
 
     @property
     def json(self) -> dict[str, Any]:
-        doc = json.loads(self.data)
+        doc = load_json(self.data, "manifest")
         if not isinstance(doc, dict):
             raise ValueError("manifest is not a JSON object")
         return doc
@@ -62,7 +112,7 @@ class Manifest:
         mt = media_type or ""
         if not mt or mt not in INDEX_TYPES | MANIFEST_TYPES:
             try:
-                doc = json.loads(data)
+                doc = load_json(data, "manifest")
             except ValueError:
                 doc = {}
             if isinstance(doc, dict):

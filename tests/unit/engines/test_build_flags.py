@@ -181,3 +181,20 @@ def test_the_index_annotations_a_build_means() -> None:
                                    "index[linux/amd64]:p=1", "plain=2"))
     assert index_annotations(req) == {"org.opencontainers.image.revision": "abc", "k": "v",
                                       "both": "a=b"}
+
+
+@pytest.mark.parametrize("kind", ["nested", "fifo", "list"])
+def test_podman_layout_context_with_a_hostile_index_json(tmp_path: Path, kind: str) -> None:
+    import os
+
+    from polyarch.engines.podman_layout import oci_layout_context
+
+    index = tmp_path / "index.json"
+    if kind == "nested":
+        index.write_text("[" * 100_000)
+    elif kind == "fifo":
+        os.mkfifo(index)  # read as a file, it would wait for a writer forever
+    else:
+        index.write_text("[]")
+    with pytest.raises(UsageError, match="index.json"):
+        oci_layout_context(f"oci-layout://{tmp_path}@sha256:{'1' * 64}")

@@ -15,7 +15,8 @@ from faultproxy import make_layer, write_oci_layout
 
 from polyarch.checks.cache import RULES, LayerCache, default_dir
 from polyarch.checks.layers import scan_layer
-from polyarch.checks.verify import verify_source
+from polyarch.checks.verify import verify, verify_source
+from polyarch.errors import RegistryError
 from polyarch.platforms import EM_AARCH64, EM_X86_64, parse_platforms
 from polyarch.refs import ImageRef
 from polyarch.registry import OCILayout
@@ -69,17 +70,40 @@ def test_warm_verify_reads_only_the_changed_top_layer(tmp_path: Path) -> None:
     assert first.ok
     assert len(cold.reads) == 4 and first.layers_read == 4 and first.layers_cached == 0
 
+    # A rebuild's own layout (as the pipeline verifies it): cached layers are not read.
     again = image(tmp_path / "v1b", b"version 1\n")  # the same layers: nothing is read
-    same = verify_source(again, BOTH, cache=cache)
+    same = verify_source(again, BOTH, cache=cache, check_cached=False)
     assert again.reads == [] and same.layers_cached == 4
     assert [p.to_json() for p in same.platforms] == [p.to_json() for p in first.platforms]
 
     warm = image(tmp_path / "v2", b"version 2\n")
-    second = verify_source(warm, BOTH, cache=cache)
+    second = verify_source(warm, BOTH, cache=cache, check_cached=False)
     assert second.ok
     top = warm.inner.manifest(warm.inner.root().json["manifests"][0]["digest"]).json
     assert warm.reads == [top["layers"][2]["digest"]]
     assert (second.layers_read, second.layers_cached) == (1, 3)
+
+
+def test_a_layout_from_elsewhere_has_its_cached_blobs_checked(tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path / "cache")
+    assert verify_source(image(tmp_path / "v1", b"version 1\n"), BOTH, cache=cache).ok
+    again = image(tmp_path / "v1b", b"version 1\n")
+    report = verify_source(again, BOTH, cache=cache)  # default for a layout: check them
+    assert report.ok and report.layers_cached == 4 and report.layers_read == 0
+    assert sorted(again.reads) == sorted(set(again.reads)) and len(again.reads) == 4
+
+    # The same file tampered with: the scan the cache holds is for other bytes.
+    top = again.inner.manifest(again.inner.root().json["manifests"][0]["digest"]).json
+    blob = again.inner.locate(top["layers"][2]["digest"]).path
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(RegistryError, match="does not match its digest"):
+        verify_source(again, BOTH, cache=cache)
+    with pytest.raises(RegistryError, match="does not match its digest"):
+        verify(f"oci:{again.inner.path}", BOTH, cache=cache)
+    # What the pipeline passes for the layout its build has just written.
+    assert verify_source(again, BOTH, cache=cache, check_cached=False).layers_cached == 4
 
 
 def test_cached_findings_equal_fresh_ones(tmp_path: Path) -> None:
