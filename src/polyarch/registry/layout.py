@@ -13,8 +13,8 @@ an archive), which an upload streams from.
 from __future__ import annotations
 
 import hashlib
-import json
 import tarfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +22,11 @@ from typing import IO, Any
 
 from polyarch.errors import EnvironmentProblem, RegistryError, UsageError
 from polyarch.refs import ImageRef
-from polyarch.registry.media import INDEX_TYPES, OCI_INDEX, Manifest
+from polyarch.registry.media import INDEX_TYPES, OCI_INDEX, Manifest, load_json
 
 REF_NAME = "org.opencontainers.image.ref.name"
+#: Largest index.json or manifest read whole (the registry limit for manifests).
+MAX_INDEX = 4 * 1024 * 1024
 _CHUNK = 1 << 20
 
 
@@ -63,6 +65,9 @@ class OCILayout:
         self.ref: ImageRef | None = None
         self.description = f"oci:{path}" + (f":{name}" if name else "")
         self._members: dict[str, tarfile.TarInfo] | None = None
+        #: Sizes the descriptors read so far give (digest -> size).
+        self._sizes: dict[str, int] = {}
+        self._sizes_lock = threading.Lock()
         if not path.exists():
             raise UsageError(f"{self.description}: no such file or directory")
         if path.is_dir():
@@ -119,14 +124,35 @@ class OCILayout:
         return None if self.is_archive else self.locate(digest).path
 
     # -- ImageSource -------------------------------------------------------------------
+    def _learn(self, man: Manifest) -> Manifest:
+        from polyarch.registry.source import descriptor_sizes
+
+        sizes = descriptor_sizes(man)
+        with self._sizes_lock:
+            for digest, size in sizes.items():
+                self._sizes.setdefault(digest, size)
+        return man
+
+    def _check_size(self, digest: str, have: int) -> None:
+        with self._sizes_lock:
+            said = self._sizes.get(digest)
+        if said is not None and said != have:
+            raise RegistryError(f"{self.description}: blob {digest} has {have} bytes, its"
+                                f" descriptor says {said}")
+
     def index_json(self) -> dict[str, Any]:
-        data = self._read("index.json")
+        loc = self._locate_file("index.json")
+        if loc.size > MAX_INDEX:
+            raise RegistryError(f"{self.description}: index.json is larger than {MAX_INDEX}"
+                                " bytes")
+        data = b"".join(loc.read())
         try:
-            doc: Any = json.loads(data)
+            doc: Any = load_json(data)
         except ValueError as e:
-            raise RegistryError(f"{self.description}: index.json is not JSON") from e
+            raise RegistryError(f"{self.description}: index.json is not JSON ({e})") from None
         if not isinstance(doc, dict):
             raise RegistryError(f"{self.description}: index.json is not a JSON object")
+        self._learn(Manifest(data, OCI_INDEX, ""))
         return doc
 
     def root(self) -> Manifest:
@@ -146,16 +172,21 @@ class OCILayout:
                                     or not manifests[0].get("platform")):
             return self.manifest(str(manifests[0]["digest"]))
         # index.json lists platform manifests itself: it is the index.
-        return Manifest.from_bytes(self._read("index.json"), OCI_INDEX)
+        return self._learn(Manifest.from_bytes(self._read("index.json"), OCI_INDEX))
 
     def manifest(self, digest: str) -> Manifest:
-        return Manifest.from_bytes(self.blob(digest))
+        loc = self.locate(digest)
+        if loc.size > MAX_INDEX:
+            raise RegistryError(f"{self.description}: manifest {digest} is larger than"
+                                f" {MAX_INDEX} bytes")
+        return self._learn(Manifest.from_bytes(self.blob(digest)))
 
     def blob(self, digest: str) -> bytes:
         return b"".join(self.iter_blob(digest))
 
     def iter_blob(self, digest: str) -> Iterator[bytes]:
         loc = self.locate(digest)
+        self._check_size(digest, loc.size)
         h = hashlib.sha256()
         for chunk in loc.read():
             h.update(chunk)

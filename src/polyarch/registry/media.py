@@ -33,6 +33,16 @@ ATTESTATION_TYPE = "vnd.docker.reference.type"
 ATTESTATION_FOR = "vnd.docker.reference.digest"
 
 
+def load_json(data: bytes | str) -> Any:
+    """``json.loads`` for data from a registry, a layout or a file: any malformed input,
+    nested past the parser's depth included, is a ``ValueError`` (never a
+    ``RecursionError``); bytes that are not UTF-8 are a ``ValueError`` too."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -47,7 +57,7 @@ class Manifest:
 
     @property
     def json(self) -> dict[str, Any]:
-        doc = json.loads(self.data)
+        doc = load_json(self.data)
         if not isinstance(doc, dict):
             raise ValueError("manifest is not a JSON object")
         return doc
@@ -62,7 +72,7 @@ class Manifest:
         mt = media_type or ""
         if not mt or mt not in INDEX_TYPES | MANIFEST_TYPES:
             try:
-                doc = json.loads(data)
+                doc = load_json(data)
             except ValueError:
                 doc = {}
             if isinstance(doc, dict):

@@ -98,7 +98,16 @@ class _Upload:
     def _body(self, offset: int, n: int) -> bytes | Iterator[bytes]:
         if isinstance(self.data, bytes):
             return self.data[offset:offset + n]
-        return self.data.read(offset, n)
+        return self._paced(self.data.read(offset, n, chunk=256 * 1024))
+
+    def _paced(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """The chunks, each counted as it is handed to the connection: a registry that
+        takes them slower than the minimum rate ends the upload at the deadline."""
+        for chunk in chunks:
+            if self.deadline.passed():
+                raise self.deadline.too_slow(self.ref.registry, self.what)
+            yield chunk
+            self.deadline.progress(len(chunk))
 
     def _accepted(self, n: int) -> None:
         self.sent += n
@@ -167,7 +176,7 @@ class _Upload:
                 resp = self.t.send_once(method, url, headers=headers,
                                         content=self._body(offset, n),
                                         auth=api.auth.auth_for(ref.registry, base, scopes),
-                                        timeout=self.deadline.timeout())
+                                        deadline=self.deadline, what=self.what)
                 resp.read()
                 resp.close()
             except httpx.TransportError as e:

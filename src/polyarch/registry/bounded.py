@@ -1,0 +1,215 @@
+"""Bounded answers: every body a registry sends is read under a size limit and a
+minimum rate, while it streams.
+
+* **Size.** A response body may hold at most :data:`MAX_BODY` bytes (4 MiB: manifests,
+  indexes, configs, tokens, error bodies, tag lists), unless the request names its own
+  limit (a blob: its descriptor's size). A declared ``Content-Length`` over the limit
+  is refused before a byte is read; a body without one (or chunked) is cut as soon as
+  it passes the limit. Nothing is buffered beyond it.
+* **Rate.** One operation (:class:`Deadline`) must move at least :data:`MIN_RATE` bytes
+  per second averaged over the deadline's length (``POLYARCH_REGISTRY_TIMEOUT``, 60 s):
+  each time it has moved ``MIN_RATE x deadline`` bytes the deadline starts again;
+  a transfer that has not by then ends with exit 4. A registry that drips one byte
+  every few seconds is thus ended like one that stalls.
+* **Encoding.** Requests ask for ``Accept-Encoding: identity``; a body that comes
+  gzip- or deflate-encoded anyway is decoded here, in bounded steps, and the limit
+  applies to the decoded bytes (a small compressed answer cannot expand in memory).
+  Any other encoding is refused.
+
+:class:`GuardedTransport` applies all of it below httpx's client, so every read —
+including the ones httpx makes itself (a ``401`` answered by the auth flow) — is
+bounded. A request states its limit, deadline and description in its extensions
+(:func:`extensions`).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from polyarch.errors import RegistryError
+
+#: Largest body read whole: a manifest, index, config, token, error body (the
+#: distribution registry's own limit for manifests).
+MAX_BODY = 4 * 1024 * 1024
+#: Slowest transfer accepted, in bytes per second averaged over the deadline.
+MIN_RATE = 1024
+#: Bytes decoded per step from a gzip/deflate body.
+_STEP = 64 * 1024
+
+LIMIT = "polyarch.limit"
+DEADLINE = "polyarch.deadline"
+WHAT = "polyarch.what"
+TIMEOUT_ENV = "POLYARCH_REGISTRY_TIMEOUT"
+
+
+class Deadline:
+    """The end of one operation and the minimum rate it must keep.
+
+    The deadline is ``seconds`` from the start; every ``MIN_RATE x seconds`` bytes moved
+    (:meth:`progress`) start it again, and :meth:`extend` does so at once.
+    """
+
+    def __init__(self, seconds: float, min_rate: int = MIN_RATE) -> None:
+        self.seconds = seconds
+        self.min_rate = min_rate
+        self.start = time.monotonic()
+        self.end = self.start + seconds
+        #: Bytes moved since the deadline last started.
+        self.moved = 0
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.end
+
+    def extend(self) -> None:
+        self.end = time.monotonic() + self.seconds
+        self.moved = 0
+
+    def progress(self, n: int) -> None:
+        """``n`` more bytes moved: the deadline starts again once enough have."""
+        self.moved += n
+        if self.moved >= self.min_rate * self.seconds:
+            self.extend()
+
+    def timeout(self) -> httpx.Timeout:
+        left = max(0.5, self.remaining())
+        return httpx.Timeout(left, connect=min(left, 10.0))
+
+    def too_slow(self, host: str, what: str) -> RegistryError:
+        return RegistryError(
+            f"registry {host}: {what}: the transfer moved {self.moved} bytes in the last"
+            f" {self.seconds:g} s, slower than the minimum of {self.min_rate} bytes/s",
+            hint=f"the registry or the network is too slow; {TIMEOUT_ENV}=SECONDS sets the"
+                 f" deadline the rate is measured over (now {self.seconds:g} s)")
+
+
+def extensions(limit: int | None, deadline: Deadline, what: str) -> dict[str, Any]:
+    """Request extensions that bound the answer: ``limit`` bytes (None: no size limit,
+    for a blob whose size is not known), ``deadline`` and a description for messages."""
+    return {LIMIT: limit, DEADLINE: deadline, WHAT: what}
+
+
+def too_large(host: str, what: str, limit: int, declared: int | None = None) -> RegistryError:
+    said = f" (it declares {declared} bytes)" if declared is not None else ""
+    return RegistryError(
+        f"registry {host}: {what}: the answer is larger than {limit} bytes{said}",
+        hint="a registry answer this large is refused; check the registry (or a proxy in"
+             " front of it)")
+
+
+class _Decoder:
+    """gzip/deflate in bounded steps (at most ``_STEP`` bytes out per step)."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        wbits = 16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+        self._z = zlib.decompressobj(wbits)
+        self._first = encoding == "deflate"
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            try:
+                out = self._z.decompress(data, _STEP)
+            except zlib.error:
+                if not self._first:
+                    raise
+                # "deflate" is sent both zlib-wrapped (as specified) and raw.
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._first = False
+                continue
+            self._first = False
+            data = self._z.unconsumed_tail
+            if out:
+                yield out
+            elif not data:
+                break
+
+    def flush(self) -> bytes:
+        return self._z.flush()
+
+
+class GuardedStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, *, host: str, what: str,
+                 limit: int | None, deadline: Deadline, decoder: _Decoder | None) -> None:
+        self._inner = inner
+        self._host = host
+        self._what = what
+        self._limit = limit
+        self._deadline = deadline
+        self._decoder = decoder
+
+    def _count(self, got: int, chunk: bytes) -> int:
+        got += len(chunk)
+        if self._limit is not None and got > self._limit:
+            raise too_large(self._host, self._what, self._limit)
+        return got
+
+    def __iter__(self) -> Iterator[bytes]:
+        got = 0
+        dl = self._deadline
+        for raw in self._inner:
+            dl.progress(len(raw))
+            if dl.passed():
+                raise dl.too_slow(self._host, self._what)
+            if self._decoder is None:
+                got = self._count(got, raw)
+                yield raw
+                continue
+            try:
+                for chunk in self._decoder.feed(raw):
+                    got = self._count(got, chunk)
+                    yield chunk
+            except zlib.error as e:
+                raise RegistryError(f"registry {self._host}: {self._what}: the answer is not"
+                                    f" valid {self._decoder.encoding} ({e})") from None
+        if self._decoder is not None:
+            tail = self._decoder.flush()
+            if tail:
+                self._count(got, tail)
+                yield tail
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """``httpx.HTTPTransport`` whose response bodies are bounded (see module)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        resp = super().handle_request(request)
+        ext = request.extensions
+        limit: int | None = ext.get(LIMIT, MAX_BODY)
+        deadline = ext.get(DEADLINE)
+        if not isinstance(deadline, Deadline):
+            deadline = Deadline(60.0)
+        what = str(ext.get(WHAT) or f"{request.method} {request.url.path}")
+        host = urlsplit(str(request.url)).netloc
+        encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+        decoder = None
+        if encoding and encoding != "identity":
+            if encoding not in ("gzip", "x-gzip", "deflate"):
+                resp.close()
+                raise RegistryError(
+                    f"registry {host}: {what}: the answer came with Content-Encoding"
+                    f" {encoding[:40]!r}, which was not asked for (identity was)")
+            decoder = _Decoder(encoding)
+            del resp.headers["Content-Encoding"]
+            resp.headers.pop("Content-Length", None)
+        declared = resp.headers.get("Content-Length", "").strip()
+        if (request.method != "HEAD" and limit is not None and declared.isdigit()
+                and int(declared) > limit):
+            resp.close()
+            raise too_large(host, what, limit, int(declared))
+        inner = resp.stream
+        assert isinstance(inner, httpx.SyncByteStream)
+        resp.stream = GuardedStream(inner, host=host, what=what, limit=limit,
+                                    deadline=deadline, decoder=decoder)
+        return resp
