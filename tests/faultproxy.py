@@ -19,6 +19,13 @@ forwarding to a real registry. Faults are rules consumed in order::
         proxy.add(Fault.hang())                   # never answer (until the proxy closes)
         proxy.add(Fault.hang_after(1000), method="GET", match="/blobs/sha256:")
                                                   # forward, send 1000 B of body, then stall
+        proxy.add(Fault.endless(), match="/manifests/")
+                                                  # 200, no Content-Length, bytes forever
+        proxy.add(Fault.endless(chunked=True))    # the same, chunked
+        proxy.add(Fault.drip(2.0), method="GET", match="/blobs/sha256:")
+                                                  # forward, but one byte every 2 s
+        proxy.add(Fault.answer(200, b"[[[...", {"Content-Type": "..."}))
+                                                  # this answer instead of the registry's
         proxy.add(Fault.status(503), times=None)  # every matching request, until clear()
         proxy.clear()                             # drop all rules
         proxy.log                                 # [Record(method, path, outcome, headers)]
@@ -68,17 +75,43 @@ from oci_images import (  # re-exported: tests import them from here
 )
 from registries import LocalRegistry, TestCA, bcrypt_hash, free_port
 
+#: Most bytes an endless answer sends before giving up on the client.
+ENDLESS_CAP = 8 * 1024**3
+
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
         "trailers", "transfer-encoding", "upgrade"}
 
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "status", "drop", "reset", "truncate", "delay", "lose", "hang", "hang_after"
+    kind: str  # "status", "drop", "reset", "truncate", "delay", "lose", "hang", "hang_after",
+    #            "endless", "drip", "answer"
     code: int = 0
     retry_after: float | None = None
     after: int = 0
     seconds: float = 0.0
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    chunked: bool = False
+
+    @staticmethod
+    def endless(chunked: bool = False, *, code: int = 200,
+                content_type: str = "application/vnd.oci.image.index.v1+json") -> Fault:
+        """Answer ``code`` without a Content-Length (or chunked) and send bytes until the
+        client goes away (at most :data:`ENDLESS_CAP` bytes, so the proxy stays bounded)."""
+        return Fault("endless", code=code, chunked=chunked,
+                     headers=(("Content-Type", content_type),))
+
+    @staticmethod
+    def drip(seconds: float, after: int = 0) -> Fault:
+        """Forward the request, send the answer's headers and ``after`` bytes of its body,
+        then one byte every ``seconds`` (the connection never stalls for long)."""
+        return Fault("drip", seconds=seconds, after=after)
+
+    @staticmethod
+    def answer(code: int, body: bytes, headers: dict[str, str] | None = None) -> Fault:
+        """Answer with this status, body and headers instead of the registry."""
+        return Fault("answer", code=code, body=body, headers=tuple((headers or {}).items()))
 
     @staticmethod
     def status(code: int, retry_after: float | None = None) -> Fault:
@@ -310,6 +343,14 @@ class FaultProxy:
                                         struct.pack("ii", 1, 0))
             h.close_connection = True
             return
+        if fault is not None and fault.kind == "endless":
+            self._record(h, "endless")
+            self._endless(h, fault)
+            return
+        if fault is not None and fault.kind == "answer":
+            self._record(h, f"answer {fault.code}")
+            self._send(h, fault.code, fault.body, dict(fault.headers))
+            return
         if fault is not None and fault.kind == "hang":
             self._record(h, "hang")
             self._stall()
@@ -339,14 +380,49 @@ class FaultProxy:
             self._record(h, "307")
             self._send(h, 307, b"", {"Location": self.redirect_blobs_to + h.path})
             return
-        cut = fault.after if fault is not None and fault.kind in ("truncate", "hang_after") else None
+        cut = (fault.after if fault is not None and fault.kind in ("truncate", "hang_after", "drip")
+               else None)
         if fault is not None and fault.kind == "hang_after":
             self._forward(h, body, cut, stall=True)
+        elif fault is not None and fault.kind == "drip":
+            self._forward(h, body, cut, drip=fault.seconds)
         else:
             self._forward(h, body, cut)
 
+    def _endless(self, h: _Handler, fault: Fault) -> None:
+        h.send_response(fault.code)
+        for k, v in fault.headers:
+            h.send_header(k, v)
+        if fault.chunked:
+            h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        block = b"[" * 65536
+        sent = 0
+        try:
+            while sent < ENDLESS_CAP and not self._closing.is_set():
+                if fault.chunked:
+                    h.wfile.write(b"%x\r\n" % len(block) + block + b"\r\n")
+                else:
+                    h.wfile.write(block)
+                sent += len(block)
+        except OSError:
+            pass  # the client gave up: the point of the exercise
+        h.close_connection = True
+
+    def _drip(self, h: _Handler, rest: bytes, seconds: float) -> None:
+        """Send ``rest`` one byte every ``seconds``, until the client or the proxy goes."""
+        try:
+            for i in range(len(rest)):
+                if self._closing.wait(timeout=seconds):
+                    break
+                h.wfile.write(rest[i:i + 1])
+                h.wfile.flush()
+        except OSError:
+            pass
+        h.close_connection = True
+
     def _forward(self, h: _Handler, body: bytes, truncate: int | None,
-                 stall: bool = False) -> None:
+                 stall: bool = False, drip: float | None = None) -> None:
         host, _, port = self.upstream.partition(":")
         conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
         # Repeated headers (docker sends one Accept per media type) are joined, not lost.
@@ -385,6 +461,13 @@ class FaultProxy:
                 h.send_header(k, v)
             h.end_headers()
             if h.command == "HEAD":
+                return
+            if drip is not None:
+                rest = data if data is not None else resp.read()
+                cut = truncate or 0
+                h.wfile.write(rest[:cut])
+                h.wfile.flush()
+                self._drip(h, rest[cut:], drip)
                 return
             if data is not None and truncate is not None:
                 h.wfile.write(data[:truncate])
