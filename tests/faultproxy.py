@@ -259,9 +259,11 @@ class FaultProxy:
         with self._lock:
             self.rules.clear()
 
-    def _pick(self, method: str, path: str) -> Fault | None:
+    def _pick(self, method: str, path: str, token_endpoint: bool = False) -> Fault | None:
         with self._lock:
             for rule in self.rules:
+                if token_endpoint and "/token" not in rule.match:
+                    continue
                 if rule.applies(method, path):
                     if rule.times is not None:
                         rule.times -= 1
@@ -324,10 +326,12 @@ class FaultProxy:
             self._record(h, "refused (max_requests)")
             self._send(h, 503, b"faultproxy: request budget used up")
             return
-        if self.auth is not None and h.path.startswith("/token"):
+        token = self.auth is not None and h.path.startswith("/token")
+        # The token endpoint is faulted only by rules that name it (match="/token").
+        fault = self._pick(h.command, h.path, token_endpoint=token)
+        if token and fault is None:
             self._token(h, body)
             return
-        fault = self._pick(h.command, h.path)
         if fault is not None and fault.kind == "status":
             self._record(h, str(fault.code))
             extra = {"Content-Type": "application/json"}

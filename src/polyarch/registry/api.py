@@ -121,7 +121,7 @@ class RegistryAPI:
                 headers: dict[str, str] | None = None, content: Content = None,
                 params: Params | None = None, stream: bool = False, follow: bool = True,
                 what: str = "", deadline: Deadline | None = None,
-                limit: int | None = MAX_BODY) -> httpx.Response:
+                limit: int | None = MAX_BODY, sized: bool = False) -> httpx.Response:
         """A distribution API request with authentication, retries and safe redirects.
 
         ``path`` may also be an absolute URL on the registry (an upload location).
@@ -136,7 +136,7 @@ class RegistryAPI:
                     if origin(url) == reg_origin else None)
             resp = self.transport.send(method, url, headers=dict(headers or {}), content=content,
                                        params=params, stream=stream, auth=auth, what=what,
-                                       deadline=deadline, limit=limit)
+                                       deadline=deadline, limit=limit, sized=sized)
             if resp.status_code == 401 and origin(url) == reg_origin:
                 read_error_body(resp)
                 raise self.auth_error(registry, method, urlsplit(url).path, resp)
@@ -200,7 +200,7 @@ class RegistryAPI:
         limit = MAX_MANIFEST if size is None else max(0, min(size, MAX_MANIFEST))
         resp = self.request(ref.registry, "GET", path, scopes=[scope(ref.repository, "pull")],
                             headers={"Accept": MANIFEST_ACCEPT}, what=f"GET manifest {ref}",
-                            limit=limit)
+                            limit=limit, sized=size is not None and size <= MAX_MANIFEST)
         if resp.status_code == 404:
             raise ManifestNotFound(f"{ref}: no such manifest in {ref.registry}",
                                    hint="check the repository, tag and digest")
@@ -346,7 +346,7 @@ class RegistryAPI:
             # The answer may be the whole blob again (a server that ignores ranges).
             resp = self.request(ref.registry, "GET", path, scopes=[scope(ref.repository, "pull")],
                                 headers=headers, stream=True, what=what, deadline=dl,
-                                limit=size)
+                                limit=size, sized=size is not None)
             before = got
             try:
                 if resp.status_code == 404:

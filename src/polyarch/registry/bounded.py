@@ -45,6 +45,7 @@ _STEP = 64 * 1024
 LIMIT = "polyarch.limit"
 DEADLINE = "polyarch.deadline"
 WHAT = "polyarch.what"
+SIZED = "polyarch.sized"
 TIMEOUT_ENV = "POLYARCH_REGISTRY_TIMEOUT"
 
 
@@ -91,14 +92,22 @@ class Deadline:
                  f" deadline the rate is measured over (now {self.seconds:g} s)")
 
 
-def extensions(limit: int | None, deadline: Deadline, what: str) -> dict[str, Any]:
+def extensions(limit: int | None, deadline: Deadline, what: str,
+               sized: bool = False) -> dict[str, Any]:
     """Request extensions that bound the answer: ``limit`` bytes (None: no size limit,
-    for a blob whose size is not known), ``deadline`` and a description for messages."""
-    return {LIMIT: limit, DEADLINE: deadline, WHAT: what}
+    for a blob whose size is not known; ``sized``: the limit is the size a descriptor
+    gives), ``deadline`` and a description for messages."""
+    return {LIMIT: limit, DEADLINE: deadline, WHAT: what, SIZED: sized}
 
 
-def too_large(host: str, what: str, limit: int, declared: int | None = None) -> RegistryError:
+def too_large(host: str, what: str, limit: int, declared: int | None = None,
+              sized: bool = False) -> RegistryError:
     said = f" (it declares {declared} bytes)" if declared is not None else ""
+    if sized:
+        return RegistryError(
+            f"registry {host}: {what}: the answer is larger than the {limit} bytes its"
+            f" descriptor says{said}",
+            hint="a wrong size in the manifest, or a registry sending more than it holds")
     return RegistryError(
         f"registry {host}: {what}: the answer is larger than {limit} bytes{said}",
         hint="a registry answer this large is refused; check the registry (or a proxy in"
@@ -138,7 +147,9 @@ class _Decoder:
 
 class GuardedStream(httpx.SyncByteStream):
     def __init__(self, inner: httpx.SyncByteStream, *, host: str, what: str,
-                 limit: int | None, deadline: Deadline, decoder: _Decoder | None) -> None:
+                 limit: int | None, deadline: Deadline, decoder: _Decoder | None,
+                 sized: bool = False) -> None:
+        self._sized = sized
         self._inner = inner
         self._host = host
         self._what = what
@@ -149,7 +160,7 @@ class GuardedStream(httpx.SyncByteStream):
     def _count(self, got: int, chunk: bytes) -> int:
         got += len(chunk)
         if self._limit is not None and got > self._limit:
-            raise too_large(self._host, self._what, self._limit)
+            raise too_large(self._host, self._what, self._limit, sized=self._sized)
         return got
 
     def __iter__(self) -> Iterator[bytes]:
@@ -191,6 +202,7 @@ class GuardedTransport(httpx.HTTPTransport):
         if not isinstance(deadline, Deadline):
             deadline = Deadline(60.0)
         what = str(ext.get(WHAT) or f"{request.method} {request.url.path}")
+        sized = bool(ext.get(SIZED))
         host = urlsplit(str(request.url)).netloc
         encoding = resp.headers.get("Content-Encoding", "").strip().lower()
         decoder = None
@@ -207,9 +219,9 @@ class GuardedTransport(httpx.HTTPTransport):
         if (request.method != "HEAD" and limit is not None and declared.isdigit()
                 and int(declared) > limit):
             resp.close()
-            raise too_large(host, what, limit, int(declared))
+            raise too_large(host, what, limit, int(declared), sized)
         inner = resp.stream
         assert isinstance(inner, httpx.SyncByteStream)
         resp.stream = GuardedStream(inner, host=host, what=what, limit=limit,
-                                    deadline=deadline, decoder=decoder)
+                                    deadline=deadline, decoder=decoder, sized=sized)
         return resp

@@ -262,7 +262,7 @@ class Transport:
                   params: Params | None = None, data: dict[str, str] | None = None,
                   stream: bool = False, auth: httpx.Auth | None = None,
                   deadline: Deadline | None = None, limit: int | None = MAX_BODY,
-                  what: str = "") -> httpx.Response:
+                  what: str = "", sized: bool = False) -> httpx.Response:
         """One request, no retries; TLS failures become :class:`RegistryError`.
 
         The answer's body is bounded (:mod:`.bounded`): ``limit`` bytes (``None``: no size
@@ -273,7 +273,7 @@ class Transport:
         req = client.build_request(method, url, headers=headers, content=content, params=params,
                                    data=data, timeout=dl.timeout(),
                                    extensions=extensions(limit, dl, what or f"{method} "
-                                                         f"{urlsplit(url).path}"))
+                                                         f"{urlsplit(url).path}", sized))
         with self._lock:
             self.requests_sent += 1
         try:
@@ -287,7 +287,8 @@ class Transport:
     def send(self, method: str, url: str, *, headers: dict[str, str], content: Content = None,
              params: Params | None = None, data: dict[str, str] | None = None,
              stream: bool = False, auth: httpx.Auth | None = None, what: str = "",
-             deadline: Deadline | None = None, limit: int | None = MAX_BODY) -> httpx.Response:
+             deadline: Deadline | None = None, limit: int | None = MAX_BODY,
+             sized: bool = False) -> httpx.Response:
         """One request, retried on transport errors, 429 and 5xx within budget and deadline."""
         dl = deadline or Deadline(self.timeout)
         attempt = 0
@@ -297,7 +298,7 @@ class Transport:
             try:
                 resp = self.send_once(method, url, headers=headers, content=body, params=params,
                                       data=data, stream=stream, auth=auth, deadline=dl,
-                                      limit=limit, what=what)
+                                      limit=limit, what=what, sized=sized)
             except httpx.TransportError as e:
                 last = describe_transport(e)
             else:
