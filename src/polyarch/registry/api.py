@@ -372,8 +372,10 @@ class RegistryAPI:
                 break
             except httpx.TransportError as e:
                 failures += 1
-                if got > before:
-                    dl.extend()  # this attempt moved bytes: the resume gets a full deadline
+                if got - before >= dl.min_rate * dl.seconds:
+                    # This attempt moved bytes at the minimum rate before it stalled: the
+                    # resume gets a full deadline (a dripping one does not).
+                    dl.extend()
                 wait = self.transport.sleep_for(failures - 1, None)
                 if failures > self.retries or dl.remaining() <= wait:
                     raise self.transport.gave_up(

@@ -24,12 +24,14 @@ bounded. A request states its limit, deadline and description in its extensions
 
 from __future__ import annotations
 
+import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from polyarch.errors import RegistryError
@@ -145,6 +147,106 @@ class _Decoder:
         return self._z.flush()
 
 
+# -- the socket level: no single read or write waits past the deadline -------------------
+
+_current = threading.local()
+#: Bytes handed to the socket per write, so that the deadline is looked at between them.
+_WRITE_STEP = 64 * 1024
+
+
+def _use(deadline: Deadline, host: str, what: str) -> None:
+    """The deadline of the request this thread is reading or writing now."""
+    _current.deadline, _current.host, _current.what = deadline, host, what
+
+
+def _bounded(timeout: float | None) -> float | None:
+    dl: Deadline | None = getattr(_current, "deadline", None)
+    if dl is None:
+        return timeout
+    left = dl.remaining()
+    if left <= 0:
+        raise dl.too_slow(_current.host, _current.what)
+    return left if timeout is None else min(timeout, left)
+
+
+def _moved(n: int) -> None:
+    dl: Deadline | None = getattr(_current, "deadline", None)
+    if dl is not None:
+        dl.progress(n)
+
+
+def _slow_or_stalled(timeout: float | None, wait: float | None) -> None:
+    """A read or write timed out. When the deadline cut its wait short, and it had
+    less than half the deadline left when it began, bytes were moving too slowly: that
+    is reported as such (it is not worth a retry). A wait of half the deadline or more
+    without a byte is a stall, left to the caller's retries and resumes."""
+    dl: Deadline | None = getattr(_current, "deadline", None)
+    if dl is None or wait is None or (timeout is not None and timeout <= wait):
+        return
+    if dl.moved > 0 and wait < dl.seconds / 2:
+        raise dl.too_slow(_current.host, _current.what) from None
+
+
+class _PacedStream(httpcore.NetworkStream):
+    """A connection whose reads and writes wait at most until the current deadline: a
+    registry that drips its headers or reads an upload a byte at a time ends there."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        wait = _bounded(timeout)
+        try:
+            data = self._inner.read(max_bytes, wait)
+        except httpcore.ReadTimeout:
+            _slow_or_stalled(timeout, wait)
+            raise
+        _moved(len(data))
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        for i in range(0, len(buffer), _WRITE_STEP):
+            piece = buffer[i:i + _WRITE_STEP]
+            wait = _bounded(timeout)
+            try:
+                self._inner.write(piece, wait)
+            except httpcore.WriteTimeout:
+                _slow_or_stalled(timeout, wait)
+                raise
+            _moved(len(piece))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _PacedStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                  _bounded(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _PacedBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _PacedStream(self._inner.connect_tcp(host, port, _bounded(timeout),
+                                                    local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None
+                            ) -> httpcore.NetworkStream:
+        return _PacedStream(self._inner.connect_unix_socket(path, _bounded(timeout),
+                                                            socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
 class GuardedStream(httpx.SyncByteStream):
     def __init__(self, inner: httpx.SyncByteStream, *, host: str, what: str,
                  limit: int | None, deadline: Deadline, decoder: _Decoder | None,
@@ -166,10 +268,9 @@ class GuardedStream(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         got = 0
         dl = self._deadline
-        for raw in self._inner:
-            dl.progress(len(raw))
-            if dl.passed():
-                raise dl.too_slow(self._host, self._what)
+        _use(dl, self._host, self._what)
+        for raw in self._inner:  # its reads count the bytes moved (_PacedStream)
+            _use(dl, self._host, self._what)  # the consumer may have sent others meanwhile
             if self._decoder is None:
                 got = self._count(got, raw)
                 yield raw
@@ -192,10 +293,20 @@ class GuardedStream(httpx.SyncByteStream):
 
 
 class GuardedTransport(httpx.HTTPTransport):
-    """``httpx.HTTPTransport`` whose response bodies are bounded (see module)."""
+    """``httpx.HTTPTransport`` whose answers are bounded (see module): its connections
+    never wait past the request's deadline, its response bodies are bounded in size."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # httpcore's pool takes a network backend; httpx does not pass one through.
+        pool = getattr(self, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if not isinstance(backend, httpcore.NetworkBackend):  # pragma: no cover
+            raise RuntimeError("httpcore's connection pool has no network backend to pace;"
+                               " this httpx/httpcore version is not supported")
+        pool._network_backend = _PacedBackend(backend)  # type: ignore[union-attr]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        resp = super().handle_request(request)
         ext = request.extensions
         limit: int | None = ext.get(LIMIT, MAX_BODY)
         deadline = ext.get(DEADLINE)
@@ -204,6 +315,8 @@ class GuardedTransport(httpx.HTTPTransport):
         what = str(ext.get(WHAT) or f"{request.method} {request.url.path}")
         sized = bool(ext.get(SIZED))
         host = urlsplit(str(request.url)).netloc
+        _use(deadline, host, what)
+        resp = super().handle_request(request)
         encoding = resp.headers.get("Content-Encoding", "").strip().lower()
         decoder = None
         if encoding and encoding != "identity":

@@ -98,16 +98,9 @@ class _Upload:
     def _body(self, offset: int, n: int) -> bytes | Iterator[bytes]:
         if isinstance(self.data, bytes):
             return self.data[offset:offset + n]
-        return self._paced(self.data.read(offset, n, chunk=256 * 1024))
-
-    def _paced(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        """The chunks, each counted as it is handed to the connection: a registry that
-        takes them slower than the minimum rate ends the upload at the deadline."""
-        for chunk in chunks:
-            if self.deadline.passed():
-                raise self.deadline.too_slow(self.ref.registry, self.what)
-            yield chunk
-            self.deadline.progress(len(chunk))
+        # Each piece is counted as the connection takes it (.bounded): a registry that
+        # reads it slower than the minimum rate ends the upload at the deadline.
+        return self.data.read(offset, n)
 
     def _accepted(self, n: int) -> None:
         self.sent += n
