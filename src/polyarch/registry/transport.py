@@ -73,6 +73,20 @@ def default_timeout(environ: dict[str, str] | None = None) -> float:
     return value
 
 
+def environment_proxies() -> dict[str, str | None]:
+    """URL pattern -> proxy URL (None: no proxy) from HTTP_PROXY, HTTPS_PROXY, ALL_PROXY
+    and NO_PROXY, exactly as httpx reads them for a client it builds itself."""
+    try:
+        from httpx._utils import get_environment_proxies
+    except ImportError:  # pragma: no cover - httpx moved it; fall back to the basics
+        from urllib.request import getproxies
+
+        found = getproxies()
+        return {f"{k}://": v if "://" in v else f"http://{v}" for k, v in found.items()
+                if k in ("http", "https", "all") and v}
+    return get_environment_proxies()
+
+
 def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -223,9 +237,15 @@ class Transport:
             verify, what = False, "plain HTTP"
         # Every answer is bounded in size and rate below the client (.bounded), and
         # asked for unencoded: a body is never expanded past its limit.
-        guarded = GuardedTransport(verify=verify, limits=httpx.Limits(
-            max_connections=32, max_keepalive_connections=16))
-        c = httpx.Client(transport=guarded, follow_redirects=False,
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        guarded = GuardedTransport(verify=verify, limits=limits)
+        # A client given its transport ignores HTTP(S)_PROXY/NO_PROXY: the same proxies
+        # httpx would use are mounted here, each with a guarded transport of its own.
+        mounts: dict[str, httpx.BaseTransport | None] = {
+            pattern: None if url is None else GuardedTransport(
+                verify=verify, limits=limits, proxy=httpx.Proxy(url))
+            for pattern, url in environment_proxies().items()}
+        c = httpx.Client(transport=guarded, mounts=mounts, follow_redirects=False,
                          headers={"User-Agent": f"polyarch/{__version__}",
                                   "Accept-Encoding": "identity"})
         with self._lock:
