@@ -50,6 +50,12 @@ class RegistryError(FatalError):
     exit_code = 4
 
 
+class TagsSplit(RegistryError):
+    """Every tag was written, but a concurrent publish left them on different images."""
+
+    exit_code = 7
+
+
 class VerificationError(FatalError):
     """A published or staged image failed verification."""
 
@@ -63,6 +69,7 @@ EXIT_CODES: dict[int, str] = {
     3: "environment problem (engine, buildx, emulation missing; a command past its deadline)",
     4: "registry problem (unreachable, authentication, refused)",
     5: "verification failed",
+    7: "tags moved, but a concurrent publish left them on different images",
     130: "interrupted",
 }
 """The documented exit codes. Bad input ends in 0, 2, 4 or 5 (property-tested); 70 is
