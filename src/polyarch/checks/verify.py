@@ -20,7 +20,6 @@ changed. :func:`verify` is the same for a reference string (``REF`` or ``oci:PAT
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from polyarch.errors import UsageError, VerificationError
 from polyarch.platforms import ARCHES, DEFAULT_VARIANT, Platform, parse_platform
 from polyarch.refs import ImageRef
 from polyarch.registry.client import RegistryClient
-from polyarch.registry.media import Manifest, is_attestation
+from polyarch.registry.media import Manifest, is_attestation, load_json
 from polyarch.registry.source import ImageSource, open_source
 
 #: ``hook(platform, manifest_digest)`` runs one variant and says how it went.
@@ -232,7 +231,7 @@ def _entries(src: ImageSource, root: Manifest, pool: ThreadPoolExecutor,
         cfg = m.json.get("config")
         if not isinstance(cfg, dict) or not isinstance(cfg.get("digest"), str):
             return None
-        doc = json.loads(src.blob(cfg["digest"]))
+        doc = load_json(src.blob(cfg["digest"]))  # nested too deeply: a ValueError
         return doc if isinstance(doc, dict) else None
 
     configs = list(pool.map(config, manifests))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from polyarch.registry.media import ATTESTATION_FOR, Manifest, is_attestation
+from polyarch.registry.media import ATTESTATION_FOR, Manifest, is_attestation, load_json
 from polyarch.registry.source import ImageSource
 
 #: JSON schema version of :meth:`ImageDescription.to_json`.
@@ -82,7 +81,7 @@ def describe(src: ImageSource) -> ImageDescription:
         layers = [d for d in doc.get("layers") or [] if isinstance(d, dict)]
         config: dict[str, Any] = {}
         if isinstance(cfg.get("digest"), str):
-            loaded = json.loads(src.blob(cfg["digest"]))
+            loaded = load_json(src.blob(cfg["digest"]))
             config = loaded if isinstance(loaded, dict) else {}
         plat = desc.get("platform")
         if not isinstance(plat, dict):

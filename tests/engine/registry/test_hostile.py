@@ -210,3 +210,24 @@ def test_a_broken_docker_config_is_one_line(registry: str, image: str, tmp_path:
     assert str(cfg / "config.json") in line
     assert "malformed image" not in line
     assert ("nested too deeply" in line) or ("is not UTF-8 text" in line), line
+
+
+def test_an_image_config_nested_past_any_parser_is_one_line(repo: str, tmp_path: Path) -> None:
+    config = b"[" * 100_000 + b"]" * 100_000
+    cdigest = "sha256:" + hashlib.sha256(config).hexdigest()
+    ref = parse_ref(f"{repo}:nested-config")
+    with RegistryClient() as client:
+        client.upload_blob(ref, cdigest, config)
+        man = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                          "config": {"mediaType": OCI_CONFIG, "digest": cdigest,
+                                     "size": len(config)}, "layers": []}).encode()
+        mdigest = client.put_manifest(ref.untagged().with_digest(
+            "sha256:" + hashlib.sha256(man).hexdigest()), man, OCI_MANIFEST)
+        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": mdigest, "size": len(man),
+             "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+        client.put_manifest(ref, index, OCI_INDEX)
+    inspect, _, _ = measured("inspect", str(ref), tmp_path=tmp_path)
+    assert "nested too deeply" in one_clean_line(inspect, 4)
+    verify, _, _ = measured("verify", str(ref), "--platform", "linux/amd64", tmp_path=tmp_path)
+    assert "nested too deeply" in one_clean_line(verify, 5)
