@@ -24,6 +24,7 @@ forwarding to a real registry. Faults are rules consumed in order::
         proxy.add(Fault.endless(chunked=True))    # the same, chunked
         proxy.add(Fault.drip(2.0), method="GET", match="/blobs/sha256:")
                                                   # forward, but one byte every 2 s
+        proxy.add(Fault.drip_headers(1.0))       # headers one byte a second, never ending
         proxy.add(Fault.answer(200, b"[[[...", {"Content-Type": "..."}))
                                                   # this answer instead of the registry's
         proxy.add(Fault.status(503), times=None)  # every matching request, until clear()
@@ -85,7 +86,7 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 @dataclass(frozen=True)
 class Fault:
     kind: str  # "status", "drop", "reset", "truncate", "delay", "lose", "hang", "hang_after",
-    #            "endless", "drip", "answer"
+    #            "endless", "drip", "drip_headers", "answer"
     code: int = 0
     retry_after: float | None = None
     after: int = 0
@@ -107,6 +108,12 @@ class Fault:
         """Forward the request, send the answer's headers and ``after`` bytes of its body,
         then one byte every ``seconds`` (the connection never stalls for long)."""
         return Fault("drip", seconds=seconds, after=after)
+
+    @staticmethod
+    def drip_headers(seconds: float) -> Fault:
+        """Answer with a status line, then a header one byte every ``seconds`` that never
+        ends (the answer's headers are never complete)."""
+        return Fault("drip_headers", seconds=seconds)
 
     @staticmethod
     def answer(code: int, body: bytes, headers: dict[str, str] | None = None) -> Fault:
@@ -350,6 +357,15 @@ class FaultProxy:
         if fault is not None and fault.kind == "endless":
             self._record(h, "endless")
             self._endless(h, fault)
+            return
+        if fault is not None and fault.kind == "drip_headers":
+            self._record(h, "drip_headers")
+            try:
+                h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                h.wfile.flush()
+            except OSError:
+                pass
+            self._drip(h, b"a" * 1_000_000, fault.seconds)
             return
         if fault is not None and fault.kind == "answer":
             self._record(h, f"answer {fault.code}")

@@ -231,3 +231,15 @@ def test_an_image_config_nested_past_any_parser_is_one_line(repo: str, tmp_path:
     assert "nested too deeply" in one_clean_line(inspect, 4)
     verify, _, _ = measured("verify", str(ref), "--platform", "linux/amd64", tmp_path=tmp_path)
     assert "nested too deeply" in one_clean_line(verify, 5)
+
+
+def test_headers_dripping_below_the_minimum_rate_end_at_the_deadline(
+        proxy: FaultProxy, image: str, tmp_path: Path) -> None:
+    proxy.add(Fault.drip_headers(0.5), match="/manifests/", times=None)
+    run, rss, took = measured("inspect", f"{proxy.address}/{image}", tmp_path=tmp_path,
+                              env={"POLYARCH_REGISTRY_TIMEOUT": "3"})
+    line = one_clean_line(run)
+    assert f"registry {proxy.address}: GET manifest" in line, line
+    assert "slower than the minimum of 1024 bytes/s" in line, line
+    assert took < 15, took
+    assert rss < MAX_RSS, rss
