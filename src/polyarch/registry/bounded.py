@@ -268,9 +268,16 @@ class GuardedStream(httpx.SyncByteStream):
     def __iter__(self) -> Iterator[bytes]:
         got = 0
         dl = self._deadline
-        _use(dl, self._host, self._what)
-        for raw in self._inner:  # its reads count the bytes moved (_PacedStream)
-            _use(dl, self._host, self._what)  # the consumer may have sent others meanwhile
+        chunks = iter(self._inner)
+        while True:
+            # Before every read (the consumer may have sent other requests since the
+            # last one): the connection's reads wait until this request's deadline and
+            # count the bytes they move (_PacedStream).
+            _use(dl, self._host, self._what)
+            try:
+                raw = next(chunks)
+            except StopIteration:
+                break
             if self._decoder is None:
                 got = self._count(got, raw)
                 yield raw
