@@ -75,35 +75,39 @@ def check_settled(client: RegistryClient, digest: str, targets: Sequence[ImageRe
     """Read every tag again after they were all written.
 
     Raises :class:`TagsSplit` when they point at different manifests (a concurrent
-    publish moved some of them in between); returns a warning when they all point at
-    one other manifest (a later publish moved them all), else ``""``. A tag that cannot
-    be read back counts as not pointing here.
+    publish moved some of them in between; a tag deleted meanwhile points at nothing).
+    Returns a warning when they all point at one other manifest (a later publish moved
+    them all) or when some cannot be read back (those are left out of the comparison:
+    a failed read is not a split), else ``""``.
     """
-    if not targets:
-        return ""
     now: dict[str, str | None] = {}
+    unread: list[str] = []
     for t in targets:
         try:
             now[str(t)] = client.head_manifest(t)
         except RegistryError:
-            now[str(t)] = None
-    if all(d == digest for d in now.values()):
-        return ""
+            unread.append(str(t))
+    note = (f"could not read back {', '.join(unread)} after moving it (the registry did not"
+            " answer); whether a concurrent publish moved it is not known" if unread else "")
 
     def where(d: str | None) -> str:
         if d == digest:
             return f"{d} (this publish)"
-        return f"{d} (another publish)" if d else "nothing (cannot be read back)"
+        return f"{d} (another publish)" if d else "nothing (deleted meanwhile)"
 
     listing = ", ".join(f"{t} -> {where(d)}" for t, d in now.items())
     if len(set(now.values())) > 1:
         raise TagsSplit(
             f"the tags were moved, but another publish moved some of them at the same time"
-            f" and they now point at different images: {listing}",
+            f" and they now point at different images: {listing}"
+            + (f" ({note})" if note else ""),
             hint="run one publish again to put every tag on one image; a registry moves"
                  " one tag at a time, so publishes of the same tags must not run at once")
-    return (f"another publish moved every tag after this one: {listing}; this publish's"
-            f" image {digest} is pushed but no tag points at it")
+    if all(d == digest for d in now.values()):
+        return note
+    other = (f"another publish moved every tag after this one: {listing}; this publish's"
+             f" image {digest} is pushed but no tag points at it")
+    return f"{other}; {note}" if note else other
 
 
 def roll_back(client: RegistryClient, moves: Sequence[TagMove]) -> str:

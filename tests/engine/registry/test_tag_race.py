@@ -127,3 +127,27 @@ def test_concurrent_publishes_never_all_claim_success_on_split_tags(repo: str) -
                 # Every report names both tags with a digest each.
                 assert all(f"{t} -> sha256:" in report for t in targets), report
         print(f"rounds that ended split: {splits_seen} of 8")
+
+
+def test_a_tag_that_cannot_be_read_back_is_a_warning_not_a_split(registry: str,
+                                                                  repo: str) -> None:
+    path = repo.split("/", 1)[1]
+    with RegistryClient() as direct, FaultProxy(registry) as proxy:
+        (mine,) = images(direct, repo, 1)
+        targets = [parse_ref(f"{proxy.address}/{path}:1"),
+                   parse_ref(f"{proxy.address}/{path}:latest")]
+        warnings: list[str] = []
+        # The read-backs of :latest fail (its first HEAD, before the move, passes).
+        class FlakyReadBack(RegistryClient):
+            def put_manifest(self, ref: ImageRef, data: bytes, media_type: str) -> str:
+                out = super().put_manifest(ref, data, media_type)
+                if ref.tag == "latest":
+                    proxy.add(Fault.status(503), method="HEAD", match="/manifests/latest",
+                              times=None)
+                return out
+
+        with FlakyReadBack(retries=1, backoff=0.01) as flaky:
+            move_tags(flaky, mine.data, mine.media_type, targets, warn=warnings.append)
+        assert direct.head_manifest(parse_ref(f"{repo}:latest")) == mine.digest
+    assert len(warnings) == 1
+    assert f"could not read back {targets[1]}" in warnings[0]
