@@ -25,6 +25,8 @@ forwarding to a real registry. Faults are rules consumed in order::
         proxy.add(Fault.drip(2.0), method="GET", match="/blobs/sha256:")
                                                   # forward, but one byte every 2 s
         proxy.add(Fault.drip_headers(1.0))       # headers one byte a second, never ending
+        proxy.add(Fault.slow_read(1.0), method="PATCH")
+                                                  # take the request body 16 B a second
         proxy.add(Fault.answer(200, b"[[[...", {"Content-Type": "..."}))
                                                   # this answer instead of the registry's
         proxy.add(Fault.status(503), times=None)  # every matching request, until clear()
@@ -86,7 +88,7 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 @dataclass(frozen=True)
 class Fault:
     kind: str  # "status", "drop", "reset", "truncate", "delay", "lose", "hang", "hang_after",
-    #            "endless", "drip", "drip_headers", "answer"
+    #            "endless", "drip", "drip_headers", "slow_read", "answer"
     code: int = 0
     retry_after: float | None = None
     after: int = 0
@@ -108,6 +110,12 @@ class Fault:
         """Forward the request, send the answer's headers and ``after`` bytes of its body,
         then one byte every ``seconds`` (the connection never stalls for long)."""
         return Fault("drip", seconds=seconds, after=after)
+
+    @staticmethod
+    def slow_read(seconds: float) -> Fault:
+        """Read the request's body 16 bytes every ``seconds`` and never answer: a
+        registry that takes an upload far slower than it is sent."""
+        return Fault("slow_read", seconds=seconds)
 
     @staticmethod
     def drip_headers(seconds: float) -> Fault:
@@ -266,10 +274,15 @@ class FaultProxy:
         with self._lock:
             self.rules.clear()
 
-    def _pick(self, method: str, path: str, token_endpoint: bool = False) -> Fault | None:
+    def _pick(self, method: str, path: str, token_endpoint: bool = False,
+              kind: str | None = None) -> Fault | None:
+        """The fault of the first rule that applies (``kind``: only rules of that kind;
+        without it, every rule but those read before the request body is)."""
         with self._lock:
             for rule in self.rules:
                 if token_endpoint and "/token" not in rule.match:
+                    continue
+                if (rule.fault.kind == "slow_read") != (kind == "slow_read"):
                     continue
                 if rule.applies(method, path):
                     if rule.times is not None:
@@ -326,6 +339,17 @@ class FaultProxy:
             h.wfile.write(body)
 
     def _handle(self, h: _Handler) -> None:
+        slow = self._pick(h.command, h.path, kind="slow_read")
+        if slow is not None:
+            self._record(h, "slow_read")
+            try:
+                while not self._closing.wait(timeout=slow.seconds):
+                    if not h.connection.recv(16):
+                        break
+            except OSError:
+                pass
+            h.close_connection = True
+            return
         body = self._body(h)
         with self._lock:
             over = len(self.log) >= self.max_requests

@@ -243,3 +243,25 @@ def test_headers_dripping_below_the_minimum_rate_end_at_the_deadline(
     assert "slower than the minimum of 1024 bytes/s" in line, line
     assert took < 15, took
     assert rss < MAX_RSS, rss
+
+
+def test_a_registry_taking_an_upload_below_the_minimum_rate_ends_it_at_the_deadline(
+        proxy: FaultProxy, repo: str, tmp_path: Path) -> None:
+    from faultproxy import write_oci_layout
+
+    from polyarch.errors import RegistryError
+    from polyarch.registry import OCILayout, push_layout
+
+    layer = make_layer({"bin/x": os.urandom(40_000_000)}, "none")
+    lay = OCILayout(write_oci_layout(tmp_path / "lay", [("linux/amd64", [(*layer, "none")])]))
+    proxy.add(Fault.slow_read(0.5), method="PATCH", times=None)
+    proxy.add(Fault.slow_read(0.5), method="PUT", match="digest=", times=None)
+    with RegistryClient(timeout=3, backoff=0.01, retries=1) as client:
+        t0 = time.monotonic()
+        with pytest.raises(RegistryError) as ei:
+            push_layout(client, lay, parse_ref(f"{proxy.address}/{repo.split('/', 1)[1]}"))
+        took = time.monotonic() - t0
+    assert ei.value.exit_code == 4
+    assert "upload blob" in ei.value.message, ei.value.message
+    assert took < 30, took
+    assert not [r for r in proxy.log if "/manifests/" in r.path]
