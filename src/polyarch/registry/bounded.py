@@ -16,6 +16,12 @@ minimum rate, while it streams.
   applies to the decoded bytes (a small compressed answer cannot expand in memory).
   Any other encoding is refused.
 
+* **Every wait.** Below httpx, each connection's reads and writes (an answer's
+  headers included, and an upload a registry takes a byte at a time) wait at most until
+  the current request's deadline and count the bytes they move (:class:`_PacedStream`);
+  a wait cut short while bytes trickled in is reported as too slow, a long silence is
+  left to the caller's retries and resumes as a stall.
+
 :class:`GuardedTransport` applies all of it below httpx's client, so every read —
 including the ones httpx makes itself (a ``401`` answered by the auth flow) — is
 bounded. A request states its limit, deadline and description in its extensions
