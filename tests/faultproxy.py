@@ -19,6 +19,16 @@ forwarding to a real registry. Faults are rules consumed in order::
         proxy.add(Fault.hang())                   # never answer (until the proxy closes)
         proxy.add(Fault.hang_after(1000), method="GET", match="/blobs/sha256:")
                                                   # forward, send 1000 B of body, then stall
+        proxy.add(Fault.endless(), match="/manifests/")
+                                                  # 200, no Content-Length, bytes forever
+        proxy.add(Fault.endless(chunked=True))    # the same, chunked
+        proxy.add(Fault.drip(2.0), method="GET", match="/blobs/sha256:")
+                                                  # forward, but one byte every 2 s
+        proxy.add(Fault.drip_headers(1.0))       # headers one byte a second, never ending
+        proxy.add(Fault.slow_read(1.0), method="PATCH")
+                                                  # take the request body 16 B a second
+        proxy.add(Fault.answer(200, b"[[[...", {"Content-Type": "..."}))
+                                                  # this answer instead of the registry's
         proxy.add(Fault.status(503), times=None)  # every matching request, until clear()
         proxy.clear()                             # drop all rules
         proxy.log                                 # [Record(method, path, outcome, headers)]
@@ -68,17 +78,55 @@ from oci_images import (  # re-exported: tests import them from here
 )
 from registries import LocalRegistry, TestCA, bcrypt_hash, free_port
 
+#: Most bytes an endless answer sends before giving up on the client.
+ENDLESS_CAP = 8 * 1024**3
+
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
         "trailers", "transfer-encoding", "upgrade"}
 
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "status", "drop", "reset", "truncate", "delay", "lose", "hang", "hang_after"
+    kind: str  # "status", "drop", "reset", "truncate", "delay", "lose", "hang", "hang_after",
+    #            "endless", "drip", "drip_headers", "slow_read", "answer"
     code: int = 0
     retry_after: float | None = None
     after: int = 0
     seconds: float = 0.0
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    chunked: bool = False
+
+    @staticmethod
+    def endless(chunked: bool = False, *, code: int = 200,
+                content_type: str = "application/vnd.oci.image.index.v1+json") -> Fault:
+        """Answer ``code`` without a Content-Length (or chunked) and send bytes until the
+        client goes away (at most :data:`ENDLESS_CAP` bytes, so the proxy stays bounded)."""
+        return Fault("endless", code=code, chunked=chunked,
+                     headers=(("Content-Type", content_type),))
+
+    @staticmethod
+    def drip(seconds: float, after: int = 0) -> Fault:
+        """Forward the request, send the answer's headers and ``after`` bytes of its body,
+        then one byte every ``seconds`` (the connection never stalls for long)."""
+        return Fault("drip", seconds=seconds, after=after)
+
+    @staticmethod
+    def slow_read(seconds: float) -> Fault:
+        """Read the request's body 16 bytes every ``seconds`` and never answer: a
+        registry that takes an upload far slower than it is sent."""
+        return Fault("slow_read", seconds=seconds)
+
+    @staticmethod
+    def drip_headers(seconds: float) -> Fault:
+        """Answer with a status line, then a header one byte every ``seconds`` that never
+        ends (the answer's headers are never complete)."""
+        return Fault("drip_headers", seconds=seconds)
+
+    @staticmethod
+    def answer(code: int, body: bytes, headers: dict[str, str] | None = None) -> Fault:
+        """Answer with this status, body and headers instead of the registry."""
+        return Fault("answer", code=code, body=body, headers=tuple((headers or {}).items()))
 
     @staticmethod
     def status(code: int, retry_after: float | None = None) -> Fault:
@@ -226,9 +274,16 @@ class FaultProxy:
         with self._lock:
             self.rules.clear()
 
-    def _pick(self, method: str, path: str) -> Fault | None:
+    def _pick(self, method: str, path: str, token_endpoint: bool = False,
+              kind: str | None = None) -> Fault | None:
+        """The fault of the first rule that applies (``kind``: only rules of that kind;
+        without it, every rule but those read before the request body is)."""
         with self._lock:
             for rule in self.rules:
+                if token_endpoint and "/token" not in rule.match:
+                    continue
+                if (rule.fault.kind == "slow_read") != (kind == "slow_read"):
+                    continue
                 if rule.applies(method, path):
                     if rule.times is not None:
                         rule.times -= 1
@@ -284,6 +339,17 @@ class FaultProxy:
             h.wfile.write(body)
 
     def _handle(self, h: _Handler) -> None:
+        slow = self._pick(h.command, h.path, kind="slow_read")
+        if slow is not None:
+            self._record(h, "slow_read")
+            try:
+                while not self._closing.wait(timeout=slow.seconds):
+                    if not h.connection.recv(16):
+                        break
+            except OSError:
+                pass
+            h.close_connection = True
+            return
         body = self._body(h)
         with self._lock:
             over = len(self.log) >= self.max_requests
@@ -291,10 +357,12 @@ class FaultProxy:
             self._record(h, "refused (max_requests)")
             self._send(h, 503, b"faultproxy: request budget used up")
             return
-        if self.auth is not None and h.path.startswith("/token"):
+        token = self.auth is not None and h.path.startswith("/token")
+        # The token endpoint is faulted only by rules that name it (match="/token").
+        fault = self._pick(h.command, h.path, token_endpoint=token)
+        if token and fault is None:
             self._token(h, body)
             return
-        fault = self._pick(h.command, h.path)
         if fault is not None and fault.kind == "status":
             self._record(h, str(fault.code))
             extra = {"Content-Type": "application/json"}
@@ -309,6 +377,23 @@ class FaultProxy:
                 h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                         struct.pack("ii", 1, 0))
             h.close_connection = True
+            return
+        if fault is not None and fault.kind == "endless":
+            self._record(h, "endless")
+            self._endless(h, fault)
+            return
+        if fault is not None and fault.kind == "drip_headers":
+            self._record(h, "drip_headers")
+            try:
+                h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                h.wfile.flush()
+            except OSError:
+                pass
+            self._drip(h, b"a" * 1_000_000, fault.seconds)
+            return
+        if fault is not None and fault.kind == "answer":
+            self._record(h, f"answer {fault.code}")
+            self._send(h, fault.code, fault.body, dict(fault.headers))
             return
         if fault is not None and fault.kind == "hang":
             self._record(h, "hang")
@@ -339,14 +424,49 @@ class FaultProxy:
             self._record(h, "307")
             self._send(h, 307, b"", {"Location": self.redirect_blobs_to + h.path})
             return
-        cut = fault.after if fault is not None and fault.kind in ("truncate", "hang_after") else None
+        cut = (fault.after if fault is not None and fault.kind in ("truncate", "hang_after", "drip")
+               else None)
         if fault is not None and fault.kind == "hang_after":
             self._forward(h, body, cut, stall=True)
+        elif fault is not None and fault.kind == "drip":
+            self._forward(h, body, cut, drip=fault.seconds)
         else:
             self._forward(h, body, cut)
 
+    def _endless(self, h: _Handler, fault: Fault) -> None:
+        h.send_response(fault.code)
+        for k, v in fault.headers:
+            h.send_header(k, v)
+        if fault.chunked:
+            h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        block = b"[" * 65536
+        sent = 0
+        try:
+            while sent < ENDLESS_CAP and not self._closing.is_set():
+                if fault.chunked:
+                    h.wfile.write(b"%x\r\n" % len(block) + block + b"\r\n")
+                else:
+                    h.wfile.write(block)
+                sent += len(block)
+        except OSError:
+            pass  # the client gave up: the point of the exercise
+        h.close_connection = True
+
+    def _drip(self, h: _Handler, rest: bytes, seconds: float) -> None:
+        """Send ``rest`` one byte every ``seconds``, until the client or the proxy goes."""
+        try:
+            for i in range(len(rest)):
+                if self._closing.wait(timeout=seconds):
+                    break
+                h.wfile.write(rest[i:i + 1])
+                h.wfile.flush()
+        except OSError:
+            pass
+        h.close_connection = True
+
     def _forward(self, h: _Handler, body: bytes, truncate: int | None,
-                 stall: bool = False) -> None:
+                 stall: bool = False, drip: float | None = None) -> None:
         host, _, port = self.upstream.partition(":")
         conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
         # Repeated headers (docker sends one Accept per media type) are joined, not lost.
@@ -385,6 +505,13 @@ class FaultProxy:
                 h.send_header(k, v)
             h.end_headers()
             if h.command == "HEAD":
+                return
+            if drip is not None:
+                rest = data if data is not None else resp.read()
+                cut = truncate or 0
+                h.wfile.write(rest[:cut])
+                h.wfile.flush()
+                self._drip(h, rest[cut:], drip)
                 return
             if data is not None and truncate is not None:
                 h.wfile.write(data[:truncate])

@@ -50,6 +50,12 @@ class RegistryError(FatalError):
     exit_code = 4
 
 
+class TagsSplit(RegistryError):
+    """Every tag was written, but a concurrent publish left them on different images."""
+
+    exit_code = 7
+
+
 class VerificationError(FatalError):
     """A published or staged image failed verification."""
 
@@ -73,6 +79,7 @@ EXIT_CODES: dict[int, str] = {
     5: "verification failed",
     6: "published (the tags moved), but a result could not be written: --output-file,"
        " the CI outputs or the --json document (the line names which)",
+    7: "tags moved, but a concurrent publish left them on different images",
     70: "internal error (a bug; POLYARCH_DEBUG=1 shows the traceback)",
     129: "hung up (SIGHUP: the terminal or ssh session closed)",
     130: "interrupted (Ctrl-C)",

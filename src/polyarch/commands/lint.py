@@ -60,7 +60,9 @@ def registry_lookup(*, timeout: float = 10.0) -> tuple[PlatformLookup, Callable[
                     out.append(Platform(str(plat.get("os")), str(plat.get("architecture")),
                                         str(plat.get("variant") or "")))
                 return out
-            config = json.loads(client.get_blob(ref, doc["config"]["digest"]))
+            from polyarch.registry.media import load_json
+
+            config = load_json(client.get_blob(ref, doc["config"]["digest"]))
             return [Platform(str(config.get("os")), str(config.get("architecture")),
                              str(config.get("variant") or ""))]
         except FatalError as e:

@@ -47,6 +47,7 @@ from polyarch.registry.media import (
     INDEX_TYPES,
     OCI_INDEX,
     is_attestation,
+    load_json,
 )
 from polyarch.session import Session
 
@@ -152,7 +153,7 @@ def source_entries(src: Source, client: RegistryClient) -> list[Entry]:
         if not isinstance(cfg_desc, dict) or not isinstance(cfg_desc.get("digest"), str):
             raise UsageError(f"{where}: the manifest has no image config")
         try:
-            cfg = json.loads(client.get_blob(src.ref, cfg_desc["digest"]))
+            cfg = load_json(client.get_blob(src.ref, cfg_desc["digest"]))
         except ValueError:
             cfg = None
         if not isinstance(cfg, dict):

@@ -2,19 +2,22 @@
 
 The first repository gets the blobs; every other repository on the same registry mounts
 them from it. Blobs the registry already has are skipped, so a re-run after a failure
-uploads only what is missing.
+uploads only what is missing. Blobs of the images the Dockerfile builds ``FROM`` that
+live on the target's registry are mounted from their repositories, not uploaded again
+(:mod:`polyarch.registry.mounts`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from polyarch import interrupt
-from polyarch.refs import ImageRef
+from polyarch.platforms import Platform
+from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry.layout import OCILayout
 from polyarch.registry.push import push_layout
 from polyarch.session import Session
@@ -37,6 +40,39 @@ class Pushed:
                 "bytes_sent": self.bytes_sent, "seconds": round(self.seconds, 3)}
 
 
+def dockerfile_bases(dockerfile: Path, platforms: Sequence[Platform],
+                     build_args: Mapping[str, str]) -> list[ImageRef]:
+    """The images the Dockerfile's stages are built ``FROM`` (not other stages), their
+    ARGs expanded for each platform; what cannot be read or resolved is left out (it
+    only means those blobs are uploaded instead of mounted)."""
+    from polyarch.lint.graph import global_env
+    from polyarch.lint.parser import parse
+    from polyarch.lint.shellwords import try_expand
+
+    try:
+        text = dockerfile.read_text(encoding="utf-8")[:1_000_000]
+        df = parse(text)
+    except (OSError, ValueError):
+        return []
+    declared = {a.name for a in df.global_args}
+    out: list[ImageRef] = []
+    for platform in platforms:
+        env = global_env(df, platform, platform)
+        env.update({k: v for k, v in build_args.items() if k in declared})
+        for st in df.stages:
+            e = try_expand(st.image, env, escape=df.escape)
+            name = e.result if e is not None and not e.unset else None
+            if not name or name.lower() == "scratch" or df.stage_named(name.lower(), st.index):
+                continue
+            try:
+                ref = parse_ref(name)
+            except ReferenceError:
+                continue
+            if ref not in out:
+                out.append(ref)
+    return out[:16]
+
+
 def repositories(targets: Sequence[ImageRef]) -> list[ImageRef]:
     """Each target repository once, in the order first named."""
     seen: dict[str, ImageRef] = {}
@@ -50,6 +86,7 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
     """Push ``layout`` (root ``digest``) to the repository of every target, by digest."""
     repos = repositories(targets)
     t0 = time.monotonic()
+    bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms, s.opts.build_args)
     interrupt.set_phase("pushing by digest: no tag was moved (blobs already uploaded stay"
                         " untagged; a re-run skips them)")
     up = skip = mnt = sent = 0
@@ -58,7 +95,8 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
         for repo in repos:
             same_registry = [d.repository for d in done if d.registry == repo.registry]
             res = push_layout(s.client, OCILayout(layout), repo, root_digest=digest,
-                              mount_from=[*mount_from, *same_registry])
+                              mount_from=[*mount_from, *same_registry],
+                              bases=[b for b in bases if b.registry == repo.registry])
             up += res.blobs_uploaded
             skip += res.blobs_skipped
             mnt += res.blobs_mounted

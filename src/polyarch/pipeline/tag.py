@@ -3,18 +3,26 @@
 The index and everything it references are already in each target repository (pushed
 by digest). Where each tag pointed before is read first; if one tag cannot be written,
 or the command is interrupted, every tag already tried is put back where it was.
+
+A registry moves one tag per request; nothing makes several moves one transaction. So
+once every tag is written they are read again: if a concurrent publish left them on
+different images, that is an error of its own (:class:`TagsSplit`, exit 7) naming which
+tag points where; nothing is put back (the other publish's image is as valid as this
+one, and moving tags again could only race again). If they all point at one other
+image (another publish came after this one), that is said in a warning.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from polyarch import interrupt
-from polyarch.errors import RegistryError
+from polyarch.errors import RegistryError, TagsSplit
 from polyarch.refs import ImageRef
 from polyarch.registry import RegistryClient
+from polyarch.registry.media import sha256_digest
 from polyarch.session import Session
 
 
@@ -33,9 +41,11 @@ class TagMove:
 
 
 def move_tags(client: RegistryClient, data: bytes, media_type: str,
-              targets: Sequence[ImageRef]) -> list[TagMove]:
+              targets: Sequence[ImageRef],
+              warn: Callable[[str], None] | None = None) -> list[TagMove]:
     """Point every target at ``data``. On any failure (or interruption) the tags already
-    tried are rolled back and the error re-raised with what happened to them."""
+    tried are rolled back and the error re-raised with what happened to them. Then the
+    tags are read again (:func:`check_settled`)."""
     before = {str(t): client.head_manifest(t) for t in targets}
     interrupt.set_phase("moving tags: every tag already moved was put back")
     # A PUT that failed may still have been stored (the answer was lost): every tag
@@ -53,10 +63,53 @@ def move_tags(client: RegistryClient, data: bytes, media_type: str,
         undone = roll_back(client, [TagMove(t, before[str(t)]) for t in attempted])
         interrupt.set_phase(f"moving tags: {undone}")
         raise
+    moves = [TagMove(t, before[str(t)]) for t in targets]
     # From here on an interruption leaves the tags where they are now: say so.
     moved = ", ".join(map(str, targets))
-    interrupt.set_phase(f"handing over the result: the tags moved ({moved})")
-    return [TagMove(t, before[str(t)]) for t in targets]
+    interrupt.set_phase(f"handing over the result: the tags moved ({moved}); reading them back")
+    note = check_settled(client, sha256_digest(data), targets)
+    if note and warn is not None:
+        warn(note)
+    return moves
+
+
+def check_settled(client: RegistryClient, digest: str, targets: Sequence[ImageRef]) -> str:
+    """Read every tag again after they were all written.
+
+    Raises :class:`TagsSplit` when they point at different manifests (a concurrent
+    publish moved some of them in between; a tag deleted meanwhile points at nothing).
+    Returns a warning when they all point at one other manifest (a later publish moved
+    them all) or when some cannot be read back (those are left out of the comparison:
+    a failed read is not a split), else ``""``.
+    """
+    now: dict[str, str | None] = {}
+    unread: list[str] = []
+    for t in targets:
+        try:
+            now[str(t)] = client.head_manifest(t)
+        except RegistryError:
+            unread.append(str(t))
+    note = (f"could not read back {', '.join(unread)} after moving it (the registry did not"
+            " answer); whether a concurrent publish moved it is not known" if unread else "")
+
+    def where(d: str | None) -> str:
+        if d == digest:
+            return f"{d} (this publish)"
+        return f"{d} (another publish)" if d else "nothing (deleted meanwhile)"
+
+    listing = ", ".join(f"{t} -> {where(d)}" for t, d in now.items())
+    if len(set(now.values())) > 1:
+        raise TagsSplit(
+            f"the tags were moved, but another publish moved some of them at the same time"
+            f" and they now point at different images: {listing}"
+            + (f" ({note})" if note else ""),
+            hint="run one publish again to put every tag on one image; a registry moves"
+                 " one tag at a time, so publishes of the same tags must not run at once")
+    if all(d == digest for d in now.values()):
+        return note
+    other = (f"another publish moved every tag after this one: {listing}; this publish's"
+             f" image {digest} is pushed but no tag points at it")
+    return f"{other}; {note}" if note else other
 
 
 def roll_back(client: RegistryClient, moves: Sequence[TagMove]) -> str:
@@ -120,7 +173,7 @@ def tag(s: Session, data: bytes, media_type: str, targets: Sequence[ImageRef]) -
     n = len(targets)
     with s.rep.group(f"tag {n} tag{'s' if n != 1 else ''}"):
         t0 = time.monotonic()
-        move_tags(s.client, data, media_type, targets)
+        move_tags(s.client, data, media_type, targets, warn=s.rep.warn)
         for t in targets:
             s.rep.info(f"tag {t}")
     return Tagged(tuple(str(t) for t in targets), time.monotonic() - t0)

@@ -1,11 +1,13 @@
 """OCI distribution client and OCI layouts.
 
-Modules, from the bottom: ``trust`` (TLS trust as docker has it), ``transport``
-(scheme, deadlines, retries), ``credentials`` and ``auth`` (docker config, Basic and
-Bearer as an ``httpx.Auth``), ``api`` (the distribution protocol), ``layout`` (OCI
-layouts on disk), ``upload`` (resumable blob uploads), ``push`` (a layout to a
-repository, by digest), ``copy`` (between repositories, into layouts), ``client``
-(:class:`RegistryClient`, all of it in one object).
+Modules, from the bottom: ``trust`` (TLS trust as docker has it), ``bounded`` (size
+limits and the minimum rate of every answer), ``transport`` (scheme, deadlines,
+retries), ``credentials`` and ``auth`` (docker config, Basic and Bearer as an
+``httpx.Auth``), ``api`` (the distribution protocol), ``layout`` (OCI layouts on disk),
+``upload`` (resumable blob uploads), ``mounts`` (where a blob already is on the
+registry), ``push`` (a layout to a repository, by digest), ``copy`` (between
+repositories, into layouts), ``client`` (:class:`RegistryClient`, all of it in one
+object).
 
 The registry layer talks HTTP only; it never runs an engine. The one program it may
 start is a docker credential helper named in ``config.json``.

@@ -21,9 +21,16 @@ import httpx
 
 from polyarch.errors import RegistryError
 from polyarch.refs import ImageRef
-from polyarch.registry.auth import Authenticator, registry_errors, scope
+from polyarch.registry.auth import (
+    Authenticator,
+    error_doc,
+    read_error_body,
+    registry_errors,
+    scope,
+)
+from polyarch.registry.bounded import MAX_BODY
 from polyarch.registry.credentials import DockerConfig
-from polyarch.registry.media import MANIFEST_ACCEPT, MAX_MANIFEST, Manifest, sha256_digest
+from polyarch.registry.media import MANIFEST_ACCEPT, MAX_MANIFEST, Manifest, load_json, sha256_digest
 from polyarch.registry.transport import (
     Content,
     Deadline,
@@ -53,10 +60,7 @@ class UploadStart:
 
 
 def error_codes(resp: httpx.Response) -> set[str]:
-    try:
-        doc = resp.json()
-    except (ValueError, httpx.ResponseNotRead):
-        return set()
+    doc = error_doc(resp)
     errs = doc.get("errors") if isinstance(doc, dict) else None
     if not isinstance(errs, list):
         return set()
@@ -113,7 +117,8 @@ class RegistryAPI:
     def request(self, registry: str, method: str, path: str, *, scopes: list[str],
                 headers: dict[str, str] | None = None, content: Content = None,
                 params: Params | None = None, stream: bool = False, follow: bool = True,
-                what: str = "", deadline: Deadline | None = None) -> httpx.Response:
+                what: str = "", deadline: Deadline | None = None,
+                limit: int | None = MAX_BODY, sized: bool = False) -> httpx.Response:
         """A distribution API request with authentication, retries and safe redirects.
 
         ``path`` may also be an absolute URL on the registry (an upload location).
@@ -128,14 +133,12 @@ class RegistryAPI:
                     if origin(url) == reg_origin else None)
             resp = self.transport.send(method, url, headers=dict(headers or {}), content=content,
                                        params=params, stream=stream, auth=auth, what=what,
-                                       deadline=deadline)
+                                       deadline=deadline, limit=limit, sized=sized)
             if resp.status_code == 401 and origin(url) == reg_origin:
-                resp.read()
-                resp.close()
+                read_error_body(resp)
                 raise self.auth_error(registry, method, urlsplit(url).path, resp)
             if resp.status_code == 403:
-                resp.read()
-                resp.close()
+                read_error_body(resp)
                 detail = registry_errors(resp)
                 raise RegistryError(
                     f"{registry}: access denied for {method} {urlsplit(url).path}"
@@ -169,8 +172,7 @@ class RegistryAPI:
             hint=f"log in again (docker login {registry}) or check the account's permissions")
 
     def fail(self, ref: ImageRef | str, doing: str, resp: httpx.Response) -> RegistryError:
-        if not resp.is_closed:
-            resp.read()
+        read_error_body(resp)
         detail = registry_errors(resp)
         return RegistryError(
             f"{ref}: {doing} failed: HTTP {resp.status_code}" + (f" ({detail})" if detail else ""))
@@ -185,19 +187,26 @@ class RegistryAPI:
                                 f" answered {resp.status_code})")
 
     # -- manifests and tags ------------------------------------------------------------
-    def get_manifest(self, ref: ImageRef) -> Manifest:
-        """The manifest or index at ``ref`` (its digest checked when ``ref`` has one)."""
+    def get_manifest(self, ref: ImageRef, size: int | None = None) -> Manifest:
+        """The manifest or index at ``ref`` (its digest checked when ``ref`` has one).
+
+        ``size``: the size its descriptor gives; the answer must have exactly that many
+        bytes. Without it the answer is bounded by :data:`MAX_MANIFEST`.
+        """
         path = f"/v2/{ref.repository}/manifests/{ref.reference}"
+        limit = MAX_MANIFEST if size is None else max(0, min(size, MAX_MANIFEST))
         resp = self.request(ref.registry, "GET", path, scopes=[scope(ref.repository, "pull")],
-                            headers={"Accept": MANIFEST_ACCEPT}, what=f"GET manifest {ref}")
+                            headers={"Accept": MANIFEST_ACCEPT}, what=f"GET manifest {ref}",
+                            limit=limit, sized=size is not None and size <= MAX_MANIFEST)
         if resp.status_code == 404:
             raise ManifestNotFound(f"{ref}: no such manifest in {ref.registry}",
                                    hint="check the repository, tag and digest")
         if resp.status_code != 200:
             raise self.fail(ref, "GET manifest", resp)
         data = resp.content
-        if len(data) > MAX_MANIFEST:
-            raise RegistryError(f"{ref}: manifest larger than {MAX_MANIFEST} bytes")
+        if size is not None and len(data) != size:
+            raise RegistryError(f"{ref}: the manifest has {len(data)} bytes, its descriptor"
+                                f" says {size}")
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
         man = Manifest.from_bytes(data, ctype or None)
         if ref.digest and ref.digest.startswith("sha256:") and man.digest != ref.digest:
@@ -279,9 +288,13 @@ class RegistryAPI:
                 return tags
             if resp.status_code != 200:
                 raise self.fail(ref.untagged(), "list tags", resp)
-            doc = resp.json()
+            try:
+                doc = load_json(resp.content)
+            except ValueError as e:
+                raise RegistryError(f"{ref.name}: the tag list is not JSON ({e})") from None
             page = doc.get("tags") if isinstance(doc, dict) else None
-            tags.extend(str(t) for t in page or [])
+            if isinstance(page, list):
+                tags.extend(t for t in page if isinstance(t, str))
             m = re.search(r"<([^>]+)>\s*;\s*rel=\"?next\"?", resp.headers.get("Link", ""))
             if not m:
                 break
@@ -301,14 +314,18 @@ class RegistryAPI:
             return False
         raise self.fail(ref.untagged(), f"HEAD blob {digest}", resp)
 
-    def stream_blob(self, ref: ImageRef, digest: str) -> Iterator[bytes]:
+    def stream_blob(self, ref: ImageRef, digest: str,
+                    size: int | None = None) -> Iterator[bytes]:
         """Yield the blob's bytes as they arrive; their SHA-256 is checked as they pass.
 
-        A connection lost or stalled in the middle is resumed with a ``Range`` request
-        (or by skipping what was already read when the server ignores ranges), within
-        the retry budget and the deadline (which moves while bytes arrive). A digest
-        mismatch raises :class:`RegistryError` after the last chunk, so a consumer must
-        read to the end to have the check.
+        ``size``: the size its descriptor gives. The blob may not have more bytes (the
+        transfer ends at once) nor fewer; without it the size is not bounded (the
+        caller streams). A transfer slower than the minimum rate ends at the deadline
+        (:mod:`.bounded`). A connection lost or stalled in the middle is resumed with a
+        ``Range`` request (or by skipping what was already read when the server
+        ignores ranges), within the retry budget and the deadline. A digest or size
+        mismatch raises :class:`RegistryError` after the last chunk, so a consumer
+        must read to the end to have the check.
         """
         want = digest.split(":", 1)
         if len(want) != 2 or want[0] != "sha256":
@@ -320,13 +337,13 @@ class RegistryAPI:
         what = f"GET blob {digest[:19]} of {ref.name}"
         dl = Deadline(self.timeout)
         while True:
-            # identity: the digest is of the blob's bytes, not of a transfer encoding a
-            # proxy or CDN might otherwise apply (httpx asks for gzip by default).
-            headers = {"Accept-Encoding": "identity"}
+            headers: dict[str, str] = {}
             if got:
                 headers["Range"] = f"bytes={got}-"
+            # The answer may be the whole blob again (a server that ignores ranges).
             resp = self.request(ref.registry, "GET", path, scopes=[scope(ref.repository, "pull")],
-                                headers=headers, stream=True, what=what, deadline=dl)
+                                headers=headers, stream=True, what=what, deadline=dl,
+                                limit=size, sized=size is not None)
             before = got
             try:
                 if resp.status_code == 404:
@@ -343,13 +360,19 @@ class RegistryAPI:
                         skip = 0
                     h.update(chunk)
                     got += len(chunk)
-                    dl.extend()
+                    if size is not None and got > size:
+                        raise RegistryError(
+                            f"{ref.name}: blob {digest} is larger than the {size} bytes its"
+                            " descriptor says (a wrong size in the manifest, or a registry"
+                            " sending more than it holds)")
                     yield chunk
                 break
             except httpx.TransportError as e:
                 failures += 1
-                if got > before:
-                    dl.extend()  # this attempt moved bytes: the resume gets a full deadline
+                if got - before >= dl.min_rate * dl.seconds:
+                    # This attempt moved bytes at the minimum rate before it stalled: the
+                    # resume gets a full deadline (a dripping one does not).
+                    dl.extend()
                 wait = self.transport.sleep_for(failures - 1, None)
                 if failures > self.retries or dl.remaining() <= wait:
                     raise self.transport.gave_up(
@@ -358,12 +381,24 @@ class RegistryAPI:
                 time.sleep(wait)
             finally:
                 resp.close()
+        if size is not None and got != size:
+            raise RegistryError(f"{ref.name}: blob {digest} has {got} bytes, its descriptor"
+                                f" says {size}")
         if h.hexdigest() != want[1]:
             raise RegistryError(f"{ref.name}: blob {digest} arrived with digest"
                                 f" sha256:{h.hexdigest()} (corrupted in storage or in transit)")
 
-    def get_blob(self, ref: ImageRef, digest: str) -> bytes:
-        return b"".join(self.stream_blob(ref, digest))
+    def get_blob(self, ref: ImageRef, digest: str, size: int | None = None) -> bytes:
+        """A small blob (a config) whole: exactly ``size`` bytes when given, at most
+        :data:`MAX_MANIFEST` otherwise."""
+        size_limit = MAX_MANIFEST if size is None or size > MAX_MANIFEST else size
+        out = bytearray()
+        for chunk in self.stream_blob(ref, digest, size):
+            out += chunk
+            if len(out) > size_limit:
+                raise RegistryError(f"{ref.name}: blob {digest} is larger than"
+                                    f" {size_limit} bytes, too large to read whole")
+        return bytes(out)
 
     # -- uploads -----------------------------------------------------------------------
     def start_upload(self, dst: ImageRef, *, mount: str | None = None,

@@ -13,6 +13,7 @@ own origin: a redirect to a storage host goes without it.
 from __future__ import annotations
 
 import base64
+import math
 import re
 import threading
 import time
@@ -25,6 +26,7 @@ import httpx
 from polyarch.errors import EnvironmentProblem, RegistryError
 from polyarch.refs import is_loopback_host
 from polyarch.registry.credentials import Credentials, DockerConfig, HelperTimeout
+from polyarch.registry.media import load_json
 from polyarch.registry.transport import Transport, origin
 
 
@@ -56,20 +58,65 @@ def scope(repository: str, actions: str) -> str:
     return f"repository:{repository}:{actions}"
 
 
+#: Bytes of an error body read for its message; the rest is not read.
+MAX_ERROR_BODY = 64 * 1024
+#: Longest realm URL and token accepted from a registry (real ones are far shorter).
+MAX_REALM = 2048
+MAX_TOKEN = 64 * 1024
+#: Where :func:`read_error_body` keeps what it read (a response extension).
+ERROR_BODY = "polyarch.error_body"
+
+
+def read_error_body(resp: httpx.Response) -> None:
+    """Read at most :data:`MAX_ERROR_BODY` bytes of an error answer, then close it.
+
+    What was read is kept for :func:`registry_errors`; a longer body is cut (its
+    message is then not shown), never read to its end.
+    """
+    if resp.is_closed or resp.is_stream_consumed:
+        return
+    data = bytearray()
+    try:
+        for chunk in resp.iter_bytes():
+            data += chunk
+            if len(data) > MAX_ERROR_BODY:
+                data.clear()
+                break
+    except (httpx.TransportError, RegistryError):
+        data.clear()  # the error body is not the error being reported
+    finally:
+        resp.close()
+    resp.extensions = {**resp.extensions, ERROR_BODY: bytes(data)}
+
+
+def error_doc(resp: httpx.Response) -> Any:
+    """The JSON document of an error answer (read in full or with :func:`read_error_body`),
+    or ``None``."""
+    data = resp.extensions.get(ERROR_BODY)
+    if not isinstance(data, bytes):
+        try:
+            data = resp.content
+        except httpx.ResponseNotRead:
+            return None
+    if len(data) > MAX_ERROR_BODY:
+        return None
+    try:
+        return load_json(data)
+    except ValueError:
+        return None
+
+
 def registry_errors(resp: httpx.Response) -> str:
     """The ``errors`` of a distribution error body as ``CODE: message`` text."""
-    try:
-        doc = resp.json()
-    except (ValueError, httpx.ResponseNotRead):
-        return ""
+    doc = error_doc(resp)
     errs = doc.get("errors") if isinstance(doc, dict) else None
     if not isinstance(errs, list):
         return ""
     parts = []
     for e in errs:
         if isinstance(e, dict):
-            code = str(e.get("code") or "")
-            msg = str(e.get("message") or "")
+            code = str(e.get("code") or "")[:100]
+            msg = str(e.get("message") or "")[:300]
             parts.append(f"{code}: {msg}" if code and msg else code or msg)
     return "; ".join(p for p in parts if p)
 
@@ -140,6 +187,13 @@ class Authenticator:
         if not realm:
             raise RegistryError(f"{registry} asked for a bearer token but named no token service")
         r_scheme, r_host = origin(realm)
+        if len(realm) > MAX_REALM or r_scheme not in ("http", "https") or not r_host:
+            shown = realm[:60] + ("..." if len(realm) > 60 else "")
+            raise RegistryError(
+                f"{registry} names a token service that is not a usable URL"
+                f" ({len(realm)} characters: {shown!r})",
+                hint="the registry's WWW-Authenticate challenge is malformed; check the"
+                     " registry (or a proxy in front of it)")
         creds = self.credentials(registry)
         if r_scheme != "https" and not (is_loopback_host(r_host)
                                         or self.transport.may_use_http(registry)):
@@ -166,18 +220,22 @@ class Authenticator:
                        if creds is not None and creds.basic is not None else {})
             resp = self.transport.send("GET", realm, headers=headers, params=params, what=what)
         try:
-            resp.read()
             doc = self._token_doc(registry, resp, creds)
         finally:
             resp.close()
         token = doc.get("token") or doc.get("access_token")
         if not isinstance(token, str) or not token:
             raise RegistryError(f"{registry}: token service answered without a token")
+        if len(token) > MAX_TOKEN or not token.isascii() or not token.isprintable():
+            raise RegistryError(f"{registry}: token service answered with an unusable token"
+                                f" ({len(token)} characters)")
         try:
             ttl = float(str(doc.get("expires_in") or 60))
         except (TypeError, ValueError):
             ttl = 60.0
-        return token, max(5.0, ttl - 10.0)
+        if not math.isfinite(ttl):
+            ttl = 60.0
+        return token, min(86_400.0, max(5.0, ttl - 10.0))
 
     @staticmethod
     def _token_doc(registry: str, resp: httpx.Response, creds: Credentials | None
@@ -193,9 +251,10 @@ class Authenticator:
             raise RegistryError(f"{registry}: token service answered {resp.status_code}",
                                 detail=registry_errors(resp) or None)
         try:
-            doc = resp.json()
+            doc = load_json(resp.content)
         except ValueError as e:
-            raise RegistryError(f"{registry}: token service answered something not JSON") from e
+            raise RegistryError(f"{registry}: token service answered something not JSON"
+                                f" ({e})") from None
         if not isinstance(doc, dict):
             raise RegistryError(f"{registry}: token service answered without a token")
         return doc

@@ -47,11 +47,13 @@ class RegistryClient(RegistryAPI):
 
     def push_layout(self, layout: OCILayout, repo: ImageRef, *, root_digest: str | None = None,
                     mount_from: Sequence[str] = (), jobs: int = 4,
-                    progress: Callable[[PushEvent], None] | None = None) -> PushResult:
+                    progress: Callable[[PushEvent], None] | None = None,
+                    bases: Sequence[ImageRef] = ()) -> PushResult:
         from polyarch.registry import push
 
         return push.push_layout(self, layout, repo, root_digest=root_digest,
-                                mount_from=mount_from, jobs=jobs, progress=progress)
+                                mount_from=mount_from, jobs=jobs, progress=progress,
+                                bases=bases)
 
     def pull_layout(self, ref: ImageRef, dest: Path) -> Path:
         from polyarch.registry import copy

@@ -61,7 +61,9 @@ def copy_image(client: RegistryAPI, src: ImageRef, dst: ImageRef) -> str:
     root = client.get_manifest(src)
     with ThreadPoolExecutor(max_workers=4) as pool:
         for desc in _children(root):
-            man = client.get_manifest(src.with_digest(desc["digest"]))
+            size = desc.get("size")
+            man = client.get_manifest(src.with_digest(desc["digest"]),
+                                      size=size if type(size) is int else None)
             if man.media_type in INDEX_TYPES:
                 raise RegistryError(f"{src}: nested indexes are not supported")
             _copy_blobs(client, src, dst, man, pool)
@@ -74,12 +76,16 @@ def copy_image(client: RegistryAPI, src: ImageRef, dst: ImageRef) -> str:
 
 def _copy_blobs(client: RegistryAPI, src: ImageRef, dst: ImageRef, man: Manifest,
                 pool: ThreadPoolExecutor) -> None:
-    digests = list(dict.fromkeys(d["digest"] for d in _blob_descs(man)))
-    for f in [pool.submit(_copy_blob, client, src, dst, dg) for dg in digests]:
+    sizes: dict[str, int | None] = {}
+    for d in _blob_descs(man):
+        size = d.get("size")
+        sizes.setdefault(d["digest"], size if type(size) is int else None)
+    for f in [pool.submit(_copy_blob, client, src, dst, dg, n) for dg, n in sizes.items()]:
         f.result()
 
 
-def _copy_blob(client: RegistryAPI, src: ImageRef, dst: ImageRef, digest: str) -> None:
+def _copy_blob(client: RegistryAPI, src: ImageRef, dst: ImageRef, digest: str,
+               size: int | None) -> None:
     if (src.registry, src.repository) == (dst.registry, dst.repository):
         return
     if client.blob_exists(dst, digest):
@@ -90,7 +96,7 @@ def _copy_blob(client: RegistryAPI, src: ImageRef, dst: ImageRef, digest: str) -
         path = Path(tmp) / "blob"
         try:
             with path.open("wb") as f:
-                for chunk in client.stream_blob(src, digest):
+                for chunk in client.stream_blob(src, digest, size):
                     f.write(chunk)
         except OSError as e:
             raise EnvironmentProblem(f"cannot keep blob {digest} in {tmp}: {e.strerror or e}",

@@ -11,7 +11,6 @@ Nothing here ever prints a secret; :class:`Credentials` hides them from ``repr``
 from __future__ import annotations
 
 import base64
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from polyarch.errors import EnvironmentProblem, FatalError, RegistryError
 from polyarch.refs import DOCKER_HUB
+from polyarch.registry.media import load_json
 
 #: The key docker uses for Docker Hub in config.json and with credential helpers.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -63,6 +63,11 @@ def server_key(registry: str) -> str:
     return DOCKER_HUB_KEY if registry == DOCKER_HUB else registry
 
 
+#: Largest config.json read (docker's own are a few KiB).
+MAX_CONFIG = 4 * 1024 * 1024
+_FIX = "fix the file (docker login rewrites it) or point DOCKER_CONFIG at another directory"
+
+
 class HelperTimeout(EnvironmentProblem):
     """A credential helper did not answer in time (exit 3: the machine, not the registry)."""
 
@@ -84,16 +89,25 @@ class DockerConfig:
     def _load(self) -> dict[str, Any]:
         if self._doc is None:
             try:
-                raw = self.path.read_text(encoding="utf-8")
+                with self.path.open("rb") as f:
+                    raw = f.read(MAX_CONFIG + 1)
             except FileNotFoundError:
                 self._doc = {}
                 return self._doc
             except OSError as e:
                 raise RegistryError(f"cannot read {self.path}: {e.strerror}") from e
+            if len(raw) > MAX_CONFIG:
+                raise RegistryError(f"{self.path} is larger than {MAX_CONFIG} bytes, too large"
+                                    " for a docker config.json", hint=_FIX)
             try:
-                doc = json.loads(raw) if raw.strip() else {}
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise RegistryError(f"{self.path} is not UTF-8 text (byte {e.start} is not"
+                                    " valid UTF-8)", hint=_FIX) from None
+            try:
+                doc = load_json(text) if text.strip() else {}
             except ValueError as e:
-                raise RegistryError(f"{self.path} is not valid JSON: {e}") from e
+                raise RegistryError(f"{self.path} is not valid JSON: {e}", hint=_FIX) from None
             self._doc = doc if isinstance(doc, dict) else {}
         return self._doc
 
@@ -169,7 +183,7 @@ def _from_helper(helper: str, registry: str, timeout: float | None) -> Credentia
             hint="check the helper works: echo HOST | " + program + " get",
         )
     try:
-        doc = json.loads(res.stdout)
+        doc = load_json(res.stdout)
     except ValueError as e:
         raise RegistryError(f"credential helper {program} printed something other than JSON") from e
     if not isinstance(doc, dict):

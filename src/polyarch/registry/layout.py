@@ -21,6 +21,7 @@ import hashlib
 import os
 import stat
 import tarfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,9 @@ class OCILayout:
         self.ref: ImageRef | None = None
         self.description = f"oci:{path}" + (f":{name}" if name else "")
         self._members: dict[str, tarfile.TarInfo] | None = None
+        #: Sizes the descriptors read so far give (digest -> size).
+        self._sizes: dict[str, int] = {}
+        self._sizes_lock = threading.Lock()
         if not path.exists():
             raise UsageError(f"{self.description}: no such file or directory")
         if path.is_dir():
@@ -139,6 +143,22 @@ class OCILayout:
         return None if self.is_archive else self.locate(digest).path
 
     # -- ImageSource -------------------------------------------------------------------
+    def _learn(self, man: Manifest) -> Manifest:
+        from polyarch.registry.source import descriptor_sizes
+
+        sizes = descriptor_sizes(man)
+        with self._sizes_lock:
+            for digest, size in sizes.items():
+                self._sizes.setdefault(digest, size)
+        return man
+
+    def _check_size(self, digest: str, have: int) -> None:
+        with self._sizes_lock:
+            said = self._sizes.get(digest)
+        if said is not None and said != have:
+            raise RegistryError(f"{self.description}: blob {digest} has {have} bytes, its"
+                                f" descriptor says {said}")
+
     def index_json(self) -> dict[str, Any]:
         data = self._read("index.json")
         try:
@@ -147,6 +167,7 @@ class OCILayout:
             raise RegistryError(f"{self.description}: {e}") from None
         if not isinstance(doc, dict):
             raise RegistryError(f"{self.description}: index.json is not a JSON object")
+        self._learn(Manifest(data, OCI_INDEX, ""))
         return doc
 
     def root(self) -> Manifest:
@@ -166,10 +187,10 @@ class OCILayout:
                                     or not manifests[0].get("platform")):
             return self.manifest(str(manifests[0]["digest"]))
         # index.json lists platform manifests itself: it is the index.
-        return Manifest.from_bytes(self._read("index.json"), OCI_INDEX)
+        return self._learn(Manifest.from_bytes(self._read("index.json"), OCI_INDEX))
 
     def manifest(self, digest: str) -> Manifest:
-        return Manifest.from_bytes(self.blob(digest))
+        return self._learn(Manifest.from_bytes(self.blob(digest)))
 
     def blob(self, digest: str) -> bytes:
         """A manifest or config blob, whole (at most ``MAX_MANIFEST`` bytes)."""
@@ -182,6 +203,7 @@ class OCILayout:
 
     def iter_blob(self, digest: str) -> Iterator[bytes]:
         loc = self.locate(digest)
+        self._check_size(digest, loc.size)
         h = hashlib.sha256()
         for chunk in loc.read():
             h.update(chunk)

@@ -65,7 +65,8 @@ def too_deep(data: bytes, limit: int = MAX_DEPTH) -> bool:
     return bool(steps) and max(accumulate(steps)) > limit
 
 
-def load_json(data: bytes | str, what: str, *, limit: int = MAX_MANIFEST) -> Any:
+def load_json(data: bytes | str, what: str = "the document", *,
+              limit: int = MAX_MANIFEST) -> Any:
     """``json.loads`` for documents read from a registry or a layout: at most ``limit``
     bytes and :data:`MAX_DEPTH` levels, else :class:`DocumentError` (never a
     ``RecursionError``)."""

@@ -23,6 +23,7 @@ from polyarch.refs import ImageRef
 from polyarch.registry.api import RegistryAPI
 from polyarch.registry.layout import OCILayout
 from polyarch.registry.media import INDEX_TYPES, NON_DISTRIBUTABLE, Manifest
+from polyarch.registry.mounts import mount_sources
 from polyarch.registry.upload import DEFAULT_CHUNK, upload_blob
 
 
@@ -113,11 +114,14 @@ def plan_push(layout: OCILayout, root: Manifest) -> tuple[list[Manifest], dict[s
 def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                 root_digest: str | None = None, mount_from: Sequence[str] = (), jobs: int = 4,
                 progress: Callable[[PushEvent], None] | None = None,
-                chunk_size: int = DEFAULT_CHUNK) -> PushResult:
+                chunk_size: int = DEFAULT_CHUNK, bases: Sequence[ImageRef] = ()) -> PushResult:
     """Push ``layout``'s root (or the manifest ``root_digest``) to ``repo``, by digest.
 
     ``repo``'s tag, if any, is ignored: nothing is tagged. ``mount_from`` names other
-    repositories of the same registry to mount blobs from. Raises
+    repositories of the same registry to try mounting every blob from; ``bases`` names
+    images the build started from: a blob one of them (on the same registry) holds is
+    mounted from its repository, as is a blob whose source the layout's annotations or
+    provenance name (:mod:`.mounts`). A refused mount falls back to an upload. Raises
     :class:`~polyarch.errors.RegistryError` (exit 4) when the registry fails beyond
     the retry budget or the deadline.
     """
@@ -133,6 +137,10 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
             raise UsageError(f"{layout.description}: blob {digest} has {have} bytes,"
                              f" its descriptor says {size}")
     target = repo.untagged()
+    try:
+        sources = mount_sources(client, layout, root, target, bases)
+    except (RegistryError, ValueError):  # knowing less only means uploading more
+        sources = {}
     counts = {"exists": 0, "mounted": 0, "uploaded": 0}
     sent = 0
 
@@ -144,7 +152,8 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
         def on_bytes(n: int) -> None:
             emit(PushEvent("bytes", digest, n))
 
-        out = upload_blob(client, target, digest, layout.locate(digest), mount_from=mount_from,
+        out = upload_blob(client, target, digest, layout.locate(digest),
+                          mount_from=[*sources.get(digest, ()), *mount_from],
                           chunk_size=chunk_size, on_bytes=on_bytes)
         emit(PushEvent(out.action, digest, blobs[digest]))
         return out.action, out.sent

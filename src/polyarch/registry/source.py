@@ -7,6 +7,7 @@ blobs (whole or streamed, their SHA-256 checked while they pass).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,24 +47,67 @@ class ImageSource(Protocol):
     def iter_blob(self, digest: str) -> Iterator[bytes]: ...
 
 
+def descriptor_sizes(man: Manifest) -> dict[str, int]:
+    """digest -> size of every descriptor in ``man`` (config, layers, child manifests)."""
+    try:
+        doc = man.json
+    except ValueError:
+        return {}
+    descs: list[Any] = [doc.get("config")]
+    for key in ("manifests", "layers"):
+        value = doc.get(key)
+        if isinstance(value, list):
+            descs += value
+    out: dict[str, int] = {}
+    for d in descs:
+        if not isinstance(d, dict):
+            continue
+        digest, size = d.get("digest"), d.get("size")
+        if isinstance(digest, str) and type(size) is int and size >= 0:
+            out.setdefault(digest, size)
+    return out
+
+
 class RegistrySource:
+    """A registry reference as an :class:`ImageSource`.
+
+    Every manifest it reads tells it the sizes of what that manifest references; a
+    child manifest or blob read later must have exactly its descriptor's size (a
+    registry cannot send more: the transfer ends at that size).
+    """
+
     def __init__(self, client: RegistryAPI, ref: ImageRef) -> None:
         self.client = client
         self.ref: ImageRef | None = ref
         self._ref = ref
         self.description = str(ref)
+        self._sizes: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _learn(self, man: Manifest) -> Manifest:
+        sizes = descriptor_sizes(man)
+        with self._lock:
+            for digest, size in sizes.items():
+                self._sizes.setdefault(digest, size)
+        return man
+
+    def size_of(self, digest: str) -> int | None:
+        """The size a manifest read so far gives for ``digest``."""
+        with self._lock:
+            return self._sizes.get(digest)
 
     def root(self) -> Manifest:
-        return self.client.get_manifest(self._ref)
+        return self._learn(self.client.get_manifest(self._ref))
 
     def manifest(self, digest: str) -> Manifest:
-        return self.client.get_manifest(self._ref.untagged().with_digest(digest))
+        return self._learn(self.client.get_manifest(self._ref.untagged().with_digest(digest),
+                                                    size=self.size_of(digest)))
 
     def blob(self, digest: str) -> bytes:
-        return self.client.get_blob(self._ref, digest)
+        return self.client.get_blob(self._ref, digest, self.size_of(digest))
 
     def iter_blob(self, digest: str) -> Iterator[bytes]:
-        return self.client.stream_blob(self._ref, digest)
+        return self.client.stream_blob(self._ref, digest, self.size_of(digest))
 
 
 def open_source(spec: str | ImageRef, client: RegistryAPI | None = None) -> ImageSource:

@@ -11,8 +11,11 @@
   :class:`RegistryError` at once, never retried.
 * **Deadlines.** Every request has timeouts; one operation (a request with its
   retries) ends within ``timeout`` seconds (default 60, ``POLYARCH_REGISTRY_TIMEOUT``)
-  of its start unless bytes are flowing: a stalled transfer ends after ``timeout``
-  seconds without a byte, and no retry starts past the deadline.
+  of its start unless bytes are flowing at the minimum rate (:mod:`.bounded`): a
+  stalled transfer ends after ``timeout`` seconds without a byte, a dripping one once
+  it stays below the rate for ``timeout`` seconds, and no retry starts past the deadline.
+* **Sizes.** Every answer's body is bounded while it streams (:mod:`.bounded`): 4 MiB
+  unless the request names another limit (a blob: its descriptor's size).
 * **Retries.** Connection errors, timeouts, 408/425/429/5xx are retried with
   exponential backoff (honouring ``Retry-After`` up to 60 s), at most ``retries`` times.
 """
@@ -35,9 +38,11 @@ from polyarch import __version__
 from polyarch.errors import ConfigError, RegistryError
 from polyarch.refs import DOCKER_HUB, DOCKER_HUB_API, is_loopback_host
 from polyarch.registry import trust
+from polyarch.registry.bounded import MAX_BODY, Deadline, GuardedTransport, extensions
 
 #: Environment variable with the per-operation deadline in seconds.
 TIMEOUT_ENV = "POLYARCH_REGISTRY_TIMEOUT"
+__all__ = ["MAX_BODY", "Deadline"]
 DEFAULT_TIMEOUT = 60.0
 #: Longest ``Retry-After`` we wait for before giving up.
 MAX_RETRY_AFTER = 60.0
@@ -68,23 +73,18 @@ def default_timeout(environ: dict[str, str] | None = None) -> float:
     return value
 
 
-class Deadline:
-    """The end of one operation; :meth:`extend` moves it when the operation progresses."""
+def environment_proxies() -> dict[str, str | None]:
+    """URL pattern -> proxy URL (None: no proxy) from HTTP_PROXY, HTTPS_PROXY, ALL_PROXY
+    and NO_PROXY, exactly as httpx reads them for a client it builds itself."""
+    try:
+        from httpx._utils import get_environment_proxies
+    except ImportError:  # pragma: no cover - httpx moved it; fall back to the basics
+        from urllib.request import getproxies
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.start = time.monotonic()
-        self.end = self.start + seconds
-
-    def remaining(self) -> float:
-        return self.end - time.monotonic()
-
-    def extend(self) -> None:
-        self.end = time.monotonic() + self.seconds
-
-    def timeout(self) -> httpx.Timeout:
-        left = max(0.5, self.remaining())
-        return httpx.Timeout(left, connect=min(left, 10.0))
+        found = getproxies()
+        return {f"{k}://": v if "://" in v else f"http://{v}" for k, v in found.items()
+                if k in ("http", "https", "all") and v}
+    return get_environment_proxies()
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -235,9 +235,19 @@ class Transport:
             verify, what = trust.context_for(host, verify=not self.is_insecure(registry))
         else:
             verify, what = False, "plain HTTP"
-        c = httpx.Client(verify=verify, follow_redirects=False,
-                         limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-                         headers={"User-Agent": f"polyarch/{__version__}"})
+        # Every answer is bounded in size and rate below the client (.bounded), and
+        # asked for unencoded: a body is never expanded past its limit.
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        guarded = GuardedTransport(verify=verify, limits=limits)
+        # A client given its transport ignores HTTP(S)_PROXY/NO_PROXY: the same proxies
+        # httpx would use are mounted here, each with a guarded transport of its own.
+        mounts: dict[str, httpx.BaseTransport | None] = {
+            pattern: None if url is None else GuardedTransport(
+                verify=verify, limits=limits, proxy=httpx.Proxy(url))
+            for pattern, url in environment_proxies().items()}
+        c = httpx.Client(transport=guarded, mounts=mounts, follow_redirects=False,
+                         headers={"User-Agent": f"polyarch/{__version__}",
+                                  "Accept-Encoding": "identity"})
         with self._lock:
             if key in self._clients:
                 c.close()
@@ -271,11 +281,19 @@ class Transport:
                   content: bytes | IO[bytes] | Iterable[bytes] | None = None,
                   params: Params | None = None, data: dict[str, str] | None = None,
                   stream: bool = False, auth: httpx.Auth | None = None,
-                  timeout: httpx.Timeout | None = None) -> httpx.Response:
-        """One request, no retries; TLS failures become :class:`RegistryError`."""
+                  deadline: Deadline | None = None, limit: int | None = MAX_BODY,
+                  what: str = "", sized: bool = False) -> httpx.Response:
+        """One request, no retries; TLS failures become :class:`RegistryError`.
+
+        The answer's body is bounded (:mod:`.bounded`): ``limit`` bytes (``None``: no size
+        limit, for a blob of unknown size) and the minimum rate over ``deadline``.
+        """
         client = self.client_for(url)
+        dl = deadline or Deadline(self.timeout)
         req = client.build_request(method, url, headers=headers, content=content, params=params,
-                                   data=data, timeout=timeout or httpx.Timeout(self.timeout))
+                                   data=data, timeout=dl.timeout(),
+                                   extensions=extensions(limit, dl, what or f"{method} "
+                                                         f"{urlsplit(url).path}", sized))
         with self._lock:
             self.requests_sent += 1
         try:
@@ -289,7 +307,8 @@ class Transport:
     def send(self, method: str, url: str, *, headers: dict[str, str], content: Content = None,
              params: Params | None = None, data: dict[str, str] | None = None,
              stream: bool = False, auth: httpx.Auth | None = None, what: str = "",
-             deadline: Deadline | None = None) -> httpx.Response:
+             deadline: Deadline | None = None, limit: int | None = MAX_BODY,
+             sized: bool = False) -> httpx.Response:
         """One request, retried on transport errors, 429 and 5xx within budget and deadline."""
         dl = deadline or Deadline(self.timeout)
         attempt = 0
@@ -298,7 +317,8 @@ class Transport:
             retry_after: float | None = None
             try:
                 resp = self.send_once(method, url, headers=headers, content=body, params=params,
-                                      data=data, stream=stream, auth=auth, timeout=dl.timeout())
+                                      data=data, stream=stream, auth=auth, deadline=dl,
+                                      limit=limit, what=what, sized=sized)
             except httpx.TransportError as e:
                 last = describe_transport(e)
             else:

@@ -98,6 +98,8 @@ class _Upload:
     def _body(self, offset: int, n: int) -> bytes | Iterator[bytes]:
         if isinstance(self.data, bytes):
             return self.data[offset:offset + n]
+        # Each piece is counted as the connection takes it (.bounded): a registry that
+        # reads it slower than the minimum rate ends the upload at the deadline.
         return self.data.read(offset, n)
 
     def _accepted(self, n: int) -> None:
@@ -167,7 +169,7 @@ class _Upload:
                 resp = self.t.send_once(method, url, headers=headers,
                                         content=self._body(offset, n),
                                         auth=api.auth.auth_for(ref.registry, base, scopes),
-                                        timeout=self.deadline.timeout())
+                                        deadline=self.deadline, what=self.what)
                 resp.read()
                 resp.close()
             except httpx.TransportError as e:

@@ -74,9 +74,18 @@ def test_missing_child_manifest_refused(tmp_path: Path) -> None:
 def test_corrupt_blob_detected(tmp_path: Path) -> None:
     lay = two_platforms(tmp_path / "lay")
     cfg = lay.manifest(lay.root().json["manifests"][0]["digest"]).json["config"]["digest"]
-    (tmp_path / "lay" / "blobs" / "sha256" / cfg[7:]).write_bytes(b"{}")
+    path = tmp_path / "lay" / "blobs" / "sha256" / cfg[7:]
+    path.write_bytes(b"{" + b" " * (path.stat().st_size - 2) + b"}")  # same size
     with pytest.raises(RegistryError, match="does not match its digest"):
         lay.blob(cfg)
+
+
+def test_blob_of_another_size_than_its_descriptor_is_refused(tmp_path: Path) -> None:
+    lay = two_platforms(tmp_path / "lay")
+    desc = lay.manifest(lay.root().json["manifests"][0]["digest"]).json["config"]
+    (tmp_path / "lay" / "blobs" / "sha256" / desc["digest"][7:]).write_bytes(b"{}")
+    with pytest.raises(RegistryError, match=f"has 2 bytes, its descriptor says {desc['size']}"):
+        lay.blob(desc["digest"])
 
 
 def test_push_of_an_incomplete_layout_is_refused_before_any_request(tmp_path: Path) -> None:
