@@ -51,8 +51,12 @@ ContentHook = Callable[[str, bytes], "ContentSink | None"]
 def content_scanner(path: str, head: bytes) -> ContentSink | None:
     """The default content hook: every regular file but those whose first bytes name a
     format that holds no readable token goes through :class:`secrets.ContentScanner`
-    (token formats anywhere, and the credential-file rules for files named like one)."""
-    if secrets.skip_by_magic(head):
+    (token formats anywhere, and the credential-file rules for files named like one).
+    ELF files are read for the strings a build embeds; a file named like a credential
+    file is read whatever its first bytes."""
+    if secrets.is_elf(head):
+        return secrets.ContentScanner(path, binary=True)
+    if secrets.skip_by_magic(head) and not secrets.is_candidate(path):
         return None
     return secrets.ContentScanner(path)
 
@@ -366,6 +370,14 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
                 if h is not None and h.runnable:
                     elf[path] = h
                     found.pop(path, None)
+                    sink = hook(path, t.buf[start:start + n])  # strings a build embedded
+                    if sink is not None:
+                        t.feed(size, sink)
+                        hits = sink.finish()
+                        if hits:
+                            found[path] = hits
+                        t.skip_to(t.pos + pad)
+                        continue
                     t.skip_to(start + size + pad)
                     continue
             elf.pop(path, None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from polyarch.checks.secrets.content import (
     ContentScanner,
     content_wanted,
+    is_elf,
+    known_values,
     scan_bytes,
     skip_by_magic,
     vendored,
@@ -34,6 +36,8 @@ __all__ = [
     "env_hits",
     "fingerprint",
     "is_candidate",
+    "is_elf",
+    "known_values",
     "is_env_file",
     "scan",
     "scan_annotations",
