@@ -7,6 +7,7 @@ Findings (:class:`SecretHit`) carry a kind, a place and at most a masked fingerp
 
 from __future__ import annotations
 
+from polyarch.checks.secrets.attest import scan_statement, statement_name
 from polyarch.checks.secrets.content import (
     ContentScanner,
     content_wanted,
@@ -25,7 +26,12 @@ from polyarch.checks.secrets.files import (
     secret_env_key,
 )
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
-from polyarch.checks.secrets.image import build_args_of, scan_annotations, scan_config
+from polyarch.checks.secrets.image import (
+    build_args_of,
+    scan_annotations,
+    scan_config,
+    scan_descriptors,
+)
 
 __all__ = [
     "MAX_SIZE",
@@ -43,7 +49,10 @@ __all__ = [
     "scan_annotations",
     "scan_bytes",
     "scan_config",
+    "scan_descriptors",
+    "scan_statement",
     "secret_env_key",
     "skip_by_magic",
+    "statement_name",
     "vendored",
 ]
