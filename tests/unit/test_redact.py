@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,27 @@ def test_short_and_placeholder_values_do_not_garble_output() -> None:
     assert redact.text("tests passed: true, abc") == "tests passed: true, abc"
     # In build-argument position they are masked all the same.
     assert redact.argv(["--build-arg", "GH_TOKEN=abc"]) == ["--build-arg", "GH_TOKEN=***"]
+
+
+def test_secret_file_contents_are_registered(tmp_path: Path) -> None:
+    one = tmp_path / "token.txt"
+    one.write_text(PLAIN + "\n")
+    npmrc = tmp_path / "npmrc"
+    npmrc.write_text("registry=https://registry.npmjs.org/\n"
+                     "//registry.npmjs.org/:_authToken=6f1e9c2a-4b7d-4e8f-9a3c-2d5b8e7f1a90\n"
+                     f"# a comment\nother={NPM}\n")
+    redact.REDACTOR.add_secret_spec(f"id=tok,src={one}")
+    redact.REDACTOR.add_secret_spec(f"type=file,id=npmrc,source={npmrc}")
+    redact.REDACTOR.add_secret_spec("id=GH_TOKEN", env={"GH_TOKEN": "gh-value-9Kq2Lm"})
+    redact.REDACTOR.add_secret_spec(f"id=missing,src={tmp_path / 'nope'}")
+    values = set(redact.secret_values())
+    assert {PLAIN, "6f1e9c2a-4b7d-4e8f-9a3c-2d5b8e7f1a90", NPM, "gh-value-9Kq2Lm"} <= values
+    # Not the harmless parts of the file.
+    assert not any("registry.npmjs.org" in v for v in values)
+
+
+def test_secret_parts() -> None:
+    assert redact.secret_parts("  hunter2-long-enough \n") == ["hunter2-long-enough"]
+    assert redact.secret_parts('{\n  "client_secret": "Zq8VYuTt-W3x9",\n  "name": "app"\n}') == [
+        "Zq8VYuTt-W3x9"]
+    assert redact.secret_parts("") == []
