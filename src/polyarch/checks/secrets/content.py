@@ -282,6 +282,11 @@ class ContentScanner:
         if self._gcp:
             hits = [SecretHit(GCP_KIND, h.where, h.severity, h.line, h.fingerprint, h.remedy)
                     if h.kind.startswith("private key") else h for h in hits]
+        baked = files.baked_key(self.path)
+        if baked is not None:  # an SSH host key, the snakeoil TLS key: shared by every container
+            hits = [SecretHit(baked[0], h.where, "error", h.line, h.fingerprint, baked[1])
+                    if h.kind.startswith(("private key", "private SSH key")) else h
+                    for h in hits]
         # A name rule's finding without a line, when the content scan found the same
         # kind at a line, says nothing more.
         located = {h.kind for h in hits if h.line is not None}
