@@ -172,3 +172,20 @@ def test_self_test_keys_of_a_shared_library_are_not_findings() -> None:
     assert scan_bytes("/usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3", data) == []
     (hit,) = scan_bytes("/usr/local/bin/server", data)
     assert hit.kind.startswith("private key") and hit.severity == "error"
+
+
+VAULT = ("hvs.CAESIwDBofCsK54UxT82d_6aavlFyWjCz1Y_ZvhV96cBqwLpcg9diiCFscx8eo--DFORIHfEr92Lq5Si"
+         "RCcMS2ChE9p")  # made up, Vault's service token format
+
+
+@pytest.mark.parametrize("path,found", [
+    ("/app/config/vault.hcl", True), ("/etc/profile.d/vault.sh", True),
+    ("/usr/local/bin/deploy", True), ("/root/.bashrc", True),
+    # Where a scan of its own costs most and a finding would say least: installed
+    # package trees and the distribution's /usr.
+    ("/app/node_modules/vault-client/README.txt", False),
+    ("/usr/share/doc/vault/examples.txt", False),
+])
+def test_vault_tokens_where_the_builders_files_are(path: str, found: bool) -> None:
+    hits = scan_bytes(path, f"token = {VAULT}\n".encode())
+    assert [h.kind for h in hits] == (["HashiCorp Vault token"] if found else [])

@@ -4,8 +4,8 @@ Each format is anchored on one byte of its fixed part (``_``, ``-``, ``K``, ``J`
 the rest of the fixed part is checked with a look-behind; a format whose prefix is
 rare as a whole (``hvs.``) is anchored on all of it. One regex per anchor starts with
 it as a literal: Python's regex engine scans for a literal at 2 to 3 GB/s, for a
-character class at under 400 MB/s. URL credentials are found at their ``://`` with a
-look-ahead for ``user:password@`` (:data:`URL_SCAN`). The formats follow the public rule sets of gitleaks
+character class at under 400 MB/s. URL credentials are found at their ``@``
+(:data:`URL_SCAN`) and read backwards. The formats follow the public rule sets of gitleaks
 (``config/gitleaks.toml``), detect-secrets (``detect_secrets/plugins``) and trufflehog
 (``pkg/detectors``), and the issuers' own documentation of their token prefixes.
 """
@@ -132,20 +132,18 @@ FORMATS: tuple[TokenFormat, ...] = (
                 "(?![A-Za-z0-9_-])", 3, severity="warning", before="y"),
 )
 
-_URL_USER = rb"[^\s/?#@:'\"`<>{}()\[\]\\,;|]{0,128}"
-_URL_PASSWORD_CHAR = rb"[^\s/?#@'\"`<>{}()\[\]\\,;|]"
 #: The one format handled outside the regex's look-behinds: ``scheme://user:pass@host``
-#: is found at its ``://`` when ``user:password@`` follows (a look-ahead: the regex
-#: engine rejects every other ``://`` itself), and its scheme read backwards. The last
-#: byte of a password is not ``*`` or ``=`` (a JSDoc or a template, not a password).
-URL_SCAN = re.compile(
-    rb"://(?=" + _URL_USER + rb":" + _URL_PASSWORD_CHAR + rb"{0,255}[^\s/?#@'\"`<>{}()\[\]\\,;|*=]@)"
-    rb"(?P<url>)")
-#: ``user:password@`` right after the ``://``.
-URL_AUTH = re.compile(rb"(?P<user>" + _URL_USER + rb"):(?P<password>" + _URL_PASSWORD_CHAR
-                      + rb"{1,256})@")
-#: The scheme before a ``://`` at the end of the searched range.
-URL_SCHEME = re.compile(rb"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}\Z")
+#: is found at its ``@`` and read backwards. The byte before the ``@`` must be one a
+#: password can end with (not the space of a JSDoc "@param", the quote or slash of an
+#: npm "@scope/name", nor ``*`` or ``=``): the regex engine rejects the others itself.
+URL_SCAN = re.compile(rb"@(?<=[^\s/?#@'\"`<>{}()\[\]\\,;|*=]@)(?P<url>)")
+
+#: ``scheme://user:password@``, ending at the ``@`` (searched with ``endpos`` there).
+URL_CREDENTIALS = re.compile(
+    rb"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}://"
+    rb"(?P<user>[^\s/?#@:'\"`<>{}()\[\]\\,;|]{0,128})"
+    rb":(?P<password>[^\s/?#@'\"`<>{}()\[\]\\,;|]{1,256})@\Z"
+)
 
 #: A Google Cloud service-account key file is recognised by this marker plus a key.
 GCP_MARKER = re.compile(rb'"type"\s{0,4}:\s{0,4}"service_account"')
@@ -157,7 +155,6 @@ PLACEHOLDER_WORDS = (
     b"placeholder", b"PLACEHOLDER", b"redacted", b"REDACTED", b"FAKE", b"fake", b"changeme",
     b"your_", b"YOUR_", b"your-", b"<", b">", b"${", b"{{", b"...",
 )
-
 
 
 def anchored_regexes() -> dict[bytes, re.Pattern[bytes]]:
