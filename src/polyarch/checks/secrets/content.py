@@ -215,7 +215,7 @@ class ContentScanner:
         self._env = ".env" in path and is_env_file(path.rpartition("/")[2])
         self._env_line_start = 0  # absolute offset of the first line not yet read (.env)
         self._vendored = vendored(path)
-        self._doc = bool(_DOC_FILE.search(path))
+        self._doc: bool | None = None  # a documentation file (read when a URL is found)
         self._third_party = self._vendored or bool(_NO_VAULT_SCAN.match(path))
         self._binary = binary
         self._decoder: codecs.IncrementalDecoder | None = None
@@ -293,7 +293,7 @@ class ContentScanner:
         if self._gcp:
             hits = [SecretHit(GCP_KIND, h.where, h.severity, h.line, h.fingerprint, h.remedy)
                     if h.kind.startswith("private key") else h for h in hits]
-        baked = files.baked_key(self.path)
+        baked = files.baked_key(self.path) if self.path.startswith("/etc/ss") else None
         if baked is not None:  # an SSH host key, the snakeoil TLS key: shared by every container
             hits = [SecretHit(baked[0], h.where, "error", h.line, h.fingerprint, baked[1])
                     if h.kind.startswith(("private key", "private SSH key")) else h
@@ -408,6 +408,8 @@ class ContentScanner:
 
     def _url(self, buf: bytes, at: int) -> tuple[int, str, str, str, str] | None:
         """``scheme://user:password@host`` whose ``@`` is at ``at``."""
+        if self._doc is None:
+            self._doc = bool(_DOC_FILE.search(self.path))
         if self._doc:
             return None
         i = buf.rfind(b"://", max(0, at - (LOOKBACK - 64)), at)
