@@ -157,9 +157,10 @@ def test_binary_holds_an_embedded_token() -> None:
     rodata = b"\0runtime.main\0" + GHP.encode() + b"\0net/http\0"
     noise = (b"\0see https://tester:Wq8zKk3pLm2x@proxy.acme.dev/ and " + JWT.encode()
              + b"\0")
-    data = elf + bytes(range(256)) * 3000 + rodata + noise + bytes(range(256)) * 10
+    data = elf + bytes(range(256)) * 3000 + rodata + noise + bytes(range(256)) * 10 + rodata
     hits = scan_in_chunks("/usr/local/bin/app", data, 65536)
-    assert [(h.kind, h.severity) for h in hits] == [("GitHub token", "error")]
+    assert [(h.kind, h.severity, h.where) for h in hits] == [
+        ("GitHub token", "error", "in the binary's strings")]
     assert GHP not in hits[0].describe()
 
 

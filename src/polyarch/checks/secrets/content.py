@@ -302,6 +302,8 @@ class ContentScanner:
         # kind at a line, says nothing more.
         located = {h.kind for h in hits if h.line is not None}
         hits = [h for h in hits if h.line is not None or h.kind not in located]
+        if self._binary:  # the same string twice in a binary (two sections): once
+            hits = list({(h.kind, h.fingerprint): h for h in reversed(hits)}.values())[::-1]
         self._hits = []
         return _capped(hits)
 
@@ -350,6 +352,11 @@ class ContentScanner:
                     continue
                 else:
                     warnings += 1
+                if self._binary:  # no lines in a binary: where is "its strings"
+                    self._hits.append(SecretHit(kind, "in the binary's strings", severity,
+                                                None, fp, remedy))
+                    self._errors += severity == "error"
+                    continue
                 line_no += buf.count(b"\n", line_pos, pos)
                 line_pos = pos
                 self._add(kind, line_no + 1, fp, severity, remedy)
@@ -362,7 +369,8 @@ class ContentScanner:
             self._tail = b""
             return
         keep_from = max(0, limit - LOOKBACK)
-        self._lines += buf.count(b"\n", 0, keep_from)
+        if not self._binary:
+            self._lines += buf.count(b"\n", 0, keep_from)
         self._tail = buf[keep_from:]
         self._base = base + keep_from
 
