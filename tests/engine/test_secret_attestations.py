@@ -55,6 +55,15 @@ def test_build_argument_in_provenance_pushes_nothing(tmp_path: Path,
     assert TOKEN not in run.text and TOKEN[4:] not in run.text
     assert_registry_empty(own_registry, "team/app")
 
+    # The same build without the token: its mode=max provenance (build arguments, the
+    # LLB of both stages, the Dockerfile's source map) passes and is pushed.
+    run = polyarch("publish", "--platform", "linux/amd64", "--build-arg", "NODE_ENV=production",
+                   "-t", ref, "--json", str(ctx), env={"POLYARCH_PROVENANCE": "mode=max"})
+    assert run.code == 0, run.text
+    (plat,) = run.json()["verification"]["platforms"]
+    assert [f for f in plat["findings"] if f["check"] == "secrets"] == []
+    assert registry_tags(own_registry.address, "team/app") == ["1.0"]
+
 
 COPIES_SECRETS = """\
 FROM scratch
