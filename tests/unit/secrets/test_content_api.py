@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from polyarch.checks.secrets import ContentScanner, SecretHit, content, scan_bytes, skip_by_magic
+from polyarch.checks.secrets import (
+    ContentScanner,
+    SecretHit,
+    content,
+    kinds,
+    scan_bytes,
+    skip_by_magic,
+)
 
 # Made-up tokens in the issuers' formats (not real credentials).
 GHP = "ghp_" + "R8vKq2LmX4tZ9wNc7YbH3jP6sD1fG5aE0uTo"
@@ -88,7 +95,7 @@ def test_skip_by_magic(head: bytes, skip: bool) -> None:
     ("/app/node_modules/x/.npmrc", True),
 ])
 def test_content_wanted(path: str, wanted: bool) -> None:
-    assert content.content_wanted(path) is wanted
+    assert kinds.content_wanted(path) is wanted
 
 
 def test_install_record_in_package_tree_is_an_error() -> None:

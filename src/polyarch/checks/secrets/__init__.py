@@ -8,15 +8,7 @@ Findings (:class:`SecretHit`) carry a kind, a place and at most a masked fingerp
 from __future__ import annotations
 
 from polyarch.checks.secrets.attest import scan_statement, statement_name
-from polyarch.checks.secrets.content import (
-    ContentScanner,
-    content_wanted,
-    is_elf,
-    known_values,
-    scan_bytes,
-    skip_by_magic,
-    vendored,
-)
+from polyarch.checks.secrets.content import ContentScanner, known_values, scan_bytes
 from polyarch.checks.secrets.files import (
     MAX_SIZE,
     env_hits,
@@ -32,6 +24,7 @@ from polyarch.checks.secrets.image import (
     scan_config,
     scan_descriptors,
 )
+from polyarch.checks.secrets.kinds import content_wanted, is_elf, skip_by_magic, vendored
 
 __all__ = [
     "MAX_SIZE",

@@ -20,7 +20,7 @@ import json
 import re
 
 from polyarch import redact
-from polyarch.checks.secrets import files, formats
+from polyarch.checks.secrets import files, formats, kinds
 from polyarch.checks.secrets.files import is_env_file, secret_env_key
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
 
@@ -57,14 +57,6 @@ OVERLAP = 8192
 #: backwards read of a URL from its ``@``.
 LOOKBACK = 512
 _HOST = re.compile(rb"[A-Za-z0-9.-]{1,253}")
-#: Documentation, tests and licences: a URL password there is an example (dotenv's
-#: README, socks-proxy-agent's README, zod's tests, Debian's copyright files).
-_DOC_FILE = re.compile(
-    r"(?i)/(?:readme|changelog|changes|history|news|licen[cs]e|copying|copyright|notice"
-    r"|authors|contributing|security)(?:[._-][^/]*)?$"
-    r"|\.(?:md|markdown|mdx|rst|adoc|txt\.gz|d\.[cm]?ts)$|\.(?:test|spec)\.[cm]?[jt]sx?$"
-    r"|/(?:docs?|man|info|__tests__|tests?|testdata|test-data|fixtures?|specs?|examples?"
-    r"|samples?)/")
 URL_KIND = "password in a URL"
 KNOWN_KIND = "value of a secret given to this build"
 REMEDY_KNOWN = ("pass it with --secret and RUN --mount=type=secret, and do not write it"
@@ -76,49 +68,6 @@ GCP_KIND = "Google Cloud service account key"
 #: More findings of one file add nothing: at most this many errors, and warnings up to
 #: this many findings in all (an error is never left out for a warning).
 MAX_HITS = 20
-#: Bytes read before deciding what a file is (ELF, UTF-16, text).
-_SNIFF = 32
-_UTF16_BOMS = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}
-
-
-# Magic numbers of formats that cannot hold a readable token: compiled code, images,
-# fonts, compressed data. Archives (zip, jar, wheel) are compressed: their raw bytes
-# show nothing either, and their members are not opened.
-_SKIP_MAGIC = (
-    b"\x7fELF",  # ELF executables and libraries
-    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a",  # images
-    b"\x00\x00\x01\x00",  # .ico
-    b"wOFF", b"wOF2", b"\x00\x01\x00\x00\x00", b"OTTO",  # fonts
-    b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\xfd7zXZ\x00", b"\x04\x22\x4d\x18",  # gzip zstd xz lz4
-    b"PK\x03\x04", b"PK\x05\x06",  # zip (jar, wheel, apk, docx)
-    b"\x00asm",  # WebAssembly
-    b"\xca\xfe\xba\xbe", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
-    b"\xcf\xfa\xed\xfe",  # Java classes / Mach-O
-    b"MZ",  # Windows executables
-    b"%PDF-",
-)
-
-
-def is_elf(head: bytes) -> bool:
-    return head.startswith(b"\x7fELF")
-
-
-def _utf16(head: bytes) -> str | None:
-    """The UTF-16 codec of text starting with ``head`` (a byte-order mark, or ASCII
-    with a zero byte after or before every character), else None."""
-    for bom, codec in _UTF16_BOMS.items():
-        if head.startswith(bom):
-            return codec
-    pairs = head[:32]
-    if len(pairs) >= 8 and not len(pairs) % 2:
-        even, odd = pairs[0::2], pairs[1::2]
-        if not odd.strip(b"\0") and even.isascii() and not even.count(0):
-            return "utf-16-le"
-        if not even.strip(b"\0") and odd.isascii() and not odd.count(0):
-            return "utf-16-be"
-    return None
-
-
 _known_for: tuple[str, ...] | None = None
 _known: tuple[bytes, ...] = ()
 
@@ -140,54 +89,6 @@ def known_values() -> tuple[bytes, ...]:
                 out.append(escaped.encode("ascii"))
         _known_for, _known = values, tuple(out)
     return _known
-
-
-def skip_by_magic(head: bytes) -> bool:
-    """True for a file whose first bytes name a binary format that holds no readable
-    token (ELF, images, fonts, compressed data, zip archives): callers skip the content
-    scan for it. Text, JSON, SQLite databases, keystores and unknown formats are read."""
-    if head.startswith(b"RIFF") and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
-        return True
-    if head.startswith(b"BZh") and head[3:4] in b"123456789" and head[3:4]:  # bzip2
-        return True
-    return head.startswith(_SKIP_MAGIC)
-
-
-# Trees of installed third-party packages and toolchains. Their files' content is not
-# scanned (a finding there would only be a warning, see VENDORED, and they are most of
-# an image's text); files with credential names inside them still are.
-_PACKAGE_TREES = re.compile(
-    r"/(?:node_modules|site-packages|dist-packages|bower_components)/"
-    r"|^/usr/(?:share/(?:doc|man|info|locale|i18n|zoneinfo)|local/go|lib/go-[^/]+)/"
-)
-
-
-# Files a package manager writes when it installs: they record where a package came
-# from, with the credentials of the URL it was fetched from when there were any
-# (npm's "_resolved", pip's direct_url.json, a git dependency's .git/config).
-_INSTALL_RECORDS = frozenset({
-    "package.json", ".package-lock.json", "package-lock.json", "yarn.lock", ".yarnrc",
-    ".yarnrc.yml", "direct_url.json", "pip.conf",
-})
-
-
-def _install_record(path: str) -> bool:
-    return path.rpartition("/")[2] in _INSTALL_RECORDS or "/.git/" in path
-
-
-def content_wanted(path: str) -> bool:
-    """Whether a file's content should be scanned: not the code and data inside an
-    installed package tree (node_modules, site-packages, ..., Go toolchains,
-    /usr/share/doc); files with credential names there are scanned, and so are the
-    install records (package.json, direct_url.json, .git/config, lockfiles)."""
-    return (not _PACKAGE_TREES.search(path) or files.is_candidate(path)
-            or _install_record(path))
-
-
-def vendored(path: str) -> bool:
-    """Inside a third-party package tree or a test/example directory (findings there are
-    warnings), except install records, which hold real URLs."""
-    return bool(files.VENDORED.search(path)) and not _install_record(path)
 
 
 class ContentScanner:
@@ -214,7 +115,7 @@ class ContentScanner:
         self._gcp = False
         self._env = ".env" in path and is_env_file(path.rpartition("/")[2])
         self._env_line_start = 0  # absolute offset of the first line not yet read (.env)
-        self._vendored = vendored(path)
+        self._vendored = kinds.vendored(path)
         self._doc: bool | None = None  # a documentation file (read when a URL is found)
         self._third_party = self._vendored or bool(_NO_VAULT_SCAN.match(path))
         self._binary = binary
@@ -237,9 +138,9 @@ class ContentScanner:
         if self._head is not None and len(self._head) < files.MAX_SIZE:
             self._head += chunk[:files.MAX_SIZE - len(self._head)]
         if not self._started:
-            # The first bytes say what the file is: gathered up to _SNIFF bytes.
+            # The first bytes say what the file is: gathered up to kinds.SNIFF bytes.
             self._first += chunk
-            if len(self._first) < _SNIFF:
+            if len(self._first) < kinds.SNIFF:
                 return
             chunk, self._first = self._first, b""
             self._sniff(chunk)
@@ -247,9 +148,9 @@ class ContentScanner:
 
     def _sniff(self, head: bytes) -> None:
         self._started = True
-        if is_elf(head):
+        if kinds.is_elf(head):
             self._binary = True
-        elif not self._binary and (codec := _utf16(head)) is not None:
+        elif not self._binary and (codec := kinds.utf16(head)) is not None:
             self._codec = codec
             self._decoder = codecs.getincrementaldecoder(codec)("replace")
 
@@ -417,7 +318,7 @@ class ContentScanner:
     def _url(self, buf: bytes, at: int) -> tuple[int, str, str, str, str] | None:
         """``scheme://user:password@host`` whose ``@`` is at ``at``."""
         if self._doc is None:
-            self._doc = bool(_DOC_FILE.search(self.path))
+            self._doc = bool(kinds.DOC_FILE.search(self.path))
         if self._doc:
             return None
         i = buf.rfind(b"://", max(0, at - (LOOKBACK - 64)), at)
