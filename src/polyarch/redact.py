@@ -10,7 +10,9 @@ the engine, echoed commands, errors and their ``::error::`` annotations, tables,
 token formats (``ghp_...``, ``npm_...``) and URL passwords are masked in any text.
 
 Registry passwords and tokens never reach output (they stay inside the registry
-client); build secrets are passed by reference (``--secret id=x,src=FILE``).
+client, which registers them as soon as it reads them); build secrets are passed by
+reference (``--secret id=x,src=FILE``), and the secret parts of such a file are
+registered. Verification looks for every registered value in the image it checks.
 """
 
 from __future__ import annotations
@@ -108,16 +110,25 @@ class Redactor:
             self.add(m.group("pw"))
 
     def add_secret_spec(self, spec: str, env: Mapping[str, str] | None = None) -> None:
-        """``--secret id=x,env=VAR``: the value of VAR; ``--secret id=x,src=FILE``: the
-        content of FILE (a build step that prints it shows ``***``)."""
+        """``--secret id=x,env=VAR`` (or ``type=env``): the value of VAR; ``src=FILE``
+        (``source=``): the secret parts of FILE's content (:func:`secret_parts`), which
+        verification also looks for in the image, and the rest of its lines, masked in
+        output only (a build step that prints them shows ``***``); ``id=X`` alone: the
+        variable X, which buildx reads then."""
         env = os.environ if env is None else env
-        for m in _SECRET_ENV_SPEC.finditer(spec):
-            self.add(env.get(m.group(1)))
-        fields = dict(f.partition("=")[::2] for f in spec.split(","))
+        fields = dict(f.partition("=")[::2] for f in spec.split(",") if "=" in f)
         src = fields.get("src") or fields.get("source")
-        if src and fields.get("type") != "env":
+        if fields.get("type") == "env":
+            self.add(env.get(fields.get("env") or src or fields.get("id", "")))
+        elif src:
+            for v in secret_parts(_read_head(src)):
+                self.add(v)
             for value in file_secrets(src):
                 self.add(value, mask_only=True)
+        elif "env" in fields:
+            self.add(env.get(fields["env"]))
+        elif "id" in fields:
+            self.add(env.get(fields["id"]))
 
     def add_argv(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         prev = ""
@@ -182,6 +193,34 @@ def file_secrets(path: str) -> list[str]:
             if sep in line:
                 out.append(line.split(sep, 1)[1].strip().strip("\"'"))
     return [v for v in out if v]
+
+
+def _read_head(path: str) -> str:
+    try:
+        with open(os.path.expanduser(path), "rb") as f:
+            return f.read(MAX_SECRET_FILE).decode("utf-8", "replace")
+    except OSError:
+        return ""  # buildx itself reports a missing secret file
+
+
+def secret_parts(content: str) -> list[str]:
+    """What of a secret file's content is secret: all of it when it is one line (a
+    token, a password), else the values of its secret-looking ``KEY=value``,
+    ``key: value`` and ``"key": "value"`` lines (an ``.npmrc``, an ``.env`` file, a
+    JSON key file) and the known token formats anywhere in it."""
+    text = content.strip()
+    if not text:
+        return []
+    if "\n" not in text:
+        return [text]
+    out = [m.group(0) for m in _TOKENS.finditer(text)]
+    for line in text.splitlines():
+        key, sep, value = line.partition("=") if "=" in line else line.partition(":")
+        key = key.strip().strip("\"'").rpartition(":")[2].removeprefix("export ").strip()
+        value = value.strip().rstrip(",").strip().strip("\"'")
+        if sep and value and not line.lstrip().startswith(("#", ";")) and secret_name(key):
+            out.append(value)
+    return out
 
 
 def env_values(env: Mapping[str, str] | None = None) -> list[str]:

@@ -101,3 +101,81 @@ def test_every_case_in_real_layers(tmp_path: Path) -> None:
     history = " ".join(found.get("(config)", []))
     assert "GitHub token" in history and "npm auth token" in history, history
     assert not report.ok
+
+
+GO_PROGRAM = """package main
+
+import "fmt"
+
+var token = "unset"
+
+func main() { fmt.Println(len(token)) }
+"""
+# Made up, in GitHub's and npm's token formats.
+LINKED_TOKEN = "ghp_HC0rj6X28fpZKejYL59ezLjtaCskntVLd3ro"
+UTF16_TOKEN = "npm_Zq8VYuTtW3x9kPp0aLmN4rS7dE2fG6hJ1cBv"
+PLAIN = "Vq7pL2xR9sKd"
+
+MORE_DOCKERFILE = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+COPY files/ /
+ENV DB_PASSWORD=Vq7pL2xR9sKd
+RUN echo ok > /ok
+ENV DB_PASSWORD=
+"""
+
+
+def test_binaries_utf16_tool_files_and_history_in_real_layers(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", MORE_DOCKERFILE, arches=("amd64",))
+    files = ctx / "files"
+    # go build -ldflags "-X main.token=...": the token ends up in the binary's data.
+    src = tmp_path / "gosrc"
+    src.mkdir()
+    (src / "main.go").write_text(GO_PROGRAM)
+    (src / "go.mod").write_text("module example.invalid/app\n\ngo 1.19\n")
+    (files / "usr/local/bin").mkdir(parents=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GOCACHE": str(tmp_path / "gocache"),
+           "GOOS": "linux", "GOARCH": "amd64", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    subprocess.run(["go", "build", "-ldflags", f"-X main.token={LINKED_TOKEN}",
+                    "-o", str(files / "usr/local/bin/app"), "."],
+                   cwd=src, env=env, check=True, timeout=600)
+    (files / "app").mkdir()
+    (files / "app/deploy.ps1").write_bytes(f"$env:NPM = '{UTF16_TOKEN}'\r\n".encode("utf-16"))
+    (files / "root").mkdir()
+    (files / "root/.pgpass").write_text(f"db.internal:5432:app:app:{PLAIN}\n")
+    (files / "root/.vault-token").write_text("s.Qx7vLm2Kp9Rw4TzAb3Cd5Ef\n")
+    (files / "usr/local/cargo").mkdir(parents=True)
+    (files / "usr/local/cargo/credentials.toml").write_text(f'[registry]\ntoken = "{PLAIN}"\n')
+    (files / "etc/ssh").mkdir(parents=True)
+    shutil.copy(DATA / "found" / "deploy_key", files / "etc/ssh/ssh_host_ed25519_key")
+    out = tmp_path / "layout"
+    r = subprocess.run(["docker", "buildx", "build", "--platform", "linux/amd64",
+                        "--output", f"type=oci,dest={out},tar=false", str(ctx)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = verify_source(OCILayout(out), [parse_platform("linux/amd64")],
+                           allow=["/etc/ssh/ssh_host_*"])
+    findings = [f for p in report.platforms for f in p.findings if f.check == "secrets"]
+    by_path: dict[str, list[str]] = {}
+    for f in findings:
+        by_path.setdefault(f.path or "(config)", []).append(f"{f.severity}: {f.message}")
+
+    def said(path: str, text: str, severity: str = "error") -> bool:
+        return any(m.startswith(severity) and text in m for m in by_path.get(path, []))
+
+    assert said("/usr/local/bin/app", "GitHub token"), by_path
+    assert said("/app/deploy.ps1", "npm access token")
+    assert said("/root/.pgpass", "PostgreSQL password file")
+    assert said("/root/.vault-token", "HashiCorp Vault token")
+    assert said("/usr/local/cargo/credentials.toml", "Cargo registry token")
+    # The host key is accepted with --allow: a note that says so.
+    assert said("/etc/ssh/ssh_host_ed25519_key", "SSH host key baked into the image", "info")
+    assert said("/etc/ssh/ssh_host_ed25519_key", "allowed by /etc/ssh/ssh_host_*", "info")
+    # ENV emptied by a later ENV: the history still holds the value.
+    assert said("(config)", "ENV DB_PASSWORD"), by_path.get("(config)")
+    shown = " ".join(f.message for f in findings)
+    for secret in (LINKED_TOKEN, UTF16_TOKEN[4:], PLAIN, "Qx7vLm2Kp9Rw4Tz"):
+        assert secret not in shown
+    assert not report.ok

@@ -70,15 +70,20 @@ def layers(lay: OCILayout) -> set[str]:
 
 
 class Counting:
-    """Counts the layer blobs read from a layout."""
+    """Counts the layer blobs read from a layout (the platforms' layers: attestation
+    manifests' blobs are read on every verification, the cache holds layers)."""
 
     def __init__(self, inner: OCILayout) -> None:
-        self.inner, self.reads = inner, 0
+        self.inner, self.read = inner, []
         self.description, self.ref = inner.description, inner.ref
         self.root, self.manifest, self.blob = inner.root, inner.manifest, inner.blob
 
+    @property
+    def reads(self) -> int:
+        return sum(d in layers(self.inner) for d in self.read)
+
     def iter_blob(self, digest: str):  # type: ignore[no-untyped-def]
-        self.reads += 1
+        self.read.append(digest)
         return self.inner.iter_blob(digest)
 
 

@@ -139,9 +139,11 @@ def test_secret_file_content_masked_in_build_output(tmp_path: Path,
     out = capsys.readouterr()
     assert token not in out.out + out.err
     assert out.err.count("***") == 2
-    # Masked in output, but not a value verification looks for in an image: a common
-    # line of a secret file is no leak.
-    assert token not in redact.secret_values()
+    # The token (a secret-looking key's value) is also looked for in the image; the
+    # file's other lines are masked in output only (a common line is no leak).
+    assert token in redact.secret_values()
+    assert not any("registry.example/" in v and token not in v
+                   for v in redact.secret_values())
 
 
 def test_env_secret_spec_reads_no_file(tmp_path: Path) -> None:
@@ -169,3 +171,25 @@ def test_control_characters_from_an_image_are_escaped(hostile: str, shown: str,
 def test_newlines_stay(capsys: pytest.CaptureFixture[str]) -> None:
     Reporter().info("a\nc")
     assert capsys.readouterr().out == "a\nc\n"
+def test_secret_file_contents_are_registered(tmp_path: Path) -> None:
+    one = tmp_path / "token.txt"
+    one.write_text(PLAIN + "\n")
+    npmrc = tmp_path / "npmrc"
+    npmrc.write_text("registry=https://registry.npmjs.org/\n"
+                     "//registry.npmjs.org/:_authToken=6f1e9c2a-4b7d-4e8f-9a3c-2d5b8e7f1a90\n"
+                     f"# a comment\nother={NPM}\n")
+    redact.REDACTOR.add_secret_spec(f"id=tok,src={one}")
+    redact.REDACTOR.add_secret_spec(f"type=file,id=npmrc,source={npmrc}")
+    redact.REDACTOR.add_secret_spec("id=GH_TOKEN", env={"GH_TOKEN": "gh-value-9Kq2Lm"})
+    redact.REDACTOR.add_secret_spec(f"id=missing,src={tmp_path / 'nope'}")
+    values = set(redact.secret_values())
+    assert {PLAIN, "6f1e9c2a-4b7d-4e8f-9a3c-2d5b8e7f1a90", NPM, "gh-value-9Kq2Lm"} <= values
+    # Not the harmless parts of the file.
+    assert not any("registry.npmjs.org" in v for v in values)
+
+
+def test_secret_parts() -> None:
+    assert redact.secret_parts("  hunter2-long-enough \n") == ["hunter2-long-enough"]
+    assert redact.secret_parts('{\n  "client_secret": "Zq8VYuTt-W3x9",\n  "name": "app"\n}') == [
+        "Zq8VYuTt-W3x9"]
+    assert redact.secret_parts("") == []

@@ -106,7 +106,7 @@ def merge(scans: list[LayerScan]) -> Filesystem:
         for p, eh in scan.elf.items():
             final[p] = FinalFile(p, i, scan.digest, eh)
         for p, hits in scan.secrets.items():
-            final[p] = FinalFile(p, i, scan.digest, None, tuple(hits))
+            final[p] = FinalFile(p, i, scan.digest, scan.elf.get(p), tuple(hits))
         for p, target in scan.links.items():
             t = final.get(target)
             if t is not None:

@@ -53,8 +53,12 @@ ContentHook = Callable[[str, bytes], "ContentSink | None"]
 def content_scanner(path: str, head: bytes) -> ContentSink | None:
     """The default content hook: every regular file but those whose first bytes name a
     format that holds no readable token goes through :class:`secrets.ContentScanner`
-    (token formats anywhere, and the credential-file rules for files named like one)."""
-    if secrets.skip_by_magic(head):
+    (token formats anywhere, and the credential-file rules for files named like one).
+    ELF files are read for the strings a build embeds; a file named like a credential
+    file is read whatever its first bytes."""
+    if secrets.is_elf(head):
+        return secrets.ContentScanner(path, binary=True)
+    if secrets.skip_by_magic(head) and not secrets.is_candidate(path):
         return None
     return secrets.ContentScanner(path)
 
@@ -229,6 +233,14 @@ def _walk(t: Cursor, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 
                 if h is not None and h.runnable:
                     elf[path] = h
                     found.pop(path, None)
+                    sink = hook(path, head)  # strings a build embedded
+                    if sink is not None:
+                        for piece in t.chunks(
+                                size if frags is None else sum(n for _o, n in frags)):
+                            sink.feed(piece)
+                        hits = sink.finish()
+                        if hits:
+                            found[path] = hits
                     continue
             elf.pop(path, None)
             if raw.endswith(b".dist-info/WHEEL") and size <= _LARGEST_WHEEL_FILE:

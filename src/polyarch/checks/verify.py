@@ -7,8 +7,10 @@ Checks, each reported per platform:
 ``binaries``  every ELF executable and shared object of the final filesystem (after
               whiteouts) has the machine, class and byte order of the platform, or of
               the platform its path names (:mod:`polyarch.checks.tagged`);
-``secrets``   no credentials in the final filesystem, in the image's ``ENV``, or in a
-              layer blob whose file a later layer deleted (``deleted-but-shipped``);
+``secrets``   no credentials in the final filesystem (text, binaries' strings), in the
+              image's config (``ENV``, labels, every history entry), in a layer blob
+              whose file a later layer deleted (``deleted-but-shipped``), in any
+              descriptor's annotations, or in an attestation (:mod:`attestations`);
 ``smoke``     (optional) through a hook the caller passes: a run of each variant.
 
 :func:`verify_source` reads any :class:`ImageSource` (the OCI layout a build wrote to
@@ -27,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from polyarch.checks import judge
+from polyarch.checks import attestations, judge
 from polyarch.checks import secrets as secret_checks
 from polyarch.checks.allow import allow_for
 from polyarch.checks.cache import LayerCache
@@ -201,6 +203,12 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], de
                 _labels(e)
         if deep:
             _deep(src, entries, allow, pool, say, cache, report, recheck)
+            if root.is_index:
+                # What a pull gets besides the platforms: attestation manifests (their
+                # in-toto layers), and the annotations of every descriptor.
+                attestations.check_index(
+                    src, root, {e.result.digest: e.result for e in entries if e.result.digest},
+                    report, pool)
     if deep and root.is_index:
         ann = root.json.get("annotations")
         for hit in secret_checks.scan_annotations(ann if isinstance(ann, dict) else {}):
@@ -362,8 +370,10 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
         # arguments BuildKit records in history) and the manifest's annotations.
         hits = secret_checks.scan_config(e.config or {})
         if e.manifest is not None:
-            ann = e.manifest.json.get("annotations")
+            doc = e.manifest.json
+            ann = doc.get("annotations")
             hits += secret_checks.scan_annotations(ann if isinstance(ann, dict) else {})
+            hits += secret_checks.scan_descriptors(doc)
         for hit in hits:
             e.result.findings.append(Finding("secrets", hit.severity, hit.describe(),
                                              path=None))

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from polyarch import redact
 from polyarch.errors import EnvironmentProblem, RegistryError
 from polyarch.refs import is_loopback_host
 from polyarch.registry.credentials import Credentials, DockerConfig, HelperTimeout
@@ -150,6 +151,9 @@ class Authenticator:
             raise
         except EnvironmentProblem as e:
             raise RegistryError(e.message, hint=e.hint) from e
+        if creds is not None:
+            # Masked in output, and looked for in the images verified before a push.
+            redact.register([creds.password, creds.identity_token])
         with self._lock:
             self._creds[registry] = creds
         return creds

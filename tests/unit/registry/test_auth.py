@@ -33,3 +33,25 @@ def test_no_header_before_a_challenge(tmp_path: Path) -> None:
     auth.learn("example.org", ch, [scope("a/b", "pull")])
     assert auth.header("example.org", [scope("a/b", "pull")]) is None
     assert auth.token_requests == 0
+
+
+def test_credentials_read_are_registered_as_secret_values(tmp_path: Path) -> None:
+    # Verification before a push looks for them in the image (a registry password
+    # written into a layer); output masks them.
+    import base64
+    import json
+
+    from polyarch import redact
+
+    password = "wonderland-s3cret-7Qx"
+    auth = base64.b64encode(f"alice:{password}".encode()).decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"reg.acme.dev": {"auth": auth}}}))
+    redact.REDACTOR.clear()
+    try:
+        creds = Authenticator(Transport(timeout=5), DockerConfig(tmp_path)).credentials(
+            "reg.acme.dev")
+        assert creds is not None and creds.password == password
+        assert password in redact.secret_values()
+        assert redact.text(f"pw {password}") == "pw ***"
+    finally:
+        redact.REDACTOR.clear()

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from polyarch.checks.secrets import ContentScanner, SecretHit, content, scan_bytes, skip_by_magic
+from polyarch.checks.secrets import (
+    ContentScanner,
+    SecretHit,
+    content,
+    kinds,
+    scan_bytes,
+    skip_by_magic,
+)
 
 # Made-up tokens in the issuers' formats (not real credentials).
 GHP = "ghp_" + "R8vKq2LmX4tZ9wNc7YbH3jP6sD1fG5aE0uTo"
@@ -88,7 +95,7 @@ def test_skip_by_magic(head: bytes, skip: bool) -> None:
     ("/app/node_modules/x/.npmrc", True),
 ])
 def test_content_wanted(path: str, wanted: bool) -> None:
-    assert content.content_wanted(path) is wanted
+    assert kinds.content_wanted(path) is wanted
 
 
 def test_install_record_in_package_tree_is_an_error() -> None:
@@ -96,8 +103,10 @@ def test_install_record_in_package_tree_is_an_error() -> None:
             b' "vcs_info": {"vcs": "git"}}')
     (hit,) = scan_bytes("/usr/lib/python3/site-packages/lib-1.0.dist-info/direct_url.json", data)
     assert hit.severity == "error"
-    (doc,) = scan_bytes("/app/node_modules/lib/README.md", data)
-    assert doc.severity == "warning"
+    (code,) = scan_bytes("/app/node_modules/lib/lib/defaults.json", data)
+    assert code.severity == "warning"
+    # In a package's documentation the same URL is an example.
+    assert scan_bytes("/app/node_modules/lib/README.md", data) == []
 
 
 def test_values_given_to_the_build_are_found_in_any_file() -> None:
@@ -115,3 +124,76 @@ def test_values_given_to_the_build_are_found_in_any_file() -> None:
     finally:
         redact.REDACTOR.clear()
     assert scan_bytes("/app/cache.txt", data) == []
+
+
+JWT = ("eyJhbGciOiAiSFMyNTYiLCAidHlwIjogIkpXVCJ9.eyJzdWIiOiAiY2ktZGVwbG95ZXIiLCAiZXhwIjogMTkyNDk5"
+       "MjAwMH0.HNfyuLLKTrXyb92TvdwOsudoaViVMBtFqnP-njWHMpS")
+
+
+@pytest.mark.parametrize("size", [97, 10**8])
+def test_warnings_never_hide_an_error(size: int) -> None:
+    # 25 JWT warnings, then a GitHub token: the cap on findings keeps the error.
+    data = "".join(f"jwt{i}: {JWT}\n" for i in range(25)).encode() + f"gh: {GHP}\n".encode()
+    hits = scan_in_chunks("/app/config.yaml", data, size)
+    assert len(hits) == content.MAX_HITS
+    assert [(h.kind, h.line) for h in hits if h.severity == "error"] == [("GitHub token", 26)]
+    assert sum(h.kind == "JSON Web Token" for h in hits) == content.MAX_HITS - 1
+
+
+def test_errors_are_capped_too() -> None:
+    data = "".join(f"gh{i}: {GHP}\n" for i in range(40)).encode()
+    hits = scan_bytes("/app/config.yaml", data)
+    assert len(hits) == content.MAX_HITS and {h.severity for h in hits} == {"error"}
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_text(codec: str) -> None:
+    # PowerShell and Windows tools write UTF-16, with a byte-order mark ("utf-16") or
+    # without one.
+    text = f"# settings\r\n$env:GH = '{GHP}'\r\n"
+    data = text.encode(codec)
+    for size in (3, 4096):
+        hits = scan_in_chunks("/app/deploy.ps1", data, size)
+        assert [(h.kind, h.line) for h in hits] == [("GitHub token", 2)], (codec, size)
+
+
+def test_binary_holds_an_embedded_token() -> None:
+    # What `go build -ldflags "-X main.token=ghp_..."` leaves in .rodata: the string
+    # between other strings, no line structure. An ELF header makes it a binary.
+    elf = b"\x7fELF\x02\x01\x01" + b"\0" * 57
+    rodata = b"\0runtime.main\0" + GHP.encode() + b"\0net/http\0"
+    noise = (b"\0see https://tester:Wq8zKk3pLm2x@proxy.acme.dev/ and " + JWT.encode()
+             + b"\0")
+    data = elf + bytes(range(256)) * 3000 + rodata + noise + bytes(range(256)) * 10 + rodata
+    hits = scan_in_chunks("/usr/local/bin/app", data, 65536)
+    assert [(h.kind, h.severity, h.where) for h in hits] == [
+        ("GitHub token", "error", "in the binary's strings")]
+    assert GHP not in hits[0].describe()
+
+
+def test_self_test_keys_of_a_shared_library_are_not_findings() -> None:
+    # libgnutls.so.30 (Debian 12's libgnutls30 3.7.9) holds PEM private keys for its FIPS
+    # self-tests; an executable with a key compiled in still fails.
+    key = (b"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7"
+           b"\n-----END PRIVATE KEY-----\n")
+    data = b"\x7fELF\x02\x01\x01" + b"\0" * 57 + b"\0" * 4000 + key + b"\0" * 100
+    assert scan_bytes("/usr/lib/x86_64-linux-gnu/libgnutls.so.30.34.3", data) == []
+    (hit,) = scan_bytes("/usr/local/bin/server", data)
+    assert hit.kind.startswith("private key") and hit.severity == "error"
+
+
+VAULT = ("hvs.CAESIwDBofCsK54UxT82d_6aavlFyWjCz1Y_ZvhV96cBqwLpcg9diiCFscx8eo--DFORIHfEr92Lq5Si"
+         "RCcMS2ChE9p")  # made up, Vault's service token format
+
+
+@pytest.mark.parametrize("path,found", [
+    ("/app/config/vault.hcl", True), ("/etc/profile.d/vault.sh", True),
+    ("/usr/local/bin/deploy", True), ("/root/.bashrc", True),
+    # Where a scan of its own costs most and a finding would say least: installed
+    # package trees and the distribution's /usr.
+    ("/app/node_modules/vault-client/README.txt", False),
+    ("/usr/share/doc/vault/examples.txt", False),
+])
+def test_vault_tokens_where_the_builders_files_are(path: str, found: bool) -> None:
+    hits = scan_bytes(path, f"token = {VAULT}\n".encode())
+    assert [h.kind for h in hits] == (["HashiCorp Vault token"] if found else [])

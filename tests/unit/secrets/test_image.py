@@ -6,7 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from polyarch.checks.secrets import build_args_of, scan_annotations, scan_config
+from polyarch.checks.secrets import (
+    build_args_of,
+    scan_annotations,
+    scan_config,
+    scan_descriptors,
+)
+from polyarch.checks.secrets.image import instruction_pairs
 
 NPM = "npm_qSFDGX0FZBJQ6c1suD6ZgCSTY9GqC79l9B1U"
 PLAIN = "Vq7pL2xR9sKd"  # a secret without a recognisable format
@@ -66,7 +72,7 @@ def test_env_labels_cmd() -> None:
 def test_env_in_history_of_env_instruction() -> None:
     hist = [{"created_by": f"ENV GH={'ghp_huG8GP38g4o5MNJAYKJ1UXXFWXLCpaNfhs0g'}", "empty_layer": True}]
     (hit,) = scan_config(config(history=hist))
-    assert hit.kind == "GitHub token" and hit.where == "history entry 1"
+    assert hit.kind == "GitHub token" and hit.where == "history entry 1, ENV GH"
 
 
 def test_annotations() -> None:
@@ -87,3 +93,63 @@ def test_odd_configs_do_not_crash() -> None:
     assert scan_config({"config": None, "history": None}) == []
     assert scan_config({"config": {"Env": "x", "Labels": []}, "history": ["x", 3]}) == []
     assert scan_config({"config": {"Healthcheck": "x", "OnBuild": {}}}) == []
+
+
+# History records as BuildKit 0.13 (docker 26, buildx 0.13) wrote them for
+#   ARG SETUP_TOKEN=...; ENV DB_PASSWORD=... APP_MODE="two words"; ENV DB_PASSWORD=;
+#   LABEL org.acme.deploy-token=...
+BUILDKIT_HISTORY = [
+    "ARG TARGETARCH",
+    "COPY rootfs-amd64/ / # buildkit",
+    "ARG SETUP_TOKEN=Tq9vLm2Xk8Rw",
+    f"ENV DB_PASSWORD={PLAIN} APP_MODE=two words",
+    "RUN |2 TARGETARCH=amd64 SETUP_TOKEN=Tq9vLm2Xk8Rw /bin/sh -c echo hi > /x # buildkit",
+    "ENV DB_PASSWORD=",
+    "LABEL org.acme.deploy-token=Zp4Lk8Qw2Rv7",
+]
+
+
+def test_instruction_pairs_of_buildkit_and_classic_records() -> None:
+    assert instruction_pairs(BUILDKIT_HISTORY[3]) == (
+        "ENV", [("DB_PASSWORD", PLAIN), ("APP_MODE", "two words")])
+    assert instruction_pairs(BUILDKIT_HISTORY[5]) == ("ENV", [("DB_PASSWORD", "")])
+    assert instruction_pairs(BUILDKIT_HISTORY[6]) == (
+        "LABEL", [("org.acme.deploy-token", "Zp4Lk8Qw2Rv7")])
+    # The classic builder: "#(nop)" records, ENV in its "KEY value" form too.
+    assert instruction_pairs(f"/bin/sh -c #(nop)  ENV DB_PASSWORD={PLAIN}") == (
+        "ENV", [("DB_PASSWORD", PLAIN)])
+    assert instruction_pairs(f"/bin/sh -c #(nop)  ENV DB_PASSWORD {PLAIN}") == (
+        "ENV", [("DB_PASSWORD", PLAIN)])
+    assert instruction_pairs("RUN /bin/sh -c make # buildkit") == ("", [])
+
+
+def test_env_emptied_later_is_still_in_the_history() -> None:
+    # The config's Env says DB_PASSWORD= (emptied), the history keeps the value.
+    hist = [{"created_by": c} for c in BUILDKIT_HISTORY]
+    hits = scan_config(config(env=["DB_PASSWORD=", "APP_MODE=two words"], history=hist))
+    where = {h.where: h for h in hits}
+    assert "history entry 4, ENV DB_PASSWORD" in where
+    assert "--secret id=DB_PASSWORD" in where["history entry 4, ENV DB_PASSWORD"].describe()
+    assert "history entry 3, ARG SETUP_TOKEN" in where
+    assert "history entry 5, build argument SETUP_TOKEN" in where
+    assert "history entry 7, LABEL org.acme.deploy-token" in where
+    assert not any("APP_MODE" in w or "entry 6" in w for w in where)
+    shown = " ".join(h.describe() for h in hits)
+    assert PLAIN not in shown and "Tq9vLm2Xk8Rw" not in shown and "Zp4Lk8Qw2Rv7" not in shown
+
+
+def test_descriptor_annotations() -> None:
+    index = {"manifests": [
+        {"digest": "sha256:" + "a" * 64, "annotations": {"org.acme.token": NPM}},
+        {"digest": "sha256:" + "b" * 64,
+         "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                         "vnd.docker.reference.digest": "sha256:" + "a" * 64}}]}
+    (hit,) = scan_descriptors(index, "index")
+    assert hit.where == "index manifests[0], annotation org.acme.token"
+    manifest = {"config": {"annotations": {"deploy.password": PLAIN}},
+                "layers": [{"annotations": {"org.opencontainers.image.title": "app.tar"}},
+                           {"annotations": {"note": f"pulled with {NPM}"}}]}
+    hits = scan_descriptors(manifest)
+    assert sorted(h.where for h in hits) == ["config, annotation deploy.password",
+                                             "layers[1], annotation note"]
+    assert NPM not in " ".join(h.describe() for h in hits)

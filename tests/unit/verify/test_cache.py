@@ -178,3 +178,27 @@ def test_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.delenv("POLYARCH_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_dir() == tmp_path / "xdg" / "polyarch" / "verify"
+
+
+def test_entries_made_with_other_known_values_are_not_reused(tmp_path: Path) -> None:
+    # A layer scanned before a build argument's value was known has not been searched
+    # for it: its entry does not answer for a build that knows the value.
+    from polyarch import redact
+    from polyarch.checks.cache import LayerCache
+    from polyarch.checks.layers import LayerScan
+
+    digest = "sha256:" + "c" * 64
+    cache = LayerCache(tmp_path)
+    redact.REDACTOR.clear()
+    try:
+        cache.put(LayerScan(digest))
+        assert cache.get(digest) is not None
+        redact.register_build_args({"DEPLOY_TOKEN": "k3Jx9-plain-value-Qw7"})
+        assert cache.get(digest) is None
+        cache.put(LayerScan(digest))
+        assert cache.get(digest) is not None
+        names = " ".join(p.name for p in cache.dir.iterdir())
+        assert "k3Jx9" not in names
+    finally:
+        redact.REDACTOR.clear()
+    assert cache.get(digest) is not None  # the entry made without values is still there

@@ -7,13 +7,8 @@ Findings (:class:`SecretHit`) carry a kind, a place and at most a masked fingerp
 
 from __future__ import annotations
 
-from polyarch.checks.secrets.content import (
-    ContentScanner,
-    content_wanted,
-    scan_bytes,
-    skip_by_magic,
-    vendored,
-)
+from polyarch.checks.secrets.attest import scan_statement, statement_name
+from polyarch.checks.secrets.content import ContentScanner, known_values, scan_bytes
 from polyarch.checks.secrets.files import (
     MAX_SIZE,
     env_hits,
@@ -23,7 +18,13 @@ from polyarch.checks.secrets.files import (
     secret_env_key,
 )
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
-from polyarch.checks.secrets.image import build_args_of, scan_annotations, scan_config
+from polyarch.checks.secrets.image import (
+    build_args_of,
+    scan_annotations,
+    scan_config,
+    scan_descriptors,
+)
+from polyarch.checks.secrets.kinds import content_wanted, is_elf, skip_by_magic, vendored
 
 __all__ = [
     "MAX_SIZE",
@@ -34,12 +35,17 @@ __all__ = [
     "env_hits",
     "fingerprint",
     "is_candidate",
+    "is_elf",
+    "known_values",
     "is_env_file",
     "scan",
     "scan_annotations",
     "scan_bytes",
     "scan_config",
+    "scan_descriptors",
+    "scan_statement",
     "secret_env_key",
     "skip_by_magic",
+    "statement_name",
     "vendored",
 ]

@@ -62,7 +62,33 @@ def is_env_file(name: str) -> bool:
 
 
 _NAMES = frozenset({".npmrc", ".git-credentials", ".netrc", "_netrc", ".pypirc", "config.json",
-                    "credentials", ".dockercfg", "config"}) | _KEY_NAMES
+                    "credentials", ".dockercfg", "config", "auth.json", ".pgpass",
+                    "settings.xml", "settings-security.xml", "credentials.toml", ".vault-token",
+                    "credentials.tfrc.json", ".terraformrc", "terraform.rc"}) | _KEY_NAMES
+
+#: Keys every container of an image shares when they are generated at build time (a
+#: package's postinst does it): (path regex, kind, remedy).
+BAKED_KEYS = (
+    (re.compile(r"^/etc/ssh/ssh_host_[a-z0-9]+_key$"), "SSH host key baked into the image",
+     "every container of this image has the same host key (one leaked container lets anyone"
+     " impersonate all of them): delete it in the image (RUN rm -f /etc/ssh/ssh_host_*) and"
+     " generate the keys when the container starts (ssh-keygen -A before sshd); to accept"
+     " it: --allow '/etc/ssh/ssh_host_*'"),
+    (re.compile(r"^/etc/ssl/private/ssl-cert-snakeoil\.key$"),
+     "TLS key baked into the image (ssl-cert-snakeoil)",
+     "every container of this image has the same TLS key: delete it in the image (RUN rm -f"
+     " /etc/ssl/private/ssl-cert-snakeoil.key /etc/ssl/certs/ssl-cert-snakeoil.pem) and"
+     " generate it when the container starts (make-ssl-cert generate-default-snakeoil"
+     " --force-overwrite); to accept it: --allow '/etc/ssl/private/ssl-cert-snakeoil.key'"),
+)
+
+
+def baked_key(path: str) -> tuple[str, str] | None:
+    """(kind, remedy) of a key a package generates at install time, for its path."""
+    for rx, kind, remedy in BAKED_KEYS:
+        if rx.match(path):
+            return kind, remedy
+    return None
 _CLOUD_BASENAMES = frozenset(s.rsplit("/", 1)[-1] for s in _CLOUD_FILES)
 
 
@@ -133,6 +159,7 @@ def scan(path: str, content: bytes, *, content_rules: bool = True) -> list[Secre
         hits += _service_account(text)
     if is_kubeconfig(path):
         hits += _kubeconfig(text)
+    hits += _other_tools(path, name, text)
     if is_env_file(name) and content_rules:
         hits += _env(text)
     if content_rules:
@@ -242,6 +269,112 @@ def _kubeconfig(text: str) -> list[SecretHit]:
             hits.append(SecretHit("Kubernetes credentials (kubeconfig)",
                                   f"line {no}, {key.strip()}", line=no))
     return hits
+
+
+def _other_tools(path: str, name: str, text: str) -> list[SecretHit]:
+    """Credential files of podman/skopeo, Composer, PostgreSQL, Maven, Cargo, Vault,
+    Terraform and RubyGems, each read the way its tool reads it."""
+    if name == "auth.json":
+        return _auth_json(text)
+    if name == ".pgpass":
+        return _pgpass(text)
+    if name in {"settings.xml", "settings-security.xml"}:
+        return _maven(text)
+    if name == "credentials.toml" or (name == "credentials" and "cargo/" in path):
+        return _toml_tokens(text, "Cargo registry token", {"token"})
+    if name == ".vault-token":
+        return [SecretHit("HashiCorp Vault token (.vault-token)")] if real_value(text) else []
+    if name == "credentials.tfrc.json":
+        return _terraform_json(text)
+    if name in {".terraformrc", "terraform.rc"}:
+        return _toml_tokens(text, "Terraform credentials", {"token"})
+    if name == "credentials" and "gem/" in path:
+        return _gem(text)
+    return []
+
+
+def _auth_json(text: str) -> list[SecretHit]:
+    """containers-auth.json (podman, skopeo, buildah: ``auths``) or Composer's
+    auth.json (``http-basic``, ``github-oauth``, ``gitlab-token``, ``bearer``...)."""
+    doc = _json_object(text)
+    if doc is None:
+        return []
+    hits = []
+    if isinstance(doc.get("auths"), dict):
+        hits += [SecretHit("container registry credentials (auth.json)", h.where)
+                 for h in _docker_config(text, legacy=False)]
+    for section in ("http-basic", "github-oauth", "gitlab-token", "gitlab-oauth",
+                    "bitbucket-oauth", "bearer", "forgejo-token"):
+        entries = doc.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for host, entry in entries.items():
+            values = ([entry] if isinstance(entry, str) else
+                      [v for k, v in entry.items() if k != "username" and isinstance(v, str)]
+                      if isinstance(entry, dict) else [])
+            if any(real_value(v) for v in values):
+                hits.append(SecretHit("Composer credentials (auth.json)", f"{section} {host!s}"))
+    return hits
+
+
+def _pgpass(text: str) -> list[SecretHit]:
+    hits = []
+    for no, line in _lines(text):
+        if not line or line.startswith("#"):
+            continue
+        fields = re.split(r"(?<!\\):", line, maxsplit=4)
+        if len(fields) == 5 and real_value(fields[4]) and fields[4] != "*":
+            hits.append(SecretHit("PostgreSQL password file (.pgpass)", f"line {no}", line=no))
+    return hits
+
+
+_XML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_XML_SECRET = re.compile(r"<(password|passphrase|master)>\s*([^<]*?)\s*</\1>")
+
+
+def _maven(text: str) -> list[SecretHit]:
+    """``<password>`` of a Maven settings.xml server (the commented-out examples of the
+    default settings.xml are not read)."""
+    body = _XML_COMMENT.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    hits = []
+    for m in _XML_SECRET.finditer(body):
+        if real_value(m.group(2)):
+            no = body.count("\n", 0, m.start()) + 1
+            hits.append(SecretHit("Maven credentials (settings.xml)", f"line {no}, <{m.group(1)}>",
+                                  line=no))
+    return hits
+
+
+def _toml_tokens(text: str, kind: str, keys: set[str]) -> list[SecretHit]:
+    """``token = "..."`` lines (Cargo's credentials.toml, Terraform's CLI config)."""
+    hits = []
+    for no, line in _lines(text):
+        key, sep, value = line.partition("=")
+        if sep and key.strip().strip('"') in keys and real_value(value):
+            hits.append(SecretHit(kind, f"line {no}, {key.strip()}", line=no))
+    return hits
+
+
+def _gem(text: str) -> list[SecretHit]:
+    """~/.gem/credentials (YAML): ``:rubygems_api_key: rubygems_...`` and one key per
+    gem host."""
+    hits = []
+    for no, line in _lines(text):
+        key, sep, value = line.lstrip(":").partition(":")
+        if sep and key.strip() and not line.startswith(("#", "---")) and real_value(value):
+            hits.append(SecretHit("RubyGems credentials", f"line {no}", line=no))
+    return hits
+
+
+def _terraform_json(text: str) -> list[SecretHit]:
+    doc = _json_object(text)
+    creds = doc.get("credentials") if doc else None
+    if not isinstance(creds, dict):
+        return []
+    return [SecretHit("Terraform credentials (credentials.tfrc.json)", f"host {host!s}")
+            for host, entry in creds.items()
+            if isinstance(entry, dict) and isinstance(entry.get("token"), str)
+            and real_value(entry["token"])]
 
 
 def secret_env_key(key: str) -> bool:

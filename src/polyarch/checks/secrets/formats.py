@@ -1,11 +1,11 @@
 """Known token formats: the data table the content scanner is built from.
 
-Each format is anchored on one byte of its fixed part (``_``, ``-``, ``K``, ``J``,
-``@``), and the rest of the fixed part is checked with a look-behind. One regex per
-anchor byte starts with that byte as a literal: Python's regex engine scans for a
-literal first byte at over 1 GB/s, for a character class at under 400 MB/s. The rare
-anchors (``K``, ``J``, ``@``) are found with ``bytes.find`` (memchr) and only matched
-where they occur. The formats follow the public rule sets of gitleaks
+Each format is anchored on one byte of its fixed part (``_``, ``-``, ``K``, ``J``), and
+the rest of the fixed part is checked with a look-behind; a format whose prefix is
+rare as a whole (``hvs.``) is anchored on all of it. One regex per anchor starts with
+it as a literal: Python's regex engine scans for a literal at 2 to 3 GB/s, for a
+character class at under 400 MB/s. URL credentials are found at their ``@``
+(:data:`URL_SCAN`) and read backwards. The formats follow the public rule sets of gitleaks
 (``config/gitleaks.toml``), detect-secrets (``detect_secrets/plugins``) and trufflehog
 (``pkg/detectors``), and the issuers' own documentation of their token prefixes.
 """
@@ -123,14 +123,27 @@ FORMATS: tuple[TokenFormat, ...] = (
     TokenFormat("pem_b64", "private key (base64 PEM)", "J", "LS0tLS1CRUdJ", 11,
                 _b64_prefixes(), 0, before="d"),
     # JSON Web Tokens: three base64url parts, the first two JSON objects.
+    # HashiCorp Vault service tokens (Vault 1.10+): "hvs." and 90 to 120 characters
+    # (gitleaks' vault-service-token rule). Found by its four-byte prefix.
+    TokenFormat("vault", "HashiCorp Vault token", "hvs.", "", 0,
+                "[A-Za-z0-9_-]{90,120}(?![A-Za-z0-9_-])", 4),
     TokenFormat("jwt", "JSON Web Token", "J", "eyJ", 2,
                 "[A-Za-z0-9_-]{8,2000}\\.eyJ[A-Za-z0-9_-]{8,4000}\\.[A-Za-z0-9_-]{8,1000}"
                 "(?![A-Za-z0-9_-])", 3, severity="warning", before="y"),
 )
 
 #: The one format handled outside the regex's look-behinds: ``scheme://user:pass@host``
-#: is found at its ``@`` (rare) and read backwards.
-URL_ANCHOR = "@"
+#: is found at its ``@`` and read backwards. The byte before the ``@`` must be one a
+#: password can end with (not the space of a JSDoc "@param", the quote or slash of an
+#: npm "@scope/name", nor ``*`` or ``=``): the regex engine rejects the others itself.
+URL_SCAN = re.compile(rb"@(?<=[^\s/?#@'\"`<>{}()\[\]\\,;|*=]@)(?P<url>)")
+
+#: ``scheme://user:password@``, ending at the ``@`` (searched with ``endpos`` there).
+URL_CREDENTIALS = re.compile(
+    rb"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}://"
+    rb"(?P<user>[^\s/?#@:'\"`<>{}()\[\]\\,;|]{0,128})"
+    rb":(?P<password>[^\s/?#@'\"`<>{}()\[\]\\,;|]{1,256})@\Z"
+)
 
 #: A Google Cloud service-account key file is recognised by this marker plus a key.
 GCP_MARKER = re.compile(rb'"type"\s{0,4}:\s{0,4}"service_account"')
@@ -144,12 +157,11 @@ PLACEHOLDER_WORDS = (
 )
 
 
-#: Anchors common in text: scanned by the regex itself. The others are found by memchr.
-FREQUENT_ANCHORS = frozenset({"_", "-"})
-
-
 def anchored_regexes() -> dict[bytes, re.Pattern[bytes]]:
-    """One bytes regex per anchor byte, each starting with that byte as a literal."""
+    """One bytes regex per anchor, each starting with that anchor as a literal. A
+    one-byte anchor is checked against the bytes that may come before it (a class
+    the regex engine tests before any alternative); a longer anchor is the format's
+    whole fixed prefix."""
     by_anchor: dict[str, list[str]] = {}
     before: dict[str, set[str]] = {}
     for f in FORMATS:
@@ -159,13 +171,12 @@ def anchored_regexes() -> dict[bytes, re.Pattern[bytes]]:
     out = {}
     for a, parts in by_anchor.items():
         a_re = re.escape(a)
+        if len(a) > 1:
+            out[a.encode()] = re.compile((a_re + "(?:" + "|".join(parts) + ")").encode())
+            continue
         gate = "".join(sorted(re.escape(c) for c in before[a]))
         out[a.encode()] = re.compile(
             (a_re + f"(?<=[{gate}]{a_re})(?:" + "|".join(parts) + ")").encode())
-    # The byte before the @ must be one a password can end with (not the space of a
-    # JSDoc "@param", the quote or slash of an npm "@scope/name").
-    out[URL_ANCHOR.encode()] = re.compile(
-        re.escape(URL_ANCHOR).encode() + rb"(?<=[^\s/?#@'\"`<>{}()\[\]\\,;|*=]@)(?P<url>)")
     return out
 
 
@@ -175,12 +186,6 @@ FORMAT_BY_NAME = {f.name: f for f in FORMATS}
 MAX_LEAD = max(f.lead for f in FORMATS)
 assert MAX_LEAD < 64
 
-#: ``scheme://user:password@``, ending at the ``@`` (searched with ``endpos`` there).
-URL_CREDENTIALS = re.compile(
-    rb"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}://"
-    rb"(?P<user>[^\s/?#@:'\"`<>{}()\[\]\\,;|]{0,128})"
-    rb":(?P<password>[^\s/?#@'\"`<>{}()\[\]\\,;|]{1,256})@\Z"
-)
 
 _WEAK_PASSWORDS = frozenset({
     b"password", b"passwd", b"pass", b"pwd", b"secret", b"changeme", b"pw", b"p", b"x", b"xxx",
@@ -218,14 +223,32 @@ _DOC_WORDS = re.compile(rb"^(?:(?:foo|bar|baz|qux|quux|test|pass|secret|user|exa
                         rb"[-_.@:+]?)+$")
 
 
+# Users documentation writes: "your-name", "my_user", "anonymous", CVS's "anoncvs".
+_DOC_USERS = re.compile(rb"^(?:your|my|some)(?:[-_.]|$)|^(?:anonymous|anoncvs|johndoe|jdoe"
+                        rb"|john|jane|guest|demo)$|example")
+# Parts of a password that say "put yours here": runs a keyboard makes, ellipses (the
+# dotenv README's "key_1234…"), CVS's ":pserver:" method.
+_DOC_PARTS = (b"12345", b"abcdef", b"xxx", b"...", "\u2026".encode(), b"pserver:")
+#: Hosts whose URL credentials are public by design: a Sentry DSN's key only lets a
+#: client send events, and every browser that loads the page gets it.
+PUBLIC_HOSTS = (b"sentry.io", b".sentry.io")
+
+
 def placeholder_password(user: bytes, password: bytes, host: bytes = b"") -> bool:
     """A URL password that is documentation, not a secret: a documentation host
-    (example.com, *.test), a password made of placeholder words or too short to be one
-    anyone uses."""
+    (example.com, *.test), a host whose keys are public (a Sentry DSN), a user or a
+    password made of placeholder words, or a password too short to be one anyone
+    uses."""
     h = host.lower().rstrip(b".")
-    if h and (h in _DOC_HOSTS or h.endswith(_DOC_HOSTS) or h == b"example"):
+    if h and (h in _DOC_HOSTS or h.endswith(_DOC_HOSTS) or h == b"example"
+              or h == PUBLIC_HOSTS[0] or h.endswith(PUBLIC_HOSTS[1])):
+        return True
+    u = unquote_to_bytes(user).lower()
+    if _DOC_USERS.search(u):
         return True
     p = unquote_to_bytes(password).lower()
+    if any(part in p for part in _DOC_PARTS):
+        return True
     if len(p) < 5 or p in _WEAK_PASSWORDS or p == user.lower() or _DOC_WORDS.match(p):
         return True
     if _DOC_PASSWORD.match(p):

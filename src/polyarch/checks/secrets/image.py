@@ -27,10 +27,40 @@ REMEDY_ARG = ("pass it as a build secret, not a build argument: --secret id={nam
 REMEDY_ENV = ("do not bake it into the image: pass it at run time, or for the build with"
               " --secret id={name},env={name} and " + _MOUNT)
 REMEDY_VALUE = "remove it from the image metadata; build secrets go through --secret"
+_HISTORY_KINDS = {"ENV": "secret in image environment (ENV)", "LABEL": "secret in image label",
+                  "ARG": "build argument recorded in image history"}
 
 # BuildKit: "RUN |<n> K1=v1 K2=v2 <command>"; the classic builder: "|<n> K1=v1 ... /bin/sh -c ...".
 _ARGS_RECORD = re.compile(r"^(?:RUN )?\|(\d{1,4}) ")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+# "ENV K=v K2=v2" (BuildKit), "/bin/sh -c #(nop)  ENV K=v" (the classic builder), and
+# the same for LABEL and ARG.
+_INSTRUCTION = re.compile(r"^(?:/bin/sh -c #\(nop\)\s+)?(ENV|LABEL|ARG)\s+(.*)$", re.DOTALL)
+
+
+def instruction_pairs(created_by: str) -> tuple[str, list[tuple[str, str]]]:
+    """The instruction (``ENV``, ``LABEL``, ``ARG``) and the ``KEY=value`` pairs a
+    history record of one names; ``("", [])`` for other records. Values are read as
+    the builder wrote them: unquoted, a value with spaces up to the next ``KEY=``
+    word; the classic builder's ``ENV KEY value`` form is one pair."""
+    m = _INSTRUCTION.match(created_by.strip())
+    if not m:
+        return "", []
+    what, rest = m.group(1), m.group(2)
+    words = rest.split(" ")
+    if what == "ENV" and words and "=" not in words[0] and len(words) > 1:
+        return what, [(words[0], " ".join(words[1:]))]
+    out: list[tuple[str, str]] = []
+    for w in words:
+        key, sep, value = w.partition("=")
+        if sep and _KEY.fullmatch(key.strip("\"'")):
+            out.append((key.strip("\"'"), value.strip("\"'")))
+        elif out:
+            k, v = out[-1]
+            out[-1] = (k, f"{v} {w}".strip("\"'"))
+    return what, out
 
 
 def build_args_of(created_by: str) -> list[tuple[str, str]]:
@@ -64,7 +94,7 @@ def _value_hits(text: str, where: str, remedy: str) -> list[SecretHit]:
             for h in scan_bytes("", text.encode("utf-8", "surrogateescape"))]
 
 
-def _pair_hits(key: str, value: str, kind: str, where: str, remedy: str) -> list[SecretHit]:
+def pair_hits(key: str, value: str, kind: str, where: str, remedy: str) -> list[SecretHit]:
     """A ``KEY=value`` pair: a token format in the value, or a secret-looking key with a
     real value."""
     hits = _value_hits(value, where, remedy)
@@ -86,12 +116,12 @@ def scan_config(config: Mapping[str, Any]) -> list[SecretHit]:
     for item in env if isinstance(env, list) else []:
         key, sep, value = str(item).partition("=")
         if sep:
-            hits += _pair_hits(key, value, "secret in image environment (ENV)", f"key {key}",
-                               REMEDY_ENV.format(name=key))
+            hits += pair_hits(key, value, "secret in image environment (ENV)", f"key {key}",
+                              REMEDY_ENV.format(name=key))
     labels = cfg.get("Labels") or {}
     for key, value in (labels.items() if isinstance(labels, Mapping) else []):
-        hits += _pair_hits(str(key), str(value), "secret in image label", f"label {key}",
-                           REMEDY_VALUE)
+        hits += pair_hits(str(key), str(value), "secret in image label", f"label {key}",
+                          REMEDY_VALUE)
     health = cfg.get("Healthcheck") or {}
     for field, words in (("Cmd", cfg.get("Cmd")), ("Entrypoint", cfg.get("Entrypoint")),
                          ("OnBuild", cfg.get("OnBuild")),
@@ -107,20 +137,44 @@ def scan_config(config: Mapping[str, Any]) -> list[SecretHit]:
         where = f"history entry {i + 1}"
         found: list[SecretHit] = []
         for key, value in build_args_of(created):
-            found += _pair_hits(key, value, "build argument recorded in image history",
-                                f"{where}, build argument {key}", REMEDY_ARG.format(name=key))
+            found += pair_hits(key, value, "build argument recorded in image history",
+                               f"{where}, build argument {key}", REMEDY_ARG.format(name=key))
+        # ENV lines stay in the history even when a later ENV emptied the variable.
+        what, pairs = instruction_pairs(created)
+        for key, value in pairs:
+            kind = _HISTORY_KINDS[what]
+            remedy = {"ENV": REMEDY_ENV, "ARG": REMEDY_ARG}.get(what, REMEDY_VALUE)
+            found += pair_hits(key, value, kind, f"{where}, {what} {key}",
+                               remedy.format(name=key))
         if not found:
             found = _value_hits(created, where, REMEDY_VALUE)
         hits += found
     return hits
 
 
-def scan_annotations(annotations: Mapping[str, str]) -> list[SecretHit]:
-    """Secrets in manifest or index annotations."""
+def scan_annotations(annotations: Mapping[str, str], where: str = "") -> list[SecretHit]:
+    """Secrets in manifest or index annotations (``where``: of which descriptor)."""
     hits: list[SecretHit] = []
     for key, value in annotations.items():
-        hits += _pair_hits(str(key), str(value), "secret in annotation", f"annotation {key}",
-                           REMEDY_VALUE)
+        hits += pair_hits(str(key), str(value), "secret in annotation",
+                          f"{where + ', ' if where else ''}annotation {key}", REMEDY_VALUE)
+    return hits
+
+
+def scan_descriptors(doc: Mapping[str, Any], where: str = "") -> list[SecretHit]:
+    """Annotations of a manifest's or index's descriptors: ``manifests[]``, ``config``
+    and ``layers[]`` (``where``: whose)."""
+    descs: list[tuple[str, Any]] = []
+    for field in ("manifests", "layers"):
+        items = doc.get(field)
+        if isinstance(items, list):
+            descs += [(f"{field}[{i}]", d) for i, d in enumerate(items)]
+    descs.append(("config", doc.get("config")))
+    hits: list[SecretHit] = []
+    for name, d in descs:
+        ann = d.get("annotations") if isinstance(d, Mapping) else None
+        if isinstance(ann, Mapping):
+            hits += scan_annotations(ann, f"{where + ' ' if where else ''}{name}")
     return hits
 
 
