@@ -34,6 +34,8 @@ WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _REGULAR = (0x30, 0x00, 0x37)  # '0', NUL (old tar), '7' (contiguous)
 _LARGEST_WHEEL_FILE = 64 << 10
+#: Bytes of a script the kernel reads for its ``#!`` line (BINPRM_BUF_SIZE, Linux 5.1+).
+_SHEBANG = 256
 
 
 class ContentSink(Protocol):
@@ -89,6 +91,10 @@ class LayerScan:
     opaque: list[str] = field(default_factory=list)
     #: Platform tags of installed wheels: ``*.dist-info`` directory -> its ``Tag:`` lines.
     wheels: dict[str, list[str]] = field(default_factory=dict)
+    #: Symbolic links: path -> target as written (what reaches a binary from PATH).
+    symlinks: dict[str, str] = field(default_factory=dict)
+    #: Executable scripts: path -> their ``#!`` line (the interpreter that runs them).
+    scripts: dict[str, str] = field(default_factory=dict)
     #: Sorted :func:`path_hash` values of directory and of other entries.
     dirs: array[int] = field(default_factory=lambda: array("Q"))
     others: array[int] = field(default_factory=lambda: array("Q"))
@@ -115,6 +121,8 @@ class LayerScan:
             "whiteouts": self.whiteouts,
             "opaque": self.opaque,
             "wheels": self.wheels,
+            "symlinks": self.symlinks,
+            "scripts": self.scripts,
             "dirs": base64.b64encode(self.dirs.tobytes()).decode(),
             "others": base64.b64encode(self.others.tobytes()).decode(),
             "entries": self.entries,
@@ -137,6 +145,8 @@ class LayerScan:
             whiteouts=[str(w) for w in doc["whiteouts"]],
             opaque=[str(o) for o in doc["opaque"]],
             wheels={str(k): [str(t) for t in v] for k, v in doc["wheels"].items()},
+            symlinks={str(k): str(v) for k, v in doc["symlinks"].items()},
+            scripts={str(k): str(v) for k, v in doc["scripts"].items()},
             dirs=dirs, others=others, entries=int(doc["entries"]),
             compressed_bytes=int(doc["compressed_bytes"]), tar_bytes=int(doc["tar_bytes"]),
             compression=str(doc["compression"]),
@@ -277,6 +287,7 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
     blake = hashlib.blake2b
     dirs, others = bytearray(), bytearray()
     elf, found, links = scan.elf, scan.secrets, scan.links
+    symlinks, scripts = scan.symlinks, scan.scripts
     pax: dict[bytes, bytes] = {}
     long_name: bytes | None = None
     long_link: bytes | None = None
@@ -322,7 +333,7 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
                 prefix = header[345:500].split(b"\0", 1)[0]
                 raw = prefix + b"/" + raw
         link = b""
-        if typ == 0x31:  # '1': hard link
+        if typ in (0x31, 0x32):  # '1': hard link, '2': symbolic link
             if long_link is not None:
                 link = long_link
             elif pax and b"linkpath" in pax:
@@ -356,6 +367,8 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
         if typ in _REGULAR and size:
             path = "/" + raw.decode("utf-8", "surrogateescape")
             links.pop(path, None)
+            symlinks.pop(path, None)
+            scripts.pop(path, None)
             n = size if size < HEAD else HEAD
             if t.pos + n > len(t.buf):
                 t.fill(n)  # the start of the file lies in the next chunk
@@ -369,6 +382,13 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
                     t.skip_to(start + size + pad)
                     continue
             elf.pop(path, None)
+            if t.buf.startswith(b"#!", start) and _octal(header[100:108]) & 0o111:
+                m = size if size < _SHEBANG else _SHEBANG
+                if t.pos + m > len(t.buf):
+                    t.fill(m)
+                start = t.pos
+                line = t.buf[start:start + m].split(b"\n", 1)[0][2:].strip()
+                scripts[path] = line.decode("utf-8", "surrogateescape")
             if raw.endswith(b".dist-info/WHEEL") and size <= _LARGEST_WHEEL_FILE:
                 found.pop(path, None)  # wheel metadata: platform tags, never credentials
                 body = t.read(size)
@@ -394,8 +414,14 @@ def _walk(t: _Tar, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - 
         elf.pop(path, None)
         found.pop(path, None)
         links.pop(path, None)
+        symlinks.pop(path, None)
+        scripts.pop(path, None)
+        if typ == 0x32:
+            symlinks[path] = link.decode("utf-8", "surrogateescape")
         if typ == 0x31:
             target = "/" + _clean(link).decode("utf-8", "surrogateescape")
+            if target in scripts:
+                scripts[path] = scripts[target]
             if target in elf:
                 elf[path] = elf[target]
             elif target in found:

@@ -40,6 +40,8 @@ class PlatformResult:
     files_checked: int = 0
     #: Binaries tagged (by their path) for another platform: inert on this one.
     inert: list[str] = field(default_factory=list)
+    #: Binaries of another machine in test data directories (never run).
+    test_data: list[str] = field(default_factory=list)
 
     def check_status(self, check: str) -> str:
         found = [f for f in self.findings if f.check == check]
@@ -67,6 +69,7 @@ class PlatformResult:
             "compressed_bytes": self.compressed_bytes,
             "files_checked": self.files_checked,
             "inert_binaries": self.inert,
+            "test_data_binaries": self.test_data,
             "findings": [f.to_json() for f in self.findings],
         }
 

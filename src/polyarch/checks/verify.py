@@ -345,7 +345,7 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
                 good.append(s)
         fs = merge(good)
         mine = allow_for(allow, e.result.platform)
-        judge.binaries(e.result, fs, e.plat, mine)
+        judge.binaries(e.result, fs, e.plat, mine, e.config)
         judge.secrets(e.result, fs, mine)
         # What a pull also gets besides the layers: the config (Env, Labels, the build
         # arguments BuildKit records in history) and the manifest's annotations.
