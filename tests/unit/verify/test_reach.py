@@ -206,7 +206,7 @@ def test_the_path_walk_follows_links_in_every_component() -> None:
     assert r.resolve("/loop/a") is None
     assert r.lookup("node") == "/opt/node-v20/bin/node"
     assert r.why("/opt/node-v20/bin/node") == (
-        "in /bin, a directory of the config's PATH, through /bin/node")
+        "in /bin, a directory of the config's PATH, through /usr/bin/node")
 
 
 def test_the_runtime_default_path_applies_without_one_in_the_config() -> None:
