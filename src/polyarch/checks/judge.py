@@ -153,16 +153,27 @@ def binaries(res: PlatformResult, fs: Filesystem, plat: Platform | None,
             msg += f" (tagged {tag.text}: the file the runtime loads on {plat})"
         _add(res, allow, Finding("binaries", verdict.severity, msg, f.path, f.layer,
                                  "wrong-machine"))
+    # Missing entries grouped: a Python package's extension modules are one finding
+    # (about the package directory), any other slot one finding about its first file.
+    missing: dict[str, list[tuple[FinalFile, ElfHeader, Tag]]] = {}
     for slot, (f, elf, tag) in foreign.items():
-        if slot in own_slots:
-            continue
+        if slot not in own_slots:
+            missing.setdefault(_package_of(f.path) if tag.rule == "python-extension"
+                               else f.path, []).append((f, elf, tag))
+    for where, group in missing.items():
+        f, elf, tag = group[0]
         cpu = plat.architecture
         what = _MISSING.get(tag.rule, "").format(
             plat=plat, cpu=_NODE_CPU.get(cpu, cpu) if tag.rule.startswith("npm") else cpu)
-        _add(res, allow, Finding(
-            "binaries", "error", f"only {tag.text} is here ({elf.describe()}), and the"
-                                 f" {plat} entry its loader takes is missing: {what}",
-            f.path, f.layer, "missing-own-platform"))
+        if len(group) > 1:
+            head = (f"{len(group)} extension modules here are built for {tag.text} only"
+                    f" ({elf.describe()}: {f.path.rsplit('/', 1)[-1]}, ...), and their"
+                    f" {plat} builds are missing")
+        else:
+            head = (f"only {tag.text} is here ({elf.describe()}), and the {plat} entry its"
+                    f" loader takes is missing")
+        _add(res, allow, Finding("binaries", "error", f"{head}: {what}", where, f.layer,
+                                 "missing-own-platform"))
     if res.inert:
         n = len(res.inert)
         shown = ", ".join(res.inert[:_EXAMPLES]) + (", ..." if n > _EXAMPLES else "")
@@ -179,6 +190,16 @@ def binaries(res: PlatformResult, fs: Filesystem, plat: Platform | None,
                                 f" (read by tests, never run on {plat}): {shown}",
             kind="test-data"))
         res.test_data.extend(test_data)
+
+
+def _package_of(path: str) -> str:
+    """The top-level Python package directory ``path`` belongs to (``.../site-packages/
+    numpy``), else its directory."""
+    parts = path.split("/")
+    for i, part in enumerate(parts[:-1]):  # a top-level module: the file itself
+        if part in ("site-packages", "dist-packages"):
+            return "/".join(parts[:i + 2])
+    return posixpath.dirname(path)
 
 
 def _python_slot(path: str) -> str:

@@ -184,7 +184,7 @@ LAYOUTS: tuple[Layout, ...] = (
     ),
     Layout(
         "multiarch",
-        re.compile(rf"^/(?:usr/)?(?:lib|libexec|lib/gcc|lib/gcc-cross)/(?P<tag>{_TRIPLE})/"),
+        re.compile(rf"^/(?:usr/)?(?:lib|libexec)/(?P<tag>{_TRIPLE})/"),
         "Debian multiarch: the dynamic loader searches only its own triple's directories"
         " (/etc/ld.so.conf.d/aarch64-linux-gnu.conf); another architecture's libraries"
         " there (dpkg --add-architecture) are loaded only by that architecture's programs",
@@ -193,9 +193,10 @@ LAYOUTS: tuple[Layout, ...] = (
     ),
     Layout(
         "cross-sysroot",
-        re.compile(rf"^/usr/(?P<tag>{_TRIPLE})/"),
+        re.compile(rf"^/usr/(?P<tag>{_TRIPLE})/lib(?:32|64)?/"),
         "a Debian cross toolchain's target sysroot (/usr/<triple>/lib), read by the cross"
-        " linker and qemu-user -L, never by the host's loader",
+        " linker and qemu-user -L, never by the host's loader (its bin/ holds the host's"
+        " cross binutils: not a tag)",
         ("libc6-amd64-cross (Debian): /usr/x86_64-linux-gnu/lib/libc.so.6",),
     ),
 )

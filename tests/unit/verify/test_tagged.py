@@ -102,11 +102,11 @@ def test_real_tree_on_glibc_images_only_the_real_problems(tmp_path: Path) -> Non
     missing = sorted(f.path.rsplit("/", 1)[-1] for f in amd.findings
                      if f.severity == "error" and f.path)
     assert all(f.kind == "missing-own-platform" for f in amd.findings if f.severity == "error")
-    assert missing == [
-        "_cffi_backend.cpython-312-aarch64-linux-gnu.so",
-        "_multiarray_umath.cpython-312-aarch64-linux-gnu.so", "libvips-cpp.so.8.18.7",
-        "lightningcss.linux-arm64-gnu.node", "pty.node", "rollup.linux-arm64-gnu.node",
-        "sharp-linux-arm64-0.35.5.node", "swc.linux-arm64-gnu.node", "watcher.node"]
+    assert missing == [  # a Python package's modules: one finding about the package
+        "_cffi_backend.cpython-312-aarch64-linux-gnu.so", "libvips-cpp.so.8.18.7",
+        "lightningcss.linux-arm64-gnu.node", "numpy", "pty.node",
+        "rollup.linux-arm64-gnu.node", "sharp-linux-arm64-0.35.5.node",
+        "swc.linux-arm64-gnu.node", "watcher.node"]
     warned = sorted(f.path or "" for f in amd.findings if f.severity == "warning")
     assert [w.split("prebuilds/")[1] for w in warned] == [
         "linux-arm/keytar.node", "linuxmusl-arm/keytar.node", "linuxmusl-arm64/keytar.node"]
@@ -170,3 +170,20 @@ def test_wheel_libs_take_the_wheel_platform_tag(tmp_path: Path) -> None:
     res = verify_source(lay, parse_platforms("linux/amd64"), cache=None).platforms[0]
     assert res.ok
     assert res.inert == [f"/{site}/numpy.libs/libscipy_openblas64_-0f683016.so"]
+
+
+@pytest.mark.parametrize("path", [
+    # Host programs of Debian's cross toolchains, named after their target: no tag.
+    "/usr/x86_64-linux-gnu/bin/ld", "/usr/lib/gcc-cross/x86_64-linux-gnu/12/cc1",
+    "/usr/bin/aarch64-linux-gnu-gcc-12",
+    # Platform words in a directory name that no loader reads.
+    "/opt/node-v20.11.0-linux-x64/bin/node", "/usr/local/bin/tool_linux_amd64",
+    "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "/opt/prebuilds/linux-x64/addon.node",
+])
+def test_platform_words_outside_a_loader_layout_name_nothing(path: str) -> None:
+    assert tag_of(path) is None
+
+
+def test_cross_sysroot_libraries_are_tagged() -> None:
+    tag = tag_of("/usr/x86_64-linux-gnu/lib/libc.so.6")
+    assert tag is not None and (tag.rule, tag.architecture) == ("cross-sysroot", "amd64")
