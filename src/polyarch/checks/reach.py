@@ -134,8 +134,13 @@ class Reach:
                 continue
             for p in self._by_dir.get(real, []) + (self._by_dir.get(d, []) if d != real else []):
                 todo.append((p, f"in {d}, a directory of the config's PATH"))
-        for what, argv in (("ENTRYPOINT", self.launch.entrypoint), ("CMD", self.launch.cmd)):
-            label = f"the {what} ({shlex.join(argv)[:120]})"
+        ep, cmd = self.launch.entrypoint, self.launch.cmd
+        # What the runtime runs (ENTRYPOINT followed by CMD), and CMD on its own too: an
+        # entrypoint script usually ends in exec "$@".
+        runs = [("ENTRYPOINT", ep, ep + cmd)] if ep else []
+        runs += [("CMD", cmd, cmd)] if cmd else []
+        for what, shown, argv in runs:
+            label = f"the {what} ({shlex.join(shown)[:120]})"
             for word, is_command in _command_words(argv):
                 if "/" in word:
                     todo.append((word, label))
