@@ -39,6 +39,7 @@ WORDS = {"amd64": {"deb": "amd64", "node": "x64", "py": "x86_64"},
          "arm64": {"deb": "arm64", "node": "arm64", "py": "aarch64"}}
 SITE = "usr/local/lib/python3.11/site-packages"
 NODE_X64 = "opt/node-v20.11.0-linux-x64"
+DEBIAN_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GO_PATH = "PATH=/usr/lib/go-1.19/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -246,7 +247,8 @@ def _layers(case: Case, arch: str) -> list[tuple[bytes, str, str]]:
 
 def verify_case(case: Case, tmp: Path) -> dict[str, PlatformResult]:
     variants = [(f"linux/{a}", _layers(case, a)) for a in ("amd64", "arm64")]
-    run = {f"linux/{a}": {**case.run.get("*", {}), **case.run.get(a, {})}
+    # Docker's PATH unless the case sets one (as `FROM debian` images carry it).
+    run = {f"linux/{a}": {"Env": [DEBIAN_PATH], **case.run.get("*", {}), **case.run.get(a, {})}
            for a in ("amd64", "arm64")}
     report = verify_source(OCILayout(write_oci_layout(tmp, variants, run=run)), BOTH,
                            cache=None)
