@@ -284,14 +284,19 @@ _TEST_DATA = re.compile(
     rf"^(?P<dir>.*?/testdata)/"  # Go: the go tool ignores directories named testdata
     rf"|^(?P<pkg>.*?{_PACKAGE_TREE}/(?:[^/]+/)*?{_TEST_DIRS})/")
 
-TEST_DATA_RULES: tuple[tuple[str, str], ...] = (
+#: (where, why, a real example): the rules :func:`test_data_of` applies.
+TEST_DATA_RULES: tuple[tuple[str, str, str], ...] = (
     ("testdata/ anywhere",
      "go help packages: the go tool ignores directories named testdata; they hold the"
-     " inputs of Go's own tests (go: src/debug/elf/testdata/*.elf, runtime/pprof/testdata)"),
+     " inputs of Go's own tests",
+     "golang-1.19-src (Debian): /usr/share/go-1.19/src/debug/elf/testdata/"
+     "go-relocation-test-gcc930-ranges-relocs.elf"),
     ("test/, tests/, __tests__/, spec/, fixtures/, test_data/ inside a package tree",
      "node_modules/<package>/, Python site-packages/ and dist-packages/, Go's pkg/mod/,"
      " Cargo's registry/src/, Ruby gems: files a package's test suite reads, which its"
-     " code never loads"),
+     " code never loads",
+     "numpy 1.26.4: /usr/local/lib/python3.11/site-packages/numpy/core/tests/data/"
+     "umath-validation-set-exp.csv"),
 )
 
 

@@ -187,3 +187,11 @@ def test_platform_words_outside_a_loader_layout_name_nothing(path: str) -> None:
 def test_cross_sysroot_libraries_are_tagged() -> None:
     tag = tag_of("/usr/x86_64-linux-gnu/lib/libc.so.6")
     assert tag is not None and (tag.rule, tag.architecture) == ("cross-sysroot", "amd64")
+
+
+def test_every_test_data_rule_reads_its_example() -> None:
+    from polyarch.checks.tagged import TEST_DATA_RULES, test_data_of
+
+    for where, why, example in TEST_DATA_RULES:
+        assert why and test_data_of(example.split(": ", 1)[1]) is not None, where
+    assert test_data_of("/app/tests/fixtures/x.so") is None  # not inside a package tree
