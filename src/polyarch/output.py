@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from polyarch import redact
 
@@ -98,7 +99,8 @@ class Reporter:
         for c in columns:
             t.add_column(redact.text(c), overflow="fold")
         for r in rows:
-            t.add_row(*(redact.text(str(x)) for x in r))
+            # Plain text: a path such as "/srv/tools [x64]/run" is not rich markup.
+            t.add_row(*(Text(redact.text(str(x))) for x in r))
         self.out.print(t)
 
     def emit_json(self, doc: Any) -> None:
