@@ -58,7 +58,8 @@ class Launch:
         if not isinstance(c, dict):
             c = {}
         path = DEFAULT_PATH
-        for e in c.get("Env") or []:
+        env = c.get("Env")
+        for e in env if isinstance(env, list) else []:
             if isinstance(e, str) and e.startswith("PATH="):
                 path = e[5:]
 

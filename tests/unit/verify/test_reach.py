@@ -223,3 +223,15 @@ def test_the_runtime_default_path_applies_without_one_in_the_config() -> None:
     assert launch.path == ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin",
                            "/sbin", "/bin")
     assert Launch.of(None).entrypoint == () and Launch.of({"config": None}).cmd == ()
+
+
+@pytest.mark.parametrize("config", [
+    {"config": {"Env": "PATH=/x", "Entrypoint": "/bin/app", "Cmd": 7, "WorkingDir": 1}},
+    {"config": {"Env": [None, 3, "PATH="], "Entrypoint": [1, None]}},
+    {"config": []}, {"other": 1},
+])
+def test_odd_configs_read_as_far_as_they_make_sense(config: dict[str, Any]) -> None:
+    launch = Launch.of(config)
+    assert launch.workdir == "/"
+    r = Reach(_fs({"/bin/app": None}), launch)  # nothing raises
+    assert r.why("/nothing") is None
