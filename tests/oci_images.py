@@ -62,9 +62,12 @@ _LAYER_TYPES = {
 
 
 def image_blobs(layers: list[tuple[bytes, str, str]], platform: str,
-                config_platform: str | None = None, env: list[str] | None = None
+                config_platform: str | None = None, env: list[str] | None = None,
+                run: dict[str, Any] | None = None
                 ) -> tuple[dict[str, bytes], bytes, dict[str, Any]]:
-    """``layers`` are (blob, diff_id, compression). Returns (blobs, manifest, descriptor)."""
+    """``layers`` are (blob, diff_id, compression); ``run`` goes into the config's
+    ``config`` (``Entrypoint``, ``Cmd``, ``Env``, ``WorkingDir``). Returns (blobs,
+    manifest, descriptor)."""
     import hashlib
 
     def dg(b: bytes) -> str:
@@ -73,7 +76,8 @@ def image_blobs(layers: list[tuple[bytes, str, str]], platform: str,
     os_, arch, *var = (config_platform or platform).split("/")
     config = {"architecture": arch, "os": os_, "rootfs": {"type": "layers",
               "diff_ids": [d for _, d, _ in layers]},
-              "config": {"Env": env or ["PATH=/bin"]}, "created": "2024-01-01T00:00:00Z"}
+              "config": {"Env": env or ["PATH=/bin"], **(run or {})},
+              "created": "2024-01-01T00:00:00Z"}
     if var:
         config["variant"] = var[0]
     cfg = json.dumps(config).encode()
@@ -121,15 +125,17 @@ def push_index(client: Any, ref: Any, variants: list[Variant],
                                    "application/vnd.oci.image.index.v1+json"))
 
 
-def write_oci_layout(directory: Path, variants: list[Variant]) -> Path:
-    """Write ``variants`` as an OCI layout directory (an index of them under index.json)."""
+def write_oci_layout(directory: Path, variants: list[Variant],
+                     run: dict[str, dict[str, Any]] | None = None) -> Path:
+    """Write ``variants`` as an OCI layout directory (an index of them under index.json);
+    ``run`` gives a platform's config fields (see :func:`image_blobs`)."""
     import hashlib
 
     blobdir = directory / "blobs" / "sha256"
     blobdir.mkdir(parents=True, exist_ok=True)
     descs = []
     for platform, layers in variants:
-        blobs, manifest, desc = image_blobs(layers, platform)
+        blobs, manifest, desc = image_blobs(layers, platform, run=(run or {}).get(platform))
         blobs[desc["digest"]] = manifest
         for d, b in blobs.items():
             (blobdir / d.split(":")[1]).write_bytes(b)

@@ -20,6 +20,7 @@ from typing import IO, Any, cast
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from polyarch import redact
 
@@ -179,7 +180,8 @@ class Reporter:
         for c in columns:
             t.add_column(fit(c), overflow="fold")
         for r in rows:
-            t.add_row(*(fit(str(x)) for x in r))
+            # Plain text: a path such as "/srv/tools [x64]/run" is not rich markup.
+            t.add_row(*(Text(fit(str(x))) for x in r))
         self.out.print(t)
 
     def emit_json(self, doc: Any) -> None:

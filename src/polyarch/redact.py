@@ -45,7 +45,6 @@ _TOKENS = re.compile(
 # scheme://user:password@  ->  scheme://user:***@
 _URL_PASSWORD = re.compile(
     r"(?P<pre>[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s/?#@:'\"]*:)(?P<pw>[^\s/?#@'\"]+)@")
-_SECRET_ENV_SPEC = re.compile(r"(?:^|,)env=([^,]+)")
 
 
 def secret_name(key: str) -> bool:

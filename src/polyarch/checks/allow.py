@@ -22,3 +22,17 @@ def allow_for(allow: Sequence[str], platform: object) -> tuple[str, ...]:
         elif plat == want:
             out.append(glob)
     return tuple(out)
+
+
+def escape_glob(path: str) -> str:
+    """``path`` as a glob matching only itself (``*``, ``?`` and ``[`` bracketed, as
+    :func:`fnmatch.fnmatchcase` reads them)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
+
+
+def allow_argument(platform: object, path: str) -> str:
+    """The ``--allow`` argument that accepts the finding about ``path`` on ``platform``
+    only, quoted for a POSIX shell."""
+    import shlex
+
+    return "--allow " + shlex.quote(f"{platform}={escape_glob(path)}")

@@ -32,7 +32,7 @@ from polyarch.checks import elf, layers, secrets, stream, tarformat, tarstream
 from polyarch.checks.layers import LayerScan
 
 #: Layout version of the entries (bumped when :meth:`LayerScan.to_json` changes).
-FORMAT = 1
+FORMAT = 2
 MAX_BYTES = 256 << 20
 MAX_AGE = 30 * 86400.0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 from array import array
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from polyarch.checks.elf import ElfHeader
 from polyarch.checks.layers import LayerScan, path_hash
@@ -27,6 +27,10 @@ class FinalFile:
     layer: str
     elf: ElfHeader | None
     secrets: tuple[SecretHit, ...] = ()
+    #: A symbolic link's target, as written.
+    link: str | None = None
+    #: An executable script's ``#!`` line (without ``#!``).
+    script: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,10 +111,18 @@ def merge(scans: list[LayerScan]) -> Filesystem:
             final[p] = FinalFile(p, i, scan.digest, eh)
         for p, hits in scan.secrets.items():
             final[p] = FinalFile(p, i, scan.digest, scan.elf.get(p), tuple(hits))
+        for p, line in scan.scripts.items():
+            had = final.get(p)
+            if had is not None and had.layer_index == i:  # a script holding a credential
+                final[p] = replace(had, script=line)
+            else:
+                final[p] = FinalFile(p, i, scan.digest, None, script=line)
+        for p, target in scan.symlinks.items():
+            final[p] = FinalFile(p, i, scan.digest, None, link=target)
         for p, target in scan.links.items():
             t = final.get(target)
             if t is not None:
-                final[p] = FinalFile(p, i, scan.digest, t.elf, t.secrets)
+                final[p] = FinalFile(p, i, scan.digest, t.elf, t.secrets, t.link, t.script)
         for d, tags in scan.wheels.items():
             wheels[d] = tags
     libcs = frozenset(filter(None, (libc_of_loader(posixpath.basename(p))

@@ -36,6 +36,8 @@ OPAQUE = ".wh..wh..opq"
 #: '0'; the other two are read as files all the same, so that nothing hides in them.
 _CONTENT = (0x30, 0x37, 0x53)
 _LARGEST_WHEEL_FILE = 64 << 10
+#: Bytes of a script the kernel reads for its ``#!`` line (BINPRM_BUF_SIZE, Linux 5.1+).
+_SHEBANG = 256
 
 
 class ContentSink(Protocol):
@@ -95,6 +97,10 @@ class LayerScan:
     opaque: list[str] = field(default_factory=list)
     #: Platform tags of installed wheels: ``*.dist-info`` directory -> its ``Tag:`` lines.
     wheels: dict[str, list[str]] = field(default_factory=dict)
+    #: Symbolic links: path -> target as written (what reaches a binary from PATH).
+    symlinks: dict[str, str] = field(default_factory=dict)
+    #: Executable scripts: path -> their ``#!`` line (the interpreter that runs them).
+    scripts: dict[str, str] = field(default_factory=dict)
     #: Sorted :func:`path_hash` values of directory and of other entries.
     dirs: array[int] = field(default_factory=lambda: array("Q"))
     others: array[int] = field(default_factory=lambda: array("Q"))
@@ -121,6 +127,8 @@ class LayerScan:
             "whiteouts": self.whiteouts,
             "opaque": self.opaque,
             "wheels": self.wheels,
+            "symlinks": self.symlinks,
+            "scripts": self.scripts,
             "dirs": base64.b64encode(self.dirs.tobytes()).decode(),
             "others": base64.b64encode(self.others.tobytes()).decode(),
             "entries": self.entries,
@@ -143,6 +151,8 @@ class LayerScan:
             whiteouts=[str(w) for w in doc["whiteouts"]],
             opaque=[str(o) for o in doc["opaque"]],
             wheels={str(k): [str(t) for t in v] for k, v in doc["wheels"].items()},
+            symlinks={str(k): str(v) for k, v in doc["symlinks"].items()},
+            scripts={str(k): str(v) for k, v in doc["scripts"].items()},
             dirs=dirs, others=others, entries=int(doc["entries"]),
             compressed_bytes=int(doc["compressed_bytes"]), tar_bytes=int(doc["tar_bytes"]),
             compression=str(doc["compression"]),
@@ -199,8 +209,9 @@ def _walk(t: Cursor, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 
     blake = hashlib.blake2b
     dirs, others = bytearray(), bytearray()
     elf, found, links = scan.elf, scan.secrets, scan.links
+    symlinks, scripts = scan.symlinks, scan.scripts
     entries = 0
-    for typ, raw, link, size, frags in tar_entries(t):
+    for typ, raw, link, size, frags, mode in tar_entries(t):
         raw = _clean(raw)
         if not raw:
             continue
@@ -221,6 +232,8 @@ def _walk(t: Cursor, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 
         if typ in _CONTENT and size:
             path = "/" + raw.decode("utf-8", "surrogateescape")
             links.pop(path, None)
+            symlinks.pop(path, None)
+            scripts.pop(path, None)
             n = size if size < HEAD else HEAD
             if frags is not None:  # sparse: the head of its logical content
                 head = _sparse_head(t, frags, n)
@@ -243,6 +256,16 @@ def _walk(t: Cursor, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 
                             found[path] = hits
                     continue
             elf.pop(path, None)
+            if head.startswith(b"#!") and mode & 0o111:
+                m = size if size < _SHEBANG else _SHEBANG
+                if frags is not None:
+                    first = _sparse_head(t, frags, m)
+                else:
+                    if t.pos + m > len(t.buf):
+                        t.fill(m)
+                    first = t.buf[t.pos:t.pos + m]
+                line = first.split(b"\n", 1)[0][2:].strip()
+                scripts[path] = line.decode("utf-8", "surrogateescape")
             if raw.endswith(b".dist-info/WHEEL") and size <= _LARGEST_WHEEL_FILE:
                 found.pop(path, None)  # wheel metadata: platform tags, never credentials
                 body = b"".join(logical_content(t, size, frags))
@@ -268,8 +291,14 @@ def _walk(t: Cursor, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 
         elf.pop(path, None)
         found.pop(path, None)
         links.pop(path, None)
+        symlinks.pop(path, None)
+        scripts.pop(path, None)
+        if typ == 0x32:
+            symlinks[path] = link.decode("utf-8", "surrogateescape")
         if typ == 0x31:
             target = "/" + _clean(link).decode("utf-8", "surrogateescape")
+            if target in scripts:
+                scripts[path] = scripts[target]
             if target in elf:
                 elf[path] = elf[target]
             elif target in found:

@@ -42,6 +42,8 @@ class PlatformResult:
     inert: list[str] = field(default_factory=list)
     #: The smoke command's first line of output, when it ran and passed.
     smoke_output: str | None = None
+    #: Binaries of another machine in test data directories (never run).
+    test_data: list[str] = field(default_factory=list)
 
     def check_status(self, check: str) -> str:
         found = [f for f in self.findings if f.check == check]
@@ -69,6 +71,7 @@ class PlatformResult:
             "compressed_bytes": self.compressed_bytes,
             "files_checked": self.files_checked,
             "inert_binaries": self.inert,
+            "test_data_binaries": self.test_data,
             "findings": [f.to_json() for f in self.findings],
         }
 

@@ -21,7 +21,8 @@ MAX_SPECIAL = 1 << 20
 _MAX_FRAGMENTS = 21 * (MAX_SPECIAL // BLOCK)
 
 #: (type flag, name, link name, size, sparse data fragments or ``None``).
-Entry = tuple[int, bytes, bytes, int, "list[tuple[int, int]] | None"]
+#: (type flag, name, link name, size, sparse map or None, permission bits)
+Entry = tuple[int, bytes, bytes, int, "list[tuple[int, int]] | None", int]
 
 
 def truncated() -> LayerFormatError:

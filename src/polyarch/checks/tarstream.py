@@ -149,7 +149,11 @@ def entries(t: Cursor) -> Iterator[Entry]:  # noqa: C901 - one pass over the hea
             raise LayerFormatError("bad sparse file (its map does not match its data)")
         pax, long_name, long_link = None, b"", b""
         end = t.base + t.pos + physical
-        yield typ, name, link, size, frags
+        try:
+            mode = numeric(header[100:108])
+        except LayerFormatError:
+            mode = 0  # Go refuses it; the permission bits only tell scripts apart here
+        yield typ, name, link, size, frags, mode
         padded = end + (-physical % BLOCK)
         if padded - t.base <= len(t.buf):  # within the buffer: the common case
             t.pos = padded - t.base
@@ -189,7 +193,7 @@ def list_entries(chunks: Iterable[bytes]) -> Iterator[tuple[str, str, int, str, 
     every content, holes of sparse files included: for tests and diagnostics."""
     _kind, tar = decompress(Counter(chunks))
     t = Cursor(tar)
-    for typ, name, link, size, frags in entries(t):
+    for typ, name, link, size, frags, _mode in entries(t):
         h = hashlib.sha256()
         if typ not in HEADER_ONLY:
             for piece in logical_content(t, size, frags):

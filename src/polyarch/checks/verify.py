@@ -363,8 +363,9 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
             else:
                 good.append(s)
         fs = merge(good)
-        mine = allow_for(allow, e.result.platform)
-        judge.binaries(e.result, fs, e.plat, mine)
+        # The platform as --allow normalises it (linux/arm64/v8 is linux/arm64).
+        mine = allow_for(allow, e.plat if e.plat is not None else e.result.platform)
+        judge.binaries(e.result, fs, e.plat, mine, e.config)
         judge.secrets(e.result, fs, mine)
         # What a pull also gets besides the layers: the config (Env, Labels, the build
         # arguments BuildKit records in history) and the manifest's annotations.

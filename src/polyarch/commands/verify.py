@@ -87,6 +87,16 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
                              f"... and {len(p.findings) - len(shown)} more (see --json)"])
         if rows:
             rep.table("Findings", ["PLATFORM", "CHECK", "SEVERITY", "PATH", "MESSAGE"], rows)
+        from polyarch.pipeline.verify import allow_lines, platform_lines
+
+        for line in platform_lines(report, "--json lists every finding"):
+            rep.info(line)
+        allow = allow_lines(report)
+        if allow:
+            rep.info("to accept one of the errors as a known exception (it then becomes a"
+                     " note), add its line to the command:")
+            for line in allow:
+                rep.info(f"  {line}")
         if report.ok:
             rep.info(report.summary())
         if checked is not None and checked.signature:

@@ -23,6 +23,7 @@ so their digests, and the attestations' references to them, stay valid.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,7 @@ from polyarch.pipeline.build import PlatformBuilt
 from polyarch.pipeline.descriptor import Descriptor
 from polyarch.pipeline.publish import ImageResult
 from polyarch.pipeline.tag import tag
-from polyarch.pipeline.verify import Verified, require_ok, run_smoke
+from polyarch.pipeline.verify import Verified, platform_lines, require_ok, run_smoke
 from polyarch.platforms import Platform, parse_platform
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry import Manifest, ManifestNotFound, RegistryClient
@@ -392,6 +393,10 @@ def merge(s: Session, sources: Sequence[str], *, expected: Sequence[Platform]) -
                               verified=verified)
         require_ok(verified, partial.to_json(), consequence="no tag was moved")
         rep.info(report.summary())
+        see = f"polyarch verify --json {shlex.quote(str(opts.tags[0]))} shows them" \
+            if opts.tags else "this command with --json lists every finding"
+        for line in platform_lines(report, see):
+            rep.info(line)
     else:
         rep.warn("verification skipped (--no-verify): the tags will move to an index nobody"
                  " checked")

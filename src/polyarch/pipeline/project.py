@@ -7,6 +7,7 @@ entries themselves are read in :mod:`polyarch.pipeline.images`.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -169,8 +170,11 @@ def publish_project(s: Session, project: Project, *, names: Sequence[str] = (),
                 out.append(ImageOutcome(spec.name, res))
                 continue
             try:
+                hint = (f"polyarch verify --json {shlex.quote(str(opts.tags[0]))} shows"
+                        " them, once the project is published")
                 built, verified = build_and_verify(
-                    si, prep, consequence="nothing of the project was pushed")
+                    si, prep, consequence="nothing of the project was pushed",
+                    see=lambda _b: hint)  # noqa: B023 - called before the loop moves on
             except VerificationFailed as e:
                 e.image_name = spec.name  # for the CI summary and --json of the project
                 raise

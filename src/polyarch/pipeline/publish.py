@@ -9,7 +9,7 @@ nothing in any registry: no blob, no manifest, no tag.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -130,8 +130,11 @@ def prepare(s: Session, *, need_push: bool, annotations: dict[str, str],
     return Prepared(plan, req, annotations)
 
 
-def build_and_verify(s: Session, prep: Prepared, *, consequence: str) -> tuple[Built, Verified]:
-    """Build into the cache and verify there; :class:`VerificationFailed` on errors."""
+def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
+                     see: Callable[[Built], str] | None = None) -> tuple[Built, Verified]:
+    """Build into the cache and verify there; :class:`VerificationFailed` on errors.
+    ``see(built)`` says how to read every finding of a verified image (printed with
+    each platform's counts)."""
     built = build_step.build(s, prep.plan, prep.request)
     name = str(s.opts.tags[0]) if s.opts.tags else "the build"
     verified = verify_step.verify_layout(s, built.layout, s.opts.platforms,
@@ -141,6 +144,9 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str) -> tuple[B
     verify_step.require_ok(verified, partial.to_json(), consequence=consequence)
     if verified.report is not None:
         s.rep.info(verified.report.summary())
+        hint = see(built) if see else "this command with --json lists every finding"
+        for line in verify_step.platform_lines(verified.report, hint):
+            s.rep.info(line)
     return built, verified
 
 
@@ -179,7 +185,9 @@ def publish(s: Session, *, extra_contexts: dict[str, str] | None = None,
         for c in signing:
             s.rep.command(tuple(c))
         return replace(res, commands=res.commands + tuple(tuple(c) for c in signing))
-    built, verified = build_and_verify(s, prep, consequence="nothing was pushed")
+    built, verified = build_and_verify(
+        s, prep, consequence="nothing was pushed",
+        see=lambda _b: f"polyarch verify --json {shlex.quote(str(targets[0]))} shows them")
     pushed = push(s, built.layout, built.digest, targets)
     build_step.export_cache(s, built)
     root = _root_bytes(built)
@@ -190,6 +198,19 @@ def publish(s: Session, *, extra_contexts: dict[str, str] | None = None,
     tagged = tag(s, root, built.media_type, targets)
     return ImageResult(built.digest, built.media_type, tagged.tags, built.platforms,
                        built.seconds, verified, pushed, tagged, signed=signed)
+
+
+def _see_build(s: Session, out: OutputPlan, built: Built) -> str:
+    """How to read every finding of what ``polyarch build`` leaves behind."""
+    if out.oci is not None:
+        where = f"oci:{out.oci}"
+    elif out.push and s.opts.tags:
+        where = f"{s.opts.tags[0].name}@{built.digest}"
+    elif not out.load:
+        where = f"oci:{built.layout}"  # kept in the cache: nothing else was asked for
+    else:
+        return "this command with --json lists every finding"
+    return f"polyarch verify --json {shlex.quote(where)} shows them"
 
 
 def _root_bytes(built: Built) -> bytes:
@@ -214,7 +235,8 @@ def build(s: Session, out: OutputPlan, *, annotations: dict[str, str] | None = N
                    extra_contexts=extra_contexts)
     if s.dry_run:
         return dry_run_result(s, prep, outputs.describe(s, out))
-    built, verified = build_and_verify(s, prep, consequence="nothing was written or pushed")
+    built, verified = build_and_verify(s, prep, consequence="nothing was written or pushed",
+                                       see=lambda b: _see_build(s, out, b))
     done = outputs.write(s, out, built)
     pushed = None
     if out.push:

@@ -64,7 +64,9 @@ class VerificationFailed(VerificationError):
         self.image_name: str | None = None  # set for an image of a project
 
 
-def findings_text(report: VerifyReport, limit: int = 20) -> str:
+def findings_text(report: VerifyReport, limit: int = 20, see: str | None = None) -> str:
+    """The errors (at most ``limit``), the ``--allow`` line that would accept each one
+    about a path, and a line per platform with what it found below error."""
     errs = report.errors()
     lines = []
     for plat, f in errs[:limit]:
@@ -73,7 +75,48 @@ def findings_text(report: VerifyReport, limit: int = 20) -> str:
         lines.append(f"  {plat or 'image'}: {f.check}:{where} {f.message}{layer}")
     if len(errs) > limit:
         lines.append(f"  ... and {len(errs) - limit} more (see --json)")
+    allow = allow_lines(report)
+    if allow:
+        lines.append("to accept one of these as a known exception (it then becomes a note),"
+                     " add its line to the command:")
+        lines += [f"  {a}" for a in allow[:limit]]
+        if len(allow) > limit:
+            lines.append(f"  ... and {len(allow) - limit} more")
+    lines += platform_lines(report, see or "this command with --json lists every finding")
     return "\n".join(lines)
+
+
+def allow_lines(report: VerifyReport) -> list[str]:
+    """``--allow PLATFORM=GLOB`` for each error about a path (binaries, secrets), in the
+    form the option matches (the platform normalised, the path's glob characters
+    escaped); errors without a path (coverage, labels, the config) cannot be allowed."""
+    from polyarch.checks.allow import allow_argument
+
+    out: list[str] = []
+    for plat, f in report.errors():
+        if not plat or not f.path or f.check not in ("binaries", "secrets"):
+            continue
+        try:
+            name = str(parse_platform(plat))
+        except ValueError:
+            name = plat
+        line = allow_argument(name, f.path)
+        if line not in out:
+            out.append(line)
+    return out
+
+
+def platform_lines(report: VerifyReport, see: str) -> list[str]:
+    """One line per platform: its errors, warnings and notes, and where to read them."""
+    out = []
+    for p in report.platforms:
+        n = {sev: sum(1 for f in p.findings if f.severity == sev)
+             for sev in ("error", "warning", "info")}
+        counts = ", ".join(f"{n[sev]} {word}{'' if n[sev] == 1 else 's'}" for sev, word in
+                           (("error", "error"), ("warning", "warning"), ("info", "note")))
+        hint = f" ({see})" if n["warning"] or n["info"] else ""
+        out.append(f"  {p.platform}: {counts}{hint}")
+    return out
 
 
 def smoke_run_argv(run_argv: RunArgv, entrypoint: str | None) -> RunArgv:
@@ -219,9 +262,10 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     return Verified(report, time.monotonic() - t0, scan_seconds=scan, smoke=smoke_times)
 
 
-def require_ok(v: Verified, doc: dict[str, Any], *, consequence: str) -> None:
+def require_ok(v: Verified, doc: dict[str, Any], *, consequence: str,
+               see: str | None = None) -> None:
     """Raise :class:`VerificationFailed` (exit 5) when ``v`` found errors."""
     if v.report is None or v.report.ok:
         return
     raise VerificationFailed(f"{v.report.summary()}; {consequence}", doc,
-                             detail=findings_text(v.report))
+                             detail=findings_text(v.report, see=see))

@@ -78,7 +78,8 @@ def test_a_later_layer_replaces_a_file() -> None:
     lower, _ = make_layer({"bin/tool": AMD})
     upper, _ = make_layer({"bin/tool": b"#!/bin/sh\necho now a script\n"})
     final = merge([scan_layer("sha256:1", [lower]), scan_layer("sha256:2", [upper])]).files
-    assert final == {}
+    # No binary is left: the path now holds a script, kept for its #! line.
+    assert [(f.path, f.elf, f.script) for f in final.values()] == [("/bin/tool", None, "/bin/sh")]
 
 
 def test_not_a_tar() -> None:
@@ -211,3 +212,39 @@ def test_long_names_in_every_tar_format(fmt: str) -> None:
     scan = scan_layer("sha256:x", chunks(buf.getvalue(), 300))
     assert set(scan.elf) == {"/" + name, "/bin/x"}
     assert scan.elf["/" + name].machine == EM_AARCH64
+
+
+def test_symlinks_and_executable_scripts_are_kept_for_what_runs() -> None:
+    long_interp = "/opt/" + "p" * 120 + "/bin/python3"
+    files: dict[str, bytes | tuple[str, str | None]] = {
+        "usr/local/bin/node": ("sym", "/opt/node-v20.11.0-linux-x64/bin/node"),
+        "usr/local/bin/tool": ("sym", "../lib/tool/run"),
+        "usr/local/bin/app": f"#!{long_interp} -u\nprint('x' * 4000)\n".encode() + b"#" * 9000,
+        "usr/local/bin/same": ("link", "usr/local/bin/app"),
+        "usr/local/bin/replaced": ("sym", "elsewhere"),
+    }
+    blob, _ = make_layer(files)
+    # Every chunk boundary: a #! line that starts in one chunk and ends in the next.
+    for size in (100, 511, 777, 1 << 16):
+        scan = scan_layer("sha256:s", chunks(blob, size))
+        assert scan.symlinks == {
+            "/usr/local/bin/node": "/opt/node-v20.11.0-linux-x64/bin/node",
+            "/usr/local/bin/tool": "../lib/tool/run",
+            "/usr/local/bin/replaced": "elsewhere"}
+        assert scan.scripts == {"/usr/local/bin/app": f"{long_interp} -u",
+                                "/usr/local/bin/same": f"{long_interp} -u"}
+    # A later layer's file replaces a symlink; a script without an exec bit is not one.
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("usr/local/bin/replaced")
+        data = b"#!/bin/sh\n"
+        info.size, info.mode = len(data), 0o644
+        tf.addfile(info, io.BytesIO(data))
+    upper = scan_layer("sha256:u", [buf.getvalue()])
+    assert upper.scripts == {} and upper.symlinks == {}
+    final = merge([scan_layer("sha256:s", [blob]), upper]).files
+    assert "/usr/local/bin/replaced" not in final
+    assert final["/usr/local/bin/node"].link == "/opt/node-v20.11.0-linux-x64/bin/node"
+    assert final["/usr/local/bin/app"].script == f"{long_interp} -u"

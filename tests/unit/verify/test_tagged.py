@@ -14,7 +14,7 @@ import pytest
 from faultproxy import make_layer, write_oci_layout
 
 from polyarch.checks.layers import scan_layer
-from polyarch.checks.tagged import RULES, tag_of
+from polyarch.checks.tagged import LAYOUTS, tag_of
 from polyarch.checks.verify import verify_source
 from polyarch.platforms import EM_386, EM_AARCH64, EM_ARM, EM_X86_64, parse_platforms
 from polyarch.registry import OCILayout
@@ -49,12 +49,14 @@ def test_real_paths_name_their_platform(src: str, path: str, machine: str, want:
     assert got == want, src
 
 
-def test_every_rule_reads_its_own_examples() -> None:
-    for rule in RULES:
-        for example in rule.examples:
+def test_every_layout_reads_its_own_examples() -> None:
+    for lay in LAYOUTS:
+        assert lay.loader and lay.examples, lay.name
+        for example in lay.examples:
             path = example.split(": ", 1)[1]
-            assert rule.pattern.search(path.lower()), (rule.name, example)
-            assert tag_of(path) is not None
+            path = path if path.startswith("/") else "/app/" + path
+            assert lay.pattern.search(path.lower()), (lay.name, example)
+            assert tag_of(path) is not None, (lay.name, example)
 
 
 @pytest.mark.parametrize("path", [
@@ -67,7 +69,7 @@ def test_untagged_paths(path: str) -> None:
 
 
 def test_the_deepest_tag_wins() -> None:
-    tag = tag_of("/usr/lib/x86_64-linux-gnu/node/prebuilds/linux-arm64/addon.node")
+    tag = tag_of("/usr/lib/x86_64-linux-gnu/node_modules/addon/prebuilds/linux-arm64/addon.node")
     assert tag is not None and tag.architecture == "arm64"
     jdk = tag_of("/usr/lib/jvm/java-8-openjdk-arm64/jre/lib/aarch64/server/libjvm.so")
     assert jdk is not None and jdk.architecture == "arm64"
@@ -93,9 +95,18 @@ def test_real_tree_on_glibc_images_only_the_real_problems(tmp_path: Path) -> Non
     report = verify_source(lay, BOTH, cache=None)
     by = {p.platform: p for p in report.platforms}
     amd, arm = by["linux/amd64"], by["linux/arm64"]
-    # amd64: nothing is wrong (clipboardy's xsel is x86-64); keytar's mislabelled
-    # prebuilds are inert here but worth a warning each.
-    assert amd.ok, [f for f in amd.findings if f.severity == "error"]
+    # amd64: clipboardy's xsel is x86-64; but the tree holds only the arm64 (or musl)
+    # build of several packages whose loader takes the machine's own: each cannot load
+    # on a glibc amd64 image. keytar's mislabelled prebuilds are inert here but worth a
+    # warning each.
+    missing = sorted(f.path.rsplit("/", 1)[-1] for f in amd.findings
+                     if f.severity == "error" and f.path)
+    assert all(f.kind == "missing-own-platform" for f in amd.findings if f.severity == "error")
+    assert missing == [  # a Python package's modules: one finding about the package
+        "_cffi_backend.cpython-312-aarch64-linux-gnu.so", "libvips-cpp.so.8.18.7",
+        "lightningcss.linux-arm64-gnu.node", "numpy", "pty.node",
+        "rollup.linux-arm64-gnu.node", "sharp-linux-arm64-0.35.5.node",
+        "swc.linux-arm64-gnu.node", "watcher.node"]
     warned = sorted(f.path or "" for f in amd.findings if f.severity == "warning")
     assert [w.split("prebuilds/")[1] for w in warned] == [
         "linux-arm/keytar.node", "linuxmusl-arm/keytar.node", "linuxmusl-arm64/keytar.node"]
@@ -159,3 +170,28 @@ def test_wheel_libs_take_the_wheel_platform_tag(tmp_path: Path) -> None:
     res = verify_source(lay, parse_platforms("linux/amd64"), cache=None).platforms[0]
     assert res.ok
     assert res.inert == [f"/{site}/numpy.libs/libscipy_openblas64_-0f683016.so"]
+
+
+@pytest.mark.parametrize("path", [
+    # Host programs of Debian's cross toolchains, named after their target: no tag.
+    "/usr/x86_64-linux-gnu/bin/ld", "/usr/lib/gcc-cross/x86_64-linux-gnu/12/cc1",
+    "/usr/bin/aarch64-linux-gnu-gcc-12",
+    # Platform words in a directory name that no loader reads.
+    "/opt/node-v20.11.0-linux-x64/bin/node", "/usr/local/bin/tool_linux_amd64",
+    "/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "/opt/prebuilds/linux-x64/addon.node",
+])
+def test_platform_words_outside_a_loader_layout_name_nothing(path: str) -> None:
+    assert tag_of(path) is None
+
+
+def test_cross_sysroot_libraries_are_tagged() -> None:
+    tag = tag_of("/usr/x86_64-linux-gnu/lib/libc.so.6")
+    assert tag is not None and (tag.rule, tag.architecture) == ("cross-sysroot", "amd64")
+
+
+def test_every_test_data_rule_reads_its_example() -> None:
+    from polyarch.checks.tagged import TEST_DATA_RULES, test_data_of
+
+    for where, why, example in TEST_DATA_RULES:
+        assert why and test_data_of(example.split(": ", 1)[1]) is not None, where
+    assert test_data_of("/app/tests/fixtures/x.so") is None  # not inside a package tree
