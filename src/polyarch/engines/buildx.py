@@ -212,14 +212,17 @@ class Buildx:
 
 
     def load(self, layout: Path, names: Sequence[str]) -> str:
-        archive = write_archive(layout, names, layout.parent / f"{layout.name}.load.tar")
+        self._load(write_archive(layout, names, layout.parent / f"{layout.name}.load.tar"))
+        return "every platform (containerd image store)"
+
+    def _load(self, archive: Path) -> None:
+        """``docker load`` of an archive written for it, removed afterwards."""
         try:
             proc.run(self.docker("load", "-i", str(archive)), echo=False, timeout=1800,
                      error_class=EnvironmentProblem,
                      error_message="docker load of the verified image failed")
         finally:
             archive.unlink(missing_ok=True)
-        return "every platform (containerd image store)"
 
     def runnable_platforms(self, layout: Path, digests: Sequence[str], name: str
                            ) -> dict[str, str]:
@@ -231,14 +234,8 @@ class Buildx:
         base = name.rsplit(":", 1)[0]
         named = [(f"{base}-{i}:latest", d) for i, d in enumerate(
             platform_descriptors(layout, digests))]
-        archive = write_platform_archive(layout, named,
-                                         layout.parent / f"{layout.name}.smoke.tar")
-        try:
-            proc.run(self.docker("load", "-i", str(archive)), echo=False, timeout=1800,
-                     error_class=EnvironmentProblem,
-                     error_message="docker load of the verified image failed")
-        finally:
-            archive.unlink(missing_ok=True)
+        self._load(write_platform_archive(layout, named,
+                                          layout.parent / f"{layout.name}.smoke.tar"))
         return {str(d["digest"]): n for n, d in named}
 
     def remove_images(self, names: Sequence[str]) -> None:

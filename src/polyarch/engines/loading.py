@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,20 +89,17 @@ def _reachable(layout: Path, desc: dict[str, Any]) -> set[str]:
     return out
 
 
-def write_platform_archive(layout: Path, named: Sequence[tuple[str, dict[str, Any]]],
-                           dest: Path) -> Path:
-    """Write ``dest``: a tar holding, for each (name, platform manifest descriptor), that
-    manifest under that name, and only the blobs those manifests reach (the other
-    platforms' layers are not copied into the engine's store)."""
-    entries = []
-    wanted: set[str] = set()
-    for n, desc in named:
-        ann = dict(desc.get("annotations") or {})
-        ann["io.containerd.image.name"] = full_name(n)
-        ann["org.opencontainers.image.ref.name"] = parse_ref(n).tag or "latest"
-        entries.append({k: v for k, v in desc.items() if k != "annotations"} | {
-            "annotations": ann})
-        wanted |= _reachable(layout, desc)
+def _named(desc: dict[str, Any], name: str) -> dict[str, Any]:
+    """``desc`` named ``name`` the way the engines read names from an index.json."""
+    ann = {k: v for k, v in (desc.get("annotations") or {}).items()
+           if k not in ("io.containerd.image.name", "org.opencontainers.image.ref.name")}
+    ann["io.containerd.image.name"] = full_name(name)
+    ann["org.opencontainers.image.ref.name"] = parse_ref(name).tag or "latest"
+    return {**desc, "annotations": ann}
+
+
+def _write_tar(layout: Path, entries: list[dict[str, Any]], blobs: set[str],
+               dest: Path) -> Path:
     index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                         "manifests": entries}).encode()
     try:
@@ -113,7 +109,7 @@ def write_platform_archive(layout: Path, named: Sequence[tuple[str, dict[str, An
             info.size = len(index)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(index))
-            for d in sorted(wanted):
+            for d in sorted(blobs):
                 blob = _blob(layout, d)
                 tar.add(blob, arcname=str(blob.relative_to(layout)))
     except OSError as e:
@@ -123,34 +119,20 @@ def write_platform_archive(layout: Path, named: Sequence[tuple[str, dict[str, An
     return dest
 
 
+def write_platform_archive(layout: Path, named: Sequence[tuple[str, dict[str, Any]]],
+                           dest: Path) -> Path:
+    """Write ``dest``: a tar holding, for each (name, platform manifest descriptor), that
+    manifest under that name, and only the blobs those manifests reach (the other
+    platforms' layers are not copied into the engine's store)."""
+    wanted: set[str] = set()
+    for _n, desc in named:
+        wanted |= _reachable(layout, desc)
+    return _write_tar(layout, [_named(desc, n) for n, desc in named], wanted, dest)
+
+
 def write_archive(layout: Path, names: Sequence[str], dest: Path) -> Path:
-    """Write ``dest`` (a tar of ``layout``) whose index names the root once per name
-    (no names: the root entry as the build wrote it)."""
+    """Write ``dest`` (a tar of ``layout``: every blob its root reaches) whose index names
+    the root once per name (no names: the root entry as the build wrote it)."""
     root = root_descriptor(layout)
-    entries = [] if names else [root]
-    for n in names:
-        ref = parse_ref(n)
-        ann = {k: v for k, v in (root.get("annotations") or {}).items()
-               if k not in ("io.containerd.image.name", "org.opencontainers.image.ref.name")}
-        ann["io.containerd.image.name"] = full_name(n)
-        ann["org.opencontainers.image.ref.name"] = ref.tag or "latest"
-        entries.append({**root, "annotations": ann})
-    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                        "manifests": entries}).encode()
-    try:
-        with tarfile.open(dest, "w") as tar:
-            tar.add(layout / "oci-layout", arcname="oci-layout")
-            info = tarfile.TarInfo("index.json")
-            info.size = len(index)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(index))
-            blobs = layout / "blobs"
-            for dirpath, _dirs, files in os.walk(blobs):
-                for f in sorted(files):
-                    full = Path(dirpath) / f
-                    tar.add(full, arcname=str(full.relative_to(layout)))
-    except OSError as e:
-        raise EnvironmentProblem(f"cannot write {dest}: {e.strerror or e}",
-                                 hint="set POLYARCH_CACHE_DIR to a directory with free space"
-                                 ) from None
-    return dest
+    entries = [_named(root, n) for n in names] or [root]
+    return _write_tar(layout, entries, _reachable(layout, root), dest)

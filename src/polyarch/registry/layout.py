@@ -29,7 +29,14 @@ from typing import IO, Any
 
 from polyarch.errors import EnvironmentProblem, RegistryError, UsageError
 from polyarch.refs import ImageRef
-from polyarch.registry.media import INDEX_TYPES, MAX_MANIFEST, OCI_INDEX, Manifest, load_json
+from polyarch.registry.media import (
+    INDEX_TYPES,
+    MAX_MANIFEST,
+    OCI_INDEX,
+    Manifest,
+    descriptor_sizes,
+    load_json,
+)
 
 REF_NAME = "org.opencontainers.image.ref.name"
 _CHUNK = 1 << 20
@@ -144,7 +151,6 @@ class OCILayout:
 
     # -- ImageSource -------------------------------------------------------------------
     def _learn(self, man: Manifest) -> Manifest:
-        from polyarch.registry.source import descriptor_sizes
 
         sizes = descriptor_sizes(man)
         with self._sizes_lock:

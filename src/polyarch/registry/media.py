@@ -139,3 +139,24 @@ def is_attestation(desc: dict[str, Any]) -> bool:
         return False
     plat = desc.get("platform")
     return not isinstance(plat, dict) or plat.get("os") in (None, "", "unknown")
+
+
+def descriptor_sizes(man: Manifest) -> dict[str, int]:
+    """digest -> size of every descriptor in ``man`` (config, layers, child manifests)."""
+    try:
+        doc = man.json
+    except ValueError:
+        return {}
+    descs: list[Any] = [doc.get("config")]
+    for key in ("manifests", "layers"):
+        value = doc.get(key)
+        if isinstance(value, list):
+            descs += value
+    out: dict[str, int] = {}
+    for d in descs:
+        if not isinstance(d, dict):
+            continue
+        digest, size = d.get("digest"), d.get("size")
+        if isinstance(digest, str) and type(size) is int and size >= 0:
+            out.setdefault(digest, size)
+    return out

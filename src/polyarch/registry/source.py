@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from polyarch.errors import UsageError
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry.api import RegistryAPI
-from polyarch.registry.media import Manifest
+from polyarch.registry.media import Manifest, descriptor_sizes
 
 if TYPE_CHECKING:
     from polyarch.registry.layout import OCILayout, parse_oci_spec
@@ -45,27 +45,6 @@ class ImageSource(Protocol):
     def blob(self, digest: str) -> bytes: ...
 
     def iter_blob(self, digest: str) -> Iterator[bytes]: ...
-
-
-def descriptor_sizes(man: Manifest) -> dict[str, int]:
-    """digest -> size of every descriptor in ``man`` (config, layers, child manifests)."""
-    try:
-        doc = man.json
-    except ValueError:
-        return {}
-    descs: list[Any] = [doc.get("config")]
-    for key in ("manifests", "layers"):
-        value = doc.get(key)
-        if isinstance(value, list):
-            descs += value
-    out: dict[str, int] = {}
-    for d in descs:
-        if not isinstance(d, dict):
-            continue
-        digest, size = d.get("digest"), d.get("size")
-        if isinstance(digest, str) and type(size) is int and size >= 0:
-            out.setdefault(digest, size)
-    return out
 
 
 class RegistrySource:
