@@ -188,3 +188,15 @@ def fill(directory: Path) -> None:
                 f.write(b"\0" * 4096)
         except OSError:
             pass  # full
+
+
+#: Runs argv[1:] and writes the peak resident size of that child (bytes) to $RSS_FILE.
+#: A wrapper of its own: a child forked straight from the test process would report the
+#: test process's size (Linux keeps ru_maxrss across fork and execve).
+PEAK_RSS_WRAPPER = """
+import os, resource, subprocess, sys
+code = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL).returncode
+with open(os.environ["RSS_FILE"], "w") as f:
+    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024))
+sys.exit(code)
+"""

@@ -52,7 +52,10 @@ def command(ref: str, insecure_registries: tuple[str, ...], docker_config: Path 
         try:
             desc = describe(open_source(ref, client))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise RegistryError(f"{ref}: malformed image: {type(e).__name__}: {e}") from None
+            from polyarch.registry.media import DocumentError
+
+            kind = "" if isinstance(e, DocumentError) else f"{type(e).__name__}: "
+            raise RegistryError(f"{ref}: malformed image: {kind}{e}") from None
         found: dict[str, Any] = {}
         if not ref.startswith("oci:"):
             from polyarch.refs import parse_ref

@@ -65,23 +65,25 @@ def too_deep(data: bytes, limit: int = MAX_DEPTH) -> bool:
     return bool(steps) and max(accumulate(steps)) > limit
 
 
-def load_json(data: bytes | str, what: str = "the document", *,
-              limit: int = MAX_MANIFEST) -> Any:
+def load_json(data: bytes | str, what: str = "", *, limit: int = MAX_MANIFEST) -> Any:
     """``json.loads`` for documents read from a registry or a layout: at most ``limit``
     bytes and :data:`MAX_DEPTH` levels, else :class:`DocumentError` (never a
-    ``RecursionError``)."""
+    ``RecursionError``). ``what`` names the document in the message (empty: the caller
+    names it and the message says only what is wrong)."""
+    subject = f"{what} is " if what else ""
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     if len(raw) > limit:
-        raise DocumentError(f"{what} is larger than {limit // (1024 * 1024)} MiB"
+        raise DocumentError(f"{subject}larger than {limit // (1024 * 1024)} MiB"
                             f" ({len(raw)} bytes)")
     if too_deep(raw):
-        raise DocumentError(f"{what} nests arrays or objects more than {MAX_DEPTH} deep")
+        raise DocumentError(f"{subject}nested too deeply (arrays or objects more than"
+                            f" {MAX_DEPTH} deep)")
     try:
         return json.loads(raw)
     except RecursionError:  # pragma: no cover - the depth check comes first
-        raise DocumentError(f"{what} nests arrays or objects too deeply") from None
+        raise DocumentError(f"{subject}nested too deeply") from None
     except ValueError as e:
-        raise DocumentError(f"{what} is not JSON ({e})") from None
+        raise DocumentError(f"{subject}not JSON ({e})" if what else str(e)) from None
 
 
 def sha256_digest(data: bytes) -> str:
