@@ -114,3 +114,15 @@ def test_every_format_has_a_vector() -> None:
         # The anchor gate lets the format's own preceding byte through (a longer
         # anchor is the whole fixed prefix and needs none).
         assert f.before or len(f.anchor) > 1, f.name
+
+
+def test_image_references_are_not_urls_with_passwords() -> None:
+    """BuildKit's provenance records a named context as oci-layout://NAME:TAG@sha256:...;
+    NAME:TAG@ is not user:password@ (seen on a real base-and-service project build)."""
+    digest = "sha256:" + "b0" * 32
+    for ref in (f"oci-layout://base:latest@{digest}", f"docker-image://app:v1.2@{digest}",
+                f"https://registry.example/app:tag@{digest}"):
+        assert scan_bytes("/app/config.json", f'{{"ref": "{ref}"}}\n'.encode()) == [], ref
+    # A real login in a URL is still one.
+    hits = scan_bytes("/app/config.json", b'{"db": "https://admin:Vq7pL2xR9s@db.internal/x"}\n')
+    assert [h.kind for h in hits] == ["password in a URL"]

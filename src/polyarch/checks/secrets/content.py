@@ -58,6 +58,10 @@ OVERLAP = 8192
 LOOKBACK = 512
 _HOST = re.compile(rb"[A-Za-z0-9.-]{1,253}")
 URL_KIND = "password in a URL"
+#: Schemes of image references, whose ``name:tag@digest`` looks like ``user:pass@host``.
+_IMAGE_SCHEMES = (b"oci-layout", b"docker-image", b"docker", b"oci", b"oci-archive",
+                  b"containers-storage", b"docker-archive", b"docker-daemon")
+_DIGEST_AFTER = re.compile(rb"sha(?:256|384|512):[0-9a-f]{32,128}")
 KNOWN_KIND = "value of a secret given to this build"
 REMEDY_KNOWN = ("pass it with --secret and RUN --mount=type=secret, and do not write it"
                 " to a file or a layer")
@@ -328,6 +332,11 @@ class ContentScanner:
         if m is None:
             return None
         user, password = m.group("user"), m.group("password")
+        scheme_b = m.group(0).split(b"://", 1)[0].lower()
+        if scheme_b.endswith(_IMAGE_SCHEMES) or _DIGEST_AFTER.match(buf, at + 1):
+            # An image reference (oci-layout://NAME:TAG@sha256:..., as BuildKit's
+            # provenance records a named context), not a login.
+            return None
         host = _HOST.match(buf, at + 1)
         if formats.placeholder_password(user, password, host.group(0) if host else b""):
             return None
