@@ -264,8 +264,11 @@ def _errors(res: PlatformResult) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("case", GOOD, ids=[c.name for c in GOOD])
 def test_popular_bases_verify_with_zero_errors(case: Case, tmp_path: Path) -> None:
     for arch, res in verify_case(case, tmp_path).items():
-        assert _errors(res) == [], (arch, [f.message for f in res.findings
-                                           if f.severity == "error"][:5])
+        # Zero errors of any check: the binaries (what these cases are about) and the
+        # credentials (a Go toolchain's source holds test keys and example URLs).
+        assert [f for f in res.findings if f.severity == "error"] == [], (
+            arch, [(f.check, f.path, f.message) for f in res.findings
+                   if f.severity == "error"][:5])
         assert "binaries" in res.ran
         assert res.files_checked > 0
         if case.note:

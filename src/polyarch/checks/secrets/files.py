@@ -36,6 +36,9 @@ _PRIVATE_KEY = re.compile(
 VENDORED = re.compile(
     r"/(?:node_modules|site-packages|dist-packages|bower_components|__tests__|tests?|testdata"
     r"|test-data|fixtures?|spec|specs|examples?|samples?|doc|docs)/|^/usr/share/doc/"
+    # Go: test files, and the toolchain's and modules' sources (a golang image's
+    # crypto/tls/example_test.go holds test keys)
+    r"|_test\.go$|^/usr/local/go/src/|^/usr/lib/go-[^/]+/src/|/go/pkg/mod/"
 )
 _ENV_TEMPLATE = re.compile(r"(?i)\.(example|sample|template|dist|defaults?|tmpl|tpl)$")
 

@@ -104,6 +104,6 @@ def vendored(path: str) -> bool:
 DOC_FILE = re.compile(
     r"(?i)/(?:readme|changelog|changes|history|news|licen[cs]e|copying|copyright|notice"
     r"|authors|contributing|security)(?:[._-][^/]*)?$"
-    r"|\.(?:md|markdown|mdx|rst|adoc|txt\.gz|d\.[cm]?ts)$|\.(?:test|spec)\.[cm]?[jt]sx?$"
+    r"|\.(?:md|markdown|mdx|rst|adoc|txt\.gz|d\.[cm]?ts)$|\.(?:test|spec)\.[cm]?[jt]sx?$|_test\.go$"
     r"|/(?:docs?|man|info|__tests__|tests?|testdata|test-data|fixtures?|specs?|examples?"
     r"|samples?)/")
