@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -82,6 +83,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("engine"):
             item.add_marker(skip)
 
+
+
+# A run started in the background of a non-interactive shell inherits SIGINT ignored
+# (POSIX), and Python then never raises KeyboardInterrupt, nor do the polyarch processes
+# the tests start (an ignored signal stays ignored across exec). The tests of Ctrl-C
+# need it delivered: restore Python's handler for this process and its children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 @pytest.fixture
 def _engine_required() -> None:
