@@ -83,24 +83,27 @@ def test_every_command_runs_from_the_installed_wheel(installed: Path, env: dict[
         assert out.returncode == 0 and out.stdout.startswith("Usage:"), (cmd, out.stderr)
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("type=semver,pattern={{version}}", "1.2.3"),
-    ("type=semver,pattern={{major}}.{{minor}}", "1.2"),
-    ("type=pep440,pattern={{version}}", "1.2.3"),
-    ("type=match,pattern=v(\\d+),group=1", "1"),
-    ("type=ref,event=tag", "v1.2.3"),
-    ("type=raw,value=stable", "stable"),
-    ("type=sha", "sha-"),
+@pytest.mark.parametrize("spec,ref,expected", [
+    ("type=semver,pattern={{version}}", "refs/tags/v1.2.3", "1.2.3"),
+    ("type=semver,pattern={{major}}.{{minor}}", "refs/tags/v1.2.3", "1.2"),
+    ("type=pep440,pattern={{version}}", "refs/tags/v1.2.3", "1.2.3"),
+    ("type=match,pattern=v(\\d+),group=1", "refs/tags/v1.2.3", "1"),
+    ("type=ref,event=tag", "refs/tags/v1.2.3", "v1.2.3"),
+    ("type=ref,event=branch", "refs/heads/main", "main"),
+    ("type=ref,event=pr", "refs/pull/5/merge", "pr-5"),
+    ("type=edge,branch=main", "refs/heads/main", "edge"),
+    ("type=raw,value=stable", "refs/heads/main", "stable"),
+    ("type=sha", "refs/heads/main", "sha-"),
 ])
 def test_tags_of_each_type_from_the_installed_wheel(installed: Path, env: dict[str, str],
-                                                    tmp_path: Path, spec: str,
+                                                    tmp_path: Path, spec: str, ref: str,
                                                     expected: str) -> None:
     repo = git_repo(tmp_path / "repo", env)
     for k in [k for k in env if k.startswith(("GITHUB_", "GITLAB_", "CI_"))]:
         del env[k]
-    # The tag event, as a CI run on the pushed tag would see it (semver, pep440, match and
-    # ref,event=tag only tag tag events, as in metadata-action).
-    env["POLYARCH_GIT_REF"] = "refs/tags/v1.2.3"
+    # The event a CI run on that ref would see (semver, pep440, match and ref,event=tag
+    # only tag tag events, as in metadata-action).
+    env["POLYARCH_GIT_REF"] = ref
     out = run([str(installed), "tags", "--context", str(repo), "--image", "r.example/app",
                "--tag-spec", spec, "--json"], tmp_path, env)
     assert out.returncode == 0, out.stderr
