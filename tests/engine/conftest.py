@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from faultproxy import LocalRegistry
 
+from .helpers import mount_tmpfs
+
 
 @pytest.fixture
 def own_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
@@ -27,3 +29,15 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "polyarch-cache"
     monkeypatch.setenv("POLYARCH_CACHE_DIR", str(d))
     return d
+
+
+@pytest.fixture
+def tiny_dir(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs of this test (a disk that fills at once)."""
+    yield from mount_tmpfs(tmp_path / "tiny", "size=1m")
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A read-only tmpfs of this test."""
+    yield from mount_tmpfs(tmp_path / "ro", "ro,size=1m")

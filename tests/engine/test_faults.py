@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,8 @@ from .helpers import (
     assert_registry_empty,
     big_context,
     blob_uploads,
+    fill,
     manifest_digest,
-    mount_tmpfs,
     needs_podman,
 )
 
@@ -31,14 +30,6 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_context(tmp_path_factory.mktemp("faults") / "ctx", dockerfile=COPY_ONLY)
 
 
-@pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    yield from mount_tmpfs(tmp_path / "ro", "ro,size=1m")
-
-
-@pytest.fixture
-def tiny_dir(tmp_path: Path) -> Iterator[Path]:
-    yield from mount_tmpfs(tmp_path / "tiny", "size=1m")
 
 
 def _refused_for_the_cache(run: Run, cache: Path, why: str) -> None:
@@ -76,12 +67,7 @@ def test_cache_directory_with_too_little_room(tiny_dir: Path, small: Path,
 
 def test_full_cache_directory(tiny_dir: Path, small: Path, tmp_path: Path) -> None:
     (tiny_dir / "builds").mkdir()
-    with (tiny_dir / "filler").open("wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-        except OSError:
-            pass  # full
+    fill(tiny_dir)
     run = polyarch("build", "-o", f"oci:{tmp_path / 'app.tar'}", str(small),
                    env={"POLYARCH_CACHE_DIR": str(tiny_dir)})
     _refused_for_the_cache(run, tiny_dir, "the disk is full")

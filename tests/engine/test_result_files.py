@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from cli_helpers import last_error_line, polyarch
 from conftest import make_context, registry_tags
 from faultproxy import Fault, FaultProxy, LocalRegistry
 
-from .helpers import COPY_ONLY, assert_registry_empty, fill, mount_tmpfs
+from .helpers import COPY_ONLY, assert_registry_empty, fill
 
 GH = {"GITHUB_ACTIONS": "true", "CI": "true"}
 
@@ -27,14 +26,6 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
                         arches=("amd64",))
 
 
-@pytest.fixture
-def tiny_dir(tmp_path: Path) -> Iterator[Path]:
-    yield from mount_tmpfs(tmp_path / "tiny", "size=1m")
-
-
-@pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    yield from mount_tmpfs(tmp_path / "ro", "ro,size=1m")
 
 
 def test_output_file_on_a_full_disk_is_refused_before_the_build(

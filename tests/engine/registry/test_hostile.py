@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_helpers import Run, last_error_line
@@ -130,6 +131,16 @@ def test_a_blob_dripping_below_the_minimum_rate_ends_at_the_deadline(
     assert rss < MAX_RSS, rss
 
 
+def put_amd64_index(client: RegistryClient, ref: Any, man: bytes) -> None:
+    """Push ``man`` by digest and an index naming it as linux/amd64 under ``ref``."""
+    mdigest = client.put_manifest(ref.untagged().with_digest(
+        "sha256:" + hashlib.sha256(man).hexdigest()), man, OCI_MANIFEST)
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": mdigest, "size": len(man),
+         "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+    client.put_manifest(ref, index, OCI_INDEX)
+
+
 def test_a_wrong_size_in_a_manifest_is_an_error(repo: str, registry: str,
                                                 tmp_path: Path) -> None:
     data = os.urandom(50_000)
@@ -146,12 +157,7 @@ def test_a_wrong_size_in_a_manifest_is_an_error(repo: str, registry: str,
                                      "size": len(config)},
                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
                                       "digest": digest, "size": 1000}]}).encode()
-        mdigest = client.put_manifest(ref.untagged().with_digest(
-            "sha256:" + hashlib.sha256(man).hexdigest()), man, OCI_MANIFEST)
-        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": mdigest, "size": len(man),
-             "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
-        client.put_manifest(ref, index, OCI_INDEX)
+        put_amd64_index(client, ref, man)
     run, _, _ = measured("verify", str(ref), "--platform", "linux/amd64", tmp_path=tmp_path)
     line = one_clean_line(run)
     assert f"GET blob {digest[:19]}" in line, line
@@ -214,12 +220,7 @@ def test_an_image_config_nested_past_any_parser_is_one_line(repo: str, tmp_path:
         man = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                           "config": {"mediaType": OCI_CONFIG, "digest": cdigest,
                                      "size": len(config)}, "layers": []}).encode()
-        mdigest = client.put_manifest(ref.untagged().with_digest(
-            "sha256:" + hashlib.sha256(man).hexdigest()), man, OCI_MANIFEST)
-        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": mdigest, "size": len(man),
-             "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
-        client.put_manifest(ref, index, OCI_INDEX)
+        put_amd64_index(client, ref, man)
     inspect, _, _ = measured("inspect", str(ref), tmp_path=tmp_path)
     assert "nested too deeply" in one_clean_line(inspect, 4)
     verify, _, _ = measured("verify", str(ref), "--platform", "linux/amd64", tmp_path=tmp_path)
