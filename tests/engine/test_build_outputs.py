@@ -87,7 +87,7 @@ def test_layout_directory(context: Path, tmp_path: Path, cache_dir: Path) -> Non
     assert digest in {m["digest"] for m in index["manifests"]}
     assert (out / "blobs/sha256" / digest.removeprefix("sha256:")).is_file()
     # An existing layout is replaced (any other non-empty directory is refused: see
-    # tests/unit/test_build_outputs.py).
+    # tests/unit/pipeline/test_outputs.py).
     again = polyarch("build", "-o", f"oci:{out}", "--json", str(context))
     assert again.code == 0, again.text
     index = json.loads((out / "index.json").read_text())

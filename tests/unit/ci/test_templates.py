@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from polyarch import config
 from polyarch.cli import cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_action_declares_the_outputs_polyarch_writes() -> None:

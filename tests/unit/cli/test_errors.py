@@ -12,7 +12,7 @@ import pytest
 from polyarch import cli
 from polyarch.commands import lint
 
-from .fuzz.harness import invoke
+from ..fuzz.harness import invoke
 
 
 def test_one_line_escapes_control_characters() -> None:

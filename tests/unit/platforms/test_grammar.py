@@ -25,7 +25,7 @@ from polyarch.platforms import (
     parse_platforms,
 )
 
-DATA = Path(__file__).parent.parent / "data" / "containerd-platforms" / "parse.json"
+DATA = Path(__file__).parents[2] / "data" / "containerd-platforms" / "parse.json"
 CASES: list[dict[str, Any]] = json.loads(DATA.read_text())["cases"]
 
 
