@@ -8,9 +8,13 @@ registry belongs under ``tests/engine/``.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from .inprocess import Result
 
 
 def _no_process(*args: Any, **kwargs: Any) -> NoReturn:
@@ -21,3 +25,22 @@ def _no_process(*args: Any, **kwargs: Any) -> NoReturn:
 @pytest.fixture(autouse=True)
 def _forbid_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subprocess, "Popen", _no_process)
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch,
+            capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run ``polyarch ARGS`` in process (in ``cwd``, with ``env`` added) and capture it."""
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+        from polyarch import cli
+
+        with monkeypatch.context() as m:
+            if cwd is not None:
+                m.chdir(cwd)
+            for k, v in (env or {}).items():
+                m.setenv(k, v)
+            capsys.readouterr()
+            code = cli.run(list(args))
+            cap = capsys.readouterr()
+        return Result(code, cap.out, cap.err)
+    return run

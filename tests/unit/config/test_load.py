@@ -1,10 +1,15 @@
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from polyarch import config
 from polyarch.errors import ConfigError, UsageError
+
+from ..inprocess import error_line
+
+DIGEST = "sha256:" + "a" * 64
 
 
 def write(p: Path, text: str) -> Path:
@@ -148,3 +153,24 @@ def test_engine_option_in_the_cascade(tmp_path: Path) -> None:
     (tmp_path / "polyarch.toml").write_text('engine = "rkt"\n')
     with pytest.raises(ConfigError, match="'engine': must be one of docker, podman, auto"):
         config.load({}, env={}, cwd=tmp_path)
+
+
+def test_tag_with_a_digest_is_refused(tmp_path: Path) -> None:
+    for tag in (f"127.0.0.1:5000/x/y:1@{DIGEST}", f"127.0.0.1:5000/x/y@{DIGEST}"):
+        with pytest.raises(UsageError, match="names a digest"):
+            config.load({"tags": (tag,)}, env={}, cwd=tmp_path)
+
+
+def test_secret_specs_from_the_environment_keep_their_commas(tmp_path: Path) -> None:
+    o = config.load({}, env={"POLYARCH_SECRETS": "id=npmrc,src=.npmrc\nid=gh,env=GH_TOKEN"},
+                    cwd=tmp_path)
+    assert o.secrets == ("id=npmrc,src=.npmrc", "id=gh,env=GH_TOKEN")
+
+
+@pytest.mark.parametrize("text", ['tool = "x"\n', "[tool]\npolyarch = 5\n"])
+def test_odd_tool_tables_are_config_errors(run_cli: Any, tmp_path: Path, text: str) -> None:
+    (tmp_path / "polyarch.toml").write_text(text)
+    run = run_cli("publish", "--dry-run", "-t", "127.0.0.1:5000/a/b:1", ".", cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert "Traceback" not in run.err and "internal error" not in run.err
+    assert "polyarch.toml" in error_line(run)

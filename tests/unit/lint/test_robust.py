@@ -3,6 +3,10 @@ tracebacks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,3 +34,10 @@ def test_lint_and_fix_never_raise(text: str) -> None:
     df = parse(text)
     fixes = fix.rewrites(LintContext(df, "Dockerfile", TWO))
     fix.diff("Dockerfile", df.lines, fixes)
+
+
+@pytest.mark.parametrize("text", ["FROM debian:12\nRUN true\n\\", "FROM debian:12\n\\\n\n"])
+def test_lint_survives_a_lone_line_continuation(run_cli: Any, tmp_path: Path, text: str) -> None:
+    (tmp_path / "Dockerfile").write_text(text)
+    run = run_cli("lint", "--offline", str(tmp_path / "Dockerfile"))
+    assert run.code == 0, run.err

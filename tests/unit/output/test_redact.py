@@ -193,3 +193,9 @@ def test_secret_parts() -> None:
     assert redact.secret_parts('{\n  "client_secret": "Zq8VYuTt-W3x9",\n  "name": "app"\n}') == [
         "Zq8VYuTt-W3x9"]
     assert redact.secret_parts("") == []
+
+
+def test_secret_values_are_masked_in_commands() -> None:
+    assert redact.argv(["x", "--build-arg=A_TOKEN=v", "hunter2-hunter2"],
+                       env={"DEPLOY_PASSWORD": "hunter2-hunter2"}) == [
+        "x", "--build-arg=A_TOKEN=***", "***"]

@@ -17,6 +17,8 @@ from polyarch.refs import parse_ref
 from polyarch.registry import Manifest
 from polyarch.registry.media import OCI_INDEX, OCI_MANIFEST
 
+from ..inprocess import error_line
+
 DIGEST = "sha256:" + "c" * 64
 
 
@@ -67,3 +69,19 @@ def test_descriptor_annotations_are_optional_but_must_be_strings(tmp_path: Path)
     doc["annotations"] = {"k": 1}
     with pytest.raises(UsageError, match="'annotations' must be an object of strings"):
         desc.Descriptor.from_json(doc, "d")
+
+
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("build_seconds", "abc", "'build_seconds' must be a number"),
+    # A descriptor of the staging era (schema 1) is refused, not misread.
+    ("schema", 1, "descriptor schema 1 is not supported (this polyarch reads schema 2)"),
+    ("platforms", ["linux/arm65"], "unknown platform 'linux/arm65'"),
+])
+def test_bad_descriptor_fields(run_cli: Any, tmp_path: Path, field: str, value: object, needle: str) -> None:
+    doc = {"kind": "polyarch-build", "schema": 2, "repository": "127.0.0.1:5000/a/b",
+           "digest": DIGEST, "platforms": ["linux/amd64"], field: value}
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(doc))
+    run = run_cli("merge", "--dry-run", "-t", "127.0.0.1:5000/a/b:1", str(path))
+    assert run.code == 2, run.err
+    assert needle in error_line(run)

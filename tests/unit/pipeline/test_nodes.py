@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,8 @@ from polyarch.engines.buildx import BuilderInfo, Buildx, NodeInfo
 from polyarch.errors import ConfigError
 from polyarch.pipeline.nodes import parse_nodes, setup_commands
 from polyarch.platforms import parse_platform
+
+from ..inprocess import error_line
 
 # -- parsing -----------------------------------------------------------------------------
 
@@ -121,3 +124,12 @@ def test_commands_replace_a_builder_of_another_driver() -> None:
     cmds = [shlex.join(c) for c in setup_commands(Buildx(), NODES, existing)]
     assert cmds[0] == "docker buildx rm polyarch"
     assert "--append" not in cmds[1] and "--append" in cmds[2]
+
+
+def test_a_bad_node_port_is_a_config_error(run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    nodes = '[{"platforms": ["linux/arm64"], "endpoint": "tcp://127.0.0.1:99999"}]'
+    run = run_cli("publish", "--dry-run", "-t", "127.0.0.1:5000/a/b:1", str(tmp_path),
+                   env={"POLYARCH_NODES": nodes})
+    assert run.code == 2, run.err
+    assert "bad port" in error_line(run)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from polyarch import cli
 from polyarch.errors import ConfigError
 from polyarch.pipeline.images import ImageSpec, load_project, order, resolve_tags
+
+from ..inprocess import error_line
 
 
 def spec(**kw: object) -> ImageSpec:
@@ -78,3 +81,33 @@ def test_cli_cycle_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert cli.run(["publish", "--dry-run"]) == 2
     errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("polyarch: error:")]
     assert len(errors) == 1 and "cycle" in errors[0]
+
+
+@pytest.mark.parametrize("entry", [
+    'version = { from = "package.json", field = 5 }',
+    "name-from = { file = 5 }",
+])
+def test_bad_project_value_types(run_cli: Any, tmp_path: Path, entry: str) -> None:
+    (tmp_path / "polyarch.toml").write_text(f'[[image]]\nname = "a"\n{entry}\n')
+    run = run_cli("publish", "--dry-run", cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert "internal error" not in run.err
+    assert "image 'a'" in error_line(run)
+
+
+def test_images_of_a_project_may_not_share_a_tag(run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "polyarch.toml").write_text(
+        'tags = ["127.0.0.1:5000/x/shared:1"]\n[[image]]\nname = "a"\n[[image]]\nname = "b"\n')
+    run = run_cli("publish", "--dry-run", cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert "images 'a' and 'b' would both be published as" in error_line(run)
+
+
+def test_a_bad_value_in_the_last_image_stops_before_the_first(run_cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "polyarch.toml").write_text(
+        '[[image]]\nname = "a"\ntags = ["127.0.0.1:5000/x/a:1"]\nprebuild = ["touch ran"]\n'
+        '[[image]]\nname = "b"\ntags = ["127.0.0.1:5000/x/b:1"]\nverify = 3\n')
+    run = run_cli("publish", cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert "'verify' must be true or false" in error_line(run)
+    assert not (tmp_path / "ran").exists()  # image a's prebuild never ran

@@ -101,3 +101,20 @@ def test_with_tag_and_digest() -> None:
     assert r.with_digest(d).reference == d
     with pytest.raises(ReferenceError):
         r.with_tag("no good")
+
+
+def test_loopback_means_an_address_not_a_name() -> None:
+    from polyarch.refs import is_loopback_host, parse_ref
+
+    for host in ("127.0.0.1:5000", "127.3.4.5", "localhost:5000", "[::1]:5000", "::1"):
+        assert is_loopback_host(host), host
+    for host in ("127.attacker.example:443", "127.0.0.1.nip.io", "ghcr.io", "localhost.example"):
+        assert not is_loopback_host(host), host
+    assert not parse_ref("127.0.0.1.nip.io/a/b:1").is_loopback
+
+
+def test_only_sha256_digests() -> None:
+    from polyarch.refs import ReferenceError, parse_ref
+
+    with pytest.raises(ReferenceError, match="expected sha256"):
+        parse_ref("r.io/a@sha512:" + "ab" * 64)

@@ -6,6 +6,7 @@ import json
 import shutil
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faultproxy import make_layer, write_oci_layout
@@ -248,3 +249,21 @@ def test_symlinks_and_executable_scripts_are_kept_for_what_runs() -> None:
     assert "/usr/local/bin/replaced" not in final
     assert final["/usr/local/bin/node"].link == "/opt/node-v20.11.0-linux-x64/bin/node"
     assert final["/usr/local/bin/app"].script == f"{long_interp} -u"
+
+
+def test_a_layer_that_is_not_a_tar_fails_verification_cleanly(run_cli: Any, tmp_path: Path) -> None:
+    import gzip
+    import hashlib
+
+    from faultproxy import make_layer, write_oci_layout
+
+    good = make_layer({"etc/os-release": b"ID=test\n"})
+    junk = gzip.compress(b"this is not a tar archive\n" * 40)
+    bad = (junk, "sha256:" + hashlib.sha256(gzip.decompress(junk)).hexdigest(), "gzip")
+    layout = write_oci_layout(tmp_path / "lay", [("linux/amd64", [(*good, "gzip")]),
+                                                  ("linux/arm64", [bad])])
+    run = run_cli("verify", f"oci:{layout}", "--platform", "linux/amd64,linux/arm64", "--json")
+    assert run.code == 5, run.err
+    assert "internal error" not in run.err
+    arm = next(p for p in run.json()["platforms"] if p["platform"] == "linux/arm64")
+    assert arm["checks"]["binaries"] == "fail"
