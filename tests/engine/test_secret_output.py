@@ -147,3 +147,15 @@ def test_the_remedy_for_a_secret_build_argument_builds_on_this_engine(tmp_path: 
     assert run.code == 0, run.err  # the step's test passed: it saw the secret
     assert_clean(run.out, run.err)
     assert out.is_file()
+
+
+def test_secret_build_args_are_masked(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    secret = "npm_0123456789abcdef"
+    run = polyarch("publish", "--dry-run", "--json", "-t", "127.0.0.1:5000/a/b:1",
+                   "--build-arg", f"NPM_TOKEN={secret}", "--build-arg", "VERSION=1.2",
+                   str(tmp_path), env={"DEPLOY_PASSWORD": "hunter2-hunter2"})
+    assert run.code == 0, run.err
+    assert secret not in run.text
+    assert "NPM_TOKEN=***" in run.json()["commands"][0]
+    assert "VERSION=1.2" in run.json()["commands"][0]

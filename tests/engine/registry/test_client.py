@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from cli_helpers import polyarch
 from faultproxy import Fault, FaultProxy, LocalRegistry, make_layer, push_index
 
 from polyarch.checks.verify import verify
@@ -197,3 +198,20 @@ def test_check_push_access(repo: str, tmp_path: Path) -> None:
         client.check_push_access(parse_ref(f"{address}/a/b:x"))
     assert ei.value.exit_code == 4
     assert "cannot connect" in ei.value.message
+
+
+def test_blobs_through_a_compressing_proxy(hello_context: Path, repo: str) -> None:
+    """A proxy or CDN that gzips responses when allowed must not break the digest check:
+    blobs are asked for with identity encoding."""
+    from conftest import REGISTRY
+    from faultproxy import FaultProxy
+
+    run = polyarch("publish", "-t", f"{repo}:gz", str(hello_context))
+    assert run.code == 0, run.err
+    with FaultProxy(REGISTRY, gzip_blobs=True) as proxy:
+        via = f"{proxy.address}/{repo.split('/', 1)[1]}:gz"
+        check = polyarch("verify", via, "--json")
+        blob_gets = [r for r in proxy.log if r.method == "GET" and "/blobs/" in r.path]
+    assert check.code == 0, check.err
+    assert blob_gets and all("identity" in r.headers.get("Accept-Encoding", "")
+                             for r in blob_gets)
