@@ -176,7 +176,8 @@ EXAMPLES: tuple[Example, ...] = (
     Example("examples/cross-compile/README.md",
             "polyarch publish -t 127.0.0.1:5000/demo/cross-compile:0.1.0 examples/cross-compile",
             why="a C toolchain build on the make-base Debian image; the same publish runs in"
-                " tests/engine/test_examples.py::test_cross_compile"),
+                " tests/engine/test_examples.py::"
+                "test_cross_compile_example_runs_a_static_binary_per_platform"),
     Example("examples/sandbox/README.md",
             "polyarch publish --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt",
             why="for a network behind an inspecting proxy; " + NODE + "test_sandbox_example.py"),

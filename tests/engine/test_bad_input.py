@@ -39,14 +39,16 @@ def nothing_pushed(registry: str, repo: str) -> None:
     assert registry_tags(registry, repo.split("/", 1)[1]) == []
 
 
-def test_unknown_platform(hello_context: Path, repo: str, registry: str) -> None:
+def test_an_unknown_platform_is_refused_with_a_suggestion(hello_context: Path, repo: str,
+                                                          registry: str) -> None:
     run = polyarch("publish", "-t", f"{repo}:1", "--platform", "linux/amd64,linux/arm65",
                    str(hello_context))
     assert_clean_failure(run, 2, "unknown platform 'linux/arm65'", "did you mean linux/arm64")
     nothing_pushed(registry, repo)
 
 
-def test_missing_dockerfile(hello_context: Path, repo: str, registry: str) -> None:
+def test_a_missing_dockerfile_is_refused_naming_the_file_flag(hello_context: Path, repo: str,
+                                                              registry: str) -> None:
     run = polyarch("publish", "-t", f"{repo}:1", "-f", str(hello_context / "Nope.Dockerfile"),
                    str(hello_context))
     assert_clean_failure(run, 2, "Dockerfile", "Nope.Dockerfile not found", "-f/--file")
@@ -55,7 +57,7 @@ def test_missing_dockerfile(hello_context: Path, repo: str, registry: str) -> No
 
 @pytest.mark.parametrize("args", [("publish",), ("publish", "--dry-run"),
                                   ("build", "--dry-run")])
-def test_missing_context(tmp_path: Path, repo: str, registry: str,
+def test_a_missing_build_context_is_refused_once(tmp_path: Path, repo: str, registry: str,
                          args: tuple[str, ...]) -> None:
     run = polyarch(*args, "-t", f"{repo}:1", str(tmp_path / "no-such-dir"))
     assert_clean_failure(run, 2, "build context", "no-such-dir is not a directory")
@@ -68,17 +70,17 @@ def test_missing_context(tmp_path: Path, repo: str, registry: str,
     ("127.0.0.1:5000/Upper/Case:1", "must be lower case"),
     ("127.0.0.1:5000/a/b:bad tag!", "invalid tag"),
 ])
-def test_invalid_tag(hello_context: Path, tag: str, needle: str) -> None:
+def test_a_malformed_tag_is_refused(hello_context: Path, tag: str, needle: str) -> None:
     run = polyarch("publish", "-t", tag, str(hello_context))
     assert_clean_failure(run, 2, needle)
 
 
-def test_no_tag(hello_context: Path) -> None:
+def test_publish_without_a_tag_asks_for_one(hello_context: Path) -> None:
     run = polyarch("publish", str(hello_context))
     assert_clean_failure(run, 2, "no tag given", "-t/--tag")
 
 
-def test_unreachable_registry(hello_context: Path) -> None:
+def test_an_unreachable_registry_exits_4_naming_it(hello_context: Path) -> None:
     port = free_port()  # nothing listens there
     run = polyarch("publish", "-t", f"127.0.0.1:{port}/a/b:1", str(hello_context))
     assert_clean_failure(run, 4, f"127.0.0.1:{port}")
@@ -121,7 +123,7 @@ def _buildx_plugin_dirs() -> list[str]:
     return [d for d in dirs if os.path.exists(os.path.join(d, "docker-buildx"))]
 
 
-def test_buildx_missing(hello_context: Path, tmp_path: Path) -> None:
+def test_a_missing_buildx_plugin_exits_3_naming_the_package(hello_context: Path, tmp_path: Path) -> None:
     """Hide the buildx plugin in a private mount namespace: the engine is real, buildx is not
     there."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -153,8 +155,8 @@ def s390x_emulator_disabled() -> Iterator[None]:
         subprocess.run(["update-binfmts", "--enable", "qemu-s390x"], check=True)
 
 
-def test_no_emulator(hello_context: Path, repo: str, registry: str,
-                     s390x_emulator_disabled: None) -> None:
+def test_a_platform_without_node_or_emulator_exits_3_with_the_install_command(
+        hello_context: Path, repo: str, registry: str, s390x_emulator_disabled: None) -> None:
     run = polyarch("publish", "-t", f"{repo}:1", "--platform", "linux/amd64,linux/s390x",
                    str(hello_context))
     assert_clean_failure(run, 3, "platform linux/s390x", "no native node and no emulator",
@@ -198,7 +200,7 @@ def test_bad_build_arg(hello_context: Path) -> None:
     assert_clean_failure(run, 2, "'NOEQUALS' is not KEY=VALUE")
 
 
-def test_unknown_option() -> None:
+def test_an_unknown_option_points_to_help() -> None:
     run = polyarch("publish", "--platfrom", "arm64")
     assert_clean_failure(run, 2, "--platfrom", "--help")
 
@@ -268,7 +270,8 @@ def test_nodes_json_nested_too_deeply(ctx: Path, repo: str) -> None:
     ("127.0.0.1:70618/x/y:1", "port 70618 is not in 1-65535"),
     ("127.0.0.1:5000/x/y:1\nz", "control characters"),
 ])
-def test_references(ctx: Path, tag: str, needle: str) -> None:
+def test_a_reference_with_a_bad_port_or_control_characters_is_refused(
+        ctx: Path, tag: str, needle: str) -> None:
     refused(polyarch("publish", "-t", tag, ".", cwd=ctx), needle)
 
 

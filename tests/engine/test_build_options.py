@@ -231,7 +231,7 @@ def test_smoke_entrypoint_replaces_the_images(tmp_path: Path, repo: str) -> None
     assert run.code == 0, run.err
 
 
-def test_skip_prebuild(tmp_path: Path, repo: str) -> None:
+def test_skip_prebuild_leaves_the_prebuild_commands_out(tmp_path: Path, repo: str) -> None:
     make_context(tmp_path / "ctx", "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\n",
                  arches=("amd64",))
     (tmp_path / "polyarch.toml").write_text(f"""

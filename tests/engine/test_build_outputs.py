@@ -77,7 +77,8 @@ def test_archive_without_any_tag(context: Path, tmp_path: Path, cache_dir: Path)
     assert polyarch("verify", f"oci:{app}").code == 0
 
 
-def test_layout_directory(context: Path, tmp_path: Path, cache_dir: Path) -> None:
+def test_an_oci_layout_output_is_written_replaced_and_verifiable(context: Path, tmp_path: Path,
+                                                                 cache_dir: Path) -> None:
     out = tmp_path / "layout"
     run = polyarch("build", "-o", f"oci:{out}", "--json", str(context))
     assert run.code == 0, run.text

@@ -69,7 +69,8 @@ def publish_json(*args: str, cwd: Path | None = None, env: dict[str, str] | None
     return run.json()
 
 
-def test_cross_compile(bases: dict[str, str], repo: str, tmp_path: Path) -> None:
+def test_cross_compile_example_runs_a_static_binary_per_platform(bases: dict[str, str], repo: str,
+                                                                 tmp_path: Path) -> None:
     ref = f"{repo}:1"
     doc = publish_json("-t", ref, "--build-arg", f"BASE={bases['debian']}",
                        str(EXAMPLES / "cross-compile"))
@@ -144,7 +145,7 @@ def test_base_and_service_project(bases: dict[str, str], repo: str, tmp_path: Pa
     ]
 
 
-def test_hello(repo: str, tmp_path: Path) -> None:
+def test_hello_example_runs_on_each_platform_as_the_demo_publishes_it(repo: str, tmp_path: Path) -> None:
     """examples/busybox-base and examples/hello, as scripts/demo publishes them."""
     base_ctx = tmp_path / "busybox-base"
     shutil.copytree(EXAMPLES / "busybox-base", base_ctx,

@@ -191,7 +191,8 @@ RUN echo "$CLI_VERSION" > /etc/cli-version
 
 
 @pytest.mark.engine
-def test_sandbox_parity(tmp_path: Path, registry: str, repo: str) -> None:
+def test_sandbox_style_project_takes_name_version_and_tag_env(tmp_path: Path, registry: str,
+                                                              repo: str) -> None:
     root = tmp_path / "sandbox"
     root.mkdir()
     for a in ("amd64", "arm64"):
@@ -257,7 +258,8 @@ prebuild = ["echo npm ERR! missing script: pack >&2; exit 3"]
 
 
 @pytest.mark.engine
-def test_podman_project(tmp_path: Path, own_registry: LocalRegistry, cache_dir: Path) -> None:
+def test_podman_builds_a_service_on_its_verified_base_or_refuses(tmp_path: Path, own_registry: LocalRegistry,
+                                                                 cache_dir: Path) -> None:
     """base -> service with podman: the service is built on the base's verified layout,
     or, where this podman engine takes no named build contexts, the project is refused
     (exit 2) after the base verified, and nothing of it is pushed."""

@@ -70,7 +70,8 @@ def raw_manifest(ref: str) -> dict[str, Any]:
     return doc
 
 
-def test_descriptor(descriptors: tuple[Path, Path], split_repo: str) -> None:
+def test_a_part_descriptor_names_its_untagged_push_by_digest(descriptors: tuple[Path, Path],
+                                                             split_repo: str) -> None:
     amd, arm = (json.loads(p.read_text()) for p in descriptors)
     assert amd["kind"] == "polyarch-build" and amd["schema"] == 2
     assert amd["repository"] == split_repo

@@ -120,7 +120,7 @@ def test_not_a_repository(tmp_path: Path) -> None:
     assert compute(["type=sha", "type=raw,value=dev"], [], ctx, now=NOW).tags == ["dev"]
 
 
-def test_generic_variables(repo: Path) -> None:
+def test_generic_git_variables_set_event_pr_and_sha(repo: Path) -> None:
     ctx = detect(repo, POLYARCH_GIT_REF="refs/pull/5/merge", POLYARCH_GIT_SHA="a" * 40,
                  POLYARCH_BASE_REF="main")
     assert (ctx.event, ctx.pr_number, ctx.sha, ctx.base_ref) == ("pr", "5", "a" * 40, "main")
@@ -143,7 +143,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("clean_env")
-def test_cli_json(repo: Path, capsys: pytest.CaptureFixture[str],
+def test_tags_json_document_on_a_detached_release_tag(repo: Path, capsys: pytest.CaptureFixture[str],
                   monkeypatch: pytest.MonkeyPatch) -> None:
     git(repo, "tag", "v1.4.0")
     git(repo, "checkout", "-q", "--detach")

@@ -179,7 +179,7 @@ def test_descriptor_disagreeing_with_config(images: dict[str, str], registry: st
         assert f"index entry says {p.platform}" in msg and "image config says" in msg
 
 
-def test_duplicate_platform(images: dict[str, str]) -> None:
+def test_an_index_listing_a_platform_twice_fails(images: dict[str, str]) -> None:
     client = RegistryClient()
     good = parse_ref(images["good"])
     index = client.get_manifest(good).json
@@ -246,7 +246,7 @@ def test_oci_layout_from_buildx(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert verify(f"oci:{d}", BOTH).ok
 
 
-def test_zstd_layers(tmp_path: Path, repo: str) -> None:
+def test_zstd_compressed_layers_are_verified(tmp_path: Path, repo: str) -> None:
     ctx = make_context(tmp_path / "ctx")
     ref = f"{repo}:zstd"
     r = subprocess.run(["docker", "buildx", "build", "--platform", "linux/amd64,linux/arm64",
@@ -263,7 +263,8 @@ def test_zstd_layers(tmp_path: Path, repo: str) -> None:
     assert all(p.files_checked >= 1 for p in report.platforms)
 
 
-def test_smoke_runs(images: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_smoke_command_runs_per_platform_and_catches_the_wrong_machine(
+        images: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     pulled: list[str] = []
     try:
         report = verify(images["good"], BOTH, smoke="/bin/sh -c 'test -f /hello'")
@@ -288,7 +289,8 @@ def test_smoke_runs(images: dict[str, str], capsys: pytest.CaptureFixture[str]) 
             subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True)
 
 
-def test_inspect(images: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_inspect_shows_attestations_under_their_platform(images: dict[str, str],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "inspect", images["good"], "--json")
     assert code == 0, err
     doc = json.loads(out)

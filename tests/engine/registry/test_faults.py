@@ -96,7 +96,7 @@ def test_long_retry_after_gives_up_at_once(registry: str, image: str) -> None:
         assert ei.value.exit_code == 4
 
 
-def test_registry_down(tmp_path: object) -> None:
+def test_a_registry_nobody_listens_on_fails_after_the_retries(tmp_path: object) -> None:
     from faultproxy import free_port
 
     with RegistryClient(retries=2, backoff=0.01) as client, \

@@ -47,7 +47,7 @@ def gh_env(tmp_path: Path) -> dict[str, str]:
             "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
 
 
-def test_detect() -> None:
+def test_ci_system_detected_from_its_variables() -> None:
     assert ci.detect({"GITHUB_ACTIONS": "true"}) == "github"
     assert ci.detect({"GITLAB_CI": "true"}) == "gitlab"
     assert ci.detect({"CI": "true"}) is None
@@ -125,7 +125,7 @@ def test_gitlab_dotenv_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "POLYARCH_TAGS=127.0.0.1:5000/team/app:1.0,127.0.0.1:5000/team/app:latest\n")
 
 
-def test_project_document(tmp_path: Path) -> None:
+def test_project_outputs_name_each_image(tmp_path: Path) -> None:
     base = {**publish_doc(digest="sha256:" + "b" * 64, tags=("127.0.0.1:5000/t/base:1",)),
             "name": "base"}
     svc = {**publish_doc(digest="sha256:" + "c" * 64, tags=("127.0.0.1:5000/t/web:1",)),

@@ -17,7 +17,7 @@ def write(p: Path, text: str) -> Path:
     return p
 
 
-def test_defaults(tmp_path: Path) -> None:
+def test_no_file_and_no_env_give_the_defaults(tmp_path: Path) -> None:
     o = config.load({}, env={}, cwd=tmp_path)
     assert [str(p) for p in o.platforms] == ["linux/amd64", "linux/arm64"]
     assert o.tags == () and o.verify is True and o.source == "defaults"
@@ -74,7 +74,7 @@ def test_unknown_key_did_you_mean(tmp_path: Path) -> None:
     assert e.value.exit_code == 2
 
 
-def test_wrong_type(tmp_path: Path) -> None:
+def test_a_value_of_the_wrong_type_names_key_and_type(tmp_path: Path) -> None:
     write(tmp_path / "polyarch.toml", 'verify = "maybe"\n')
     with pytest.raises(ConfigError, match=r"polyarch.toml: 'verify' must be true or false"):
         config.load({}, env={}, cwd=tmp_path)
@@ -126,7 +126,7 @@ def test_bad_values_name_the_source(tmp_path: Path) -> None:
         config.load({"build-args": ("NOEQUALS",)}, env={}, cwd=tmp_path / "nowhere")
 
 
-def test_invalid_toml(tmp_path: Path) -> None:
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
     write(tmp_path / "polyarch.toml", "platforms = [\n")
     with pytest.raises(ConfigError, match="invalid TOML"):
         config.load({}, env={}, cwd=tmp_path)
@@ -137,7 +137,7 @@ def test_explicit_config_missing(tmp_path: Path) -> None:
         config.load({}, env={}, config_path=tmp_path / "nope.toml")
 
 
-def test_options_frozen(tmp_path: Path) -> None:
+def test_loaded_options_cannot_be_changed(tmp_path: Path) -> None:
     o = config.load({}, env={}, cwd=tmp_path)
     with pytest.raises(AttributeError):
         o.verify = False  # type: ignore[misc]

@@ -350,7 +350,7 @@ def test_allow_for_platform() -> None:
      "ghcr.io/me/sandbox:0.1.1"),
     ("ghcr.io/o/app", "localhost:5000/mirror/app", "localhost:5000/mirror/app"),
 ])
-def test_rehome(ref: str, repository: str, want: str) -> None:
+def test_rehome_moves_a_reference_to_another_repository(ref: str, repository: str, want: str) -> None:
     assert str(config.rehome(parse_ref(ref, default_tag=None), repository)) == want
 
 

@@ -93,7 +93,7 @@ def test_tag_spec_priority_with_many_digits(tmp_path: Path, digits: int, sign: s
 
 
 @given(command=st.text(max_size=40))
-def test_smoke_commands(tmp_path: Path, command: str) -> None:
+def test_any_smoke_command_ends_cleanly(tmp_path: Path, command: str) -> None:
     assert_clean(dry_run(tmp_path, "--smoke", command))
 
 

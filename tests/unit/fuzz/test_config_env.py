@@ -70,7 +70,7 @@ def test_config_file_cases(tmp_path: Path, data: bytes) -> None:
 
 @given(name=st.sampled_from(ENV_NAMES),
        value=env_text | json_values.map(json.dumps) | deep_json)
-def test_env_values(tmp_path: Path, name: str, value: str) -> None:
+def test_any_env_setting_value_ends_cleanly(tmp_path: Path, name: str, value: str) -> None:
     publish_dry_run(tmp_path, {name: value})
 
 
@@ -82,7 +82,7 @@ def test_env_values(tmp_path: Path, name: str, value: str) -> None:
     ("POLYARCH_TAGS", "127.0.0.1:5000/a:1,127.0.0.1:99999/a:1"),
     ("POLYARCH_PLATFORMS", "linux/amd64," * 2000),
 ])
-def test_env_cases(tmp_path: Path, name: str, value: str) -> None:
+def test_huge_and_malformed_env_settings_end_cleanly(tmp_path: Path, name: str, value: str) -> None:
     publish_dry_run(tmp_path, {name: value})
 
 
@@ -147,7 +147,7 @@ def test_output_file_paths(tmp_path: Path, where: str) -> None:
 
 
 @given(where=env_text.map(lambda s: "out/" + s))
-def test_descriptor_paths(tmp_path: Path, where: str) -> None:
+def test_any_descriptor_path_ends_cleanly(tmp_path: Path, where: str) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     assert_clean(invoke(["build", "--dry-run", "--descriptor", where, "-t", TAG, "."],
                         cwd=tmp_path))

@@ -31,18 +31,18 @@ def merge(tmp_path: Path, content: bytes) -> None:
 
 
 @given(data=st.binary(max_size=300))
-def test_descriptor_bytes(tmp_path: Path, data: bytes) -> None:
+def test_any_descriptor_bytes_end_cleanly(tmp_path: Path, data: bytes) -> None:
     merge(tmp_path, data)
 
 
 @given(text=deep_json)
-def test_descriptor_nesting(tmp_path: Path, text: str) -> None:
+def test_deeply_nested_descriptors_end_cleanly(tmp_path: Path, text: str) -> None:
     merge(tmp_path, text.encode())
 
 
 @given(changes=st.dictionaries(st.sampled_from(sorted(GOOD_DESCRIPTOR)) | any_text,
                                json_values | st.integers(-10**400, 10**400), max_size=3))
-def test_descriptor_fields(tmp_path: Path, changes: dict[str, Any]) -> None:
+def test_descriptors_with_odd_fields_end_cleanly(tmp_path: Path, changes: dict[str, Any]) -> None:
     merge(tmp_path, json.dumps({**GOOD_DESCRIPTOR, **changes}).encode("utf-8", "surrogatepass"))
 
 
@@ -54,7 +54,7 @@ def test_descriptor_fields(tmp_path: Path, changes: dict[str, Any]) -> None:
     json.dumps({**GOOD_DESCRIPTOR, "builder": "é"}).encode("latin-1", "replace") + b"\xff",
     b'{"kind": "polyarch-build", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
 ])
-def test_descriptor_cases(tmp_path: Path, content: bytes) -> None:
+def test_descriptors_that_once_crashed_end_cleanly(tmp_path: Path, content: bytes) -> None:
     merge(tmp_path, content)
 
 
@@ -75,7 +75,7 @@ def chain(n: int, *, cycle: bool = False) -> str:
 
 @pytest.mark.parametrize(("n", "cycle"), [(1200, False), (1200, True), (3000, False),
                                           (2, True), (1, True)])
-def test_project_chains(tmp_path: Path, n: int, cycle: bool) -> None:
+def test_long_dependency_chains_and_cycles_end_cleanly(tmp_path: Path, n: int, cycle: bool) -> None:
     project(tmp_path, chain(n, cycle=cycle))
 
 
@@ -86,7 +86,8 @@ def test_project_chain_lengths(tmp_path: Path, n: int, cycle: bool) -> None:
 
 @given(edges=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 7)), max_size=12),
        select=st.sampled_from([[], ["i0"], ["i7"], ["nope"]]))
-def test_project_graphs(tmp_path: Path, edges: list[tuple[int, int]], select: list[str]) -> None:
+def test_any_dependency_graph_ends_cleanly(tmp_path: Path, edges: list[tuple[int, int]],
+                                           select: list[str]) -> None:
     deps: dict[int, list[str]] = {}
     for a, b in edges:
         deps.setdefault(a, []).append(f"i{b}")
@@ -102,7 +103,7 @@ def test_project_graphs(tmp_path: Path, edges: list[tuple[int, int]], select: li
                                    {"from": "git", "field": 1}, {"file": "package.json"},
                                    {"from": {"a": 1}}]),
     max_size=4))
-def test_project_entries(tmp_path: Path, entry: dict[str, Any]) -> None:
+def test_odd_image_entries_end_cleanly(tmp_path: Path, entry: dict[str, Any]) -> None:
     text = toml_table(entry)
     project(tmp_path, "[[image]]\n" + text)
 
@@ -123,7 +124,7 @@ name-from = { file = "package.json", field = "config.image" }
 @given(content=st.binary(max_size=200) | deep_json.map(str.encode)
        | json_values.map(lambda v: json.dumps({"version": v, "config": {"image": v}}).encode()),
        text=st.sampled_from([VERSION_FROM, NAME_FROM]))
-def test_package_json(tmp_path: Path, content: bytes, text: str) -> None:
+def test_any_package_json_for_version_or_name_ends_cleanly(tmp_path: Path, content: bytes, text: str) -> None:
     (tmp_path / "package.json").write_bytes(content)
     project(tmp_path, text)
 
@@ -139,7 +140,7 @@ def test_version_from_shapes(tmp_path: Path, version: str) -> None:
 
 
 @given(content=st.binary(max_size=200) | toml_values.map(lambda v: toml_table({"x": v})))
-def test_pyproject_version(tmp_path: Path, content: bytes | str) -> None:
+def test_any_pyproject_for_version_ends_cleanly(tmp_path: Path, content: bytes | str) -> None:
     data = content if isinstance(content, bytes) else content.encode()
     (tmp_path / "pyproject.toml").write_bytes(data)
     project(tmp_path, '[[image]]\nname = "app"\nversion = { from = "pyproject.toml" }\n'

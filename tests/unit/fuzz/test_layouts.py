@@ -78,7 +78,7 @@ def test_index_json_fields(tmp_path: Path, entries: list[dict[str, Any]],
 
 
 @given(data=st.binary(max_size=300) | deep_json.map(str.encode))
-def test_manifest_bytes(tmp_path: Path, data: bytes) -> None:
+def test_any_manifest_bytes_in_a_layout_end_cleanly(tmp_path: Path, data: bytes) -> None:
     d = layout(tmp_path)
     with_manifest(d, data)
     verify(d)
@@ -87,7 +87,7 @@ def test_manifest_bytes(tmp_path: Path, data: bytes) -> None:
 @given(changes=st.dictionaries(st.sampled_from(["config", "layers", "mediaType",
                                                 "annotations", "schemaVersion"]),
                                json_values.map(json.dumps) | deep_json, max_size=2))
-def test_manifest_fields(tmp_path: Path, changes: dict[str, str]) -> None:
+def test_manifests_with_odd_fields_end_cleanly(tmp_path: Path, changes: dict[str, str]) -> None:
     d = layout(tmp_path)
     base = {k: v for k, v in good_manifest(d).items() if k not in changes}
     text = json.dumps(base)[:-1] + "".join(f', "{k}": {raw}' for k, raw in changes.items())
@@ -97,7 +97,7 @@ def test_manifest_fields(tmp_path: Path, changes: dict[str, str]) -> None:
 
 @given(config=st.binary(max_size=300) | deep_json.map(str.encode)
        | json_values.map(lambda v: json.dumps(v).encode("utf-8", "surrogatepass")))
-def test_config_bytes(tmp_path: Path, config: bytes) -> None:
+def test_any_image_config_in_a_layout_ends_cleanly(tmp_path: Path, config: bytes) -> None:
     d = layout(tmp_path)
     with_manifest(d, json.dumps(good_manifest(d, config)).encode())
     verify(d)

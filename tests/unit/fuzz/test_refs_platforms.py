@@ -44,13 +44,13 @@ def test_parse_ref_is_total(text: str) -> None:
 
 
 @given(text=ref_like)
-def test_publish_tag(tmp_path: Path, text: str) -> None:
+def test_any_publish_tag_ends_cleanly(tmp_path: Path, text: str) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     assert_clean(invoke(["publish", "--dry-run", "-t", text, "."], cwd=tmp_path))
 
 
 @given(tag=ref_like, source=ref_like)
-def test_merge_references(tmp_path: Path, tag: str, source: str) -> None:
+def test_any_merge_tag_and_source_end_cleanly(tmp_path: Path, tag: str, source: str) -> None:
     assert_clean(invoke(["merge", "--dry-run", "-t", tag, source, f"127.0.0.1:5000/a@{DIGEST}"],
                         cwd=tmp_path))
 
@@ -69,14 +69,14 @@ platform_like = st.lists(
 
 
 @given(platforms=st.lists(platform_like, min_size=1, max_size=3).map(",".join))
-def test_publish_platforms(tmp_path: Path, platforms: str) -> None:
+def test_any_publish_platform_list_ends_cleanly(tmp_path: Path, platforms: str) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     assert_clean(invoke(["publish", "--dry-run", "-t", "127.0.0.1:5000/a:1", "--platform",
                          platforms, "."], cwd=tmp_path))
 
 
 @given(platforms=st.lists(platform_like, min_size=1, max_size=3).map(",".join))
-def test_merge_platforms(tmp_path: Path, platforms: str) -> None:
+def test_any_merge_platform_list_ends_cleanly(tmp_path: Path, platforms: str) -> None:
     assert_clean(invoke(["merge", "--dry-run", "-t", "127.0.0.1:5000/a:1", "--platform",
                          platforms, f"127.0.0.1:5000/a@{DIGEST}"], cwd=tmp_path))
 

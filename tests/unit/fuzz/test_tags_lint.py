@@ -31,7 +31,7 @@ spec_like = st.builds(
 
 @given(specs=st.lists(spec_like | env_text, min_size=1, max_size=3),
        flavor=st.lists(env_text, max_size=2))
-def test_tag_specs(tmp_path: Path, specs: list[str], flavor: list[str]) -> None:
+def test_any_tag_spec_and_flavor_ends_cleanly(tmp_path: Path, specs: list[str], flavor: list[str]) -> None:
     args = ["tags", "--json"]
     for s in specs:
         args += ["--tag-spec", s]
@@ -81,25 +81,25 @@ dockerfiles = st.lists(st.tuples(st.sampled_from(_KEYWORDS), _ARGS), max_size=12
 
 
 @given(text=dockerfiles)
-def test_lint_dockerfiles(tmp_path: Path, text: str) -> None:
+def test_lint_of_any_dockerfile_text_ends_cleanly(tmp_path: Path, text: str) -> None:
     (tmp_path / "Dockerfile").write_text(text, encoding="utf-8", errors="surrogatepass")
     assert_clean(invoke(["lint", "--offline", "Dockerfile"], cwd=tmp_path))
 
 
 @given(data=st.binary(max_size=300))
-def test_lint_bytes(tmp_path: Path, data: bytes) -> None:
+def test_lint_of_any_dockerfile_bytes_ends_cleanly(tmp_path: Path, data: bytes) -> None:
     (tmp_path / "Dockerfile").write_bytes(data)
     assert_clean(invoke(["lint", "--offline", "Dockerfile"], cwd=tmp_path))
 
 
 @given(text=st.text(max_size=200))
-def test_lint_stdin(tmp_path: Path, text: str) -> None:
+def test_lint_of_any_stdin_ends_cleanly(tmp_path: Path, text: str) -> None:
     assert_clean(invoke(["lint", "--offline", "-"], cwd=tmp_path,
                         stdin=text.encode("utf-8", "surrogatepass")))
 
 
 @given(platform=env_text)
-def test_lint_platforms(tmp_path: Path, platform: str) -> None:
+def test_lint_with_any_platform_ends_cleanly(tmp_path: Path, platform: str) -> None:
     (tmp_path / "Dockerfile").write_text("FROM --platform=$BUILDPLATFORM scratch\n")
     assert_clean(invoke(["lint", "--offline", "--platform", platform, "Dockerfile"], cwd=tmp_path))
 

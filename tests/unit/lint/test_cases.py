@@ -31,7 +31,7 @@ def test_there_are_cases_and_each_names_its_project() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CASES.glob("*.Dockerfile")))
-def test_case(name: str) -> None:
+def test_case_file_gives_the_findings_it_declares(name: str) -> None:
     text = (CASES / name).read_text()
     got = sorted((f.rule, f.line) for f in lint(text, platforms=TWO)
                  if f.severity in ("error", "warning"))

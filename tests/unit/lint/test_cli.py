@@ -47,7 +47,8 @@ def test_cli_findings_exit_5_and_fail_on(tmp_path: Path,
     assert run(["lint", "--offline", "--fail-on", "info", str(info_only)]) == 5
 
 
-def test_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_json_document_lists_findings_and_summary(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     p = write(tmp_path, BAD["PA004 TARGETARCH not declared in the stage"][0])
     capsys.readouterr()
     assert run(["lint", "--offline", "--json", "--platform", "linux/amd64,linux/arm64", str(p)]) \
@@ -162,7 +163,7 @@ def test_cli_unknown_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 # -- formats, suppressions ----------------------------------------------------
 
 
-def test_cli_sarif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_sarif_report_has_rules_and_locations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = write(tmp_path, BAD["PA001 ADD download"][0])
     assert run(["lint", "--offline", "--format", "sarif", str(p)]) == 5
     doc = json.loads(capsys.readouterr().out)
@@ -177,7 +178,8 @@ def test_cli_sarif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert rules[res[0]["ruleIndex"]]["id"] == "PA001"
 
 
-def test_inline_suppression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ignore_comments_suppress_a_line_or_the_file(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     text = """\
 FROM alpine:3.20
 # polyarch: ignore=PA001

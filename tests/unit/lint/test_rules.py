@@ -657,7 +657,7 @@ def test_per_platform_base_names_are_expanded() -> None:
 # -- parser ------------------------------------------------------------------
 
 
-def test_parser_structure() -> None:
+def test_parser_reads_directives_stages_continuations_and_heredocs() -> None:
     text = """\
 # syntax=docker/dockerfile:1
 # escape=\\

@@ -57,7 +57,8 @@ def test_env_var_vectors(line: int, src: str, expected: str) -> None:
 
 @pytest.mark.parametrize(("line", "env", "src", "expected"), WORD_CASES,
                          ids=[str(c[0]) for c in WORD_CASES])
-def test_words_vectors(line: int, env: dict[str, str], src: str, expected: list[str]) -> None:
+def test_word_splitting_matches_the_buildkit_vectors(line: int, env: dict[str, str], src: str,
+                                                     expected: list[str]) -> None:
     try:
         got = expand(src, env).words
     except ExpandError:
@@ -71,7 +72,7 @@ def test_unset_and_used_names_are_reported() -> None:
     assert e.used == {"REGISTRY"} and e.unset == {"OWNER", "TAG"}
 
 
-def test_pattern_modifiers() -> None:
+def test_prefix_suffix_and_replace_modifiers_expand() -> None:
     env = {"V": "dockerfile/1.2.3-labs", "P": "linux/arm/v7"}
     assert expand("${V#dockerfile/}", env).result == "1.2.3-labs"
     assert expand("${V%%-*}", env).result == "dockerfile/1.2.3"
@@ -81,7 +82,7 @@ def test_pattern_modifiers() -> None:
     assert expand("${P/arm/aarch}", env).result == "linux/aarch/v7"
 
 
-def test_backtick_escape() -> None:
+def test_backtick_escape_character_escapes_a_dollar() -> None:
     assert expand("a`$B c", {"B": "x"}, escape="`").result == "a$B c"
 
 

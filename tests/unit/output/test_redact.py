@@ -73,7 +73,7 @@ def test_reporter_lines_and_github_annotations(capsys: pytest.CaptureFixture[str
     assert "::error::build failed: ***" in text and "NPM_TOKEN=***" in text
 
 
-def test_json_document(capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_arg_secret_is_masked_in_the_json_document(capsys: pytest.CaptureFixture[str]) -> None:
     redact.register_build_args({"API_KEY": PLAIN})
     Reporter(json_mode=True).emit_json({"commands": [f"--build-arg API_KEY={PLAIN}"]})
     assert json.loads(capsys.readouterr().out) == {"commands": ["--build-arg API_KEY=***"]}
@@ -168,7 +168,7 @@ def test_control_characters_from_an_image_are_escaped(hostile: str, shown: str,
     assert f"usr/bin/{shown}x" in out.out and f"finding {shown}" in out.err
 
 
-def test_newlines_stay(capsys: pytest.CaptureFixture[str]) -> None:
+def test_printed_newlines_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
     Reporter().info("a\nc")
     assert capsys.readouterr().out == "a\nc\n"
 def test_secret_file_contents_are_registered(tmp_path: Path) -> None:
@@ -188,7 +188,7 @@ def test_secret_file_contents_are_registered(tmp_path: Path) -> None:
     assert not any("registry.npmjs.org" in v for v in values)
 
 
-def test_secret_parts() -> None:
+def test_secret_parts_picks_the_values_out_of_a_text() -> None:
     assert redact.secret_parts("  hunter2-long-enough \n") == ["hunter2-long-enough"]
     assert redact.secret_parts('{\n  "client_secret": "Zq8VYuTt-W3x9",\n  "name": "app"\n}') == [
         "Zq8VYuTt-W3x9"]

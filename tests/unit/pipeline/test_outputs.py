@@ -83,7 +83,7 @@ def test_load_and_push_need_a_name(context: Path, tmp_path: Path,
     assert "--push needs a name" in refused(capsys, tmp_path, "--push", str(context))
 
 
-def test_unknown_output(context: Path, tmp_path: Path,
+def test_an_unknown_output_type_is_refused(context: Path, tmp_path: Path,
                         capsys: pytest.CaptureFixture[str]) -> None:
     line = refused(capsys, tmp_path, "-o", "type=registry", str(context))
     assert "-o type=registry: unknown output" in line
@@ -95,7 +95,7 @@ def test_unknown_output(context: Path, tmp_path: Path,
     ("type=oci,dest=app.tar", "app.tar", True),
     ("type=oci,tar=false,dest=layout", "layout", False),
 ])
-def test_parse_output(spec: str, path: str, archive: bool) -> None:
+def test_output_specs_parse_to_a_path_and_archive_kind(spec: str, path: str, archive: bool) -> None:
     got = parse_output(spec)
     assert got == Path(path)
     assert OutputPlan(oci=got).archive is archive

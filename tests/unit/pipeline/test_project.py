@@ -29,8 +29,8 @@ def spec(**kw: object) -> ImageSpec:
     ("us-docker.pkg.dev/p/r/sandbox:0.56.0", None, "nightly", "us-docker.pkg.dev/p/r/sandbox:nightly"),
     ("127.0.0.1:5000/a/b", "2.0.0", "feature-x", "127.0.0.1:5000/a/b:feature-x"),
 ])
-def test_reference_parsing(tmp_path: Path, uri: str, version: str | None, env: str,
-                           expected: str) -> None:
+def test_image_reference_from_name_file_version_and_tag_env(tmp_path: Path, uri: str, version: str | None,
+                                                            env: str, expected: str) -> None:
     (tmp_path / "package.json").write_text(json.dumps({"config": {"uri": uri}}))
     s = spec(name_from={"file": "package.json", "field": "config.uri"}, tag_env="TAG")
     refs = resolve_tags(s, tmp_path, version, {"TAG": env} if env else {})
@@ -46,7 +46,7 @@ def test_bad_tag_env_and_missing_version(tmp_path: Path) -> None:
         resolve_tags(spec(tags=("r.io/a:{version}",)), tmp_path, None, {})
 
 
-def test_config_errors(tmp_path: Path) -> None:
+def test_cycles_unknown_images_and_unknown_keys_are_config_errors(tmp_path: Path) -> None:
     (tmp_path / "polyarch.toml").write_text(
         '[[image]]\nname = "a"\ndepends-on = ["b"]\n[[image]]\nname = "b"\ndepends-on = ["a"]\n')
     with pytest.raises(ConfigError, match="depends-on cycle: a -> b -> a"):

@@ -76,7 +76,7 @@ def test_containerd_parse_cases(case: dict[str, Any]) -> None:
     # Without the OS part (containerd would read "arm" as an OS): Linux.
     ("arm/v6", "linux/arm/v6"), ("arm64/v8", "linux/arm64"),
 ])
-def test_aliases_normalise(text: str, expected: str) -> None:
+def test_platform_aliases_normalise_to_canonical_names(text: str, expected: str) -> None:
     assert str(parse_platform(text)) == expected
 
 
@@ -119,7 +119,7 @@ def test_empty_list_rejected() -> None:
         parse_platforms([" , "])
 
 
-def test_maps() -> None:
+def test_platform_maps_to_uname_elf_machine_and_qemu() -> None:
     arm64 = parse_platform("arm64")
     assert (arm64.uname, arm64.elf_machine, arm64.elf_class, arm64.qemu) == (
         "aarch64", EM_AARCH64, 2, "qemu-aarch64")

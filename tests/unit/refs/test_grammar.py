@@ -24,12 +24,13 @@ from polyarch.refs import ReferenceError, check_digest, check_tag, parse_ref
          "team__x/app-name.v2", "v1.0_rc-1", None),
     ],
 )
-def test_parse(text: str, registry: str, repository: str, tag: str | None, digest: str | None) -> None:
+def test_reference_splits_into_registry_repository_tag_digest(text: str, registry: str, repository: str,
+                                                              tag: str | None, digest: str | None) -> None:
     r = parse_ref(text)
     assert (r.registry, r.repository, r.tag, r.digest) == (registry, repository, tag, digest)
 
 
-def test_str_roundtrip() -> None:
+def test_reference_prints_in_full_form() -> None:
     assert str(parse_ref("localhost:5000/a/b:1.2")) == "localhost:5000/a/b:1.2"
     assert str(parse_ref("name")) == "docker.io/library/name:latest"
 
@@ -69,7 +70,7 @@ def test_api_host_and_loopback() -> None:
         ("a/b:bad tag", "invalid tag"),
     ],
 )
-def test_invalid(text: str, reason: str) -> None:
+def test_invalid_references_are_refused_with_the_reason(text: str, reason: str) -> None:
     with pytest.raises(ReferenceError, match=reason):
         parse_ref(text)
 

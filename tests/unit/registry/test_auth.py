@@ -9,7 +9,7 @@ from polyarch.registry.credentials import DockerConfig
 from polyarch.registry.transport import Transport
 
 
-def test_parse_challenge() -> None:
+def test_www_authenticate_challenges_parse() -> None:
     # Docker Hub's challenge, as it sends it.
     ch = parse_challenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
                          'scope="repository:library/busybox:pull"')

@@ -18,7 +18,7 @@ from polyarch.registry.transport import (
 )
 
 
-def test_scheme_rules() -> None:
+def test_only_loopback_and_insecure_registries_may_use_http() -> None:
     t = Transport(insecure_registries=["registry.lan:5000", "https://other.lan"], timeout=5)
     # Loopback and insecure registries may speak plain HTTP (found out on first use) ...
     assert t.may_use_http("127.0.0.1:5000") and t.may_use_http("localhost:5000")
@@ -31,7 +31,7 @@ def test_scheme_rules() -> None:
     assert t.requests_sent == 0
 
 
-def test_timeout_setting() -> None:
+def test_timeout_setting_takes_positive_seconds_only() -> None:
     assert default_timeout({}) == DEFAULT_TIMEOUT == 60
     assert default_timeout({TIMEOUT_ENV: "2.5"}) == 2.5
     for bad in ("0", "-1", "soon", "1e9", "nan"):
@@ -46,7 +46,7 @@ def test_timeout_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Transport(timeout=3).timeout == 3
 
 
-def test_retry_after() -> None:
+def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("-4") == 0.0

@@ -64,7 +64,7 @@ def test_base_store_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert unverified.verify_mode == ssl.CERT_NONE and "insecure" in what
 
 
-def test_failure_messages() -> None:
+def test_tls_failures_say_what_to_fix() -> None:
     err = ssl.SSLCertVerificationError(1, "certificate verify failed")
     err.verify_message = "self-signed certificate in certificate chain"
     e = trust.tls_failure("reg:5443", err, "the system trust store")

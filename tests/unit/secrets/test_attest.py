@@ -53,7 +53,7 @@ def test_secret_named_value_without_a_format() -> None:
     assert PLAIN not in " ".join(h.describe() for h in hits)
 
 
-def test_clean_statements() -> None:
+def test_provenance_and_sbom_without_secrets_have_no_findings() -> None:
     assert scan_statement(chunks(provenance({"VERSION": "1.2.3", "NODE_ENV": "production"},
                                             ["HOME=/root"]))) == []
     sbom = {"_type": "https://in-toto.io/Statement/v0.1",
@@ -78,7 +78,7 @@ def test_nesting_deeper_than_recursion() -> None:
     assert scan_statement([deep]) == []
 
 
-def test_statement_names() -> None:
+def test_statements_named_by_predicate_type() -> None:
     assert statement_name("https://slsa.dev/provenance/v0.2") == "provenance"
     assert statement_name("https://slsa.dev/provenance/v1") == "provenance"
     assert statement_name("https://spdx.dev/Document") == "SBOM"

@@ -94,7 +94,7 @@ def test_skip_by_magic(head: bytes, skip: bool) -> None:
     ("/usr/local/lib/python3.12/site-packages/acme-1.0.dist-info/direct_url.json", True),
     ("/app/node_modules/x/.npmrc", True),
 ])
-def test_content_wanted(path: str, wanted: bool) -> None:
+def test_content_scanned_in_config_and_install_records_not_package_code(path: str, wanted: bool) -> None:
     assert kinds.content_wanted(path) is wanted
 
 
@@ -147,7 +147,7 @@ def test_errors_are_capped_too() -> None:
 
 
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
-def test_utf16_text(codec: str) -> None:
+def test_utf16_text_is_scanned_with_or_without_bom(codec: str) -> None:
     # PowerShell and Windows tools write UTF-16, with a byte-order mark ("utf-16") or
     # without one.
     text = f"# settings\r\n$env:GH = '{GHP}'\r\n"

@@ -25,7 +25,7 @@ def no_values(hits: list[SecretHit], text: bytes) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["source"][:60] for c in CASES])
-def test_vectors(case: dict[str, Any]) -> None:
+def test_detector_vectors_find_their_kinds_without_values(case: dict[str, Any]) -> None:
     data = case["text"].encode()
     hits = scan_bytes(case["path"], data)
     assert sorted({h.kind for h in hits}) == sorted(set(case["kinds"])), [
@@ -42,7 +42,7 @@ def test_real_files_without_secrets(name: str) -> None:
     assert scan_bytes(f"/app/{name}", data) == []
 
 
-def test_deploy_key() -> None:
+def test_a_deploy_key_file_is_a_private_ssh_key() -> None:
     data = (DATA / "found" / "deploy_key").read_bytes()
     (hit,) = scan_bytes("/app/deploy_key", data)
     assert (hit.kind, hit.severity, hit.line) == ("private SSH key", "error", 1)

@@ -59,7 +59,7 @@ def test_docker_config_with_helper_only_is_fine() -> None:
     assert hits("/app/node_modules/x/config.json", '{"name": "x"}') == []
 
 
-def test_ssh_keys() -> None:
+def test_ssh_private_keys_fail_and_packaged_tls_keys_warn() -> None:
     key = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
            "-----END OPENSSH PRIVATE KEY-----\n")
     assert kinds(hits("/root/.ssh/id_ed25519", key)) == ["private SSH key"]
@@ -71,13 +71,13 @@ def test_ssh_keys() -> None:
     assert hits("/root/.ssh/id_ed25519.pub", "ssh-ed25519 AAAAC3Nz user@host\n") == []
 
 
-def test_git_credentials() -> None:
+def test_git_credentials_file_is_found_without_its_token() -> None:
     found = hits("/root/.git-credentials", "https://bob:ghp_abcdefghijklmnop1234@github.com\n")
     assert kinds(found) == ["git credentials"]
     assert "ghp_" not in found[0].describe()
 
 
-def test_cloud_credentials() -> None:
+def test_aws_and_google_cloud_credential_files_are_found() -> None:
     aws = ("[default]\naws_access_key_id = AKIAABCDEFGHIJKLMNOP\n"
            "aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n")
     found = hits("/root/.aws/credentials", aws)
@@ -91,7 +91,7 @@ def test_cloud_credentials() -> None:
         "Google Cloud credentials"]
 
 
-def test_env_files() -> None:
+def test_env_files_report_secret_keys_by_line() -> None:
     text = ("# settings\nDEBUG=1\nDATABASE_PASSWORD=s3cr3tPassw0rdValue\n"
             "API_KEY='k_live_abcdef123456'\nSECRET_KEY=${SECRET_KEY}\n"
             "TOKEN_URL=https://auth.example.com\nexport GITHUB_TOKEN=ghp_xyz\n")
@@ -109,7 +109,7 @@ def test_netrc_and_pypirc() -> None:
     assert kinds(hits("/root/.pypirc", pypirc)) == ["PyPI credentials (.pypirc)"]
 
 
-def test_image_env() -> None:
+def test_image_env_reports_only_secret_valued_keys() -> None:
     found = env_hits(["PATH=/usr/bin", "NPM_TOKEN=npm_abcdefghijklmnop", "PASSWORD_FILE=/run/s",
                       "API_KEY=", "GPG_KEY_ID=ABC"])
     assert [h.where for h in found] == ["key NPM_TOKEN"]

@@ -75,7 +75,7 @@ def test_env_in_history_of_env_instruction() -> None:
     assert hit.kind == "GitHub token" and hit.where == "history entry 1, ENV GH"
 
 
-def test_annotations() -> None:
+def test_annotation_holding_a_token_is_found() -> None:
     hits = scan_annotations({"org.opencontainers.image.revision": "0123abc",
                              "com.acme.token": NPM})
     assert [h.where for h in hits] == ["annotation com.acme.token"]
@@ -138,7 +138,7 @@ def test_env_emptied_later_is_still_in_the_history() -> None:
     assert PLAIN not in shown and "Tq9vLm2Xk8Rw" not in shown and "Zp4Lk8Qw2Rv7" not in shown
 
 
-def test_descriptor_annotations() -> None:
+def test_descriptor_annotations_are_scanned_by_position() -> None:
     index = {"manifests": [
         {"digest": "sha256:" + "a" * 64, "annotations": {"org.acme.token": NPM}},
         {"digest": "sha256:" + "b" * 64,

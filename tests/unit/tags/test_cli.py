@@ -35,7 +35,7 @@ def github(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.mark.usefixtures("github")
-def test_json_document(capsys: pytest.CaptureFixture[str]) -> None:
+def test_tags_json_document_has_refs_labels_and_git(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.run(["tags", "--json", "--image", "ghcr.io/Octo/App",
                     "--image", "name=docker.io/octo/app,enable=false",
                     "--tag-spec", "type=semver,pattern={{version}}",

@@ -50,7 +50,7 @@ def tags_for(specs: tuple[str, ...] | list[str], ref: str, flavor: tuple[str, ..
     ("refs/tags/v1.2.3", ["v1.2.3", "latest"]),
     ("refs/tags/v2.0.8-beta.67", ["v2.0.8-beta.67"]),  # deviation: no latest for a pre-release
 ])
-def test_default_specs(ref: str, expected: list[str]) -> None:
+def test_default_specs_tag_by_ref(ref: str, expected: list[str]) -> None:
     assert tags_for((), ref) == expected
 
 
@@ -61,7 +61,7 @@ def test_default_specs(ref: str, expected: list[str]) -> None:
     ("refs/tags/v1.2.3", ["1.2.3", "1.2", "latest"]),
     ("refs/tags/v2.0.8-beta.67", ["2.0.8-beta.67"]),
 ])
-def test_semver_example(ref: str, expected: list[str]) -> None:
+def test_readme_semver_example_tags_by_ref(ref: str, expected: list[str]) -> None:
     assert tags_for(SEMVER_EXAMPLE, ref) == expected
 
 
@@ -80,7 +80,7 @@ def test_semver_example(ref: str, expected: list[str]) -> None:
     ("v1.2.3+build.5", "{{version}}", "1.2.3"),
     ("v1.2.3+build.5", "{{raw}}", "v1.2.3-build.5"),
 ])
-def test_semver_patterns(tag: str, pattern: str, out: str) -> None:
+def test_semver_patterns_render_version_parts(tag: str, pattern: str, out: str) -> None:
     plan = compute([f"type=semver,pattern={pattern}"], ["latest=false"],
                    ctx_for(f"refs/tags/{tag}"), now=NOW)
     assert plan.tags == [out]
@@ -118,7 +118,7 @@ def test_bake_example_order() -> None:
     ("p1/v1.2.3", r"type=match,pattern=p1/v(\d.\d.\d),group=1", "1.2.3"),
     ("V1.2.3", r"type=match,pattern=/v(\d.\d.\d)/i,group=1", "1.2.3"),
 ])
-def test_match(tag: str, spec: str, out: str) -> None:
+def test_match_spec_takes_the_regex_group(tag: str, spec: str, out: str) -> None:
     assert tags_for([spec], f"refs/tags/{tag}", ("latest=false",)) == [out]
 
 
@@ -134,7 +134,7 @@ def test_match_without_a_match_gives_nothing() -> None:
     ("refs/tags/v1.0.0", "type=edge", "master", []),
     ("refs/pull/3/merge", "type=edge", "master", []),
 ])
-def test_edge(ref: str, spec: str, default: str, expected: list[str]) -> None:
+def test_edge_tag_only_on_the_edge_branch(ref: str, spec: str, default: str, expected: list[str]) -> None:
     assert tags_for([spec], ref, default_branch=default) == expected
 
 
@@ -152,7 +152,7 @@ def test_edge_with_unknown_default_branch_warns() -> None:
     ("refs/heads/master", "tag", []),
     ("refs/tags/v1.2.3", "branch", []),
 ])
-def test_ref(ref: str, event: str, expected: list[str]) -> None:
+def test_ref_spec_tags_only_its_event(ref: str, event: str, expected: list[str]) -> None:
     assert tags_for([f"type=ref,event={event}"], ref) == expected
 
 
@@ -164,7 +164,7 @@ def test_ref(ref: str, event: str, expected: list[str]) -> None:
     ("type=raw,value=", []),
     ('type=raw,"value=a,b"', ["a-b"]),
 ])
-def test_raw(spec: str, expected: list[str]) -> None:
+def test_raw_spec_takes_its_value_sanitised(spec: str, expected: list[str]) -> None:
     assert tags_for([spec], "refs/heads/my/branch") == expected
 
 
@@ -175,7 +175,7 @@ def test_raw(spec: str, expected: list[str]) -> None:
     ("type=sha,prefix={{branch}}-", 7, "main-860c190"),
     ("type=sha", 12, "sha-860c1904a1ce"),
 ])
-def test_sha(spec: str, length: int, expected: str) -> None:
+def test_sha_spec_short_long_and_prefixed(spec: str, length: int, expected: str) -> None:
     assert tags_for([spec], "refs/heads/main", short_sha_length=length) == [expected]
 
 
@@ -235,11 +235,12 @@ def test_enable_false_skips() -> None:
     (["prefix=x-"], "refs/pull/4/merge", "type=ref,event=pr", ["pr-4"]),
     (["prefix={{branch}}-"], "refs/heads/dev", "type=raw,value=b", ["dev-b"]),
 ])
-def test_flavor(flavor: list[str], ref: str, spec: str, expected: list[str]) -> None:
+def test_flavor_prefix_suffix_and_latest_apply(flavor: list[str], ref: str, spec: str,
+                                               expected: list[str]) -> None:
     assert tags_for([spec], ref, tuple(flavor)) == expected
 
 
-def test_flavor_parsing() -> None:
+def test_flavor_parses_latest_prefix_and_suffix() -> None:
     f = parse_flavor(["latest=false", "prefix=a,onlatest=true", "suffix=b"])
     assert (f.latest, f.prefix, f.prefix_latest, f.suffix, f.suffix_latest) == (
         "false", "a", True, "b", False)
@@ -259,7 +260,7 @@ def test_flavor_parsing() -> None:
     ("refs/heads/master", "{{date 'YYYYMMDD-HHmmss' tz='Asia/Tokyo'}}", "20200110-093000"),
     ("refs/heads/master", "{{commit_date 'YYYY-MM-DD[T]HH'}}", "2019-12-31T23"),
 ])
-def test_global_expressions(ref: str, template: str, expected: str) -> None:
+def test_global_expressions_expand_in_values(ref: str, template: str, expected: str) -> None:
     ctx = ctx_for(ref, base_ref="master" if ref.startswith("refs/pull") else None,
                   commit_time=datetime(2019, 12, 31, 23, 59, tzinfo=UTC))
     assert compute([f"type=raw,value={template}"], [], ctx, now=NOW).tags == [expected]
@@ -271,7 +272,7 @@ def test_global_expressions(ref: str, template: str, expected: str) -> None:
     (True, "type=schedule,pattern={{date 'YYYYMMDD-HHmmss' tz='Asia/Tokyo'}}", ["20200110-093000"]),
     (False, "type=schedule", []),
 ])
-def test_schedule(scheduled: bool, spec: str, expected: list[str]) -> None:
+def test_schedule_spec_tags_only_scheduled_runs(scheduled: bool, spec: str, expected: list[str]) -> None:
     ctx = ctx_for("refs/heads/master", scheduled=scheduled)
     assert compute([spec], [], ctx, now=NOW).tags == expected
 
@@ -282,7 +283,7 @@ def test_schedule(scheduled: bool, spec: str, expected: list[str]) -> None:
     ("-x", "x"),
     ("ünïcode", "n-code"),
 ])
-def test_sanitize(raw: str, expected: str) -> None:
+def test_sanitize_makes_a_valid_tag(raw: str, expected: str) -> None:
     assert sanitize_tag(raw) == expected
 
 
@@ -311,7 +312,8 @@ SEMVER3 = ("type=semver,pattern={{version}}", "type=semver,pattern={{major}}.{{m
     ("v2.1.0", ["3.0.0-alpine"], ("suffix=-alpine",), False),
     ("v1.9.1", ["2.0.0"], ("latest=false",), False),
 ])
-def test_latest_rule(tag: str, existing: list[str], flavor: tuple[str, ...], latest: bool) -> None:
+def test_latest_only_for_the_highest_release_in_the_registry(tag: str, existing: list[str],
+                                                             flavor: tuple[str, ...], latest: bool) -> None:
     plan = compute(SEMVER3, flavor, ctx_for(f"refs/tags/{tag}"), existing_tags=existing, now=NOW)
     assert plan.latest is latest, plan.latest_reason
     assert any(t.endswith("latest") or t.startswith("latest") for t in plan.tags) is latest
@@ -331,7 +333,7 @@ def test_1_9_1_after_2_0_0_keeps_its_own_tags() -> None:
     assert "2.0.0" in plan.latest_reason
 
 
-def test_semver_order() -> None:
+def test_semver_precedence_and_invalid_versions() -> None:
     keys = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
             "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.10.0", "2.0.0"]
     parsed = [parse_semver(k) for k in keys]
@@ -390,7 +392,7 @@ def test_labels_and_annotations() -> None:
     ("type=semver,pattern={{version}},match=(", "bad regular expression"),
     ("type=raw,value=a,value=b", "given twice"),
 ])
-def test_bad_specs(spec: str, words: str) -> None:
+def test_bad_tag_specs_say_what_is_wrong(spec: str, words: str) -> None:
     ctx = ctx_for("refs/heads/master", scheduled=True)
     with pytest.raises(UsageError) as e:
         compute([spec], [], ctx, now=NOW)
@@ -405,7 +407,7 @@ def test_bad_specs(spec: str, words: str) -> None:
     ("suffix=a,onlatest=yes", "onlatest=true"),
     ("latest", "not key=value"),
 ])
-def test_bad_flavor(flavor: str, words: str) -> None:
+def test_bad_flavors_say_what_is_wrong(flavor: str, words: str) -> None:
     with pytest.raises(UsageError) as e:
         parse_flavor([flavor])
     assert flavor in e.value.line() and words in e.value.line()
@@ -422,7 +424,7 @@ def test_comments_and_blank_spec_lines_are_skipped() -> None:
     ("ssh://git@gitlab.example:2222/g/sub/app.git", "https://gitlab.example/g/sub/app", "app"),
     ("/srv/git/app.git", None, "app"),
 ])
-def test_web_url(remote: str, url: str | None, name: str) -> None:
+def test_git_remote_gives_web_url_and_name(remote: str, url: str | None, name: str) -> None:
     assert web_url(remote) == (url, name)
 
 
@@ -448,8 +450,9 @@ def gh_env(event: str, ref: str, **extra: str) -> dict[str, str]:
      ["nightly", "main"]),
     ("workflow_dispatch", "refs/heads/main", {}, {}, [], ["main"]),
 ])
-def test_github_actions(event: str, ref: str, payload: dict[str, Any], extra: dict[str, str],
-                        specs: list[str], expected: list[str]) -> None:
+def test_github_actions_events_give_their_tags(event: str, ref: str, payload: dict[str, Any],
+                                               extra: dict[str, str], specs: list[str],
+                                               expected: list[str]) -> None:
     ctx = github_context(gh_env(event, ref, **extra), payload)
     assert ctx.source == "github" and ctx.sha == SHA
     assert ctx.repo_url == "https://github.com/octo/app" and ctx.repo_name == "app"
@@ -497,7 +500,8 @@ def test_detect_reads_no_git_when_ci_says_everything(tmp_path: Path) -> None:
     ({"CI_COMMIT_BRANCH": "main", "CI_PIPELINE_SOURCE": "schedule"}, "branch",
      ["nightly", "edge", "main"]),
 ])
-def test_gitlab(tmp_path: Path, env: dict[str, str], event: str, expected: list[str]) -> None:
+def test_gitlab_ci_variables_give_their_tags(tmp_path: Path, env: dict[str, str], event: str,
+                                             expected: list[str]) -> None:
     full = {"GITLAB_CI": "true", "CI_COMMIT_SHA": SHA, "CI_DEFAULT_BRANCH": "main",
             "CI_PROJECT_URL": "https://gitlab.example/g/app", "CI_PROJECT_NAME": "app",
             "CI_COMMIT_TIMESTAMP": "2023-05-06T07:08:09+00:00", **env}

@@ -13,7 +13,7 @@ CASES = [c for c in META["cases"]]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['group']}-{c['name']}" for c in CASES])
-def test_case(case: dict[str, Any]) -> None:
+def test_metadata_action_case_gives_its_tags_and_labels(case: dict[str, Any]) -> None:
     plan = run(case)
     want = case["expected"]
     assert image_tags(case, plan) == want["tags"]

@@ -40,7 +40,7 @@ def test_tag_spec_cases(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", FLAVORS, ids=[",".join(c["input"]) for c in FLAVORS])
-def test_flavor_cases(case: dict[str, Any]) -> None:
+def test_flavor_parses_as_metadata_action_does(case: dict[str, Any]) -> None:
     if case["invalid"]:
         with pytest.raises(UsageError):
             parse_flavor(case["input"])
@@ -53,7 +53,7 @@ def test_flavor_cases(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", IMAGES, ids=[";".join(c["input"]) for c in IMAGES])
-def test_image_cases(case: dict[str, Any]) -> None:
+def test_images_parse_as_metadata_action_does(case: dict[str, Any]) -> None:
     if case["invalid"]:
         with pytest.raises(UsageError):
             parse_images(case["input"])
@@ -88,7 +88,7 @@ def test_flavor_latest_modes() -> None:
     assert "latest=metadata-action" in e.value.line()
 
 
-def test_image_lines() -> None:
+def test_image_lines_lower_case_skip_comments_and_split() -> None:
     got = parse_images(["ghcr.io/MyUser/MyApp", "# comment", "name=Docker.io/U/App,enable=false"])
     assert [(i.name, i.enable) for i in got] == [("ghcr.io/myuser/myapp", True),
                                                  ("docker.io/u/app", False)]
@@ -103,7 +103,7 @@ README = load("readme_tables.json")["cases"]
 
 @pytest.mark.parametrize("case", README,
                          ids=[f"{c['type']}-{c['tag']}-{c['pattern']}" for c in README])
-def test_readme_tables(case: dict[str, Any]) -> None:
+def test_readme_pattern_tables_give_their_tags(case: dict[str, Any]) -> None:
     from polyarch.tags import GitContext, compute
 
     spec = f'type={case["type"]},"pattern={case["pattern"]}"'

@@ -29,7 +29,7 @@ HELPERS = {"date": date_helper(WHEN), "branch": const("a&b='c'")}
     ("a{{! a comment }}b", "ab"),
     ("no expressions", "no expressions"),
 ])
-def test_expand(template: str, out: str) -> None:
+def test_template_expands_dates_and_escapes_as_handlebars(template: str, out: str) -> None:
     assert expand(template, HELPERS, "test") == out
 
 
@@ -43,7 +43,7 @@ def test_expand(template: str, out: str) -> None:
     ("Q Qo W WW GGGG", "1 1st 2 02 2020"),
     ("[YYYY]-YYYY [at] HH", "YYYY-2020 at 00"),
 ])
-def test_moment_tokens(fmt: str, out: str) -> None:
+def test_date_tokens_format_as_moment(fmt: str, out: str) -> None:
     assert format_date(WHEN, fmt) == out
 
 

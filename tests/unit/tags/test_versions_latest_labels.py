@@ -32,7 +32,7 @@ def tag_ctx(tag: str, **kw: Any) -> GitContext:
     ("1.2post1", "{{major}}", "1.2.post1", False),       # post-release: no latest either
     ("1.0dev4", "{{version}}", "1.0.dev4", False),
 ])
-def test_pep440(tag: str, pattern: str, out: str, latest: bool) -> None:
+def test_pep440_versions_give_tags_and_latest(tag: str, pattern: str, out: str, latest: bool) -> None:
     plan = compute([f"type=pep440,pattern={pattern}"], ["latest=metadata-action"],
                    tag_ctx(tag), now=NOW)
     assert plan.tags == [out, "latest"] if latest else [out]

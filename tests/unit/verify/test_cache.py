@@ -172,7 +172,8 @@ def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path) -> None:
     assert cache.writable is False
 
 
-def test_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_verify_cache_directory_follows_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
     monkeypatch.setenv("POLYARCH_CACHE_DIR", str(tmp_path / "pc"))
     assert default_dir() == tmp_path / "pc" / "verify"
     monkeypatch.delenv("POLYARCH_CACHE_DIR")

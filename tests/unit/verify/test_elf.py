@@ -90,7 +90,7 @@ def test_relocatable_objects_are_not_judged() -> None:
     b"", b"\x7fEL", b"#!/bin/sh\necho hi\n" + b"\0" * 20, b"\x7fELF" + b"\x03\x01" + b"\0" * 20,
     b"\x7fELF" + b"\x02\x07" + b"\0" * 20, elf(EM_X86_64)[:19],
 ])
-def test_not_elf(data: bytes) -> None:
+def test_short_or_foreign_data_is_not_elf(data: bytes) -> None:
     assert read_elf_header(data) is None
 
 

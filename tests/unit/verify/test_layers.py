@@ -161,7 +161,7 @@ def test_layout_as_tar(tmp_path: Path) -> None:
     assert named.index_digest == report.index_digest
 
 
-def test_corrupt_gzip() -> None:
+def test_corrupt_gzip_layer_is_a_format_error() -> None:
     blob, _ = make_layer({"bin/app": AMD * 50}, "gzip")
     bad = bytearray(blob)
     for i in range(40, 60):

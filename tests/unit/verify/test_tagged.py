@@ -64,7 +64,7 @@ def test_every_layout_reads_its_own_examples() -> None:
     "/usr/lib/linux-tools/perf", "/opt/app/armada/bin/tool", "/usr/share/x64dbg/readme",
     "/usr/lib/node_modules/npm/node_modules/@npmcli/arborist/lib/arm64ish.js",
 ])
-def test_untagged_paths(path: str) -> None:
+def test_paths_naming_no_architecture_are_untagged(path: str) -> None:
     assert tag_of(path) is None
 
 
