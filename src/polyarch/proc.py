@@ -154,10 +154,17 @@ def run(
     on_line: Callable[[str], None] | None = None,
     error_class: type[FatalError] | None = None,
     error_message: str | None = None,
+    error: Callable[[Result], FatalError] | None = None,
     merge_output: bool = False,
     end_group: bool = False,
 ) -> Result:
     """Run ``argv``; check its exit status unless ``check=False``.
+
+    A non-zero exit raises :class:`CommandFailed`: ``error_message`` (default: the
+    command and its status) with the tail of the command's output below it, and the exit
+    code of ``error_class``. When the message or the class depend on what the command
+    printed, ``error`` makes the exception from the :class:`Result` instead. Callers opt
+    out (``check=False``) only where a non-zero exit is an answer, not a failure.
 
     ``end_group``: when the command ends, stop whatever it started that is still running
     in its process group (a shell command's ``cmd &``): a prebuild command must not leave
@@ -172,6 +179,8 @@ def run(
     also kept for the error message. ``env`` entries are added to the current environment.
     """
     argv = tuple(str(a) for a in argv)
+    if error is not None and not check:
+        raise ValueError("error= is what a checked command raises; it needs check=True")
     wall = default_timeout() if isinstance(timeout, _Default) else timeout
     if wall is None and idle_timeout is None:
         raise ValueError("a command without a wall-clock deadline needs idle_timeout")
@@ -220,6 +229,8 @@ def run(
     finally:
         _live.pop(p.pid, None)
     if check and not res.ok:
+        if error is not None:
+            raise error(res)
         raise CommandFailed(res, error_message, error_class)
     return res
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from polyarch import proc
-from polyarch.errors import EnvironmentProblem
+from polyarch.errors import EnvironmentProblem, RegistryError
 
 
 def _dead(pid: int) -> bool:
@@ -128,6 +128,26 @@ def test_input_and_exit_status() -> None:
     assert proc.run(["false"], check=False, echo=False).returncode == 1
     with pytest.raises(proc.CommandFailed):
         proc.run(["false"], echo=False)
+
+
+def test_a_failed_command_raises_its_callers_error() -> None:
+    with pytest.raises(proc.CommandFailed) as f:
+        proc.run(["sh", "-c", "echo why >&2; exit 1"], echo=False,
+                 error_class=EnvironmentProblem, error_message="x failed")
+    assert (f.value.message, f.value.detail, f.value.exit_code) == ("x failed", "why", 3)
+    made: list[proc.Result] = []
+
+    def error(r: proc.Result) -> RegistryError:
+        made.append(r)
+        return RegistryError(f"tool said: {r.stderr.strip()}")
+
+    with pytest.raises(RegistryError) as e:
+        proc.run(["sh", "-c", "echo denied >&2; exit 4"], echo=False, error=error)
+    assert e.value.message == "tool said: denied" and e.value.exit_code == 4
+    assert [r.returncode for r in made] == [4]
+    assert proc.run(["true"], echo=False, error=error).ok and len(made) == 1
+    with pytest.raises(ValueError, match="needs check=True"):
+        proc.run(["true"], check=False, echo=False, error=error)
 
 
 def test_a_bad_timeout_setting_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
