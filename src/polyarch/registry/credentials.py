@@ -164,6 +164,8 @@ def _from_helper(helper: str, registry: str, timeout: float | None) -> Credentia
     program = f"docker-credential-{helper}"
     timed_out = tuple(t for t in (getattr(proc, "CommandTimedOut", None),) if t is not None)
     try:
+        # Not checked: a helper answers "no credentials for this registry" with a non-zero
+        # exit, told apart from a failure by what it prints (below).
         res = proc.run([program, "get"], input=server_key(registry), check=False, echo=False,
                        timeout=timeout)
     except FatalError as e:

@@ -209,19 +209,21 @@ def run(argv: Sequence[str], access: Access, *, doing: str,
     """Run one cosign command. A failure is ``failure`` when given; otherwise exit 3
     (environment: the key, its password, the OIDC identity, the transparency log) or 4
     (registry), with cosign's own last error line. A deadline passed is exit 3."""
-    res = proc.run(argv, env=access.env(), timeout=TIMEOUT, check=False)
-    if not res.ok:
-        tail = _last_error(res.stderr or res.stdout)
-        if failure is None:
-            low = tail.lower()
-            failure = (EnvironmentProblem if any(w in low for w in _SIGNER_TROUBLE)
-                       else RegistryError)
-        hint = None
-        if "decrypt" in tail.lower():
-            hint = ("set COSIGN_PASSWORD to the key's password" if "COSIGN_PASSWORD" not in
-                    os.environ else "COSIGN_PASSWORD is not this key's password")
-        raise failure(f"{doing} failed: cosign: {tail}", hint=hint)
-    return res
+    return proc.run(argv, env=access.env(), timeout=TIMEOUT,
+                    error=lambda res: _failed(res, doing, failure))
+
+
+def _failed(res: proc.Result, doing: str, failure: type[FatalError] | None) -> FatalError:
+    tail = _last_error(res.stderr or res.stdout)
+    if failure is None:
+        low = tail.lower()
+        failure = (EnvironmentProblem if any(w in low for w in _SIGNER_TROUBLE)
+                   else RegistryError)
+    hint = None
+    if "decrypt" in tail.lower():
+        hint = ("set COSIGN_PASSWORD to the key's password" if "COSIGN_PASSWORD" not in
+                os.environ else "COSIGN_PASSWORD is not this key's password")
+    return failure(f"{doing} failed: cosign: {tail}", hint=hint)
 
 
 def _last_error(text: str) -> str:

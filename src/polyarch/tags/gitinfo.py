@@ -195,6 +195,8 @@ def _git(cwd: Path, *args: str) -> str | None:
     """Output of ``git args`` in ``cwd`` (stripped), or ``None`` if it fails."""
     from polyarch import proc
 
+    # Not checked: a non-zero exit is the answer "no such thing" (not a work tree, no
+    # upstream, no tag), which the callers read as None.
     res = proc.run(["git", *args], cwd=cwd, echo=False, check=False)
     return res.stdout.strip() if res.ok else None
 
