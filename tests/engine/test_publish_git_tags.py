@@ -122,3 +122,21 @@ def test_one_platform_publish_with_tags_from_git(tmp_path: Path, repo: str) -> N
     doc = json.loads(raw)
     assert doc["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert doc["annotations"]["org.opencontainers.image.revision"] == sha
+
+
+def test_a_version_from_git_is_the_last_tag_and_needs_one(tmp_path: Path, repo: str) -> None:
+    proj = make_context(tmp_path / "proj")
+    (proj / "polyarch.toml").write_text(
+        f'[[image]]\nname = "app"\nversion = {{ from = "git" }}\ntags = ["{repo}:{{version}}"]\n')
+    git(proj, "init", "-q", "-b", "main")
+    git(proj, "add", ".")
+    git(proj, "commit", "-qm", "one")
+    run = polyarch("publish", "--dry-run", cwd=proj)
+    assert run.code == 2, run.text
+    # One line, the last: git's own complaint is not shown below it.
+    assert run.err.splitlines()[-1] == (f"polyarch: error: {proj / 'polyarch.toml'}: image 'app':"
+                                        " version from git: no tag reachable from HEAD")
+    git(proj, "tag", "v1.4.2")
+    run = polyarch("publish", "--dry-run", "--json", cwd=proj)
+    assert run.code == 0, run.text
+    assert run.json()["images"][0]["tags"] == [f"{repo}:1.4.2"]

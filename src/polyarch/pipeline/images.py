@@ -209,10 +209,9 @@ def resolve_version(spec: ImageSpec, root: Path) -> str | None:
         return v
     src = v["from"]
     if src == "git":
-        r = proc.run(["git", "describe", "--tags", "--abbrev=0"], cwd=root, check=False,
-                     echo=False)
-        if not r.ok:
-            raise ConfigError(f"{spec.where}: version from git: no tag reachable from HEAD")
+        r = proc.run(["git", "describe", "--tags", "--abbrev=0"], cwd=root, echo=False,
+                     error=lambda _: ConfigError(
+                         f"{spec.where}: version from git: no tag reachable from HEAD"))
         return r.stdout.strip().removeprefix("v")
     path = root / src
     try:

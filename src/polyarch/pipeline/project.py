@@ -48,7 +48,9 @@ def run_prebuild(spec: ImageSpec, root: Path, rep: Reporter, log_dir: Path) -> N
             with sink:
                 keep = _LogTail(sink, lines)
                 # In a process group of its own, ended with the command: a background
-                # child ('server &') does not outlive the prebuild, nor polyarch.
+                # child ('server &') does not outlive the prebuild, nor polyarch. Not
+                # checked here: the exit status and the log are reported first, then a
+                # failure is raised below with the masked tail of the output.
                 r = proc.run(["sh", "-c", cmd], cwd=root, check=False, on_line=keep,
                              merge_output=True, timeout=None, idle_timeout=proc.idle_timeout(),
                              end_group=True)
