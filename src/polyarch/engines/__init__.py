@@ -62,6 +62,8 @@ def _docker_problem(docker_context: str | None, _host: str, _context: str) -> st
 
     argv = ["docker"] + (["--context", docker_context] if docker_context else [])
     try:
+        # Not checked: a non-zero exit is the answer (the engine is not reachable), and
+        # what docker printed is the reason returned.
         r = proc.run(argv + ["info", "--format", "{{.ServerVersion}}"], check=False,
                      echo=False, timeout=20)
     except FatalError as e:  # no docker CLI, or it hung

@@ -65,6 +65,8 @@ def _timeout(argv: Sequence[str]) -> float:
     return TIMEOUTS[argv[i]]
 
 
+# Probes are not checked: their callers read a non-zero exit as an answer (no engine, no
+# buildx, no such builder) and word the error, if any, from what was printed.
 def _run(fut: Future[proc.Result], argv: list[str]) -> None:
     try:
         fut.set_result(proc.run(argv, check=False, echo=False, timeout=_timeout(argv),
