@@ -187,11 +187,10 @@ class Buildx:
             parser = RawJsonProgress(on_step)
             t0 = time.monotonic()
             # No wall-clock deadline for a build; one for a build that stops progressing.
-            res = proc.run(argv, check=False, on_line=parser.feed, timeout=None,
-                           idle_timeout=proc.idle_timeout())
+            # A failure is classified from the progress read (engine, registry, a step).
+            proc.run(argv, on_line=parser.feed, timeout=None, idle_timeout=proc.idle_timeout(),
+                     error=lambda _: build_failure(parser))
             seconds = time.monotonic() - t0
-            if not res.ok:
-                raise build_failure(parser)
             if req.cache_only:
                 return BuildResult("", "", 0, seconds)
             try:

@@ -62,6 +62,7 @@ class PodmanEngine:
 
     # -- discovery -----------------------------------------------------------
     def info(self) -> PodmanInfo:
+        # Not checked: a failure and an answer that is not JSON get the same message.
         r = proc.run([PODMAN, "info", "--format", "json"], check=False, echo=False, timeout=60)
         text = r.stdout.strip()
         if not r.ok or not text.startswith("{"):
@@ -200,7 +201,8 @@ class PodmanEngine:
         argv = self.build_argv(req, logfile=logfile)
         steps = StepLog(req.platforms, on_step)
         with _Follow(logfile, steps.feed):
-            # No wall-clock deadline for a build; progress goes to the log file.
+            # No wall-clock deadline for a build; progress goes to the log file. Not
+            # checked: the log is read to its end before a failure is classified.
             res = proc.run(argv, check=False, timeout=None, idle_timeout=proc.idle_timeout(),
                            activity_paths=[logfile], env=self.build_env(req, tmp))
         if res.ok:
@@ -211,11 +213,11 @@ class PodmanEngine:
         raise build_failure(res.stderr, steps)
 
     def _export(self, layout: Path, digestfile: Path) -> str:
-        r = proc.run(self.export_argv(layout, digestfile=digestfile), check=False,
-                     timeout=None, idle_timeout=proc.idle_timeout())
-        if not r.ok:
-            raise EnvironmentProblem(f"podman could not write the OCI layout {layout}: "
-                                     + _first_line(r.stderr or r.stdout))
+        proc.run(self.export_argv(layout, digestfile=digestfile), timeout=None,
+                 idle_timeout=proc.idle_timeout(),
+                 error=lambda r: EnvironmentProblem(
+                     f"podman could not write the OCI layout {layout}: "
+                     + _first_line(r.stderr or r.stdout)))
         try:
             digest = digestfile.read_text().strip()
         except OSError as e:
@@ -225,6 +227,8 @@ class PodmanEngine:
         return digest
 
     def _remove_list(self) -> None:
+        # Not checked: the exit status is the answer (1: no such list); the removal is a
+        # cleanup whose failure changes nothing.
         exists = proc.run([PODMAN, "manifest", "exists", self.list_name], check=False,
                           echo=False, timeout=60)
         if exists.ok:
@@ -233,11 +237,10 @@ class PodmanEngine:
 
     def load(self, layout: Path, names: Sequence[str]) -> str:
         """podman's store keeps one image per name: the host's platform is loaded."""
-        r = proc.run([PODMAN, "pull", "-q", f"oci:{oci_path(layout)}"], check=False,
-                     timeout=1800)
-        if not r.ok:
-            raise EnvironmentProblem("podman could not load the verified image: "
-                                     + _first_line(r.stderr or r.stdout))
+        r = proc.run([PODMAN, "pull", "-q", f"oci:{oci_path(layout)}"], timeout=1800,
+                     error=lambda res: EnvironmentProblem(
+                         "podman could not load the verified image: "
+                         + _first_line(res.stderr or res.stdout)))
         image_id = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
         for n in names:
             proc.run([PODMAN, "tag", image_id, n], timeout=60, error_class=EnvironmentProblem)
@@ -246,6 +249,7 @@ class PodmanEngine:
 
     def remove_images(self, names: Sequence[str]) -> None:
         if names:
+            # Cleanup: a failure here changes nothing.
             proc.run([PODMAN, "rmi", "--force", *names], check=False, echo=False, timeout=120)
 
     def runnable_platforms(self, layout: Path, digests: Sequence[str], name: str
