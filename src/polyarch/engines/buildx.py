@@ -239,7 +239,8 @@ class Buildx:
 
     def remove_images(self, names: Sequence[str]) -> None:
         if names:
-            # Cleanup: a failure here is reported by the caller as a warning.
+            # Cleanup, not checked: a non-zero exit (an image already gone) is no error; a
+            # deadline passed is, and the caller reports it as a warning.
             proc.run(self.docker("image", "rm", "--force", *names), check=False, echo=False,
                      timeout=120)
 

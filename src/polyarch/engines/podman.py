@@ -249,7 +249,8 @@ class PodmanEngine:
 
     def remove_images(self, names: Sequence[str]) -> None:
         if names:
-            # Cleanup: a failure here changes nothing.
+            # Cleanup, not checked: a non-zero exit (an image already gone) is no error; a
+            # deadline passed is, and the caller reports it as a warning.
             proc.run([PODMAN, "rmi", "--force", *names], check=False, echo=False, timeout=120)
 
     def runnable_platforms(self, layout: Path, digests: Sequence[str], name: str
