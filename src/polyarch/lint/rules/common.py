@@ -94,7 +94,10 @@ def _is_pip_sdist(c: SimpleCommand) -> bool:
     elif c.name == "uv" and args[:1] == ["pip"]:
         args = args[1:]
     elif c.name.startswith("python") and args[:1] == ["setup.py"]:
-        return any(a in ("build", "build_ext", "install", "bdist_wheel") for a in args[1:])
+        # `setup.py install` / `build` / `bdist_wheel` of the project is `pip install .`:
+        # it compiles only when the project has C extensions, which the Dockerfile does not
+        # show. `build_ext` is the step that compiles them.
+        return "build_ext" in args[1:]
     elif not re.fullmatch(r"pip3?(?:\.\d+)?", c.name):
         return False
     if not args or args[0] not in ("install", "wheel"):
