@@ -39,9 +39,18 @@ def test_npm_output_taken_into_a_stage_that_runs_node_is_not_reported() -> None:
         text = NPM_STAGE + "FROM node:20-slim\nCOPY --from=build /client/packages/cli /opt/cli\n" \
             + tail
         assert pa003(text) == [], tail
-    # Build output keeps being reported wherever it goes.
-    text = NPM_STAGE + "FROM node:20-slim\nCOPY --from=build /client/dist /srv\n" \
-        'CMD ["node", "/srv/server.js"]\n'
+
+
+
+def test_npm_output_run_by_node_that_installs_nothing_is_not_reported() -> None:
+    # The Node stage installs no packages: what it runs (a Next.js standalone build)
+    # brings its node_modules from the npm stage, built for the target there.
+    run = 'CMD ["node", "/srv/server.js"]\n'
+    text = NPM_STAGE + "FROM node:20-slim\nCOPY --from=build /client/.next/standalone /srv\n" + run
+    assert pa003(text) == []
+    # A Node stage that installs its own packages takes only the build output.
+    text = NPM_STAGE + "FROM node:20-slim\nWORKDIR /srv\nCOPY package*.json ./\n" \
+        "RUN npm ci --omit=dev\nCOPY --from=build /client/dist /srv/dist\n" + run
     assert pa003(text) == [("warning", 4)]
 
 

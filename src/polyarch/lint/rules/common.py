@@ -65,6 +65,9 @@ def heavy_ops(st: Stage) -> list[Heavy]:
         if name not in ("go", "xx-go", "cargo", "xx-cargo") and a0 in ("go", "cargo") \
                 and len(c.args) > 1 and c.args[1] in ("build", "install"):
             out.append(Heavy("go" if a0 == "go" else "cargo", line, f"{name} {a0} {c.args[1]}"))
+        elif name not in ("go", "xx-go") and any(k == "GOARCH" for k, _ in c.assigns):
+            # A command given GOARCH (`GOARCH=arm64 ./build.sh`) runs a Go build for it.
+            out.append(Heavy("go", line, f"GOARCH=... {name}"[:40]))
         elif name in ("go", "xx-go") and (a0 in ("build", "install") or (
                 a0 == "run" and any(a.endswith(".go") for a in c.args[1:]))):
             out.append(Heavy("go", line, f"{name} {a0}"))

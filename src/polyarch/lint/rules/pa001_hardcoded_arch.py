@@ -11,7 +11,7 @@ architecture builds (``FROM base-${TARGETARCH}``) are not reported.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from polyarch.lint.arch import (
     ARCH_FAMILY,
@@ -68,9 +68,10 @@ def check(ctx: LintContext) -> None:
         _check_from(ctx, st)
         source = arch_source(ctx, st)
         target = target_source(ctx, st)
+        every = _set_for_every_target(st, {a for a, _ in arches})
         for inst in st.instructions:
             for text, kind in _texts(inst):
-                _scan(ctx, st, inst, text, kind, own, arches, sev, source)
+                _scan(ctx, st, inst, text, kind, own, arches, sev, source, every)
                 if kind == "shell":
                     _branches(ctx, st, inst, text, target, arches, sev)
     in_from = {name for st in ctx.df.stages for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*",
@@ -126,9 +127,35 @@ def _texts(inst: Instruction) -> Iterator[tuple[Text, str]]:
         yield inst.args, "shell"
 
 
+def _settings(value: str) -> Iterator[tuple[str, str]]:
+    """(setting name, architecture family) of every literal architecture setting."""
+    for m in _ASSIGN.finditer(value):
+        val = m.group(2).lower()
+        if m.group(1).lower() == "--target":
+            t = _TRIPLE.match(val)
+            fam = ARCH_FAMILY.get(t.group(1)) if t else None
+        else:
+            fam = SETTING_FAMILY.get(val)
+        if fam is not None:
+            yield m.group(1).upper(), fam
+
+
+def _set_for_every_target(st: Stage, targets: set[str]) -> set[str]:
+    """Settings (``GOARCH``) the stage's RUN instructions give, between them, the value of
+    every target architecture: the stage builds for each in turn (``RUN GOARCH=amd64 ...``,
+    ``RUN GOARCH=arm64 ...``), so every variant gets the same, complete set."""
+    seen: dict[str, set[str]] = {}
+    for inst in st.instructions:
+        if inst.keyword == "RUN":
+            for t in inst.texts():
+                for name, fam in _settings(blank_comments(t.value)):
+                    seen.setdefault(name, set()).add(fam)
+    return {n for n, fams in seen.items() if len(targets) > 1 and targets <= fams}
+
+
 def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
           own: set[str], arches: set[tuple[str, str]], sev: Severity,
-          source: re.Pattern[str]) -> None:
+          source: re.Pattern[str], every: Collection[str] = ()) -> None:
     script = blank_comments(text.value) if kind == "shell" else text.value
     if kind == "paths" and inst.json_args is None:
         script = _HEREDOC.sub(lambda m: " " * len(m.group(0)), script)
@@ -206,6 +233,7 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
                 continue
             fam = setting
             if (skip(m.start(), fam) or m.group(1).upper() in PLATFORM_ARGS
+                    or (inst.keyword == "RUN" and m.group(1).upper() in every)
                     or (inst.keyword == "ARG" and m.group(0)[len(m.group(1))] != "=")
                     or not wrong_for(fam)):
                 continue

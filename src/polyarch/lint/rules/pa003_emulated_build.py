@@ -97,7 +97,9 @@ def assets_only(ctx: LintContext, st: Stage, kind: str = "java") -> list[str] | 
     name also counts when it neither is nor holds the directory the install ran in (the
     WORKDIR, where ``node_modules`` is), it is taken from the stage itself (not from one
     built FROM it that runs more on the install), and the stage taking it runs no Node
-    (which would make it a package whose own ``node_modules`` matter)."""
+    (which would make it a package whose own ``node_modules`` matter). Nothing npm
+    builds counts when a stage taking it runs Node without installing packages itself:
+    its ``node_modules`` come from here."""
     outs = output_paths(ctx, st)
     if not outs or any(not paths for _, _, paths in outs):
         return None
@@ -106,6 +108,11 @@ def assets_only(ctx: LintContext, st: Stage, kind: str = "java") -> list[str] | 
               if u.source == st.index and u.consumer in g.reachable}
     srcs: set[str] = set()
     for consumer, paths, inst_id in _outputs(ctx, st):
+        if kind == "npm" and _runs_node(ctx, consumer) and not any(
+                op.kind == "npm" for s in lineage_stages(ctx, consumer) for op in heavy_ops(s)):
+            # It runs Node and installs no packages: the code it runs brings its
+            # node_modules from here (a Next.js `standalone` build, a server bundle).
+            return None
         for s in paths:
             srcs.add(s)
             norm = s.rstrip("/") or "/"

@@ -1,0 +1,54 @@
+"""PA008 tells a build machine's tools from what reaches the image; PA001 takes RUNs that
+set GOARCH to every target's architecture in turn for a build of each."""
+
+from __future__ import annotations
+
+from polyarch.lint import lint
+from polyarch.platforms import parse_platforms
+
+TWO = parse_platforms("linux/amd64,linux/arm64")
+STAGE = "FROM --platform=$BUILDPLATFORM rust:1 AS build\nARG TARGETARCH\n"
+
+
+def found(text: str, rule: str) -> list[int]:
+    return [f.line for f in lint(text, platforms=TWO)
+            if f.rule == rule and f.severity in ("error", "warning")]
+
+
+def test_cargo_install_into_the_toolchain_is_a_tool_unless_its_bin_is_copied() -> None:
+    tool = STAGE + "RUN cargo install cargo-auditable\n"
+    assert found(tool + "FROM scratch\nCOPY --from=build /out /out\n", "PA008") == []
+    for src in ("/usr/local/cargo/bin/cargo-auditable", "/root/.cargo/bin", "/"):
+        assert found(tool + f"FROM scratch\nCOPY --from=build {src} /bin/\n", "PA008") == [3], src
+    rooted = STAGE + "RUN cargo install --root /opt/tools app\n"
+    assert found(rooted + "FROM scratch\nCOPY --from=build /opt/tools/bin/app /\n",
+                 "PA008") == [3]
+    assert found(rooted + "FROM scratch\nCOPY --from=build /usr/local/cargo/bin/x /\n",
+                 "PA008") == []
+
+
+def test_go_install_follows_gobin_and_gopath() -> None:
+    stage = "FROM --platform=$BUILDPLATFORM golang:1.22 AS b\nENV GOBIN=/tools\n" \
+        "RUN go install example.com/tool@v1\n"
+    assert found(stage + "FROM scratch\nCOPY --from=b /tools/tool /\n", "PA008") == [3]
+    assert found(stage + "FROM scratch\nCOPY --from=b /go/bin/tool /\n", "PA008") == []
+
+
+def test_a_download_for_uname_m_is_a_tool_when_run_and_removed_or_piped_to_a_shell() -> None:
+    tail = "FROM scratch\nCOPY --from=build /usr/local/bin /usr/local/bin\n"
+    kept = STAGE + 'RUN curl -fsSL "https://example.com/dl/tool-$(uname -m)" ' \
+        "-o /usr/local/bin/tool && chmod +x /usr/local/bin/tool\n"
+    assert found(kept + tail, "PA008") == [3]
+    removed = STAGE + 'RUN curl -fsSL "https://example.com/dl/$(uname -m)/init" -o init && ' \
+        "./init -y && rm init\n"
+    assert found(removed + tail, "PA008") == []
+    piped = STAGE + 'RUN curl -fsSL "https://example.com/$(uname -m)/install.sh" | sh\n'
+    assert found(piped + tail, "PA008") == []
+
+
+def test_goarch_set_for_every_target_in_turn_is_no_hard_code() -> None:
+    each = "FROM golang:1.22\nRUN GOARCH=amd64 ./build.sh\nRUN GOARCH=arm64 ./build.sh\n"
+    assert found(each, "PA001") == []
+    assert found(each, "PA003") == [2]
+    one = "FROM golang:1.22\nRUN GOARCH=amd64 ./build.sh\nRUN GOARCH=386 ./build.sh\n"
+    assert found(one, "PA001") == [2, 3]  # arm64 never built: both are hard-codes
