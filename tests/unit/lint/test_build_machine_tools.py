@@ -52,3 +52,17 @@ def test_goarch_set_for_every_target_in_turn_is_no_hard_code() -> None:
     assert found(each, "PA003") == [2]
     one = "FROM golang:1.22\nRUN GOARCH=amd64 ./build.sh\nRUN GOARCH=386 ./build.sh\n"
     assert found(one, "PA001") == [2, 3]  # arm64 never built: both are hard-codes
+
+
+def test_case_branch_on_targetarch_values_maps_arm_to_another_architecture() -> None:
+    three = parse_platforms("linux/amd64,linux/arm64,linux/arm/v7")
+    text = ('FROM alpine\nARG TARGETARCH\nRUN case "$TARGETARCH" in amd64) A=x86_64;; '
+            "arm64) A=aarch64;; arm) A=x86_64;; esac; wget https://x/t-$A.tgz\n")
+    [f] = [f for f in lint(text, platforms=three) if f.rule == "PA001"]
+    assert f.line == 3 and "linux/arm/v7" in f.message and "`arm)`" in f.message
+    platform = ('FROM alpine\nARG TARGETPLATFORM\nRUN case "$TARGETPLATFORM" in '
+                "linux/amd64) A=x86_64;; linux/arm64) A=aarch64;; 'linux/arm/v7') A=x86_64;; "
+                "esac; wget https://x/t-$A.tgz\n")
+    assert [f.line for f in lint(platform, platforms=three) if f.rule == "PA001"] == [3]
+    fixed = text.replace("arm) A=x86_64", "arm) A=armv7")
+    assert [f for f in lint(fixed, platforms=three) if f.rule == "PA001"] == []

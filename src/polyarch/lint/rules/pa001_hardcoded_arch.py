@@ -255,10 +255,9 @@ def _branches(ctx: LintContext, st: Stage, inst: Instruction, text: Text,
     script = blank_comments(text.value)
     branches = case_branches(script, target)
     for pattern, a, b in branches:
-        fams = {family(m.group(1)) for m in ARCH_RE.finditer(pattern)}
+        fams = _pattern_families(pattern)
         if pattern.strip("'\"") == "*":
-            covered = {family(m.group(1)) for p, _, _ in branches
-                       for m in ARCH_RE.finditer(p)}
+            covered = {fa for p, _, _ in branches for fa in _pattern_families(p)}
             fams = {fa for fa, _ in arches} - covered
             default = True
         else:
@@ -277,3 +276,17 @@ def _branches(ctx: LintContext, st: Stage, inst: Instruction, text: Text,
                     f"{', '.join(wrong)} to architecture {m.group(1)!r} ({_short(word, 60)!r}): "
                     "that platform gets another architecture's file", HINT, st)
             break
+
+
+def _pattern_families(pattern: str) -> set[str]:
+    """Architectures a ``case`` pattern on the target matches: architecture words, and
+    the values TARGETARCH/TARGETPLATFORM take (``arm``, ``386``, ``linux/arm/v7``)."""
+    out = {family(m.group(1)) for m in ARCH_RE.finditer(pattern)}
+    for alt in pattern.split("|"):
+        word = alt.strip().strip("'\"").lower()
+        parts = word.split("/")
+        if len(parts) >= 2 and parts[0] in ("linux", "*"):
+            word = parts[1]
+        if word in SETTING_FAMILY:
+            out.add(SETTING_FAMILY[word])
+    return out
