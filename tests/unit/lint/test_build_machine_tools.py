@@ -66,3 +66,14 @@ def test_case_branch_on_targetarch_values_maps_arm_to_another_architecture() -> 
     assert [f.line for f in lint(platform, platforms=three) if f.rule == "PA001"] == [3]
     fixed = text.replace("arm) A=x86_64", "arm) A=armv7")
     assert [f for f in lint(fixed, platforms=three) if f.rule == "PA001"] == []
+
+
+def test_a_value_passed_through_a_file_follows_what_was_written() -> None:
+    def pa008(write: str, read: str) -> list[int]:
+        return found("FROM --platform=$BUILDPLATFORM golang:1.22 AS b\nARG TARGETARCH\n"
+                     f"RUN {write}\nRUN GOARCH={read} go build -o /app\n"
+                     "FROM scratch\nCOPY --from=b /app /app\n", "PA008")
+    assert pa008('echo "$TARGETARCH" > /tmp/goarch', "$(cat /tmp/goarch)") == []
+    assert pa008("printf %s $TARGETARCH | tee goarch", '"$(cat /src/goarch)"') == []
+    assert pa008("uname -m > /tmp/goarch", "$(cat /tmp/goarch)") == [4]
+    assert pa008('echo "$TARGETARCH" > /tmp/goarch', "$(cat /tmp/other)") == [4]

@@ -44,6 +44,8 @@ CROSS = {
     "npm": re.compile(r"--cpu[= ]|--arch[= ]|npm_config_arch|--target_arch|--os[= ]"),
     "pip": re.compile(r"--platform[= ]"),
 }
+#: One shell word, quotes and command substitutions included (`"$(cat /t)"`).
+_SHELL_WORD = re.compile(r"""(?:"[^"]*"|'[^']*'|\$\([^)]*\)|`[^`]*`|[^\s"'`$;&|]|\$(?!\())+""")
 _LITERAL_ARCH = re.compile(r"['\"]?[A-Za-z0-9_]+['\"]?$")
 
 
@@ -61,8 +63,10 @@ def _names_target(ctx: LintContext, st: Stage, kind: str, text: str) -> bool:
     if kind == "cargo":
         if CROSS["cargo"].search(text):
             return True
-        for m in re.finditer(r"--target[= ]+(\S+)", text):
-            if "$" not in m.group(1) or target.search(m.group(1)):
+        for m in re.finditer(r"--target[= ]+", text):
+            w = _SHELL_WORD.match(text, m.end())
+            word = w.group(0) if w else ""
+            if word and ("$" not in word or target.search(word)):
                 return True
         return False
     if kind in ("c", "make", "go-run"):
