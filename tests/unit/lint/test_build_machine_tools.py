@@ -77,3 +77,18 @@ def test_a_value_passed_through_a_file_follows_what_was_written() -> None:
     assert pa008("printf %s $TARGETARCH | tee goarch", '"$(cat /src/goarch)"') == []
     assert pa008("uname -m > /tmp/goarch", "$(cat /tmp/goarch)") == [4]
     assert pa008('echo "$TARGETARCH" > /tmp/goarch', "$(cat /tmp/other)") == [4]
+
+
+def test_dotnet_runtime_identifier_is_an_architecture_setting() -> None:
+    def pa001(run: str) -> list[int]:
+        return found(f"FROM mcr.microsoft.com/dotnet/sdk:8.0\nARG TARGETARCH\nRUN {run}\n",
+                     "PA001")
+    for run in ("dotnet publish -c Release -r linux-x64 --self-contained -o /app",
+                "dotnet publish --runtime=linux-musl-arm64 -o /app",
+                "dotnet publish -a x64 -o /app"):
+        assert pa001(run) == [3], run
+    for run in ("dotnet publish -a $TARGETARCH -o /app", "dotnet publish -r \"$RID\" -o /app",
+                'case "$TARGETARCH" in amd64) dotnet publish -r linux-x64 ;; '
+                "arm64) dotnet publish -r linux-arm64 ;; esac",
+                "dotnet publish -c Release -o /app"):
+        assert pa001(run) == [], run

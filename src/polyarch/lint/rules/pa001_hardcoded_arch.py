@@ -32,7 +32,7 @@ from polyarch.lint.context import LintContext
 from polyarch.lint.graph import PLATFORM_ARGS
 from polyarch.lint.model import Instruction, Severity, Stage, Text
 from polyarch.lint.rules.common import arch_source, target_source
-from polyarch.lint.shell import blank_comments, split_outside_quotes
+from polyarch.lint.shell import blank_comments, simple_commands, split_outside_quotes
 
 HINT = (
     "declare `ARG TARGETARCH` in the stage and use ${TARGETARCH} (amd64, arm64, ...); where "
@@ -220,6 +220,18 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
         ctx.add("PA001", sev, line,
                 f"stage {st.label}: {inst.keyword} hard-codes architecture {m.group(1)!r} in "
                 f"{what} {_short(word)!r}: wrong for {', '.join(wrong)}", HINT, st)
+    if kind == "shell":
+        for pos, rid, fam in _dotnet_rids(script):
+            line = text.line_at(pos)
+            if skip(pos, fam) or not wrong_for(fam) or line in reported:
+                continue
+            reported.add(line)
+            ctx.add("PA001", sev, line,
+                    f"stage {st.label}: {inst.keyword} builds .NET for runtime {rid!r}: "
+                    f"architecture {fam} for every platform, wrong for "
+                    f"{', '.join(wrong_for(fam))}",
+                    "use the target's: ARG TARGETARCH then `dotnet publish -a $TARGETARCH` "
+                    "(.NET 8+ takes amd64/arm64), or map it to a RID with case", st)
     if kind in ("shell", "values"):
         for m in _ASSIGN.finditer(script):
             val = m.group(2).lower()
@@ -290,3 +302,29 @@ def _pattern_families(pattern: str) -> set[str]:
         if word in SETTING_FAMILY:
             out.add(SETTING_FAMILY[word])
     return out
+
+
+#: The architecture part of a .NET runtime identifier (``linux-x64``, ``linux-musl-arm64``).
+_RID_ARCH = {"x64": "amd64", "arm64": "arm64", "arm": "arm", "x86": "386"}
+
+
+def _dotnet_rids(script: str) -> Iterator[tuple[int, str, str]]:
+    """(offset, runtime identifier, architecture) of each literal ``-r``/``--runtime``
+    (and ``-a``/``--arch``) a ``dotnet`` command is given."""
+    for c in simple_commands(script):
+        if c.name != "dotnet":
+            continue
+        args = list(c.args)
+        for i, a in enumerate(args):
+            flag, _, val = a.partition("=") if a.startswith("--") else a.partition(":")
+            if flag in ("-r", "--runtime", "-a", "--arch") and not val and i + 1 < len(args):
+                val = args[i + 1]
+            elif flag not in ("-r", "--runtime", "-a", "--arch") or not val:
+                continue
+            fam = _RID_ARCH.get(val.rsplit("-", 1)[-1].lower()) if "$" not in val else None
+            if fam is None:
+                fam = ARCH_FAMILY.get(val.lower()) if "$" not in val else None
+            if fam is None:
+                continue
+            pos = script.find(val, c.offset)
+            yield (pos if pos >= 0 else c.offset), val, fam
