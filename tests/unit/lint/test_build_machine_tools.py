@@ -92,3 +92,15 @@ def test_dotnet_runtime_identifier_is_an_architecture_setting() -> None:
                 "arm64) dotnet publish -r linux-arm64 ;; esac",
                 "dotnet publish -c Release -o /app"):
         assert pa001(run) == [], run
+
+
+def test_copies_that_take_every_targets_file_are_no_hard_code() -> None:
+    # A publishing stage collects each architecture's package (AdGuardHome's snapcraft
+    # Dockerfile ADDs AdGuardHome_<arch>.snap for amd64, arm64, armhf and i386).
+    each = "FROM alpine\n" + "".join(f"ADD app_{a}.snap /app/app_{a}.snap\n"
+                                     for a in ("amd64", "arm64", "armhf"))
+    assert found(each, "PA001") == []
+    one = "FROM alpine\nADD app_amd64.snap /app/\nADD app_armhf.snap /app/\n"
+    assert found(one, "PA001") == [2, 3]
+    other = "FROM alpine\nADD app_amd64.snap /app/\nADD tool_arm64.tgz /opt/\n"
+    assert found(other, "PA001") == [2, 3]

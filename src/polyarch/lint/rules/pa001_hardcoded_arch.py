@@ -69,8 +69,11 @@ def check(ctx: LintContext) -> None:
         source = arch_source(ctx, st)
         target = target_source(ctx, st)
         every = _set_for_every_target(st, {a for a, _ in arches})
+        collected = _copies_for_every_target(st, {a for a, _ in arches})
         for inst in st.instructions:
             for text, kind in _texts(inst):
+                if kind == "paths" and id(inst) in collected:
+                    continue
                 _scan(ctx, st, inst, text, kind, own, arches, sev, source, every)
                 if kind == "shell":
                     _branches(ctx, st, inst, text, target, arches, sev)
@@ -151,6 +154,25 @@ def _set_for_every_target(st: Stage, targets: set[str]) -> set[str]:
                 for name, fam in _settings(blank_comments(t.value)):
                     seen.setdefault(name, set()).add(fam)
     return {n for n, fams in seen.items() if len(targets) > 1 and targets <= fams}
+
+
+def _copies_for_every_target(st: Stage, targets: set[str]) -> set[int]:
+    """COPY/ADD instructions of the stage that, between them, take the same file for every
+    target's architecture (``ADD app_amd64.snap``, ``ADD app_arm64.snap``...): the stage
+    collects them all, the same for every variant. Their ids."""
+    groups: dict[str, list[Instruction]] = {}
+    fams: dict[str, set[str]] = {}
+    for inst in st.instructions:
+        if inst.keyword not in ("COPY", "ADD"):
+            continue
+        words = list(ARCH_RE.finditer(inst.args.value))
+        if not words:
+            continue
+        key = ARCH_RE.sub("\0", inst.args.value)
+        groups.setdefault(key, []).append(inst)
+        fams.setdefault(key, set()).update(family(m.group(1)) for m in words)
+    return {id(i) for k, insts in groups.items()
+            if len(insts) > 1 and len(targets) > 1 and targets <= fams[k] for i in insts}
 
 
 def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
