@@ -104,3 +104,15 @@ def test_copies_that_take_every_targets_file_are_no_hard_code() -> None:
     assert found(one, "PA001") == [2, 3]
     other = "FROM alpine\nADD app_amd64.snap /app/\nADD tool_arm64.tgz /opt/\n"
     assert found(other, "PA001") == [2, 3]
+
+
+def test_a_tool_carried_through_scratch_into_a_build_stage_is_not_target_output() -> None:
+    head = "FROM --platform=$BUILDPLATFORM golang:1.22 AS tb\nRUN go build -o /out/tool .\n" \
+        "FROM scratch AS carry\nCOPY --from=tb /out/tool /tool\n"
+    native = head + "FROM --platform=$BUILDPLATFORM golang:1.22 AS run\n" \
+        "COPY --from=carry /tool /usr/bin/tool\nRUN tool > /report\n" \
+        "FROM alpine\nCOPY --from=run /report /report\n"
+    assert found(native, "PA008") == []
+    # Carried on into the image that runs for the target: the build machine's binary.
+    shipped = head + "FROM alpine\nCOPY --from=carry /tool /usr/bin/tool\n"
+    assert found(shipped, "PA008") == [2]

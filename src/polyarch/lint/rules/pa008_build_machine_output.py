@@ -79,6 +79,23 @@ def _for_target(g: PlatformGraph, v: StageView) -> bool:
                                   and v.runs_on.architecture == g.platform.architecture)
 
 
+def _ends_in_image(g: PlatformGraph, index: int, seen: set[int]) -> bool:
+    """Whether files in stage ``index`` can end up in ``g``'s image for its target: the
+    stage runs for the target and is the image's lineage, or passes them on (FROM, COPY
+    --from, a mount) through stages that run for the target to one that is. A ``scratch``
+    stage that only carries a tool into a ``$BUILDPLATFORM`` stage does not."""
+    if not _for_target(g, g.views[index]):
+        return False
+    if index in g.lineage():
+        return True
+    if index in seen:
+        return False
+    seen.add(index)
+    nxt = {v.stage.index for v in g.views if v.parent == index and v.stage.index in g.reachable}
+    nxt |= {u.consumer for u in g.uses if u.source == index and u.consumer in g.reachable}
+    return any(_ends_in_image(g, n, seen) for n in sorted(nxt))
+
+
 def _runs(ctx: LintContext, st: Stage) -> str:
     """Where the stage runs, as built: on the build machine or pinned to a platform."""
     pinned = next((v.pinned for _, v in ctx.reached(st.index) if v.kind == "fixed"), None)
@@ -100,8 +117,8 @@ def check(ctx: LintContext) -> None:
         # the image on $BUILDPLATFORM or pinned is PA002's.
         off = {g.platform for g in off_target}
         into_target = [(c, line) for c, line, _ in outs
-                       if any(g.platform in off and _for_target(g, v)
-                              for g, v in ctx.reached(c.index))]
+                       if any(g.platform in off and _ends_in_image(g, c.index, set())
+                              for g, _ in ctx.reached(c.index))]
         if not into_target:
             continue
         where = f"stage {into_target[0][0].label} copies its output (line {into_target[0][1]})"
