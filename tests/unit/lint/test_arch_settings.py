@@ -61,3 +61,19 @@ def test_copies_that_take_every_targets_file_are_no_hard_code() -> None:
     assert found(one, "PA001") == [2, 3]
     other = "FROM alpine\nADD app_amd64.snap /app/\nADD tool_arm64.tgz /opt/\n"
     assert found(other, "PA001") == [2, 3]
+
+
+def test_another_operating_systems_file_or_build_is_no_linux_hard_code() -> None:
+    # moby/buildkit's parser test files keep docker's old DOCKER_CROSSPLATFORMS list.
+    for text in ("FROM golang:1.22\nENV CROSS linux/386 darwin/amd64 freebsd/amd64\n",
+                 "FROM alpine\nRUN wget https://x/tool-windows-x64.zip https://x/t_darwin_amd64.tgz\n",
+                 "FROM golang:1.22\nRUN GOOS=darwin GOARCH=amd64 go build -o /out/mac .\n"):
+        assert found(text, "PA001") == [], text
+    for text in ("FROM golang:1.22\nRUN GOOS=linux GOARCH=amd64 go build -o /out/app .\n",
+                 "FROM alpine\nRUN wget https://x/tool-linux-x64.zip\n"):
+        assert found(text, "PA001") == [2], text
+
+
+def test_an_os_name_elsewhere_in_a_url_does_not_hide_a_linux_hard_code() -> None:
+    text = "FROM alpine\nRUN wget https://x/windows-and-linux/v1/tool-linux-amd64.tgz\n"
+    assert found(text, "PA001") == [2]

@@ -43,6 +43,26 @@ _ASSIGN = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_]*ARCH|--arch|--cpu|--target-ar
                      r"['\"]?([A-Za-z0-9_-]+)['\"]?", re.IGNORECASE)
 #: A target triple (``aarch64-unknown-linux-musl``, ``x86_64-linux-gnu``).
 _TRIPLE = re.compile(r"([A-Za-z0-9_]+)-(?:unknown|pc|linux|apple|none|w64|alpine)\b")
+#: Another operating system's name in a file name, URL or platform (``darwin/amd64``,
+#: ``tool-windows-x64.zip``): that file is for no Linux target.
+_OTHER_OS = re.compile(r"(?<![A-Za-z])(?:darwin|windows|win(?:32|64|nt)?|freebsd|openbsd"
+                       r"|netbsd|macos|osx)(?![A-Za-z])", re.IGNORECASE)
+
+
+def _other_os(script: str, m: re.Match[str], word: str) -> bool:
+    """Whether the architecture word at ``m`` names another OS's file or platform: the
+    OS in the same path segment (``tool-windows-x64.zip``) or the one before it
+    (``darwin/amd64``, ``winnt/x64/...``)."""
+    start = script.find(word, max(0, m.start() - len(word)))
+    at = m.start() - start if start >= 0 else 0
+    segs = word.split("/")
+    i = word[:at].count("/")
+    near = segs[max(0, i - 1):i + 1]
+    return any(_OTHER_OS.search(s) for s in near)
+
+
+_OTHER_OS_SETTING = re.compile(r"\bGOOS=['\"]?(?:darwin|windows|freebsd|openbsd|netbsd"
+                               r"|solaris|illumos|plan9|js|wasip1|ios|android)\b")
 _HEREDOC = re.compile(r"<<-?[\"']?[A-Za-z_][A-Za-z0-9_]*[\"']?")
 _STMT = re.compile(r";;|;|\n")
 
@@ -219,6 +239,8 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
         if skip(m.start(), fam):
             continue
         word = word_around(script, m.start(), m.end())
+        if _other_os(script, m, word):
+            continue  # darwin/amd64, tool-windows-x64.zip: another OS's file, for no target
         value = word.split("=", 1)[1] if "=" in word and kind != "paths" else word
         if kind == "values":
             if inst.keyword == "ARG" and "=" not in word:
@@ -265,6 +287,9 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
                 setting = SETTING_FAMILY.get(val)
             if setting is None:
                 continue
+            if any(a <= m.start() < a + len(stmt) and _OTHER_OS_SETTING.search(stmt)
+                   for a, stmt in split_outside_quotes(script, _STMT)):
+                continue  # GOOS=darwin GOARCH=amd64: a build for another OS
             fam = setting
             if (skip(m.start(), fam) or m.group(1).upper() in PLATFORM_ARGS
                     or (inst.keyword == "RUN" and m.group(1).upper() in every)
