@@ -55,9 +55,13 @@ def source_re(names: frozenset[str], machine: bool = True) -> re.Pattern[str]:
     follows the platform), ``xx-info``, and with ``machine`` the commands that report the
     running machine's architecture."""
     parts = [TARGET_DETECT.pattern]
-    if names:
-        alt = "|".join(sorted(re.escape(n) for n in names))
-        parts.append(rf"\$\{{?#?(?:{alt})(?![A-Za-z0-9_])")
+    variables = sorted(re.escape(n) for n in names if not n.startswith("@"))
+    files = sorted(re.escape(n[1:]) for n in names if n.startswith("@"))
+    if variables:
+        parts.append(rf"\$\{{?#?(?:{'|'.join(variables)})(?![A-Za-z0-9_])")
+    if files:
+        # A file written from such a value, read back: $(cat /t), $(< dir/t).
+        parts.append(rf"(?:\bcat\s+|<\s*)[\"']?(?:[^\s\"'()]*/)?(?:{'|'.join(files)})(?![\w.-])")
     if machine:
         parts.append(RUNTIME_DETECT.pattern)
     return re.compile("|".join(parts))
@@ -92,7 +96,11 @@ def arch_vars(texts: Iterable[str], seed: Iterable[str], machine: bool) -> froze
     ``machine``, ``uname -m``, ``dpkg --print-architecture``...), or is assigned inside a
     ``case``/``if`` that branches on one."""
     names = set(seed)
+    texts = list(texts)
     pending = [a for t in texts for a in assignments(t)]
+    # Files written by a statement: the value passes through them (`echo $X > /t`, or a
+    # `case` on the target writing each branch's value); named "@<file name>".
+    pending += [(f"@{name}", stmt, heads) for t in texts for name, stmt, heads in _writes(t)]
     changed = True
     while changed and pending:
         changed = False
@@ -108,6 +116,28 @@ def arch_vars(texts: Iterable[str], seed: Iterable[str], machine: bool) -> froze
                 rest.append((name, value, heads))
         pending = rest
     return frozenset(names)
+
+
+_WRITE = re.compile(r"(?<![0-9&])(?:>>?|\btee\s+(?:-a\s+)?)\s*[\"']?([^\s;&|()\"'<>]+)")
+
+
+@lru_cache(maxsize=4096)
+def _writes(script: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(file name, the statement writing it, heads of the case/if blocks around it) of
+    every file a shell script writes with ``>``, ``>>`` or ``tee``."""
+    if ">" not in script and "tee" not in script:
+        return ()
+    blocks = _block_ranges(script, "case", "esac", r"\bin\b") + \
+        _block_ranges(script, "if", "fi", r"\bthen\b")
+    out = []
+    for off, stmt in split_outside_quotes(script, _STMT_SEP):
+        for m in _WRITE.finditer(stmt):
+            path = m.group(1)
+            if path.startswith(("&", "/dev/")) or "$" in path:
+                continue
+            heads = tuple(h for a, b, h in blocks if a <= off + m.start() < b)
+            out.append((path.rsplit("/", 1)[-1], stmt[:m.start()], heads))
+    return tuple(out)
 
 
 FILE_EXT = re.compile(

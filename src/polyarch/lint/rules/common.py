@@ -65,6 +65,9 @@ def heavy_ops(st: Stage) -> list[Heavy]:
         if name not in ("go", "xx-go", "cargo", "xx-cargo") and a0 in ("go", "cargo") \
                 and len(c.args) > 1 and c.args[1] in ("build", "install"):
             out.append(Heavy("go" if a0 == "go" else "cargo", line, f"{name} {a0} {c.args[1]}"))
+        elif name not in ("go", "xx-go") and any(k == "GOARCH" for k, _ in c.assigns):
+            # A command given GOARCH (`GOARCH=arm64 ./build.sh`) runs a Go build for it.
+            out.append(Heavy("go", line, f"GOARCH=... {name}"[:40]))
         elif name in ("go", "xx-go") and (a0 in ("build", "install") or (
                 a0 == "run" and any(a.endswith(".go") for a in c.args[1:]))):
             out.append(Heavy("go", line, f"{name} {a0}"))
@@ -94,7 +97,10 @@ def _is_pip_sdist(c: SimpleCommand) -> bool:
     elif c.name == "uv" and args[:1] == ["pip"]:
         args = args[1:]
     elif c.name.startswith("python") and args[:1] == ["setup.py"]:
-        return any(a in ("build", "build_ext", "install", "bdist_wheel") for a in args[1:])
+        # `setup.py install` / `build` / `bdist_wheel` of the project is `pip install .`:
+        # it compiles only when the project has C extensions, which the Dockerfile does not
+        # show. `build_ext` is the step that compiles them.
+        return "build_ext" in args[1:]
     elif not re.fullmatch(r"pip3?(?:\.\d+)?", c.name):
         return False
     if not args or args[0] not in ("install", "wheel"):

@@ -11,7 +11,7 @@ architecture builds (``FROM base-${TARGETARCH}``) are not reported.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from polyarch.lint.arch import (
     ARCH_FAMILY,
@@ -32,7 +32,7 @@ from polyarch.lint.context import LintContext
 from polyarch.lint.graph import PLATFORM_ARGS
 from polyarch.lint.model import Instruction, Severity, Stage, Text
 from polyarch.lint.rules.common import arch_source, target_source
-from polyarch.lint.shell import blank_comments, split_outside_quotes
+from polyarch.lint.shell import blank_comments, simple_commands, split_outside_quotes
 
 HINT = (
     "declare `ARG TARGETARCH` in the stage and use ${TARGETARCH} (amd64, arm64, ...); where "
@@ -43,6 +43,26 @@ _ASSIGN = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_]*ARCH|--arch|--cpu|--target-ar
                      r"['\"]?([A-Za-z0-9_-]+)['\"]?", re.IGNORECASE)
 #: A target triple (``aarch64-unknown-linux-musl``, ``x86_64-linux-gnu``).
 _TRIPLE = re.compile(r"([A-Za-z0-9_]+)-(?:unknown|pc|linux|apple|none|w64|alpine)\b")
+#: Another operating system's name in a file name, URL or platform (``darwin/amd64``,
+#: ``tool-windows-x64.zip``): that file is for no Linux target.
+_OTHER_OS = re.compile(r"(?<![A-Za-z])(?:darwin|windows|win(?:32|64|nt)?|freebsd|openbsd"
+                       r"|netbsd|macos|osx)(?![A-Za-z])", re.IGNORECASE)
+
+
+def _other_os(script: str, m: re.Match[str], word: str) -> bool:
+    """Whether the architecture word at ``m`` names another OS's file or platform: the
+    OS in the same path segment (``tool-windows-x64.zip``) or the one before it
+    (``darwin/amd64``, ``winnt/x64/...``)."""
+    start = script.find(word, max(0, m.start() - len(word)))
+    at = m.start() - start if start >= 0 else 0
+    segs = word.split("/")
+    i = word[:at].count("/")
+    near = segs[max(0, i - 1):i + 1]
+    return any(_OTHER_OS.search(s) for s in near)
+
+
+_OTHER_OS_SETTING = re.compile(r"\bGOOS=['\"]?(?:darwin|windows|freebsd|openbsd|netbsd"
+                               r"|solaris|illumos|plan9|js|wasip1|ios|android)\b")
 _HEREDOC = re.compile(r"<<-?[\"']?[A-Za-z_][A-Za-z0-9_]*[\"']?")
 _STMT = re.compile(r";;|;|\n")
 
@@ -68,9 +88,13 @@ def check(ctx: LintContext) -> None:
         _check_from(ctx, st)
         source = arch_source(ctx, st)
         target = target_source(ctx, st)
+        every = _set_for_every_target(st, {a for a, _ in arches})
+        collected = _copies_for_every_target(st, {a for a, _ in arches})
         for inst in st.instructions:
             for text, kind in _texts(inst):
-                _scan(ctx, st, inst, text, kind, own, arches, sev, source)
+                if kind == "paths" and id(inst) in collected:
+                    continue
+                _scan(ctx, st, inst, text, kind, own, arches, sev, source, every)
                 if kind == "shell":
                     _branches(ctx, st, inst, text, target, arches, sev)
     in_from = {name for st in ctx.df.stages for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*",
@@ -126,9 +150,54 @@ def _texts(inst: Instruction) -> Iterator[tuple[Text, str]]:
         yield inst.args, "shell"
 
 
+def _settings(value: str) -> Iterator[tuple[str, str]]:
+    """(setting name, architecture family) of every literal architecture setting."""
+    for m in _ASSIGN.finditer(value):
+        val = m.group(2).lower()
+        if m.group(1).lower() == "--target":
+            t = _TRIPLE.match(val)
+            fam = ARCH_FAMILY.get(t.group(1)) if t else None
+        else:
+            fam = SETTING_FAMILY.get(val)
+        if fam is not None:
+            yield m.group(1).upper(), fam
+
+
+def _set_for_every_target(st: Stage, targets: set[str]) -> set[str]:
+    """Settings (``GOARCH``) the stage's RUN instructions give, between them, the value of
+    every target architecture: the stage builds for each in turn (``RUN GOARCH=amd64 ...``,
+    ``RUN GOARCH=arm64 ...``), so every variant gets the same, complete set."""
+    seen: dict[str, set[str]] = {}
+    for inst in st.instructions:
+        if inst.keyword == "RUN":
+            for t in inst.texts():
+                for name, fam in _settings(blank_comments(t.value)):
+                    seen.setdefault(name, set()).add(fam)
+    return {n for n, fams in seen.items() if len(targets) > 1 and targets <= fams}
+
+
+def _copies_for_every_target(st: Stage, targets: set[str]) -> set[int]:
+    """COPY/ADD instructions of the stage that, between them, take the same file for every
+    target's architecture (``ADD app_amd64.snap``, ``ADD app_arm64.snap``...): the stage
+    collects them all, the same for every variant. Their ids."""
+    groups: dict[str, list[Instruction]] = {}
+    fams: dict[str, set[str]] = {}
+    for inst in st.instructions:
+        if inst.keyword not in ("COPY", "ADD"):
+            continue
+        words = list(ARCH_RE.finditer(inst.args.value))
+        if not words:
+            continue
+        key = ARCH_RE.sub("\0", inst.args.value)
+        groups.setdefault(key, []).append(inst)
+        fams.setdefault(key, set()).update(family(m.group(1)) for m in words)
+    return {id(i) for k, insts in groups.items()
+            if len(insts) > 1 and len(targets) > 1 and targets <= fams[k] for i in insts}
+
+
 def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
           own: set[str], arches: set[tuple[str, str]], sev: Severity,
-          source: re.Pattern[str]) -> None:
+          source: re.Pattern[str], every: Collection[str] = ()) -> None:
     script = blank_comments(text.value) if kind == "shell" else text.value
     if kind == "paths" and inst.json_args is None:
         script = _HEREDOC.sub(lambda m: " " * len(m.group(0)), script)
@@ -170,6 +239,8 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
         if skip(m.start(), fam):
             continue
         word = word_around(script, m.start(), m.end())
+        if _other_os(script, m, word):
+            continue  # darwin/amd64, tool-windows-x64.zip: another OS's file, for no target
         value = word.split("=", 1)[1] if "=" in word and kind != "paths" else word
         if kind == "values":
             if inst.keyword == "ARG" and "=" not in word:
@@ -193,6 +264,18 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
         ctx.add("PA001", sev, line,
                 f"stage {st.label}: {inst.keyword} hard-codes architecture {m.group(1)!r} in "
                 f"{what} {_short(word)!r}: wrong for {', '.join(wrong)}", HINT, st)
+    if kind == "shell":
+        for pos, rid, fam in _dotnet_rids(script):
+            line = text.line_at(pos)
+            if skip(pos, fam) or not wrong_for(fam) or line in reported:
+                continue
+            reported.add(line)
+            ctx.add("PA001", sev, line,
+                    f"stage {st.label}: {inst.keyword} builds .NET for runtime {rid!r}: "
+                    f"architecture {fam} for every platform, wrong for "
+                    f"{', '.join(wrong_for(fam))}",
+                    "use the target's: ARG TARGETARCH then `dotnet publish -a $TARGETARCH` "
+                    "(.NET 8+ takes amd64/arm64), or map it to a RID with case", st)
     if kind in ("shell", "values"):
         for m in _ASSIGN.finditer(script):
             val = m.group(2).lower()
@@ -204,8 +287,12 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
                 setting = SETTING_FAMILY.get(val)
             if setting is None:
                 continue
+            if any(a <= m.start() < a + len(stmt) and _OTHER_OS_SETTING.search(stmt)
+                   for a, stmt in split_outside_quotes(script, _STMT)):
+                continue  # GOOS=darwin GOARCH=amd64: a build for another OS
             fam = setting
             if (skip(m.start(), fam) or m.group(1).upper() in PLATFORM_ARGS
+                    or (inst.keyword == "RUN" and m.group(1).upper() in every)
                     or (inst.keyword == "ARG" and m.group(0)[len(m.group(1))] != "=")
                     or not wrong_for(fam)):
                 continue
@@ -227,10 +314,9 @@ def _branches(ctx: LintContext, st: Stage, inst: Instruction, text: Text,
     script = blank_comments(text.value)
     branches = case_branches(script, target)
     for pattern, a, b in branches:
-        fams = {family(m.group(1)) for m in ARCH_RE.finditer(pattern)}
+        fams = _pattern_families(pattern)
         if pattern.strip("'\"") == "*":
-            covered = {family(m.group(1)) for p, _, _ in branches
-                       for m in ARCH_RE.finditer(p)}
+            covered = {fa for p, _, _ in branches for fa in _pattern_families(p)}
             fams = {fa for fa, _ in arches} - covered
             default = True
         else:
@@ -249,3 +335,43 @@ def _branches(ctx: LintContext, st: Stage, inst: Instruction, text: Text,
                     f"{', '.join(wrong)} to architecture {m.group(1)!r} ({_short(word, 60)!r}): "
                     "that platform gets another architecture's file", HINT, st)
             break
+
+
+def _pattern_families(pattern: str) -> set[str]:
+    """Architectures a ``case`` pattern on the target matches: architecture words, and
+    the values TARGETARCH/TARGETPLATFORM take (``arm``, ``386``, ``linux/arm/v7``)."""
+    out = {family(m.group(1)) for m in ARCH_RE.finditer(pattern)}
+    for alt in pattern.split("|"):
+        word = alt.strip().strip("'\"").lower()
+        parts = word.split("/")
+        if len(parts) >= 2 and parts[0] in ("linux", "*"):
+            word = parts[1]
+        if word in SETTING_FAMILY:
+            out.add(SETTING_FAMILY[word])
+    return out
+
+
+#: The architecture part of a .NET runtime identifier (``linux-x64``, ``linux-musl-arm64``).
+_RID_ARCH = {"x64": "amd64", "arm64": "arm64", "arm": "arm", "x86": "386"}
+
+
+def _dotnet_rids(script: str) -> Iterator[tuple[int, str, str]]:
+    """(offset, runtime identifier, architecture) of each literal ``-r``/``--runtime``
+    (and ``-a``/``--arch``) a ``dotnet`` command is given."""
+    for c in simple_commands(script):
+        if c.name != "dotnet":
+            continue
+        args = list(c.args)
+        for i, a in enumerate(args):
+            flag, _, val = a.partition("=") if a.startswith("--") else a.partition(":")
+            if flag in ("-r", "--runtime", "-a", "--arch") and not val and i + 1 < len(args):
+                val = args[i + 1]
+            elif flag not in ("-r", "--runtime", "-a", "--arch") or not val:
+                continue
+            fam = _RID_ARCH.get(val.rsplit("-", 1)[-1].lower()) if "$" not in val else None
+            if fam is None:
+                fam = ARCH_FAMILY.get(val.lower()) if "$" not in val else None
+            if fam is None:
+                continue
+            pos = script.find(val, c.offset)
+            yield (pos if pos >= 0 else c.offset), val, fam

@@ -18,7 +18,9 @@ from polyarch.lint.rules.common import (
     ASSET_PATH,
     DEP_PATH,
     Heavy,
+    commands,
     heavy_ops,
+    lineage_stages,
     output_paths,
     stage_text,
     workdirs,
@@ -57,26 +59,90 @@ WHY = {
 }
 
 
-def assets_only(ctx: LintContext, st: Stage) -> list[str] | None:
-    """The paths taken out of ``st`` when every one is architecture-independent output
-    (and something is taken), else ``None``."""
+def _holds_workdir(path: str, wd: set[str]) -> bool:
+    """Whether ``path`` (a COPY --from source, perhaps ending in a glob) is or contains a
+    WORKDIR, where package managers put their dependencies (``node_modules``)."""
+    parts = path.rstrip("/").split("/")
+    while parts and re.search(r"[*?\[]", parts[-1]):
+        parts.pop()  # /app/* takes everything in /app
+    # A relative source is relative to the stage's root.
+    base = "/" + "/".join(p for p in parts if p not in ("", "."))
+    return any(base == "/" or w == base or w.startswith(base.rstrip("/") + "/") for w in wd)
+
+
+_NODE_CMDS = {"node", "nodejs", "npm", "npx", "yarn", "pnpm", "corepack", "bun"}
+
+
+def _runs_node(ctx: LintContext, st: Stage) -> bool:
+    """Whether ``st`` (or a stage it is built FROM) runs Node: a RUN command, or an
+    ENTRYPOINT/CMD that starts it. Files it takes from elsewhere may then be Node packages
+    whose ``node_modules`` matter."""
+    for s in lineage_stages(ctx, st):
+        if any(c.name in _NODE_CMDS for _, c in commands(s)):
+            return True
+        for inst in s.instructions:
+            if inst.keyword in ("ENTRYPOINT", "CMD"):
+                words = inst.json_args if inst.json_args else inst.args.value.split()
+                if words and words[0].rsplit("/", 1)[-1] in _NODE_CMDS:
+                    return True
+    return False
+
+
+def assets_only(ctx: LintContext, st: Stage, kind: str = "java") -> list[str] | None:
+    """The paths taken out of ``st`` when every one is architecture-independent (and
+    something is taken), else ``None``.
+
+    A path is build output (``dist/``, a ``.jar``). For npm/yarn/pnpm work, whose only
+    architecture-dependent product is what the package manager installs, a path of another
+    name also counts when it neither is nor holds the directory the install ran in (the
+    WORKDIR, where ``node_modules`` is), it is taken from the stage itself (not from one
+    built FROM it that runs more on the install), and the stage taking it runs no Node
+    (which would make it a package whose own ``node_modules`` matter). Nothing npm
+    builds counts when a stage taking it runs Node without installing packages itself:
+    its ``node_modules`` come from here."""
     outs = output_paths(ctx, st)
     if not outs or any(not paths for _, _, paths in outs):
         return None
     wd = workdirs(ctx, st)
-    srcs = sorted({p for _, _, paths in outs for p in paths})
-    for s in srcs:
-        norm = s.rstrip("/") or "/"
-        if DEP_PATH.search(s) or norm in wd or norm in ("/", ".", "/*"):
+    direct = {id(u.inst) for g in ctx.graphs for u in g.uses
+              if u.source == st.index and u.consumer in g.reachable}
+    srcs: set[str] = set()
+    for consumer, paths, inst_id in _outputs(ctx, st):
+        if kind == "npm" and _runs_node(ctx, consumer) and not any(
+                op.kind == "npm" for s in lineage_stages(ctx, consumer) for op in heavy_ops(s)):
+            # It runs Node and installs no packages: the code it runs brings its
+            # node_modules from here (a Next.js `standalone` build, a server bundle).
             return None
-        # Judge the path below the WORKDIR: WORKDIR /build is no build output.
-        for w in sorted(wd, key=len, reverse=True):
-            if w != "/" and norm.startswith(w + "/"):
-                norm = norm[len(w) + 1:]
-                break
-        if not ASSET_PATH.search(norm):
+        for s in paths:
+            srcs.add(s)
+            norm = s.rstrip("/") or "/"
+            if DEP_PATH.search(s) or norm in wd or norm in ("/", ".", "/*"):
+                return None
+            # Judge the path below the WORKDIR: WORKDIR /build is no build output.
+            rel = norm
+            for w in sorted(wd, key=len, reverse=True):
+                if w != "/" and rel.startswith(w + "/"):
+                    rel = rel[len(w) + 1:]
+                    break
+            if ASSET_PATH.search(rel):
+                continue
+            if kind == "npm" and inst_id in direct and not _holds_workdir(s, wd) \
+                    and not _runs_node(ctx, consumer):
+                continue
             return None
-    return srcs
+    return sorted(srcs)
+
+
+def _outputs(ctx: LintContext, st: Stage) -> list[tuple[Stage, list[str], int]]:
+    """(consumer, source paths, id of the instruction) of what is taken out of ``st``."""
+    out = []
+    seen: set[int] = set()
+    for g in ctx.graphs:
+        for u in g.consumers(st.index):
+            if id(u.inst) not in seen:
+                seen.add(id(u.inst))
+                out.append((ctx.df.stages[u.consumer], u.paths, id(u.inst)))
+    return out
 
 
 def check(ctx: LintContext) -> None:
@@ -107,7 +173,7 @@ def check(ctx: LintContext) -> None:
             if kind in ("npm", "java"):
                 if final:
                     continue  # node_modules ship in the image: they must be built there.
-                srcs = assets_only(ctx, st)
+                srcs = assets_only(ctx, st, kind)
                 if srcs is None:
                     continue
                 why = (f"only {', '.join(srcs)} leave{'s' if len(srcs) == 1 else ''} this stage "

@@ -23,6 +23,7 @@ from polyarch.lint.graph import PlatformGraph, StageView
 from polyarch.lint.model import Stage
 from polyarch.lint.rules.common import (
     DEP_PATH,
+    commands,
     heavy_ops,
     lineage_texts,
     native_npm,
@@ -33,6 +34,7 @@ from polyarch.lint.rules.common import (
     workdirs,
 )
 from polyarch.lint.rules.pa003_emulated_build import WHY
+from polyarch.lint.shell import simple_commands
 
 CROSS = {
     "cargo": re.compile(r"CARGO_BUILD_TARGET|\bxx-cargo\b|\bcross\s+build"),
@@ -42,6 +44,8 @@ CROSS = {
     "npm": re.compile(r"--cpu[= ]|--arch[= ]|npm_config_arch|--target_arch|--os[= ]"),
     "pip": re.compile(r"--platform[= ]"),
 }
+#: One shell word, quotes and command substitutions included (`"$(cat /t)"`).
+_SHELL_WORD = re.compile(r"""(?:"[^"]*"|'[^']*'|\$\([^)]*\)|`[^`]*`|[^\s"'`$;&|]|\$(?!\())+""")
 _LITERAL_ARCH = re.compile(r"['\"]?[A-Za-z0-9_]+['\"]?$")
 
 
@@ -59,8 +63,10 @@ def _names_target(ctx: LintContext, st: Stage, kind: str, text: str) -> bool:
     if kind == "cargo":
         if CROSS["cargo"].search(text):
             return True
-        for m in re.finditer(r"--target[= ]+(\S+)", text):
-            if "$" not in m.group(1) or target.search(m.group(1)):
+        for m in re.finditer(r"--target[= ]+", text):
+            w = _SHELL_WORD.match(text, m.end())
+            word = w.group(0) if w else ""
+            if word and ("$" not in word or target.search(word)):
                 return True
         return False
     if kind in ("c", "make", "go-run"):
@@ -71,6 +77,23 @@ def _names_target(ctx: LintContext, st: Stage, kind: str, text: str) -> bool:
 def _for_target(g: PlatformGraph, v: StageView) -> bool:
     return v.kind == "target" or (v.kind == "fixed" and v.runs_on is not None
                                   and v.runs_on.architecture == g.platform.architecture)
+
+
+def _ends_in_image(g: PlatformGraph, index: int, seen: set[int]) -> bool:
+    """Whether files in stage ``index`` can end up in ``g``'s image for its target: the
+    stage runs for the target and is the image's lineage, or passes them on (FROM, COPY
+    --from, a mount) through stages that run for the target to one that is. A ``scratch``
+    stage that only carries a tool into a ``$BUILDPLATFORM`` stage does not."""
+    if not _for_target(g, g.views[index]):
+        return False
+    if index in g.lineage():
+        return True
+    if index in seen:
+        return False
+    seen.add(index)
+    nxt = {v.stage.index for v in g.views if v.parent == index and v.stage.index in g.reachable}
+    nxt |= {u.consumer for u in g.uses if u.source == index and u.consumer in g.reachable}
+    return any(_ends_in_image(g, n, seen) for n in sorted(nxt))
 
 
 def _runs(ctx: LintContext, st: Stage) -> str:
@@ -94,8 +117,8 @@ def check(ctx: LintContext) -> None:
         # the image on $BUILDPLATFORM or pinned is PA002's.
         off = {g.platform for g in off_target}
         into_target = [(c, line) for c, line, _ in outs
-                       if any(g.platform in off and _for_target(g, v)
-                              for g, v in ctx.reached(c.index))]
+                       if any(g.platform in off and _ends_in_image(g, c.index, set())
+                              for g, _ in ctx.reached(c.index))]
         if not into_target:
             continue
         where = f"stage {into_target[0][0].label} copies its output (line {into_target[0][1]})"
@@ -105,10 +128,13 @@ def check(ctx: LintContext) -> None:
         if not ops:
             continue
         text = stage_text(ctx, st)
+        copied = [p for _, _, paths in outs for p in paths]
         seen: set[str] = set()
         for op in ops:
             kind = "go-run" if op.what.endswith("go run") else op.kind
             if op.kind in seen or op.kind == "java" or _names_target(ctx, st, kind, text):
+                continue
+            if _tool_install(ctx, st, op.line, copied):
                 continue
             seen.add(op.kind)
             if op.kind in ("go", "cargo", "c", "make"):
@@ -141,6 +167,45 @@ def check(ctx: LintContext) -> None:
                         "install --platform <tag> --only-binary=:all: --target ...`", st)
 
 
+def _env(ctx: LintContext, st: Stage) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for t in lineage_texts(ctx, st):
+        for name, value, _ in assignments(t):
+            out[name] = value.strip("'\"")
+    return out
+
+
+def _within(path: str, d: str) -> bool:
+    """Whether a copied ``path`` is ``d``, below it, or holds it."""
+    p = "/" + path.strip("/").rstrip("*").rstrip("/") if path.strip("/.*") else "/"
+    d = "/" + d.strip("/")
+    return p == "/" or p == d or p.startswith(d + "/") or d.startswith(p.rstrip("/") + "/")
+
+
+def _tool_install(ctx: LintContext, st: Stage, line: int, copied: list[str]) -> bool:
+    """``cargo install`` / ``go install`` at ``line`` puts a program into the toolchain's
+    own bin directory (``--root``, ``$CARGO_HOME``, ``$GOBIN``, ``$GOPATH``): a tool for
+    the build machine, unless a copied path is or holds that directory."""
+    env = _env(ctx, st)
+    home = env.get("HOME", "/root")
+    for at, c in commands(st):
+        if at != line or c.args[:1] != ("install",) or c.name not in ("cargo", "go"):
+            continue
+        if c.name == "cargo":
+            root = next((c.args[i + 1] for i, a in enumerate(c.args[:-1]) if a == "--root"),
+                        None)
+            dirs = [f"{root}/bin"] if root else [
+                f"{env.get('CARGO_HOME', home + '/.cargo')}/bin", "/usr/local/cargo/bin",
+                f"{home}/.cargo/bin"]
+        else:
+            dirs = [env["GOBIN"]] if "GOBIN" in env else [
+                f"{env.get('GOPATH', home + '/go')}/bin", "/go/bin", f"{home}/go/bin"]
+        if any("$" in d for d in dirs):
+            return False
+        return not any(_within(p, d) for p in copied for d in dirs)
+    return False
+
+
 _URL_WORD = re.compile(r"""[^\s'"]*://[^\s'"]*""")
 
 
@@ -156,6 +221,8 @@ def _downloads(ctx: LintContext, st: Stage, where: str, runs: str) -> None:
                 det = RUNTIME_DETECT.search(t.value, m.start(), m.end() + 40)
                 if det is None or det.start() > m.end() + 2:
                     continue
+                if _consumed(t.value, m):
+                    continue
                 ctx.add("PA008", "error", t.line_at(m.start()),
                         f"stage {st.label} {runs} and downloads "
                         f"{m.group(0)[:60]!r} for the architecture {det.group(0).strip()!r} "
@@ -163,3 +230,24 @@ def _downloads(ctx: LintContext, st: Stage, where: str, runs: str) -> None:
                         "name the target instead: ARG TARGETARCH and use ${TARGETARCH} (mapped "
                         "with case where the download names architectures its own way)", st)
                 return
+
+
+_SAVE = re.compile(r"(?:^|\s)(?:-o|-O|--output|--output-document)[= ]\s*['\"]?([^\s'\";&|]+)")
+
+
+def _consumed(script: str, url: re.Match[str]) -> bool:
+    """Whether the download at ``url`` is a tool the build runs and throws away: piped
+    into a shell (an installer), or saved to a file that the same RUN removes."""
+    flat = script.replace("\\\n", "  ")
+    stmt = re.split(r"&&|;|\n", flat[url.end():], maxsplit=1)[0]
+    if re.search(r"\|\s*(?:sudo\s+)?(?:ba|da|z)?sh\b", stmt):
+        return True
+    head = re.split(r"&&|;|\n", flat[:url.start()])[-1]
+    m = _SAVE.search(head + " " + stmt)
+    name = m.group(1) if m else url.group(0).rstrip("/").rsplit("/", 1)[-1]
+    base = name.rsplit("/", 1)[-1]
+    if not base or "$" in base:
+        return False
+    return any(c.offset > url.end() and base in (w.rsplit("/", 1)[-1] for w in c.args
+                                                 if not w.startswith("-"))
+               for c in simple_commands(script) if c.name == "rm")
