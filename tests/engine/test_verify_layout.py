@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import make_context
 
 from polyarch.checks.cache import LayerCache
@@ -135,3 +136,32 @@ def test_deleted_token_is_still_shipped(tmp_path: Path) -> None:
                      for p in ("linux/amd64", "linux/arm64")}
     assert TOKEN not in str(report.to_json())
 
+
+
+def test_worker_processes_find_what_threads_find(tmp_path: Path) -> None:
+    from polyarch.checks import parallel
+    from polyarch.errors import RegistryError
+
+    ctx = make_context(tmp_path / "ctx")
+    (ctx / "npmrc").write_text(f"//registry.npmjs.org/:_authToken={TOKEN}\n")
+    lay = build_layout(ctx, DELETED_TOKEN +
+                       "COPY rootfs-amd64/bin/busybox /usr/local/bin/helper\n", tmp_path / "l")
+    threads = verify_source(lay, BOTH, cache=None, processes=0)
+    started: list[parallel.WorkerProcess] = []
+
+    def spawn() -> parallel.WorkerProcess:
+        started.append(parallel.spawn_worker())  # python -m polyarch.checks.worker
+        return started[-1]
+
+    procs = verify_source(lay, BOTH, cache=None, processes=2, spawn=spawn)
+    assert len(started) == 2
+    assert all(p.poll() is not None for p in started)  # no worker left running
+    assert [p.to_json() for p in procs.platforms] == [p.to_json() for p in threads.platforms]
+    assert {f.kind for _, f in procs.errors()} == {"deleted-but-shipped", "wrong-machine"}
+    # A damaged blob is reported as with threads: the parent checks the digest.
+    blob = max((tmp_path / "l" / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    data = bytearray(blob.read_bytes())
+    data[-20] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(RegistryError):
+        verify_source(OCILayout(tmp_path / "l"), BOTH, cache=None, processes=2)
