@@ -6,16 +6,17 @@ walker and the content scanner's regular expressions, most of a layer's time, ho
 So when at least :data:`PROCESS_BYTES` of compressed layers in two or more layers are
 to be read, the walk runs in worker processes (:mod:`polyarch.checks.worker`, one per
 core, at most one per layer), started with ``python -m`` so that nothing of the caller
-(its ``__main__``) is imported again. The parent still reads every blob through its
-source (so a registry's or a layout's digest check is the same as with threads) and
-streams it to a worker's stdin; the worker sends the scan back as JSON. A rebuild that
-changed only its top layer stays under the threshold and pays no process start.
+(its ``__main__``) is imported again; where none can be started (an embedded Python
+without an interpreter to run), threads read them. The parent still reads every blob
+through its source (so a registry's or a layout's digest check is the same as with
+threads) and streams it to a worker's stdin; the worker sends the scan back as JSON.
+A rebuild that changed only its top layer stays under the threshold and pays no
+process start.
 
 Every wait on a worker has a deadline (:data:`STALL_SECONDS` without progress while
 the parent waits on it): a worker that stops answering is killed. A worker that ends
 or is killed before its answer (out of memory, a signal) is an
-:class:`~polyarch.errors.EnvironmentProblem` (exit 3), as is a worker that cannot be
-started; never a hang. On Ctrl-C (or any error) the workers are killed.
+:class:`~polyarch.errors.EnvironmentProblem` (exit 3); never a hang. On Ctrl-C (or any error) the workers are killed.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def spawn_worker() -> WorkerProcess:
     the same polyarch as this process (its directory first on ``PYTHONPATH``)."""
     import polyarch
 
+    if not sys.executable:
+        raise OSError("no Python interpreter to run (sys.executable is empty)")
     env = dict(os.environ)
     here = str(Path(polyarch.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
@@ -266,12 +269,17 @@ def scan_all(src: ImageSource, digests: Sequence[str], sizes: dict[str, int], *,
     worker; else in ``threads``. Close the iterator (or read it to its end) to stop
     the workers: on an error or Ctrl-C in the caller, they are killed."""
     order = sorted(digests, key=lambda d: -sizes.get(d, 0))
-    if processes <= 0:
+    pool: WorkerPool | None = None
+    if processes > 0:
+        try:
+            pool = WorkerPool(processes, spawn)
+        except EnvironmentProblem:  # no interpreter to start (an embedded Python)
+            pool = None
+    if pool is None:
         futures = {d: threads.submit(_scan, src, d) for d in order}
         for d, fut in futures.items():
             yield d, fut.result
         return
-    pool = WorkerPool(processes, spawn)
     feeders = ThreadPoolExecutor(max_workers=pool.size, thread_name_prefix="verify-feed")
     pfutures: dict[str, Future[LayerScan]] = {}
     try:

@@ -231,3 +231,15 @@ def test_closing_the_results_stops_the_workers() -> None:
     for w in started:
         w.thread.join(10)
         assert w.poll() is not None
+
+
+def test_workers_that_cannot_be_started_leave_the_work_to_threads(tmp_path: Path) -> None:
+    def spawn() -> PipeWorker:
+        raise FileNotFoundError("no interpreter")
+
+    amd = make_layer({"bin/app": elf(EM_X86_64)})
+    arm = make_layer({"bin/app": elf(EM_AARCH64)}, "zstd")
+    d = write_oci_layout(tmp_path / "l", [("linux/amd64", [(*amd, "gzip")]),
+                                          ("linux/arm64", [(*arm, "zstd")])])
+    report = verify_source(OCILayout(d), BOTH, cache=None, processes=2, spawn=spawn)
+    assert report.layers_read == 2 and not report.errors()
