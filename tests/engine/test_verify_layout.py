@@ -165,3 +165,53 @@ def test_worker_processes_find_what_threads_find(tmp_path: Path) -> None:
     blob.write_bytes(bytes(data))
     with pytest.raises(RegistryError):
         verify_source(OCILayout(tmp_path / "l"), BOTH, cache=None, processes=2)
+
+
+CTRL_C_SCRIPT = """\
+import os, sys, time
+from pathlib import Path
+from polyarch.checks import parallel
+from polyarch.checks.verify import verify_source
+from polyarch.platforms import parse_platforms
+from polyarch.registry import OCILayout
+
+class Slow(OCILayout):
+    def iter_blob(self, digest):
+        for chunk in super().iter_blob(digest):
+            for i in range(0, len(chunk), 1024):
+                time.sleep(0.05)  # a slow source: the workers wait for their data
+                yield chunk[i:i + 1024]
+
+def spawn():
+    p = parallel.spawn_worker()
+    print(p.pid, flush=True)
+    return p
+
+verify_source(Slow(Path(sys.argv[1])), parse_platforms("linux/amd64,linux/arm64"),
+              cache=None, processes=2, spawn=spawn)
+"""
+
+
+def test_ctrl_c_stops_the_worker_processes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    ctx = make_context(tmp_path / "ctx")
+    (ctx / "top.txt").write_text("v1\n")
+    build_layout(ctx, PREBUILDS, tmp_path / "l")
+    script = tmp_path / "verify_slowly.py"
+    script.write_text(CTRL_C_SCRIPT)
+    p = subprocess.Popen([sys.executable, str(script), str(tmp_path / "l")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    pids = [int(p.stdout.readline()), int(p.stdout.readline())]
+    time.sleep(1)  # the workers are reading
+    assert p.poll() is None
+    p.send_signal(signal.SIGINT)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode != 0 and "KeyboardInterrupt" in err
+    for pid in pids:  # the workers were killed and reaped: no such process
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
