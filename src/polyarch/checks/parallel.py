@@ -16,11 +16,13 @@ process start.
 Every wait on a worker has a deadline (:data:`STALL_SECONDS` without progress while
 the parent waits on it): a worker that stops answering is killed. A worker that ends
 or is killed before its answer (out of memory, a signal) is an
-:class:`~polyarch.errors.EnvironmentProblem` (exit 3); never a hang. On Ctrl-C (or any error) the workers are killed.
+:class:`~polyarch.errors.EnvironmentProblem` (exit 3); never a hang. On Ctrl-C (or any
+error) the workers are killed.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -36,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from polyarch.checks import secrets
 from polyarch.checks.layers import LayerScan, scan_layer
+from polyarch.checks.secrets import prefilter
 from polyarch.checks.worker import MAX_DATA, PASSED_ON, ProtocolError, frame, read_frame
 from polyarch.errors import EnvironmentProblem
 
@@ -113,7 +116,9 @@ class WorkerPool:
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         self._all: list[_Worker] = []
         self._closed = threading.Event()
-        known = json.dumps([v for v in _known_strings()]).encode()
+        pre = prefilter.compiled()
+        known = json.dumps({"known": _known_strings(), "prefilter": [
+            base64.b64encode(p).decode() for p in pre] if pre else None}).encode()
         try:
             for _ in range(n):
                 w = _Worker(spawn())
@@ -161,7 +166,7 @@ class WorkerPool:
                     w.killed_for_stall = True
                     w.proc.kill()
 
-    def _send(self, w: _Worker, data: bytes) -> None:
+    def _send(self, w: _Worker, data: bytes | memoryview) -> None:
         assert w.proc.stdin is not None
         w.waiting_since = time.monotonic()
         try:
@@ -207,8 +212,11 @@ class WorkerPool:
             self._send(w, frame(b"L", digest.encode()))
             try:
                 for chunk in src.iter_blob(digest):
+                    view = memoryview(chunk)
                     for i in range(0, len(chunk), MAX_DATA):
-                        self._send(w, frame(b"D", chunk[i:i + MAX_DATA]))
+                        piece = view[i:i + MAX_DATA]
+                        self._send(w, b"D" + len(piece).to_bytes(4, "big"))
+                        self._send(w, piece)  # no copy of the data
             except (BrokenPipeError, ConnectionResetError):
                 raise
             except Exception as e:  # noqa: BLE001 - raised below, after the answer

@@ -8,9 +8,11 @@ parent reads the blob (and checks its digest) as it would for a thread.
 The protocol is frames of ``kind (1 byte) + length (4 bytes, big-endian) + payload``:
 
 parent -> worker
-    ``K`` (once, first) the values this run knows are secret, as JSON (a list of
-    strings: the content scanner looks for them); ``L`` a layer starts (payload: its
-    digest); ``D`` a piece of its blob (at most :data:`MAX_DATA` bytes); ``E`` its end.
+    ``K`` (once, first) as JSON: ``known``, the values this run knows are secret (a
+    list of strings: the content scanner looks for them), and ``prefilter``, the
+    content scanner's prefilter compiled by the parent (base64, or ``null``); ``L`` a
+    layer starts (payload: its digest); ``D`` a piece of its blob (at most
+    :data:`MAX_DATA` bytes); ``E`` its end.
 worker -> parent
     ``R`` the result of one layer, as JSON: ``{"scan": LayerScan.to_json()}`` or
     ``{"raise": class name, "message": text}`` for an error the walker raised.
@@ -21,6 +23,7 @@ stdin, so a parent that dies leaves no worker behind.
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import sys
@@ -29,6 +32,7 @@ from typing import IO, Any
 
 from polyarch import redact
 from polyarch.checks.layers import LayerFormatError, scan_layer
+from polyarch.checks.secrets import prefilter
 
 #: Largest ``D`` frame (the parent splits larger pieces).
 MAX_DATA = 1 << 20
@@ -69,7 +73,12 @@ def read_frame(f: IO[bytes], limit: int) -> tuple[bytes, bytes] | None:
     n = int.from_bytes(head[1:], "big")
     if n > limit:
         raise ProtocolError(f"frame of {n} bytes is over the limit of {limit}")
-    return head[:1], read_exact(f, n) if n else b""
+    if not n:
+        return head[:1], b""
+    data = f.read(n)  # a buffered stream gives all n bytes at once (no copy)
+    if len(data) < n:
+        data += read_exact(f, n - len(data))
+    return head[:1], data
 
 
 class _Blob:
@@ -120,7 +129,11 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
     kind, payload = first
     if kind != b"K":
         raise ProtocolError(f"first frame is {kind!r}, not K")
-    redact.register(str(v) for v in json.loads(payload))
+    doc = json.loads(payload)
+    redact.register(str(v) for v in doc["known"])
+    pre = doc.get("prefilter")
+    prefilter.use_compiled((base64.b64decode(pre[0]), base64.b64decode(pre[1]))
+                           if pre else None)
     while (fr := read_frame(inp, MAX_CONTROL)) is not None:
         kind, payload = fr
         if kind != b"L":

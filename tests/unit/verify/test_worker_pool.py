@@ -21,6 +21,7 @@ from faultproxy import make_layer, write_oci_layout
 from polyarch import redact
 from polyarch.checks import parallel, worker
 from polyarch.checks.layers import LayerFormatError, scan_layer
+from polyarch.checks.secrets import prefilter
 from polyarch.checks.verify import verify_source
 from polyarch.errors import EnvironmentProblem, RegistryError
 from polyarch.platforms import EM_AARCH64, EM_X86_64, parse_platforms
@@ -30,6 +31,12 @@ from .test_layers import elf
 
 BOTH = parse_platforms("linux/amd64,linux/arm64")
 GHP = "ghp_" + "R8vKq2LmX4tZ9wNc7YbH3jP6sD1fG5aE0uTo"  # made up, in GitHub's format
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_prefilter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers here run in this process: what they load is undone after each test."""
+    monkeypatch.setattr(prefilter, "_PREFILTER", prefilter._PREFILTER)
 
 
 class PipeWorker:
@@ -107,7 +114,7 @@ def layers() -> dict[str, bytes]:
 def test_the_worker_loop_answers_what_the_walker_finds() -> None:
     blobs = layers()
     inp = io.BytesIO()
-    inp.write(worker.frame(b"K", b"[]"))
+    inp.write(worker.frame(b"K", b'{"known": [], "prefilter": null}'))
     for dg in ("sha256:a", "sha256:bad", "sha256:b"):
         inp.write(worker.frame(b"L", dg.encode()))
         data = blobs[dg]

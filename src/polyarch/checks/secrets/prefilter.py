@@ -65,14 +65,19 @@ def patterns() -> list[tuple[bytes, bytes, int]]:
 
 
 class _Prefilter:
-    def __init__(self, hs: Any) -> None:
+    def __init__(self, hs: Any, compiled: tuple[bytes, bytes] | None = None) -> None:
         self.hs = hs
         pats = patterns()
         self.anchor_of = [a for a, _, _ in pats]
         self.back = [len(a) + tail for a, _, tail in pats]
-        self.text = self._compile(pats, range(len(pats)))
-        # Binaries are not read for URL credentials (``@`` is frequent in machine code).
-        self.binary = self._compile(pats, [i for i, p in enumerate(pats) if p[0] != b"@"])
+        if compiled is not None:  # compiled by another process (no compiler code here)
+            self.text = hs.loadb(compiled[0], hs.HS_MODE_BLOCK)
+            self.binary = hs.loadb(compiled[1], hs.HS_MODE_BLOCK)
+        else:
+            self.text = self._compile(pats, range(len(pats)))
+            # Binaries are not read for URL credentials (``@`` is frequent in machine
+            # code).
+            self.binary = self._compile(pats, [i for i, p in enumerate(pats) if p[0] != b"@"])
         self._local = threading.local()
 
     def _compile(self, pats: list[tuple[bytes, bytes, int]], ids: Iterable[int]) -> Any:
@@ -81,6 +86,9 @@ class _Prefilter:
         db.compile(expressions=[pats[i][1] for i in ids], ids=ids, elements=len(ids),
                    flags=[0] * len(ids))
         return db
+
+    def dump(self) -> tuple[bytes, bytes]:
+        return bytes(self.hs.dumpb(self.text)), bytes(self.hs.dumpb(self.binary))
 
     def candidates(self, buf: bytes, binary: bool) -> dict[bytes, list[int]]:
         """Anchor -> sorted positions in ``buf`` where its regex may match."""
@@ -103,15 +111,15 @@ class _Prefilter:
         return {a: sorted(positions) for a, positions in found.items()}
 
 
-def _load() -> _Prefilter | None:
+def _load(compiled: tuple[bytes, bytes] | None = None) -> _Prefilter | None:
     try:
         import hyperscan
     except ImportError:
         return None
     try:
-        return _Prefilter(hyperscan)
+        return _Prefilter(hyperscan, compiled)
     except Exception:  # noqa: BLE001 - a pattern hyperscan refuses: the regex passes
-        return None
+        return None if compiled is None else _load()
 
 
 #: Smallest buffer the prefilter reads: below it the regexes' passes cost no more than
@@ -133,6 +141,21 @@ def _get() -> _Prefilter | None:
 
 def available() -> bool:
     return _get() is not None
+
+
+def compiled() -> tuple[bytes, bytes] | None:
+    """The compiled patterns, serialised (for a worker process: loading them takes
+    about 1 MiB, compiling them 4 MiB of hyperscan's compiler), or ``None``."""
+    pre = _get()
+    return None if pre is None else pre.dump()
+
+
+def use_compiled(data: tuple[bytes, bytes] | None) -> None:
+    """Load the patterns :func:`compiled` gave in another process (compile them here
+    when they cannot be loaded; ``None``: no prefilter there, none here)."""
+    global _PREFILTER
+    with _lock:
+        _PREFILTER = _load(data) if data is not None else None
 
 
 def candidates(buf: bytes, binary: bool) -> dict[bytes, list[int]] | None:
