@@ -100,3 +100,18 @@ def test_generated_text_gives_the_same_findings(parts: list[str], binary: bool,
     with pytest.MonkeyPatch.context() as mp:
         without, with_prefilter = both(mp, path, data, binary=binary, size=997)
     assert with_prefilter == without
+
+
+def test_patterns_compiled_in_another_process_find_the_same_places(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"x" * 5000 + b" ghp_abc AKIA eyJ user:pw@host -----BEGIN RSA PRIVATE KEY-----"
+    here = prefilter.candidates(data, False)
+    blob = prefilter.compiled()
+    assert blob is not None and here
+    monkeypatch.setattr(prefilter, "_PREFILTER", prefilter._PREFILTER)
+    prefilter.use_compiled(blob)  # what a worker does with what its parent sent
+    assert prefilter.candidates(data, False) == here
+    prefilter.use_compiled((b"not a database", b""))  # unusable: compiled here instead
+    assert prefilter.candidates(data, False) == here
+    prefilter.use_compiled(None)  # the parent had none: the regex passes only
+    assert prefilter.candidates(data, False) is None
