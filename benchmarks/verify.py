@@ -12,8 +12,10 @@ gzip (level 6) layers, two platforms each:
            ``--cpu=arm64``, for arm64: tens of thousands of small files), then a small
            top layer.
 
-Each measurement runs in a fresh process (so ``ru_maxrss`` is that run's peak), and
-runs alternate between polyarch and the raw tools:
+Each measurement runs in a fresh process, and runs alternate between this checkout's
+polyarch, the previous code (``--baseline DIR``: the root of another checkout, for
+example ``git worktree add --detach ../pa-main main``; its ``src`` is imported) and
+the raw tools:
 
 * cold: ``verify_source`` with an empty per-layer cache: every layer read;
 * raw: for each layer ``sha256sum`` then ``gzip -dc | tar -t`` (listing every entry,
@@ -24,16 +26,23 @@ runs alternate between polyarch and the raw tools:
   cached layer read again to check its digest).
 
 Throughput is compressed layer bytes per wall-clock second, and per CPU second
-divided by the cores (what the run takes on otherwise idle cores; the wall clock
-suffers from other work on a shared machine).
+(worker processes included) divided by the cores (what the run takes on otherwise idle
+cores; the wall clock suffers from other work on a shared machine); each as min /
+median / max over the runs, with the load average before and after.
 
-Usage: ``python benchmarks/verify.py --work /var/tmp/pa-bench [--runs 3] [--case node]``
-(needs ``npm``, ``tar``, ``gzip``, ``sha256sum``; the first run builds the inputs).
+Memory is sampled every 10 ms from /proc: the peak of the SUM of the resident sizes of
+the verifying process and its worker processes at the same moment, and the peak of
+each process alone (``ru_maxrss`` of the parent and of the largest child as a check).
+
+Usage: ``python benchmarks/verify.py --work /var/tmp/pa-bench [--runs 5] [--case node]
+[--baseline ../pa-main]`` (needs ``npm``, ``tar``, ``gzip``, ``sha256sum``; the first
+run builds the inputs).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -49,7 +58,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
 
 #: Real npm packages of a node_modules-heavy image (a CLI, a web framework, build tools,
 #: packages with prebuilt binaries for several platforms).
@@ -174,7 +182,48 @@ def build_inputs(work: Path, case: str) -> tuple[Path, Path]:
 
 # -- one measured run (in a child process) ------------------------------------------------
 
-def child(layout: str, cache_dir: str | None, content: bool, recheck: bool) -> None:
+class MemorySampler(threading.Thread):
+    """Peak resident size of this process plus its children (sampled together) and of
+    each process alone, from /proc (Linux)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.peak_sum = 0
+        self.peak_parent = 0
+        self.peak_child = 0
+        self.children_seen = 0
+
+    @staticmethod
+    def _rss(pid: str) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def run(self) -> None:
+        seen: set[str] = set()
+        while not self.stop.wait(0.01):
+            kids: set[str] = set()
+            for task in Path("/proc/self/task").iterdir():
+                with contextlib.suppress(OSError):
+                    kids.update((task / "children").read_text().split())
+            seen |= kids
+            mine = self._rss("self")
+            theirs = [self._rss(k) for k in kids]
+            self.peak_parent = max(self.peak_parent, mine)
+            self.peak_child = max([self.peak_child, *theirs])
+            self.peak_sum = max(self.peak_sum, mine + sum(theirs))
+        self.children_seen = len(seen)
+
+
+def child(root: str, layout: str, cache_dir: str | None, content: bool, recheck: bool) -> None:
+    sys.path.insert(0, str(Path(root) / "src"))
+    import inspect
+
     from polyarch.checks import layers
     from polyarch.checks.cache import LayerCache
     from polyarch.checks.verify import verify_source
@@ -185,21 +234,38 @@ def child(layout: str, cache_dir: str | None, content: bool, recheck: bool) -> N
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         return ru.ru_utime + ru.ru_stime
 
-    if not content:  # the walker, decompression and digests alone
+    extra: dict[str, object] = {}
+    if not content:  # the walker, decompression and digests alone (in threads)
         layers.content_scanner = lambda _path, _head: None  # type: ignore[assignment]
+        if "processes" in inspect.signature(verify_source).parameters:
+            extra["processes"] = 0
+    mem = MemorySampler()
+    mem.start()
     c0, k0, t0 = time.process_time(), children(), time.perf_counter()
     report = verify_source(OCILayout(Path(layout)), parse_platforms("linux/amd64,linux/arm64"),
                            cache=LayerCache(Path(cache_dir)) if cache_dir else None,
-                           check_cached=recheck)
+                           check_cached=recheck, **extra)  # type: ignore[arg-type]
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0 + children() - k0
+    mem.stop.set()
+    mem.join()
+    mib = 1 << 20
     print(json.dumps({"wall": wall, "cpu": cpu, "compressed": report.compressed_bytes,
                       "layers_read": report.layers_read,
                       "layers_cached": report.layers_cached,
                       "files": sum(p.files_checked for p in report.platforms),
                       "inert": sum(len(p.inert) for p in report.platforms),
                       "errors": len(report.errors()),
-                      "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "findings": hashlib.sha256(json.dumps(
+                          [p.to_json() for p in report.platforms], sort_keys=True
+                      ).encode()).hexdigest()[:16],
+                      "processes": mem.children_seen,
+                      "mem_sum_mib": mem.peak_sum / mib,
+                      "mem_parent_mib": mem.peak_parent / mib,
+                      "mem_child_mib": mem.peak_child / mib,
+                      "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "child_maxrss_mib":
+                          resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 
 
 def _layers(layout: Path) -> list[dict[str, object]]:
@@ -212,9 +278,9 @@ def _layers(layout: Path) -> list[dict[str, object]]:
     return list(out.values())
 
 
-def measure(layout: Path, cache_dir: Path | None, content: bool = True,
+def measure(root: Path, layout: Path, cache_dir: Path | None, content: bool = True,
             recheck: bool = False) -> dict[str, float]:
-    argv = [sys.executable, __file__, "--child", str(layout)]
+    argv = [sys.executable, __file__, "--root", str(root), "--child", str(layout)]
     if recheck:
         argv.append("--recheck")
     if not content:
@@ -222,7 +288,8 @@ def measure(layout: Path, cache_dir: Path | None, content: bool = True,
     if cache_dir is not None:
         argv += ["--cache", str(cache_dir)]
     r = subprocess.run(argv, capture_output=True, text=True, check=True)
-    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+    doc: dict[str, float] = json.loads(r.stdout.strip().splitlines()[-1])
+    return doc
 
 
 def raw(layout: Path) -> dict[str, float]:
@@ -243,6 +310,55 @@ def raw(layout: Path) -> dict[str, float]:
             "compressed": sum(int(str(d["size"])) for d in layers)}
 
 
+def _mmm(values: list[float], fmt: str = "6.2f") -> str:
+    return (f"{min(values):{fmt}} / {statistics.median(values):{fmt}} /"
+            f" {max(values):{fmt}}")
+
+
+def report_case(case: str, mb: float, cores: int, runs: int, load: tuple[float, float],
+                rows: dict[str, list[dict[str, float]]]) -> None:
+    first = rows["cold"][0]
+    print(f"\n{case}: {mb:.0f} MB compressed over both platforms,"
+          f" {int(first['files'])} ELF files checked ({int(first['inert'])} inert,"
+          f" {int(first['errors'])} errors), {runs} alternating runs, {cores} cores,"
+          f" load average {load[0]:.1f} before, {load[1]:.1f} after"
+          f" (figures: min / median / max)")
+    for name, key in (("polyarch cold", "cold"), ("previous cold", "base_cold"),
+                      ("raw sha256sum + gzip -dc | tar -t", "raw"),
+                      ("polyarch cold, no content scan", "bare"),
+                      ("previous cold, no content scan", "base_bare")):
+        got = rows.get(key)
+        if not got:
+            continue
+        walls = [r["wall"] for r in got]
+        cpus = [r["cpu"] for r in got]
+        print(f"  {name:36s} wall {_mmm(walls)} s = {_mmm([mb / w for w in walls], '4.0f')}"
+              f" MB/s; CPU {_mmm(cpus)} s = {_mmm([mb / (c / cores) for c in cpus], '4.0f')}"
+              f" MB/s on {cores} idle cores")
+    for name, key in (("polyarch warm (top layer changed)", "warm"),
+                      ("previous warm", "base_warm"),
+                      ("polyarch warm, verify oci:PATH", "checked"),
+                      ("previous warm, verify oci:PATH", "base_checked")):
+        got = rows.get(key)
+        if got:
+            print(f"  {name:36s} wall {_mmm([r['wall'] for r in got])} s,"
+                  f" {int(got[0]['layers_read'])} layer read,"
+                  f" {int(got[0]['layers_cached'])} from the cache")
+    for name, key in (("polyarch cold", "cold"), ("previous cold", "base_cold"),
+                      ("polyarch warm", "warm"), ("previous warm", "base_warm")):
+        got = rows.get(key)
+        if got:
+            print(f"  peak memory, {name:14s} parent+workers {_mmm([r['mem_sum_mib'] for r in got], '4.0f')}"
+                  f" MiB; parent {max(r['mem_parent_mib'] for r in got):.0f},"
+                  f" largest worker {max(r['mem_child_mib'] for r in got):.0f} MiB"
+                  f" ({int(max(r['processes'] for r in got))} worker processes;"
+                  f" ru_maxrss parent {max(r['maxrss_mib'] for r in got):.0f},"
+                  f" child {max(r['child_maxrss_mib'] for r in got):.0f} MiB)")
+    if "base_cold" in rows:
+        same = {r["findings"] for r in rows["cold"] + rows["base_cold"]}
+        print(f"  findings identical to the previous code: {'yes' if len(same) == 1 else 'NO'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, help="directory for the inputs (kept for reuse)")
@@ -253,48 +369,37 @@ def main() -> None:
     ap.add_argument("--recheck", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-content-scan", action="store_true",
                     help="also measure cold runs without the secrets content scanner")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="root of a checkout of the previous code, measured side by side")
+    ap.add_argument("--root", help=argparse.SUPPRESS, default=str(ROOT))
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.cache, not args.no_content_scan, args.recheck)
+        child(args.root, args.child, args.cache, not args.no_content_scan, args.recheck)
         return
     if args.work is None:
         ap.error("--work DIR is required")
     cores = os.cpu_count() or 1
     for case in (["large", "node"] if args.case == "all" else [args.case]):
         v1, v2 = build_inputs(args.work, case)
-        cold, warm, rawr, bare, checked = [], [], [], [], []
-        for _ in range(args.runs):
-            with tempfile.TemporaryDirectory(prefix="pa-vcache-") as cache:
-                cold.append(measure(v1, Path(cache)))
-                rawr.append(raw(v1))
-                warm.append(measure(v2, Path(cache)))
-                checked.append(measure(v2, Path(cache), recheck=True))
-            if args.no_content_scan:
-                bare.append(measure(v1, None, content=False))
-        mb = cold[0]["compressed"] / 1e6
-
-        def med(rows: list[dict[str, float]], key: str) -> float:
-            return statistics.median(r[key] for r in rows)
-
-        print(f"\n{case}: {mb:.0f} MB compressed over both platforms,"
-              f" {int(cold[0]['files'])} ELF files checked ({int(cold[0]['inert'])} inert,"
-              f" {int(cold[0]['errors'])} errors),"
-              f" {args.runs} alternating runs, {cores} cores,"
-              f" load average {os.getloadavg()[0]:.1f}")
-        runs = [("polyarch cold", cold), ("raw sha256sum + gzip -dc | tar -t", rawr)]
-        if bare:
-            runs.append(("polyarch cold, no content scan", bare))
-        for name, rows in runs:
-            wall, cpu = med(rows, "wall"), med(rows, "cpu")
-            print(f"  {name:36s} {wall:6.2f} s wall = {mb / wall:5.0f} MB/s;"
-                  f" {cpu:6.2f} CPU-s = {mb / (cpu / cores):5.0f} MB/s on {cores} idle cores")
-        print(f"  polyarch warm (top layer changed)    {med(warm, 'wall'):6.2f} s wall,"
-              f" {int(warm[0]['layers_read'])} layer read, {int(warm[0]['layers_cached'])}"
-              f" from the cache")
-        print(f"  warm, verify oci:PATH (digests read) {med(checked, 'wall'):6.2f} s wall,"
-              f" {med(checked, 'cpu'):6.2f} CPU-s")
-        print(f"  peak memory (ru_maxrss): cold {max(r['maxrss_mib'] for r in cold):.0f} MiB,"
-              f" warm {max(r['maxrss_mib'] for r in warm):.0f} MiB")
+        rows: dict[str, list[dict[str, float]]] = {}
+        roots = [("", ROOT)] + ([("base_", args.baseline)] if args.baseline else [])
+        load0 = os.getloadavg()[0]
+        for i in range(args.runs):
+            # Alternate which code goes first, so that neither always runs on a warmer
+            # page cache or a quieter moment.
+            order = roots if i % 2 == 0 else roots[::-1]
+            for prefix, root in order:
+                with tempfile.TemporaryDirectory(prefix="pa-vcache-") as cache:
+                    rows.setdefault(prefix + "cold", []).append(measure(root, v1, Path(cache)))
+                    rows.setdefault(prefix + "warm", []).append(measure(root, v2, Path(cache)))
+                    rows.setdefault(prefix + "checked", []).append(
+                        measure(root, v2, Path(cache), recheck=True))
+                if args.no_content_scan:
+                    rows.setdefault(prefix + "bare", []).append(
+                        measure(root, v1, None, content=False))
+            rows.setdefault("raw", []).append(raw(v1))
+        report_case(case, rows["cold"][0]["compressed"] / 1e6, cores, args.runs,
+                    (load0, os.getloadavg()[0]), rows)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import make_context
 
 from polyarch.checks.cache import LayerCache
@@ -135,3 +136,82 @@ def test_deleted_token_is_still_shipped(tmp_path: Path) -> None:
                      for p in ("linux/amd64", "linux/arm64")}
     assert TOKEN not in str(report.to_json())
 
+
+
+def test_worker_processes_find_what_threads_find(tmp_path: Path) -> None:
+    from polyarch.checks import parallel
+    from polyarch.errors import RegistryError
+
+    ctx = make_context(tmp_path / "ctx")
+    (ctx / "npmrc").write_text(f"//registry.npmjs.org/:_authToken={TOKEN}\n")
+    lay = build_layout(ctx, DELETED_TOKEN +
+                       "COPY rootfs-amd64/bin/busybox /usr/local/bin/helper\n", tmp_path / "l")
+    threads = verify_source(lay, BOTH, cache=None, processes=0)
+    started: list[parallel.WorkerProcess] = []
+
+    def spawn() -> parallel.WorkerProcess:
+        started.append(parallel.spawn_worker())  # python -m polyarch.checks.worker
+        return started[-1]
+
+    procs = verify_source(lay, BOTH, cache=None, processes=2, spawn=spawn)
+    assert len(started) == 2
+    assert all(p.poll() is not None for p in started)  # no worker left running
+    assert [p.to_json() for p in procs.platforms] == [p.to_json() for p in threads.platforms]
+    assert {f.kind for _, f in procs.errors()} == {"deleted-but-shipped", "wrong-machine"}
+    # A damaged blob is reported as with threads: the parent checks the digest.
+    blob = max((tmp_path / "l" / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    data = bytearray(blob.read_bytes())
+    data[-20] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(RegistryError):
+        verify_source(OCILayout(tmp_path / "l"), BOTH, cache=None, processes=2)
+
+
+CTRL_C_SCRIPT = """\
+import os, sys, time
+from pathlib import Path
+from polyarch.checks import parallel
+from polyarch.checks.verify import verify_source
+from polyarch.platforms import parse_platforms
+from polyarch.registry import OCILayout
+
+class Slow(OCILayout):
+    def iter_blob(self, digest):
+        for chunk in super().iter_blob(digest):
+            for i in range(0, len(chunk), 1024):
+                time.sleep(0.05)  # a slow source: the workers wait for their data
+                yield chunk[i:i + 1024]
+
+def spawn():
+    p = parallel.spawn_worker()
+    print(p.pid, flush=True)
+    return p
+
+verify_source(Slow(Path(sys.argv[1])), parse_platforms("linux/amd64,linux/arm64"),
+              cache=None, processes=2, spawn=spawn)
+"""
+
+
+def test_ctrl_c_stops_the_worker_processes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    ctx = make_context(tmp_path / "ctx")
+    (ctx / "top.txt").write_text("v1\n")
+    build_layout(ctx, PREBUILDS, tmp_path / "l")
+    script = tmp_path / "verify_slowly.py"
+    script.write_text(CTRL_C_SCRIPT)
+    p = subprocess.Popen([sys.executable, str(script), str(tmp_path / "l")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    pids = [int(p.stdout.readline()), int(p.stdout.readline())]
+    time.sleep(1)  # the workers are reading
+    assert p.poll() is None
+    p.send_signal(signal.SIGINT)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode != 0 and "KeyboardInterrupt" in err
+    for pid in pids:  # the workers were killed and reaped: no such process
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -14,8 +14,6 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-import zstandard
-
 from polyarch.registry.chunkio import ChunkReader
 
 _inflate: types.ModuleType
@@ -28,7 +26,7 @@ _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 #: Largest piece of decompressed data handed on at once.
-_MAX_OUT = 1 << 20
+_MAX_OUT = 256 << 10
 
 
 class LayerFormatError(Exception):
@@ -179,6 +177,8 @@ class _ZstdFrames:
 
 
 def _unzstd(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    import zstandard  # on use: a process that reads no zstd layer does not load it
+
     rest = _ZstdFrames()(_plain(first, rest))
     first = b""
     raw: IO[bytes] = io.BufferedReader(ChunkReader(rest, first), buffer_size=1 << 20)

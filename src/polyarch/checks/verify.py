@@ -35,7 +35,7 @@ from polyarch.checks.allow import allow_for
 from polyarch.checks.cache import LayerCache
 from polyarch.checks.filesystem import merge
 from polyarch.checks.layers import LayerFormatError, LayerScan
-from polyarch.checks.parallel import scan_all
+from polyarch.checks.parallel import Spawn, processes_for, scan_all, spawn_worker
 from polyarch.checks.report import CHECKS, SCHEMA, Finding, PlatformResult, VerifyReport
 from polyarch.checks.smoke import RunArgv, SmokeResult, docker_run_argv
 from polyarch.checks.smoke import smoke as run_smoke
@@ -94,6 +94,15 @@ def _is_layer(desc: dict[str, Any]) -> bool:
 
 
 @dataclass
+class _Procs:
+    """How layers are read: ``count`` worker processes (``None``: as many as
+    :func:`processes_for` says), started by ``spawn``."""
+
+    count: int | None
+    spawn: Spawn
+
+
+@dataclass
 class _Entry:
     result: PlatformResult
     desc: dict[str, Any]
@@ -115,6 +124,8 @@ def verify_source(
     deep: bool = True,
     workers: int | None = None,
     check_cached: bool | None = None,
+    processes: int | None = None,
+    spawn: Spawn = spawn_worker,
 ) -> VerifyReport:
     """Verify the image ``src`` holds against the ``expected`` platforms.
 
@@ -125,7 +136,10 @@ def verify_source(
     pipeline passes ``False`` for the layout its own build has just written. ``smoke_hook``
     (``None``: no runs) is called once per present platform with its manifest digest.
     ``deep=False`` checks coverage and labels only (no layer is read). ``workers``
-    threads read layers (default: one per core, at least two). Raises
+    threads read layers (default: one per core, at least two). ``processes`` worker
+    processes walk them instead (default: one per core when there is enough to read,
+    :func:`~polyarch.checks.parallel.processes_for`; ``0``: threads only); ``spawn``
+    starts one. Raises
     :class:`RegistryError` when the source cannot be read and
     :class:`VerificationError` when its manifests are malformed; every problem with the
     image itself is a finding in the report.
@@ -135,7 +149,7 @@ def verify_source(
     try:
         recheck = src.ref is None if check_cached is None else check_cached
         report = _verify(src, list(expected), allow, deep, max(1, n), progress, cache,
-                         smoke_hook, recheck)
+                         smoke_hook, recheck, _Procs(processes, spawn))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         # Malformed manifests, configs or index entries (not JSON, fields missing or of
         # the wrong type): the image cannot be verified, so it fails verification.
@@ -190,7 +204,7 @@ def verify(
 
 def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], deep: bool,
             workers: int, progress: Callable[[str], None] | None, cache: LayerCache | None,
-            smoke_hook: SmokeHook | None, recheck: bool) -> VerifyReport:
+            smoke_hook: SmokeHook | None, recheck: bool, procs: _Procs) -> VerifyReport:
     say = progress or (lambda _m: None)
     root = src.root()
     report = VerifyReport(src.description, root.digest, root.media_type,
@@ -202,7 +216,7 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], de
             if e.manifest is not None:
                 _labels(e)
         if deep:
-            _deep(src, entries, allow, pool, say, cache, report, recheck)
+            _deep(src, entries, allow, pool, say, cache, report, recheck, procs)
             if root.is_index:
                 # What a pull gets besides the platforms: attestation manifests (their
                 # in-toto layers), and the annotations of every descriptor.
@@ -310,7 +324,7 @@ def _labels(e: _Entry) -> None:
 
 def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
           pool: ThreadPoolExecutor, say: Callable[[str], None], cache: LayerCache | None,
-          report: VerifyReport, recheck: bool) -> None:
+          report: VerifyReport, recheck: bool, procs: _Procs) -> None:
     layer_lists: dict[int, list[str]] = {}
     wanted: list[str] = []
     for i, e in enumerate(entries):
@@ -340,15 +354,22 @@ def _deep(src: ImageSource, entries: list[_Entry], allow: Sequence[str],
     # that blob is checked by reading it (its digest, without the walk).
     checks = [pool.submit(_check_digest, src, dg)
               for dg in sorted(scans, key=lambda d: -sizes.get(d, 0))] if recheck else []
-    for dg, result in scan_all(src, todo, sizes, threads=pool):
-        try:
-            scan = result()
-        except LayerFormatError as ex:
-            scans[dg] = Finding("binaries", "error", f"layer cannot be read: {ex}", layer=dg)
-            continue
-        scans[dg] = scan
-        if cache is not None:
-            cache.put(scan)
+    n = procs.count if procs.count is not None else processes_for(
+        todo, sizes, os.cpu_count() or 1)
+    results = scan_all(src, todo, sizes, threads=pool, processes=n, spawn=procs.spawn)
+    try:
+        for dg, result in results:
+            try:
+                scan = result()
+            except LayerFormatError as ex:
+                scans[dg] = Finding("binaries", "error", f"layer cannot be read: {ex}",
+                                    layer=dg)
+                continue
+            scans[dg] = scan
+            if cache is not None:
+                cache.put(scan)
+    finally:
+        results.close()  # on an error or Ctrl-C here: the worker processes stop now
     for check in checks:
         check.result()  # a blob that does not match its digest: RegistryError
     if cache is not None and todo:

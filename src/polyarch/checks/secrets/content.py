@@ -20,7 +20,7 @@ import json
 import re
 
 from polyarch import redact
-from polyarch.checks.secrets import files, formats, kinds
+from polyarch.checks.secrets import files, formats, kinds, prefilter
 from polyarch.checks.secrets.files import is_env_file, secret_env_key
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
 
@@ -41,6 +41,7 @@ _NO_VAULT_SCAN = re.compile(r"^/usr/(?!local/)")
 #: URLs (a library's own documentation strings; ``@`` is frequent too).
 _SCANNING_BINARY = (*_SCANNING_APP, _BY_ANCHOR[b"K"], _BY_ANCHOR[b"J"])
 assert set(_BY_ANCHOR) == {b"_", b"-", b"K", b"J", _VAULT}, "an anchor without a scan"
+_ANCHOR_OF = {regex: anchor for anchor, regex in _BY_ANCHOR.items()}
 #: Kinds not reported from a binary (warnings of their own, test data of libraries).
 _NOT_IN_BINARIES = frozenset({"jwt", "npmrc"})
 #: Shared libraries carry their self-test keys (GnuTLS's FIPS tests in libgnutls.so.30,
@@ -225,23 +226,11 @@ class ContentScanner:
             found: list[tuple[int, str, str, str, str]] = []
             scanning = (_SCANNING_BINARY if self._binary else
                         _SCANNING if self._third_party else _SCANNING_APP)
-            for regex in scanning:
-                for m in regex.finditer(buf, start):
-                    if m.start() >= limit:
-                        break
-                    hit = self._judge(buf, m)
-                    if hit is not None:
-                        found.append(hit)
-            for anchor, regex in () if self._binary else _PROBING:
-                find, match = buf.find, regex.match
-                i = find(anchor, start, limit)
-                while i >= 0:
-                    pm = match(buf, i)
-                    if pm is not None:
-                        hit = self._judge(buf, pm)
-                        if hit is not None:
-                            found.append(hit)
-                    i = find(anchor, i + 1, limit)
+            places = prefilter.candidates(buf, self._binary)
+            if places is not None:  # the same regexes, only where they can match
+                self._scan_places(buf, places, scanning, start, limit, found)
+            else:
+                self._scan_regexes(buf, scanning, start, limit, found)
             for value in self._known:
                 i = buf.find(value, start, limit + len(value) - 1)
                 if i >= 0:
@@ -278,6 +267,56 @@ class ContentScanner:
             self._lines += buf.count(b"\n", 0, keep_from)
         self._tail = buf[keep_from:]
         self._base = base + keep_from
+
+    def _scan_regexes(self, buf: bytes, scanning: tuple[re.Pattern[bytes], ...], start: int,
+                      limit: int, found: list[tuple[int, str, str, str, str]]) -> None:
+        for regex in scanning:
+            for m in regex.finditer(buf, start):
+                if m.start() >= limit:
+                    break
+                hit = self._judge(buf, m)
+                if hit is not None:
+                    found.append(hit)
+        for anchor, regex in () if self._binary else _PROBING:
+            find, match = buf.find, regex.match
+            i = find(anchor, start, limit)
+            while i >= 0:
+                pm = match(buf, i)
+                if pm is not None:
+                    hit = self._judge(buf, pm)
+                    if hit is not None:
+                        found.append(hit)
+                i = find(anchor, i + 1, limit)
+
+    def _scan_places(self, buf: bytes, places: dict[bytes, list[int]],
+                     scanning: tuple[re.Pattern[bytes], ...], start: int, limit: int,
+                     found: list[tuple[int, str, str, str, str]]) -> None:
+        """:meth:`_scan_regexes` at the prefilter's candidates: a scanning regex as
+        ``finditer`` reads (matches do not overlap), a probing one at every place."""
+        for regex in scanning:
+            end = start
+            for i in places.get(_ANCHOR_OF[regex], ()):
+                if i < end:
+                    continue
+                if i >= limit:
+                    break
+                m = regex.match(buf, i)
+                if m is not None:
+                    end = m.end()
+                    hit = self._judge(buf, m)
+                    if hit is not None:
+                        found.append(hit)
+        for anchor, regex in () if self._binary else _PROBING:
+            for i in places.get(anchor, ()):
+                if i < start:
+                    continue
+                if i >= limit:
+                    break
+                pm = regex.match(buf, i)
+                if pm is not None:
+                    hit = self._judge(buf, pm)
+                    if hit is not None:
+                        found.append(hit)
 
     def _judge(self, buf: bytes, m: re.Match[bytes]) -> tuple[int, str, str, str, str] | None:
         name = m.lastgroup
