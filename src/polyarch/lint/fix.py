@@ -41,6 +41,9 @@ NPM_CPU = ('$(case "$TARGETARCH" in amd64) echo x64;; 386) echo ia32;; ppc64le) 
 #: Files an npm build stage may leave that are compiled for the machine that made them.
 _NATIVE_OUT = re.compile(r"\.node$|\.so(?:\.|$)|(?:^|/)Release(?:/|$)|(?:^|/)prebuilds?(?:/|$)")
 _MACHINE = {"uname", "arch", "xx-info", "getconf", "lscpu"}
+#: Tools that make native executables out of JavaScript: their output is the machine's.
+_NATIVE_PACKERS = {"pkg", "nexe", "bun", "deno", "electron-builder", "electron-packager",
+                   "node-gyp", "prebuildify"}
 
 
 @dataclass
@@ -163,6 +166,9 @@ def _assets_refusal(st: Stage, srcs: list[str]) -> str | None:
     for _, c in commands(st):
         if c.name in _MACHINE or (c.name == "dpkg" and "--print-architecture" in c.args):
             return f"`{c.name}` reports the machine the stage runs on, which changes"
+        tool = c.args[0] if c.name in ("npx", "yarn", "pnpm") and c.args else c.name
+        if tool in _NATIVE_PACKERS:
+            return f"`{tool}` makes executables for the machine that runs it"
     return None
 
 

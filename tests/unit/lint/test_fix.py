@@ -90,6 +90,22 @@ COPY --from=api /srv /srv
     assert "FROM node:20 AS api" in after
 
 
+@pytest.mark.parametrize(("change", "why"), [
+    ("RUN npm ci && npm run build && npx pkg . --out-path dist", "`pkg` makes executables"),
+    ("RUN npm ci && npm run build && uname -m > dist/arch", "`uname` reports"),
+])
+def test_assets_refused_when_the_output_may_be_the_machines(change: str, why: str) -> None:
+    text = "FROM node:20 AS web\nWORKDIR /app\n" + change + \
+        "\nFROM nginx:1.27\nCOPY --from=web /app/dist /srv\n"
+    assert rewrite(text)[0] == []
+    assert any(why in r for r in refusals(text)), refusals(text)
+    native = "FROM node:20 AS web\nWORKDIR /app\nRUN npm ci && npm run build\n" \
+        "FROM node:20-slim\nCOPY --from=web /app/build/Release/addon.node /srv/\n"
+    assert rewrite(native)[0] == []
+    assert refusals(native) == ["assets: /app/build/Release/addon.node is compiled for the "
+                                "machine that builds it"]
+
+
 def test_diff_is_unified() -> None:
     df = parse(GO)
     fixes = fix.rewrites(LintContext(df, "svc/Dockerfile", TWO))
