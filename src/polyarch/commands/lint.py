@@ -205,7 +205,9 @@ def _fix(text: str, path: str, raw: bytes, targets: tuple[Platform, ...], target
     from polyarch.lint import fix as fixmod
 
     df = parse(text)
-    fixes = fixmod.rewrites(LintContext(df, path, targets, target))
+    fixes, refused = fixmod.plan(LintContext(df, path, targets, target))
+    for r in refused:
+        click.echo(f"# not rewritten ({r.kind}): stage {r.stage.label}: {r.reason}", err=True)
     if not fixes:
         click.echo(f"{path}: nothing to rewrite")
         return 0

@@ -226,6 +226,18 @@ def test_fix_shows_a_diff_and_writes_only_with_write(tmp_path: Path,
     assert run(["lint", "--write", str(p)]) == 2
 
 
+def test_fix_says_on_stderr_what_it_refused_and_why(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    p = write(tmp_path, "FROM golang:1.22 AS build\nRUN go build -o /out/app .\n"
+                        "FROM alpine\nCOPY --from=build /out/app /app\n")
+    assert run(["lint", "--fix", "--write", str(p)]) == 0
+    cap = capsys.readouterr()
+    assert "nothing to rewrite" in cap.out
+    assert cap.err.startswith("# not rewritten (go-cross): stage build: `go build` without "
+                              "CGO_ENABLED=0")
+    assert "FROM golang:1.22 AS build" in p.read_text()
+
+
 def test_fix_keeps_crlf(tmp_path: Path) -> None:
     p = tmp_path / "Dockerfile"
     p.write_bytes(ASSETS.replace("\n", "\r\n").encode())

@@ -1,0 +1,3 @@
+module example.com/docsgen
+
+go 1.19

@@ -1,0 +1,3 @@
+module example.com/deadsfu
+
+go 1.19

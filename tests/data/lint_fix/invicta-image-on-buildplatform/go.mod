@@ -1,0 +1,3 @@
+module example.com/invicta
+
+go 1.19
