@@ -32,10 +32,11 @@ def command(output: str | None, load: bool, push: bool, stage: bool, descriptor:
             dry_run: bool, json_mode: bool, **kw: Any) -> int:
     """Build CONTEXT (default .) for every platform and verify it on local disk. No
     registry is needed unless --push is given; no tag ever moves here."""
+    started = None
     if not dry_run:
-        from polyarch.engines import probes
+        from polyarch.engines import start_engine
 
-        probes.start(kw)  # while the rest is imported
+        started = start_engine(kw)  # its look-ups run while the rest is imported
     from polyarch.pipeline import descriptor as desc
     from polyarch.pipeline.outputs import OutputPlan, parse_output
     from polyarch.pipeline.publish import build
@@ -50,7 +51,7 @@ def command(output: str | None, load: bool, push: bool, stage: bool, descriptor:
     path = descriptor or desc.default_path(opts)
     if push:
         check_writable(path, "--descriptor")
-    with Session(opts, rep, dry_run=dry_run) as s:
+    with Session(opts, rep, dry_run=dry_run, started_engine=started) as s:
         try:
             result = build(s, out)
         except VerificationFailed as e:

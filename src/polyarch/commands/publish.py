@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,9 @@ from polyarch.errors import FatalError, UsageError
 from polyarch.output import Reporter
 from polyarch.session import Session
 
+if TYPE_CHECKING:
+    from polyarch.engines import Engine
+
 
 @click.command("publish")
 @build_options("publish")
@@ -38,10 +41,11 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     In a project with [[image]] entries the argument names the image to publish (with
     what it depends on); without it every image is published in dependency order.
     """
+    started = None
     if not dry_run:
-        from polyarch.engines import probes
+        from polyarch.engines import start_engine
 
-        probes.start(kw)  # while the rest is imported
+        started = start_engine(kw)  # its look-ups run while the rest is imported
     from polyarch.pipeline.images import load_project
     from polyarch.pipeline.publish import publish
     from polyarch.pipeline.verify import VerificationFailed
@@ -53,14 +57,14 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     project = load_project(kw.get("config_path"))
     if project is not None:
         return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
-                                output_file=output_file)
+                                output_file=output_file, started=started)
     opts = load_options(kw)
     _check_output_file(output_file, opts.force)
     if opts.repository is not None:
         raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
                          " name comes from name-from, and there is no [[image]] entry here",
                          hint="give the repository in -t instead")
-    with Session(opts, rep, dry_run=dry_run) as s:
+    with Session(opts, rep, dry_run=dry_run, started_engine=started) as s:
         try:
             result = publish(s)
         except VerificationFailed as e:
@@ -91,7 +95,7 @@ def _moved(reference: str, tags: Any) -> str:
 
 
 def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run: bool,
-                     json_mode: bool, output_file: Path | None) -> int:
+                     json_mode: bool, output_file: Path | None, started: Engine | None) -> int:
     from polyarch.pipeline.project import publish_project
     from polyarch.pipeline.verify import VerificationFailed
 
@@ -106,7 +110,7 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
                          f" name comes from name-from, and no image of {project.path} has one",
                          hint="drop it, or use name-from in the [[image]] entries")
     done: list[Any] = []
-    with Session(opts, rep, dry_run=dry_run) as s:
+    with Session(opts, rep, dry_run=dry_run, started_engine=started) as s:
         try:
             publish_project(s, project, names=[name] if name else [], env=os.environ,
                             on_done=done.append)

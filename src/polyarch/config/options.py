@@ -41,7 +41,7 @@ class Options:
     engine: str = "docker"  # docker | podman | auto
     builder: str | None = None
     docker_context: str | None = None
-    nodes: tuple[NodeSpec, ...] = ()  # builder nodes: platform -> machine (polyarch.pipeline.nodes)
+    nodes: tuple[NodeSpec, ...] = ()  # builder nodes: platform -> machine (polyarch.engines.buildx_nodes)
     insecure_registries: tuple[str, ...] = ()
     tags: tuple[ImageRef, ...] = ()
     images: tuple[str, ...] = ()  # names whose tags come from tag-specs and git state

@@ -1,14 +1,19 @@
-"""What every engine takes and gives: the build request, its result, step events, and
-the :class:`Engine` protocol (the engines import this module, never the package)."""
+"""What every engine takes and gives: the build request, its result, step events, the
+preflight :class:`Plan` with its :class:`Check` rows, and the :class:`Engine` protocol
+(the engines import this module, never the package)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from polyarch.errors import FatalError
 from polyarch.platforms import Platform
+
+if TYPE_CHECKING:
+    from polyarch.nodespec import NodeSpec
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,54 @@ class StepEvent:
     seconds: float | None = None
 
 
+@dataclass
+class Check:
+    """One preflight question and its answer."""
+
+    name: str
+    ok: bool
+    detail: str
+    remedy: str = ""
+    error: type[FatalError] | None = None  # what to raise when not ok (None: warning only)
+
+
+@dataclass
+class Plan:
+    """What preflight found and decided: one :class:`Check` per question, the builder to
+    pass, how each platform builds."""
+
+    checks: list[Check] = field(default_factory=list)
+    builder_arg: str | None = None  # the builder to build with (None: the engine's default)
+    #: Commands preflight ran (or, with nothing to change, would run) to set the builder
+    #: up: what a dry run prints before the build.
+    setup_commands: list[list[str]] = field(default_factory=list)
+    platform_modes: dict[str, str] = field(default_factory=dict)  # platform -> native|emulated
+    #: The engine cannot be used: the checks that need it were not made.
+    stopped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok or c.error is None for c in self.checks)
+
+    def first_failure(self) -> Check | None:
+        return next((c for c in self.checks if not c.ok and c.error is not None), None)
+
+    def raise_for_failure(self) -> None:
+        c = self.first_failure()
+        if c is not None:
+            assert c.error is not None
+            raise c.error(f"{c.name}: {c.detail}", hint=c.remedy or None)
+
+
 class Engine(Protocol):
     name: str
+
+    def preflight(self, platforms: Sequence[Platform], *, builder: str | None = None,
+                  nodes: Sequence[NodeSpec] = (), allow_create: bool = True) -> Plan:
+        """The engine's own checks (is it there, which builder, can it build each
+        platform) and its plan; sets a builder up where ``allow_create``. Look-ups that
+        answered are made once per engine object."""
+        ...
 
     def use_builder(self, name: str | None) -> None:
         """Build with this builder (what preflight chose; None: the engine's default)."""

@@ -18,20 +18,24 @@ import re
 import resource
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyarch import proc
-from polyarch.engines.base import BuildRequest, BuildResult, StepEvent
+from polyarch.engines.base import BuildRequest, BuildResult, Plan, StepEvent
 from polyarch.engines.podman_layout import oci_layout_context, oci_path
 from polyarch.engines.podman_progress import StepLog, _Follow, build_failure, build_reason
 from polyarch.engines.podman_registries import loopback_hosts, write_conf
 from polyarch.errors import EnvironmentProblem, UsageError
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef, parse_ref
+
+if TYPE_CHECKING:
+    from polyarch.nodespec import NodeSpec
 
 PODMAN = "podman"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -59,9 +63,26 @@ class PodmanEngine:
                  list_name: str | None = None) -> None:
         self.insecure = {_norm_host(h) for h in insecure_registries}
         self.list_name = list_name or f"{LIST_REPOSITORY}:{secrets.token_hex(6)}"
+        self._info: PodmanInfo | None = None
+        self._info_lock = threading.Lock()
 
     # -- discovery -----------------------------------------------------------
+    def preflight(self, platforms: Sequence[Platform], *, builder: str | None = None,
+                  nodes: Sequence[NodeSpec] = (), allow_create: bool = True) -> Plan:
+        """podman's version, then each platform natively or through binfmt_misc (podman
+        has no builders: ``builder`` and ``nodes`` are docker's)."""
+        from polyarch.engines.podman_plan import preflight
+
+        return preflight(self, platforms)
+
     def info(self) -> PodmanInfo:
+        """``podman info``, asked once per engine object (an error is not kept)."""
+        with self._info_lock:
+            if self._info is None:
+                self._info = self._look_up_info()
+            return self._info
+
+    def _look_up_info(self) -> PodmanInfo:
         r = proc.run([PODMAN, "info", "--format", "json"], check=False, echo=False, timeout=60)
         text = r.stdout.strip()
         if not r.ok or not text.startswith("{"):

@@ -127,9 +127,7 @@ def index_annotations(req: BuildRequest) -> dict[str, str]:
 
 def commands(s: Session, plan: Plan, req: BuildRequest) -> list[list[str]]:
     """Print and return the commands a build would run (``--dry-run``)."""
-    cmds: list[list[str]] = list(plan.node_commands)
-    if plan.create_builder:
-        cmds.append(plan.create_builder)
+    cmds: list[list[str]] = list(plan.setup_commands)
     cmds.extend(s.engine.build_commands(req, Path("<tmp>/metadata.json")))
     if not all(c.startswith("type=inline") for c in req.cache_to):
         # After verification: the cache-only export of the registry build cache.
