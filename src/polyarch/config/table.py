@@ -3,8 +3,11 @@
 From each :class:`Opt` come the config-file key (kebab case, in ``polyarch.toml`` or
 ``[tool.polyarch]``), the ``POLYARCH_*`` environment variable, the click option of each
 command that takes it (``polyarch.commands._common``), the keys an ``[[image]]`` entry
-may set, and the table in docs/configuration.md. Adding an option means adding one
-entry here and the field of the same name to :class:`~polyarch.config.Options`.
+may set, the table in docs/configuration.md, and, for a build option the engine takes
+as it is, the engine's flag (:class:`EngineFlag`). Adding an option means adding one
+entry here, and the field of the same name to :class:`~polyarch.config.Options` where
+polyarch itself reads the value (a passthrough build option needs none: its value is
+in ``Options.engine_options`` and reaches the engine from here).
 """
 
 from __future__ import annotations
@@ -24,6 +27,32 @@ BUILD = frozenset({"publish", "build", "doctor"})
 VERIFY = frozenset({"publish", "build", "merge", "verify"})
 #: Commands that move tags (and sign what they tag).
 SIGN = frozenset({"publish", "merge"})
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """An engine has no such option: what it lacks, as the error names it."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class EngineFlag:
+    """How a build option reaches each engine: the engine's flag, given once per value
+    (``--ulimit A --ulimit B``), once per KEY=VALUE of a table, or alone for a true
+    bool; or :class:`Unsupported`, which refuses the option on that engine (exit 2)."""
+
+    docker: str | Unsupported  # docker buildx build
+    podman: str | Unsupported  # podman build
+
+    def spellings(self) -> tuple[tuple[str, str | Unsupported], ...]:
+        """(engine name, its spelling) for every engine."""
+        return (("docker", self.docker), ("podman", self.podman))
+
+
+def same(flag: str) -> EngineFlag:
+    """The option under the same flag on every engine."""
+    return EngineFlag(flag, flag)
 
 
 @dataclass(frozen=True)
@@ -47,6 +76,8 @@ class Opt:
     aliases: tuple[str, ...] = ()
     #: Per-command help where the option means something narrower there.
     help_for: tuple[tuple[str, str], ...] = ()
+    #: A build option the engines take as it is: their flags for it.
+    engine: EngineFlag | None = None
 
     @property
     def key(self) -> str:
@@ -77,7 +108,8 @@ OPTIONS: tuple[Opt, ...] = (
         "argument", "CONTEXT"),
     Opt("file", k.OPT_STR, None, "Dockerfile (default: CONTEXT/Dockerfile).",
         ("-f", "--file"), metavar="PATH", aliases=("dockerfile",)),
-    Opt("target", k.OPT_STR, None, "Build this stage.", ("--target",), metavar="STAGE"),
+    Opt("target", k.OPT_STR, None, "Build this stage.", ("--target",), metavar="STAGE",
+        engine=same("--target")),
     Opt("build_args", k.MAPPING, {}, "Build argument (repeatable).", ("--build-arg",),
         "multiple", "KEY=VALUE"),
     Opt("build_contexts", k.CONTEXTS, {},
@@ -91,19 +123,21 @@ OPTIONS: tuple[Opt, ...] = (
         " index, manifest-descriptor or index-descriptor (repeatable).", ("--annotation",),
         "multiple", "[TYPE:]KEY=VALUE"),
     Opt("secrets", k.SECRETS, (), "Build secret, as buildx takes it (id=npmrc,src=$HOME/.npmrc).",
-        ("--secret",), "multiple", "SPEC"),
+        ("--secret",), "multiple", "SPEC", engine=same("--secret")),
     Opt("ssh", k.SSH, (), "SSH agent socket or keys for RUN --mount=type=ssh, as buildx"
         " takes it: default|ID[=SOCKET|KEY[,KEY]] (repeatable).", ("--ssh",), "multiple",
-        "SPEC"),
+        "SPEC", engine=same("--ssh")),
     Opt("network", k.NETWORK, None, "Network mode of RUN steps (default, none, host).",
-        ("--network",), metavar="MODE"),
+        ("--network",), metavar="MODE", engine=same("--network")),
     Opt("shm_size", k.SIZE, None, "Size of /dev/shm in RUN steps (64m, 2g).", ("--shm-size",),
-        metavar="SIZE"),
+        metavar="SIZE", engine=same("--shm-size")),
     Opt("ulimits", k.ULIMITS, (), "Resource limit of RUN steps, as buildx takes it"
-        " (nofile=1024:2048; repeatable).", ("--ulimit",), "multiple", "NAME=SOFT[:HARD]"),
+        " (nofile=1024:2048; repeatable).", ("--ulimit",), "multiple", "NAME=SOFT[:HARD]",
+        engine=same("--ulimit")),
     Opt("entitlements", k.ENTITLEMENT_LIST, (),
         "Extra privilege for the build, buildx's --allow (network.host, security.insecure;"
-        " repeatable).", ("--allow-entitlement",), "multiple", "ENTITLEMENT"),
+        " repeatable).", ("--allow-entitlement",), "multiple", "ENTITLEMENT",
+        engine=EngineFlag("--allow", Unsupported("entitlements"))),
     # -- attestations and cache -------------------------------------------------------
     Opt("provenance", k.BOOL_OR_SPEC, None,
         f"Attach provenance attestations ({_NOT_GIVEN_BUILD}): --provenance, --no-provenance"
@@ -113,7 +147,8 @@ OPTIONS: tuple[Opt, ...] = (
         f"Attach an SBOM attestation: true, false or buildx's options (generator=IMAGE;"
         f" {_NOT_GIVEN_BUILD}).", ("--sbom",), metavar="VALUE"),
     Opt("attest", k.ATTEST, (), "Attestation, as buildx takes it (type=provenance,mode=max;"
-        " type=sbom,generator=IMAGE; repeatable).", ("--attest",), "multiple", "SPEC"),
+        " type=sbom,generator=IMAGE; repeatable).", ("--attest",), "multiple", "SPEC",
+        engine=EngineFlag("--attest", Unsupported("attestations"))),
     Opt("cache", k.choice("none", "registry", "inline"), "none",
         "Build cache: 'registry' keeps it in REPO:buildcache-* (default none).", ("--cache",),
         choices=("none", "registry", "inline")),
@@ -121,8 +156,10 @@ OPTIONS: tuple[Opt, ...] = (
         " (type=registry,ref=REF; repeatable).", ("--cache-from",), "multiple", "SPEC"),
     Opt("cache_to", k.CACHE_TO, (), "Cache destination, as buildx takes it"
         " (type=registry,ref=REF,mode=max; repeatable).", ("--cache-to",), "multiple", "SPEC"),
-    Opt("no_cache", k.BOOL, False, "Build without cache.", ("--no-cache",), "flag"),
-    Opt("pull", k.BOOL, False, "Always pull base images.", ("--pull",), "flag"),
+    Opt("no_cache", k.BOOL, False, "Build without cache.", ("--no-cache",), "flag",
+        engine=same("--no-cache")),
+    Opt("pull", k.BOOL, False, "Always pull base images.", ("--pull",), "flag",
+        engine=EngineFlag("--pull", "--pull=always")),
     # -- where and with what ----------------------------------------------------------
     Opt("engine", k.choice("docker", "podman", "auto"), "docker",
         "Build engine (default docker; auto: docker when it answers, else podman).",

@@ -9,12 +9,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from polyarch.engines.base import BuildRequest, BuildResult, Check, Engine, Plan, StepEvent
+from polyarch.engines.base import (
+    BuildRequest,
+    BuildResult,
+    Check,
+    Engine,
+    EngineArg,
+    Plan,
+    StepEvent,
+)
 
 if TYPE_CHECKING:
     from polyarch.config import Options
 
-__all__ = ["ENGINE_NAMES", "BuildRequest", "BuildResult", "Check", "Engine", "EngineChoice",
+__all__ = ["ENGINE_NAMES", "BuildRequest", "BuildResult", "Check", "Engine", "EngineArg",
+           "EngineChoice",
            "Plan", "StepEvent", "choose_engine", "select_engine", "start_engine"]
 
 

@@ -4,7 +4,7 @@ preflight :class:`Plan` with its :class:`Check` rows, and the :class:`Engine` pr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -17,37 +17,53 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class EngineArg:
+    """One passthrough build option, as each engine spells it (from the option table)."""
+
+    option: str  # polyarch's flag, for messages (--add-host)
+    argv: Mapping[str, tuple[str, ...]]  # engine name -> its arguments
+    #: engine name -> what it lacks (the engine refuses the build naming it).
+    missing: Mapping[str, str] = field(default_factory=dict)
+
+
+def engine_argv(args: Sequence[EngineArg], engine: str) -> list[str]:
+    """The arguments of ``args`` for ``engine`` (those it lacks: see :func:`missing`)."""
+    return [a for arg in args for a in arg.argv.get(engine, ())]
+
+
+def missing(args: Sequence[EngineArg], engine: str) -> list[str]:
+    """What ``engine`` cannot do of ``args``, in words naming the flag."""
+    return [f"{arg.missing[engine]} ({arg.option})" for arg in args if engine in arg.missing]
+
+
+@dataclass(frozen=True)
 class BuildRequest:
-    """Everything one multi-platform build needs, engine-neutral."""
+    """Everything one multi-platform build needs, engine-neutral.
+
+    The build options an engine takes as they are travel in ``args``; the fields are
+    the ones polyarch computes or an engine rewrites (per platform count, a podman
+    build context, the cache exported after verification)."""
 
     context: Path
     dockerfile: Path
     platforms: tuple[Platform, ...]
     #: Where the engine writes the OCI image layout of every platform (a directory).
     output: Path | None = None
+    #: Also read by podman: the plain-HTTP registries a build pulls from.
     build_args: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     #: Index annotations polyarch sets itself (from the tag rules).
     annotations: dict[str, str] = field(default_factory=dict)
     #: The user's ``--annotation`` values, in buildx syntax ([TYPE:]KEY=VALUE), unchanged.
     annotation_args: tuple[str, ...] = ()
-    target: str | None = None
-    secrets: tuple[str, ...] = ()
-    ssh: tuple[str, ...] = ()
     #: None: the engine's default; a string: buildx's attestation options (mode=max).
     provenance: bool | str | None = None
     sbom: bool | str | None = None
-    attest: tuple[str, ...] = ()
-    no_cache: bool = False
-    pull: bool = False
     cache_from: tuple[str, ...] = ()
     cache_to: tuple[str, ...] = ()
     build_contexts: dict[str, str] = field(default_factory=dict)
-    network: str | None = None
-    shm_size: str | None = None
-    ulimits: tuple[str, ...] = ()
-    #: buildx entitlements (``--allow network.host``).
-    entitlements: tuple[str, ...] = ()
+    #: The passthrough build options (``--target``, ``--secret``, ``--add-host``, ...).
+    args: tuple[EngineArg, ...] = ()
     #: Export only the build cache (``cache_to``), after verification passed: the
     #: build itself comes from the local cache.
     cache_only: bool = False

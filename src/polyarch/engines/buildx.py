@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyarch import proc
 from polyarch.engines import probes
-from polyarch.engines.base import BuildRequest, BuildResult, Plan, StepEvent
+from polyarch.engines.base import BuildRequest, BuildResult, Plan, StepEvent, engine_argv
 from polyarch.engines.buildx_progress import RawJsonProgress, build_failure
 from polyarch.engines.loading import platform_descriptors, write_archive, write_platform_archive
 from polyarch.errors import BuildError, EnvironmentProblem
@@ -308,7 +308,8 @@ def _attest_value(v: bool | str) -> str:
 
 
 def build_flags(req: BuildRequest) -> list[str]:
-    """The request's build options as ``docker buildx build`` flags, values unchanged."""
+    """The request's build options as ``docker buildx build`` flags, values unchanged
+    (the passthrough ones in the option table's buildx spelling, last)."""
     a: list[str] = []
     for k, v in req.build_args.items():
         a += ["--build-arg", f"{k}={v}"]
@@ -322,24 +323,12 @@ def build_flags(req: BuildRequest) -> list[str]:
         a += ["--annotation", f"{'manifest' if one else 'index'}:{k}={v}"]
     for spec in req.annotation_args:
         a += ["--annotation", one_platform_annotation(spec) if one else spec]
-    if req.target:
-        a += ["--target", req.target]
-    for s in req.secrets:
-        a += ["--secret", s]
-    for s in req.ssh:
-        a += ["--ssh", s]
     for name, src in req.build_contexts.items():
         a += ["--build-context", f"{name}={src}"]
     if req.provenance is not None:
         a += [f"--provenance={_attest_value(req.provenance)}"]
     if req.sbom is not None:
         a += [f"--sbom={_attest_value(req.sbom)}"]
-    for spec in req.attest:
-        a += ["--attest", spec]
-    if req.no_cache:
-        a.append("--no-cache")
-    if req.pull:
-        a.append("--pull")
     for c in req.cache_from:
         a += ["--cache-from", c]
     for c in req.cache_to:
@@ -347,15 +336,7 @@ def build_flags(req: BuildRequest) -> list[str]:
         # machine only after verification, in a cache-only export.
         if req.cache_only != c.startswith("type=inline"):
             a += ["--cache-to", c]
-    if req.network:
-        a += ["--network", req.network]
-    if req.shm_size:
-        a += ["--shm-size", req.shm_size]
-    for u in req.ulimits:
-        a += ["--ulimit", u]
-    for e in req.entitlements:
-        a += ["--allow", e]
-    return a
+    return a + engine_argv(req.args, Buildx.name)
 
 
 def _first_line(text: str) -> str:

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyarch import proc
-from polyarch.engines.base import BuildRequest, BuildResult, Plan, StepEvent
+from polyarch.engines.base import (
+    BuildRequest,
+    BuildResult,
+    Plan,
+    StepEvent,
+    engine_argv,
+    missing,
+)
 from polyarch.engines.podman_layout import oci_layout_context, oci_path
 from polyarch.engines.podman_progress import StepLog, _Follow, build_failure, build_reason
 from polyarch.engines.podman_registries import loopback_hosts, write_conf
@@ -126,7 +133,7 @@ class PodmanEngine:
 
     def build_flags(self, req: BuildRequest) -> list[str]:
         """The request's build options as ``podman build`` flags (what :func:`unsupported`
-        lets through)."""
+        lets through; the passthrough ones in the option table's podman spelling, last)."""
         a: list[str] = []
         for k, v in req.build_args.items():
             a += ["--build-arg", f"{k}={v}"]
@@ -136,25 +143,9 @@ class PodmanEngine:
             a += ["--annotation", f"{k}={v}"]
         for spec in req.annotation_args:
             a += ["--annotation", spec.removeprefix("manifest:")]
-        if req.target:
-            a += ["--target", req.target]
-        for s in req.secrets:
-            a += ["--secret", s]
-        for s in req.ssh:
-            a += ["--ssh", s]
         for name, src in req.build_contexts.items():
             a += ["--build-context", f"{name}={oci_layout_context(src)}"]
-        if req.no_cache:
-            a.append("--no-cache")
-        if req.pull:
-            a.append("--pull=always")
-        if req.network:
-            a += ["--network", req.network]
-        if req.shm_size:
-            a += ["--shm-size", req.shm_size]
-        for u in req.ulimits:
-            a += ["--ulimit", u]
-        return a
+        return a + engine_argv(req.args, self.name)
 
     def use_builder(self, name: str | None) -> None:
         return None  # podman has no builders
@@ -305,12 +296,8 @@ def unsupported(req: BuildRequest) -> None:
         problems.append("provenance attestations (--provenance)")
     if req.sbom:
         problems.append("SBOM attestations (--sbom)")
-    if req.attest:
-        problems.append("attestations (--attest)")
     if req.cache_from or req.cache_to:
         problems.append("buildx cache import/export (--cache, --cache-from, --cache-to)")
-    if req.entitlements:
-        problems.append("entitlements (--allow-entitlement)")
     for name, src in req.build_contexts.items():
         try:
             oci_layout_context(src)
@@ -320,6 +307,7 @@ def unsupported(req: BuildRequest) -> None:
         m = _ANNOTATION_TYPE.match(spec)
         if m is not None and m.group(1) != "manifest":
             problems.append(f"{m.group(1)} annotations (--annotation {spec.split('=', 1)[0]}=...)")
+    problems += missing(req.args, PodmanEngine.name)
     if problems:
         raise UsageError("the podman engine does not support " + ", ".join(problems),
                          hint="drop the option, or use --engine docker")
