@@ -42,12 +42,12 @@ class EngineFlag:
     (``--ulimit A --ulimit B``), once per KEY=VALUE of a table, or alone for a true
     bool; or :class:`Unsupported`, which refuses the option on that engine (exit 2)."""
 
-    docker: str | Unsupported  # docker buildx build
+    buildx: str | Unsupported  # docker buildx build (the docker engine)
     podman: str | Unsupported  # podman build
 
     def spellings(self) -> tuple[tuple[str, str | Unsupported], ...]:
-        """(engine name, its spelling) for every engine."""
-        return (("docker", self.docker), ("podman", self.podman))
+        """(engine name, as --engine names it; its spelling) for every engine."""
+        return (("docker", self.buildx), ("podman", self.podman))
 
 
 def same(flag: str) -> EngineFlag:
