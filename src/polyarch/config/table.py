@@ -138,6 +138,8 @@ OPTIONS: tuple[Opt, ...] = (
         "Extra privilege for the build, buildx's --allow (network.host, security.insecure;"
         " repeatable).", ("--allow-entitlement",), "multiple", "ENTITLEMENT",
         engine=EngineFlag("--allow", Unsupported("entitlements"))),
+    Opt("add_host", k.STR_LIST, (), "Add a HOST:IP line to /etc/hosts of RUN steps"
+        " (repeatable).", ("--add-host",), "multiple", "HOST:IP", engine=same("--add-host")),
     # -- attestations and cache -------------------------------------------------------
     Opt("provenance", k.BOOL_OR_SPEC, None,
         f"Attach provenance attestations ({_NOT_GIVEN_BUILD}): --provenance, --no-provenance"

@@ -54,6 +54,8 @@ SAMPLES: dict[str, tuple[Any, str, list[str], Any]] = {
     "ulimits": (["nofile=1024:2048", "nproc=512"], "nofile=1024:2048,nproc=512",
                 ["nofile=1024:2048", "nproc=512"], ("nofile=1024:2048", "nproc=512")),
     "entitlements": (["network.host"], "network.host", ["network.host"], ("network.host",)),
+    "add_host": (["cache.lan:10.0.0.5", "db:10.0.0.6"], "cache.lan:10.0.0.5,db:10.0.0.6",
+                 ["cache.lan:10.0.0.5", "db:10.0.0.6"], ("cache.lan:10.0.0.5", "db:10.0.0.6")),
     "provenance": ("mode=max", "mode=max", [], "mode=max"),  # CLI: --provenance (below)
     "sbom": ("generator=docker/buildkit-syft-scanner", "generator=docker/buildkit-syft-scanner",
              ["generator=docker/buildkit-syft-scanner"], "generator=docker/buildkit-syft-scanner"),
