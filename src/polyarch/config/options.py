@@ -39,6 +39,7 @@ class Options:
     docker_context: str | None = None
     nodes: tuple[NodeSpec, ...] = ()  # builder nodes: platform -> machine (polyarch.engines.buildx_nodes)
     insecure_registries: tuple[str, ...] = ()
+    docker_config: str | None = None  # verify, inspect: the credentials' directory
     tags: tuple[ImageRef, ...] = ()
     images: tuple[str, ...] = ()  # names whose tags come from tag-specs and git state
     tag_specs: tuple[str, ...] = ()

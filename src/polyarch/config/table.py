@@ -175,7 +175,11 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("insecure_registries", k.HOSTS, (),
         "Allow plain HTTP to this registry (loopback registries always are).",
         ("--insecure-registry",), "multiple", "HOST[:PORT]",
-        commands=BUILD | {"merge", "verify"}, per_image=False),
+        commands=BUILD | {"merge", "verify", "inspect"}, per_image=False),
+    Opt("docker_config", k.OPT_STR, None,
+        "Directory of config.json with credentials (default: $DOCKER_CONFIG).",
+        ("--docker-config",), metavar="DIR", commands=frozenset({"verify", "inspect"}),
+        per_image=False),
     # -- names and tags ---------------------------------------------------------------
     Opt("images", k.STR_LIST, (),
         "Image name (no tag) to tag from git state with --tag-spec (repeatable).",

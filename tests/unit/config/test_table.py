@@ -75,6 +75,7 @@ SAMPLES: dict[str, tuple[Any, str, list[str], Any]] = {
               '[{"platforms": ["linux/arm64"], "endpoint": "arm"}]', [],
               (NodeSpec("polyarch-0", parse_platforms("linux/arm64"), "arm"),)),
     "insecure_registries": (["reg.lan:5000"], "reg.lan:5000", ["reg.lan:5000"], ("reg.lan:5000",)),
+    "docker_config": ("ci/docker", "ci/docker", ["ci/docker"], "ci/docker"),
     "images": (["ghcr.io/o/app"], "ghcr.io/o/app", ["ghcr.io/o/app"], ("ghcr.io/o/app",)),
     "tag_specs": (["type=semver,pattern={{major}}.{{minor}}"],
                   "type=semver,pattern={{major}}.{{minor}}",
@@ -123,7 +124,7 @@ FLAG_ARGS: dict[str, tuple[list[str], Any]] = {
     "force": (["--force"], True),
 }
 
-COMMANDS = ("publish", "build", "doctor", "merge", "verify", "tags")
+COMMANDS = ("publish", "build", "doctor", "merge", "verify", "tags", "inspect")
 
 
 def _command(name: str) -> click.Command:
@@ -198,7 +199,7 @@ def _params(command: str) -> set[str]:
 def _parse(command: str, args: list[str]) -> dict[str, Any]:
     from polyarch.cli import bare_flags
 
-    extra = ["ref"] if command == "verify" else []
+    extra = ["ref"] if command in ("verify", "inspect") else []
     ctx = _command(command).make_context(command, bare_flags([*args, *extra]))
     return dict(ctx.params)
 
