@@ -99,9 +99,11 @@ OPTIONS: tuple[Opt, ...] = (
     # -- what to build ---------------------------------------------------------------
     Opt("platforms", k.PLATFORMS, parse_platforms(DEFAULT_PLATFORMS),
         "Target platforms, comma separated (repeatable). Default linux/amd64,linux/arm64.",
-        ("--platform",), "multiple", "LIST", commands=BUILD | {"merge", "verify"},
+        ("--platform",), "multiple", "LIST", commands=BUILD | {"merge", "verify", "lint"},
         help_for=(("verify", "Expected platforms, comma separated (repeatable). Default: the"
                              " configured platforms, else linux/amd64,linux/arm64."),
+                  ("lint", "Target platforms, comma separated (repeatable). Default: the"
+                           " configured platforms, else linux/amd64,linux/arm64."),
                   ("merge", "Expected platforms, comma separated (repeatable). Default: the"
                             " configured platforms, else linux/amd64,linux/arm64."))),
     Opt("context", k.STR, ".", "Build context directory (default .).", ("CONTEXT",),
@@ -109,7 +111,9 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("file", k.OPT_STR, None, "Dockerfile (default: CONTEXT/Dockerfile).",
         ("-f", "--file"), metavar="PATH", aliases=("dockerfile",)),
     Opt("target", k.OPT_STR, None, "Build this stage.", ("--target",), metavar="STAGE",
-        engine=same("--target")),
+        commands=BUILD | {"lint"}, engine=same("--target"),
+        help_for=(("lint", "The stage being built (as `docker build --target`). Default: the"
+                           " configured target, else the last stage."),)),
     Opt("build_args", k.MAPPING, {}, "Build argument (repeatable).", ("--build-arg",),
         "multiple", "KEY=VALUE"),
     Opt("build_contexts", k.CONTEXTS, {},

@@ -124,7 +124,7 @@ FLAG_ARGS: dict[str, tuple[list[str], Any]] = {
     "force": (["--force"], True),
 }
 
-COMMANDS = ("publish", "build", "doctor", "merge", "verify", "tags", "inspect")
+COMMANDS = ("publish", "build", "doctor", "merge", "verify", "tags", "inspect", "lint")
 
 
 def _command(name: str) -> click.Command:
