@@ -33,8 +33,7 @@ if TYPE_CHECKING:
               help="Write the published reference with its digest (REF@sha256:...) to PATH;"
                    " one 'name=REF@sha256:...' line per image when a project has several."
                    " An existing file is kept unless --force.")
-@click.option("--dry-run", is_flag=True, help="Print the commands that would run; change nothing.")
-def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any) -> int:
+def command(json_mode: bool, output_file: Path | None, **kw: Any) -> int:
     """Build CONTEXT (default .) for every platform, verify it on local disk, push it by
     digest and move every tag to it. Nothing is pushed unless verification passed.
 
@@ -42,7 +41,7 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     what it depends on); without it every image is published in dependency order.
     """
     started = None
-    if not dry_run:
+    if not kw.get("dry_run"):  # (a dry run the config asks for leaves them unused)
         from polyarch.engines import start_engine
 
         started = start_engine(kw)  # its look-ups run while the rest is imported
@@ -56,9 +55,10 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     check_hand_over(rep)
     project = load_project(kw.get("config_path"))
     if project is not None:
-        return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
+        return _publish_project(project, kw, rep, json_mode=json_mode,
                                 output_file=output_file, started=started)
     opts = load_options(kw)
+    dry_run = opts.dry_run
     _check_output_file(output_file, opts.force)
     if opts.repository is not None:
         raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
@@ -94,8 +94,8 @@ def _moved(reference: str, tags: Any) -> str:
     return f"published {reference} and moved its tags ({', '.join(tags)})"
 
 
-def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run: bool,
-                     json_mode: bool, output_file: Path | None, started: Engine | None) -> int:
+def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, json_mode: bool,
+                     output_file: Path | None, started: Engine | None) -> int:
     from polyarch.pipeline.project import publish_project
     from polyarch.pipeline.verify import VerificationFailed
 
@@ -104,6 +104,7 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
         raise UsageError(f"-t/--tag cannot be used with the images of {project.path}",
                          hint="set 'tags' (or name-from/tag-env) in the [[image]] entries")
     opts = load_options(kw)
+    dry_run = opts.dry_run
     _check_output_file(output_file, opts.force)
     if opts.repository is not None and not any(i.name_from for i in project.images):
         raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"

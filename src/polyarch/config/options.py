@@ -60,6 +60,7 @@ class Options:
     certificate_oidc_issuer: str | None = None
     require_attestation: bool = False
     skip_prebuild: bool = False
+    dry_run: bool = False  # print the commands that would run; change nothing
     force: bool = False
     #: The config file the options were read from, or "defaults" (for messages).
     source: str = "defaults"

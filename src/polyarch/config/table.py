@@ -259,6 +259,10 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("skip_prebuild", k.BOOL, False, "Do not run the [[image]] entries' prebuild commands"
         " (their output is already there).", ("--skip-prebuild",), "flag",
         commands=frozenset({"publish"}), per_image=False),
+    Opt("dry_run", k.BOOL, False, "Print the commands that would run; change nothing.",
+        ("--dry-run",), "flag", commands=frozenset({"publish", "build", "merge"}),
+        per_image=False,
+        help_for=(("merge", "Resolve the sources and show the index; push nothing."),)),
     Opt("force", k.BOOL, False, "Overwrite an existing --output-file.", ("--force",), "flag",
         commands=frozenset({"publish"}), per_image=False),
 )

@@ -107,6 +107,7 @@ SAMPLES: dict[str, tuple[Any, str, list[str], Any]] = {
                                 "https://token.actions.githubusercontent.com"),
     "require_attestation": (True, "yes", [], True),
     "skip_prebuild": (True, "1", [], True),
+    "dry_run": (True, "true", [], True),
     "force": (True, "on", [], True),
 }
 
@@ -121,6 +122,7 @@ FLAG_ARGS: dict[str, tuple[list[str], Any]] = {
     "tlog": (["--no-tlog"], False),
     "require_attestation": (["--require-attestation"], True),
     "skip_prebuild": (["--skip-prebuild"], True),
+    "dry_run": (["--dry-run"], True),
     "force": (["--force"], True),
 }
 
