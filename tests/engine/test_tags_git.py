@@ -198,3 +198,24 @@ def test_cli_old_context_spelling_warns_and_reads_the_same_directory(
     assert "--context DIR is deprecated" in captured.err and "--git-dir DIR" in captured.err
     assert cli.run(["tags", "--context", str(repo), "--git-dir", str(repo)]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_cli_extra_labels_and_annotations_from_flags_or_the_config_file(
+        repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    git(repo, "tag", "v2.0.1")
+    git(repo, "checkout", "-q", "--detach")
+    args = ["tags", "--git-dir", str(repo), "--json", "--tag-spec", "type=semver,pattern={{version}}"]
+    assert cli.run([*args, "--label", "org.example.tag={{tag}}",
+                    "--annotation", "org.example.sha={{sha}}"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["labels"]["org.example.tag"] == "v2.0.1"
+    assert doc["annotations"]["org.example.sha"] == git(repo, "rev-parse", "HEAD")[:7]
+    cfg = repo / "polyarch.toml"
+    cfg.write_text('tag-labels = ["org.example.tag={{tag}}"]\n'
+                   'tag-annotations = ["org.example.sha={{sha}}"]\n')
+    monkeypatch.chdir(repo)
+    assert cli.run(args) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    assert from_file["labels"]["org.example.tag"] == "v2.0.1"
+    assert from_file["annotations"]["org.example.sha"] == doc["annotations"]["org.example.sha"]

@@ -47,10 +47,6 @@ def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str
 
 @click.command("tags")
 @table_options("tags")
-@click.option("--label", "extra_labels", multiple=True, metavar="KEY=VALUE",
-              help="An extra label; {{expressions}} allowed (repeatable).")
-@click.option("--annotation", "extra_annotations", multiple=True, metavar="KEY=VALUE",
-              help="An extra index annotation; {{expressions}} allowed (repeatable).")
 @click.option("--git-dir", "git_dir",
               type=click.Path(path_type=Path, file_okay=False, exists=True),
               default=None, metavar="DIR",
@@ -60,7 +56,6 @@ def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str
               type=click.Path(path_type=Path, file_okay=False, exists=True), default=None)
 @json_option
 def command(git_dir: Path | None, old_git_dir: Path | None, json_mode: bool,
-            extra_labels: tuple[str, ...], extra_annotations: tuple[str, ...],
             **kw: Any) -> int:
     """Print the tags and OCI labels computed from git state (working tree or CI variables)."""
     rep = reporter(json_mode)
@@ -77,8 +72,8 @@ def command(git_dir: Path | None, old_git_dir: Path | None, json_mode: bool,
     parse_image_names(opts.images)  # validates
     names = [i.name for i in parse_images(opts.images) if i.enable]  # as given, lower-cased
     ctx = GitContext.detect(context_dir, env)
-    plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, labels=extra_labels,
-                   annotations=extra_annotations, now=build_time(env))
+    plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, labels=opts.tag_labels,
+                   annotations=opts.tag_annotations, now=build_time(env))
     if json_mode:
         for w in plan.warnings:
             rep.warn(w)

@@ -44,6 +44,8 @@ class Options:
     images: tuple[str, ...] = ()  # names whose tags come from tag-specs and git state
     tag_specs: tuple[str, ...] = ()
     flavor: tuple[str, ...] = ()
+    tag_labels: tuple[str, ...] = ()  # tags: extra labels, with {{expressions}}
+    tag_annotations: tuple[str, ...] = ()  # tags: extra index annotations, likewise
     meta: Mapping[str, str] = field(default_factory=dict)  # OCI label values (title, ...)
     repository: str | None = None  # where name-from images go instead
     verify: bool = True

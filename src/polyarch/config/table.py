@@ -194,6 +194,11 @@ OPTIONS: tuple[Opt, ...] = (
         ("--tag-spec",), "multiple", "SPEC", commands=BUILD | {"merge", "tags"}),
     Opt("flavor", k.LINES, (), "latest=auto|true|false, prefix=P, suffix=S[,onlatest=true] (repeatable).",
         ("--flavor",), "multiple", "F", commands=BUILD | {"merge", "tags"}),
+    Opt("tag_labels", k.LINES, (), "An extra label; {{expressions}} allowed (repeatable).",
+        ("--label",), "multiple", "KEY=VALUE", commands=frozenset({"tags"}), per_image=False),
+    Opt("tag_annotations", k.LINES, (),
+        "An extra index annotation; {{expressions}} allowed (repeatable).", ("--annotation",),
+        "multiple", "KEY=VALUE", commands=frozenset({"tags"}), per_image=False),
     Opt("meta", k.MAPPING, {}, "OCI label values the tags step sets (title, description,"
         " ...)."),
     Opt("repository", k.REPOSITORY, None,
