@@ -113,6 +113,7 @@ def _context_host(bx: Buildx, name: str) -> tuple[str | None, str | None]:
     """(the docker endpoint of context ``name``, or why there is none)."""
     from polyarch import proc
 
+    # Not checked: a non-zero exit is the answer "no such context".
     r = proc.run(["docker", "context", "inspect", name, "--format",
                   "{{.Endpoints.docker.Host}}"], check=False, echo=False, timeout=30)
     if not r.ok or not r.stdout.strip():
@@ -200,6 +201,7 @@ def plan_nodes(plan: Plan, bx: Buildx, nodes: Sequence[NodeSpec],
                                  f" {len(nodes)} node{'s' if len(nodes) != 1 else ''}"))
         return
     for argv in plan.setup_commands:
+        # Not checked: a failed command is a failed check of the plan, shown with the others.
         r = proc.run(argv, check=False, timeout=300)
         if not r.ok:
             last = (r.stderr.strip().splitlines() or ["no output"])[-1]

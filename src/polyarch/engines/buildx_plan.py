@@ -119,9 +119,10 @@ def _choose_builder(plan: Plan, bx: Buildx, engine: EngineInfo, builder: str | N
         return BuilderInfo(DEDICATED_BUILDER, "docker-container")
     from polyarch import proc
 
+    # Not checked: a failure is a failed check of the plan, shown with the others.
     r = proc.run(create, check=False, timeout=600)
     if not r.ok:
-        # Leave no half-made builder behind.
+        # Leave no half-made builder behind (a cleanup: its own failure changes nothing).
         proc.run(bx.buildx("rm", DEDICATED_BUILDER), check=False, echo=False, timeout=120)
         checks.append(Check(
             "builder", False,

@@ -90,6 +90,7 @@ class PodmanEngine:
             return self._info
 
     def _look_up_info(self) -> PodmanInfo:
+        # Not checked: a failure and an answer that is not JSON get the same message.
         r = proc.run([PODMAN, "info", "--format", "json"], check=False, echo=False, timeout=60)
         text = r.stdout.strip()
         if not r.ok or not text.startswith("{"):
