@@ -1,5 +1,5 @@
 """Builder nodes as the configuration declares them: :class:`NodeSpec` and the parser
-of the ``nodes`` key (see :mod:`polyarch.pipeline.nodes` for what polyarch does with them).
+of the ``nodes`` key (see :mod:`polyarch.engines.buildx_nodes` for what polyarch does with them).
 
 It sits below :mod:`polyarch.config` and imports only :mod:`polyarch.platforms`.
 """

@@ -41,6 +41,9 @@ class Session:
     docker_config: Path | None = None  # credentials: this directory's config.json
     ws: Workspace = field(default_factory=Workspace.open)
     parts: _Parts = field(default_factory=_Parts)
+    #: An engine made before the options were loaded, its look-ups already running
+    #: (:func:`polyarch.engines.start_engine`): the session's engine where it fits them.
+    started_engine: Engine | None = None
 
     # -- parts, made on first use -----------------------------------------------------
     @property
@@ -48,7 +51,7 @@ class Session:
         if self.parts.engine is None:
             from polyarch.engines import select_engine
 
-            self.parts.engine = select_engine(self.opts)
+            self.parts.engine = select_engine(self.opts, self.started_engine)
         return self.parts.engine
 
     @property

@@ -320,3 +320,28 @@ def test_oci_layout_context_substitutes_the_base_image(engine: str, tmp_path: Pa
     r.raise_for_status()
     assert {m["platform"]["architecture"] for m in r.json()["manifests"]
             if m["platform"]["os"] == "linux"} == {"amd64", "arm64"}
+
+
+ADD_HOST = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+RUN grep -E '^10\\.0\\.0\\.5[[:space:]]+cache\\.lan$' /etc/hosts > /hosts-seen
+"""
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_add_host_is_in_etc_hosts_of_run_steps(engine: str, tmp_path: Path) -> None:
+    """The RUN step fails unless /etc/hosts has the line --add-host asked for."""
+    if engine == "podman" and shutil.which("podman") is None:
+        if IN_CI:
+            pytest.fail("CI=true but podman is not installed")
+        pytest.skip("podman is not installed")
+    ctx = make_context(tmp_path / "ctx", ADD_HOST, arches=("amd64",))
+    # --no-cache: podman's layer cache does not key a RUN step on its extra hosts.
+    args = ["build", "--engine", engine, "--platform", "linux/amd64", "--no-cache", str(ctx)]
+    without = polyarch(*args)
+    assert without.code == 1, without.err  # the RUN step failed: no such line
+    run = polyarch(*args[:1], "--add-host", "cache.lan:10.0.0.5", *args[1:])
+    assert run.code == 0, run.err
+    assert "--add-host cache.lan:10.0.0.5" in run.err

@@ -148,7 +148,7 @@ def test_tags_json_document_on_a_detached_release_tag(repo: Path, capsys: pytest
     git(repo, "tag", "v1.4.0")
     git(repo, "checkout", "-q", "--detach")
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1578616200")
-    code = cli.run(["tags", "--context", str(repo), "--json", "--image", "ghcr.io/o/app",
+    code = cli.run(["tags", "--git-dir", str(repo), "--json", "--image", "ghcr.io/o/app",
                     "--image", "o/app", "--tag-spec", "type=semver,pattern={{version}}",
                     "--tag-spec", "type=semver,pattern={{major}}", "--flavor", "suffix=-slim"])
     assert code == 0
@@ -168,13 +168,13 @@ def test_tags_json_document_on_a_detached_release_tag(repo: Path, capsys: pytest
 
 @pytest.mark.usefixtures("clean_env")
 def test_cli_human_and_errors(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.run(["tags", "--context", str(repo)]) == 0
+    assert cli.run(["tags", "--git-dir", str(repo)]) == 0
     out = capsys.readouterr().out
     assert "main" in out and "org.opencontainers.image.revision" in out
-    assert cli.run(["tags", "--context", str(repo), "--tag-spec", "type=semvr"]) == 2
+    assert cli.run(["tags", "--git-dir", str(repo), "--tag-spec", "type=semvr"]) == 2
     err = capsys.readouterr().err
     assert "type=semvr" in err and "did you mean 'semver'" in err
-    assert cli.run(["tags", "--context", str(repo), "--image", "ghcr.io/o/app:1"]) == 2
+    assert cli.run(["tags", "--git-dir", str(repo), "--image", "ghcr.io/o/app:1"]) == 2
     assert "tag or digest" in capsys.readouterr().err
 
 
@@ -185,3 +185,37 @@ def test_branch_without_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     ctx = detect(tmp_path)
     assert (ctx.event, ctx.ref_name, ctx.sha, ctx.commit_time) == ("branch", "trunk", "", None)
     assert compute(["type=ref,event=branch", "type=sha"], [], ctx, now=NOW).tags == ["trunk"]
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_cli_old_context_spelling_warns_and_reads_the_same_directory(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(["tags", "--git-dir", str(repo), "--json"]) == 0
+    new = json.loads(capsys.readouterr().out)
+    assert cli.run(["tags", "--context", str(repo), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["git"] == new["git"]
+    assert "--context DIR is deprecated" in captured.err and "--git-dir DIR" in captured.err
+    assert cli.run(["tags", "--context", str(repo), "--git-dir", str(repo)]) == 2
+    assert "give one of them" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_cli_extra_labels_and_annotations_from_flags_or_the_config_file(
+        repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    git(repo, "tag", "v2.0.1")
+    git(repo, "checkout", "-q", "--detach")
+    args = ["tags", "--git-dir", str(repo), "--json", "--tag-spec", "type=semver,pattern={{version}}"]
+    assert cli.run([*args, "--label", "org.example.tag={{tag}}",
+                    "--annotation", "org.example.sha={{sha}}"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["labels"]["org.example.tag"] == "v2.0.1"
+    assert doc["annotations"]["org.example.sha"] == git(repo, "rev-parse", "HEAD")[:7]
+    cfg = repo / "polyarch.toml"
+    cfg.write_text('tag-labels = ["org.example.tag={{tag}}"]\n'
+                   'tag-annotations = ["org.example.sha={{sha}}"]\n')
+    monkeypatch.chdir(repo)
+    assert cli.run(args) == 0
+    from_file = json.loads(capsys.readouterr().out)
+    assert from_file["labels"]["org.example.tag"] == "v2.0.1"
+    assert from_file["annotations"]["org.example.sha"] == doc["annotations"]["org.example.sha"]

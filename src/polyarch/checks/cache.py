@@ -57,12 +57,11 @@ RULES = _rules()
 
 
 def default_dir() -> Path:
-    env = os.environ.get("POLYARCH_CACHE_DIR")
-    if env:
-        return Path(env) / "verify"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "polyarch" / "verify"
+    """The verify cache in the cache directory, as :mod:`polyarch.workspace` finds it
+    (``POLYARCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/polyarch``, ``~/.cache/polyarch``)."""
+    from polyarch.workspace import Workspace
+
+    return Workspace.open().verify_cache
 
 
 class LayerCache:

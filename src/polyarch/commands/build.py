@@ -27,15 +27,15 @@ from polyarch.session import Session
 @click.option("--descriptor", "descriptor", type=click.Path(path_type=Path), metavar="PATH",
               help="Where --push writes the build descriptor (default:"
                    " ./polyarch-build-<platforms>.json).")
-@click.option("--dry-run", is_flag=True, help="Print the commands that would run; change nothing.")
 def command(output: str | None, load: bool, push: bool, stage: bool, descriptor: Path | None,
-            dry_run: bool, json_mode: bool, **kw: Any) -> int:
+            json_mode: bool, **kw: Any) -> int:
     """Build CONTEXT (default .) for every platform and verify it on local disk. No
     registry is needed unless --push is given; no tag ever moves here."""
-    if not dry_run:
-        from polyarch.engines import probes
+    started = None
+    if not kw.get("dry_run"):  # (a dry run the config asks for leaves them unused)
+        from polyarch.engines import start_engine
 
-        probes.start(kw)  # while the rest is imported
+        started = start_engine(kw)  # its look-ups run while the rest is imported
     from polyarch.pipeline import descriptor as desc
     from polyarch.pipeline.outputs import OutputPlan, parse_output
     from polyarch.pipeline.publish import build
@@ -45,12 +45,13 @@ def command(output: str | None, load: bool, push: bool, stage: bool, descriptor:
     if descriptor is not None:
         check_writable(descriptor, "--descriptor")
     opts = load_options(kw)
+    dry_run = opts.dry_run
     push = push or stage
     out = OutputPlan(parse_output(output), load, push)
     path = descriptor or desc.default_path(opts)
     if push:
         check_writable(path, "--descriptor")
-    with Session(opts, rep, dry_run=dry_run) as s:
+    with Session(opts, rep, dry_run=dry_run, started_engine=started) as s:
         try:
             result = build(s, out)
         except VerificationFailed as e:

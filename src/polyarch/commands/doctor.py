@@ -10,7 +10,7 @@ from polyarch.commands._common import build_options, load_options, reporter
 
 if TYPE_CHECKING:
     from polyarch.config import Options
-    from polyarch.pipeline.checklist import Plan
+    from polyarch.engines import Plan
 
 
 @click.command("doctor")

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from polyarch.commands._common import json_option, load_options, table_options
 from polyarch.errors import RegistryError
 from polyarch.output import Reporter
 from polyarch.registry.client import RegistryClient
@@ -38,16 +39,14 @@ def short(digest: str) -> str:
 
 @click.command("inspect")
 @click.argument("ref", metavar="REF|oci:PATH")
-@click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST[:PORT]",
-              help="Allow plain HTTP to this registry (loopback registries always are).")
-@click.option("--docker-config", type=click.Path(path_type=Path), metavar="DIR",
-              help="Directory of config.json with credentials (default: $DOCKER_CONFIG).")
-@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
-def command(ref: str, insecure_registries: tuple[str, ...], docker_config: Path | None,
-            json_mode: bool) -> int:
+@table_options("inspect")
+@json_option
+def command(ref: str, json_mode: bool, **kw: Any) -> int:
     """Show the platforms of REF (an image index or manifest, or an OCI layout)."""
     rep = Reporter(json_mode=json_mode)  # inspect runs no commands to echo
-    with RegistryClient(insecure_registries=insecure_registries,
+    opts = load_options(kw)
+    docker_config = Path(opts.docker_config) if opts.docker_config else None
+    with RegistryClient(insecure_registries=opts.insecure_registries,
                         docker_config=docker_config) as client:
         try:
             desc = describe(open_source(ref, client))

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from polyarch.commands._common import json_option, load_options, table_options
 from polyarch.errors import FatalError, UsageError
 from polyarch.lint import (
     RULES,
@@ -22,7 +23,7 @@ from polyarch.lint import (
     parse,
 )
 from polyarch.lint.context import LintContext
-from polyarch.platforms import DEFAULT_PLATFORMS, Platform, parse_platforms
+from polyarch.platforms import Platform
 from polyarch.refs import ImageRef
 
 SCHEMA = "polyarch.lint/v1"
@@ -114,30 +115,23 @@ def read_dockerfile(dockerfile: str) -> tuple[str, str, bytes]:
 
 @click.command("lint")
 @click.argument("dockerfiles", nargs=-1, metavar="[DOCKERFILE]...")
-@click.option("--platform", "platforms", multiple=True, metavar="LIST",
-              help="Target platforms, comma separated (repeatable). "
-                   "Default linux/amd64,linux/arm64.")
-@click.option("--target", default=None, metavar="STAGE",
-              help="The stage being built (as `docker build --target`). Default: the last.")
+@table_options("lint")
 @click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True,
               help="Exit 5 when a finding of this severity or worse is found.")
 @click.option("--offline", is_flag=True, help="Do not look base images up in their registry.")
 @click.option("--format", "fmt", type=click.Choice(("human", "json", "sarif")), default=None,
               help="Output format (default human; --json is --format json).")
-@click.option("--json", "json_mode", is_flag=True, help="Print one JSON document on stdout.")
+@json_option
 @click.option("--fix", is_flag=True,
               help="Show the provably safe rewrites as a diff (nothing is written).")
 @click.option("--write", is_flag=True, help="With --fix: write the rewrites to the file.")
-def command(dockerfiles: tuple[str, ...], platforms: tuple[str, ...], target: str | None,
-            fail_on: str, offline: bool, fmt: str | None, json_mode: bool, fix: bool,
-            write: bool) -> int:
+def command(dockerfiles: tuple[str, ...], fail_on: str, offline: bool, fmt: str | None,
+            json_mode: bool, fix: bool, write: bool, **kw: Any) -> int:
     """Check each DOCKERFILE (default ./Dockerfile; a folder means its Dockerfile; - for
     stdin) for multi-architecture pitfalls. Exit 0 when clean, 5 when a finding at or
     above --fail-on is found, 2 for unusable input."""
-    try:
-        targets = parse_platforms(list(platforms) or list(DEFAULT_PLATFORMS))
-    except ValueError as e:
-        raise UsageError(str(e)) from e
+    opts = load_options(kw)
+    targets, target = opts.platforms, opts.target
     if write and not fix:
         raise UsageError("--write needs --fix", hint="polyarch lint --fix --write DOCKERFILE")
     fmt = fmt or ("json" if json_mode else "human")

@@ -22,10 +22,8 @@ from polyarch.commands._common import (
 @click.argument("sources", nargs=-1, metavar="SOURCE...")
 @table_options("merge")
 @config_option
-@click.option("--dry-run", is_flag=True, help="Resolve the sources and show the index; push"
-                                              " nothing.")
 @json_option
-def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any) -> int:
+def command(sources: tuple[str, ...], json_mode: bool, **kw: Any) -> int:
     """Join SOURCEs (build descriptors from 'polyarch build --push', or image references:
     tags or digests, single-platform images or indexes) into one index, verify it, and
     publish it under every -t tag, as 'publish' does."""
@@ -38,6 +36,7 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
     rep = reporter(json_mode)
     check_hand_over(rep)
     opts = load_options(kw)
+    dry_run = opts.dry_run
     # The expected platforms are the configured ones, with the same default as publish:
     # a build job that silently did not run fails the merge.
     with Session(opts, rep, dry_run=dry_run) as s:

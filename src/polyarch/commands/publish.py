@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,9 @@ from polyarch.errors import FatalError, UsageError
 from polyarch.output import Reporter
 from polyarch.session import Session
 
+if TYPE_CHECKING:
+    from polyarch.engines import Engine
+
 
 @click.command("publish")
 @build_options("publish")
@@ -30,18 +33,18 @@ from polyarch.session import Session
               help="Write the published reference with its digest (REF@sha256:...) to PATH;"
                    " one 'name=REF@sha256:...' line per image when a project has several."
                    " An existing file is kept unless --force.")
-@click.option("--dry-run", is_flag=True, help="Print the commands that would run; change nothing.")
-def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any) -> int:
+def command(json_mode: bool, output_file: Path | None, **kw: Any) -> int:
     """Build CONTEXT (default .) for every platform, verify it on local disk, push it by
     digest and move every tag to it. Nothing is pushed unless verification passed.
 
     In a project with [[image]] entries the argument names the image to publish (with
     what it depends on); without it every image is published in dependency order.
     """
-    if not dry_run:
-        from polyarch.engines import probes
+    started = None
+    if not kw.get("dry_run"):  # (a dry run the config asks for leaves them unused)
+        from polyarch.engines import start_engine
 
-        probes.start(kw)  # while the rest is imported
+        started = start_engine(kw)  # its look-ups run while the rest is imported
     from polyarch.pipeline.images import load_project
     from polyarch.pipeline.publish import publish
     from polyarch.pipeline.verify import VerificationFailed
@@ -52,15 +55,16 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     check_hand_over(rep)
     project = load_project(kw.get("config_path"))
     if project is not None:
-        return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
-                                output_file=output_file)
+        return _publish_project(project, kw, rep, json_mode=json_mode,
+                                output_file=output_file, started=started)
     opts = load_options(kw)
+    dry_run = opts.dry_run
     _check_output_file(output_file, opts.force)
     if opts.repository is not None:
         raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
                          " name comes from name-from, and there is no [[image]] entry here",
                          hint="give the repository in -t instead")
-    with Session(opts, rep, dry_run=dry_run) as s:
+    with Session(opts, rep, dry_run=dry_run, started_engine=started) as s:
         try:
             result = publish(s)
         except VerificationFailed as e:
@@ -90,8 +94,8 @@ def _moved(reference: str, tags: Any) -> str:
     return f"published {reference} and moved its tags ({', '.join(tags)})"
 
 
-def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run: bool,
-                     json_mode: bool, output_file: Path | None) -> int:
+def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, json_mode: bool,
+                     output_file: Path | None, started: Engine | None) -> int:
     from polyarch.pipeline.project import publish_project
     from polyarch.pipeline.verify import VerificationFailed
 
@@ -100,13 +104,14 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
         raise UsageError(f"-t/--tag cannot be used with the images of {project.path}",
                          hint="set 'tags' (or name-from/tag-env) in the [[image]] entries")
     opts = load_options(kw)
+    dry_run = opts.dry_run
     _check_output_file(output_file, opts.force)
     if opts.repository is not None and not any(i.name_from for i in project.images):
         raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
                          f" name comes from name-from, and no image of {project.path} has one",
                          hint="drop it, or use name-from in the [[image]] entries")
     done: list[Any] = []
-    with Session(opts, rep, dry_run=dry_run) as s:
+    with Session(opts, rep, dry_run=dry_run, started_engine=started) as s:
         try:
             publish_project(s, project, names=[name] if name else [], env=os.environ,
                             on_done=done.append)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from polyarch.commands._common import json_option, load_options, reporter, table_options
+from polyarch.errors import UsageError
 from polyarch.tags import (
     GitContext,
     TagPlan,
@@ -46,27 +47,33 @@ def plan_document(plan: TagPlan, ctx: GitContext, images: list[str]) -> dict[str
 
 @click.command("tags")
 @table_options("tags")
-@click.option("--label", "extra_labels", multiple=True, metavar="KEY=VALUE",
-              help="An extra label; {{expressions}} allowed (repeatable).")
-@click.option("--annotation", "extra_annotations", multiple=True, metavar="KEY=VALUE",
-              help="An extra index annotation; {{expressions}} allowed (repeatable).")
-@click.option("--context", "context_dir",
+@click.option("--git-dir", "git_dir",
               type=click.Path(path_type=Path, file_okay=False, exists=True),
-              default=Path("."), show_default=True, metavar="DIR",
-              help="Directory whose git state to read.")
+              default=None, metavar="DIR",
+              help="Directory whose git state to read.  [default: .]")
+# The old spelling: --context names a docker context in the build commands.
+@click.option("--context", "old_git_dir", hidden=True,
+              type=click.Path(path_type=Path, file_okay=False, exists=True), default=None)
 @json_option
-def command(context_dir: Path, json_mode: bool, extra_labels: tuple[str, ...],
-            extra_annotations: tuple[str, ...], **kw: Any) -> int:
+def command(git_dir: Path | None, old_git_dir: Path | None, json_mode: bool,
+            **kw: Any) -> int:
     """Print the tags and OCI labels computed from git state (working tree or CI variables)."""
     rep = reporter(json_mode)
+    if old_git_dir is not None:
+        if git_dir is not None:
+            raise UsageError("--context is the old spelling of --git-dir: give one of them")
+        rep.warn("tags --context DIR is deprecated (--context names a docker context"
+                 " elsewhere): use --git-dir DIR")
+        git_dir = old_git_dir
+    context_dir = git_dir if git_dir is not None else Path(".")
     env = dict(os.environ)
     # What is not given here comes from the config cascade (tag-specs, flavor, images, meta).
     opts = load_options(kw)
     parse_image_names(opts.images)  # validates
     names = [i.name for i in parse_images(opts.images) if i.enable]  # as given, lower-cased
     ctx = GitContext.detect(context_dir, env)
-    plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, labels=extra_labels,
-                   annotations=extra_annotations, now=build_time(env))
+    plan = compute(opts.tag_specs, opts.flavor, ctx, meta=opts.meta, labels=opts.tag_labels,
+                   annotations=opts.tag_annotations, now=build_time(env))
     if json_mode:
         for w in plan.warnings:
             rep.warn(w)

@@ -27,12 +27,9 @@ MAX_ROWS = 40
 @table_options("verify")
 @click.option("--deep/--no-deep", default=True,
               help="Read every layer (binaries, secrets). --no-deep checks the index only.")
-@click.option("--docker-config", type=click.Path(path_type=Path), metavar="DIR",
-              help="Directory of config.json with credentials (default: $DOCKER_CONFIG).")
 @config_option
 @json_option
-def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
-            **kw: Any) -> int:
+def command(ref: str, deep: bool, json_mode: bool, **kw: Any) -> int:
     """Verify that every variant of REF is what its platform says.
 
     Exit 0 when every check passes, 5 when one fails (or, with --require-signature or
@@ -55,6 +52,7 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
         check_available()
     rep.step(f"verifying {ref} for {', '.join(str(p) for p in opts.platforms)}")
     checked = None
+    docker_config = Path(opts.docker_config) if opts.docker_config else None
     with Session(opts, rep, docker_config=docker_config) as s:
         source = ref if ref.startswith("oci:") else None
         report = verify(ref, opts.platforms, allow=opts.allow, deep=deep,

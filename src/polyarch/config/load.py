@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from polyarch.config.options import Options
+from polyarch.config.options import FIELDS, Options
 from polyarch.config.table import BY_KEY, BY_NAME, OPTIONS
 from polyarch.errors import ConfigError, UsageError
 
@@ -183,7 +183,18 @@ def load(
 
     for name, opt in BY_NAME.items():
         values.setdefault(name, opt.default)
-    return Options(source=source, sources=sources, **values)
+    return Options(source=source, sources=sources, **_split(values))
+
+
+def _split(values: Mapping[str, Any], engine_options: Mapping[str, Any] | None = None
+           ) -> dict[str, Any]:
+    """Option values by name as :class:`Options` keywords: the fields, and every other
+    option (the passthrough build options) in ``engine_options``."""
+    out = {k: v for k, v in values.items() if k in FIELDS}
+    rest = {k: v for k, v in values.items() if k not in FIELDS}
+    if rest or engine_options is not None:
+        out["engine_options"] = {**(engine_options or {}), **rest}
+    return out
 
 
 def override(base: Options, values: Mapping[str, Any], where: str) -> Options:
@@ -191,4 +202,4 @@ def override(base: Options, values: Mapping[str, Any], where: str) -> Options:
     ``where`` (an ``[[image]]`` entry)."""
     sources = dict(base.sources)
     sources.update({name: where for name in values})
-    return replace(base, sources=sources, **values)
+    return replace(base, sources=sources, **_split(values, base.engine_options))

@@ -3,8 +3,11 @@
 From each :class:`Opt` come the config-file key (kebab case, in ``polyarch.toml`` or
 ``[tool.polyarch]``), the ``POLYARCH_*`` environment variable, the click option of each
 command that takes it (``polyarch.commands._common``), the keys an ``[[image]]`` entry
-may set, and the table in docs/configuration.md. Adding an option means adding one
-entry here and the field of the same name to :class:`~polyarch.config.Options`.
+may set, the table in docs/configuration.md, and, for a build option the engine takes
+as it is, the engine's flag (:class:`EngineFlag`). Adding an option means adding one
+entry here, and the field of the same name to :class:`~polyarch.config.Options` where
+polyarch itself reads the value (a passthrough build option needs none: its value is
+in ``Options.engine_options`` and reaches the engine from here).
 """
 
 from __future__ import annotations
@@ -24,6 +27,32 @@ BUILD = frozenset({"publish", "build", "doctor"})
 VERIFY = frozenset({"publish", "build", "merge", "verify"})
 #: Commands that move tags (and sign what they tag).
 SIGN = frozenset({"publish", "merge"})
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """An engine has no such option: what it lacks, as the error names it."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class EngineFlag:
+    """How a build option reaches each engine: the engine's flag, given once per value
+    (``--ulimit A --ulimit B``), once per KEY=VALUE of a table, or alone for a true
+    bool; or :class:`Unsupported`, which refuses the option on that engine (exit 2)."""
+
+    buildx: str | Unsupported  # docker buildx build (the docker engine)
+    podman: str | Unsupported  # podman build
+
+    def spellings(self) -> tuple[tuple[str, str | Unsupported], ...]:
+        """(engine name, as --engine names it; its spelling) for every engine."""
+        return (("docker", self.buildx), ("podman", self.podman))
+
+
+def same(flag: str) -> EngineFlag:
+    """The option under the same flag on every engine."""
+    return EngineFlag(flag, flag)
 
 
 @dataclass(frozen=True)
@@ -47,6 +76,8 @@ class Opt:
     aliases: tuple[str, ...] = ()
     #: Per-command help where the option means something narrower there.
     help_for: tuple[tuple[str, str], ...] = ()
+    #: A build option the engines take as it is: their flags for it.
+    engine: EngineFlag | None = None
 
     @property
     def key(self) -> str:
@@ -68,16 +99,21 @@ OPTIONS: tuple[Opt, ...] = (
     # -- what to build ---------------------------------------------------------------
     Opt("platforms", k.PLATFORMS, parse_platforms(DEFAULT_PLATFORMS),
         "Target platforms, comma separated (repeatable). Default linux/amd64,linux/arm64.",
-        ("--platform",), "multiple", "LIST", commands=BUILD | {"merge", "verify"},
+        ("--platform",), "multiple", "LIST", commands=BUILD | {"merge", "verify", "lint"},
         help_for=(("verify", "Expected platforms, comma separated (repeatable). Default: the"
                              " configured platforms, else linux/amd64,linux/arm64."),
+                  ("lint", "Target platforms, comma separated (repeatable). Default: the"
+                           " configured platforms, else linux/amd64,linux/arm64."),
                   ("merge", "Expected platforms, comma separated (repeatable). Default: the"
                             " configured platforms, else linux/amd64,linux/arm64."))),
     Opt("context", k.STR, ".", "Build context directory (default .).", ("CONTEXT",),
         "argument", "CONTEXT"),
     Opt("file", k.OPT_STR, None, "Dockerfile (default: CONTEXT/Dockerfile).",
         ("-f", "--file"), metavar="PATH", aliases=("dockerfile",)),
-    Opt("target", k.OPT_STR, None, "Build this stage.", ("--target",), metavar="STAGE"),
+    Opt("target", k.OPT_STR, None, "Build this stage.", ("--target",), metavar="STAGE",
+        commands=BUILD | {"lint"}, engine=same("--target"),
+        help_for=(("lint", "The stage being built (as `docker build --target`). Default: the"
+                           " configured target, else the last stage."),)),
     Opt("build_args", k.MAPPING, {}, "Build argument (repeatable).", ("--build-arg",),
         "multiple", "KEY=VALUE"),
     Opt("build_contexts", k.CONTEXTS, {},
@@ -91,19 +127,23 @@ OPTIONS: tuple[Opt, ...] = (
         " index, manifest-descriptor or index-descriptor (repeatable).", ("--annotation",),
         "multiple", "[TYPE:]KEY=VALUE"),
     Opt("secrets", k.SECRETS, (), "Build secret, as buildx takes it (id=npmrc,src=$HOME/.npmrc).",
-        ("--secret",), "multiple", "SPEC"),
+        ("--secret",), "multiple", "SPEC", engine=same("--secret")),
     Opt("ssh", k.SSH, (), "SSH agent socket or keys for RUN --mount=type=ssh, as buildx"
         " takes it: default|ID[=SOCKET|KEY[,KEY]] (repeatable).", ("--ssh",), "multiple",
-        "SPEC"),
+        "SPEC", engine=same("--ssh")),
     Opt("network", k.NETWORK, None, "Network mode of RUN steps (default, none, host).",
-        ("--network",), metavar="MODE"),
+        ("--network",), metavar="MODE", engine=same("--network")),
     Opt("shm_size", k.SIZE, None, "Size of /dev/shm in RUN steps (64m, 2g).", ("--shm-size",),
-        metavar="SIZE"),
+        metavar="SIZE", engine=same("--shm-size")),
     Opt("ulimits", k.ULIMITS, (), "Resource limit of RUN steps, as buildx takes it"
-        " (nofile=1024:2048; repeatable).", ("--ulimit",), "multiple", "NAME=SOFT[:HARD]"),
+        " (nofile=1024:2048; repeatable).", ("--ulimit",), "multiple", "NAME=SOFT[:HARD]",
+        engine=same("--ulimit")),
     Opt("entitlements", k.ENTITLEMENT_LIST, (),
         "Extra privilege for the build, buildx's --allow (network.host, security.insecure;"
-        " repeatable).", ("--allow-entitlement",), "multiple", "ENTITLEMENT"),
+        " repeatable).", ("--allow-entitlement",), "multiple", "ENTITLEMENT",
+        engine=EngineFlag("--allow", Unsupported("entitlements"))),
+    Opt("add_host", k.STR_LIST, (), "Add a HOST:IP line to /etc/hosts of RUN steps"
+        " (repeatable).", ("--add-host",), "multiple", "HOST:IP", engine=same("--add-host")),
     # -- attestations and cache -------------------------------------------------------
     Opt("provenance", k.BOOL_OR_SPEC, None,
         f"Attach provenance attestations ({_NOT_GIVEN_BUILD}): --provenance, --no-provenance"
@@ -113,7 +153,8 @@ OPTIONS: tuple[Opt, ...] = (
         f"Attach an SBOM attestation: true, false or buildx's options (generator=IMAGE;"
         f" {_NOT_GIVEN_BUILD}).", ("--sbom",), metavar="VALUE"),
     Opt("attest", k.ATTEST, (), "Attestation, as buildx takes it (type=provenance,mode=max;"
-        " type=sbom,generator=IMAGE; repeatable).", ("--attest",), "multiple", "SPEC"),
+        " type=sbom,generator=IMAGE; repeatable).", ("--attest",), "multiple", "SPEC",
+        engine=EngineFlag("--attest", Unsupported("attestations"))),
     Opt("cache", k.choice("none", "registry", "inline"), "none",
         "Build cache: 'registry' keeps it in REPO:buildcache-* (default none).", ("--cache",),
         choices=("none", "registry", "inline")),
@@ -121,8 +162,10 @@ OPTIONS: tuple[Opt, ...] = (
         " (type=registry,ref=REF; repeatable).", ("--cache-from",), "multiple", "SPEC"),
     Opt("cache_to", k.CACHE_TO, (), "Cache destination, as buildx takes it"
         " (type=registry,ref=REF,mode=max; repeatable).", ("--cache-to",), "multiple", "SPEC"),
-    Opt("no_cache", k.BOOL, False, "Build without cache.", ("--no-cache",), "flag"),
-    Opt("pull", k.BOOL, False, "Always pull base images.", ("--pull",), "flag"),
+    Opt("no_cache", k.BOOL, False, "Build without cache.", ("--no-cache",), "flag",
+        engine=same("--no-cache")),
+    Opt("pull", k.BOOL, False, "Always pull base images.", ("--pull",), "flag",
+        engine=EngineFlag("--pull", "--pull=always")),
     # -- where and with what ----------------------------------------------------------
     Opt("engine", k.choice("docker", "podman", "auto"), "docker",
         "Build engine (default docker; auto: docker when it answers, else podman).",
@@ -136,7 +179,11 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("insecure_registries", k.HOSTS, (),
         "Allow plain HTTP to this registry (loopback registries always are).",
         ("--insecure-registry",), "multiple", "HOST[:PORT]",
-        commands=BUILD | {"merge", "verify"}, per_image=False),
+        commands=BUILD | {"merge", "verify", "inspect"}, per_image=False),
+    Opt("docker_config", k.OPT_STR, None,
+        "Directory of config.json with credentials (default: $DOCKER_CONFIG).",
+        ("--docker-config",), metavar="DIR", commands=frozenset({"verify", "inspect"}),
+        per_image=False),
     # -- names and tags ---------------------------------------------------------------
     Opt("images", k.STR_LIST, (),
         "Image name (no tag) to tag from git state with --tag-spec (repeatable).",
@@ -147,6 +194,11 @@ OPTIONS: tuple[Opt, ...] = (
         ("--tag-spec",), "multiple", "SPEC", commands=BUILD | {"merge", "tags"}),
     Opt("flavor", k.LINES, (), "latest=auto|true|false, prefix=P, suffix=S[,onlatest=true] (repeatable).",
         ("--flavor",), "multiple", "F", commands=BUILD | {"merge", "tags"}),
+    Opt("tag_labels", k.LINES, (), "An extra label; {{expressions}} allowed (repeatable).",
+        ("--label",), "multiple", "KEY=VALUE", commands=frozenset({"tags"}), per_image=False),
+    Opt("tag_annotations", k.LINES, (),
+        "An extra index annotation; {{expressions}} allowed (repeatable).", ("--annotation",),
+        "multiple", "KEY=VALUE", commands=frozenset({"tags"}), per_image=False),
     Opt("meta", k.MAPPING, {}, "OCI label values the tags step sets (title, description,"
         " ...)."),
     Opt("repository", k.REPOSITORY, None,
@@ -212,6 +264,10 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("skip_prebuild", k.BOOL, False, "Do not run the [[image]] entries' prebuild commands"
         " (their output is already there).", ("--skip-prebuild",), "flag",
         commands=frozenset({"publish"}), per_image=False),
+    Opt("dry_run", k.BOOL, False, "Print the commands that would run; change nothing.",
+        ("--dry-run",), "flag", commands=frozenset({"publish", "build", "merge"}),
+        per_image=False,
+        help_for=(("merge", "Resolve the sources and show the index; push nothing."),)),
     Opt("force", k.BOOL, False, "Overwrite an existing --output-file.", ("--force",), "flag",
         commands=frozenset({"publish"}), per_image=False),
 )

@@ -5,16 +5,26 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from polyarch.engines.base import BuildRequest, BuildResult, Engine, StepEvent
+from polyarch.engines.base import (
+    BuildRequest,
+    BuildResult,
+    Check,
+    Engine,
+    EngineArg,
+    Plan,
+    StepEvent,
+)
 
 if TYPE_CHECKING:
     from polyarch.config import Options
 
-__all__ = ["ENGINE_NAMES", "BuildRequest", "BuildResult", "Engine", "EngineChoice", "StepEvent",
-           "choose_engine", "select_engine"]
+__all__ = ["ENGINE_NAMES", "BuildRequest", "BuildResult", "Check", "Engine", "EngineArg",
+           "EngineChoice",
+           "Plan", "StepEvent", "choose_engine", "select_engine", "start_engine"]
 
 
 #: Values of the ``engine`` option.
@@ -42,14 +52,36 @@ def choose_engine(opts: Options) -> EngineChoice:
                                   " not installed")
 
 
-def select_engine(opts: Options) -> Engine:
-    """The one place that turns the ``engine`` option into an engine."""
+def start_engine(options: Mapping[str, Any]) -> Engine | None:
+    """The engine of these command-line options and the POLYARCH_* environment, made
+    before the options are loaded, with its preflight look-ups started (when the engine
+    is docker without nodes; else None). :func:`select_engine` takes it when the loaded
+    options ask for the same engine; a config file that says otherwise leaves it unused."""
+
+    def value(name: str) -> Any:
+        return options.get(name) or os.environ.get(f"POLYARCH_{name.upper()}") or None
+
+    if value("engine") not in (None, "docker") or value("nodes"):
+        return None
+    from polyarch.engines.buildx import Buildx
+
+    bx = Buildx(docker_context=value("docker_context"), builder=value("builder"))
+    bx.start_probes()
+    return bx
+
+
+def select_engine(opts: Options, started: Engine | None = None) -> Engine:
+    """The one place that turns the ``engine`` option into an engine (``started``, from
+    :func:`start_engine`, where it is that engine)."""
     if choose_engine(opts).name == "podman":
         from polyarch.engines.podman import PodmanEngine
 
         return PodmanEngine(insecure_registries=opts.insecure_registries)
     from polyarch.engines.buildx import Buildx
 
+    if (isinstance(started, Buildx) and started.docker_context == opts.docker_context
+            and started.requested_builder == opts.builder):
+        return started
     return Buildx(docker_context=opts.docker_context, builder=opts.builder)
 
 

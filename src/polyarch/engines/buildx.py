@@ -9,21 +9,26 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyarch import proc
 from polyarch.engines import probes
-from polyarch.engines.base import BuildRequest, BuildResult, StepEvent
+from polyarch.engines.base import BuildRequest, BuildResult, Plan, StepEvent, engine_argv
 from polyarch.engines.buildx_progress import RawJsonProgress, build_failure
 from polyarch.engines.loading import platform_descriptors, write_archive, write_platform_archive
 from polyarch.errors import BuildError, EnvironmentProblem
 from polyarch.platforms import Platform
 
+if TYPE_CHECKING:
+    from polyarch.nodespec import NodeSpec
+
 DEDICATED_BUILDER = "polyarch"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,37 @@ class Buildx:
     def __init__(self, *, docker_context: str | None = None, builder: str | None = None) -> None:
         self.docker_context = docker_context
         self.builder = builder
+        #: The builder asked for (``builder`` becomes the one preflight chose).
+        self.requested_builder = builder
+        self.probes = probes.Probes()
+        self._known: dict[str, object] = {}
+        self._known_lock = threading.Lock()
+
+    def start_probes(self) -> None:
+        """Start the look-ups preflight makes, to take their results when it asks."""
+        b = self.requested_builder
+        self.probes.start([self.docker(*probes.INFO), self.buildx("version"),
+                           self.buildx("inspect", *([b] if b else []))])
+
+    def remember(self, what: str, look_up: Callable[[], T]) -> T:
+        """``look_up`` made once per engine: a result is kept (an error or "no such
+        builder" is not, so that the next preflight asks again). A project of many
+        images runs one preflight each on the session's one engine."""
+        with self._known_lock:
+            if what in self._known:
+                return self._known[what]  # type: ignore[return-value]
+        result = look_up()
+        if result is not None:
+            with self._known_lock:
+                self._known[what] = result
+        return result
+
+    def preflight(self, platforms: Sequence[Platform], *, builder: str | None = None,
+                  nodes: Sequence[NodeSpec] = (), allow_create: bool = True) -> Plan:
+        from polyarch.engines import buildx_plan
+
+        return buildx_plan.preflight(self, platforms, builder=builder, nodes=nodes,
+                                     allow_create=allow_create)
 
     # -- plumbing ------------------------------------------------------------
     def docker(self, *args: str) -> list[str]:
@@ -111,7 +147,7 @@ class Buildx:
 
     # -- discovery -----------------------------------------------------------
     def engine_info(self) -> EngineInfo:
-        r = probes.run(self.docker(*probes.INFO))
+        r = self.probes.run(self.docker(*probes.INFO))
         if not r.ok or not r.stdout.strip().startswith("{"):
             raise EnvironmentProblem(
                 "the Docker engine is not reachable: " + _first_line(r.stderr or r.stdout),
@@ -140,7 +176,7 @@ class Buildx:
         )
 
     def buildx_version(self) -> str:
-        r = probes.run(self.buildx("version"))
+        r = self.probes.run(self.buildx("version"))
         if not r.ok:
             raise EnvironmentProblem(
                 "docker buildx is not installed",
@@ -152,7 +188,7 @@ class Buildx:
 
     def inspect_builder(self, name: str | None = None) -> BuilderInfo | None:
         args = ["inspect"] + ([name] if name else [])
-        r = probes.run(self.buildx(*args))
+        r = self.probes.run(self.buildx(*args))
         if not r.ok:
             return None
         return parse_inspect(r.stdout)
@@ -272,7 +308,8 @@ def _attest_value(v: bool | str) -> str:
 
 
 def build_flags(req: BuildRequest) -> list[str]:
-    """The request's build options as ``docker buildx build`` flags, values unchanged."""
+    """The request's build options as ``docker buildx build`` flags, values unchanged
+    (the passthrough ones in the option table's buildx spelling, last)."""
     a: list[str] = []
     for k, v in req.build_args.items():
         a += ["--build-arg", f"{k}={v}"]
@@ -286,24 +323,12 @@ def build_flags(req: BuildRequest) -> list[str]:
         a += ["--annotation", f"{'manifest' if one else 'index'}:{k}={v}"]
     for spec in req.annotation_args:
         a += ["--annotation", one_platform_annotation(spec) if one else spec]
-    if req.target:
-        a += ["--target", req.target]
-    for s in req.secrets:
-        a += ["--secret", s]
-    for s in req.ssh:
-        a += ["--ssh", s]
     for name, src in req.build_contexts.items():
         a += ["--build-context", f"{name}={src}"]
     if req.provenance is not None:
         a += [f"--provenance={_attest_value(req.provenance)}"]
     if req.sbom is not None:
         a += [f"--sbom={_attest_value(req.sbom)}"]
-    for spec in req.attest:
-        a += ["--attest", spec]
-    if req.no_cache:
-        a.append("--no-cache")
-    if req.pull:
-        a.append("--pull")
     for c in req.cache_from:
         a += ["--cache-from", c]
     for c in req.cache_to:
@@ -311,15 +336,7 @@ def build_flags(req: BuildRequest) -> list[str]:
         # machine only after verification, in a cache-only export.
         if req.cache_only != c.startswith("type=inline"):
             a += ["--cache-to", c]
-    if req.network:
-        a += ["--network", req.network]
-    if req.shm_size:
-        a += ["--shm-size", req.shm_size]
-    for u in req.ulimits:
-        a += ["--ulimit", u]
-    for e in req.entitlements:
-        a += ["--allow", e]
-    return a
+    return a + engine_argv(req.args, Buildx.name)
 
 
 def _first_line(text: str) -> str:

@@ -18,20 +18,31 @@ import re
 import resource
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyarch import proc
-from polyarch.engines.base import BuildRequest, BuildResult, StepEvent
+from polyarch.engines.base import (
+    BuildRequest,
+    BuildResult,
+    Plan,
+    StepEvent,
+    engine_argv,
+    missing,
+)
 from polyarch.engines.podman_layout import oci_layout_context, oci_path
 from polyarch.engines.podman_progress import StepLog, _Follow, build_failure, build_reason
 from polyarch.engines.podman_registries import loopback_hosts, write_conf
 from polyarch.errors import EnvironmentProblem, UsageError
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef, parse_ref
+
+if TYPE_CHECKING:
+    from polyarch.nodespec import NodeSpec
 
 PODMAN = "podman"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -59,9 +70,26 @@ class PodmanEngine:
                  list_name: str | None = None) -> None:
         self.insecure = {_norm_host(h) for h in insecure_registries}
         self.list_name = list_name or f"{LIST_REPOSITORY}:{secrets.token_hex(6)}"
+        self._info: PodmanInfo | None = None
+        self._info_lock = threading.Lock()
 
     # -- discovery -----------------------------------------------------------
+    def preflight(self, platforms: Sequence[Platform], *, builder: str | None = None,
+                  nodes: Sequence[NodeSpec] = (), allow_create: bool = True) -> Plan:
+        """podman's version, then each platform natively or through binfmt_misc (podman
+        has no builders: ``builder`` and ``nodes`` are docker's)."""
+        from polyarch.engines.podman_plan import preflight
+
+        return preflight(self, platforms)
+
     def info(self) -> PodmanInfo:
+        """``podman info``, asked once per engine object (an error is not kept)."""
+        with self._info_lock:
+            if self._info is None:
+                self._info = self._look_up_info()
+            return self._info
+
+    def _look_up_info(self) -> PodmanInfo:
         # Not checked: a failure and an answer that is not JSON get the same message.
         r = proc.run([PODMAN, "info", "--format", "json"], check=False, echo=False, timeout=60)
         text = r.stdout.strip()
@@ -106,7 +134,7 @@ class PodmanEngine:
 
     def build_flags(self, req: BuildRequest) -> list[str]:
         """The request's build options as ``podman build`` flags (what :func:`unsupported`
-        lets through)."""
+        lets through; the passthrough ones in the option table's podman spelling, last)."""
         a: list[str] = []
         for k, v in req.build_args.items():
             a += ["--build-arg", f"{k}={v}"]
@@ -116,25 +144,9 @@ class PodmanEngine:
             a += ["--annotation", f"{k}={v}"]
         for spec in req.annotation_args:
             a += ["--annotation", spec.removeprefix("manifest:")]
-        if req.target:
-            a += ["--target", req.target]
-        for s in req.secrets:
-            a += ["--secret", s]
-        for s in req.ssh:
-            a += ["--ssh", s]
         for name, src in req.build_contexts.items():
             a += ["--build-context", f"{name}={oci_layout_context(src)}"]
-        if req.no_cache:
-            a.append("--no-cache")
-        if req.pull:
-            a.append("--pull=always")
-        if req.network:
-            a += ["--network", req.network]
-        if req.shm_size:
-            a += ["--shm-size", req.shm_size]
-        for u in req.ulimits:
-            a += ["--ulimit", u]
-        return a
+        return a + engine_argv(req.args, self.name)
 
     def use_builder(self, name: str | None) -> None:
         return None  # podman has no builders
@@ -289,12 +301,8 @@ def unsupported(req: BuildRequest) -> None:
         problems.append("provenance attestations (--provenance)")
     if req.sbom:
         problems.append("SBOM attestations (--sbom)")
-    if req.attest:
-        problems.append("attestations (--attest)")
     if req.cache_from or req.cache_to:
         problems.append("buildx cache import/export (--cache, --cache-from, --cache-to)")
-    if req.entitlements:
-        problems.append("entitlements (--allow-entitlement)")
     for name, src in req.build_contexts.items():
         try:
             oci_layout_context(src)
@@ -304,6 +312,7 @@ def unsupported(req: BuildRequest) -> None:
         m = _ANNOTATION_TYPE.match(spec)
         if m is not None and m.group(1) != "manifest":
             problems.append(f"{m.group(1)} annotations (--annotation {spec.split('=', 1)[0]}=...)")
+    problems += missing(req.args, PodmanEngine.name)
     if problems:
         raise UsageError("the podman engine does not support " + ", ".join(problems),
                          hint="drop the option, or use --engine docker")

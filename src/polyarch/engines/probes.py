@@ -1,10 +1,11 @@
 """Engine look-ups started early: ``docker info``, ``docker buildx version`` and
 ``docker buildx inspect`` take about as long as the Python imports of a build, so
-``publish`` and ``build`` start them first and preflight takes their results.
+``publish`` and ``build`` make their engine first (:func:`polyarch.engines.start_engine`)
+and it starts them; its preflight takes their results.
 
-Each result is used at most once, only by the same command line in the same environment
-and only shortly after it started; anything else runs the command again. A result left
-unused is dropped when the next command starts its look-ups.
+The look-ups belong to the engine object that started them. Each result is used at most
+once, only for the same command line in the same environment and only shortly after it
+started; anything else runs the command again.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import Any
 
 from polyarch import proc
 from polyarch.errors import EnvironmentProblem
@@ -25,39 +25,12 @@ INFO = ("info", "--format", "{{json .}}")
 TIMEOUTS = {"info": 60.0, "version": 60.0, "inspect": 120.0}
 
 _Key = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
-_early: dict[_Key, tuple[float, Future[proc.Result]]] = {}
-_lock = threading.Lock()
 
 
 def _key(argv: Sequence[str]) -> _Key:
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("DOCKER_")
                        or k in ("PATH", "HOME")))
     return tuple(argv), env
-
-
-def docker_argv(docker_context: str | None, *args: str) -> list[str]:
-    return ["docker", *(["--context", docker_context] if docker_context else []), *args]
-
-
-def start(options: Mapping[str, Any]) -> None:
-    """Start the look-ups preflight will make for these command-line options and the
-    POLYARCH_* environment (when the engine is docker); a config file that says
-    otherwise only leaves them unused."""
-
-    def value(name: str) -> Any:
-        return options.get(name) or os.environ.get(f"POLYARCH_{name.upper()}") or None
-
-    if value("engine") not in (None, "docker") or value("nodes"):
-        return
-    ctx, builder = value("docker_context"), value("builder")
-    argvs = [docker_argv(ctx, *INFO), docker_argv(ctx, "buildx", "version"),
-             docker_argv(ctx, "buildx", "inspect", *([builder] if builder else []))]
-    with _lock:
-        _early.clear()
-        for argv in argvs:
-            fut: Future[proc.Result] = Future()
-            _early[_key(argv)] = (time.monotonic(), fut)
-            threading.Thread(target=_run, args=(fut, argv), daemon=True).start()
 
 
 def _timeout(argv: Sequence[str]) -> float:
@@ -75,11 +48,30 @@ def _run(fut: Future[proc.Result], argv: list[str]) -> None:
         fut.set_exception(e)
 
 
-def run(argv: Sequence[str]) -> proc.Result:
-    """The early result of ``argv`` if there is a fresh one, else run it now."""
-    with _lock:
-        started, fut = _early.pop(_key(argv), (0.0, None))
-    if fut is not None and time.monotonic() - started <= MAX_AGE:
-        return fut.result()
-    return proc.run(argv, check=False, echo=False, timeout=_timeout(argv),
-                    error_class=EnvironmentProblem)
+class Probes:
+    """One engine's look-up commands: started early in threads, or run when asked."""
+
+    def __init__(self) -> None:
+        self._early: dict[_Key, tuple[float, Future[proc.Result]]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, argvs: Sequence[Sequence[str]]) -> None:
+        with self._lock:
+            for argv in argvs:
+                fut: Future[proc.Result] = Future()
+                self._early[_key(argv)] = (time.monotonic(), fut)
+                threading.Thread(target=_run, args=(fut, list(argv)), daemon=True).start()
+
+    def started(self) -> list[tuple[str, ...]]:
+        """The command lines started early whose result is not taken yet."""
+        with self._lock:
+            return sorted(argv for argv, _ in self._early)
+
+    def run(self, argv: Sequence[str]) -> proc.Result:
+        """The early result of ``argv`` if there is a fresh one, else run it now."""
+        with self._lock:
+            started, fut = self._early.pop(_key(argv), (0.0, None))
+        if fut is not None and time.monotonic() - started <= MAX_AGE:
+            return fut.result()
+        return proc.run(argv, check=False, echo=False, timeout=_timeout(argv),
+                        error_class=EnvironmentProblem)

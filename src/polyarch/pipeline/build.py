@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from polyarch import interrupt, redact
-from polyarch.config import Options
-from polyarch.engines import BuildRequest
+from polyarch.config import OPTIONS, Options
+from polyarch.config.table import Unsupported
+from polyarch.engines import BuildRequest, EngineArg
 from polyarch.errors import BuildError, EnvironmentProblem, FatalError
 from polyarch.output import BuildProgress
 from polyarch.pipeline.plan import Plan
@@ -94,21 +95,43 @@ def request(opts: Options, output: Path | None, *, annotations: dict[str, str],
         labels=dict(opts.labels),
         annotations=annotations,
         annotation_args=opts.annotations,
-        target=opts.target,
-        secrets=opts.secrets,
-        ssh=opts.ssh,
         provenance=opts.provenance,
         sbom=opts.sbom,
-        attest=opts.attest,
-        no_cache=opts.no_cache,
-        pull=opts.pull,
         cache_from=cache_from + opts.cache_from,
         cache_to=cache_to + opts.cache_to,
-        network=opts.network,
-        shm_size=opts.shm_size,
-        ulimits=opts.ulimits,
-        entitlements=opts.entitlements,
+        args=engine_args(opts),
     )
+
+
+def engine_args(opts: Options) -> tuple[EngineArg, ...]:
+    """The passthrough build options that are set, each in every engine's spelling from
+    the option table (a value per flag; KEY=VALUE per item of a table; a true bool: the
+    flag alone)."""
+    out: list[EngineArg] = []
+    for o in OPTIONS:
+        if o.engine is None:
+            continue
+        value = opts.value(o.name)
+        if isinstance(value, bool) or value is None:
+            values: list[str | None] = [None] if value else []
+        elif isinstance(value, str):
+            values = [value] if value else []
+        elif isinstance(value, Mapping):
+            values = [f"{k}={v}" for k, v in value.items()]
+        else:
+            values = [str(v) for v in value]
+        if not values:
+            continue
+        argv: dict[str, tuple[str, ...]] = {}
+        lacks: dict[str, str] = {}
+        for engine, spelling in o.engine.spellings():
+            if isinstance(spelling, Unsupported):
+                lacks[engine] = spelling.reason
+            else:
+                argv[engine] = tuple(a for v in values
+                                     for a in ((spelling,) if v is None else (spelling, v)))
+        out.append(EngineArg(o.flags[-1] if o.flags else o.key, argv, lacks))
+    return tuple(out)
 
 
 _INDEX_ANNOTATION = re.compile(r"^([a-z-]+(?:,[a-z-]+)*):(?P<key>[^=]+)=(?P<value>.*)$", re.S)
@@ -127,9 +150,7 @@ def index_annotations(req: BuildRequest) -> dict[str, str]:
 
 def commands(s: Session, plan: Plan, req: BuildRequest) -> list[list[str]]:
     """Print and return the commands a build would run (``--dry-run``)."""
-    cmds: list[list[str]] = list(plan.node_commands)
-    if plan.create_builder:
-        cmds.append(plan.create_builder)
+    cmds: list[list[str]] = list(plan.setup_commands)
     cmds.extend(s.engine.build_commands(req, Path("<tmp>/metadata.json")))
     if not all(c.startswith("type=inline") for c in req.cache_to):
         # After verification: the cache-only export of the registry build cache.

@@ -58,6 +58,13 @@ def test_tags_context_that_does_not_exist_is_exit_2(tmp_path: Path) -> None:
     assert "does not exist" in o.err and "git" not in o.err
 
 
+def test_tags_git_dir_that_does_not_exist_is_exit_2(tmp_path: Path) -> None:
+    o = invoke(["tags", "--git-dir", str(tmp_path / "nonexistent")], cwd=tmp_path)
+    assert o.code == 2
+    assert o.err.startswith("polyarch: error: Invalid value for '--git-dir': Directory")
+    assert "does not exist" in o.err
+
+
 def test_help_lists_every_exit_code_and_what_build_does() -> None:
     from click.testing import CliRunner
 

@@ -62,8 +62,8 @@ def test_image_entry_values_name_their_entry(tmp_path: Path) -> None:
     assert project is not None
     opts = image_options(project.get("a"), config.load({}, env={}, cwd=tmp_path), tmp_path,
                          {}, {})
-    assert opts.network == "none" and opts.origin("network").endswith("image 'a'")
-    assert opts.shm_size == "1g" and opts.origin("shm_size").startswith("file ")
+    assert opts.value("network") == "none" and opts.origin("network").endswith("image 'a'")
+    assert opts.value("shm_size") == "1g" and opts.origin("shm_size").startswith("file ")
 
 
 def fake_run_argv(ref: str, platform: object, command: object, *,

@@ -54,6 +54,8 @@ SAMPLES: dict[str, tuple[Any, str, list[str], Any]] = {
     "ulimits": (["nofile=1024:2048", "nproc=512"], "nofile=1024:2048,nproc=512",
                 ["nofile=1024:2048", "nproc=512"], ("nofile=1024:2048", "nproc=512")),
     "entitlements": (["network.host"], "network.host", ["network.host"], ("network.host",)),
+    "add_host": (["cache.lan:10.0.0.5", "db:10.0.0.6"], "cache.lan:10.0.0.5,db:10.0.0.6",
+                 ["cache.lan:10.0.0.5", "db:10.0.0.6"], ("cache.lan:10.0.0.5", "db:10.0.0.6")),
     "provenance": ("mode=max", "mode=max", [], "mode=max"),  # CLI: --provenance (below)
     "sbom": ("generator=docker/buildkit-syft-scanner", "generator=docker/buildkit-syft-scanner",
              ["generator=docker/buildkit-syft-scanner"], "generator=docker/buildkit-syft-scanner"),
@@ -73,12 +75,19 @@ SAMPLES: dict[str, tuple[Any, str, list[str], Any]] = {
               '[{"platforms": ["linux/arm64"], "endpoint": "arm"}]', [],
               (NodeSpec("polyarch-0", parse_platforms("linux/arm64"), "arm"),)),
     "insecure_registries": (["reg.lan:5000"], "reg.lan:5000", ["reg.lan:5000"], ("reg.lan:5000",)),
+    "docker_config": ("ci/docker", "ci/docker", ["ci/docker"], "ci/docker"),
     "images": (["ghcr.io/o/app"], "ghcr.io/o/app", ["ghcr.io/o/app"], ("ghcr.io/o/app",)),
     "tag_specs": (["type=semver,pattern={{major}}.{{minor}}"],
                   "type=semver,pattern={{major}}.{{minor}}",
                   ["type=semver,pattern={{major}}.{{minor}}"],
                   ("type=semver,pattern={{major}}.{{minor}}",)),
     "flavor": (["latest=false"], "latest=false", ["latest=false"], ("latest=false",)),
+    "tag_labels": (["org.example.v={{version}}", "team=core, tools"],
+                   "org.example.v={{version}}\nteam=core, tools",
+                   ["org.example.v={{version}}", "team=core, tools"],
+                   ("org.example.v={{version}}", "team=core, tools")),
+    "tag_annotations": (["org.example.sha={{sha}}"], "org.example.sha={{sha}}",
+                        ["org.example.sha={{sha}}"], ("org.example.sha={{sha}}",)),
     "meta": ({"title": "App"}, "title=App", [], {"title": "App"}),
     "repository": ("127.0.0.1:5000/mirror", "127.0.0.1:5000/mirror", ["127.0.0.1:5000/mirror"],
                    "127.0.0.1:5000/mirror"),
@@ -104,6 +113,7 @@ SAMPLES: dict[str, tuple[Any, str, list[str], Any]] = {
                                 "https://token.actions.githubusercontent.com"),
     "require_attestation": (True, "yes", [], True),
     "skip_prebuild": (True, "1", [], True),
+    "dry_run": (True, "true", [], True),
     "force": (True, "on", [], True),
 }
 
@@ -118,10 +128,11 @@ FLAG_ARGS: dict[str, tuple[list[str], Any]] = {
     "tlog": (["--no-tlog"], False),
     "require_attestation": (["--require-attestation"], True),
     "skip_prebuild": (["--skip-prebuild"], True),
+    "dry_run": (["--dry-run"], True),
     "force": (["--force"], True),
 }
 
-COMMANDS = ("publish", "build", "doctor", "merge", "verify", "tags")
+COMMANDS = ("publish", "build", "doctor", "merge", "verify", "tags", "inspect", "lint")
 
 
 def _command(name: str) -> click.Command:
@@ -131,9 +142,15 @@ def _command(name: str) -> click.Command:
 
 
 def test_options_dataclass_matches_the_table() -> None:
+    """A field per option polyarch reads; an option without one is a passthrough build
+    option (the engines' flags for it come from the table)."""
     fields = {f.name: f for f in dataclasses.fields(config.Options)}
-    assert set(fields) - {"source", "sources"} == {o.name for o in OPTIONS}
+    assert set(fields) - {"source", "sources", "engine_options"} <= {o.name for o in OPTIONS}
     for o in OPTIONS:
+        if o.name not in fields:
+            assert o.engine is not None, f"{o.name}: no Options field and no engine flag"
+            assert config.Options(platforms=()).value(o.name) == o.default
+            continue
         f = fields[o.name]
         default = (f.default_factory() if f.default_factory is not dataclasses.MISSING
                    else f.default)
@@ -154,13 +171,13 @@ def test_reachable_from_file_env_and_cli(opt: Opt, tmp_path: Path) -> None:
     (tmp_path / "polyarch.toml").write_text(_toml(opt.key, file_value))
     assert tomllib.loads((tmp_path / "polyarch.toml").read_text())[opt.key] == file_value
     o = config.load({}, env={}, cwd=tmp_path)
-    assert getattr(o, opt.name) == expected
+    assert o.value(opt.name) == expected
     assert o.origin(opt.name) == f"file {tmp_path / 'polyarch.toml'}"
 
     empty = tmp_path / "empty"
     empty.mkdir()
     o = config.load({}, env={opt.env: env_value}, cwd=empty)
-    assert getattr(o, opt.name) == expected
+    assert o.value(opt.name) == expected
     assert o.origin(opt.name) == f"environment {opt.env}"
 
     if not opt.flags:
@@ -179,7 +196,7 @@ def test_reachable_from_file_env_and_cli(opt: Opt, tmp_path: Path) -> None:
             want = expected
         params = _parse(name, args)
         o = config.load(cli_values(params), env={}, cwd=empty)
-        assert getattr(o, opt.name) == want, (opt.name, name)
+        assert o.value(opt.name) == want, (opt.name, name)
         assert o.origin(opt.name) == "command line"
 
 
@@ -190,7 +207,7 @@ def _params(command: str) -> set[str]:
 def _parse(command: str, args: list[str]) -> dict[str, Any]:
     from polyarch.cli import bare_flags
 
-    extra = ["ref"] if command == "verify" else []
+    extra = ["ref"] if command in ("verify", "inspect") else []
     ctx = _command(command).make_context(command, bare_flags([*args, *extra]))
     return dict(ctx.params)
 
@@ -232,7 +249,7 @@ def _toml(key: str, value: Any) -> str:
 def test_cli_beats_env_beats_file(tmp_path: Path) -> None:
     (tmp_path / "polyarch.toml").write_text('shm-size = "1g"\nnetwork = "none"\nssh = ["a"]\n')
     o = config.load({"network": "host"}, env={"POLYARCH_SHM_SIZE": "2g"}, cwd=tmp_path)
-    assert (o.shm_size, o.network, o.ssh) == ("2g", "host", ("a",))
+    assert (o.value("shm_size"), o.value("network"), o.ssh) == ("2g", "host", ("a",))
     assert o.origin("shm_size") == "environment POLYARCH_SHM_SIZE"
     assert o.origin("network") == "command line"
     assert o.origin("ssh").startswith("file ")

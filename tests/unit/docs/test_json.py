@@ -22,10 +22,10 @@ from faultproxy import make_layer, write_oci_layout
 from polyarch import cli, config
 from polyarch.checks.verify import verify_source
 from polyarch.commands.doctor import document as doctor_document
+from polyarch.engines import Check, Plan
 from polyarch.errors import EnvironmentProblem
 from polyarch.pipeline import descriptor as desc
 from polyarch.pipeline.build import PlatformBuilt
-from polyarch.pipeline.checklist import Check, Plan
 from polyarch.pipeline.merge import MergePlan, MergeResult, Source, build_index
 from polyarch.pipeline.publish import ImageResult
 from polyarch.pipeline.push import Pushed

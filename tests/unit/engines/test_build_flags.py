@@ -10,20 +10,27 @@ from pathlib import Path
 import pytest
 
 from polyarch import config
+from polyarch.config.table import BY_NAME
 from polyarch.engines import BuildRequest
+from polyarch.engines.base import engine_argv
 from polyarch.engines.buildx import Buildx
 from polyarch.engines.podman import PodmanEngine, unsupported
 from polyarch.errors import UsageError
+from polyarch.pipeline.build import engine_args
 from polyarch.platforms import parse_platforms
 
 DIGEST = "sha256:" + "b" * 64
 
 
 def request(**kw: object) -> BuildRequest:
+    """A request; the passthrough options (``network=...``) reach it as the build step
+    puts them there, from the option table."""
+    passthrough = {k: kw.pop(k) for k in list(kw) if k in BY_NAME and BY_NAME[k].engine}
     base: dict[str, object] = {
         "context": Path("ctx"), "dockerfile": Path("ctx/Dockerfile"),
         "platforms": parse_platforms("linux/amd64,linux/arm64"),
-        "output": Path("layout")}
+        "output": Path("layout"),
+        "args": engine_args(config.override(config.Options(platforms=()), passthrough, "test"))}
     base.update(kw)
     return BuildRequest(**base)  # type: ignore[arg-type]
 
@@ -50,7 +57,7 @@ def test_every_buildx_flag_reaches_the_argv_unchanged() -> None:
         f"base=docker-image://127.0.0.1:5000/t/base@{DIGEST}", f"src=oci-layout:///srv/layout@{DIGEST}"]
     assert pairs(argv, "--ssh") == ["default", "gh=/run/k1,/run/k2"]
     assert pairs(argv, "--annotation") == list(req.annotation_args)
-    assert pairs(argv, "--attest") == list(req.attest)
+    assert pairs(argv, "--attest") == ["type=sbom,generator=docker/buildkit-syft-scanner"]
     assert "--provenance=mode=max" in argv and "--sbom=true" in argv
     assert pairs(argv, "--cache-from") == list(req.cache_from)
     # A registry cache holds the image's layers: it is exported only after verification,
@@ -129,9 +136,11 @@ def test_options_to_request_round_trip(tmp_path: Path) -> None:
                         "build-contexts": ["base=docker-image://r/b:1"]},
                        env={}, cwd=tmp_path)
     req = build_request(opts, tmp_path / "layout", annotations={})
-    assert req.annotation_args == ("index:k=v",) and req.ssh == ("default",)
-    assert (req.network, req.shm_size, req.ulimits) == ("host", "1g", ("nproc=10",))
-    assert req.entitlements == ("network.host",) and req.attest == ("type=sbom",)
+    args = engine_argv(req.args, "docker")
+    assert req.annotation_args == ("index:k=v",) and pairs(args, "--ssh") == ["default"]
+    assert (pairs(args, "--network"), pairs(args, "--shm-size"), pairs(args, "--ulimit")) == (
+        ["host"], ["1g"], ["nproc=10"])
+    assert pairs(args, "--allow") == ["network.host"] and pairs(args, "--attest") == ["type=sbom"]
     assert req.cache_from == ("type=local,src=/c",) and req.cache_to == ("type=local,dest=/c",)
     assert req.sbom == "generator=a/b" and req.build_contexts == {"base": "docker-image://r/b:1"}
 

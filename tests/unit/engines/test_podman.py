@@ -8,19 +8,26 @@ from pathlib import Path
 
 import pytest
 
+from polyarch import config
+from polyarch.config.table import BY_NAME
 from polyarch.engines import BuildRequest, StepEvent
 from polyarch.engines.podman import PodmanEngine, unsupported
 from polyarch.engines.podman_progress import StepLog, build_failure, build_reason
 from polyarch.errors import BuildError, UsageError
+from polyarch.pipeline.build import engine_args
 from polyarch.platforms import parse_platforms
 
 AMD64_ARM64 = parse_platforms("linux/amd64,linux/arm64")
 
 
 def request(tmp: Path, **kw: object) -> BuildRequest:
+    """A request; the passthrough options (``target=...``) reach it as the build step
+    puts them there, from the option table."""
+    passthrough = {k: kw.pop(k) for k in list(kw) if k in BY_NAME and BY_NAME[k].engine}
     base: dict[str, object] = {
         "context": tmp, "dockerfile": tmp / "Dockerfile", "platforms": AMD64_ARM64,
         "output": tmp / "layout",
+        "args": engine_args(config.override(config.Options(platforms=()), passthrough, "test")),
     }
     base.update(kw)
     return BuildRequest(**base)  # type: ignore[arg-type]

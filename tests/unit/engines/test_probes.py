@@ -11,77 +11,85 @@ from concurrent.futures import Future
 import pytest
 
 from polyarch import proc
-from polyarch.engines import probes
+from polyarch.config import Options
+from polyarch.engines import probes, select_engine, start_engine
 from polyarch.engines.buildx import Buildx
 
 
-@pytest.fixture(autouse=True)
-def _clean() -> None:
-    probes._early.clear()
-
-
-def _started() -> list[tuple[str, ...]]:
-    return sorted(argv for argv, _ in probes._early)
-
-
 def test_start_makes_the_three_preflight_look_ups_of_the_options() -> None:
-    probes.start({"engine": None, "docker_context": "remote", "builder": "b1"})
-    assert _started() == [
+    bx = start_engine({"engine": None, "docker_context": "remote", "builder": "b1"})
+    assert isinstance(bx, Buildx)
+    assert bx.probes.started() == [
         ("docker", "--context", "remote", "buildx", "inspect", "b1"),
         ("docker", "--context", "remote", "buildx", "version"),
         ("docker", "--context", "remote", "info", "--format", "{{json .}}"),
     ]
-    bx = Buildx(docker_context="remote", builder="b1")
     # The result taken is the early one (here: the guard refusing to start it).
     with pytest.raises(AssertionError, match="'buildx', 'inspect', 'b1'"):
         bx.inspect_builder("b1")
-    assert len(probes._early) == 2
+    assert len(bx.probes.started()) == 2
 
 
 @pytest.mark.parametrize("options", [{"engine": "podman"}, {"engine": "auto"},
                                      {"nodes": ("linux/arm64=ssh://arm",)}])
 def test_nothing_starts_for_other_engines_or_nodes(options: dict[str, object]) -> None:
-    probes.start(options)
-    assert probes._early == {}
+    assert start_engine(options) is None
 
 
 def test_environment_gives_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLYARCH_ENGINE", "podman")
-    probes.start({})
-    assert probes._early == {}
+    assert start_engine({}) is None
 
 
-def _early(argv: list[str], result: proc.Result, age: float = 0.0) -> None:
+def test_the_session_engine_is_the_started_one_only_where_the_options_agree() -> None:
+    started = Buildx(docker_context="remote", builder="b1")
+    same = Options(platforms=(), docker_context="remote", builder="b1")
+    assert select_engine(same, started) is started
+    other = Options(platforms=(), docker_context="remote")
+    chosen = select_engine(other, started)
+    assert chosen is not started and isinstance(chosen, Buildx)
+    assert chosen.requested_builder is None
+
+
+def _early(bx: Buildx, argv: list[str], result: proc.Result, age: float = 0.0) -> None:
     fut: Future[proc.Result] = Future()
     fut.set_result(result)
-    probes._early[probes._key(argv)] = (time.monotonic() - age, fut)
+    bx.probes._early[probes._key(argv)] = (time.monotonic() - age, fut)
 
 
 def test_a_result_is_used_once_and_only_while_fresh() -> None:
     argv = ["docker", "buildx", "version"]
-    _early(argv, proc.Result(tuple(argv), 0, "github.com/docker/buildx v0.13.1 abc\n", ""))
-    assert Buildx().buildx_version() == "0.13.1"
+    bx = Buildx()
+    _early(bx, argv, proc.Result(tuple(argv), 0, "github.com/docker/buildx v0.13.1 abc\n", ""))
+    assert bx.buildx_version() == "0.13.1"
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
-        Buildx().buildx_version()  # used already: runs again
-    _early(argv, proc.Result(tuple(argv), 0, "v0.13.1", ""), age=probes.MAX_AGE + 1)
+        bx.buildx_version()  # used already: runs again
+    _early(bx, argv, proc.Result(tuple(argv), 0, "v0.13.1", ""), age=probes.MAX_AGE + 1)
+    with pytest.raises(AssertionError, match="a unit test tried to start a process"):
+        bx.buildx_version()
+
+
+def test_another_engine_object_does_not_take_the_result() -> None:
+    argv = ["docker", "buildx", "version"]
+    bx = Buildx()
+    _early(bx, argv, proc.Result(tuple(argv), 0, "v0.13.1", ""))
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
         Buildx().buildx_version()
 
 
 def test_another_environment_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
     argv = ["docker", "buildx", "version"]
-    _early(argv, proc.Result(tuple(argv), 0, "v0.13.1", ""))
+    bx = Buildx()
+    _early(bx, argv, proc.Result(tuple(argv), 0, "v0.13.1", ""))
     monkeypatch.setenv("DOCKER_HOST", "unix:///elsewhere.sock")
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
-        Buildx().buildx_version()
+        bx.buildx_version()
 
 
 def test_preflight_asks_each_engine_once_and_asks_again_after_a_miss() -> None:
     """A project of many images runs one preflight per image on the session's one engine:
     a look-up that answered is not made again for that engine; one that found nothing
     (or failed) is."""
-    from polyarch.pipeline.plan import _once
-
     calls: list[str] = []
     answers = iter([None, "builder b", "other"])
 
@@ -90,9 +98,9 @@ def test_preflight_asks_each_engine_once_and_asks_again_after_a_miss() -> None:
         return next(answers)
 
     engine, other_engine = Buildx(), Buildx()
-    assert _once(engine, "builder", inspect)() is None  # not found: not kept
-    assert _once(engine, "builder", inspect)() == "builder b"
-    assert _once(engine, "builder", inspect)() == "builder b"  # kept
+    assert engine.remember("builder", inspect) is None  # not found: not kept
+    assert engine.remember("builder", inspect) == "builder b"
+    assert engine.remember("builder", inspect) == "builder b"  # kept
     assert len(calls) == 2
-    assert _once(other_engine, "builder", inspect)() == "other"  # another engine asks
+    assert other_engine.remember("builder", inspect) == "other"  # another engine asks
     assert len(calls) == 3

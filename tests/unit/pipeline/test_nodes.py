@@ -10,8 +10,9 @@ import pytest
 
 from polyarch import config
 from polyarch.engines.buildx import BuilderInfo, Buildx, NodeInfo
+from polyarch.engines.buildx_nodes import setup_commands
 from polyarch.errors import ConfigError
-from polyarch.pipeline.nodes import parse_nodes, setup_commands
+from polyarch.nodespec import parse_nodes
 from polyarch.platforms import parse_platform
 
 from ..inprocess import error_line

@@ -20,7 +20,7 @@ platform to the node that lists it, and a platform no node lists to the first no
 (which emulates it).
 
 :class:`NodeSpec` and the config's parser for ``nodes`` live in :mod:`polyarch.nodespec`,
-below the config.
+below the config; this module is the buildx engine's part of its preflight.
 """
 
 from __future__ import annotations
@@ -31,15 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from polyarch.nodespec import BUILDER, DRIVERS, NODE_KEYS, NodeSpec, parse_nodes
+from polyarch.engines.base import Check, Plan
+from polyarch.errors import EnvironmentProblem
+from polyarch.nodespec import BUILDER, NodeSpec
 from polyarch.platforms import Platform
 
 if TYPE_CHECKING:
-    from polyarch.config import Options
     from polyarch.engines.buildx import BuilderInfo, Buildx
-    from polyarch.pipeline.checklist import Plan
-
-__all__ = ["BUILDER", "DRIVERS", "NODE_KEYS", "NodeSpec", "parse_nodes"]
 
 #: Seconds to wait for a TCP or unix socket to answer in the reachability check.
 CONNECT_TIMEOUT = 3.0
@@ -158,19 +156,17 @@ def node_for(nodes: Sequence[NodeSpec], p: Platform) -> NodeSpec | None:
     return next((n for n in nodes if p in n.platforms), None)
 
 
-def plan_nodes(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -> None:
+def plan_nodes(plan: Plan, bx: Buildx, nodes: Sequence[NodeSpec],
+               platforms: Sequence[Platform], allow_create: bool) -> None:
     """Preflight for a config with nodes: reachability, the builder, platform placement.
 
-    Fills ``plan.node_commands`` (run here when ``allow_create``; printed by dry runs),
+    Fills ``plan.setup_commands`` (run here when ``allow_create``; printed by dry runs),
     ``plan.builder_arg`` and ``plan.platform_modes``.
     """
     from polyarch import proc
-    from polyarch.errors import EnvironmentProblem
-    from polyarch.pipeline.checklist import Check
 
-    nodes = opts.nodes
     existing = bx.inspect_builder(BUILDER)
-    plan.node_commands = setup_commands(bx, nodes, existing)
+    plan.setup_commands = setup_commands(bx, nodes, existing)
     plan.builder_arg = BUILDER
     with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
         problems = list(pool.map(lambda n: endpoint_problem(bx, n), nodes))
@@ -186,7 +182,7 @@ def plan_nodes(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -> Non
                 n.describe(), False, f"endpoint {n.endpoint} unreachable: {why}",
                 "start the machine or fix 'endpoint' in the nodes config (a docker context"
                 " name, ssh://user@host, tcp://host:port)", EnvironmentProblem))
-    for p in opts.platforms:
+    for p in platforms:
         home = node_for(nodes, p)
         if home is not None:
             plan.platform_modes[str(p)] = "native"
@@ -204,7 +200,7 @@ def plan_nodes(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -> Non
         plan.checks.append(Check("builder", True, f"will {action} builder {BUILDER!r} with"
                                  f" {len(nodes)} node{'s' if len(nodes) != 1 else ''}"))
         return
-    for argv in plan.node_commands:
+    for argv in plan.setup_commands:
         # Not checked: a failed command is a failed check of the plan, shown with the others.
         r = proc.run(argv, check=False, timeout=300)
         if not r.ok:
@@ -212,7 +208,6 @@ def plan_nodes(plan: Plan, bx: Buildx, opts: Options, allow_create: bool) -> Non
             plan.checks.append(Check("builder", False, f"{proc_text(argv)} failed: {last}",
                                      "see the buildx output above", EnvironmentProblem))
             return
-    plan.builder = bx.inspect_builder(BUILDER)
     plan.checks.append(Check("builder", True, f"{action}d {BUILDER} ({nodes[0].driver} driver,"
                              f" {len(nodes)} node{'s' if len(nodes) != 1 else ''})"))
 
