@@ -9,9 +9,6 @@ import click
 
 from polyarch.errors import RegistryError
 from polyarch.output import Reporter
-from polyarch.registry.client import RegistryClient
-from polyarch.registry.describe import describe
-from polyarch.registry.source import open_source
 
 
 def human_size(n: int) -> str:
@@ -46,6 +43,10 @@ def short(digest: str) -> str:
 def command(ref: str, insecure_registries: tuple[str, ...], docker_config: Path | None,
             json_mode: bool) -> int:
     """Show the platforms of REF (an image index or manifest, or an OCI layout)."""
+    from polyarch.registry.client import RegistryClient
+    from polyarch.registry.describe import describe
+    from polyarch.registry.source import open_source
+
     rep = Reporter(json_mode=json_mode)  # inspect runs no commands to echo
     with RegistryClient(insecure_registries=insecure_registries,
                         docker_config=docker_config) as client:
