@@ -28,7 +28,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,27 +102,33 @@ class Workspace:
 
     def seed(self, layout: Path) -> int:
         """Hard-link the store's blobs into ``layout/blobs/sha256`` (before a build).
-        Returns how many; a store on another file system (or none) seeds nothing."""
+        Returns how many; a store on another file system (or none) seeds nothing.
+
+        Names are linked relative to open directories (no path is built per blob): a
+        store of thousands of blobs is seeded in one system call each."""
         dest = layout / "blobs" / "sha256"
-        n = 0
-        try:
-            names = os.listdir(self.blob_store)
-        except OSError:
-            return 0
         try:
             dest.mkdir(parents=True, exist_ok=True)
         except OSError:
             return 0
-        for name in names:
-            if len(name) != 64 or name.startswith("."):
-                continue
+        n = 0
+        with _opened(self.blob_store) as src_fd, _opened(dest) as dst_fd:
             try:
-                os.link(self.blob_store / name, dest / name)
-                n += 1
-            except FileExistsError:
-                continue
+                names = os.listdir(src_fd) if src_fd >= 0 and dst_fd >= 0 else []
             except OSError:
-                break  # EXDEV, EPERM, EMLINK: seeding is an optimisation only
+                names = []
+            for name in names:
+                if len(name) != 64 or name.startswith("."):
+                    continue
+                try:
+                    os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                    n += 1
+                except FileExistsError:
+                    continue
+                except FileNotFoundError:
+                    continue  # pruned meanwhile
+                except OSError:
+                    break  # EXDEV, EPERM, EMLINK: seeding is an optimisation only
         return n
 
     def absorb(self, layout: Path, reachable: set[str]) -> None:
@@ -130,25 +136,27 @@ class Workspace:
         link the ones it does into the store (refreshing their time for pruning)."""
         src = layout / "blobs" / "sha256"
         try:
-            names = os.listdir(src)
             self.blob_store.mkdir(parents=True, exist_ok=True)
         except OSError:
             return
         now = time.time()
-        for name in names:
-            path = src / name
-            if f"sha256:{name}" not in reachable:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                continue
-            target = self.blob_store / name
+        with _opened(src) as src_fd, _opened(self.blob_store) as store_fd:
             try:
-                os.link(path, target)
-            except FileExistsError:
-                with contextlib.suppress(OSError):
-                    os.utime(target, (now, now))
+                names = os.listdir(src_fd) if src_fd >= 0 and store_fd >= 0 else []
             except OSError:
-                continue
+                return
+            for name in names:
+                if f"sha256:{name}" not in reachable:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=src_fd)
+                    continue
+                try:
+                    os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=store_fd)
+                except FileExistsError:
+                    with contextlib.suppress(OSError):
+                        os.utime(name, (now, now), dir_fd=store_fd)
+                except OSError:
+                    continue
 
     def prune_blobs(self, *, keep_bytes: int = DEFAULT_KEEP_BYTES,
                     keep_days: float = DEFAULT_KEEP_DAYS, now: float | None = None) -> int:
@@ -156,26 +164,29 @@ class Workspace:
         than ``keep_days``, then the oldest while the store is over ``keep_bytes``.
         Returns how many were removed; never fails a command."""
         now = time.time() if now is None else now
-        entries: list[tuple[float, int, int, Path]] = []
-        try:
-            for e in os.scandir(self.blob_store):
+        entries: list[tuple[float, int, int, str]] = []
+        with _opened(self.blob_store) as fd:
+            if fd < 0:
+                return 0
+            try:
+                names = os.listdir(fd)
+            except OSError:
+                return 0
+            for name in names:
                 with contextlib.suppress(OSError):
-                    st = e.stat(follow_symlinks=False)
-                    entries.append((st.st_mtime, st.st_size, st.st_nlink,
-                                    self.blob_store / e.name))
-        except OSError:
-            return 0
-        entries.sort()
-        total = sum(size for _m, size, _n, _p in entries)
-        removed = 0
-        for mtime, size, nlink, path in entries:
-            if nlink > 1:
-                continue  # a build directory still holds it
-            if now - mtime > keep_days * 86400 or total > keep_bytes:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    removed += 1
-                    total -= size
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    entries.append((st.st_mtime, st.st_size, st.st_nlink, name))
+            entries.sort()
+            total = sum(size for _m, size, _n, _p in entries)
+            removed = 0
+            for mtime, size, nlink, name in entries:
+                if nlink > 1:
+                    continue  # a build directory still holds it
+                if now - mtime > keep_days * 86400 or total > keep_bytes:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=fd)
+                        removed += 1
+                        total -= size
         return removed
 
     def new_build(self, label: str = "build") -> Path:
@@ -210,6 +221,20 @@ class Workspace:
                 total -= size
         self.prune_blobs(keep_bytes=keep_bytes, keep_days=keep_days, now=now)
         return removed
+
+
+@contextlib.contextmanager
+def _opened(directory: Path) -> Iterator[int]:
+    """A descriptor of ``directory`` for the ``*at`` calls, -1 when it cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield -1
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def remove(path: Path) -> None:
