@@ -26,6 +26,14 @@ fixture is made once and kept in ``--fixture-dir``.
 
     .venv/bin/python benchmarks/pipeline.py [--runs 5] [--cases cold,warm,oci,fixed]
         [--registry 127.0.0.1:5000] [--fixture-dir ~/.cache/polyarch-bench]
+        [--baseline-src OTHER/src] [--json FILE]
+
+``--baseline-src`` (fixed case): polyarch from another checkout's sources (for example
+the previous release) runs too, alternating with this one and raw buildx, and the fixed
+cost is broken down for both. Every run's CPU time (user + system of polyarch and the
+docker CLI processes it ran) is reported beside the wall time: it is what a run costs
+however busy the machine is. polyarch's modules are byte-compiled first (as a wheel
+installs them), so that no run compiles them from source.
 
 Needs ``scripts/engine up``. Pushes to REGISTRY/bench/pipeline-* (new names each run);
 polyarch's cache directory is a temporary one unless POLYARCH_CACHE_DIR is set.
@@ -222,6 +230,21 @@ def polyarch(args: list[str], *, importtime: bool = False, src: Path | None = No
     return r
 
 
+def compile_sources(src: Path | None) -> None:
+    """Byte-compile polyarch's modules (of ``src``, else of the polyarch this interpreter
+    imports), as an installed wheel has them: with PYTHONDONTWRITEBYTECODE set, Python
+    would otherwise compile every module from source in every run."""
+    if src is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("polyarch")
+        assert spec is not None and spec.origin is not None
+        pkg = Path(spec.origin).parent
+    else:
+        pkg = src / "polyarch"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(pkg)], check=True)
+
+
 def raw(args: list[str]) -> Run:
     return run(["docker", "buildx", "build", "--platform", PLATFORMS, "--progress=quiet",
                 *args])
@@ -392,6 +415,9 @@ def main() -> None:
     if own_cache:
         os.environ["POLYARCH_CACHE_DIR"] = cache
     out = Path(tempfile.mkdtemp(prefix="polyarch-bench-out-"))
+    compile_sources(None)
+    if a.baseline_src is not None:
+        compile_sources(a.baseline_src)
     rows: list[Row] = []
     breakdown: dict[str, dict[str, tuple[float, float]]] = {}
     load_before = os.getloadavg()
