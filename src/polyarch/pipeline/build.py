@@ -191,6 +191,17 @@ def _reachable(layout: Path) -> set[str]:
     return out
 
 
+def seed_key(req: BuildRequest) -> str:
+    """What a build is, for the blob store's seed lists: the same context, Dockerfile,
+    target and platforms are the same image rebuilt (its unchanged layers are reused)."""
+    import hashlib
+    import json
+
+    what = [str(req.context.resolve()), str(req.dockerfile.resolve()), req.target or "",
+            sorted(str(p) for p in req.platforms)]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:32]
+
+
 def preload(modules: Sequence[str]) -> threading.Thread:
     """Import ``modules`` in a thread of their own (a failure is left for the step that
     needs the module to report)."""
@@ -214,7 +225,8 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
     interrupt.set_phase("building: nothing was pushed")
     loading = preload(AFTER_BUILD)
     # Blobs earlier builds exported are linked in first: the exporter skips them.
-    s.ws.seed(req.output)
+    key = seed_key(req)
+    s.ws.seed(req.output, key)
     with s.rep.group(f"build {plats}"), BuildProgress(s.rep) as prog:
         try:
             res = s.engine.build(req, on_step=prog)
@@ -235,7 +247,7 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
     except (FatalError, ValueError, OSError):
         pass  # verification reports what is wrong with the layout; keep every blob
     else:
-        s.ws.absorb(req.output, reachable)
+        s.ws.absorb(req.output, reachable, key)
     return Built(req.output, res.digest, res.media_type, res.size,
                  _platforms(req.output, plan, req.platforms), res.seconds, req)
 
