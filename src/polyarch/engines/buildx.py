@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -92,12 +93,31 @@ def parse_inspect(text: str) -> BuilderInfo:
     return BuilderInfo(name, driver, tuple(nodes))
 
 
+def plugin_version(info_json: str, name: str) -> str | None:
+    """The version of the docker CLI plugin ``name`` in ``docker info --format '{{json
+    .}}'`` output (``ClientInfo.Plugins``); None when it is not listed, or listed with
+    an error (the plugin did not run)."""
+    try:
+        info = json.loads(info_json)
+        plugins = info["ClientInfo"]["Plugins"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    for p in plugins if isinstance(plugins, list) else []:
+        if isinstance(p, dict) and p.get("Name") == name and not p.get("Err"):
+            version = str(p.get("Version") or "")
+            m = re.search(r"v?(\d+\.\d+\.\d+)", version)
+            return m.group(1) if m else (version or None)
+    return None
+
+
 class Buildx:
     name = "docker"
 
     def __init__(self, *, docker_context: str | None = None, builder: str | None = None) -> None:
         self.docker_context = docker_context
         self.builder = builder
+        self._info_lock = threading.Lock()
+        self._info_result: proc.Result | None = None
 
     # -- plumbing ------------------------------------------------------------
     def docker(self, *args: str) -> list[str]:
@@ -110,8 +130,20 @@ class Buildx:
         return self.docker("buildx", *args)
 
     # -- discovery -----------------------------------------------------------
+    def _info(self) -> proc.Result:
+        """``docker info`` as JSON, run once per engine object while it answers: the
+        engine's facts and the buildx plugin's version both come from it (a failed
+        answer is not kept: the next look-up asks again)."""
+        with self._info_lock:
+            if self._info_result is not None:
+                return self._info_result
+            r = probes.run(self.docker(*probes.INFO))
+            if r.ok:
+                self._info_result = r
+            return r
+
     def engine_info(self) -> EngineInfo:
-        r = probes.run(self.docker(*probes.INFO))
+        r = self._info()
         if not r.ok or not r.stdout.strip().startswith("{"):
             raise EnvironmentProblem(
                 "the Docker engine is not reachable: " + _first_line(r.stderr or r.stdout),
@@ -140,6 +172,12 @@ class Buildx:
         )
 
     def buildx_version(self) -> str:
+        """The buildx plugin's version as ``docker info`` lists it (the docker CLI ran
+        the plugin to ask), else from ``docker buildx version``."""
+        info = self._info()
+        listed = plugin_version(info.stdout, "buildx") if info.ok else None
+        if listed is not None:
+            return listed
         r = probes.run(self.buildx("version"))
         if not r.ok:
             raise EnvironmentProblem(

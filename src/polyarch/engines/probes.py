@@ -1,6 +1,7 @@
-"""Engine look-ups started early: ``docker info``, ``docker buildx version`` and
-``docker buildx inspect`` take about as long as the Python imports of a build, so
-``publish`` and ``build`` start them first and preflight takes their results.
+"""Engine look-ups started early: ``docker info`` (which also lists the buildx
+plugin's version) and ``docker buildx inspect`` take about as long as the Python imports
+of a build, so ``publish`` and ``build`` start them first and preflight takes their
+results.
 
 Each result is used at most once, only by the same command line in the same environment
 and only shortly after it started; anything else runs the command again. A result left
@@ -50,7 +51,7 @@ def start(options: Mapping[str, Any]) -> None:
     if value("engine") not in (None, "docker") or value("nodes"):
         return
     ctx, builder = value("docker_context"), value("builder")
-    argvs = [docker_argv(ctx, *INFO), docker_argv(ctx, "buildx", "version"),
+    argvs = [docker_argv(ctx, *INFO),
              docker_argv(ctx, "buildx", "inspect", *([builder] if builder else []))]
     with _lock:
         _early.clear()

@@ -5,6 +5,7 @@ AssertionError naming the command line it tried to start."""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import Future
 
@@ -24,18 +25,17 @@ def _started() -> list[tuple[str, ...]]:
     return sorted(argv for argv, _ in probes._early)
 
 
-def test_start_makes_the_three_preflight_look_ups_of_the_options() -> None:
+def test_start_makes_the_two_preflight_look_ups_of_the_options() -> None:
     probes.start({"engine": None, "docker_context": "remote", "builder": "b1"})
     assert _started() == [
         ("docker", "--context", "remote", "buildx", "inspect", "b1"),
-        ("docker", "--context", "remote", "buildx", "version"),
         ("docker", "--context", "remote", "info", "--format", "{{json .}}"),
     ]
     bx = Buildx(docker_context="remote", builder="b1")
     # The result taken is the early one (here: the guard refusing to start it).
     with pytest.raises(AssertionError, match="'buildx', 'inspect', 'b1'"):
         bx.inspect_builder("b1")
-    assert len(probes._early) == 2
+    assert len(probes._early) == 1
 
 
 @pytest.mark.parametrize("options", [{"engine": "podman"}, {"engine": "auto"},
@@ -57,20 +57,51 @@ def _early(argv: list[str], result: proc.Result, age: float = 0.0) -> None:
     probes._early[probes._key(argv)] = (time.monotonic() - age, fut)
 
 
+INFO = ["docker", "info", "--format", "{{json .}}"]
+
+
+def _info(plugins: list[dict[str, str]]) -> str:
+    """``docker info --format '{{json .}}'`` output, the parts polyarch reads (the
+    shape of Docker 26's; the docker CLI lists each plugin it ran, or its error)."""
+    return json.dumps({
+        "ServerVersion": "26.1.5", "Architecture": "x86_64", "OSType": "linux",
+        "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
+        "ClientInfo": {"Version": "28.2.2", "Plugins": plugins}})
+
+
+BUILDX = {"SchemaVersion": "0.1.0", "Vendor": "Docker Inc.", "Version": "0.13.1+ds1",
+          "Name": "buildx", "Path": "/usr/libexec/docker/cli-plugins/docker-buildx"}
+
+
 def test_a_result_is_used_once_and_only_while_fresh() -> None:
-    argv = ["docker", "buildx", "version"]
-    _early(argv, proc.Result(tuple(argv), 0, "github.com/docker/buildx v0.13.1 abc\n", ""))
-    assert Buildx().buildx_version() == "0.13.1"
+    _early(INFO, proc.Result(tuple(INFO), 0, _info([BUILDX]), ""))
+    assert Buildx().engine_info().server_version == "26.1.5"
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
-        Buildx().buildx_version()  # used already: runs again
-    _early(argv, proc.Result(tuple(argv), 0, "v0.13.1", ""), age=probes.MAX_AGE + 1)
+        Buildx().engine_info()  # used already: runs again
+    _early(INFO, proc.Result(tuple(INFO), 0, _info([BUILDX]), ""), age=probes.MAX_AGE + 1)
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
+        Buildx().engine_info()
+
+
+def test_one_docker_info_gives_the_engine_and_the_buildx_version() -> None:
+    _early(INFO, proc.Result(tuple(INFO), 0, _info([BUILDX]), ""))
+    bx = Buildx()
+    assert bx.engine_info().containerd_store
+    assert bx.buildx_version() == "0.13.1"  # from the same answer: nothing runs again
+    assert bx.engine_info().arch == "x86_64"
+
+
+@pytest.mark.parametrize("plugins", [[], [{**BUILDX, "Err": "exec format error"}],
+                                     [{**BUILDX, "Name": "compose"}]],
+                         ids=["not listed", "listed with an error", "another plugin"])
+def test_buildx_missing_from_docker_info_is_asked_directly(plugins: list[dict[str, str]]) -> None:
+    _early(INFO, proc.Result(tuple(INFO), 0, _info(plugins), ""))
+    with pytest.raises(AssertionError, match="'buildx', 'version'"):
         Buildx().buildx_version()
 
 
 def test_another_environment_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    argv = ["docker", "buildx", "version"]
-    _early(argv, proc.Result(tuple(argv), 0, "v0.13.1", ""))
+    _early(INFO, proc.Result(tuple(INFO), 0, _info([BUILDX]), ""))
     monkeypatch.setenv("DOCKER_HOST", "unix:///elsewhere.sock")
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
         Buildx().buildx_version()
