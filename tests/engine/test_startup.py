@@ -1,7 +1,7 @@
 """What real ``polyarch`` processes load before doing their work: ``--help`` and
 ``--version`` neither the HTTP stack, nor rich, nor the pipeline; ``tags`` rich for its
 table only; ``inspect --json`` the registry client but neither rich nor the pipeline
-nor the checks. (tests/unit/test_cli_startup.py checks the in-process side of it.)"""
+nor the checks. (tests/unit/cli/test_startup.py checks the in-process side of it.)"""
 
 from __future__ import annotations
 
