@@ -119,6 +119,12 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (used by tests and :func:`main`)."""
     interrupt.install()
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("publish", "build"):
+        # The engine look-ups run while the command's modules are imported.
+        from polyarch.engines import probes
+
+        probes.start_from_argv(args)
     try:
         rv: Any = cli.main(args=argv, prog_name="polyarch", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0

@@ -43,22 +43,58 @@ def docker_argv(docker_context: str | None, *args: str) -> list[str]:
 def start(options: Mapping[str, Any]) -> None:
     """Start the look-ups preflight will make for these command-line options and the
     POLYARCH_* environment (when the engine is docker); a config file that says
-    otherwise only leaves them unused."""
+    otherwise only leaves them unused. A look-up already started for the same command
+    line (by :func:`start_from_argv`) is kept; any other is dropped."""
 
     def value(name: str) -> Any:
         return options.get(name) or os.environ.get(f"POLYARCH_{name.upper()}") or None
 
     if value("engine") not in (None, "docker") or value("nodes"):
+        with _lock:
+            _early.clear()
         return
     ctx, builder = value("docker_context"), value("builder")
     argvs = [docker_argv(ctx, *INFO),
              docker_argv(ctx, "buildx", "inspect", *([builder] if builder else []))]
+    now = time.monotonic()
     with _lock:
+        keys = [_key(argv) for argv in argvs]
+        kept = {k: v for k, v in _early.items() if k in keys and now - v[0] <= MAX_AGE}
         _early.clear()
-        for argv in argvs:
+        _early.update(kept)
+        for key, argv in zip(keys, argvs, strict=True):
+            if key in _early:
+                continue
             fut: Future[proc.Result] = Future()
-            _early[_key(argv)] = (time.monotonic(), fut)
+            _early[key] = (now, fut)
             threading.Thread(target=_run, args=(fut, argv), daemon=True).start()
+
+
+#: The flags of the options :func:`start` reads (config/table.py declares them).
+ARGV_FLAGS = {"--engine": "engine", "--builder": "builder", "--context": "docker_context"}
+#: What starts the look-ups from the raw command line.
+ARGV_COMMANDS = ("publish", "build")
+
+
+def start_from_argv(argv: Sequence[str]) -> None:
+    """The look-ups of ``publish`` and ``build`` (not a dry run, not --help) started
+    from the raw command line, before the command's module is imported and its options
+    parsed: the command's own :func:`start` then keeps them when its parsed options name
+    the same look-ups, and replaces them when not (a value this scan misread only
+    costs a look-up nobody uses)."""
+    if not argv or argv[0] not in ARGV_COMMANDS:
+        return
+    options: dict[str, str] = {}
+    rest = iter(argv[1:])
+    for arg in rest:
+        if arg == "--":
+            break
+        if arg in ("--dry-run", "--help", "-h"):
+            return
+        flag, eq, value = arg.partition("=")
+        if flag in ARGV_FLAGS:
+            options[ARGV_FLAGS[flag]] = value if eq else next(rest, "")
+    start(options)
 
 
 def _timeout(argv: Sequence[str]) -> float:

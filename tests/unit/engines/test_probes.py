@@ -127,3 +127,38 @@ def test_preflight_asks_each_engine_once_and_asks_again_after_a_miss() -> None:
     assert len(calls) == 2
     assert _once(other_engine, "builder", inspect)() == "other"  # another engine asks
     assert len(calls) == 3
+
+
+def test_the_argv_flags_are_the_option_tables() -> None:
+    from polyarch.config.table import BY_NAME
+
+    for flag, name in probes.ARGV_FLAGS.items():
+        assert BY_NAME[name].flags[-1] == flag
+        assert {"publish", "build"} <= set(BY_NAME[name].commands or ())
+
+
+@pytest.mark.parametrize("argv", [["publish", "--context", "remote", "--builder=b1", "."],
+                                  ["build", "--context=remote", "-t", "x", "--builder", "b1"]])
+def test_the_raw_command_line_starts_the_look_ups_and_the_command_keeps_them(
+        argv: list[str]) -> None:
+    probes.start_from_argv(argv)
+    early = dict(probes._early)
+    assert _started() == [
+        ("docker", "--context", "remote", "buildx", "inspect", "b1"),
+        ("docker", "--context", "remote", "info", "--format", "{{json .}}"),
+    ]
+    # The command, its options parsed, asks for the same look-ups: the running ones stay.
+    probes.start({"docker_context": "remote", "builder": "b1"})
+    assert probes._early == early
+    # Other options: other look-ups, the early ones dropped.
+    probes.start({"docker_context": "other"})
+    assert _started() == [("docker", "--context", "other", "buildx", "inspect"),
+                          ("docker", "--context", "other", "info", "--format", "{{json .}}")]
+
+
+@pytest.mark.parametrize("argv", [["publish", "--dry-run", "."], ["build", "--help"],
+                                  ["publish", "-t", "x", "-h"],
+                                  ["verify", "oci:x"], ["tags"], []])
+def test_nothing_starts_from_a_dry_run_help_or_another_command(argv: list[str]) -> None:
+    probes.start_from_argv(argv)
+    assert probes._early == {}
