@@ -7,6 +7,11 @@ Pushes a small 2-platform index to the registry, then alternates the two command
 show where the time goes. The goal is <= 0.15 s for `polyarch inspect`.
 
     .venv/bin/python benchmarks/inspect_startup.py [--runs 15] [--registry 127.0.0.1:5000]
+        [--baseline-src OTHER/src]
+
+With ``--baseline-src``, ``polyarch inspect`` and ``--help`` also run from another
+checkout's sources (for example the previous release), alternating with this one.
+polyarch's modules are byte-compiled first, as a wheel installs them.
 
 Needs a registry on loopback (`scripts/engine up`) and skopeo for the comparison.
 """
@@ -29,11 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Wall-clock and CPU (user + system) seconds of one run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    r = subprocess.run(argv, capture_output=True, text=True)
+    r = subprocess.run(argv, capture_output=True, text=True, env=env)
     dt = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
@@ -64,32 +69,43 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--registry", default="127.0.0.1:5000")
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="another checkout's src/ directory to compare with")
     a = ap.parse_args()
     ref = push_fixture(a.registry)
-    exe = str(Path(sys.executable).parent / "polyarch")
-    commands = {
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "polyarch imports": [sys.executable, "-c", "import polyarch.cli, polyarch.commands.inspect"],
-        "polyarch inspect": [exe, "inspect", ref],
-        "polyarch inspect --json": [exe, "inspect", "--json", ref],
+    py = sys.executable
+    here = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    commands: dict[str, tuple[list[str], dict[str, str]]] = {
+        "python -c pass": ([py, "-c", "pass"], here),
+        "polyarch --help": ([py, "-m", "polyarch", "--help"], here),
+        "polyarch inspect": ([py, "-m", "polyarch", "inspect", ref], here),
+        "polyarch inspect --json": ([py, "-m", "polyarch", "inspect", "--json", ref], here),
     }
+    srcs = [ROOT / "src"]
+    if a.baseline_src:
+        srcs.append(a.baseline_src)
+        base = {**os.environ, "PYTHONPATH": str(a.baseline_src.resolve())}
+        for name in ("polyarch --help", "polyarch inspect", "polyarch inspect --json"):
+            commands[f"{name} [baseline]"] = (commands[name][0], base)
     if shutil.which("skopeo"):
-        commands["skopeo inspect --raw"] = ["skopeo", "inspect", "--raw", "--tls-verify=false",
-                                            f"docker://{ref}"]
+        commands["skopeo inspect --raw"] = (["skopeo", "inspect", "--raw", "--tls-verify=false",
+                                             f"docker://{ref}"], here)
+    for src in srcs:
+        subprocess.run([py, "-m", "compileall", "-q", str(src / "polyarch")], check=True)
     times: dict[str, list[float]] = {k: [] for k in commands}
     cpus: dict[str, list[float]] = {k: [] for k in commands}
-    for argv in commands.values():
-        timed(argv)  # warm-up (page cache, registry)
+    for argv, env in commands.values():
+        timed(argv, env)  # warm-up (page cache, registry)
     load = os.getloadavg()[0]
     for _ in range(a.runs):
-        for name, argv in commands.items():
-            wall, cpu = timed(argv)
+        for name, (argv, env) in commands.items():
+            wall, cpu = timed(argv, env)
             times[name].append(wall)
             cpus[name].append(cpu)
     print(f"{ref}: {a.runs} alternating runs each;"
           f" load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
     for name, ts in times.items():
-        print(f"  {name:26s} median {statistics.median(ts):.3f} s"
+        print(f"  {name:36s} median {statistics.median(ts):.3f} s"
               f"  (min {min(ts):.3f}, max {max(ts):.3f}; CPU {statistics.median(cpus[name]):.3f} s)")
 
 

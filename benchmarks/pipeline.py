@@ -26,6 +26,14 @@ fixture is made once and kept in ``--fixture-dir``.
 
     .venv/bin/python benchmarks/pipeline.py [--runs 5] [--cases cold,warm,oci,fixed]
         [--registry 127.0.0.1:5000] [--fixture-dir ~/.cache/polyarch-bench]
+        [--baseline-src OTHER/src] [--json FILE]
+
+``--baseline-src`` (fixed case): polyarch from another checkout's sources (for example
+the previous release) runs too, alternating with this one and raw buildx, and the fixed
+cost is broken down for both. Every run's CPU time (user + system of polyarch and the
+docker CLI processes it ran) is reported beside the wall time: it is what a run costs
+however busy the machine is. polyarch's modules are byte-compiled first (as a wheel
+installs them), so that no run compiles them from source.
 
 Needs ``scripts/engine up``. Pushes to REGISTRY/bench/pipeline-* (new names each run);
 polyarch's cache directory is a temporary one unless POLYARCH_CACHE_DIR is set.
@@ -46,6 +54,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORMS = "linux/amd64,linux/arm64"
@@ -97,29 +106,60 @@ COPY top/ /opt/bench/
 
 #: Runs polyarch's CLI in this interpreter, timing the pipeline's steps; writes the
 #: times and the process's own peak memory to $BENCH_OUT as JSON. The steps are wrapped
-#: when their modules are first imported, so the imports happen when they would.
+#: when their modules are first imported, so the imports happen when they would. Each
+#: step's CPU time ("cpu:STEP": every thread of the process and the processes it waited
+#: for) is kept too, and every command polyarch ran ("commands": name -> [count, wall
+#: seconds]) and every HTTP request it sent ("http": method -> count).
 WRAPPER = r"""
-import importlib.util, json, os, resource, sys, time
+import sys
+before = set(sys.modules)
+import importlib.util, json, os, resource, threading, time
 STEPS = {"polyarch.pipeline.publish": (("preflight", "preflight"), ("push", "push"),
                                        ("tag", "tag")),
          "polyarch.pipeline.build": (("build", "build"),),
          "polyarch.pipeline.verify": (("verify_layout", "verify"),),
          "polyarch.pipeline.outputs": (("write", "output"),)}
-times = {}
-def wrap(module):
+times = {"commands": {}, "http": {}}
+lock = threading.Lock()
+def cpu():
+    own = time.process_time()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own + kids.ru_utime + kids.ru_stime
+def wrap_steps(module):
     for name, key in STEPS[module.__name__]:
         f = getattr(module, name)
         def timed(*a, _f=f, _key=key, **k):
-            s = time.perf_counter()
+            s, c = time.perf_counter(), cpu()
             try:
                 return _f(*a, **k)
             finally:
                 times[_key] = times.get(_key, 0.0) + time.perf_counter() - s
+                times["cpu:" + _key] = times.get("cpu:" + _key, 0.0) + cpu() - c
         setattr(module, name, timed)
+def wrap_proc(module):
+    f = module.run
+    def run(argv, *a, **k):
+        s = time.perf_counter()
+        try:
+            return f(argv, *a, **k)
+        finally:
+            with lock:
+                n, w = times["commands"].get(module.command_name(argv), (0, 0.0))
+                times["commands"][module.command_name(argv)] = (n + 1,
+                                                                w + time.perf_counter() - s)
+    module.run = run
+def wrap_http(module):
+    f = module.Client.send
+    def send(self, request, *a, **k):
+        with lock:
+            times["http"][request.method] = times["http"].get(request.method, 0) + 1
+        return f(self, request, *a, **k)
+    module.Client.send = send
+AFTER = {**{m: wrap_steps for m in STEPS}, "polyarch.proc": wrap_proc, "httpx": wrap_http}
 class Hook:
     busy = False
     def find_spec(self, name, path, target=None):
-        if name not in STEPS or self.busy:
+        if name not in AFTER or self.busy:
             return None
         self.busy = True
         try:
@@ -129,7 +169,7 @@ class Hook:
         run = spec.loader.exec_module
         def exec_module(module):
             run(module)
-            wrap(module)
+            AFTER[module.__name__](module)
         spec.loader.exec_module = exec_module
         return spec
 sys.meta_path.insert(0, Hook())
@@ -138,6 +178,8 @@ try:
     code = polyarch.cli.run(sys.argv[1:])
 finally:
     times["self_maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times["modules"] = [m for m, v in list(sys.modules.items())
+                        if m not in before and v is not None]  # None: an import refused
     with open(os.environ["BENCH_OUT"], "w") as f:
         json.dump(times, f)
 sys.exit(code)
@@ -148,7 +190,10 @@ sys.exit(code)
 class Run:
     seconds: float
     tree_maxrss_kib: int = 0
-    steps: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, Any] = field(default_factory=dict)
+    #: CPU seconds (user + system) of the process and of the processes it waited for:
+    #: what the run costs whatever else the machine is doing.
+    cpu: float = 0.0
 
 
 def run(argv: list[str], env: dict[str, str] | None = None, *, tries: int = 2) -> Run:
@@ -170,17 +215,34 @@ def run(argv: list[str], env: dict[str, str] | None = None, *, tries: int = 2) -
             log.seek(0)
             sys.exit(f"failed ({p.returncode}): {' '.join(argv)}\n"
                      f"{log.read().decode(errors='replace')[-3000:]}")
-    return Run(dt, usage.ru_maxrss)
+    return Run(dt, usage.ru_maxrss, cpu=usage.ru_utime + usage.ru_stime)
 
 
-def polyarch(args: list[str], *, importtime: bool = False) -> Run:
+def polyarch(args: list[str], *, importtime: bool = False, src: Path | None = None) -> Run:
+    """A polyarch run in a fresh interpreter; ``src``: another checkout's sources."""
     with tempfile.TemporaryDirectory(prefix="polyarch-bench-") as tmp:
         out = Path(tmp) / "times.json"
-        env = {**os.environ, "BENCH_OUT": str(out)}
+        env = {**os.environ, "BENCH_OUT": str(out),
+               **({"PYTHONPATH": str(src.resolve())} if src else {})}
         flags = ["-X", "importtime"] if importtime else []
         r = run([sys.executable, *flags, "-c", WRAPPER, *args], env)
         r.steps = json.loads(out.read_text())
     return r
+
+
+def compile_sources(src: Path | None) -> None:
+    """Byte-compile polyarch's modules (of ``src``, else of the polyarch this interpreter
+    imports), as an installed wheel has them: with PYTHONDONTWRITEBYTECODE set, Python
+    would otherwise compile every module from source in every run."""
+    if src is None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("polyarch")
+        assert spec is not None and spec.origin is not None
+        pkg = Path(spec.origin).parent
+    else:
+        pkg = src / "polyarch"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(pkg)], check=True)
 
 
 def raw(args: list[str]) -> Run:
@@ -305,19 +367,26 @@ class Row:
     goal: float
     raw: list[Run] = field(default_factory=list)
     ours: list[Run] = field(default_factory=list)
+    #: polyarch from the --baseline-src checkout (the fixed case only)
+    base: list[Run] = field(default_factory=list)
 
     def med(self, runs: list[Run]) -> float:
         return statistics.median(r.seconds for r in runs)
 
 
-def alternate(row: Row, n: int, do_raw: object, do_ours: object, before: object = None) -> Row:
+def alternate(row: Row, n: int, do_raw: object, do_ours: object, before: object = None,
+              do_base: object = None) -> Row:
+    sides = [("raw", row.raw, do_raw), ("baseline", row.base, do_base),
+             ("polyarch", row.ours, do_ours)]
+    sides = [x for x in sides if x[2] is not None]
     for i in range(n):
-        for side, fn in ((row.raw, do_raw), (row.ours, do_ours)):
+        for _name, side, fn in sides:
             if callable(before):
                 before()
             side.append(fn(i))  # type: ignore[operator]
-        print(f"  {row.case} {i + 1}/{n}: raw {row.raw[-1].seconds:.2f} s,"
-              f" polyarch {row.ours[-1].seconds:.2f} s", file=sys.stderr, flush=True)
+        print(f"  {row.case} {i + 1}/{n}: " + ", ".join(
+            f"{name} {side[-1].seconds:.2f} s" for name, side, _ in sides),
+            file=sys.stderr, flush=True)
     return row
 
 
@@ -334,6 +403,9 @@ def main() -> None:
                     / "polyarch-bench",
                     help="where the Debian packages and the context are kept (made once)")
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="fixed case: also run polyarch from this other checkout's src/"
+                         " directory (e.g. the previous release), alternating with this one")
     a = ap.parse_args()
     cases = a.cases.split(",")
     rid = uuid.uuid4().hex[:6]
@@ -343,8 +415,12 @@ def main() -> None:
     if own_cache:
         os.environ["POLYARCH_CACHE_DIR"] = cache
     out = Path(tempfile.mkdtemp(prefix="polyarch-bench-out-"))
+    compile_sources(None)
+    if a.baseline_src is not None:
+        compile_sources(a.baseline_src)
     rows: list[Row] = []
-    breakdown: dict[str, float] = {}
+    breakdown: dict[str, dict[str, tuple[float, float]]] = {}
+    load_before = os.getloadavg()
     slow: list[tuple[float, str]] = []
     image_bytes = 0
     try:
@@ -397,20 +473,26 @@ def main() -> None:
             touch_top(tiny)
             raw(["-t", f"{repo}-tiny:warmup-r", "--push", str(tiny)])
             polyarch(["publish", "-t", f"{repo}-tiny:warmup-p", str(tiny)])
+            base = a.baseline_src
+            if base is not None:
+                polyarch(["publish", "-t", f"{repo}-tiny:warmup-b", str(tiny)], src=base)
             row = alternate(
                 Row("tiny publish (top layer changed)", 0.0), max(a.runs, 5),
                 lambda i: raw(["--push", "-t", f"{repo}-tiny:r{i}", str(tiny)]),
                 lambda i: polyarch(["publish", "-t", f"{repo}-tiny:p{i}", str(tiny)]),
-                before=lambda: touch_top(tiny))
+                before=lambda: touch_top(tiny),
+                do_base=None if base is None else lambda i: polyarch(
+                    ["publish", "-t", f"{repo}-tiny:b{i}", str(tiny)], src=base))
             rows.append(row)
-            breakdown = fixed_cost(row, tiny, repo, max(a.runs, 5))
+            breakdown = fixed_cost(row, max(a.runs, 5), base)
             slow = slowest_imports(tiny, repo)
-        report(rows, breakdown, slow, image_bytes, a)
+        report(rows, breakdown, slow, image_bytes, a, (load_before, os.getloadavg()))
         if a.json:
             a.json.write_text(json.dumps({
                 "rows": [{"case": r.case, "raw": [x.__dict__ for x in r.raw],
-                          "polyarch": [x.__dict__ for x in r.ours]} for r in rows],
-                "fixed": breakdown}, indent=1))
+                          "polyarch": [x.__dict__ for x in r.ours],
+                          "baseline": [x.__dict__ for x in r.base]} for r in rows],
+                "fixed": breakdown, "load": [load_before, os.getloadavg()]}, indent=1))
     finally:
         print("pruning the fixture's build cache records ...", file=sys.stderr, flush=True)
         prune_own_cache()
@@ -419,26 +501,45 @@ def main() -> None:
             shutil.rmtree(cache, ignore_errors=True)
 
 
-def fixed_cost(row: Row, tiny: Path, repo: str, n: int) -> dict[str, float]:
-    """Where the time of a tiny publish goes, beyond the engine's build."""
-    starts = [run([sys.executable, "-c", "pass"]).seconds for _ in range(n)]
-    # What a publish imports, in a process of its own (part of it may overlap the
-    # engine look-ups started early).
-    imported = [run([sys.executable, "-c", "import polyarch.cli, polyarch.commands.publish,"
-                     " polyarch.pipeline.publish, polyarch.pipeline.project"]).seconds
-                for _ in range(n)]
-    start = statistics.median(starts)
-    med = {"imports": statistics.median(imported) - start,
-           **{k: statistics.median(x.steps.get(k, 0.0) for x in row.ours)
-              for k in ("preflight", "build", "verify", "push", "tag")}}
-    wall = row.med(row.ours)
-    known = start + sum(med.values())
-    return {"interpreter start (python -c pass)": start,
+STEP_NAMES = ("preflight", "build", "verify", "push", "tag")
+
+
+def fixed_cost(row: Row, n: int, base: Path | None) -> dict[str, dict[str, tuple[float, float]]]:
+    """Where the time of a tiny publish goes, beyond the engine's build: per side
+    (polyarch, and the --baseline-src checkout), each part's median (wall s, CPU s)."""
+    starts = [run([sys.executable, "-c", "pass"]) for _ in range(n)]
+    start = (statistics.median(r.seconds for r in starts), statistics.median(r.cpu for r in starts))
+    out = {}
+    for side, runs, src in (("baseline", row.base, base), ("polyarch", row.ours, None)):
+        if not runs:
+            continue
+        # What a publish imported, in a process of its own, in the same order (part of
+        # it may overlap the engine look-ups started early).
+        mods = runs[-1].steps.get("modules", [])
+        stmt = (f"import importlib\nfor m in {mods!r}:\n try: importlib.import_module(m)\n"
+                " except Exception: pass")
+        env = {**os.environ, **({"PYTHONPATH": str(src.resolve())} if src else {})}
+        imported = [run([sys.executable, "-c", stmt], env) for _ in range(n)]
+        med = {"imports": (statistics.median(r.seconds for r in imported) - start[0],
+                           statistics.median(r.cpu for r in imported) - start[1]),
+               **{k: (statistics.median(x.steps.get(k, 0.0) for x in runs),
+                      statistics.median(x.steps.get("cpu:" + k, 0.0) for x in runs))
+                  for k in STEP_NAMES}}
+        wall = row.med(runs)
+        cpu = statistics.median(r.cpu for r in runs)
+        raw_cpu = statistics.median(r.cpu for r in row.raw)
+        out[side] = {
+            "interpreter start (python -c pass)": start,
             **{k: v for k, v in med.items() if k != "build"},
-            "other (CLI, options, session, exit)": wall - known,
-            "= beyond the build step": wall - med["build"],
-            "polyarch wall - raw buildx --push wall": wall - row.med(row.raw),
-            "(build step, for reference)": med["build"]}
+            "other (CLI, options, session, exit)": (
+                wall - start[0] - sum(v[0] for v in med.values()),
+                cpu - start[1] - sum(v[1] for v in med.values())),
+            "= beyond the build step": (wall - med["build"][0], cpu - med["build"][1]),
+            "polyarch - raw buildx --push": (wall - row.med(row.raw), cpu - raw_cpu),
+            "(build step, for reference)": med["build"],
+            "(whole run, for reference)": (wall, cpu),
+        }
+    return out
 
 
 def slowest_imports(tiny: Path, repo: str, top: int = 8) -> list[tuple[float, str]]:
@@ -457,11 +558,18 @@ def slowest_imports(tiny: Path, repo: str, top: int = 8) -> list[tuple[float, st
     return sorted(found, reverse=True)[:top]
 
 
-def report(rows: list[Row], breakdown: dict[str, float], slow: list[tuple[float, str]],
-           image_bytes: int, a: argparse.Namespace) -> None:
+def spread(xs: list[float]) -> str:
+    return f"{min(xs):.2f}-{max(xs):.2f}"
+
+
+def report(rows: list[Row], breakdown: dict[str, dict[str, tuple[float, float]]],
+           slow: list[tuple[float, str]], image_bytes: int, a: argparse.Namespace,
+           load: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
     print(f"\nmedians of {a.runs} runs each, alternating; platforms {PLATFORMS}; "
-          f"{os.cpu_count()} CPUs" + (f"; realistic image {image_bytes / 1e6:.0f} MB compressed"
-                                      " (both platforms)" if image_bytes else "") + "\n")
+          f"{os.cpu_count()} CPUs; load average {load[0][0]:.2f} at the start,"
+          f" {load[1][0]:.2f} at the end" + (
+              f"; realistic image {image_bytes / 1e6:.0f} MB compressed (both platforms)"
+              if image_bytes else "") + "\n")
     print(f"{'case':<44} {'raw s':>7} {'polyarch s':>10} {'ratio':>6} {'goal':>6}"
           f" {'RSS MiB':>8} {'tree MiB':>8}")
     for r in rows:
@@ -471,6 +579,12 @@ def report(rows: list[Row], breakdown: dict[str, float], slow: list[tuple[float,
         goal = f"{r.goal:.2f}" if r.goal else "-"
         print(f"{r.case:<44} {mr:7.2f} {mo:10.2f} {mo / mr:6.2f} {goal:>6} {rss:8.0f}"
               f" {tree:8.0f}")
+        sides = [("raw", r.raw), ("baseline", r.base), ("polyarch", r.ours)]
+        print("    min-max wall s: " + ", ".join(
+            f"{name} {spread([x.seconds for x in runs])}" for name, runs in sides if runs)
+            + "; CPU s (median): " + ", ".join(
+            f"{name} {statistics.median(x.cpu for x in runs):.2f}" for name, runs in sides
+            if runs))
         steps = {k: statistics.median(x.steps.get(k, 0.0) for x in r.ours)
                  for k in ("preflight", "build", "verify", "output", "push", "tag")}
         line = "polyarch steps: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items() if v)
@@ -478,11 +592,23 @@ def report(rows: list[Row], breakdown: dict[str, float], slow: list[tuple[float,
             line += f" (verify: {image_bytes / 1e6 / steps['verify']:.0f} MB/s compressed)"
         print(" " * 4 + line)
     print("RSS: peak of the polyarch process (goal <= 100 MiB); tree: with the docker CLI"
-          " processes it ran (max over runs)")
+          " processes it ran (max over runs); CPU: user + system of the process and the"
+          " processes it waited for")
     if breakdown:
-        print("\nfixed cost of a tiny publish (medians, s; goal <= 0.3 s beyond the build):")
-        for k, v in breakdown.items():
-            print(f"  {k:<44} {v:7.3f}")
+        names = list(breakdown)
+        print("\nfixed cost of a tiny publish (medians; goal <= 0.3 s beyond the build):")
+        print(f"  {'':<44}" + "".join(f" {n + ' wall s':>17} {'CPU s':>6}" for n in names))
+        for k in breakdown[names[-1]]:
+            print(f"  {k:<44}" + "".join(
+                f" {breakdown[n][k][0]:17.3f} {breakdown[n][k][1]:6.3f}" for n in names))
+        for name, runs in (("baseline", rows[-1].base), ("polyarch", rows[-1].ours)):
+            if not runs:
+                continue
+            cmds = runs[-1].steps.get("commands", {})
+            http = runs[-1].steps.get("http", {})
+            print(f"{name}: commands run (count, wall s): " + ", ".join(
+                f"{k} x{c} {w:.2f}" for k, (c, w) in sorted(cmds.items()))
+                + "; HTTP requests: " + ", ".join(f"{k} {v}" for k, v in sorted(http.items())))
         print("slowest imports (-X importtime, cumulative s):")
         for t, name in slow:
             print(f"  {name:<44} {t:7.3f}")

@@ -61,6 +61,12 @@ def main() -> None:
     ap.add_argument("--baseline-src", type=Path, default=None,
                     help="another checkout's src/ directory to compare with")
     a = ap.parse_args()
+    # Byte-compiled as a wheel installs them (PYTHONDONTWRITEBYTECODE would otherwise make
+    # every run compile polyarch from source).
+    for src in [Path(__file__).resolve().parent.parent / "src",
+                *([a.baseline_src] if a.baseline_src else [])]:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(src / "polyarch")],
+                       check=True)
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("GITHUB_", "GITLAB", "CI_", "POLYARCH_"))}
     with tempfile.TemporaryDirectory(prefix="polyarch-bench-") as tmp:

@@ -16,13 +16,12 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import IO, Any, cast
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from polyarch import redact
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -110,44 +109,69 @@ def reader_gone(stream: Any = None) -> bool:
 
 
 class Reporter:
+    """Lines go out as plain text where no terminal shows them (pipes, CI logs, JSON
+    mode): what rich would write there, without loading it. rich renders tables, and
+    every line on a terminal (styles, live status); it is imported on first use."""
+
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
         self.interactive = sys.stderr.isatty() and not in_ci() and not json_mode
         self.stdout = Guarded(sys.stdout)
         self.stderr = Guarded(sys.stderr)
-        # Human text goes to stderr when stdout carries JSON.
-        self.out = Console(
-            file=cast("IO[str]", self.stderr if json_mode else self.stdout),
-            highlight=False,
-            emoji=False,
-            soft_wrap=True,
-            force_terminal=None if self.interactive else False,
-            width=None if self.interactive else 200,
-        )
-        self.err = Console(file=cast("IO[str]", self.stderr), highlight=False, emoji=False, soft_wrap=True,
-                           force_terminal=None if self.interactive else False,
-                           width=None if self.interactive else 200)
+        self._out: Console | None = None
+        self._err: Console | None = None
+
+    def _console(self, stream: Guarded) -> Console:
+        from rich.console import Console
+
+        return Console(file=cast("IO[str]", stream), highlight=False, emoji=False,
+                       soft_wrap=True, force_terminal=None if self.interactive else False,
+                       width=None if self.interactive else 200)
+
+    @property
+    def out(self) -> Console:
+        """The console of results (stderr when stdout carries JSON)."""
+        if self._out is None:
+            self._out = self._console(self.stderr if self.json_mode else self.stdout)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = self._console(self.stderr)
+        return self._err
+
+    def _print(self, err: bool, text: str, style: str | None = None) -> None:
+        """One line (``text`` fit already). Off a terminal, the text as rich would
+        write it there (no styles, no wrapping, soft_wrap); a tab, which rich expands
+        by cell width, goes through rich."""
+        if self.interactive or "\t" in text:
+            (self.err if err else self.out).print(text, markup=False, style=style)
+            return
+        stream = self.stderr if err or self.json_mode else self.stdout
+        stream.write(text + "\n")
+        stream.flush()
 
     # -- lines -------------------------------------------------------------
     def info(self, text: str) -> None:
         if not self.quiet:
-            self.out.print(fit(text), markup=False)
+            self._print(False, fit(text))
 
     def log(self, text: str) -> None:
         """A line of a tool's own output (prebuild commands): stderr, like build logs."""
         if not self.quiet:
-            self.err.print(fit(text), markup=False, highlight=False)
+            self._print(True, fit(text))
 
     def step(self, text: str) -> None:
         """A step heading ("==> building linux/amd64")."""
         if not self.quiet:
-            self.out.print(f"==> {fit(text)}", markup=False, style="bold")
+            self._print(False, f"==> {fit(text)}", "bold")
 
     def progress(self, text: str) -> None:
         """A line relayed from the build engine's progress."""
         if not self.quiet:
-            self.err.print(fit(text), markup=False, highlight=False)
+            self._print(True, fit(text))
 
     def command(self, argv: Sequence[str]) -> None:
         """Echo a command about to run, shell-quoted. Its secret-looking values are
@@ -156,19 +180,19 @@ class Reporter:
 
         shown = shlex.join(redact.argv(argv))
         if not self.quiet:
-            self.err.print("+ " + fit(shown), markup=False, style="dim")
+            self._print(True, "+ " + fit(shown), "dim")
 
     def warn(self, text: str) -> None:
         text = fit(text)
-        self.err.print(f"warning: {text}", markup=False, style="yellow")
+        self._print(True, f"warning: {text}", "yellow")
         if os.environ.get("GITHUB_ACTIONS") == "true":
             print(f"::warning::{_gh_escape(text)}", file=self.stderr)
 
     def error(self, text: str, detail: str | None = None) -> None:
         text = fit(text)
         if detail:
-            self.err.print(fit(detail.rstrip()), markup=False)
-        self.err.print(f"polyarch: error: {text}", markup=False, style="bold red")
+            self._print(True, fit(detail.rstrip()))
+        self._print(True, f"polyarch: error: {text}", "bold red")
         if os.environ.get("GITHUB_ACTIONS") == "true":
             print(f"::error::{_gh_escape(text)}", file=self.stderr)
 
@@ -176,6 +200,9 @@ class Reporter:
     def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if self.quiet:
             return
+        from rich.table import Table
+        from rich.text import Text
+
         t = Table(title=title, show_lines=False, title_justify="left")
         for c in columns:
             t.add_column(fit(c), overflow="fold")

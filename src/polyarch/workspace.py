@@ -6,13 +6,17 @@ results, pruned by size and age.
       blobs/sha256/                every blob of recent builds (hard links), shared
       verify/                      per-layer verification results
       smoke/                       smoke results that passed, per platform manifest
+      seeds/<key>                  the blobs the last build of one image reached
 
 Blobs are content-addressed, so every build's layout shares one blob store: before a
 build its directory is seeded with hard links to the store's blobs, and the engine's
 exporter skips a blob that is already there (BuildKit's local content store and
 containers/image's OCI layout both do); after the build the links the new index does not
 reach are removed and the build's new blobs are linked into the store. A build whose
-only new layer is small writes only that layer, its manifests and the index.
+only new layer is small writes only that layer, its manifests and the index. A rebuild of
+an image built before (same context, Dockerfile, target and platforms) is seeded with
+the blobs that build reached only, so seeding costs what the image holds, not what the
+whole store holds; the first build of an image is seeded with the whole store.
 
 A build directory lives as long as its command, unless the command keeps it (``polyarch
 build`` without an output keeps the verified layout and says where). Old ones are pruned
@@ -25,10 +29,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +43,7 @@ from polyarch.errors import EnvironmentProblem
 MIN_FREE_BYTES = 256 * 1024 * 1024
 DEFAULT_KEEP_BYTES = 20 * 1024**3
 DEFAULT_KEEP_DAYS = 7.0
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _REMEDY = "set POLYARCH_CACHE_DIR to a writable directory with free space"
 
 
@@ -100,55 +106,90 @@ class Workspace:
     def blob_store(self) -> Path:
         return self.root / "blobs" / "sha256"
 
-    def seed(self, layout: Path) -> int:
+    @property
+    def seed_lists(self) -> Path:
+        return self.root / "seeds"
+
+    def seed(self, layout: Path, key: str | None = None) -> int:
         """Hard-link the store's blobs into ``layout/blobs/sha256`` (before a build).
-        Returns how many; a store on another file system (or none) seeds nothing."""
+        Returns how many; a store on another file system (or none) seeds nothing.
+
+        With a ``key`` (what is built: the same key, the same image rebuilt) that an
+        earlier build left its blob list under (:meth:`absorb`), only those blobs are
+        linked: a rebuild links what it can reuse, not every blob of every image in
+        the store. Names are linked relative to open directories (no path is built
+        per blob), one system call each."""
         dest = layout / "blobs" / "sha256"
-        n = 0
-        try:
-            names = os.listdir(self.blob_store)
-        except OSError:
-            return 0
         try:
             dest.mkdir(parents=True, exist_ok=True)
         except OSError:
             return 0
-        for name in names:
-            if len(name) != 64 or name.startswith("."):
-                continue
+        n = 0
+        listed = self._seed_list(key)
+        with _opened(self.blob_store) as src_fd, _opened(dest) as dst_fd:
             try:
-                os.link(self.blob_store / name, dest / name)
-                n += 1
-            except FileExistsError:
-                continue
+                names = (listed if listed is not None else os.listdir(src_fd)
+                         ) if src_fd >= 0 and dst_fd >= 0 else []
             except OSError:
-                break  # EXDEV, EPERM, EMLINK: seeding is an optimisation only
+                names = []
+            for name in names:
+                if len(name) != 64 or name.startswith("."):
+                    continue
+                try:
+                    os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                    n += 1
+                except FileExistsError:
+                    continue
+                except FileNotFoundError:
+                    continue  # pruned meanwhile
+                except OSError:
+                    break  # EXDEV, EPERM, EMLINK: seeding is an optimisation only
         return n
 
-    def absorb(self, layout: Path, reachable: set[str]) -> None:
+    def _seed_list(self, key: str | None) -> list[str] | None:
+        if key is None:
+            return None
+        try:
+            text = (self.seed_lists / key).read_text(encoding="ascii")[:1_000_000]
+        except (OSError, ValueError):
+            return None
+        return [n for n in text.split() if _HEX64.fullmatch(n)]
+
+    def absorb(self, layout: Path, reachable: set[str], key: str | None = None) -> None:
         """After a build: drop the seeded blobs the layout's index does not reach, and
-        link the ones it does into the store (refreshing their time for pruning)."""
+        link the ones it does into the store (refreshing their time for pruning). With a
+        ``key``, the blobs reached are listed under it for the next build's :meth:`seed`."""
         src = layout / "blobs" / "sha256"
         try:
-            names = os.listdir(src)
             self.blob_store.mkdir(parents=True, exist_ok=True)
         except OSError:
             return
+        if key is not None:
+            names = sorted(d.removeprefix("sha256:") for d in reachable
+                           if d.startswith("sha256:"))
+            with contextlib.suppress(OSError):
+                self.seed_lists.mkdir(exist_ok=True)
+                tmp = self.seed_lists / f".{key}.{secrets.token_hex(4)}"
+                tmp.write_text("".join(f"{n}\n" for n in names), encoding="ascii")
+                os.replace(tmp, self.seed_lists / key)
         now = time.time()
-        for name in names:
-            path = src / name
-            if f"sha256:{name}" not in reachable:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                continue
-            target = self.blob_store / name
+        with _opened(src) as src_fd, _opened(self.blob_store) as store_fd:
             try:
-                os.link(path, target)
-            except FileExistsError:
-                with contextlib.suppress(OSError):
-                    os.utime(target, (now, now))
+                names = os.listdir(src_fd) if src_fd >= 0 and store_fd >= 0 else []
             except OSError:
-                continue
+                return
+            for name in names:
+                if f"sha256:{name}" not in reachable:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=src_fd)
+                    continue
+                try:
+                    os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=store_fd)
+                except FileExistsError:
+                    with contextlib.suppress(OSError):
+                        os.utime(name, (now, now), dir_fd=store_fd)
+                except OSError:
+                    continue
 
     def prune_blobs(self, *, keep_bytes: int = DEFAULT_KEEP_BYTES,
                     keep_days: float = DEFAULT_KEEP_DAYS, now: float | None = None) -> int:
@@ -156,26 +197,29 @@ class Workspace:
         than ``keep_days``, then the oldest while the store is over ``keep_bytes``.
         Returns how many were removed; never fails a command."""
         now = time.time() if now is None else now
-        entries: list[tuple[float, int, int, Path]] = []
-        try:
-            for e in os.scandir(self.blob_store):
+        entries: list[tuple[float, int, int, str]] = []
+        with _opened(self.blob_store) as fd:
+            if fd < 0:
+                return 0
+            try:
+                names = os.listdir(fd)
+            except OSError:
+                return 0
+            for name in names:
                 with contextlib.suppress(OSError):
-                    st = e.stat(follow_symlinks=False)
-                    entries.append((st.st_mtime, st.st_size, st.st_nlink,
-                                    self.blob_store / e.name))
-        except OSError:
-            return 0
-        entries.sort()
-        total = sum(size for _m, size, _n, _p in entries)
-        removed = 0
-        for mtime, size, nlink, path in entries:
-            if nlink > 1:
-                continue  # a build directory still holds it
-            if now - mtime > keep_days * 86400 or total > keep_bytes:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    removed += 1
-                    total -= size
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    entries.append((st.st_mtime, st.st_size, st.st_nlink, name))
+            entries.sort()
+            total = sum(size for _m, size, _n, _p in entries)
+            removed = 0
+            for mtime, size, nlink, name in entries:
+                if nlink > 1:
+                    continue  # a build directory still holds it
+                if now - mtime > keep_days * 86400 or total > keep_bytes:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=fd)
+                        removed += 1
+                        total -= size
         return removed
 
     def new_build(self, label: str = "build") -> Path:
@@ -209,7 +253,26 @@ class Workspace:
                 removed.append(path)
                 total -= size
         self.prune_blobs(keep_bytes=keep_bytes, keep_days=keep_days, now=now)
+        with contextlib.suppress(OSError):
+            for e in os.scandir(self.seed_lists):
+                with contextlib.suppress(OSError):
+                    if now - e.stat(follow_symlinks=False).st_mtime > keep_days * 86400:
+                        os.unlink(e.path)
         return removed
+
+
+@contextlib.contextmanager
+def _opened(directory: Path) -> Iterator[int]:
+    """A descriptor of ``directory`` for the ``*at`` calls, -1 when it cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield -1
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def remove(path: Path) -> None:

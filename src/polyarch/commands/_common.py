@@ -93,7 +93,7 @@ def check_environment() -> None:
     (a dry run included): ``SOURCE_DATE_EPOCH`` and ``POLYARCH_REGISTRY_TIMEOUT``."""
     import os
 
-    from polyarch.registry.transport import default_timeout
+    from polyarch.registry.timeout import default_timeout
     from polyarch.tags import build_time
 
     build_time(os.environ)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from polyarch.output import Reporter
-from polyarch.pipeline.publish import ImageResult
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from polyarch.output import Reporter
+    from polyarch.pipeline.publish import ImageResult
 
 
 def image(rep: Reporter, r: ImageResult) -> None:

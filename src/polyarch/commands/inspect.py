@@ -10,9 +10,6 @@ import click
 from polyarch.commands._common import json_option, load_options, table_options
 from polyarch.errors import RegistryError
 from polyarch.output import Reporter
-from polyarch.registry.client import RegistryClient
-from polyarch.registry.describe import describe
-from polyarch.registry.source import open_source
 
 
 def human_size(n: int) -> str:
@@ -43,6 +40,10 @@ def short(digest: str) -> str:
 @json_option
 def command(ref: str, json_mode: bool, **kw: Any) -> int:
     """Show the platforms of REF (an image index or manifest, or an OCI layout)."""
+    from polyarch.registry.client import RegistryClient
+    from polyarch.registry.describe import describe
+    from polyarch.registry.source import open_source
+
     rep = Reporter(json_mode=json_mode)  # inspect runs no commands to echo
     opts = load_options(kw)
     docker_config = Path(opts.docker_config) if opts.docker_config else None

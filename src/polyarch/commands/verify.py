@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from polyarch.checks.verify import CHECKS, VerifyReport, verify
 from polyarch.commands._common import (
     config_option,
     json_option,
@@ -17,6 +16,9 @@ from polyarch.commands._common import (
 )
 from polyarch.errors import UsageError, VerificationError
 from polyarch.session import Session
+
+if TYPE_CHECKING:
+    from polyarch.checks.verify import VerifyReport
 
 #: Findings shown per platform in the human table (all of them are in --json).
 MAX_ROWS = 40
@@ -36,6 +38,7 @@ def command(ref: str, deep: bool, json_mode: bool, **kw: Any) -> int:
     --require-attestation, when the index the reference names is not signed or attested),
     4 when the registry cannot be read.
     """
+    from polyarch.checks.verify import CHECKS, verify
     from polyarch.signing.cosign import requirement_from
 
     rep = reporter(json_mode)

@@ -97,6 +97,23 @@ def parse_inspect(text: str) -> BuilderInfo:
     return BuilderInfo(name, driver, tuple(nodes))
 
 
+def plugin_version(info_json: str, name: str) -> str | None:
+    """The version of the docker CLI plugin ``name`` in ``docker info --format '{{json
+    .}}'`` output (``ClientInfo.Plugins``); None when it is not listed, or listed with
+    an error (the plugin did not run)."""
+    try:
+        info = json.loads(info_json)
+        plugins = info["ClientInfo"]["Plugins"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    for p in plugins if isinstance(plugins, list) else []:
+        if isinstance(p, dict) and p.get("Name") == name and not p.get("Err"):
+            version = str(p.get("Version") or "")
+            m = re.search(r"v?(\d+\.\d+\.\d+)", version)
+            return m.group(1) if m else (version or None)
+    return None
+
+
 class Buildx:
     name = "docker"
 
@@ -108,11 +125,13 @@ class Buildx:
         self.probes = probes.Probes()
         self._known: dict[str, object] = {}
         self._known_lock = threading.Lock()
+        self._info_lock = threading.Lock()
+        self._info_result: proc.Result | None = None
 
     def start_probes(self) -> None:
         """Start the look-ups preflight makes, to take their results when it asks."""
         b = self.requested_builder
-        self.probes.start([self.docker(*probes.INFO), self.buildx("version"),
+        self.probes.start([self.docker(*probes.INFO),
                            self.buildx("inspect", *([b] if b else []))])
 
     def remember(self, what: str, look_up: Callable[[], T]) -> T:
@@ -146,8 +165,20 @@ class Buildx:
         return self.docker("buildx", *args)
 
     # -- discovery -----------------------------------------------------------
+    def _info(self) -> proc.Result:
+        """``docker info`` as JSON, run once per engine object while it answers: the
+        engine's facts and the buildx plugin's version both come from it (a failed
+        answer is not kept: the next look-up asks again)."""
+        with self._info_lock:
+            if self._info_result is not None:
+                return self._info_result
+            r = self.probes.run(self.docker(*probes.INFO))
+            if r.ok:
+                self._info_result = r
+            return r
+
     def engine_info(self) -> EngineInfo:
-        r = self.probes.run(self.docker(*probes.INFO))
+        r = self._info()
         if not r.ok or not r.stdout.strip().startswith("{"):
             raise EnvironmentProblem(
                 "the Docker engine is not reachable: " + _first_line(r.stderr or r.stdout),
@@ -176,6 +207,12 @@ class Buildx:
         )
 
     def buildx_version(self) -> str:
+        """The buildx plugin's version as ``docker info`` lists it (the docker CLI ran
+        the plugin to ask), else from ``docker buildx version``."""
+        info = self._info()
+        listed = plugin_version(info.stdout, "buildx") if info.ok else None
+        if listed is not None:
+            return listed
         r = self.probes.run(self.buildx("version"))
         if not r.ok:
             raise EnvironmentProblem(

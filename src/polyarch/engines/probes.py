@@ -1,6 +1,6 @@
-"""Engine look-ups started early: ``docker info``, ``docker buildx version`` and
-``docker buildx inspect`` take about as long as the Python imports of a build, so
-``publish`` and ``build`` make their engine first (:func:`polyarch.engines.start_engine`)
+"""Engine look-ups started early: ``docker info`` (which also lists the buildx plugin's
+version) and ``docker buildx inspect`` take about as long as the Python imports of a
+build, so ``publish`` and ``build`` make their engine first (:func:`polyarch.engines.start_engine`)
 and it starts them; its preflight takes their results.
 
 The look-ups belong to the engine object that started them. Each result is used at most

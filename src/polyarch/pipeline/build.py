@@ -6,8 +6,10 @@ building but written only after verification (:func:`export_cache`).
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,6 +27,13 @@ from polyarch.refs import ImageRef
 from polyarch.session import Session
 
 CACHE_TAG = "buildcache"
+#: What the steps after a build load (verification; the push's reading of the
+#: Dockerfile's base images): imported while the engine builds, so that the imports
+#: are off the path from the build's end to the push.
+AFTER_BUILD = ("polyarch.checks.verify", "polyarch.lint.graph", "polyarch.lint.parser",
+               "polyarch.lint.shellwords")
+#: Longest wait for those imports once the build is done (they take a fraction of it).
+PRELOAD_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -203,13 +212,44 @@ def _reachable(layout: Path) -> set[str]:
     return out
 
 
+def seed_key(req: BuildRequest) -> str:
+    """What a build is, for the blob store's seed lists: the same context, Dockerfile,
+    engine options (the target among them) and platforms are the same image rebuilt (its
+    unchanged layers are reused)."""
+    import hashlib
+    import json
+
+    what = [str(req.context.resolve()), str(req.dockerfile.resolve()),
+            [(arg.option, sorted(arg.argv.items())) for arg in req.args],  # --target too
+            sorted(str(p) for p in req.platforms)]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:32]
+
+
+def preload(modules: Sequence[str]) -> threading.Thread:
+    """Import ``modules`` in a thread of their own (a failure is left for the step that
+    needs the module to report)."""
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the step that uses it says what is wrong
+                return
+
+    t = threading.Thread(target=run, name="polyarch-preload", daemon=True)
+    t.start()
+    return t
+
+
 def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
     """Run the build into ``req.output`` (a fresh directory of the session)."""
     assert req.output is not None
     plats = ", ".join(str(p) for p in req.platforms)
     interrupt.set_phase("building: nothing was pushed")
+    loading = preload(AFTER_BUILD)
     # Blobs earlier builds exported are linked in first: the exporter skips them.
-    s.ws.seed(req.output)
+    key = seed_key(req)
+    s.ws.seed(req.output, key)
     with s.rep.group(f"build {plats}"), BuildProgress(s.rep) as prog:
         try:
             res = s.engine.build(req, on_step=prog)
@@ -221,6 +261,8 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
                     hint="free space, or set POLYARCH_CACHE_DIR to a directory with room"
                 ) from None
             raise
+    # Nothing below imports while the preloading thread still does.
+    loading.join(PRELOAD_WAIT)
     if not (req.output / "index.json").is_file():
         raise BuildError(f"the engine wrote no OCI layout to {req.output}")
     try:
@@ -228,7 +270,7 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
     except (FatalError, ValueError, OSError):
         pass  # verification reports what is wrong with the layout; keep every blob
     else:
-        s.ws.absorb(req.output, reachable)
+        s.ws.absorb(req.output, reachable, key)
     return Built(req.output, res.digest, res.media_type, res.size,
                  _platforms(req.output, plan, req.platforms), res.seconds, req)
 

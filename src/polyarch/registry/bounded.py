@@ -41,6 +41,7 @@ import httpcore
 import httpx
 
 from polyarch.errors import RegistryError
+from polyarch.registry.timeout import TIMEOUT_ENV
 
 #: Largest body read whole: a manifest, index, config, token, error body (the
 #: distribution registry's own limit for manifests).
@@ -54,7 +55,6 @@ LIMIT = "polyarch.limit"
 DEADLINE = "polyarch.deadline"
 WHAT = "polyarch.what"
 SIZED = "polyarch.sized"
-TIMEOUT_ENV = "POLYARCH_REGISTRY_TIMEOUT"
 
 
 class Deadline:

@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import socket
 import ssl
@@ -35,15 +34,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from polyarch import __version__
-from polyarch.errors import ConfigError, RegistryError
+from polyarch.errors import RegistryError
 from polyarch.refs import DOCKER_HUB, DOCKER_HUB_API, is_loopback_host
 from polyarch.registry import trust
 from polyarch.registry.bounded import MAX_BODY, Deadline, GuardedTransport, extensions
+from polyarch.registry.timeout import DEFAULT_TIMEOUT, TIMEOUT_ENV, default_timeout
 
-#: Environment variable with the per-operation deadline in seconds.
-TIMEOUT_ENV = "POLYARCH_REGISTRY_TIMEOUT"
-__all__ = ["MAX_BODY", "Deadline"]
-DEFAULT_TIMEOUT = 60.0
+__all__ = ["DEFAULT_TIMEOUT", "MAX_BODY", "TIMEOUT_ENV", "Deadline", "default_timeout"]
 #: Longest ``Retry-After`` we wait for before giving up.
 MAX_RETRY_AFTER = 60.0
 #: Longest single backoff sleep.
@@ -52,25 +49,6 @@ RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 Content = bytes | Callable[[], IO[bytes] | Iterable[bytes]] | None
 Params = list[tuple[str, str | int | float | bool | None]]
-
-
-def default_timeout(environ: dict[str, str] | None = None) -> float:
-    """The registry deadline: ``POLYARCH_REGISTRY_TIMEOUT`` seconds, else 60.
-
-    This is the one place the variable is read.
-    """
-    env = os.environ if environ is None else environ
-    raw = env.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (0 < value <= 86_400):
-        raise ConfigError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds",
-                          hint="use a number between 0 and 86400, e.g. 60")
-    return value
 
 
 def environment_proxies() -> dict[str, str | None]:

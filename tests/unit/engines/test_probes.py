@@ -5,6 +5,7 @@ AssertionError naming the command line it tried to start."""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import Future
 
@@ -16,18 +17,17 @@ from polyarch.engines import probes, select_engine, start_engine
 from polyarch.engines.buildx import Buildx
 
 
-def test_start_makes_the_three_preflight_look_ups_of_the_options() -> None:
+def test_start_makes_the_two_preflight_look_ups_of_the_options() -> None:
     bx = start_engine({"engine": None, "docker_context": "remote", "builder": "b1"})
     assert isinstance(bx, Buildx)
     assert bx.probes.started() == [
         ("docker", "--context", "remote", "buildx", "inspect", "b1"),
-        ("docker", "--context", "remote", "buildx", "version"),
         ("docker", "--context", "remote", "info", "--format", "{{json .}}"),
     ]
     # The result taken is the early one (here: the guard refusing to start it).
     with pytest.raises(AssertionError, match="'buildx', 'inspect', 'b1'"):
         bx.inspect_builder("b1")
-    assert len(bx.probes.started()) == 2
+    assert len(bx.probes.started()) == 1
 
 
 @pytest.mark.parametrize("options", [{"engine": "podman"}, {"engine": "auto"},
@@ -57,30 +57,62 @@ def _early(bx: Buildx, argv: list[str], result: proc.Result, age: float = 0.0) -
     bx.probes._early[probes._key(argv)] = (time.monotonic() - age, fut)
 
 
+INFO = ["docker", "info", "--format", "{{json .}}"]
+
+
+def _info(plugins: list[dict[str, str]]) -> str:
+    """``docker info --format '{{json .}}'`` output, the parts polyarch reads (the
+    shape of Docker 26's; the docker CLI lists each plugin it ran, or its error)."""
+    return json.dumps({
+        "ServerVersion": "26.1.5", "Architecture": "x86_64", "OSType": "linux",
+        "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]],
+        "ClientInfo": {"Version": "28.2.2", "Plugins": plugins}})
+
+
+BUILDX = {"SchemaVersion": "0.1.0", "Vendor": "Docker Inc.", "Version": "0.13.1+ds1",
+          "Name": "buildx", "Path": "/usr/libexec/docker/cli-plugins/docker-buildx"}
+
+
 def test_a_result_is_used_once_and_only_while_fresh() -> None:
-    argv = ["docker", "buildx", "version"]
     bx = Buildx()
-    _early(bx, argv, proc.Result(tuple(argv), 0, "github.com/docker/buildx v0.13.1 abc\n", ""))
-    assert bx.buildx_version() == "0.13.1"
+    answer = proc.Result(tuple(INFO), 0, _info([BUILDX]), "")
+    _early(bx, INFO, answer)
+    assert bx.probes.run(INFO) is answer
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
-        bx.buildx_version()  # used already: runs again
-    _early(bx, argv, proc.Result(tuple(argv), 0, "v0.13.1", ""), age=probes.MAX_AGE + 1)
+        bx.probes.run(INFO)  # used already: runs again
+    _early(bx, INFO, answer, age=probes.MAX_AGE + 1)
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
-        bx.buildx_version()
+        bx.probes.run(INFO)
 
 
 def test_another_engine_object_does_not_take_the_result() -> None:
-    argv = ["docker", "buildx", "version"]
     bx = Buildx()
-    _early(bx, argv, proc.Result(tuple(argv), 0, "v0.13.1", ""))
+    _early(bx, INFO, proc.Result(tuple(INFO), 0, _info([BUILDX]), ""))
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
-        Buildx().buildx_version()
+        Buildx().engine_info()
+
+
+def test_one_docker_info_gives_the_engine_and_the_buildx_version() -> None:
+    bx = Buildx()
+    _early(bx, INFO, proc.Result(tuple(INFO), 0, _info([BUILDX]), ""))
+    assert bx.engine_info().containerd_store
+    assert bx.buildx_version() == "0.13.1"  # from the same answer: nothing runs again
+    assert bx.engine_info().arch == "x86_64"
+
+
+@pytest.mark.parametrize("plugins", [[], [{**BUILDX, "Err": "exec format error"}],
+                                     [{**BUILDX, "Name": "compose"}]],
+                         ids=["not listed", "listed with an error", "another plugin"])
+def test_buildx_missing_from_docker_info_is_asked_directly(plugins: list[dict[str, str]]) -> None:
+    bx = Buildx()
+    _early(bx, INFO, proc.Result(tuple(INFO), 0, _info(plugins), ""))
+    with pytest.raises(AssertionError, match="'buildx', 'version'"):
+        bx.buildx_version()
 
 
 def test_another_environment_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    argv = ["docker", "buildx", "version"]
     bx = Buildx()
-    _early(bx, argv, proc.Result(tuple(argv), 0, "v0.13.1", ""))
+    _early(bx, INFO, proc.Result(tuple(INFO), 0, _info([BUILDX]), ""))
     monkeypatch.setenv("DOCKER_HOST", "unix:///elsewhere.sock")
     with pytest.raises(AssertionError, match="a unit test tried to start a process"):
         bx.buildx_version()

@@ -86,6 +86,27 @@ def test_builds_share_one_blob_store_by_hard_links(tmp_path: Path) -> None:
     assert sorted(os.listdir(ws.blob_store)) == sorted([base, old_top, new_top])
 
 
+def test_a_rebuild_is_seeded_with_the_blobs_its_last_build_reached_only(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "cache")
+    other = ws.new_build("other")
+    foreign = _blob(other, b"another image's layer")
+    ws.absorb(other, {f"sha256:{foreign}"}, key="other-image")
+    first = ws.new_build("one")
+    assert ws.seed(first, "app") == 1  # nothing listed for "app" yet: the whole store
+    base, top = _blob(first, b"base layer"), _blob(first, b"top v1")
+    ws.absorb(first, {f"sha256:{base}", f"sha256:{top}"}, key="app")
+    assert sorted(os.listdir(first / "blobs" / "sha256")) == sorted([base, top])
+
+    (ws.blob_store / top).unlink()  # pruned meanwhile: skipped, not an error
+    second = ws.new_build("two")
+    assert ws.seed(second, "app") == 1
+    assert os.listdir(second / "blobs" / "sha256") == [base]
+    # A list naming something else than blobs is not followed.
+    (ws.seed_lists / "app").write_text(f"../../{'0' * 58}\n{base}\n")
+    assert ws.seed(ws.new_build("three"), "app") == 1
+    assert sorted(os.listdir(ws.blob_store)) == sorted([foreign, base])
+
+
 def test_store_blobs_no_build_holds_are_pruned_by_age_then_size(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "cache")
     build = ws.new_build("b")
