@@ -44,7 +44,7 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
         try:
             done = merging.merge(s, sources, expected=opts.platforms)
         except VerificationFailed as e:
-            save_failure_outputs(rep, e.doc)
+            save_failure_outputs(rep, e.result)
             if json_mode:
                 rep.emit_json(e.doc)
             raise
@@ -62,6 +62,6 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
     r = done.result
     hand_over(rep, None if dry_run else
               f"published {r.reference()} and moved its tags ({', '.join(r.tags)})",
-              [] if dry_run else [("the CI outputs", lambda: ci.write_outputs(r.to_json()))],
+              [] if dry_run else [("the CI outputs", lambda: ci.write_outputs(r))],
               show)
     return 0

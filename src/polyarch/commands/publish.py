@@ -65,7 +65,7 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
             result = publish(s)
         except VerificationFailed as e:
             # The CI summary shows what failed verification, too.
-            save_failure_outputs(rep, e.doc)
+            save_failure_outputs(rep, e.result)
             if json_mode:
                 rep.emit_json(e.doc)
             raise
@@ -74,7 +74,7 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
         writes.append((f"--output-file {output_file}",
                        lambda: resultfiles.write(output_file, f"{result.reference()}\n")))
     if not dry_run:
-        writes.append(("the CI outputs", lambda: ci.write_outputs(result.to_json())))
+        writes.append(("the CI outputs", lambda: ci.write_outputs(result)))
 
     def show() -> None:
         if json_mode:
@@ -92,7 +92,7 @@ def _moved(reference: str, tags: Any) -> str:
 
 def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run: bool,
                      json_mode: bool, output_file: Path | None) -> int:
-    from polyarch.pipeline.project import publish_project
+    from polyarch.pipeline.project import ImageOutcome, ProjectResult, publish_project
     from polyarch.pipeline.verify import VerificationFailed
 
     name = kw.pop("context", None)
@@ -111,13 +111,14 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
             publish_project(s, project, names=[name] if name else [], env=os.environ,
                             on_done=done.append)
         except FatalError as e:
-            doc = _project_doc(done)
+            failed = list(done)
             if isinstance(e, VerificationFailed):
-                doc["images"].append({"name": e.image_name, "reference": "", **e.doc})
-            if not dry_run and doc["images"]:
-                save_failure_outputs(rep, doc)
+                failed.append(ImageOutcome(e.image_name or "", e.result))
+            partial = ProjectResult(tuple(failed))
+            if not dry_run and partial.images:
+                save_failure_outputs(rep, partial)
             if json_mode:
-                rep.emit_json(doc)
+                rep.emit_json(partial.to_json())
             raise
     # Only a complete run writes the file: CI steps after it read it as "all published".
     # One image: its bare reference (what a script reading the file expects); several:
@@ -129,11 +130,11 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
         writes.append((f"--output-file {output_file}",
                        lambda: resultfiles.write(output_file, text)))
     if not dry_run:
-        writes.append(("the CI outputs", lambda: ci.write_outputs(_project_doc(done))))
+        writes.append(("the CI outputs", lambda: ci.write_outputs(ProjectResult(tuple(done)))))
 
     def show() -> None:
         if json_mode:
-            rep.emit_json(_project_doc(done))
+            rep.emit_json(ProjectResult(tuple(done)).to_json())
         elif not dry_run:
             for o in done:
                 rep.step(f"image {o.name}")
@@ -142,11 +143,6 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
     moved = "; ".join(_moved(o.reference(), o.result.tags) for o in done)
     hand_over(rep, None if dry_run or not done else moved, writes, show)
     return 0
-
-
-def _project_doc(done: list[Any]) -> dict[str, Any]:
-    return {"schema": 2, "images": [{"name": o.name, "reference": o.reference(),
-                                     **o.result.to_json()} for o in done]}
 
 
 def _check_output_file(path: Path | None, force: bool) -> None:

@@ -391,7 +391,7 @@ def merge(s: Session, sources: Sequence[str], *, expected: Sequence[Platform]) -
             verified = Verified(report, time.monotonic() - v0)
         partial = ImageResult(plan.index.digest, plan.index.media_type, tags, plats,
                               verified=verified)
-        require_ok(verified, partial.to_json(), consequence="no tag was moved")
+        require_ok(verified, partial, consequence="no tag was moved")
         rep.info(report.summary())
         see = f"polyarch verify --json {shlex.quote(str(opts.tags[0]))} shows them" \
             if opts.tags else "this command with --json lists every finding"

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from polyarch import interrupt, proc, redact
 from polyarch.config import Options
@@ -23,7 +23,7 @@ from polyarch.pipeline.build import Built
 
 #: Keys of an [[image]] entry that mean the same as at the top level.
 from polyarch.pipeline.images import ImageSpec, Project, image_options, order
-from polyarch.pipeline.publish import ImageResult
+from polyarch.pipeline.publish import SCHEMA_VERSION, ImageResult
 from polyarch.pipeline.tag import Tagged
 from polyarch.pipeline.verify import Verified
 from polyarch.refs import ImageRef
@@ -78,11 +78,28 @@ class _LogTail:
 
 @dataclass(frozen=True)
 class ImageOutcome:
+    """One image of a project and what publishing it did."""
+
     name: str
     result: ImageResult
 
     def reference(self) -> str:
-        return self.result.reference()
+        """``REF@sha256:...`` of a published image; "" when no tag points at it (its
+        verification failed, or a dry run built nothing)."""
+        return self.result.reference() if self.result.promoted else ""
+
+
+@dataclass(frozen=True)
+class ProjectResult:
+    """What a publish of a project's images did, in the order they were published (an
+    image whose verification failed comes last, not promoted)."""
+
+    images: tuple[ImageOutcome, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION,
+                "images": [{"name": o.name, "reference": o.reference(), **o.result.to_json()}
+                           for o in self.images]}
 
 
 def check_plan(project: Project, specs: Sequence[ImageSpec], base: Options,

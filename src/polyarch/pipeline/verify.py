@@ -19,6 +19,7 @@ from polyarch.session import Session
 if TYPE_CHECKING:
     from polyarch.checks.smoke import RunArgv
     from polyarch.checks.verify import VerifyReport
+    from polyarch.pipeline.publish import ImageResult
 
 
 @dataclass
@@ -56,12 +57,18 @@ class Verified:
 
 
 class VerificationFailed(VerificationError):
-    """Verification found errors; carries the partial result document for --json/CI."""
+    """Verification found errors; carries the partial result (not promoted) that --json
+    and the CI outputs show."""
 
-    def __init__(self, message: str, doc: dict[str, Any], detail: str | None) -> None:
+    def __init__(self, message: str, result: ImageResult, detail: str | None) -> None:
         super().__init__(message, detail=detail)
-        self.doc = doc
+        self.result = result
         self.image_name: str | None = None  # set for an image of a project
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The partial result's ``--json`` document."""
+        return self.result.to_json()
 
 
 def findings_text(report: VerifyReport, limit: int = 20, see: str | None = None) -> str:
@@ -262,10 +269,11 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     return Verified(report, time.monotonic() - t0, scan_seconds=scan, smoke=smoke_times)
 
 
-def require_ok(v: Verified, doc: dict[str, Any], *, consequence: str,
+def require_ok(v: Verified, partial: ImageResult, *, consequence: str,
                see: str | None = None) -> None:
-    """Raise :class:`VerificationFailed` (exit 5) when ``v`` found errors."""
+    """Raise :class:`VerificationFailed` (exit 5) when ``v`` found errors; ``partial``
+    is the result so far (built and verified, not promoted)."""
     if v.report is None or v.report.ok:
         return
-    raise VerificationFailed(f"{v.report.summary()}; {consequence}", doc,
+    raise VerificationFailed(f"{v.report.summary()}; {consequence}", partial,
                              detail=findings_text(v.report, see=see))
