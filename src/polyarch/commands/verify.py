@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from polyarch.checks.verify import CHECKS, VerifyReport, verify
+from polyarch.checks.verify import CHECKS
 from polyarch.commands._common import (
     config_option,
     json_option,
@@ -16,6 +16,7 @@ from polyarch.commands._common import (
     table_options,
 )
 from polyarch.errors import UsageError, VerificationError
+from polyarch.pipeline import verify as verify_step
 from polyarch.session import Session
 
 #: Findings shown per platform in the human table (all of them are in --json).
@@ -56,12 +57,9 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
     rep.step(f"verifying {ref} for {', '.join(str(p) for p in opts.platforms)}")
     checked = None
     with Session(opts, rep, docker_config=docker_config) as s:
-        source = ref if ref.startswith("oci:") else None
-        report = verify(ref, opts.platforms, allow=opts.allow, deep=deep,
-                        client=None if source else s.client, progress=rep.info,
-                        cache=s.layer_cache)
-        if opts.smoke is not None:
-            _smoke_runs(s, report, ref)
+        verified = verify_step.verify_source(s, ref, deep=deep)
+        report = verified.report
+        assert report is not None  # verify reads what it was asked to, always
         if req is not None or opts.require_attestation:
             checked = _signature(s, ref, report.index_digest, req, opts.require_attestation)
     if json_mode:
@@ -87,11 +85,9 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
                              f"... and {len(p.findings) - len(shown)} more (see --json)"])
         if rows:
             rep.table("Findings", ["PLATFORM", "CHECK", "SEVERITY", "PATH", "MESSAGE"], rows)
-        from polyarch.pipeline.verify import allow_lines, platform_lines
-
-        for line in platform_lines(report, "--json lists every finding"):
+        for line in verify_step.platform_lines(report, "--json lists every finding"):
             rep.info(line)
-        allow = allow_lines(report)
+        allow = verify_step.allow_lines(report)
         if allow:
             rep.info("to accept one of the errors as a known exception (it then becomes a"
                      " note), add its line to the command:")
@@ -119,25 +115,3 @@ def _signature(s: Session, ref: str, digest: str, req: Any, need_attestation: bo
 
     repo = parse_ref(ref)
     return check(s.client, repo, digest, access(s, repo.registry), req, need_attestation)
-
-
-def _smoke_runs(s: Session, report: VerifyReport, ref: str) -> None:
-    """Run the smoke command of every platform through the configured engine: from the
-    layout for ``oci:PATH`` (an archive is unpacked into the cache first), else by digest
-    from the registry."""
-    from polyarch.pipeline.verify import run_smoke, smoke_layout
-    from polyarch.refs import parse_ref
-
-    if not ref.startswith("oci:"):
-        repo = parse_ref(ref).name
-        run_smoke(s, report, lambda digests: {d: f"{repo}@{d}" for d in digests})
-        return
-    path = Path(ref[4:])
-    if path.is_file():
-        import tarfile
-
-        unpacked = s.build_dir("smoke")
-        with tarfile.open(path) as t:
-            t.extractall(unpacked, filter="data")
-        path = unpacked
-    smoke_layout(s, report, path)

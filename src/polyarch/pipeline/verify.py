@@ -244,6 +244,45 @@ def smoke_layout(s: Session, report: VerifyReport, layout: Path) -> SmokeTimes:
         remove_quietly(s, loaded)
 
 
+def smoke_in_registry(s: Session, report: VerifyReport, name: str) -> SmokeTimes:
+    """The smoke step for an image in a registry: every platform run by digest from the
+    repository ``name`` (the engine pulls it)."""
+    return run_smoke(s, report, lambda digests: {d: f"{name}@{d}" for d in digests})
+
+
+def smoke_source(s: Session, report: VerifyReport, source: str) -> SmokeTimes:
+    """The smoke step for what ``polyarch verify`` reads: ``oci:PATH`` from the layout
+    (an archive is unpacked into the cache first), else by digest from the registry."""
+    from polyarch.refs import parse_ref
+
+    if not source.startswith("oci:"):
+        return smoke_in_registry(s, report, parse_ref(source).name)
+    path = Path(source[4:])
+    if path.is_file():
+        import tarfile
+
+        unpacked = s.build_dir("smoke")
+        with tarfile.open(path) as t:
+            t.extractall(unpacked, filter="data")
+        path = unpacked
+    return smoke_layout(s, report, path)
+
+
+def verify_source(s: Session, source: str, *, deep: bool) -> Verified:
+    """``polyarch verify``: read ``source`` (a registry reference, or ``oci:PATH`` of a
+    layout or its archive) for the session's platforms, then run the smoke step."""
+    from polyarch.checks.verify import verify
+
+    t0 = time.monotonic()
+    local = source.startswith("oci:")
+    report = verify(source, s.opts.platforms, allow=s.opts.allow, deep=deep,
+                    client=None if local else s.client, progress=s.rep.info,
+                    cache=s.layer_cache)
+    scan = time.monotonic() - t0
+    smoke_times = smoke_source(s, report, source) if s.opts.smoke is not None else None
+    return Verified(report, time.monotonic() - t0, scan_seconds=scan, smoke=smoke_times)
+
+
 def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
                   what: str) -> Verified:
     """Verify the OCI layout at ``layout`` (nothing of it has left the machine)."""
