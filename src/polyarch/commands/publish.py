@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,9 +20,14 @@ from polyarch.commands._common import (
     reporter,
     save_failure_outputs,
 )
+from polyarch.config import Options
 from polyarch.errors import FatalError, UsageError
-from polyarch.output import Reporter
 from polyarch.session import Session
+
+if TYPE_CHECKING:
+    from polyarch.pipeline.images import Project
+    from polyarch.pipeline.project import ImageOutcome, ProjectResult
+    from polyarch.pipeline.publish import ImageResult
 
 
 @click.command("publish")
@@ -43,36 +49,40 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
 
         probes.start(kw)  # while the rest is imported
     from polyarch.pipeline.images import load_project
-    from polyarch.pipeline.publish import publish
-    from polyarch.pipeline.verify import VerificationFailed
+    from polyarch.pipeline.project import ProjectResult
 
     rep = reporter(json_mode)
     if output_file is not None:
         check_writable(output_file, "--output-file")
     check_hand_over(rep)
     project = load_project(kw.get("config_path"))
-    if project is not None:
-        return _publish_project(project, kw, rep, dry_run=dry_run, json_mode=json_mode,
-                                output_file=output_file)
-    opts = load_options(kw)
-    _check_output_file(output_file, opts.force)
-    if opts.repository is not None:
-        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
-                         " name comes from name-from, and there is no [[image]] entry here",
-                         hint="give the repository in -t instead")
+    # One flow for both: a publish of one image is a project of one, whose result (and
+    # --json document) is that image's own.
+    opts, run = (_one_image(kw, output_file) if project is None else
+                 _project(project, kw, output_file))
+    done: list[ImageOutcome] = []
     with Session(opts, rep, dry_run=dry_run) as s:
         try:
-            result = publish(s)
-        except VerificationFailed as e:
-            # The CI summary shows what failed verification, too.
-            save_failure_outputs(rep, e.result)
-            if json_mode:
-                rep.emit_json(e.doc)
+            run(s, done.append)
+        except FatalError as e:
+            partial = _partial(project is not None, done, e)
+            if partial is not None:
+                # The CI summary shows what failed verification, too.
+                if not dry_run and (not isinstance(partial, ProjectResult) or partial.images):
+                    save_failure_outputs(rep, partial)
+                if json_mode:
+                    rep.emit_json(partial.to_json())
             raise
+    result = ProjectResult(tuple(done)) if project is not None else done[0].result
+    # Only a complete run writes the file: CI steps after it read it as "all published".
+    # One image: its bare reference (what a script reading the file expects); several:
+    # one name=reference line each.
     writes: list[tuple[str, Any]] = []
-    if output_file is not None and not dry_run:
+    if output_file is not None and not dry_run and done:
+        text = (f"{done[0].result.reference()}\n" if len(done) == 1 else
+                "".join(f"{o.name}={o.reference()}\n" for o in done))
         writes.append((f"--output-file {output_file}",
-                       lambda: resultfiles.write(output_file, f"{result.reference()}\n")))
+                       lambda: resultfiles.write(output_file, text)))
     if not dry_run:
         writes.append(("the CI outputs", lambda: ci.write_outputs(result)))
 
@@ -80,20 +90,37 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
         if json_mode:
             rep.emit_json(result.to_json())
         elif not dry_run:
-            _render.image(rep, result)
+            for o in done:
+                if project is not None:
+                    rep.step(f"image {o.name}")
+                _render.image(rep, o.result)
 
-    hand_over(rep, None if dry_run else _moved(result.reference(), result.tags), writes, show)
+    moved = "; ".join(f"published {o.result.reference()} and moved its tags"
+                      f" ({', '.join(o.result.tags)})" for o in done)
+    hand_over(rep, None if dry_run or not done else moved, writes, show)
     return 0
 
 
-def _moved(reference: str, tags: Any) -> str:
-    return f"published {reference} and moved its tags ({', '.join(tags)})"
+#: Publishes what the command was given; hands each image's outcome to its argument.
+Run = Callable[[Session, Callable[["ImageOutcome"], None]], object]
 
 
-def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run: bool,
-                     json_mode: bool, output_file: Path | None) -> int:
-    from polyarch.pipeline.project import ImageOutcome, ProjectResult, publish_project
-    from polyarch.pipeline.verify import VerificationFailed
+def _one_image(kw: dict[str, Any], output_file: Path | None) -> tuple[Options, Run]:
+    from polyarch.pipeline.project import ImageOutcome
+    from polyarch.pipeline.publish import publish
+
+    opts = load_options(kw)
+    _check_output_file(output_file, opts.force)
+    if opts.repository is not None:
+        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
+                         " name comes from name-from, and there is no [[image]] entry here",
+                         hint="give the repository in -t instead")
+    return opts, lambda s, on_done: on_done(ImageOutcome("", publish(s)))
+
+
+def _project(project: Project, kw: dict[str, Any],
+             output_file: Path | None) -> tuple[Options, Run]:
+    from polyarch.pipeline.project import publish_project
 
     name = kw.pop("context", None)
     if kw.get("tags"):
@@ -105,44 +132,23 @@ def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, dry_run
         raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
                          f" name comes from name-from, and no image of {project.path} has one",
                          hint="drop it, or use name-from in the [[image]] entries")
-    done: list[Any] = []
-    with Session(opts, rep, dry_run=dry_run) as s:
-        try:
-            publish_project(s, project, names=[name] if name else [], env=os.environ,
-                            on_done=done.append)
-        except FatalError as e:
-            failed = list(done)
-            if isinstance(e, VerificationFailed):
-                failed.append(ImageOutcome(e.image_name or "", e.result))
-            partial = ProjectResult(tuple(failed))
-            if not dry_run and partial.images:
-                save_failure_outputs(rep, partial)
-            if json_mode:
-                rep.emit_json(partial.to_json())
-            raise
-    # Only a complete run writes the file: CI steps after it read it as "all published".
-    # One image: its bare reference (what a script reading the file expects); several:
-    # one name=reference line each.
-    writes: list[tuple[str, Any]] = []
-    if output_file is not None and not dry_run and done:
-        text = (f"{done[0].reference()}\n" if len(done) == 1 else
-                "".join(f"{o.name}={o.reference()}\n" for o in done))
-        writes.append((f"--output-file {output_file}",
-                       lambda: resultfiles.write(output_file, text)))
-    if not dry_run:
-        writes.append(("the CI outputs", lambda: ci.write_outputs(ProjectResult(tuple(done)))))
+    return opts, lambda s, on_done: publish_project(
+        s, project, names=[name] if name else [], env=os.environ, on_done=on_done)
 
-    def show() -> None:
-        if json_mode:
-            rep.emit_json(ProjectResult(tuple(done)).to_json())
-        elif not dry_run:
-            for o in done:
-                rep.step(f"image {o.name}")
-                _render.image(rep, o.result)
 
-    moved = "; ".join(_moved(o.reference(), o.result.tags) for o in done)
-    hand_over(rep, None if dry_run or not done else moved, writes, show)
-    return 0
+def _partial(is_project: bool, done: list[ImageOutcome],
+             e: FatalError) -> ImageResult | ProjectResult | None:
+    """What a failed run shows in --json and the CI summary: for one image, the result
+    of a failed verification (nothing for other errors); for a project, the images
+    published before and the one whose verification failed."""
+    from polyarch.pipeline.project import ImageOutcome, ProjectResult
+    from polyarch.pipeline.verify import VerificationFailed
+
+    failed = e if isinstance(e, VerificationFailed) else None
+    if not is_project:
+        return failed.result if failed is not None else None
+    extra = [ImageOutcome(failed.image_name or "", failed.result)] if failed else []
+    return ProjectResult((*done, *extra))
 
 
 def _check_output_file(path: Path | None, force: bool) -> None:
