@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +48,8 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
 
         probes.start(kw)  # while the rest is imported
     from polyarch.pipeline.images import load_project
-    from polyarch.pipeline.project import ProjectResult
+    from polyarch.pipeline.project import ImageOutcome, ProjectResult, publish_project
+    from polyarch.pipeline.publish import publish
 
     rep = reporter(json_mode)
     if output_file is not None:
@@ -58,12 +58,19 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     project = load_project(kw.get("config_path"))
     # One flow for both: a publish of one image is a project of one, whose result (and
     # --json document) is that image's own.
-    opts, run = (_one_image(kw, output_file) if project is None else
-                 _project(project, kw, output_file))
+    names: list[str] = []  # of a project's images to publish (none: all)
+    if project is None:
+        opts = _image_options(kw, output_file)
+    else:
+        opts, names = _project_options(project, kw, output_file)
     done: list[ImageOutcome] = []
     with Session(opts, rep, dry_run=dry_run) as s:
         try:
-            run(s, done.append)
+            if project is None:
+                done.append(ImageOutcome("", publish(s)))
+            else:
+                publish_project(s, project, names=names, env=os.environ,
+                                on_done=done.append)
         except FatalError as e:
             partial = _partial(project is not None, done, e)
             if partial is not None:
@@ -101,27 +108,20 @@ def command(dry_run: bool, json_mode: bool, output_file: Path | None, **kw: Any)
     return 0
 
 
-#: Publishes what the command was given; hands each image's outcome to its argument.
-Run = Callable[[Session, Callable[["ImageOutcome"], None]], object]
-
-
-def _one_image(kw: dict[str, Any], output_file: Path | None) -> tuple[Options, Run]:
-    from polyarch.pipeline.project import ImageOutcome
-    from polyarch.pipeline.publish import publish
-
+def _image_options(kw: dict[str, Any], output_file: Path | None) -> Options:
+    """The options of a publish of one image (no [[image]] entries)."""
     opts = load_options(kw)
     _check_output_file(output_file, opts.force)
     if opts.repository is not None:
         raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
                          " name comes from name-from, and there is no [[image]] entry here",
                          hint="give the repository in -t instead")
-    return opts, lambda s, on_done: on_done(ImageOutcome("", publish(s)))
+    return opts
 
 
-def _project(project: Project, kw: dict[str, Any],
-             output_file: Path | None) -> tuple[Options, Run]:
-    from polyarch.pipeline.project import publish_project
-
+def _project_options(project: Project, kw: dict[str, Any],
+                     output_file: Path | None) -> tuple[Options, list[str]]:
+    """The options of a publish of a project, and the images named (none: all)."""
     name = kw.pop("context", None)
     if kw.get("tags"):
         raise UsageError(f"-t/--tag cannot be used with the images of {project.path}",
@@ -132,8 +132,7 @@ def _project(project: Project, kw: dict[str, Any],
         raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
                          f" name comes from name-from, and no image of {project.path} has one",
                          hint="drop it, or use name-from in the [[image]] entries")
-    return opts, lambda s, on_done: publish_project(
-        s, project, names=[name] if name else [], env=os.environ, on_done=on_done)
+    return opts, [name] if name else []
 
 
 def _partial(is_project: bool, done: list[ImageOutcome],
