@@ -30,7 +30,7 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
     tags or digests, single-platform images or indexes) into one index, verify it, and
     publish it under every -t tag, as 'publish' does."""
     from polyarch import ci
-    from polyarch.commands._render import image
+    from polyarch.commands import _render
     from polyarch.pipeline import merge as merging
     from polyarch.pipeline.verify import VerificationFailed
     from polyarch.session import Session
@@ -52,12 +52,8 @@ def command(sources: tuple[str, ...], dry_run: bool, json_mode: bool, **kw: Any)
     def show() -> None:
         if json_mode:
             rep.emit_json(done.to_json())
-        elif dry_run:
-            rep.info(done.plan.index.data.decode().rstrip())
         else:
-            image(rep, done.result)
-            rep.table(None, ["platform", "source"],
-                      [(str(e.platform), e.source.given) for e in done.plan.entries])
+            _render.merged(rep, done)
 
     r = done.result
     hand_over(rep, None if dry_run else

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from polyarch.checks.verify import CHECKS
 from polyarch.commands._common import (
     config_option,
     json_option,
@@ -18,9 +17,6 @@ from polyarch.commands._common import (
 from polyarch.errors import UsageError, VerificationError
 from polyarch.pipeline import verify as verify_step
 from polyarch.session import Session
-
-#: Findings shown per platform in the human table (all of them are in --json).
-MAX_ROWS = 40
 
 
 @click.command("verify")
@@ -68,39 +64,9 @@ def command(ref: str, deep: bool, docker_config: Path | None, json_mode: bool,
             doc["signature"] = checked.to_json()
         rep.emit_json(doc)
     else:
-        rep.info(f"index {report.index_digest} ({report.media_type})")
-        rep.table(None, ["PLATFORM", "STATUS", *(c.upper() for c in CHECKS)],
-                  [[p.platform, p.status, *(p.check_status(c) for c in CHECKS)]
-                   for p in report.platforms])
-        rows: list[list[str]] = []
-        for f in report.findings:
-            rows.append(["(image)", f.check, f.severity, f.path or "-", f.message])
-        for p in report.platforms:
-            shown = p.findings[:MAX_ROWS]
-            for f in shown:
-                layer = f" [layer {f.layer[7:19]}]" if f.layer else ""
-                rows.append([p.platform, f.check, f.severity, f.path or "-", f.message + layer])
-            if len(p.findings) > len(shown):
-                rows.append([p.platform, "", "", "",
-                             f"... and {len(p.findings) - len(shown)} more (see --json)"])
-        if rows:
-            rep.table("Findings", ["PLATFORM", "CHECK", "SEVERITY", "PATH", "MESSAGE"], rows)
-        for line in verify_step.platform_lines(report, "--json lists every finding"):
-            rep.info(line)
-        allow = verify_step.allow_lines(report)
-        if allow:
-            rep.info("to accept one of the errors as a known exception (it then becomes a"
-                     " note), add its line to the command:")
-            for line in allow:
-                rep.info(f"  {line}")
-        if report.ok:
-            rep.info(report.summary())
-        if checked is not None and checked.signature:
-            rep.info(f"signed by {checked.signature}")
-        if checked is not None and checked.attestation:
-            from polyarch.signing.check import describe
+        from polyarch.commands import _render
 
-            rep.info(describe(checked.attestation))
+        _render.verification(rep, report, checked)
     if not report.ok:
         raise VerificationError(report.summary())
     return 0
