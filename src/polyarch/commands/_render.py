@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from polyarch.output import Reporter
-from polyarch.pipeline.publish import ImageResult
 
 if TYPE_CHECKING:
     from polyarch.checks.report import VerifyReport
+    from polyarch.config import Options
+    from polyarch.pipeline.checklist import Plan
     from polyarch.pipeline.merge import MergeResult
+    from polyarch.pipeline.publish import ImageResult
+    from polyarch.registry.describe import ImageDescription
+    from polyarch.tags import GitContext, TagPlan
 
 #: Findings shown per platform by ``verify`` (all of them are in --json).
 MAX_ROWS = 40
@@ -105,3 +109,84 @@ def verification(rep: Reporter, report: VerifyReport, checked: Any = None) -> No
         from polyarch.signing.check import describe
 
         rep.info(describe(checked.attestation))
+
+
+def doctor(rep: Reporter, plan: Plan, opts: Options) -> None:
+    """``polyarch doctor``: every check, and where each option not left at its default
+    came from."""
+    rows = [("ok" if c.ok else ("FAIL" if c.error else "warn"), c.name, c.detail,
+             "" if c.ok else c.remedy) for c in plan.checks]
+    if opts.sources:
+        given = "; ".join(f"{name.replace('_', '-')}: {origin}"
+                          for name, origin in opts.sources.items())
+        rows.append(("", "options", given, ""))
+    rep.table("polyarch doctor", ["", "check", "result", "remedy"], rows)
+
+
+def tag_plan(rep: Reporter, plan: TagPlan, ctx: GitContext, names: list[str]) -> None:
+    """``polyarch tags``: the git state read, the tags (per image name, when given),
+    latest and the labels."""
+    where = ctx.ref or (f"detached at {ctx.short_sha}" if ctx.sha else "no commit")
+    rep.info(f"git ({ctx.source}): {where}")
+    if not plan.tags:
+        rep.info("no tags: no tag spec matches this git state")
+    else:
+        for t in plan.tags:
+            if names:
+                for image in names:
+                    rep.info(f"{image}:{t}")
+            else:
+                rep.info(t)
+    rep.info(f"latest: {'yes' if plan.latest else 'no'} ({plan.latest_reason})")
+    rep.table("labels", ["label", "value"], sorted(plan.labels.items()))
+
+
+def inspected(rep: Reporter, desc: ImageDescription, found: dict[str, Any]) -> None:
+    """``polyarch inspect``: the root, the signature and attestation read (not checked),
+    and one row per platform and attestation."""
+    rep.info(f"{desc.reference}")
+    rep.info(f"  digest:     {desc.digest}")
+    rep.info(f"  media type: {desc.media_type}")
+    if found:
+        from polyarch.signing.check import describe as verified_by
+
+        unread = f"unknown ({found['error']})" if found.get("error") else "not signed"
+        rep.info(f"  signed by:  {found['signed'] or unread}")
+        pred = found.get("verification")
+        rep.info(f"  {verified_by(pred) if pred else 'no verification attestation'}")
+        if found["signed"] or pred:
+            rep.info("  (read, not checked: polyarch verify --require-signature KEY checks it)")
+    rows: list[list[str]] = []
+    for p in desc.platforms:
+        rows.append([p.platform, short(p.digest), human_size(p.size), p.created or "-",
+                     str(p.layers)])
+        for a in p.attestations:
+            kinds = ", ".join(predicate_name(t) for t in a.predicate_types) or "attestation"
+            rows.append([f"  attestation of {p.platform}", short(a.digest), human_size(a.size),
+                         "-", kinds])
+    for a in desc.orphan_attestations:
+        rows.append(["  attestation (subject not in index)", short(a.digest),
+                     human_size(a.size), "-", ", ".join(a.predicate_types) or "-"])
+    rep.table(None, ["PLATFORM", "DIGEST", "SIZE", "CREATED", "LAYERS"], rows)
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def predicate_name(predicate_type: str) -> str:
+    """``https://slsa.dev/provenance/v0.2`` -> ``provenance v0.2``."""
+    if "provenance" in predicate_type:
+        return "provenance " + predicate_type.rstrip("/").rsplit("/", 1)[-1]
+    if "spdx" in predicate_type:
+        return "sbom (spdx)"
+    return predicate_type
+
+
+def short(digest: str) -> str:
+    return digest[:19]
