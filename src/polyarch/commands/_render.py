@@ -9,6 +9,7 @@ from polyarch.output import Reporter
 if TYPE_CHECKING:
     from polyarch.checks.report import VerifyReport
     from polyarch.config import Options
+    from polyarch.lint import Finding as LintFinding
     from polyarch.pipeline.checklist import Plan
     from polyarch.pipeline.merge import MergeResult
     from polyarch.pipeline.publish import ImageResult
@@ -190,3 +191,23 @@ def predicate_name(predicate_type: str) -> str:
 
 def short(digest: str) -> str:
     return digest[:19]
+
+
+def lint_findings(rep: Reporter, path: str, findings: list[LintFinding],
+                  failing: list[LintFinding], fail_on: str) -> None:
+    """``polyarch lint``: one row per finding with its fix, and the counts by severity."""
+    from polyarch.lint import RULES, SEVERITY_RANK
+
+    if not findings:
+        rep.info(f"{path}: no findings")
+        return
+    rows = [(f"{path}:{f.line}", f.severity, f"{f.rule} {RULES[f.rule].name}",
+             f"{f.message}\nfix: {f.hint}") for f in findings]
+    rep.table(None, ["where", "severity", "rule", "finding"], rows)
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITY_RANK}
+    summary = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}"
+                        for s, n in sorted(counts.items(), key=lambda kv: -SEVERITY_RANK[kv[0]])
+                        if n)
+    verdict = (f"; {len(failing)} at or above --fail-on={fail_on}" if failing else
+               f"; none at or above --fail-on={fail_on}")
+    rep.info(f"{path}: {summary}{verdict}")
