@@ -12,7 +12,10 @@ GitLab CI (``GITLAB_CI`` set), or wherever ``POLYARCH_DOTENV`` is set: a dotenv 
 (``artifacts: reports: dotenv:``) at ``$POLYARCH_DOTENV``, default ``polyarch.env``,
 with ``POLYARCH_DIGEST``, ``POLYARCH_IMAGE`` and ``POLYARCH_TAGS`` (comma-separated).
 
-For a project with several images (``{"images": [...]}``) the plain names describe the
+Everything is written from publish's result objects (``ImageResult`` of one image, or a
+project's ``ProjectResult``), the same objects the human output and ``--json`` come from.
+
+For a project with several images the plain names describe the
 last image built (the one the others lead up to) and each image also gets its own:
 ``<name>-digest``/``<name>-image``/``<name>-tags`` on GitHub,
 ``POLYARCH_<NAME>_DIGEST``/``_IMAGE``/``_TAGS`` in the dotenv file.
@@ -38,10 +41,14 @@ import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyarch import redact, resultfiles
 from polyarch.errors import EnvironmentProblem
+
+if TYPE_CHECKING:
+    from polyarch.pipeline.project import ProjectResult
+    from polyarch.pipeline.publish import ImageResult
 
 GITHUB = "github"
 GITLAB = "gitlab"
@@ -81,12 +88,13 @@ def check_destinations(env: Mapping[str, str] | None = None) -> None:
         resultfiles.check(path, name, error=EnvironmentProblem)
 
 
-def write_outputs(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) -> list[Path]:
-    """Write publish's JSON document where the CI system reads it; return the files
-    written (none outside CI, and none for a dry run)."""
+def write_outputs(result: ImageResult | ProjectResult,
+                  env: Mapping[str, str] | None = None) -> list[Path]:
+    """Write publish's result (one image, or a project's images) where the CI system
+    reads it; return the files written (none outside CI, and none for a dry run)."""
     env = os.environ if env is None else env
-    images = _images(doc)
-    if not images or not any(i.digest for i in images):
+    images = _images(result)
+    if not images or not any(r.digest for _, r in images):
         return []
     masker = _Masker(env)
     written: list[Path] = []
@@ -94,7 +102,7 @@ def write_outputs(doc: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     for name, path in destinations(env):
         try:
             if name == "GITHUB_OUTPUT":
-                resultfiles.append(path, masker(_github_outputs(doc, images)))
+                resultfiles.append(path, masker(_github_outputs(result, images)))
             elif name == "GITHUB_STEP_SUMMARY":
                 resultfiles.append(path, masker(summary_markdown(images)))
             else:
@@ -111,35 +119,19 @@ class OutputsFailed(EnvironmentProblem):
     """One or more CI output files could not be written (the others were)."""
 
 
-# -- the documents ----------------------------------------------------------------------
+# -- the results ------------------------------------------------------------------------
 
-class _Image:
-    """One published image, read from a publish document."""
-
-    def __init__(self, name: str | None, doc: Mapping[str, Any]) -> None:
-        self.name = name
-        self.doc = doc
-        index = doc.get("index") or {}
-        self.digest: str = str(index.get("digest") or "")
-        self.tags: list[str] = [str(t) for t in doc.get("tags") or []]
-        self.platforms: list[Mapping[str, Any]] = list(doc.get("platforms") or [])
-        self.verification: Mapping[str, Any] | None = doc.get("verification")
-        self.promoted: bool = bool(doc.get("promoted", True))
-
-    @property
-    def image(self) -> str:
-        if not self.tags or not self.digest:
-            return ""
-        return f"{self.tags[0]}@{self.digest}"
+#: One image of the result: its name in the project (None: publish of one image).
+_Named = tuple["str | None", "ImageResult"]
 
 
-def _images(doc: Mapping[str, Any]) -> list[_Image]:
-    if doc.get("dry_run"):
-        return []
-    if isinstance(doc.get("images"), list):
-        return [_Image(str(i.get("name") or ""), i) for i in doc["images"]
-                if isinstance(i, Mapping) and not i.get("dry_run")]
-    return [_Image(None, doc)]
+def _images(result: ImageResult | ProjectResult) -> list[_Named]:
+    """The images of ``result`` that were built (a dry run built none)."""
+    from polyarch.pipeline.project import ProjectResult
+
+    if isinstance(result, ProjectResult):
+        return [(o.name, o.result) for o in result.images if not o.result.dry_run]
+    return [] if result.dry_run else [(None, result)]
 
 
 def _public(doc: Mapping[str, Any]) -> Any:
@@ -149,19 +141,22 @@ def _public(doc: Mapping[str, Any]) -> Any:
     return {k: v for k, v in doc.items() if k != "commands"}
 
 
-def _github_outputs(doc: Mapping[str, Any], images: list[_Image]) -> str:
+def _github_outputs(result: ImageResult | ProjectResult, images: list[_Named]) -> str:
     pairs: list[tuple[str, str]] = []
     # Only what was published: an image whose verification failed has a digest, but
     # no tag points at it, and nothing downstream should pick it up.
-    if all(i.promoted for i in images):
-        last = images[-1]
-        pairs += [("digest", last.digest), ("image", last.image), ("tags", "\n".join(last.tags))]
-    pairs.append(("metadata", json.dumps(_public(doc), separators=(",", ":"), sort_keys=False)))
-    if len(images) > 1 or images[0].name:
-        for i in images:
-            if i.promoted:
-                pairs += [(f"{i.name}-digest", i.digest), (f"{i.name}-image", i.image),
-                          (f"{i.name}-tags", "\n".join(i.tags))]
+    if all(r.promoted for _, r in images):
+        last = images[-1][1]
+        pairs += [("digest", last.digest), ("image", last.reference()),
+                  ("tags", "\n".join(last.tags))]
+    # The --json document, made from the same objects.
+    pairs.append(("metadata", json.dumps(_public(result.to_json()), separators=(",", ":"),
+                                         sort_keys=False)))
+    if len(images) > 1 or images[0][0]:
+        for name, r in images:
+            if r.promoted:
+                pairs += [(f"{name}-digest", r.digest), (f"{name}-image", r.reference()),
+                          (f"{name}-tags", "\n".join(r.tags))]
     return "".join(_github_pair(k, v) for k, v in pairs)
 
 
@@ -176,19 +171,19 @@ def _github_pair(key: str, value: str) -> str:
     return f"{key}<<{delim}\n{value}\n{delim}\n"
 
 
-def _verdict(img: _Image, platform: str | None = None) -> str:
-    v = img.verification
-    if v is None:
+def _verdict(r: ImageResult, platform: str | None = None) -> str:
+    report = r.verified.report if r.verified is not None else None
+    if report is None:
         return "not verified"
-    rows = [p for p in v.get("platforms") or [] if platform is None or p.get("platform") == platform]
+    rows = [p for p in report.platforms if platform is None or p.platform == platform]
     if platform is not None and not rows:
         return "not verified"
-    ok = bool(v.get("ok")) if platform is None else all(p.get("ok") for p in rows)
+    ok = report.ok if platform is None else all(p.ok for p in rows)
     if not ok:
         return "❌ failed"
-    warned = any(f.get("severity") == "warning" for p in rows for f in p.get("findings") or [])
+    warned = any(f.severity == "warning" for p in rows for f in p.findings)
     if platform is None:
-        warned = warned or any(f.get("severity") == "warning" for f in v.get("findings") or [])
+        warned = warned or any(f.severity == "warning" for f in report.findings)
     return "⚠️ passed with warnings" if warned else "✅ passed"
 
 
@@ -196,26 +191,25 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(images: list[_Image]) -> str:
+def summary_markdown(images: list[_Named]) -> str:
     """The job summary: one section per image."""
     out: list[str] = []
-    for img in images:
-        title = img.tags[0] if img.tags else (img.name or "image")
-        if img.name:
-            title = f"{img.name}: {title}"
+    for name, r in images:
+        title = r.tags[0] if r.tags else (name or "image")
+        if name:
+            title = f"{name}: {title}"
         out.append(f"### polyarch publish `{_cell(title)}`\n")
-        out.append(f"Index `{img.digest}` · verification: {_verdict(img)}"
-                   + ("" if img.promoted else " · **tags not moved**") + "\n")
+        out.append(f"Index `{r.digest}` · verification: {_verdict(r)}"
+                   + ("" if r.promoted else " · **tags not moved**") + "\n")
         out.append("| platform | digest | build | size | verification |")
         out.append("| --- | --- | --- | ---: | --- |")
-        for p in img.platforms:
-            name = str(p.get("platform", "?"))
-            out.append(f"| {_cell(name)} | `{p.get('digest', '')}` | {p.get('mode', '?')} "
-                       f"| {p.get('size', '')} | {_verdict(img, name)} |")
+        for p in r.platforms:
+            out.append(f"| {_cell(p.platform)} | `{p.digest}` | {p.mode} "
+                       f"| {p.size} | {_verdict(r, p.platform)} |")
         out.append("")
-        if img.tags:
-            out.append("Tags: " + ", ".join(f"`{_cell(t)}`" for t in img.tags) + "\n")
-        problems = _problems(img)
+        if r.tags:
+            out.append("Tags: " + ", ".join(f"`{_cell(t)}`" for t in r.tags) + "\n")
+        problems = _problems(r)
         if problems:
             out.append("<details><summary>findings</summary>\n")
             out.extend(f"- {_cell(x)}" for x in problems)
@@ -223,33 +217,35 @@ def summary_markdown(images: list[_Image]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _problems(img: _Image) -> list[str]:
-    v = img.verification or {}
+def _problems(r: ImageResult) -> list[str]:
+    report = r.verified.report if r.verified is not None else None
+    if report is None:
+        return []
     found: list[str] = []
-    for f in v.get("findings") or []:
-        if f.get("severity") in {"error", "warning"}:
-            found.append(f"{f.get('severity')}: {f.get('message')}")
-    for p in v.get("platforms") or []:
-        for f in p.get("findings") or []:
-            if f.get("severity") in {"error", "warning"}:
-                where = f" ({f['path']})" if f.get("path") else ""
-                found.append(f"{p.get('platform')}: {f.get('severity')}: {f.get('message')}{where}")
+    for f in report.findings:
+        if f.severity in {"error", "warning"}:
+            found.append(f"{f.severity}: {f.message}")
+    for p in report.platforms:
+        for f in p.findings:
+            if f.severity in {"error", "warning"}:
+                where = f" ({f.path})" if f.path else ""
+                found.append(f"{p.platform}: {f.severity}: {f.message}{where}")
     return found
 
 
-def _dotenv(images: list[_Image]) -> str:
+def _dotenv(images: list[_Named]) -> str:
     lines: list[str] = []
-    if all(i.promoted for i in images):
-        last = images[-1]
-        lines += [f"POLYARCH_DIGEST={last.digest}", f"POLYARCH_IMAGE={last.image}",
+    if all(r.promoted for _, r in images):
+        last = images[-1][1]
+        lines += [f"POLYARCH_DIGEST={last.digest}", f"POLYARCH_IMAGE={last.reference()}",
                   f"POLYARCH_TAGS={','.join(last.tags)}"]
-    if len(images) > 1 or images[0].name:
-        for i in images:
-            if not i.promoted:
+    if len(images) > 1 or images[0][0]:
+        for name, r in images:
+            if not r.promoted:
                 continue
-            key = re.sub(r"[^A-Za-z0-9]", "_", i.name or "").upper()
-            lines += [f"POLYARCH_{key}_DIGEST={i.digest}", f"POLYARCH_{key}_IMAGE={i.image}",
-                      f"POLYARCH_{key}_TAGS={','.join(i.tags)}"]
+            key = re.sub(r"[^A-Za-z0-9]", "_", name or "").upper()
+            lines += [f"POLYARCH_{key}_DIGEST={r.digest}", f"POLYARCH_{key}_IMAGE={r.reference()}",
+                      f"POLYARCH_{key}_TAGS={','.join(r.tags)}"]
     return "".join(line + "\n" for line in lines)
 
 

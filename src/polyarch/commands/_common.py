@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,6 +17,10 @@ from polyarch import config, proc, redact, resultfiles
 from polyarch.config import Opt, Options
 from polyarch.errors import EnvironmentProblem, FatalError, ResultNotWritten
 from polyarch.output import Reporter, reader_gone
+
+if TYPE_CHECKING:
+    from polyarch.pipeline.project import ProjectResult
+    from polyarch.pipeline.publish import ImageResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,13 +161,13 @@ def hand_over(rep: Reporter, done: str | None,
                                 " its reference is on this line")
 
 
-def save_failure_outputs(rep: Reporter, doc: dict[str, Any]) -> None:
+def save_failure_outputs(rep: Reporter, result: ImageResult | ProjectResult) -> None:
     """The CI summary of a run that failed (what failed verification): written where
     possible, a warning where not; the run's own error stays the one reported."""
     from polyarch import ci
 
     try:
-        ci.write_outputs(doc)
+        ci.write_outputs(result)
     except FatalError as e:
         rep.warn(e.message)
 

@@ -31,13 +31,9 @@ def command(json_mode: bool, **kw: Any) -> int:
     if json_mode:
         rep.emit_json(document(plan, opts))
     else:
-        rows = [("ok" if c.ok else ("FAIL" if c.error else "warn"), c.name, c.detail,
-                 "" if c.ok else c.remedy) for c in plan.checks]
-        if opts.sources:
-            given = "; ".join(f"{name.replace('_', '-')}: {origin}"
-                              for name, origin in opts.sources.items())
-            rows.append(("", "options", given, ""))
-        rep.table("polyarch doctor", ["", "check", "result", "remedy"], rows)
+        from polyarch.commands import _render
+
+        _render.doctor(rep, plan, opts)
     bad = plan.first_failure()
     if bad is not None:
         assert bad.error is not None

@@ -14,7 +14,6 @@ import click
 from polyarch.commands._common import json_option, load_options, table_options
 from polyarch.errors import FatalError, UsageError
 from polyarch.lint import (
-    RULES,
     SEVERITY_RANK,
     Finding,
     LookupFailed,
@@ -184,7 +183,10 @@ def _lint_one(text: str, path: str, raw: bytes, targets: tuple[Platform, ...],
 
         _emit(to_sarif(findings, __version__))
     else:
-        _human(path, findings, failing, fail_on)
+        from polyarch.commands import _render
+        from polyarch.output import Reporter
+
+        _render.lint_findings(Reporter(), path, findings, failing, fail_on)
     _annotate(findings)
     return 5 if failing else 0
 
@@ -232,25 +234,6 @@ def to_json(path: str, targets: tuple[Platform, ...], fail_on: str, findings: li
                     for s in ("error", "warning", "info", "note")},
         "findings": [f.to_json() for f in findings],
     }
-
-
-def _human(path: str, findings: list[Finding], failing: list[Finding], fail_on: str) -> None:
-    from polyarch.output import Reporter
-
-    rep = Reporter()
-    if not findings:
-        rep.info(f"{path}: no findings")
-        return
-    rows = [(f"{path}:{f.line}", f.severity, f"{f.rule} {RULES[f.rule].name}",
-             f"{f.message}\nfix: {f.hint}") for f in findings]
-    rep.table(None, ["where", "severity", "rule", "finding"], rows)
-    counts = {s: sum(1 for f in findings if f.severity == s) for s in SEVERITY_RANK}
-    summary = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}"
-                        for s, n in sorted(counts.items(), key=lambda kv: -SEVERITY_RANK[kv[0]])
-                        if n)
-    verdict = (f"; {len(failing)} at or above --fail-on={fail_on}" if failing else
-               f"; none at or above --fail-on={fail_on}")
-    rep.info(f"{path}: {summary}{verdict}")
 
 
 def _annotate(findings: list[Finding]) -> None:

@@ -28,7 +28,7 @@ def command(sources: tuple[str, ...], json_mode: bool, **kw: Any) -> int:
     tags or digests, single-platform images or indexes) into one index, verify it, and
     publish it under every -t tag, as 'publish' does."""
     from polyarch import ci
-    from polyarch.commands._render import image
+    from polyarch.commands import _render
     from polyarch.pipeline import merge as merging
     from polyarch.pipeline.verify import VerificationFailed
     from polyarch.session import Session
@@ -43,7 +43,7 @@ def command(sources: tuple[str, ...], json_mode: bool, **kw: Any) -> int:
         try:
             done = merging.merge(s, sources, expected=opts.platforms)
         except VerificationFailed as e:
-            save_failure_outputs(rep, e.doc)
+            save_failure_outputs(rep, e.result)
             if json_mode:
                 rep.emit_json(e.doc)
             raise
@@ -51,16 +51,12 @@ def command(sources: tuple[str, ...], json_mode: bool, **kw: Any) -> int:
     def show() -> None:
         if json_mode:
             rep.emit_json(done.to_json())
-        elif dry_run:
-            rep.info(done.plan.index.data.decode().rstrip())
         else:
-            image(rep, done.result)
-            rep.table(None, ["platform", "source"],
-                      [(str(e.platform), e.source.given) for e in done.plan.entries])
+            _render.merged(rep, done)
 
     r = done.result
     hand_over(rep, None if dry_run else
               f"published {r.reference()} and moved its tags ({', '.join(r.tags)})",
-              [] if dry_run else [("the CI outputs", lambda: ci.write_outputs(r.to_json()))],
+              [] if dry_run else [("the CI outputs", lambda: ci.write_outputs(r))],
               show)
     return 0

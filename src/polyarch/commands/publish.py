@@ -19,12 +19,14 @@ from polyarch.commands._common import (
     reporter,
     save_failure_outputs,
 )
+from polyarch.config import Options
 from polyarch.errors import FatalError, UsageError
-from polyarch.output import Reporter
 from polyarch.session import Session
 
 if TYPE_CHECKING:
-    from polyarch.engines import Engine
+    from polyarch.pipeline.images import Project
+    from polyarch.pipeline.project import ImageOutcome, ProjectResult
+    from polyarch.pipeline.publish import ImageResult
 
 
 @click.command("publish")
@@ -46,112 +48,107 @@ def command(json_mode: bool, output_file: Path | None, **kw: Any) -> int:
 
         started = start_engine(kw)  # its look-ups run while the rest is imported
     from polyarch.pipeline.images import load_project
+    from polyarch.pipeline.project import ImageOutcome, ProjectResult, publish_project
     from polyarch.pipeline.publish import publish
-    from polyarch.pipeline.verify import VerificationFailed
 
     rep = reporter(json_mode)
     if output_file is not None:
         check_writable(output_file, "--output-file")
     check_hand_over(rep)
     project = load_project(kw.get("config_path"))
-    if project is not None:
-        return _publish_project(project, kw, rep, json_mode=json_mode,
-                                output_file=output_file, started=started)
-    opts = load_options(kw)
+    # One flow for both: a publish of one image is a project of one, whose result (and
+    # --json document) is that image's own.
+    names: list[str] = []  # of a project's images to publish (none: all)
+    if project is None:
+        opts = _image_options(kw, output_file)
+    else:
+        opts, names = _project_options(project, kw, output_file)
     dry_run = opts.dry_run
-    _check_output_file(output_file, opts.force)
-    if opts.repository is not None:
-        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
-                         " name comes from name-from, and there is no [[image]] entry here",
-                         hint="give the repository in -t instead")
+    done: list[ImageOutcome] = []
     with Session(opts, rep, dry_run=dry_run, started_engine=started) as s:
         try:
-            result = publish(s)
-        except VerificationFailed as e:
-            # The CI summary shows what failed verification, too.
-            save_failure_outputs(rep, e.doc)
-            if json_mode:
-                rep.emit_json(e.doc)
-            raise
-    writes: list[tuple[str, Any]] = []
-    if output_file is not None and not dry_run:
-        writes.append((f"--output-file {output_file}",
-                       lambda: resultfiles.write(output_file, f"{result.reference()}\n")))
-    if not dry_run:
-        writes.append(("the CI outputs", lambda: ci.write_outputs(result.to_json())))
-
-    def show() -> None:
-        if json_mode:
-            rep.emit_json(result.to_json())
-        elif not dry_run:
-            _render.image(rep, result)
-
-    hand_over(rep, None if dry_run else _moved(result.reference(), result.tags), writes, show)
-    return 0
-
-
-def _moved(reference: str, tags: Any) -> str:
-    return f"published {reference} and moved its tags ({', '.join(tags)})"
-
-
-def _publish_project(project: Any, kw: dict[str, Any], rep: Reporter, *, json_mode: bool,
-                     output_file: Path | None, started: Engine | None) -> int:
-    from polyarch.pipeline.project import publish_project
-    from polyarch.pipeline.verify import VerificationFailed
-
-    name = kw.pop("context", None)
-    if kw.get("tags"):
-        raise UsageError(f"-t/--tag cannot be used with the images of {project.path}",
-                         hint="set 'tags' (or name-from/tag-env) in the [[image]] entries")
-    opts = load_options(kw)
-    dry_run = opts.dry_run
-    _check_output_file(output_file, opts.force)
-    if opts.repository is not None and not any(i.name_from for i in project.images):
-        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
-                         f" name comes from name-from, and no image of {project.path} has one",
-                         hint="drop it, or use name-from in the [[image]] entries")
-    done: list[Any] = []
-    with Session(opts, rep, dry_run=dry_run, started_engine=started) as s:
-        try:
-            publish_project(s, project, names=[name] if name else [], env=os.environ,
-                            on_done=done.append)
+            if project is None:
+                done.append(ImageOutcome("", publish(s)))
+            else:
+                publish_project(s, project, names=names, env=os.environ,
+                                on_done=done.append)
         except FatalError as e:
-            doc = _project_doc(done)
-            if isinstance(e, VerificationFailed):
-                doc["images"].append({"name": e.image_name, "reference": "", **e.doc})
-            if not dry_run and doc["images"]:
-                save_failure_outputs(rep, doc)
-            if json_mode:
-                rep.emit_json(doc)
+            partial = _partial(project is not None, done, e)
+            if partial is not None:
+                # The CI summary shows what failed verification, too.
+                if not dry_run and (not isinstance(partial, ProjectResult) or partial.images):
+                    save_failure_outputs(rep, partial)
+                if json_mode:
+                    rep.emit_json(partial.to_json())
             raise
+    result = ProjectResult(tuple(done)) if project is not None else done[0].result
     # Only a complete run writes the file: CI steps after it read it as "all published".
     # One image: its bare reference (what a script reading the file expects); several:
     # one name=reference line each.
     writes: list[tuple[str, Any]] = []
     if output_file is not None and not dry_run and done:
-        text = (f"{done[0].reference()}\n" if len(done) == 1 else
+        text = (f"{done[0].result.reference()}\n" if len(done) == 1 else
                 "".join(f"{o.name}={o.reference()}\n" for o in done))
         writes.append((f"--output-file {output_file}",
                        lambda: resultfiles.write(output_file, text)))
     if not dry_run:
-        writes.append(("the CI outputs", lambda: ci.write_outputs(_project_doc(done))))
+        writes.append(("the CI outputs", lambda: ci.write_outputs(result)))
 
     def show() -> None:
         if json_mode:
-            rep.emit_json(_project_doc(done))
+            rep.emit_json(result.to_json())
         elif not dry_run:
             for o in done:
-                rep.step(f"image {o.name}")
+                if project is not None:
+                    rep.step(f"image {o.name}")
                 _render.image(rep, o.result)
 
-    moved = "; ".join(_moved(o.reference(), o.result.tags) for o in done)
+    moved = "; ".join(f"published {o.result.reference()} and moved its tags"
+                      f" ({', '.join(o.result.tags)})" for o in done)
     hand_over(rep, None if dry_run or not done else moved, writes, show)
     return 0
 
 
-def _project_doc(done: list[Any]) -> dict[str, Any]:
-    return {"schema": 2, "images": [{"name": o.name, "reference": o.reference(),
-                                     **o.result.to_json()} for o in done]}
+def _image_options(kw: dict[str, Any], output_file: Path | None) -> Options:
+    """The options of a publish of one image (no [[image]] entries)."""
+    opts = load_options(kw)
+    _check_output_file(output_file, opts.force)
+    if opts.repository is not None:
+        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
+                         " name comes from name-from, and there is no [[image]] entry here",
+                         hint="give the repository in -t instead")
+    return opts
+
+
+def _project_options(project: Project, kw: dict[str, Any],
+                     output_file: Path | None) -> tuple[Options, list[str]]:
+    """The options of a publish of a project, and the images named (none: all)."""
+    name = kw.pop("context", None)
+    if kw.get("tags"):
+        raise UsageError(f"-t/--tag cannot be used with the images of {project.path}",
+                         hint="set 'tags' (or name-from/tag-env) in the [[image]] entries")
+    opts = load_options(kw)
+    _check_output_file(output_file, opts.force)
+    if opts.repository is not None and not any(i.name_from for i in project.images):
+        raise UsageError(f"--repository ({opts.origin('repository')}) moves the images whose"
+                         f" name comes from name-from, and no image of {project.path} has one",
+                         hint="drop it, or use name-from in the [[image]] entries")
+    return opts, [name] if name else []
+
+
+def _partial(is_project: bool, done: list[ImageOutcome],
+             e: FatalError) -> ImageResult | ProjectResult | None:
+    """What a failed run shows in --json and the CI summary: for one image, the result
+    of a failed verification (nothing for other errors); for a project, the images
+    published before and the one whose verification failed."""
+    from polyarch.pipeline.project import ImageOutcome, ProjectResult
+    from polyarch.pipeline.verify import VerificationFailed
+
+    failed = e if isinstance(e, VerificationFailed) else None
+    if not is_project:
+        return failed.result if failed is not None else None
+    extra = [ImageOutcome(failed.image_name or "", failed.result)] if failed else []
+    return ProjectResult((*done, *extra))
 
 
 def _check_output_file(path: Path | None, force: bool) -> None:

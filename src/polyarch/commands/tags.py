@@ -81,17 +81,7 @@ def command(git_dir: Path | None, old_git_dir: Path | None, json_mode: bool,
         return 0
     for w in plan.warnings:
         rep.warn(w)
-    where = ctx.ref or (f"detached at {ctx.short_sha}" if ctx.sha else "no commit")
-    rep.info(f"git ({ctx.source}): {where}")
-    if not plan.tags:
-        rep.info("no tags: no tag spec matches this git state")
-    else:
-        for t in plan.tags:
-            if names:
-                for image in names:
-                    rep.info(f"{image}:{t}")
-            else:
-                rep.info(t)
-    rep.info(f"latest: {'yes' if plan.latest else 'no'} ({plan.latest_reason})")
-    rep.table("labels", ["label", "value"], sorted(plan.labels.items()))
+    from polyarch.commands import _render
+
+    _render.tag_plan(rep, plan, ctx, names)
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -16,12 +16,6 @@ from polyarch.commands._common import (
 )
 from polyarch.errors import UsageError, VerificationError
 from polyarch.session import Session
-
-if TYPE_CHECKING:
-    from polyarch.checks.verify import VerifyReport
-
-#: Findings shown per platform in the human table (all of them are in --json).
-MAX_ROWS = 40
 
 
 @click.command("verify")
@@ -38,7 +32,7 @@ def command(ref: str, deep: bool, json_mode: bool, **kw: Any) -> int:
     --require-attestation, when the index the reference names is not signed or attested),
     4 when the registry cannot be read.
     """
-    from polyarch.checks.verify import CHECKS, verify
+    from polyarch.pipeline import verify as verify_step
     from polyarch.signing.cosign import requirement_from
 
     rep = reporter(json_mode)
@@ -57,12 +51,9 @@ def command(ref: str, deep: bool, json_mode: bool, **kw: Any) -> int:
     checked = None
     docker_config = Path(opts.docker_config) if opts.docker_config else None
     with Session(opts, rep, docker_config=docker_config) as s:
-        source = ref if ref.startswith("oci:") else None
-        report = verify(ref, opts.platforms, allow=opts.allow, deep=deep,
-                        client=None if source else s.client, progress=rep.info,
-                        cache=s.layer_cache)
-        if opts.smoke is not None:
-            _smoke_runs(s, report, ref)
+        verified = verify_step.verify_source(s, ref, deep=deep)
+        report = verified.report
+        assert report is not None  # verify reads what it was asked to, always
         if req is not None or opts.require_attestation:
             checked = _signature(s, ref, report.index_digest, req, opts.require_attestation)
     if json_mode:
@@ -71,41 +62,9 @@ def command(ref: str, deep: bool, json_mode: bool, **kw: Any) -> int:
             doc["signature"] = checked.to_json()
         rep.emit_json(doc)
     else:
-        rep.info(f"index {report.index_digest} ({report.media_type})")
-        rep.table(None, ["PLATFORM", "STATUS", *(c.upper() for c in CHECKS)],
-                  [[p.platform, p.status, *(p.check_status(c) for c in CHECKS)]
-                   for p in report.platforms])
-        rows: list[list[str]] = []
-        for f in report.findings:
-            rows.append(["(image)", f.check, f.severity, f.path or "-", f.message])
-        for p in report.platforms:
-            shown = p.findings[:MAX_ROWS]
-            for f in shown:
-                layer = f" [layer {f.layer[7:19]}]" if f.layer else ""
-                rows.append([p.platform, f.check, f.severity, f.path or "-", f.message + layer])
-            if len(p.findings) > len(shown):
-                rows.append([p.platform, "", "", "",
-                             f"... and {len(p.findings) - len(shown)} more (see --json)"])
-        if rows:
-            rep.table("Findings", ["PLATFORM", "CHECK", "SEVERITY", "PATH", "MESSAGE"], rows)
-        from polyarch.pipeline.verify import allow_lines, platform_lines
+        from polyarch.commands import _render
 
-        for line in platform_lines(report, "--json lists every finding"):
-            rep.info(line)
-        allow = allow_lines(report)
-        if allow:
-            rep.info("to accept one of the errors as a known exception (it then becomes a"
-                     " note), add its line to the command:")
-            for line in allow:
-                rep.info(f"  {line}")
-        if report.ok:
-            rep.info(report.summary())
-        if checked is not None and checked.signature:
-            rep.info(f"signed by {checked.signature}")
-        if checked is not None and checked.attestation:
-            from polyarch.signing.check import describe
-
-            rep.info(describe(checked.attestation))
+        _render.verification(rep, report, checked)
     if not report.ok:
         raise VerificationError(report.summary())
     return 0
@@ -120,25 +79,3 @@ def _signature(s: Session, ref: str, digest: str, req: Any, need_attestation: bo
 
     repo = parse_ref(ref)
     return check(s.client, repo, digest, access(s, repo.registry), req, need_attestation)
-
-
-def _smoke_runs(s: Session, report: VerifyReport, ref: str) -> None:
-    """Run the smoke command of every platform through the configured engine: from the
-    layout for ``oci:PATH`` (an archive is unpacked into the cache first), else by digest
-    from the registry."""
-    from polyarch.pipeline.verify import run_smoke, smoke_layout
-    from polyarch.refs import parse_ref
-
-    if not ref.startswith("oci:"):
-        repo = parse_ref(ref).name
-        run_smoke(s, report, lambda digests: {d: f"{repo}@{d}" for d in digests})
-        return
-    path = Path(ref[4:])
-    if path.is_file():
-        import tarfile
-
-        unpacked = s.build_dir("smoke")
-        with tarfile.open(path) as t:
-            t.extractall(unpacked, filter="data")
-        path = unpacked
-    smoke_layout(s, report, path)

@@ -37,7 +37,7 @@ from polyarch.pipeline.build import PlatformBuilt
 from polyarch.pipeline.descriptor import Descriptor
 from polyarch.pipeline.publish import ImageResult
 from polyarch.pipeline.tag import tag
-from polyarch.pipeline.verify import Verified, platform_lines, require_ok, run_smoke
+from polyarch.pipeline.verify import Verified, platform_lines, require_ok, smoke_in_registry
 from polyarch.platforms import Platform, parse_platform
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry import Manifest, ManifestNotFound, RegistryClient
@@ -386,12 +386,11 @@ def merge(s: Session, sources: Sequence[str], *, expected: Sequence[Platform]) -
             report = verify_source(_MergedSource(client, target, plan.index), plan.expected,
                                    allow=opts.allow, cache=s.layer_cache, progress=rep.info)
             if opts.smoke is not None:  # the parts are pulled by digest from the target
-                run_smoke(s, report,
-                          lambda digests: {d: f"{target.name}@{d}" for d in digests})
+                smoke_in_registry(s, report, target.name)
             verified = Verified(report, time.monotonic() - v0)
         partial = ImageResult(plan.index.digest, plan.index.media_type, tags, plats,
                               verified=verified)
-        require_ok(verified, partial.to_json(), consequence="no tag was moved")
+        require_ok(verified, partial, consequence="no tag was moved")
         rep.info(report.summary())
         see = f"polyarch verify --json {shlex.quote(str(opts.tags[0]))} shows them" \
             if opts.tags else "this command with --json lists every finding"

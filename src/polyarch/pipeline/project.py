@@ -8,11 +8,10 @@ entries themselves are read in :mod:`polyarch.pipeline.images`.
 from __future__ import annotations
 
 import shlex
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from polyarch import interrupt, proc, redact
 from polyarch.config import Options
@@ -23,8 +22,7 @@ from polyarch.pipeline.build import Built
 
 #: Keys of an [[image]] entry that mean the same as at the top level.
 from polyarch.pipeline.images import ImageSpec, Project, image_options, order
-from polyarch.pipeline.publish import ImageResult
-from polyarch.pipeline.tag import Tagged
+from polyarch.pipeline.publish import SCHEMA_VERSION, ImageResult
 from polyarch.pipeline.verify import Verified
 from polyarch.refs import ImageRef
 from polyarch.session import Session
@@ -78,11 +76,28 @@ class _LogTail:
 
 @dataclass(frozen=True)
 class ImageOutcome:
+    """One image of a project and what publishing it did."""
+
     name: str
     result: ImageResult
 
     def reference(self) -> str:
-        return self.result.reference()
+        """``REF@sha256:...`` of a published image; "" when no tag points at it (its
+        verification failed, or a dry run built nothing)."""
+        return self.result.reference() if self.result.promoted else ""
+
+
+@dataclass(frozen=True)
+class ProjectResult:
+    """What a publish of a project's images did, in the order they were published (an
+    image whose verification failed comes last, not promoted)."""
+
+    images: tuple[ImageOutcome, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION,
+                "images": [{"name": o.name, "reference": o.reference(), **o.result.to_json()}
+                           for o in self.images]}
 
 
 def check_plan(project: Project, specs: Sequence[ImageSpec], base: Options,
@@ -193,7 +208,7 @@ def _push_and_tag(s: Session, ready: list[_Ready],
                   on_done: Callable[[ImageOutcome], None] | None) -> list[ImageOutcome]:
     from polyarch.pipeline import sign as sign_step
     from polyarch.pipeline.push import push
-    from polyarch.pipeline.tag import TagMove, move_tags, roll_back
+    from polyarch.pipeline.tag import TagMove, roll_back, tag
     from polyarch.registry.layout import OCILayout
 
     pushed = {}
@@ -217,13 +232,10 @@ def _push_and_tag(s: Session, ready: list[_Ready],
     out: list[ImageOutcome] = []
     try:
         for r in ready:
-            with s.rep.group(f"tag image {r.spec.name}"):
-                root = OCILayout(r.built.layout).manifest(r.built.digest)
-                t0 = time.monotonic()
-                moved += move_tags(s.client, root.data, root.media_type, r.session.opts.tags)
-                for t in r.session.opts.tags:
-                    s.rep.info(f"tag {t}")
-            tagged = Tagged(tuple(str(t) for t in r.session.opts.tags), time.monotonic() - t0)
+            root = OCILayout(r.built.layout).manifest(r.built.digest)
+            tagged = tag(r.session, root.data, root.media_type, r.session.opts.tags,
+                         title=f"tag image {r.spec.name}")
+            moved += tagged.moves
             b = r.built
             out.append(ImageOutcome(r.spec.name, ImageResult(
                 b.digest, b.media_type, tagged.tags, b.platforms, b.seconds, r.verified,

@@ -141,7 +141,7 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
                                          what=f"{name} ({built.digest[:19]}, local)")
     partial = ImageResult(built.digest, built.media_type, tuple(str(t) for t in s.opts.tags),
                           built.platforms, built.seconds, verified)
-    verify_step.require_ok(verified, partial.to_json(), consequence=consequence)
+    verify_step.require_ok(verified, partial, consequence=consequence)
     if verified.report is not None:
         s.rep.info(verified.report.summary())
         hint = see(built) if see else "this command with --json lists every finding"

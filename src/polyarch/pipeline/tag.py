@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from polyarch import interrupt
 from polyarch.errors import RegistryError, TagsSplit
@@ -27,17 +27,20 @@ from polyarch.session import Session
 
 
 @dataclass(frozen=True)
-class Tagged:
-    tags: tuple[str, ...]
-    seconds: float
-
-
-@dataclass(frozen=True)
 class TagMove:
     """One tag moved by this run and where it pointed before (None: it did not exist)."""
 
     ref: ImageRef
     before: str | None
+
+
+@dataclass(frozen=True)
+class Tagged:
+    tags: tuple[str, ...]
+    seconds: float
+    #: What was moved, for a caller that must put it back when a later step fails (the
+    #: next image of a project).
+    moves: tuple[TagMove, ...] = field(default=(), compare=False, repr=False)
 
 
 def move_tags(client: RegistryClient, data: bytes, media_type: str,
@@ -169,11 +172,14 @@ def _untag_by_digest(client: RegistryClient,
     return out
 
 
-def tag(s: Session, data: bytes, media_type: str, targets: Sequence[ImageRef]) -> Tagged:
+def tag(s: Session, data: bytes, media_type: str, targets: Sequence[ImageRef], *,
+        title: str | None = None) -> Tagged:
+    """The tag step: move every tag (:func:`move_tags`) inside a group named ``title``
+    (default: how many tags), saying each one."""
     n = len(targets)
-    with s.rep.group(f"tag {n} tag{'s' if n != 1 else ''}"):
+    with s.rep.group(title or f"tag {n} tag{'s' if n != 1 else ''}"):
         t0 = time.monotonic()
-        move_tags(s.client, data, media_type, targets, warn=s.rep.warn)
+        moves = move_tags(s.client, data, media_type, targets, warn=s.rep.warn)
         for t in targets:
             s.rep.info(f"tag {t}")
-    return Tagged(tuple(str(t) for t in targets), time.monotonic() - t0)
+    return Tagged(tuple(str(t) for t in targets), time.monotonic() - t0, tuple(moves))

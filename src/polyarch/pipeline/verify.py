@@ -19,6 +19,7 @@ from polyarch.session import Session
 if TYPE_CHECKING:
     from polyarch.checks.smoke import RunArgv
     from polyarch.checks.verify import VerifyReport
+    from polyarch.pipeline.publish import ImageResult
 
 
 @dataclass
@@ -56,12 +57,18 @@ class Verified:
 
 
 class VerificationFailed(VerificationError):
-    """Verification found errors; carries the partial result document for --json/CI."""
+    """Verification found errors; carries the partial result (not promoted) that --json
+    and the CI outputs show."""
 
-    def __init__(self, message: str, doc: dict[str, Any], detail: str | None) -> None:
+    def __init__(self, message: str, result: ImageResult, detail: str | None) -> None:
         super().__init__(message, detail=detail)
-        self.doc = doc
+        self.result = result
         self.image_name: str | None = None  # set for an image of a project
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The partial result's ``--json`` document."""
+        return self.result.to_json()
 
 
 def findings_text(report: VerifyReport, limit: int = 20, see: str | None = None) -> str:
@@ -237,6 +244,45 @@ def smoke_layout(s: Session, report: VerifyReport, layout: Path) -> SmokeTimes:
         remove_quietly(s, loaded)
 
 
+def smoke_in_registry(s: Session, report: VerifyReport, name: str) -> SmokeTimes:
+    """The smoke step for an image in a registry: every platform run by digest from the
+    repository ``name`` (the engine pulls it)."""
+    return run_smoke(s, report, lambda digests: {d: f"{name}@{d}" for d in digests})
+
+
+def smoke_source(s: Session, report: VerifyReport, source: str) -> SmokeTimes:
+    """The smoke step for what ``polyarch verify`` reads: ``oci:PATH`` from the layout
+    (an archive is unpacked into the cache first), else by digest from the registry."""
+    from polyarch.refs import parse_ref
+
+    if not source.startswith("oci:"):
+        return smoke_in_registry(s, report, parse_ref(source).name)
+    path = Path(source[4:])
+    if path.is_file():
+        import tarfile
+
+        unpacked = s.build_dir("smoke")
+        with tarfile.open(path) as t:
+            t.extractall(unpacked, filter="data")
+        path = unpacked
+    return smoke_layout(s, report, path)
+
+
+def verify_source(s: Session, source: str, *, deep: bool) -> Verified:
+    """``polyarch verify``: read ``source`` (a registry reference, or ``oci:PATH`` of a
+    layout or its archive) for the session's platforms, then run the smoke step."""
+    from polyarch.checks.verify import verify
+
+    t0 = time.monotonic()
+    local = source.startswith("oci:")
+    report = verify(source, s.opts.platforms, allow=s.opts.allow, deep=deep,
+                    client=None if local else s.client, progress=s.rep.info,
+                    cache=s.layer_cache)
+    scan = time.monotonic() - t0
+    smoke_times = smoke_source(s, report, source) if s.opts.smoke is not None else None
+    return Verified(report, time.monotonic() - t0, scan_seconds=scan, smoke=smoke_times)
+
+
 def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
                   what: str) -> Verified:
     """Verify the OCI layout at ``layout`` (nothing of it has left the machine)."""
@@ -262,10 +308,11 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     return Verified(report, time.monotonic() - t0, scan_seconds=scan, smoke=smoke_times)
 
 
-def require_ok(v: Verified, doc: dict[str, Any], *, consequence: str,
+def require_ok(v: Verified, partial: ImageResult, *, consequence: str,
                see: str | None = None) -> None:
-    """Raise :class:`VerificationFailed` (exit 5) when ``v`` found errors."""
+    """Raise :class:`VerificationFailed` (exit 5) when ``v`` found errors; ``partial``
+    is the result so far (built and verified, not promoted)."""
     if v.report is None or v.report.ok:
         return
-    raise VerificationFailed(f"{v.report.summary()}; {consequence}", doc,
+    raise VerificationFailed(f"{v.report.summary()}; {consequence}", partial,
                              detail=findings_text(v.report, see=see))

@@ -6,40 +6,41 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cli_helpers import parse_github_output
 
 from polyarch import ci
+from polyarch.checks.report import Finding, PlatformResult, VerifyReport
 from polyarch.errors import EnvironmentProblem
+from polyarch.pipeline.build import PlatformBuilt
+from polyarch.pipeline.project import ImageOutcome, ProjectResult
+from polyarch.pipeline.publish import ImageResult
+from polyarch.pipeline.tag import Tagged
+from polyarch.pipeline.verify import Verified
 
 
-def publish_doc(digest: str = "sha256:" + "a" * 64, ok: bool = True,
-                tags: tuple[str, ...] = ("127.0.0.1:5000/team/app:1.0",
-                                         "127.0.0.1:5000/team/app:latest")) -> dict[str, Any]:
+def published(digest: str = "sha256:" + "a" * 64, ok: bool = True,
+              tags: tuple[str, ...] = ("127.0.0.1:5000/team/app:1.0",
+                                       "127.0.0.1:5000/team/app:latest"),
+              dry_run: bool = False) -> ImageResult:
+    """The result of a publish of one image (its verification failed unless ``ok``)."""
     plats = [("linux/amd64", "sha256:" + "1" * 64, "native"),
              ("linux/arm64", "sha256:" + "2" * 64, "emulated")]
-    return {
-        "schema": 2,
-        "dry_run": False,
-        "index": {"digest": digest, "mediaType": "application/vnd.oci.image.index.v1+json"},
-        "tags": list(tags),
-        "promoted": ok,
-        "platforms": [{"platform": p, "digest": d, "mode": m, "size": 669} for p, d, m in plats],
-        "verification": {
-            "ok": ok,
-            "findings": [],
-            "platforms": [
-                {"platform": p, "digest": d, "ok": ok or p == "linux/amd64",
-                 "findings": [] if ok or p == "linux/amd64" else [
-                     {"check": "binaries", "severity": "error", "path": "/bin/busybox",
-                      "message": "ELF 64-bit LSB x86-64 executable, but linux/arm64 needs aarch64"}]}
-                for p, d, _ in plats
-            ],
-        },
-        "commands": ["docker buildx build --build-arg NPM_TOKEN=npm_s3cr3t-value ."],
-    }
+    report = VerifyReport(
+        "127.0.0.1:5000/team/app:1.0", digest, "application/vnd.oci.image.index.v1+json",
+        [p for p, _, _ in plats], deep=True, smoke=None,
+        platforms=[PlatformResult(p, d, findings=[] if ok or p == "linux/amd64" else [
+            Finding("binaries", "error",
+                    "ELF 64-bit LSB x86-64 executable, but linux/arm64 needs aarch64",
+                    path="/bin/busybox")]) for p, d, _ in plats])
+    return ImageResult(
+        digest, "application/vnd.oci.image.index.v1+json", tags,
+        tuple(PlatformBuilt(p, d, m, 669) for p, d, m in plats),
+        verified=Verified(report, 0.0),
+        tagged=Tagged(tags, 0.0) if ok else None, dry_run=dry_run,
+        commands=(("docker", "buildx", "build", "--build-arg", "NPM_TOKEN=npm_s3cr3t-value",
+                   "."),))
 
 
 def gh_env(tmp_path: Path) -> dict[str, str]:
@@ -57,7 +58,7 @@ def test_ci_system_detected_from_its_variables() -> None:
 def test_github_outputs_and_summary(tmp_path: Path) -> None:
     env = gh_env(tmp_path)
     (tmp_path / "output").write_text("earlier=step\n")
-    written = ci.write_outputs(publish_doc(), env)
+    written = ci.write_outputs(published(), env)
     assert written == [tmp_path / "output", tmp_path / "summary.md"]
 
     text = (tmp_path / "output").read_text()
@@ -82,7 +83,7 @@ def test_github_outputs_and_summary(tmp_path: Path) -> None:
 
 def test_summary_of_a_failed_verification(tmp_path: Path) -> None:
     env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "x.env")}
-    ci.write_outputs(publish_doc(ok=False), env)
+    ci.write_outputs(published(ok=False), env)
     # Nothing downstream may pick up an index no tag points at.
     out = parse_github_output((tmp_path / "output").read_text())
     assert set(out) == {"metadata"}
@@ -96,9 +97,10 @@ def test_summary_of_a_failed_verification(tmp_path: Path) -> None:
 
 
 def test_secret_environment_values_are_masked(tmp_path: Path) -> None:
-    doc = publish_doc()
-    doc["verification"]["findings"] = [
-        {"check": "secrets", "severity": "warning", "message": "ENV REG_PASSWORD=hunter2-long"}]
+    doc = published()
+    assert doc.verified is not None and doc.verified.report is not None
+    doc.verified.report.findings.append(
+        Finding("secrets", "warning", "ENV REG_PASSWORD=hunter2-long"))
     env = {**gh_env(tmp_path), "REG_PASSWORD": "hunter2-long", "POLYARCH_DOTENV":
            str(tmp_path / "x.env")}
     ci.write_outputs(doc, env)
@@ -109,8 +111,8 @@ def test_secret_environment_values_are_masked(tmp_path: Path) -> None:
 
 def test_nothing_outside_ci_or_for_a_dry_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert ci.write_outputs(publish_doc(), {"CI": "true"}) == []
-    dry = {**publish_doc(digest=""), "dry_run": True}
+    assert ci.write_outputs(published(), {"CI": "true"}) == []
+    dry = published(digest="", dry_run=True)
     assert ci.write_outputs(dry, gh_env(tmp_path)) == []
     assert ci.write_outputs(dry, {"GITLAB_CI": "true"}) == []
     assert list(tmp_path.iterdir()) == []
@@ -118,7 +120,7 @@ def test_nothing_outside_ci_or_for_a_dry_run(tmp_path: Path, monkeypatch: pytest
 
 def test_gitlab_dotenv_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert ci.write_outputs(publish_doc(), {"GITLAB_CI": "true"}) == [Path("polyarch.env")]
+    assert ci.write_outputs(published(), {"GITLAB_CI": "true"}) == [Path("polyarch.env")]
     assert (tmp_path / "polyarch.env").read_text() == (
         f"POLYARCH_DIGEST=sha256:{'a' * 64}\n"
         f"POLYARCH_IMAGE=127.0.0.1:5000/team/app:1.0@sha256:{'a' * 64}\n"
@@ -126,12 +128,12 @@ def test_gitlab_dotenv_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_project_outputs_name_each_image(tmp_path: Path) -> None:
-    base = {**publish_doc(digest="sha256:" + "b" * 64, tags=("127.0.0.1:5000/t/base:1",)),
-            "name": "base"}
-    svc = {**publish_doc(digest="sha256:" + "c" * 64, tags=("127.0.0.1:5000/t/web:1",)),
-           "name": "web"}
+    base = ImageOutcome("base", published(digest="sha256:" + "b" * 64,
+                                          tags=("127.0.0.1:5000/t/base:1",)))
+    svc = ImageOutcome("web", published(digest="sha256:" + "c" * 64,
+                                        tags=("127.0.0.1:5000/t/web:1",)))
     env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
-    ci.write_outputs({"schema": 2, "images": [base, svc]}, env)
+    ci.write_outputs(ProjectResult((base, svc)), env)
     out = parse_github_output((tmp_path / "output").read_text())
     assert out["digest"] == "sha256:" + "c" * 64  # the last image built
     assert out["base-digest"] == "sha256:" + "b" * 64
@@ -149,16 +151,16 @@ def test_project_outputs_name_each_image(tmp_path: Path) -> None:
 def test_unwritable_output_is_an_environment_error(tmp_path: Path) -> None:
     env = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "missing-dir" / "out")}
     with pytest.raises(EnvironmentProblem, match="cannot write CI output file"):
-        ci.write_outputs(publish_doc(), env)
+        ci.write_outputs(published(), env)
 
 
 def test_project_with_a_failed_image(tmp_path: Path) -> None:
-    base = {**publish_doc(digest="sha256:" + "b" * 64, tags=("127.0.0.1:5000/t/base:1",)),
-            "name": "base"}
-    svc = {**publish_doc(digest="sha256:" + "c" * 64, tags=("127.0.0.1:5000/t/web:1",),
-                         ok=False), "name": "web"}
+    base = ImageOutcome("base", published(digest="sha256:" + "b" * 64,
+                                          tags=("127.0.0.1:5000/t/base:1",)))
+    svc = ImageOutcome("web", published(digest="sha256:" + "c" * 64,
+                                        tags=("127.0.0.1:5000/t/web:1",), ok=False))
     env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
-    ci.write_outputs({"schema": 2, "images": [base, svc]}, env)
+    ci.write_outputs(ProjectResult((base, svc)), env)
     out = parse_github_output((tmp_path / "output").read_text())
     assert set(out) == {"metadata", "base-digest", "base-image", "base-tags"}
     assert (tmp_path / "r.env").read_text().splitlines() == [
