@@ -2,11 +2,14 @@
 verify with zero errors, planted real-world mistakes each fail with their finding.
 
 The images are OCI layouts built here (tests/oci_images.py) from Debian packages, npm
-tarballs and PyPI wheels fetched at test time and cached (tests/realpkgs.py): about
-330 MB on the first run, nothing after. Each case is data: what the image holds per
-platform, its config (PATH, ENTRYPOINT, CMD) and what verification must say. In the
-parts, ``{deb}`` is the variant's Debian architecture (amd64, arm64), ``{node}`` its
-Node one (x64, arm64) and ``{py}`` its wheel one (x86_64, aarch64).
+tarballs and PyPI wheels fetched at test time, pinned by version and sha256 and cached
+(tests/realpkgs.py: about 560 MB of packages on the first run, and the layers made from
+them kept next to them), plus small Go programs built here with Debian's golang-go. Each
+case is data: what the image holds per platform, its config (PATH, ENTRYPOINT, CMD) and
+what verification must say. In the parts, ``{deb}`` is the variant's Debian
+architecture (amd64, arm64), ``{node}`` its Node one (x64, arm64) and ``{py}`` its wheel
+one (x86_64, aarch64). What only BuildKit writes (provenance) is built by the engine
+(:data:`PLANTED_BUILT`).
 """
 
 from __future__ import annotations
@@ -344,6 +347,12 @@ PLANTED = [
          (Deb("libc6"), Deb("python3.11-minimal"), Wheel("pillow==11.0.0", "manylinux_2_28_x86_64")),
          expect=arm64_fails("missing-own-platform", f"/{SITE}/PIL"),
          kinds=frozenset({"missing-own-platform", "wrong-machine"})),
+    Case("musllinux pillow wheels (pip download --platform musllinux_1_2_*) in Debian's glibc Python",
+         (Deb("libc6"), Deb("python3.11-minimal"), Wheel("pillow==11.0.0", "musllinux_1_2_{py}")),
+         run={"*": {"Cmd": ["python3.11"]}},
+         expect={a: ("binaries", "missing-own-platform", f"/{SITE}/PIL")
+                 for a in ("amd64", "arm64")},
+         kinds=frozenset({"missing-own-platform"}), says="cannot be imported"),
     Case("amd64 Rust toolchain in the arm64 image, rustc on PATH",
          (Deb("libc6"), Deb("rustc", "amd64"), Deb("libstd-rust-1.63", "amd64"),
           Deb("libstd-rust-dev", "amd64")),
