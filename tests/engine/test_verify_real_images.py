@@ -277,7 +277,7 @@ PLANTED = [
          (Deb("libc6"),
           Npm("@esbuild/linux-x64@0.28.2", "app/node_modules/@esbuild/linux-x64")),
          expect=arm64_fails("missing-own-platform",
-                                          "/app/node_modules/@esbuild/linux-x64/bin/esbuild"),
+                            "/app/node_modules/@esbuild/linux-x64/bin/esbuild"),
          kinds=frozenset({"missing-own-platform"})),
     Case("missing own-platform sharp packages",
          (Deb("libc6"),
@@ -308,8 +308,7 @@ PLANTED = [
     Case("amd64 JRE in the arm64 image, java linked from /usr/bin",
          (Deb("libc6"), Deb("openjdk-17-jre-headless", "amd64"),
           Extra((Entry("usr/bin/java", link="/usr/lib/jvm/java-17-openjdk-amd64/bin/java"),))),
-         expect=arm64_fails(
-             "wrong-machine", "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"),
+         expect=arm64_fails("wrong-machine", "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"),
          kinds=frozenset({"wrong-machine"})),
     Case("wrong --platform on the final stage: an amd64 Debian labelled arm64",
          (Deb("libc6", "amd64"), Deb("libssl3", "amd64"), Deb("openssh-server", "amd64")),
