@@ -291,6 +291,14 @@ def deb_layer(path: Path) -> tuple[bytes, str, str]:
     return cached_layer(f"deb\0{path.name}", make)
 
 
+def deb_entries(path: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    """A ``.deb``'s files (paths without the leading ``./``)."""
+    r = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(path)], capture_output=True,
+                       timeout=TIMEOUT, check=True)
+    with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
+        return _members(t, "", "")
+
+
 def npm_entries(tgz: Path, at: str) -> list[tuple[tarfile.TarInfo, bytes | None]]:
     """An npm tarball's ``package/`` placed at ``at`` (``app/node_modules/NAME``)."""
     with tarfile.open(tgz) as t:

@@ -29,6 +29,7 @@ from realpkgs import (
     Entry,
     cached_layer,
     deb,
+    deb_entries,
     deb_layer,
     extra_entries,
     go_binary,
@@ -81,6 +82,17 @@ class Deb:
 
 
 @dataclass(frozen=True)
+class DebFile:
+    """One file of a Debian package placed at ``at``: how another distribution lays out
+    the same program (Alpine's musl loader is the file /lib/ld-musl-<arch>.so.1, where
+    Debian's is a symlink to its libc.so)."""
+
+    name: str
+    file: str
+    at: str
+
+
+@dataclass(frozen=True)
 class Npm:
     spec: str
     at: str
@@ -111,7 +123,7 @@ class Extra:
     entries: tuple[Entry, ...]
 
 
-Part = Deb | Npm | Wheel | Go | Extra
+Part = Deb | DebFile | Npm | Wheel | Go | Extra
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,9 @@ def arm64_fails(kind: str, path: str, check: str = "binaries"
     """The amd64 variant verifies, the arm64 one fails with this finding."""
     return {"amd64": None, "arm64": (check, kind, path)}
 
+
+#: Debian's musl libc.so (it is also the dynamic loader) where Alpine puts its loader.
+MUSL_LOADER = DebFile("musl", "lib/{py}-linux-musl/libc.so", "lib/ld-musl-{py}.so.1")
 
 GOOD = [
     Case("Go toolchain (Debian golang-1.19-go + golang-1.19-src, Go's testdata ELFs)",
@@ -216,8 +231,8 @@ GOOD = [
     Case("Python 3.11 with pillow 11.0.0's manylinux_2_28 wheel (pillow.libs)",
          (Deb("libc6"), Deb("python3.11-minimal"), Wheel("pillow==11.0.0", "manylinux_2_28_{py}")),
          run={"*": {"Cmd": ["python3.11"]}}),
-    Case("Python on musl: cryptography and pillow musllinux_1_2 wheels",
-         (Deb("musl"), Wheel("cryptography==44.0.0", "musllinux_1_2_{py}"),
+    Case("Python on musl (Alpine's loader layout): cryptography and pillow musllinux wheels",
+         (MUSL_LOADER, Wheel("cryptography==44.0.0", "musllinux_1_2_{py}"),
           Wheel("pillow==11.0.0", "musllinux_1_2_{py}"))),
     Case("Python 3.11 with numpy, cryptography and pillow wheels together",
          (Deb("libc6"), Deb("python3.11-minimal"), Wheel("numpy==1.26.4", "manylinux2014_{py}"),
@@ -330,7 +345,7 @@ PLANTED = [
          expect=arm64_fails("wrong-machine", f"/{KEYTAR}/build/Release/keytar.node"),
          kinds=frozenset({"wrong-machine"})),
     Case("musllinux x86_64 cryptography wheel in the arm64 musl image",
-         (Deb("musl"), Wheel("cryptography==44.0.0", "musllinux_1_2_x86_64")),
+         (MUSL_LOADER, Wheel("cryptography==44.0.0", "musllinux_1_2_x86_64")),
          expect=arm64_fails("wrong-machine",
                             f"/{SITE}/cryptography/hazmat/bindings/_rust.abi3.so"),
          kinds=frozenset({"wrong-machine"})),
@@ -349,6 +364,11 @@ PLANTED = [
     Case("musllinux pillow wheels (pip download --platform musllinux_1_2_*) in Debian's glibc Python",
          (Deb("libc6"), Deb("python3.11-minimal"), Wheel("pillow==11.0.0", "musllinux_1_2_{py}")),
          run={"*": {"Cmd": ["python3.11"]}},
+         expect={a: ("binaries", "missing-own-platform", f"/{SITE}/PIL")
+                 for a in ("amd64", "arm64")},
+         kinds=frozenset({"missing-own-platform"}), says="cannot be imported"),
+    Case("manylinux pillow wheels in a musl image (Alpine's loader layout)",
+         (MUSL_LOADER, Wheel("pillow==11.0.0", "manylinux_2_28_{py}")),
          expect={a: ("binaries", "missing-own-platform", f"/{SITE}/PIL")
                  for a in ("amd64", "arm64")},
          kinds=frozenset({"missing-own-platform"}), says="cannot be imported"),
@@ -421,6 +441,16 @@ def _layers(case: Case, arch: str) -> list[tuple[bytes, str, str]]:
 def _layer(part: Part, arch: str) -> tuple[bytes, str, str]:
     if isinstance(part, Deb):
         return deb_layer(deb(part.name, _fill(part.arch, arch)))
+    if isinstance(part, DebFile):
+        pkg = deb(part.name, WORDS[arch]["deb"])
+        file, at = _fill(part.file, arch), _fill(part.at, arch)
+
+        def make_file() -> tuple[bytes, str]:
+            picked = [(ti, data) for ti, data in deb_entries(pkg) if ti.name == file]
+            assert len(picked) == 1, (pkg.name, file)
+            picked[0][0].name = at
+            return tar_stream(picked)
+        return cached_layer(f"debfile\0{pkg.name}\0{file}\0{at}", make_file)
     if isinstance(part, Extra):
         return layer(extra_entries([Entry(_fill(e.path, arch), e.data,
                                           _fill(e.link, arch) if e.link else None, e.mode)
