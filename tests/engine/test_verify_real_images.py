@@ -3,7 +3,7 @@ verify with zero errors, planted real-world mistakes each fail with their findin
 
 The images are OCI layouts built here (tests/oci_images.py) from Debian packages, npm
 tarballs and PyPI wheels fetched at test time, pinned by version and sha256 and cached
-(tests/realpkgs.py: about 560 MB of packages on the first run, and the layers made from
+(tests/realpkgs.py: about 520 MB of packages on the first run, and the layers made from
 them kept next to them), plus small Go programs built here with Debian's golang-go. Each
 case is data: what the image holds per platform, its config (PATH, ENTRYPOINT, CMD) and
 what verification must say. In the parts, ``{deb}`` is the variant's Debian
