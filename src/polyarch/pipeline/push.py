@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyarch import interrupt
 from polyarch.platforms import Platform
@@ -21,6 +21,9 @@ from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry.layout import OCILayout
 from polyarch.registry.push import push_layout
 from polyarch.session import Session
+
+if TYPE_CHECKING:
+    from polyarch.pipeline.overlap import EarlyPush
 
 
 @dataclass(frozen=True)
@@ -82,21 +85,32 @@ def repositories(targets: Sequence[ImageRef]) -> list[ImageRef]:
 
 
 def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
-         mount_from: Sequence[str] = ()) -> Pushed:
-    """Push ``layout`` (root ``digest``) to the repository of every target, by digest."""
+         mount_from: Sequence[str] = (), early: EarlyPush | None = None) -> Pushed:
+    """Push ``layout`` (root ``digest``) to the repository of every target, by digest.
+    ``early`` pushed verified layers while verification went on: what it sent is not
+    asked for again (what it could not send is pushed now)."""
     repos = repositories(targets)
     t0 = time.monotonic()
+    up = skip = mnt = sent = 0
+    if early is not None:
+        t_wait = time.monotonic()
+        early.finish()
+        up, skip, mnt = (early.counts[k] for k in ("uploaded", "exists", "mounted"))
+        sent = early.bytes_sent
+        if early.pushed():
+            s.rep.info(f"{len(early.pushed())} verified layers were pushed during verification"
+                       f" (waited {time.monotonic() - t_wait:.2f} s for the last of them)")
     bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms, s.opts.build_args)
     interrupt.set_phase("pushing by digest: no tag was moved (blobs already uploaded stay"
                         " untagged; a re-run skips them)")
-    up = skip = mnt = sent = 0
     with s.rep.group(f"push {digest[:19]} to {', '.join(r.name for r in repos)}"):
         done: list[ImageRef] = []
         for repo in repos:
             same_registry = [d.repository for d in done if d.registry == repo.registry]
             res = push_layout(s.client, OCILayout(layout), repo, root_digest=digest,
                               mount_from=[*mount_from, *same_registry],
-                              bases=[b for b in bases if b.registry == repo.registry])
+                              bases=[b for b in bases if b.registry == repo.registry],
+                              present=early.sent.get(repo.name, set()) if early else ())
             up += res.blobs_uploaded
             skip += res.blobs_skipped
             mnt += res.blobs_mounted

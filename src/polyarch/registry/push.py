@@ -13,7 +13,7 @@ no tag points at; running it again sends only what is missing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -114,14 +114,17 @@ def plan_push(layout: OCILayout, root: Manifest) -> tuple[list[Manifest], dict[s
 def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                 root_digest: str | None = None, mount_from: Sequence[str] = (), jobs: int = 4,
                 progress: Callable[[PushEvent], None] | None = None,
-                chunk_size: int = DEFAULT_CHUNK, bases: Sequence[ImageRef] = ()) -> PushResult:
+                chunk_size: int = DEFAULT_CHUNK, bases: Sequence[ImageRef] = (),
+                present: Collection[str] = ()) -> PushResult:
     """Push ``layout``'s root (or the manifest ``root_digest``) to ``repo``, by digest.
 
     ``repo``'s tag, if any, is ignored: nothing is tagged. ``mount_from`` names other
     repositories of the same registry to try mounting every blob from; ``bases`` names
     images the build started from: a blob one of them (on the same registry) holds is
     mounted from its repository, as is a blob whose source the layout's annotations or
-    provenance name (:mod:`.mounts`). A refused mount falls back to an upload. Raises
+    provenance name (:mod:`.mounts`). A refused mount falls back to an upload. Blobs in
+    ``present`` are known to be in ``repo`` already (this push sent them earlier, see
+    :func:`push_blobs`): they are neither asked for nor counted. Raises
     :class:`~polyarch.errors.RegistryError` (exit 4) when the registry fails beyond
     the retry budget or the deadline.
     """
@@ -141,6 +144,30 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
         sources = mount_sources(client, layout, root, target, bases)
     except (RegistryError, ValueError):  # knowing less only means uploading more
         sources = {}
+    todo = {d: n for d, n in blobs.items() if d not in present}
+    counts, sent = push_blobs(client, layout, target, todo, sources=sources,
+                              mount_from=mount_from, jobs=jobs, progress=progress,
+                              chunk_size=chunk_size)
+    for man in manifests:
+        client.put_manifest(target.with_digest(man.digest), man.data, man.media_type)
+        if progress is not None:
+            progress(PushEvent("manifest", man.digest, len(man.data)))
+    return PushResult(digest=root.digest, media_type=root.media_type, size=len(root.data),
+                      blobs_uploaded=counts["uploaded"], blobs_skipped=counts["exists"],
+                      blobs_mounted=counts["mounted"], manifests=len(manifests),
+                      bytes_sent=sent, seconds=time.monotonic() - t0)
+
+
+def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
+               blobs: Mapping[str, int], *, sources: Mapping[str, Sequence[str]] | None = None,
+               mount_from: Sequence[str] = (), jobs: int = 4,
+               progress: Callable[[PushEvent], None] | None = None,
+               chunk_size: int = DEFAULT_CHUNK) -> tuple[dict[str, int], int]:
+    """Make every blob of ``blobs`` (digest -> size) exist in ``target``: found, mounted
+    (from ``sources[digest]``, then ``mount_from``) or uploaded, several at once,
+    largest first. Returns how many were each (``exists``, ``mounted``, ``uploaded``)
+    and the bytes sent. The first failure ends it, once the uploads in flight are done."""
+    srcs = sources or {}
     counts = {"exists": 0, "mounted": 0, "uploaded": 0}
     sent = 0
 
@@ -153,13 +180,15 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
             emit(PushEvent("bytes", digest, n))
 
         out = upload_blob(client, target, digest, layout.locate(digest),
-                          mount_from=[*sources.get(digest, ()), *mount_from],
+                          mount_from=[*srcs.get(digest, ()), *mount_from],
                           chunk_size=chunk_size, on_bytes=on_bytes)
         emit(PushEvent(out.action, digest, blobs[digest]))
         return out.action, out.sent
 
     # Largest first: the long uploads start at once, the small ones fill in around them.
     order = sorted(blobs, key=lambda d: -blobs[d])
+    if not order:
+        return counts, 0
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="push")
     try:
         futures = [pool.submit(one, d) for d in order]
@@ -180,10 +209,4 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
         pool.shutdown(wait=isinstance(e, Exception), cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    for man in manifests:
-        client.put_manifest(target.with_digest(man.digest), man.data, man.media_type)
-        emit(PushEvent("manifest", man.digest, len(man.data)))
-    return PushResult(digest=root.digest, media_type=root.media_type, size=len(root.data),
-                      blobs_uploaded=counts["uploaded"], blobs_skipped=counts["exists"],
-                      blobs_mounted=counts["mounted"], manifests=len(manifests),
-                      bytes_sent=sent, seconds=time.monotonic() - t0)
+    return counts, sent
