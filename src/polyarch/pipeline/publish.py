@@ -3,7 +3,9 @@
 ``publish`` is ``build --push`` plus tags. ``build`` stops after verification and
 writes the verified layout where asked (``-o oci:PATH``, ``--load``), pushes it by digest
 (``--push``, for split builds), or keeps it in the cache. A failed verification leaves
-nothing in any registry: no blob, no manifest, no tag.
+no manifest and no tag in any registry, and nothing a failing platform references (a
+publish pushes layers of platforms that passed while the others are verified:
+:mod:`polyarch.pipeline.overlap`).
 """
 
 from __future__ import annotations
@@ -170,9 +172,12 @@ def build_verify_push(s: Session, prep: Prepared, *, consequence: str,
         partial = ImageResult(built.digest, built.media_type,
                               tuple(str(t) for t in s.opts.tags), built.platforms,
                               built.seconds, verified)
-        verify_step.require_ok(
-            verified, partial.to_json(),
-            consequence=overlap.what_left(early, consequence) if early else consequence)
+        if early is not None and not verified.ok:
+            # Nothing more leaves; the uploads in flight end (within their deadlines), so
+            # the message says what the registry holds.
+            early.finish(cancel=True)
+            consequence = overlap.what_left(early, consequence)
+        verify_step.require_ok(verified, partial.to_json(), consequence=consequence)
     except BaseException as e:
         if early is not None:
             # Nothing more leaves; the uploads in flight end (within their deadlines) so
