@@ -121,7 +121,8 @@ class EarlyPush:
     def _push(self, digests: list[str]) -> None:
         from polyarch.pipeline.push import dockerfile_bases
         from polyarch.registry.mounts import mount_sources
-        from polyarch.registry.push import push_blobs
+        from polyarch.registry.push import merge_sources, push_blobs
+        from polyarch.registry.pushed import PushRecord
 
         if self.failed is not None:
             return
@@ -134,10 +135,13 @@ class EarlyPush:
                                                          self.s.opts.build_args)
                              if b.registry == repo.registry]
                     try:
-                        self._sources[repo.name] = mount_sources(
-                            self.s.client, self.layout, self.root, repo, bases)
+                        found = mount_sources(self.s.client, self.layout, self.root, repo,
+                                              bases)
                     except (FatalError, ValueError):
-                        self._sources[repo.name] = {}
+                        found = {}
+                    known = PushRecord(self.s.ws.root / "pushed", repo.registry)
+                    self._sources[repo.name] = merge_sources(
+                        found, known.sources(self.sizes), exclude=repo.repository)
                 counts, n = push_blobs(
                     self.s.client, self.layout, repo, {d: self.sizes[d] for d in digests},
                     sources=self._sources[repo.name],

@@ -4,7 +4,8 @@ The first repository gets the blobs; every other repository on the same registry
 them from it. Blobs the registry already has are skipped, so a re-run after a failure
 uploads only what is missing. Blobs of the images the Dockerfile builds ``FROM`` that
 live on the target's registry are mounted from their repositories, not uploaded again
-(:mod:`polyarch.registry.mounts`).
+(:mod:`polyarch.registry.mounts`), and so are blobs an earlier push sent to another
+repository of that registry (:mod:`polyarch.registry.pushed`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from polyarch import interrupt
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry.layout import OCILayout
-from polyarch.registry.push import push_layout
+from polyarch.registry.push import plan_push, push_layout
+from polyarch.registry.pushed import PushRecord
 from polyarch.session import Session
 
 if TYPE_CHECKING:
@@ -107,8 +109,12 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
         done: list[ImageRef] = []
         for repo in repos:
             same_registry = [d.repository for d in done if d.registry == repo.registry]
-            res = push_layout(s.client, OCILayout(layout), repo, root_digest=digest,
+            lay = OCILayout(layout)
+            record = PushRecord(s.ws.root / "pushed", repo.registry)
+            _, blobs = plan_push(lay, lay.manifest(digest))
+            res = push_layout(s.client, lay, repo, root_digest=digest,
                               mount_from=[*mount_from, *same_registry],
+                              known_sources=record.sources(blobs),
                               bases=[b for b in bases if b.registry == repo.registry],
                               present=early.sent.get(repo.name, set()) if early else ())
             up += res.blobs_uploaded
@@ -116,6 +122,7 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
             mnt += res.blobs_mounted
             sent += res.bytes_sent
             done.append(repo)
+            record.add(repo.repository, blobs)
             s.rep.info(f"{repo.name}@{digest}: {res.blobs_uploaded} blobs uploaded,"
                        f" {res.blobs_skipped} already there, {res.blobs_mounted} mounted")
     return Pushed(tuple(r.name for r in repos), digest, up, skip, mnt, sent,

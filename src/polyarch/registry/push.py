@@ -115,7 +115,8 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                 root_digest: str | None = None, mount_from: Sequence[str] = (), jobs: int = 4,
                 progress: Callable[[PushEvent], None] | None = None,
                 chunk_size: int = DEFAULT_CHUNK, bases: Sequence[ImageRef] = (),
-                present: Collection[str] = ()) -> PushResult:
+                present: Collection[str] = (),
+                known_sources: Mapping[str, Sequence[str]] | None = None) -> PushResult:
     """Push ``layout``'s root (or the manifest ``root_digest``) to ``repo``, by digest.
 
     ``repo``'s tag, if any, is ignored: nothing is tagged. ``mount_from`` names other
@@ -124,7 +125,10 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     mounted from its repository, as is a blob whose source the layout's annotations or
     provenance name (:mod:`.mounts`). A refused mount falls back to an upload. Blobs in
     ``present`` are known to be in ``repo`` already (this push sent them earlier, see
-    :func:`push_blobs`): they are neither asked for nor counted. Raises
+    :func:`push_blobs`): they are neither asked for nor counted. ``known_sources``
+    (digest -> repositories of the same registry) are where the caller knows a blob
+    is, from its own earlier pushes (:mod:`.pushed`); they are tried after the others.
+    Raises
     :class:`~polyarch.errors.RegistryError` (exit 4) when the registry fails beyond
     the retry budget or the deadline.
     """
@@ -144,6 +148,7 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
         sources = mount_sources(client, layout, root, target, bases)
     except (RegistryError, ValueError):  # knowing less only means uploading more
         sources = {}
+    sources = merge_sources(sources, known_sources or {}, exclude=target.repository)
     todo = {d: n for d, n in blobs.items() if d not in present}
     counts, sent = push_blobs(client, layout, target, todo, sources=sources,
                               mount_from=mount_from, jobs=jobs, progress=progress,
@@ -210,3 +215,14 @@ def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
         raise
     pool.shutdown(wait=True)
     return counts, sent
+
+
+def merge_sources(*maps: Mapping[str, Sequence[str]], exclude: str) -> dict[str, list[str]]:
+    """digest -> repositories to mount from, in the order the maps give them, each once,
+    without ``exclude`` (the target itself)."""
+    out: dict[str, list[str]] = {}
+    for m in maps:
+        for d, repos in m.items():
+            have = out.setdefault(d, [])
+            have += [r for r in repos if r != exclude and r not in have]
+    return out
