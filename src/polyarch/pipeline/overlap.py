@@ -208,7 +208,8 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
         view = _OnePlatform(lay.path, entry, attached(entry))
         try:
             report = verify_source(view, mine, allow=s.opts.allow, cache=s.layer_cache,
-                                   check_cached=False)
+                                   check_cached=False,
+                                   progress=lambda m: s.rep.info(f"{mine[0]}: {m}"))
         except (FatalError, ValueError):
             return entry["digest"], False, 0  # the whole index's verification says why
         return entry["digest"], report.ok, report.layers_read
