@@ -55,8 +55,16 @@ class Run:
     steps: dict[str, float] = field(default_factory=dict)
 
 
-def run(argv: list[str], *, cwd: Path | None = None,
-        env: dict[str, str] | None = None) -> tuple[Run, str]:
+def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+        tries: int = 2) -> tuple[Run, str]:
+    """Run argv: its figures and stdout. A failed run is tried once more (BuildKit now
+    and then fails an export on a content-store lock another build holds: "ref
+    layer-sha256:... locked"); its time is not kept."""
+    for _ in range(tries - 1):
+        try:
+            return run(argv, cwd=cwd, env=env, tries=1)
+        except SystemExit as e:
+            print(f"retrying once: {str(e)[-500:]}", file=sys.stderr, flush=True)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd, env=env)
