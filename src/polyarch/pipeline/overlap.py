@@ -92,8 +92,8 @@ class _OnePlatform(OCILayout):
 @dataclass
 class EarlyPush:
     """Pushes batches of verified layer blobs to every target repository, one batch at
-    a time, in a thread of its own. A failure here only means the final push sends
-    those blobs (it asks the registry for what is missing)."""
+    a time, in a thread of its own. The first registry failure stops it; the push step
+    reports it (:attr:`error`) once verification passed."""
 
     s: Session
     layout: OCILayout
@@ -106,6 +106,8 @@ class EarlyPush:
                                                             "uploaded": 0})
     bytes_sent: int = 0
     failed: str | None = None
+    #: The registry failure that stopped the early push.
+    error: FatalError | None = None
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="early-push"))
     _sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
@@ -154,6 +156,7 @@ class EarlyPush:
                 done.append(repo)
         except FatalError as e:
             self.failed = e.message
+            self.error = e
 
     def finish(self, *, cancel: bool = False, wait: bool = True) -> None:
         """Wait for the batches (``cancel``: only for the one in flight, whose uploads

@@ -97,6 +97,8 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
     if early is not None:
         t_wait = time.monotonic()
         early.finish()
+        if early.error is not None:
+            raise early.error  # the registry failed: as if it had failed in this step
         up, skip, mnt = (early.counts[k] for k in ("uploaded", "exists", "mounted"))
         sent = early.bytes_sent
         if early.pushed():
