@@ -4,7 +4,8 @@
 first every blob (several at once; those the repository has are skipped after a
 ``HEAD``, those another repository of the registry has are mounted, the rest uploaded
 in resumable chunks from disk), then the child manifests by digest, then the root by
-digest. It never writes a tag: tags are moved by whoever calls it, after it returned.
+digest (nothing, when the repository holds the root by digest already). It never
+writes a tag: tags are moved by whoever calls it, after it returned.
 
 A push that fails half-way leaves blobs (and perhaps child manifests) behind, which
 no tag points at; running it again sends only what is missing.
@@ -118,6 +119,8 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                 present: Collection[str] = (),
                 known_sources: Mapping[str, Sequence[str]] | None = None) -> PushResult:
     """Push ``layout``'s root (or the manifest ``root_digest``) to ``repo``, by digest.
+    A repository that holds the root already (a re-publish of an unchanged image) costs
+    one ``HEAD``: a registry accepts a manifest only once what it references is there.
 
     ``repo``'s tag, if any, is ignored: nothing is tagged. ``mount_from`` names other
     repositories of the same registry to try mounting every blob from; ``bases`` names
@@ -144,6 +147,14 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
             raise UsageError(f"{layout.description}: blob {digest} has {have} bytes,"
                              f" its descriptor says {size}")
     target = repo.untagged()
+    if _holds(client, target, root.digest):
+        # The registry holds the root by digest, so it holds what the root references
+        # (it accepted each manifest only once what it names was there): nothing to do.
+        return PushResult(digest=root.digest, media_type=root.media_type,
+                          size=len(root.data), blobs_uploaded=0,
+                          blobs_skipped=len({d for d in blobs if d not in present}),
+                          blobs_mounted=0, manifests=0, bytes_sent=0,
+                          seconds=time.monotonic() - t0)
     try:
         sources = mount_sources(client, layout, root, target, bases)
     except (RegistryError, ValueError):  # knowing less only means uploading more
@@ -161,6 +172,14 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                       blobs_uploaded=counts["uploaded"], blobs_skipped=counts["exists"],
                       blobs_mounted=counts["mounted"], manifests=len(manifests),
                       bytes_sent=sent, seconds=time.monotonic() - t0)
+
+
+def _holds(client: RegistryAPI, repo: ImageRef, digest: str) -> bool:
+    """Whether ``repo`` holds the manifest ``digest`` (a failed answer: not known)."""
+    try:
+        return client.head_manifest(repo.with_digest(digest)) == digest
+    except RegistryError:
+        return False
 
 
 def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,

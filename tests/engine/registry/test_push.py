@@ -258,7 +258,8 @@ def test_corrupted_blob_on_disk_is_named_not_retried(registry: str, repo: str,
     # One upload of it, refused by the registry; none again.
     puts = [r for r in proxy.log if r.method == "PUT" and digest in r.path]
     assert len(puts) == 1 and puts[0].outcome == "forwarded 400"
-    assert not [r for r in proxy.log if "/manifests/" in r.path]
+    # No manifest written (the root was asked for once, by digest, before the blobs).
+    assert [r.method for r in proxy.log if "/manifests/" in r.path] == ["HEAD"]
 
 
 def test_blob_sent_early_is_skipped_by_the_push(registry: str, repo: str, tmp_path: Path) -> None:
@@ -274,3 +275,19 @@ def test_blob_sent_early_is_skipped_by_the_push(registry: str, repo: str, tmp_pa
         res = push_layout(client, lay, ref)
         assert (res.blobs_skipped, res.blobs_uploaded) == (1, 4)
         assert res.bytes_sent == sum(lay.locate(d).size for d in set(res_digests(lay))) - out.sent
+
+
+def test_a_repository_holding_the_root_costs_one_request(registry: str, repo: str,
+                                                          tmp_path: Path) -> None:
+    """An unchanged image pushed again: one HEAD of the root by digest, nothing else (the
+    registry accepted the index only once its manifests were there, and each of those
+    only once its blobs were)."""
+    lay = layout_with(tmp_path / "lay")
+    name = repo.split("/", 1)[1]
+    with RegistryClient() as client:
+        push_layout(client, lay, parse_ref(f"{registry}/{name}"))
+    with FaultProxy(registry) as proxy, RegistryClient() as client:
+        again = push_layout(client, lay, parse_ref(f"{proxy.address}/{name}"))
+        sent = [(r.method, r.path) for r in proxy.log if not r.path.startswith("/v2/token")]
+    assert sent == [("HEAD", f"/v2/{name}/manifests/{lay.root().digest}")], sent
+    assert (again.blobs_uploaded, again.blobs_skipped, again.manifests) == (0, 5, 0)
