@@ -111,6 +111,8 @@ STEPS = {"polyarch.pipeline.publish": (("preflight", "preflight"), ("push", "pus
                                        ("tag", "tag")),
          "polyarch.pipeline.build": (("build", "build"),),
          "polyarch.pipeline.verify": (("verify_layout", "verify"),),
+         # The platforms verified side by side while verified layers are pushed.
+         "polyarch.pipeline.overlap": (("verify_platforms", "verify"),),
          "polyarch.pipeline.outputs": (("write", "output"),)}
 times = {}
 def wrap(module):
