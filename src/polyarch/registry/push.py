@@ -155,23 +155,63 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                           blobs_skipped=len({d for d in blobs if d not in present}),
                           blobs_mounted=0, manifests=0, bytes_sent=0,
                           seconds=time.monotonic() - t0)
-    try:
-        sources = mount_sources(client, layout, root, target, bases)
-    except (RegistryError, ValueError):  # knowing less only means uploading more
-        sources = {}
-    sources = merge_sources(sources, known_sources or {}, exclude=target.repository)
-    todo = {d: n for d, n in blobs.items() if d not in present}
-    counts, sent = push_blobs(client, layout, target, todo, sources=sources,
-                              mount_from=mount_from, jobs=jobs, progress=progress,
-                              chunk_size=chunk_size)
+    # Child manifests the repository holds by digest (the platforms of an earlier push
+    # of this build; the provenance, with its times, makes each index new): their blobs
+    # are there, so only the others' blobs are asked for.
+    children = manifests[:-1]
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="push") as pool:
+        held = {m.digest for m, ok in zip(children, pool.map(
+            lambda m: _holds(client, target, m.digest), children), strict=True) if ok}
+        needed: set[str] = set()
+        for man in manifests:
+            if man.digest not in held and not man.is_index:
+                needed |= _blob_digests(man.json)
+        todo = {d: n for d, n in blobs.items() if d in needed and d not in present}
+        # Which of them the repository has (HEAD, several at once); only what is missing
+        # needs its mount sources worked out (reading the base images is a few requests).
+        order = sorted(todo)
+        there = dict(zip(order, pool.map(lambda d: client.blob_exists(target, d), order),
+                         strict=True))
+    missing = {d: n for d, n in todo.items() if not there[d]}
+    counts = {"exists": 0, "mounted": 0, "uploaded": 0}
+    sent = 0
+    if missing:
+        try:
+            sources = mount_sources(client, layout, root, target, bases)
+        except (RegistryError, ValueError):  # knowing less only means uploading more
+            sources = {}
+        sources = merge_sources(sources, known_sources or {}, exclude=target.repository)
+        counts, sent = push_blobs(client, layout, target, missing, sources=sources,
+                                  mount_from=mount_from, jobs=jobs, progress=progress,
+                                  chunk_size=chunk_size, check_exists=False)
+    for d in blobs:
+        if d not in present and d not in missing:
+            counts["exists"] += 1
+            if progress is not None:
+                progress(PushEvent("exists", d, blobs[d]))
     for man in manifests:
+        if man.digest in held:
+            continue
         client.put_manifest(target.with_digest(man.digest), man.data, man.media_type)
         if progress is not None:
             progress(PushEvent("manifest", man.digest, len(man.data)))
     return PushResult(digest=root.digest, media_type=root.media_type, size=len(root.data),
                       blobs_uploaded=counts["uploaded"], blobs_skipped=counts["exists"],
-                      blobs_mounted=counts["mounted"], manifests=len(manifests),
+                      blobs_mounted=counts["mounted"], manifests=len(manifests) - len(held),
                       bytes_sent=sent, seconds=time.monotonic() - t0)
+
+
+def _blob_digests(doc: dict[str, Any]) -> set[str]:
+    """The config and layers an image manifest references (as :func:`plan_push` counts
+    them)."""
+    config = doc.get("config")
+    out = set()
+    for d in ([config] if isinstance(config, dict) else []) + _descs(doc, "layers"):
+        if d.get("mediaType") in NON_DISTRIBUTABLE or d.get("urls"):
+            continue
+        if isinstance(d.get("digest"), str):
+            out.add(d["digest"])
+    return out
 
 
 def _holds(client: RegistryAPI, repo: ImageRef, digest: str) -> bool:
@@ -186,11 +226,13 @@ def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
                blobs: Mapping[str, int], *, sources: Mapping[str, Sequence[str]] | None = None,
                mount_from: Sequence[str] = (), jobs: int = 4,
                progress: Callable[[PushEvent], None] | None = None,
-               chunk_size: int = DEFAULT_CHUNK) -> tuple[dict[str, int], int]:
+               chunk_size: int = DEFAULT_CHUNK,
+               check_exists: bool = True) -> tuple[dict[str, int], int]:
     """Make every blob of ``blobs`` (digest -> size) exist in ``target``: found, mounted
     (from ``sources[digest]``, then ``mount_from``) or uploaded, several at once,
     largest first. Returns how many were each (``exists``, ``mounted``, ``uploaded``)
-    and the bytes sent. The first failure ends it, once the uploads in flight are done."""
+    and the bytes sent. The first failure ends it, once the uploads in flight are done.
+    ``check_exists=False``: the caller knows they are missing (no ``HEAD`` first)."""
     srcs = sources or {}
     counts = {"exists": 0, "mounted": 0, "uploaded": 0}
     sent = 0
@@ -205,7 +247,8 @@ def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
 
         out = upload_blob(client, target, digest, layout.locate(digest),
                           mount_from=[*srcs.get(digest, ()), *mount_from],
-                          chunk_size=chunk_size, on_bytes=on_bytes)
+                          chunk_size=chunk_size, on_bytes=on_bytes,
+                          check_exists=check_exists)
         emit(PushEvent(out.action, digest, blobs[digest]))
         return out.action, out.sent
 
