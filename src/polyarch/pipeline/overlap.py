@@ -41,6 +41,9 @@ from polyarch.registry.layout import OCILayout
 from polyarch.registry.media import OCI_INDEX, Manifest, is_attestation
 from polyarch.session import Session
 
+#: What an interruption leaves once layers began to leave early.
+PHASE = ("verifying; layers of platforms that passed are being pushed by digest: no"
+         " manifest and no tag was written")
 #: Whose verification a blob waits for when an attestation manifest references it.
 ATTESTATIONS = "attestations"
 
@@ -112,8 +115,9 @@ class EarlyPush:
         max_workers=1, thread_name_prefix="early-push"))
     _sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Blobs handed to the pushing thread so far.
+    #: Blobs handed to the pushing thread so far, and those whose push began.
     submitted: set[str] = field(default_factory=set)
+    started: set[str] = field(default_factory=set)
 
     def submit(self, digests: Sequence[str]) -> None:
         if digests and self.failed is None:
@@ -128,6 +132,8 @@ class EarlyPush:
 
         if self.failed is not None:
             return
+        with self._lock:
+            self.started.update(digests)
         try:
             done: list[ImageRef] = []
             for repo in self.repos:
@@ -233,9 +239,7 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
                     s.rep.info(f"{_platform_name(root, digest)} passed: pushing its"
                                f" {len(batch)} verified layer{'s' if len(batch) != 1 else ''}"
                                " by digest while the others are verified")
-                    interrupt.set_phase(
-                        "verifying; layers of platforms that passed are being pushed by"
-                        " digest: no manifest and no tag was written")
+                    interrupt.set_phase(PHASE)
                     early.submit(batch)
     return read
 
@@ -252,8 +256,12 @@ def _platform_name(root: Manifest, digest: str) -> str:
 def what_left(early: EarlyPush, otherwise: str) -> str:
     """The consequence of a failed verification, in words (``otherwise``: when no layer
     left early)."""
-    if not early.pushed():
+    with early._lock:
+        started, done = set(early.started), set().union(*early.sent.values())
+    if not started:
         return otherwise
-    n = len(early.pushed())
-    return (f"nothing of a failing platform was pushed ({n} layer{'s' if n != 1 else ''} of"
-            " platforms that passed were, by digest: no manifest, no tag)")
+    n = len(started)
+    # A batch a registry failure ended may have sent some of its layers.
+    some = "" if done >= started else "up to "
+    return (f"nothing of a failing platform was pushed ({some}{n} layer{'s' if n != 1 else ''}"
+            " of platforms that passed were, by digest: no manifest, no tag)")

@@ -161,7 +161,10 @@ def build_verify_push(s: Session, prep: Prepared, *, consequence: str,
             early = overlap.EarlyPush(s, lay, root, repositories(push_to), sizes)
             with s.rep.group(f"verify {what}, platform by platform"):
                 read = overlap.verify_platforms(s, lay, root, s.opts.platforms, early, own)
-        verified = verify_step.verify_layout(s, built.layout, s.opts.platforms, what=what)
+        verified = verify_step.verify_layout(
+            s, built.layout, s.opts.platforms, what=what,
+            phase=overlap.PHASE if early is not None and early.submitted
+            else verify_step.NOTHING_PUSHED)
         if early is not None and verified.report is not None:
             # The layers the platform-by-platform passes read (the last pass found them
             # all in the layer cache).
