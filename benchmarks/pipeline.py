@@ -435,7 +435,8 @@ def main() -> None:
                           "polyarch": [x.__dict__ for x in r.ours]} for r in rows],
                 "fixed": breakdown}, indent=1))
     finally:
-        print("pruning the fixture's build cache records ...", file=sys.stderr, flush=True)
+        if not a.no_prune:
+            print("pruning the fixture's build cache records ...", file=sys.stderr, flush=True)
         prune_own_cache()
         shutil.rmtree(out, ignore_errors=True)
         if own_cache:
