@@ -3,6 +3,7 @@ once every manifest of the index that references it passed; configs never early.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from oci_images import make_layer, write_oci_layout
@@ -52,3 +53,24 @@ def test_one_platform_view_is_an_index_of_that_entry(tmp_path: Path) -> None:
     root = view.root()
     assert root.is_index and root.json["manifests"] == [entry]
     assert view.manifest(arm).digest == arm and amd not in view.description
+
+
+def test_only_an_index_naming_each_expected_platform_once_overlaps(tmp_path: Path) -> None:
+    """A duplicate, missing or unexpected platform, or a nested index, is found only by
+    the verification of the whole index: no layer may leave before it."""
+    from polyarch.pipeline.overlap import one_each
+    from polyarch.platforms import parse_platform
+    from polyarch.registry.media import Manifest
+
+    lay, amd, arm, _, _ = _layout(tmp_path / "lay")
+    root = lay.root()
+    both = [parse_platform("linux/amd64"), parse_platform("linux/arm64")]
+    assert one_each(root, both)
+    assert not one_each(root, both[:1])  # arm64 unexpected
+    assert not one_each(root, [*both, parse_platform("linux/riscv64")])  # one missing
+    doc = root.json
+    dup = {**doc, "manifests": [doc["manifests"][0], doc["manifests"][0]]}
+    assert not one_each(Manifest.from_bytes(json.dumps(dup).encode()), both)
+    nested = {**doc, "manifests": [doc["manifests"][0], {
+        **doc["manifests"][1], "mediaType": "application/vnd.oci.image.index.v1+json"}]}
+    assert not one_each(Manifest.from_bytes(json.dumps(nested).encode()), both)

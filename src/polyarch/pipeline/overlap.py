@@ -17,10 +17,11 @@ The rule stays "nothing unverified leaves the machine", applied blob by blob:
 So a failed verification leaves nothing of the failing platform in any registry: at
 most layers of platforms that passed, untagged and unreferenced by any manifest there.
 
-The overlap is used for an index of two or more platforms with the layer cache
-writable and no smoke command (a platform is verified only once its smoke run passed,
-and the smoke step runs all platforms together after the scan); otherwise verification
-and push run one after the other.
+The overlap is used for an index that names each expected platform exactly once (two
+or more, image manifests each: a duplicate, missing or unexpected platform shows only
+in the whole index), with the layer cache writable and no smoke command (a platform is
+verified only once its smoke run passed, and the smoke step runs all platforms together
+after the scan); otherwise verification and push run one after the other.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from polyarch.errors import FatalError
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef
 from polyarch.registry.layout import OCILayout
-from polyarch.registry.media import OCI_INDEX, Manifest, is_attestation
+from polyarch.registry.media import INDEX_TYPES, OCI_INDEX, Manifest, is_attestation
 from polyarch.session import Session
 
 #: What an interruption leaves once layers began to leave early.
@@ -178,7 +179,9 @@ class EarlyPush:
 
 def eligible(s: Session, layout: Path) -> tuple[OCILayout, Manifest] | None:
     """The layout and its index when verification and push can overlap (see the module's
-    documentation), else ``None``."""
+    documentation), else ``None``. The index must name each expected platform exactly
+    once, with image manifests only: what only the whole index shows (a duplicate, a
+    missing or unexpected platform, a nested index) is never found after a layer left."""
     if not s.opts.verify or s.opts.smoke is not None or not s.layer_cache.writable:
         return None
     try:
@@ -188,9 +191,25 @@ def eligible(s: Session, layout: Path) -> tuple[OCILayout, Manifest] | None:
         return None
     if not root.is_index:
         return None
+    return (lay, root) if one_each(root, s.opts.platforms) else None
+
+
+def one_each(root: Manifest, expected: Sequence[Platform]) -> bool:
+    """Whether ``root`` holds two or more platform entries, image manifests each, one per
+    expected platform and one for each."""
     entries = [d for d in root.json.get("manifests") or []
                if isinstance(d, dict) and not is_attestation(d)]
-    return (lay, root) if len(entries) >= 2 else None
+    matched: list[Platform] = []
+    for d in entries:
+        pd = d.get("platform") or {}
+        if d.get("mediaType") in INDEX_TYPES or not isinstance(pd, dict):
+            return False
+        mine = [p for p in expected if p.matches(str(pd.get("os")), str(pd.get("architecture")),
+                                                 pd.get("variant"))]
+        if len(mine) != 1 or mine[0] in matched:
+            return False
+        matched.append(mine[0])
+    return len(entries) >= 2 and len(matched) == len(expected)
 
 
 def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
