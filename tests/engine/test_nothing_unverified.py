@@ -17,6 +17,7 @@ from .helpers import (
     WRONG_ARCH,
     assert_registry_empty,
     needs_podman,
+    stored_blobs,
     token_context,
 )
 
@@ -114,3 +115,86 @@ def test_registry_build_cache_leaves_only_after_verification(tmp_path: Path,
     order = [ln for ln in run.out.splitlines() if ln.startswith("==> ")]
     assert order.index("==> export build cache") > next(
         i for i, ln in enumerate(order) if ln.startswith("==> push "))
+
+
+# -- verification and push side by side (pipeline/overlap.py) ---------------------------
+
+#: arm64 gets the amd64 busybox (an error); each platform also gets a layer of its own.
+ONE_PLATFORM_FAILS = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-amd64/ /
+COPY only-${TARGETARCH}/ /opt/
+"""
+BOTH_PASS = """\
+FROM scratch
+ARG TARGETARCH
+COPY rootfs-${TARGETARCH}/ /
+COPY only-${TARGETARCH}/ /opt/
+"""
+
+
+def _own_layers(ctx: Path) -> Path:
+    for arch in ("amd64", "arm64"):
+        (ctx / f"only-{arch}").mkdir()
+        (ctx / f"only-{arch}" / f"marker-{arch}.txt").write_text(f"{arch}\n")
+    return ctx
+
+
+def _files_of(blob: Path) -> set[str]:
+    """The regular files of a stored layer blob (empty for anything that is no tar)."""
+    import tarfile
+
+    try:
+        with tarfile.open(blob, "r:*") as tf:
+            return {m.name.lstrip("./") for m in tf.getmembers() if m.isfile()}
+    except tarfile.TarError:
+        return {"<not a layer>"}
+
+
+def test_failing_platform_leaves_nothing_of_its_own_while_verified_layers_may(
+        tmp_path: Path, own_registry: LocalRegistry) -> None:
+    """The platforms are verified side by side and a platform's layers are pushed once it
+    passed; arm64 fails (amd64's busybox): nothing arm64 references leaves, not even the
+    busybox layer it shares with the amd64 platform that passed, and no config, manifest
+    or tag does. At most amd64's own layer is in the registry, and the error says so."""
+    ctx = _own_layers(make_context(tmp_path / "ctx", dockerfile=ONE_PLATFORM_FAILS,
+                                   arches=("amd64",)))
+    run = polyarch("publish", "-t", f"{own_registry.address}/team/app:1", "--json", str(ctx))
+    assert run.code == 5, run.text
+    assert "bin/busybox" in run.err
+    root = own_registry.directory / "data/docker/registry/v2/blobs/sha256"
+    stored = {b: _files_of(root / b[7:9] / b[7:] / "data") for b in stored_blobs(own_registry)}
+    assert all(files == {"opt/marker-amd64.txt"} for files in stored.values()), stored
+    assert registry_tags(own_registry.address, "team/app") == []
+    revisions = (own_registry.directory
+                 / "data/docker/registry/v2/repositories/team/app/_manifests/revisions")
+    assert not revisions.exists() or not any(revisions.rglob("link"))
+    line = last_error_line(run)
+    if stored:
+        assert "nothing of a failing platform was pushed (1 layer of platforms that passed" \
+            in line, line
+    else:
+        assert "nothing was pushed" in line, line
+    assert run.json()["push"] is None
+
+
+def test_platforms_that_pass_push_their_layers_during_verification(
+        tmp_path: Path, own_registry: LocalRegistry) -> None:
+    """Both platforms pass: their layers leave as each passes, configs and manifests after
+    the whole index passed; every blob is counted once and the tag names the index."""
+    ctx = _own_layers(make_context(tmp_path / "ctx", dockerfile=BOTH_PASS))
+    ref = f"{own_registry.address}/team/app:1"
+    run = polyarch("publish", "-t", ref, "--json", str(ctx))
+    assert run.code == 0, run.text
+    assert "passed: pushing its 2 verified layers by digest while the others are verified" \
+        in run.err, run.err
+    assert "4 verified layers were pushed during verification" in run.err, run.err
+    blobs = run.json()["push"]["blobs"]
+    revisions = (own_registry.directory
+                 / "data/docker/registry/v2/repositories/team/app/_manifests/revisions/sha256")
+    manifests = len(list(revisions.iterdir()))  # the index, platforms, attestations
+    # Every other stored blob was uploaded once (layers, configs, attestation blobs).
+    assert blobs["uploaded"] == len(stored_blobs(own_registry)) - manifests, blobs
+    assert blobs["skipped"] == blobs["mounted"] == 0
+    assert registry_tags(own_registry.address, "team/app") == ["1"]

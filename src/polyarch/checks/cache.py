@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -103,7 +104,9 @@ class LayerCache:
         if f is None or not self.writable:
             return
         data = zlib.compress(json.dumps(scan.to_json(), separators=(",", ":")).encode(), 6)
-        tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+        # One name per thread: two verifications of one process may store the same
+        # layer at once (the platforms of a publish are verified side by side).
+        tmp = f.with_name(f"{f.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(data)

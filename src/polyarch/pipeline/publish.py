@@ -3,7 +3,9 @@
 ``publish`` is ``build --push`` plus tags. ``build`` stops after verification and
 writes the verified layout where asked (``-o oci:PATH``, ``--load``), pushes it by digest
 (``--push``, for split builds), or keeps it in the cache. A failed verification leaves
-nothing in any registry: no blob, no manifest, no tag.
+no manifest and no tag in any registry, and nothing a failing platform references (a
+publish pushes layers of platforms that passed while the others are verified:
+:mod:`polyarch.pipeline.overlap`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from polyarch.pipeline import verify as verify_step
 from polyarch.pipeline.build import Built, PlatformBuilt
 from polyarch.pipeline.outputs import OutputPlan
 from polyarch.pipeline.plan import Plan, registry_push_check, run_preflight
-from polyarch.pipeline.push import Pushed, push
+from polyarch.pipeline.push import Pushed, push, repositories
 from polyarch.pipeline.sign import Signed
 from polyarch.pipeline.tag import Tagged, tag
 from polyarch.pipeline.verify import Verified
@@ -135,19 +137,64 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
     """Build into the cache and verify there; :class:`VerificationFailed` on errors.
     ``see(built)`` says how to read every finding of a verified image (printed with
     each platform's counts)."""
+    built, verified, _ = build_verify_push(s, prep, consequence=consequence, see=see)
+    return built, verified
+
+
+def build_verify_push(s: Session, prep: Prepared, *, consequence: str,
+                      see: Callable[[Built], str] | None = None,
+                      push_to: Sequence[ImageRef] = ()) -> tuple[Built, Verified, Pushed | None]:
+    """:func:`build_and_verify`; then, with ``push_to``, push the verified image there by
+    digest (no tag): its platforms' layers while the others are still being verified,
+    where that can be (:mod:`polyarch.pipeline.overlap`)."""
+    from polyarch.pipeline import overlap
+
     built = build_step.build(s, prep.plan, prep.request)
     name = str(s.opts.tags[0]) if s.opts.tags else "the build"
-    verified = verify_step.verify_layout(s, built.layout, s.opts.platforms,
-                                         what=f"{name} ({built.digest[:19]}, local)")
-    partial = ImageResult(built.digest, built.media_type, tuple(str(t) for t in s.opts.tags),
-                          built.platforms, built.seconds, verified)
-    verify_step.require_ok(verified, partial, consequence=consequence)
+    what = f"{name} ({built.digest[:19]}, local)"
+    early: overlap.EarlyPush | None = None
+    can = overlap.eligible(s, built.layout) if push_to else None
+    try:
+        if can is not None:
+            lay, root = can
+            own, sizes = overlap.owners(lay, root)
+            early = overlap.EarlyPush(s, lay, root, repositories(push_to), sizes)
+            with s.rep.group(f"verify {what}, platform by platform"):
+                read = overlap.verify_platforms(s, lay, root, s.opts.platforms, early, own)
+        verified = verify_step.verify_layout(
+            s, built.layout, s.opts.platforms, what=what,
+            phase=overlap.PHASE if early is not None and early.submitted
+            else verify_step.NOTHING_PUSHED)
+        if early is not None and verified.report is not None:
+            # The layers the platform-by-platform passes read (the last pass found them
+            # all in the layer cache).
+            r = verified.report
+            total = r.layers_read + r.layers_cached
+            r.layers_read = min(total, r.layers_read + read)
+            r.layers_cached = total - r.layers_read
+        partial = ImageResult(built.digest, built.media_type,
+                              tuple(str(t) for t in s.opts.tags), built.platforms,
+                              built.seconds, verified)
+        if early is not None and not verified.ok:
+            # Nothing more leaves; the uploads in flight end (within their deadlines), so
+            # the message says what the registry holds.
+            early.finish(cancel=True)
+            consequence = overlap.what_left(early, consequence)
+        verify_step.require_ok(verified, partial, consequence=consequence)
+    except BaseException as e:
+        if early is not None:
+            # Nothing more leaves; the uploads in flight end (within their deadlines) so
+            # the registry's state is settled when the error is reported, unless
+            # interrupted (Ctrl-C, SIGTERM).
+            early.finish(cancel=True, wait=isinstance(e, Exception))
+        raise
     if verified.report is not None:
         s.rep.info(verified.report.summary())
         hint = see(built) if see else "this command with --json lists every finding"
         for line in verify_step.platform_lines(verified.report, hint):
             s.rep.info(line)
-    return built, verified
+    pushed = push(s, built.layout, built.digest, push_to, early=early) if push_to else None
+    return built, verified, pushed
 
 
 def dry_run_result(s: Session, prep: Prepared, then: str) -> ImageResult:
@@ -185,10 +232,11 @@ def publish(s: Session, *, extra_contexts: dict[str, str] | None = None,
         for c in signing:
             s.rep.command(tuple(c))
         return replace(res, commands=res.commands + tuple(tuple(c) for c in signing))
-    built, verified = build_and_verify(
+    built, verified, pushed = build_verify_push(
         s, prep, consequence="nothing was pushed",
-        see=lambda _b: f"polyarch verify --json {shlex.quote(str(targets[0]))} shows them")
-    pushed = push(s, built.layout, built.digest, targets)
+        see=lambda _b: f"polyarch verify --json {shlex.quote(str(targets[0]))} shows them",
+        push_to=targets)
+    assert pushed is not None
     build_step.export_cache(s, built)
     root = _root_bytes(built)
     signed = None

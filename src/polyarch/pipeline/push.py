@@ -4,7 +4,8 @@ The first repository gets the blobs; every other repository on the same registry
 them from it. Blobs the registry already has are skipped, so a re-run after a failure
 uploads only what is missing. Blobs of the images the Dockerfile builds ``FROM`` that
 live on the target's registry are mounted from their repositories, not uploaded again
-(:mod:`polyarch.registry.mounts`).
+(:mod:`polyarch.registry.mounts`), and so are blobs an earlier push sent to another
+repository of that registry (:mod:`polyarch.registry.pushed`).
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyarch import interrupt
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry.layout import OCILayout
-from polyarch.registry.push import push_layout
+from polyarch.registry.push import plan_push, push_layout
+from polyarch.registry.pushed import PushRecord
 from polyarch.session import Session
+
+if TYPE_CHECKING:
+    from polyarch.pipeline.overlap import EarlyPush
 
 
 @dataclass(frozen=True)
@@ -82,26 +87,44 @@ def repositories(targets: Sequence[ImageRef]) -> list[ImageRef]:
 
 
 def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
-         mount_from: Sequence[str] = ()) -> Pushed:
-    """Push ``layout`` (root ``digest``) to the repository of every target, by digest."""
+         mount_from: Sequence[str] = (), early: EarlyPush | None = None) -> Pushed:
+    """Push ``layout`` (root ``digest``) to the repository of every target, by digest.
+    ``early`` pushed verified layers while verification went on: what it sent is not
+    asked for again (what it could not send is pushed now)."""
     repos = repositories(targets)
     t0 = time.monotonic()
+    up = skip = mnt = sent = 0
+    if early is not None:
+        t_wait = time.monotonic()
+        early.finish()
+        if early.error is not None:
+            raise early.error  # the registry failed: as if it had failed in this step
+        up, skip, mnt = (early.counts[k] for k in ("uploaded", "exists", "mounted"))
+        sent = early.bytes_sent
+        if early.pushed():
+            s.rep.info(f"{len(early.pushed())} verified layers were pushed during verification"
+                       f" (waited {time.monotonic() - t_wait:.2f} s for the last of them)")
     bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms, s.opts.build_args)
     interrupt.set_phase("pushing by digest: no tag was moved (blobs already uploaded stay"
                         " untagged; a re-run skips them)")
-    up = skip = mnt = sent = 0
     with s.rep.group(f"push {digest[:19]} to {', '.join(r.name for r in repos)}"):
         done: list[ImageRef] = []
         for repo in repos:
             same_registry = [d.repository for d in done if d.registry == repo.registry]
-            res = push_layout(s.client, OCILayout(layout), repo, root_digest=digest,
+            lay = OCILayout(layout)
+            record = PushRecord(s.ws.root / "pushed", repo.registry)
+            _, blobs = plan_push(lay, lay.manifest(digest))
+            res = push_layout(s.client, lay, repo, root_digest=digest,
                               mount_from=[*mount_from, *same_registry],
-                              bases=[b for b in bases if b.registry == repo.registry])
+                              known_sources=record.sources(blobs),
+                              bases=[b for b in bases if b.registry == repo.registry],
+                              present=early.sent.get(repo.name, set()) if early else ())
             up += res.blobs_uploaded
             skip += res.blobs_skipped
             mnt += res.blobs_mounted
             sent += res.bytes_sent
             done.append(repo)
+            record.add(repo.repository, blobs)
             s.rep.info(f"{repo.name}@{digest}: {res.blobs_uploaded} blobs uploaded,"
                        f" {res.blobs_skipped} already there, {res.blobs_mounted} mounted")
     return Pushed(tuple(r.name for r in repos), digest, up, skip, mnt, sent,

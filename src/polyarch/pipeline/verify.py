@@ -56,6 +56,10 @@ class Verified:
                 "smoke_cached": sm.cached, "smoke_ran": sm.ran}
 
 
+#: What an interruption of verification leaves behind, as a rule.
+NOTHING_PUSHED = "verifying on local disk: nothing was pushed"
+
+
 class VerificationFailed(VerificationError):
     """Verification found errors; carries the partial result (not promoted) that --json
     and the CI outputs show."""
@@ -284,8 +288,9 @@ def verify_source(s: Session, source: str, *, deep: bool) -> Verified:
 
 
 def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
-                  what: str) -> Verified:
-    """Verify the OCI layout at ``layout`` (nothing of it has left the machine)."""
+                  what: str, phase: str = NOTHING_PUSHED) -> Verified:
+    """Verify the OCI layout at ``layout`` (nothing unverified of it has left the
+    machine; ``phase`` says what has, for an interruption)."""
     if not s.opts.verify:
         s.rep.warn("verification skipped (--no-verify): nobody checked this image")
         return Verified(None, 0.0)
@@ -293,7 +298,7 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     from polyarch.registry.layout import OCILayout
 
     t0 = time.monotonic()
-    interrupt.set_phase("verifying on local disk: nothing was pushed")
+    interrupt.set_phase(phase)
     smoke_times: SmokeTimes | None = None
     with s.rep.group(f"verify {what}"):
         # The layout the build has just written: cached layers are not read again.

@@ -4,7 +4,8 @@
 first every blob (several at once; those the repository has are skipped after a
 ``HEAD``, those another repository of the registry has are mounted, the rest uploaded
 in resumable chunks from disk), then the child manifests by digest, then the root by
-digest. It never writes a tag: tags are moved by whoever calls it, after it returned.
+digest (nothing, when the repository holds the root by digest already). It never
+writes a tag: tags are moved by whoever calls it, after it returned.
 
 A push that fails half-way leaves blobs (and perhaps child manifests) behind, which
 no tag points at; running it again sends only what is missing.
@@ -13,7 +14,7 @@ no tag points at; running it again sends only what is missing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -114,14 +115,23 @@ def plan_push(layout: OCILayout, root: Manifest) -> tuple[list[Manifest], dict[s
 def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                 root_digest: str | None = None, mount_from: Sequence[str] = (), jobs: int = 4,
                 progress: Callable[[PushEvent], None] | None = None,
-                chunk_size: int = DEFAULT_CHUNK, bases: Sequence[ImageRef] = ()) -> PushResult:
+                chunk_size: int = DEFAULT_CHUNK, bases: Sequence[ImageRef] = (),
+                present: Collection[str] = (),
+                known_sources: Mapping[str, Sequence[str]] | None = None) -> PushResult:
     """Push ``layout``'s root (or the manifest ``root_digest``) to ``repo``, by digest.
+    A repository that holds the root already (a re-publish of an unchanged image) costs
+    one ``HEAD``: a registry accepts a manifest only once what it references is there.
 
     ``repo``'s tag, if any, is ignored: nothing is tagged. ``mount_from`` names other
     repositories of the same registry to try mounting every blob from; ``bases`` names
     images the build started from: a blob one of them (on the same registry) holds is
     mounted from its repository, as is a blob whose source the layout's annotations or
-    provenance name (:mod:`.mounts`). A refused mount falls back to an upload. Raises
+    provenance name (:mod:`.mounts`). A refused mount falls back to an upload. Blobs in
+    ``present`` are known to be in ``repo`` already (this push sent them earlier, see
+    :func:`push_blobs`): they are neither asked for nor counted. ``known_sources``
+    (digest -> repositories of the same registry) are where the caller knows a blob
+    is, from its own earlier pushes (:mod:`.pushed`); they are tried after the others.
+    Raises
     :class:`~polyarch.errors.RegistryError` (exit 4) when the registry fails beyond
     the retry budget or the deadline.
     """
@@ -137,10 +147,93 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
             raise UsageError(f"{layout.description}: blob {digest} has {have} bytes,"
                              f" its descriptor says {size}")
     target = repo.untagged()
+    if _holds(client, target, root.digest):
+        # The registry holds the root by digest, so it holds what the root references
+        # (it accepted each manifest only once what it names was there): nothing to do.
+        return PushResult(digest=root.digest, media_type=root.media_type,
+                          size=len(root.data), blobs_uploaded=0,
+                          blobs_skipped=len({d for d in blobs if d not in present}),
+                          blobs_mounted=0, manifests=0, bytes_sent=0,
+                          seconds=time.monotonic() - t0)
+    # Child manifests the repository holds by digest (the platforms of an earlier push
+    # of this build; the provenance, with its times, makes each index new): their blobs
+    # are there, so only the others' blobs are asked for.
+    children = manifests[:-1]
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="push") as pool:
+        held = {m.digest for m, ok in zip(children, pool.map(
+            lambda m: _holds(client, target, m.digest), children), strict=True) if ok}
+        needed: set[str] = set()
+        for man in manifests:
+            if man.digest not in held and not man.is_index:
+                needed |= _blob_digests(man.json)
+        todo = {d: n for d, n in blobs.items() if d in needed and d not in present}
+        # Which of them the repository has (HEAD, several at once); only what is missing
+        # needs its mount sources worked out (reading the base images is a few requests).
+        order = sorted(todo)
+        there = dict(zip(order, pool.map(lambda d: client.blob_exists(target, d), order),
+                         strict=True))
+    missing = {d: n for d, n in todo.items() if not there[d]}
+    counts = {"exists": 0, "mounted": 0, "uploaded": 0}
+    sent = 0
+    if missing:
+        try:
+            sources = mount_sources(client, layout, root, target, bases)
+        except (RegistryError, ValueError):  # knowing less only means uploading more
+            sources = {}
+        sources = merge_sources(sources, known_sources or {}, exclude=target.repository)
+        counts, sent = push_blobs(client, layout, target, missing, sources=sources,
+                                  mount_from=mount_from, jobs=jobs, progress=progress,
+                                  chunk_size=chunk_size, check_exists=False)
+    for d in blobs:
+        if d not in present and d not in missing:
+            counts["exists"] += 1
+            if progress is not None:
+                progress(PushEvent("exists", d, blobs[d]))
+    for man in manifests:
+        if man.digest in held:
+            continue
+        client.put_manifest(target.with_digest(man.digest), man.data, man.media_type)
+        if progress is not None:
+            progress(PushEvent("manifest", man.digest, len(man.data)))
+    return PushResult(digest=root.digest, media_type=root.media_type, size=len(root.data),
+                      blobs_uploaded=counts["uploaded"], blobs_skipped=counts["exists"],
+                      blobs_mounted=counts["mounted"], manifests=len(manifests) - len(held),
+                      bytes_sent=sent, seconds=time.monotonic() - t0)
+
+
+def _blob_digests(doc: dict[str, Any]) -> set[str]:
+    """The config and layers an image manifest references (as :func:`plan_push` counts
+    them)."""
+    config = doc.get("config")
+    out = set()
+    for d in ([config] if isinstance(config, dict) else []) + _descs(doc, "layers"):
+        if d.get("mediaType") in NON_DISTRIBUTABLE or d.get("urls"):
+            continue
+        if isinstance(d.get("digest"), str):
+            out.add(d["digest"])
+    return out
+
+
+def _holds(client: RegistryAPI, repo: ImageRef, digest: str) -> bool:
+    """Whether ``repo`` holds the manifest ``digest`` (a failed answer: not known)."""
     try:
-        sources = mount_sources(client, layout, root, target, bases)
-    except (RegistryError, ValueError):  # knowing less only means uploading more
-        sources = {}
+        return client.head_manifest(repo.with_digest(digest)) == digest
+    except RegistryError:
+        return False
+
+
+def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
+               blobs: Mapping[str, int], *, sources: Mapping[str, Sequence[str]] | None = None,
+               mount_from: Sequence[str] = (), jobs: int = 4,
+               progress: Callable[[PushEvent], None] | None = None,
+               chunk_size: int = DEFAULT_CHUNK,
+               check_exists: bool = True) -> tuple[dict[str, int], int]:
+    """Make every blob of ``blobs`` (digest -> size) exist in ``target``: found, mounted
+    (from ``sources[digest]``, then ``mount_from``) or uploaded, several at once,
+    largest first. Returns how many were each (``exists``, ``mounted``, ``uploaded``)
+    and the bytes sent. The first failure ends it, once the uploads in flight are done.
+    ``check_exists=False``: the caller knows they are missing (no ``HEAD`` first)."""
+    srcs = sources or {}
     counts = {"exists": 0, "mounted": 0, "uploaded": 0}
     sent = 0
 
@@ -153,13 +246,16 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
             emit(PushEvent("bytes", digest, n))
 
         out = upload_blob(client, target, digest, layout.locate(digest),
-                          mount_from=[*sources.get(digest, ()), *mount_from],
-                          chunk_size=chunk_size, on_bytes=on_bytes)
+                          mount_from=[*srcs.get(digest, ()), *mount_from],
+                          chunk_size=chunk_size, on_bytes=on_bytes,
+                          check_exists=check_exists)
         emit(PushEvent(out.action, digest, blobs[digest]))
         return out.action, out.sent
 
     # Largest first: the long uploads start at once, the small ones fill in around them.
     order = sorted(blobs, key=lambda d: -blobs[d])
+    if not order:
+        return counts, 0
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="push")
     try:
         futures = [pool.submit(one, d) for d in order]
@@ -180,10 +276,15 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
         pool.shutdown(wait=isinstance(e, Exception), cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    for man in manifests:
-        client.put_manifest(target.with_digest(man.digest), man.data, man.media_type)
-        emit(PushEvent("manifest", man.digest, len(man.data)))
-    return PushResult(digest=root.digest, media_type=root.media_type, size=len(root.data),
-                      blobs_uploaded=counts["uploaded"], blobs_skipped=counts["exists"],
-                      blobs_mounted=counts["mounted"], manifests=len(manifests),
-                      bytes_sent=sent, seconds=time.monotonic() - t0)
+    return counts, sent
+
+
+def merge_sources(*maps: Mapping[str, Sequence[str]], exclude: str) -> dict[str, list[str]]:
+    """digest -> repositories to mount from, in the order the maps give them, each once,
+    without ``exclude`` (the target itself)."""
+    out: dict[str, list[str]] = {}
+    for m in maps:
+        for d, repos in m.items():
+            have = out.setdefault(d, [])
+            have += [r for r in repos if r != exclude and r not in have]
+    return out

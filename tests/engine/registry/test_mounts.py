@@ -116,3 +116,30 @@ def test_blobs_a_base_image_holds_are_mounted_from_its_repository(
     ref = parse_purl("pkg:docker/127.0.0.1%3A5000/team/base@1?platform=linux%2Famd64",
                      "sha256:" + "a" * 64)
     assert ref is not None and str(ref) == f"127.0.0.1:5000/team/base@sha256:{'a' * 64}"
+
+
+def test_blobs_an_earlier_publish_sent_are_mounted_into_a_new_repository(
+        tmp_path: Path, own_registry: LocalRegistry, cache_dir: Path) -> None:
+    """The same image published into a second repository of the registry: every blob
+    the first publish sent is mounted from the first repository (as containerd's
+    distribution-source labels let ``buildx --push`` do), none is uploaded again; the
+    record of where blobs went is in the cache directory."""
+    ctx = make_context(tmp_path / "ctx")
+    with FaultProxy(own_registry.address) as proxy:
+        reg = proxy.address
+        first = polyarch("publish", "-t", f"{reg}/team/one:1", "--json", str(ctx))
+        assert first.code == 0, first.err
+        assert first.json()["push"]["blobs"]["mounted"] == 0
+        proxy.log.clear()
+        second = polyarch("publish", "-t", f"{reg}/team/two:1", "--json", str(ctx))
+        assert second.code == 0, second.err
+        mounted, uploaded = blob_requests(proxy, "team/two")
+        tried = [r for r in proxy.log if r.method == "POST" and "mount=" in r.path]
+        layers = layers_of(f"{reg}/team/two:1")
+    # The layers are the same build's: all mounted from team/one, none uploaded again
+    # (what differs between the two publishes, such as the provenance, is uploaded).
+    assert layers and layers <= set(mounted), (layers, mounted)
+    assert not layers & set(uploaded)
+    assert all("from=team%2Fone" in r.path or "from=team/one" in r.path for r in tried)
+    assert second.json()["push"]["blobs"]["mounted"] == len(mounted)
+    assert any((cache_dir / "pushed").iterdir())

@@ -258,7 +258,8 @@ def test_corrupted_blob_on_disk_is_named_not_retried(registry: str, repo: str,
     # One upload of it, refused by the registry; none again.
     puts = [r for r in proxy.log if r.method == "PUT" and digest in r.path]
     assert len(puts) == 1 and puts[0].outcome == "forwarded 400"
-    assert not [r for r in proxy.log if "/manifests/" in r.path]
+    # No manifest written (they were only asked for, by digest, before the blobs).
+    assert {r.method for r in proxy.log if "/manifests/" in r.path} == {"HEAD"}
 
 
 def test_blob_sent_early_is_skipped_by_the_push(registry: str, repo: str, tmp_path: Path) -> None:
@@ -274,3 +275,52 @@ def test_blob_sent_early_is_skipped_by_the_push(registry: str, repo: str, tmp_pa
         res = push_layout(client, lay, ref)
         assert (res.blobs_skipped, res.blobs_uploaded) == (1, 4)
         assert res.bytes_sent == sum(lay.locate(d).size for d in set(res_digests(lay))) - out.sent
+
+
+def test_a_repository_holding_the_root_costs_one_request(registry: str, repo: str,
+                                                          tmp_path: Path) -> None:
+    """An unchanged image pushed again: one HEAD of the root by digest, nothing else (the
+    registry accepted the index only once its manifests were there, and each of those
+    only once its blobs were)."""
+    lay = layout_with(tmp_path / "lay")
+    name = repo.split("/", 1)[1]
+    with RegistryClient() as client:
+        push_layout(client, lay, parse_ref(f"{registry}/{name}"))
+    with FaultProxy(registry) as proxy, RegistryClient() as client:
+        again = push_layout(client, lay, parse_ref(f"{proxy.address}/{name}"))
+        sent = [(r.method, r.path) for r in proxy.log if not r.path.startswith("/v2/token")]
+    assert sent == [("HEAD", f"/v2/{name}/manifests/{lay.root().digest}")], sent
+    assert (again.blobs_uploaded, again.blobs_skipped, again.manifests) == (0, 5, 0)
+
+
+def test_platform_manifests_the_repository_holds_are_not_pushed_again(
+        registry: str, repo: str, tmp_path: Path) -> None:
+    """A new index over platform manifests the repository holds (a rebuild whose only
+    change is outside them, such as provenance times): their blobs are not asked for,
+    the manifests not written again; only the new index is."""
+    lay = layout_with(tmp_path / "lay")
+    name = repo.split("/", 1)[1]
+    with RegistryClient() as client:
+        push_layout(client, lay, parse_ref(f"{registry}/{name}"))
+    # The same platforms under a new index (an annotation of its own).
+    index = json.loads((tmp_path / "lay" / "index.json").read_text())
+    root = lay.root()
+    doc = root.json
+    doc["annotations"] = {"org.example.build": "2"}
+    data = json.dumps(doc).encode()
+    new = "sha256:" + hashlib.sha256(data).hexdigest()
+    (tmp_path / "lay" / "blobs" / "sha256" / new[7:]).write_bytes(data)
+    if index["manifests"][0]["digest"] == root.digest:
+        index["manifests"][0].update(digest=new, size=len(data))
+        (tmp_path / "lay" / "index.json").write_text(json.dumps(index))
+        again_lay = OCILayout(tmp_path / "lay")
+        ref_digest = None
+    else:  # index.json is the index itself: push the new one by digest
+        again_lay, ref_digest = OCILayout(tmp_path / "lay"), new
+    with FaultProxy(registry) as proxy, RegistryClient() as client:
+        res = push_layout(client, again_lay, parse_ref(f"{proxy.address}/{name}"),
+                          root_digest=ref_digest)
+        sent = [(r.method, r.path) for r in proxy.log if not r.path.startswith("/v2/token")]
+    assert res.digest == new and res.manifests == 1 and res.blobs_uploaded == 0
+    assert not [p for m, p in sent if "/blobs/" in p], sent
+    assert [p for m, p in sent if m == "PUT"] == [f"/v2/{name}/manifests/{new}"]

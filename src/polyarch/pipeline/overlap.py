@@ -1,0 +1,286 @@
+"""Verification and push side by side: a platform's layers leave while the others are
+still being verified.
+
+The rule stays "nothing unverified leaves the machine", applied blob by blob:
+
+* every platform of the index is verified on its own (its manifest, config, layers and
+  attestations, against the index entry that names it), all of them at once;
+* a layer blob is pushed early (by digest, to every target repository) once EVERY
+  manifest of the index that references it passed: a layer a failing platform shares
+  with a passing one stays on the machine, and so does everything an attestation
+  manifest references (those are judged with the whole index only);
+* once a platform failed, nothing more is pushed early;
+* configs, manifests, the index and the tags wait for the verification of the whole
+  index (:func:`polyarch.pipeline.verify.verify_layout`, which finds every layer in the
+  layer cache by then) exactly as without the overlap.
+
+So a failed verification leaves nothing of the failing platform in any registry: at
+most layers of platforms that passed, untagged and unreferenced by any manifest there.
+
+The overlap is used for an index that names each expected platform exactly once (two
+or more, image manifests each: a duplicate, missing or unexpected platform shows only
+in the whole index), with the layer cache writable and no smoke command (a platform is
+verified only once its smoke run passed, and the smoke step runs all platforms together
+after the scan); otherwise verification and push run one after the other.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polyarch import interrupt
+from polyarch.errors import FatalError
+from polyarch.platforms import Platform
+from polyarch.refs import ImageRef
+from polyarch.registry.layout import OCILayout
+from polyarch.registry.media import INDEX_TYPES, OCI_INDEX, Manifest, is_attestation
+from polyarch.session import Session
+
+#: What an interruption leaves once layers began to leave early.
+PHASE = ("verifying; layers of platforms that passed are being pushed by digest: no"
+         " manifest and no tag was written")
+#: Whose verification a blob waits for when an attestation manifest references it.
+ATTESTATIONS = "attestations"
+
+
+def owners(layout: OCILayout, root: Manifest) -> tuple[dict[str, set[str]], dict[str, int]]:
+    """Layer digest -> the index entries (platform manifest digests, or
+    :data:`ATTESTATIONS`) that reference it, and every referenced blob's size. Configs
+    are owned by :data:`ATTESTATIONS` too: they go with the manifests, at the end."""
+    own: dict[str, set[str]] = {}
+    sizes: dict[str, int] = {}
+    for d in root.json.get("manifests") or []:
+        if not isinstance(d, dict) or not isinstance(d.get("digest"), str):
+            continue
+        who = ATTESTATIONS if is_attestation(d) else d["digest"]
+        doc = layout.manifest(d["digest"]).json
+        config = doc.get("config")
+        for i, desc in enumerate(([config] if isinstance(config, dict) else [])
+                                 + [x for x in doc.get("layers") or [] if isinstance(x, dict)]):
+            digest, size = desc.get("digest"), desc.get("size")
+            if not isinstance(digest, str) or not isinstance(size, int) or desc.get("urls"):
+                continue
+            sizes[digest] = size
+            own.setdefault(digest, set()).add(ATTESTATIONS if i == 0 and config else who)
+    return own, sizes
+
+
+def releasable(own: Mapping[str, Collection[str]], passed: Collection[str],
+               sent: Collection[str]) -> list[str]:
+    """The blobs not sent yet whose every owner passed verification."""
+    return sorted(d for d, who in own.items()
+                  if d not in sent and who and all(w in passed for w in who))
+
+
+class _OnePlatform(OCILayout):
+    """The layout seen as an index of one platform entry (with the attestation
+    manifests that describe it): what that platform's own verification reads."""
+
+    def __init__(self, path: Path, entry: dict[str, Any], attached: list[dict[str, Any]]) -> None:
+        super().__init__(path)
+        self.description = f"oci:{path} ({entry['digest'][:19]})"
+        self._entry = [entry, *attached]
+
+    def root(self) -> Manifest:
+        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                           "manifests": self._entry}).encode()
+        return self._learn(Manifest.from_bytes(data, OCI_INDEX))
+
+
+@dataclass
+class EarlyPush:
+    """Pushes batches of verified layer blobs to every target repository, one batch at
+    a time, in a thread of its own. The first registry failure stops it; the push step
+    reports it (:attr:`error`) once verification passed."""
+
+    s: Session
+    layout: OCILayout
+    root: Manifest
+    repos: Sequence[ImageRef]
+    sizes: Mapping[str, int]
+    #: repository name -> blobs confirmed there.
+    sent: dict[str, set[str]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: {"exists": 0, "mounted": 0,
+                                                            "uploaded": 0})
+    bytes_sent: int = 0
+    failed: str | None = None
+    #: The registry failure that stopped the early push.
+    error: FatalError | None = None
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="early-push"))
+    _sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Blobs handed to the pushing thread so far, and those whose push began.
+    submitted: set[str] = field(default_factory=set)
+    started: set[str] = field(default_factory=set)
+
+    def submit(self, digests: Sequence[str]) -> None:
+        if digests and self.failed is None:
+            self.submitted.update(digests)
+            self._pool.submit(self._push, list(digests))
+
+    def _push(self, digests: list[str]) -> None:
+        from polyarch.pipeline.push import dockerfile_bases
+        from polyarch.registry.mounts import mount_sources
+        from polyarch.registry.push import merge_sources, push_blobs
+        from polyarch.registry.pushed import PushRecord
+
+        if self.failed is not None:
+            return
+        with self._lock:
+            self.started.update(digests)
+        try:
+            done: list[ImageRef] = []
+            for repo in self.repos:
+                if repo.name not in self._sources:
+                    bases = [b for b in dockerfile_bases(self.s.opts.dockerfile,
+                                                         self.s.opts.platforms,
+                                                         self.s.opts.build_args)
+                             if b.registry == repo.registry]
+                    try:
+                        found = mount_sources(self.s.client, self.layout, self.root, repo,
+                                              bases)
+                    except (FatalError, ValueError):
+                        found = {}
+                    known = PushRecord(self.s.ws.root / "pushed", repo.registry)
+                    self._sources[repo.name] = merge_sources(
+                        found, known.sources(self.sizes), exclude=repo.repository)
+                counts, n = push_blobs(
+                    self.s.client, self.layout, repo, {d: self.sizes[d] for d in digests},
+                    sources=self._sources[repo.name],
+                    mount_from=[d.repository for d in done if d.registry == repo.registry])
+                with self._lock:
+                    for k, v in counts.items():
+                        self.counts[k] += v
+                    self.bytes_sent += n
+                    self.sent.setdefault(repo.name, set()).update(digests)
+                done.append(repo)
+        except FatalError as e:
+            self.failed = e.message
+            self.error = e
+
+    def finish(self, *, cancel: bool = False, wait: bool = True) -> None:
+        """Wait for the batches (``cancel``: only for the one in flight, whose uploads
+        end within their deadlines; ``wait=False``: for none)."""
+        if cancel:
+            self.failed = self.failed or "cancelled"
+        self._pool.shutdown(wait=wait, cancel_futures=cancel)
+
+    def pushed(self) -> set[str]:
+        with self._lock:
+            return set().union(*self.sent.values()) if self.sent else set()
+
+
+def eligible(s: Session, layout: Path) -> tuple[OCILayout, Manifest] | None:
+    """The layout and its index when verification and push can overlap (see the module's
+    documentation), else ``None``. The index must name each expected platform exactly
+    once, with image manifests only: what only the whole index shows (a duplicate, a
+    missing or unexpected platform, a nested index) is never found after a layer left."""
+    if not s.opts.verify or s.opts.smoke is not None or not s.layer_cache.writable:
+        return None
+    try:
+        lay = OCILayout(layout)
+        root = lay.root()
+    except (FatalError, ValueError):
+        return None
+    if not root.is_index:
+        return None
+    return (lay, root) if one_each(root, s.opts.platforms) else None
+
+
+def one_each(root: Manifest, expected: Sequence[Platform]) -> bool:
+    """Whether ``root`` holds two or more platform entries, image manifests each, one per
+    expected platform and one for each."""
+    entries = [d for d in root.json.get("manifests") or []
+               if isinstance(d, dict) and not is_attestation(d)]
+    matched: list[Platform] = []
+    for d in entries:
+        pd = d.get("platform") or {}
+        if d.get("mediaType") in INDEX_TYPES or not isinstance(pd, dict):
+            return False
+        mine = [p for p in expected if p.matches(str(pd.get("os")), str(pd.get("architecture")),
+                                                 pd.get("variant"))]
+        if len(mine) != 1 or mine[0] in matched:
+            return False
+        matched.append(mine[0])
+    return len(entries) >= 2 and len(matched) == len(expected)
+
+
+def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
+                     expected: Sequence[Platform], early: EarlyPush,
+                     own: Mapping[str, Collection[str]]) -> int:
+    """Verify every platform entry on its own, all at once; hand each layer to ``early``
+    once every manifest that references it passed. Returns the layers read (the others
+    were in the layer cache)."""
+    from polyarch.checks.verify import verify_source
+
+    manifests = [d for d in root.json.get("manifests") or [] if isinstance(d, dict)]
+    entries = [d for d in manifests if not is_attestation(d) and isinstance(d.get("digest"), str)]
+
+    def attached(entry: dict[str, Any]) -> list[dict[str, Any]]:
+        return [d for d in manifests if is_attestation(d) and (d.get("annotations") or {})
+                .get("vnd.docker.reference.digest") == entry["digest"]]
+
+    def one(entry: dict[str, Any]) -> tuple[str, bool, int]:
+        pd = entry.get("platform") or {}
+        mine = [p for p in expected if p.matches(str(pd.get("os")), str(pd.get("architecture")),
+                                                 pd.get("variant"))]
+        if len(mine) != 1:
+            return entry["digest"], False, 0  # unexpected: the whole index fails
+        view = _OnePlatform(lay.path, entry, attached(entry))
+        try:
+            report = verify_source(view, mine, allow=s.opts.allow, cache=s.layer_cache,
+                                   check_cached=False,
+                                   progress=lambda m: s.rep.info(f"{mine[0]}: {m}"))
+        except (FatalError, ValueError):
+            return entry["digest"], False, 0  # the whole index's verification says why
+        return entry["digest"], report.ok, report.layers_read
+
+    passed: set[str] = set()
+    failed = False
+    read = 0
+    with ThreadPoolExecutor(max_workers=len(entries), thread_name_prefix="verify") as pool:
+        for f in as_completed([pool.submit(one, e) for e in entries]):
+            digest, ok, n = f.result()
+            read += n
+            if not ok:
+                failed = True  # the publish fails: nothing more leaves
+            elif not failed:
+                passed.add(digest)
+                batch = releasable(own, passed, early.submitted)
+                if batch:
+                    s.rep.info(f"{_platform_name(root, digest)} passed: pushing its"
+                               f" {len(batch)} verified layer{'s' if len(batch) != 1 else ''}"
+                               " by digest while the others are verified")
+                    interrupt.set_phase(PHASE)
+                    early.submit(batch)
+    return read
+
+
+def _platform_name(root: Manifest, digest: str) -> str:
+    for d in root.json.get("manifests") or []:
+        if isinstance(d, dict) and d.get("digest") == digest:
+            pd = d.get("platform") or {}
+            return "/".join(str(x) for x in (pd.get("os"), pd.get("architecture"),
+                                             pd.get("variant")) if x)
+    return digest[:19]
+
+
+def what_left(early: EarlyPush, otherwise: str) -> str:
+    """The consequence of a failed verification, in words (``otherwise``: when no layer
+    left early)."""
+    with early._lock:
+        started, done = set(early.started), set().union(*early.sent.values())
+    if not started:
+        return otherwise
+    n = len(started)
+    # A batch a registry failure ended may have sent some of its layers.
+    some = "" if done >= started else "up to "
+    return (f"nothing of a failing platform was pushed ({some}{n} layer{'s' if n != 1 else ''}"
+            " of platforms that passed were, by digest: no manifest, no tag)")

@@ -1,0 +1,76 @@
+"""Which blobs may leave while verification goes on (pipeline/overlap.py): a layer only
+once every manifest of the index that references it passed; configs never early."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from oci_images import make_layer, write_oci_layout
+
+from polyarch.pipeline.overlap import ATTESTATIONS, _OnePlatform, owners, releasable
+from polyarch.registry import OCILayout
+
+
+def _layout(d: Path) -> tuple[OCILayout, str, str, str, str]:
+    """amd64: layer a; arm64: layers a (shared) and b. Returns the layout, the platform
+    manifests' digests and the two layers' digests."""
+    a = make_layer({"bin/a": b"a" * 5000}, "gzip")
+    b = make_layer({"bin/b": b"b" * 7000}, "gzip")
+    lay = OCILayout(write_oci_layout(d, [("linux/amd64", [(*a, "gzip")]),
+                                         ("linux/arm64", [(*a, "gzip"), (*b, "gzip")])]))
+    amd, arm = (str(m["digest"]) for m in lay.root().json["manifests"])
+    layers = lay.manifest(arm).json["layers"]
+    return lay, amd, arm, layers[0]["digest"], layers[1]["digest"]
+
+
+def test_a_layer_shared_with_a_platform_not_yet_passed_stays(tmp_path: Path) -> None:
+    lay, amd, arm, a, b = _layout(tmp_path / "lay")
+    own, sizes = owners(lay, lay.root())
+    assert own[a] == {amd, arm} and own[b] == {arm}
+    # amd64 passed, arm64 not (yet): its only layer is also arm64's.
+    assert releasable(own, {amd}, set()) == []
+    assert releasable(own, {arm}, set()) == [b]
+    assert releasable(own, {amd, arm}, {b}) == [a]
+    assert sizes[a] > 0 and sizes[b] > 0
+
+
+def test_configs_and_what_attestations_reference_never_leave_early(tmp_path: Path) -> None:
+    lay, amd, arm, a, b = _layout(tmp_path / "lay")
+    own, _ = owners(lay, lay.root())
+    configs = {lay.manifest(m).json["config"]["digest"] for m in (amd, arm)}
+    assert all(own[c] == {ATTESTATIONS} for c in configs)
+    assert set(releasable(own, {amd, arm, "sha256:" + "0" * 64}, set())) == {a, b}
+    # A layer an attestation manifest also references waits for the whole index.
+    own[b] = {arm, ATTESTATIONS}
+    assert releasable(own, {amd, arm}, set()) == [a]
+
+
+def test_one_platform_view_is_an_index_of_that_entry(tmp_path: Path) -> None:
+    lay, amd, arm, _, _ = _layout(tmp_path / "lay")
+    entry = next(m for m in lay.root().json["manifests"] if m["digest"] == arm)
+    view = _OnePlatform(lay.path, entry, [])
+    root = view.root()
+    assert root.is_index and root.json["manifests"] == [entry]
+    assert view.manifest(arm).digest == arm and amd not in view.description
+
+
+def test_only_an_index_naming_each_expected_platform_once_overlaps(tmp_path: Path) -> None:
+    """A duplicate, missing or unexpected platform, or a nested index, is found only by
+    the verification of the whole index: no layer may leave before it."""
+    from polyarch.pipeline.overlap import one_each
+    from polyarch.platforms import parse_platform
+    from polyarch.registry.media import Manifest
+
+    lay, amd, arm, _, _ = _layout(tmp_path / "lay")
+    root = lay.root()
+    both = [parse_platform("linux/amd64"), parse_platform("linux/arm64")]
+    assert one_each(root, both)
+    assert not one_each(root, both[:1])  # arm64 unexpected
+    assert not one_each(root, [*both, parse_platform("linux/riscv64")])  # one missing
+    doc = root.json
+    dup = {**doc, "manifests": [doc["manifests"][0], doc["manifests"][0]]}
+    assert not one_each(Manifest.from_bytes(json.dumps(dup).encode()), both)
+    nested = {**doc, "manifests": [doc["manifests"][0], {
+        **doc["manifests"][1], "mediaType": "application/vnd.oci.image.index.v1+json"}]}
+    assert not one_each(Manifest.from_bytes(json.dumps(nested).encode()), both)
