@@ -372,6 +372,11 @@ PLANTED = [
          expect={a: ("binaries", "missing-own-platform", f"/{SITE}/PIL")
                  for a in ("amd64", "arm64")},
          kinds=frozenset({"missing-own-platform"}), says="cannot be imported"),
+    Case("manylinux pillow wheels in a musl image (Debian's musl: the loader is a link)",
+         (Deb("musl"), Wheel("pillow==11.0.0", "manylinux_2_28_{py}")),
+         expect={a: ("binaries", "missing-own-platform", f"/{SITE}/PIL")
+                 for a in ("amd64", "arm64")},
+         kinds=frozenset({"missing-own-platform"}), says="cannot be imported"),
     Case("amd64 Rust toolchain in the arm64 image, rustc on PATH",
          (Deb("libc6"), Deb("rustc", "amd64"), Deb("libstd-rust-1.63", "amd64"),
           Deb("libstd-rust-dev", "amd64")),

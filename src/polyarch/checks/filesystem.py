@@ -19,6 +19,9 @@ from polyarch.checks.layers import LayerScan, path_hash
 from polyarch.checks.secrets import SecretHit
 from polyarch.checks.tagged import libc_of_loader
 
+#: Symbolic links followed in one path walk (Linux's MAXSYMLINKS).
+MAX_LINKS = 40
+
 
 @dataclass(frozen=True)
 class FinalFile:
@@ -50,10 +53,62 @@ class Shipped:
 class Filesystem:
     files: dict[str, FinalFile] = field(default_factory=dict)
     shipped: list[Shipped] = field(default_factory=list)
-    #: ``glibc`` and/or ``musl``: the C libraries whose loader the image holds.
+    #: ``glibc`` and/or ``musl``: the C libraries whose loader the image holds (an ELF
+    #: file of a loader's name, or a symbolic link of that name leading to an ELF file).
     libcs: frozenset[str] = frozenset()
     #: Installed wheels' platform tags by ``*.dist-info`` directory.
     wheels: dict[str, list[str]] = field(default_factory=dict)
+
+
+def resolve(files: dict[str, FinalFile], path: str) -> str | None:
+    """``path`` with every symbolic link on the way followed, as the kernel's path walk
+    does: absolute and relative targets, links in any directory of the way, chains
+    (``None``: a loop or more than :data:`MAX_LINKS` links)."""
+    todo = [c for c in reversed(path.split("/")) if c]
+    cur = "/"
+    links = 0
+    while todo:
+        comp = todo.pop()
+        if comp == ".":
+            continue
+        if comp == "..":
+            cur = posixpath.dirname(cur)
+            continue
+        nxt = cur.rstrip("/") + "/" + comp
+        f = files.get(nxt)
+        if f is not None and f.link is not None:
+            links += 1
+            if links > MAX_LINKS:
+                return None
+            if f.link.startswith("/"):
+                cur = "/"
+            todo.extend(c for c in reversed(f.link.split("/")) if c)
+            continue
+        cur = nxt
+    return cur
+
+
+def _libcs(files: dict[str, FinalFile]) -> frozenset[str]:
+    """The C libraries whose loader ``files`` holds. A loader named by a symbolic link
+    (Debian's ``/lib/ld-musl-<arch>.so.1`` -> ``<triple>/libc.so``, its
+    ``/lib64/ld-linux-x86-64.so.2``) counts when the link leads to an ELF file, judged
+    by that file's name when it names a C library and by the link's otherwise; a
+    dangling link is no loader."""
+    out: set[str] = set()
+    for p, f in files.items():
+        libc = libc_of_loader(posixpath.basename(p))
+        if libc is None:
+            continue
+        if f.link is not None:
+            real = resolve(files, p)
+            target = files.get(real) if real is not None else None
+            if target is None or target.elf is None or real is None:
+                continue
+            libc = libc_of_loader(posixpath.basename(real)) or libc
+        elif f.elf is None:
+            continue
+        out.add(libc)
+    return frozenset(out)
 
 
 def _has(a: array[int], h: int) -> bool:
@@ -125,6 +180,4 @@ def merge(scans: list[LayerScan]) -> Filesystem:
                 final[p] = FinalFile(p, i, scan.digest, t.elf, t.secrets, t.link, t.script)
         for d, tags in scan.wheels.items():
             wheels[d] = tags
-    libcs = frozenset(filter(None, (libc_of_loader(posixpath.basename(p))
-                                    for p, f in final.items() if f.elf is not None)))
-    return Filesystem(dict(sorted(final.items())), shipped, libcs, wheels)
+    return Filesystem(dict(sorted(final.items())), shipped, _libcs(final), wheels)

@@ -10,7 +10,8 @@ A platform word in a binary's path exempts it only when nothing reaches it anoth
 - it sits in a directory of the config's ``PATH`` (the runtime's default PATH when the
   config has none);
 - a symbolic link from such a place leads to it (absolute and relative targets, links
-  in any directory of the way, chains up to :data:`MAX_LINKS` as the kernel allows);
+  in any directory of the way, chains up to
+  :data:`~polyarch.checks.filesystem.MAX_LINKS` as the kernel allows);
 - it is the interpreter in the ``#!`` line of a reached script (``#!/usr/bin/env NAME``
   looks NAME up in PATH), to :data:`MAX_INTERPRETERS` levels as the kernel does.
 
@@ -26,12 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from polyarch.checks.filesystem import Filesystem
+from polyarch.checks.filesystem import Filesystem, resolve
 
 #: containerd's and runc's PATH for a config without one.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#: Symbolic links followed in one path walk (Linux's MAXSYMLINKS).
-MAX_LINKS = 40
 #: Nested ``#!`` interpreters the kernel follows (BINPRM_MAX_RECURSION is 4).
 MAX_INTERPRETERS = 5
 _SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "busybox"})
@@ -92,30 +91,8 @@ class Reach:
     # -- the kernel's path walk --------------------------------------------------------
     def resolve(self, path: str) -> str | None:
         """``path`` with every symbolic link on the way followed (``None``: a loop or
-        more than :data:`MAX_LINKS` links)."""
-        files = self.fs.files
-        todo = [c for c in reversed(path.split("/")) if c]
-        cur = "/"
-        links = 0
-        while todo:
-            comp = todo.pop()
-            if comp == ".":
-                continue
-            if comp == "..":
-                cur = posixpath.dirname(cur)
-                continue
-            nxt = cur.rstrip("/") + "/" + comp
-            f = files.get(nxt)
-            if f is not None and f.link is not None:
-                links += 1
-                if links > MAX_LINKS:
-                    return None
-                if f.link.startswith("/"):
-                    cur = "/"
-                todo.extend(c for c in reversed(f.link.split("/")) if c)
-                continue
-            cur = nxt
-        return cur
+        more than :data:`~polyarch.checks.filesystem.MAX_LINKS` links)."""
+        return resolve(self.fs.files, path)
 
     def lookup(self, name: str) -> str | None:
         """Where ``name`` (no ``/``) is found through PATH, resolved."""

@@ -195,3 +195,60 @@ def test_every_test_data_rule_reads_its_example() -> None:
     for where, why, example in TEST_DATA_RULES:
         assert why and test_data_of(example.split(": ", 1)[1]) is not None, where
     assert test_data_of("/app/tests/fixtures/x.so") is None  # not inside a package tree
+
+
+#: pillow 11.0.0's manylinux_2_28_aarch64 wheel: its extension module for glibc.
+PIL_GNU = "usr/local/lib/python3.11/site-packages/PIL/_imaging.cpython-311-aarch64-linux-gnu.so"
+
+
+def _findings(tmp_path: Path, name: str, files: dict[str, bytes | tuple[str, str]]) -> list[
+        tuple[str, str]]:
+    lay = OCILayout(write_oci_layout(tmp_path / name, [
+        ("linux/arm64", [(*make_layer(files), "gzip")])]))
+    res = verify_source(lay, parse_platforms("linux/arm64"), cache=None).platforms[0]
+    return [(f.kind, f.path) for f in res.findings if f.severity == "error"]
+
+
+@pytest.mark.parametrize("loader", [
+    # Alpine: the loader is the file itself.
+    {"lib/ld-musl-aarch64.so.1": elf("aarch64")},
+    # Debian's musl 1.2.3-1 (arm64): lib/ld-musl-aarch64.so.1 -> aarch64-linux-musl/libc.so
+    {"lib/aarch64-linux-musl/libc.so": elf("aarch64"),
+     "lib/ld-musl-aarch64.so.1": ("symlink", "aarch64-linux-musl/libc.so")},
+    # The same on a merged-/usr base (/lib -> usr/lib), the link absolute, then a chain.
+    {"lib": ("symlink", "usr/lib"), "usr/lib/aarch64-linux-musl/libc.so": elf("aarch64"),
+     "usr/lib/ld-musl-aarch64.so.1": ("symlink", "/lib/musl-libc.so"),
+     "usr/lib/musl-libc.so": ("symlink", "../../lib/./aarch64-linux-musl/libc.so")},
+], ids=["file", "relative-link", "merged-usr-chain"])
+def test_a_musl_loader_by_file_or_link_flags_manylinux_wheels(
+        tmp_path: Path, loader: dict[str, bytes | tuple[str, str]]) -> None:
+    got = _findings(tmp_path, "m", {**loader, PIL_GNU: elf("aarch64")})
+    assert got == [("missing-own-platform", "/usr/local/lib/python3.11/site-packages/PIL")]
+
+
+def test_a_dangling_musl_loader_link_is_no_loader(tmp_path: Path) -> None:
+    # The link's target was never installed (or a later layer deleted it): nothing loads
+    # a musl program here, so a musllinux wheel in this glibc image cannot be imported.
+    musl_so = PIL_GNU.replace("-gnu.so", "-musl.so")
+    files: dict[str, bytes | tuple[str, str]] = {
+        "lib/ld-musl-aarch64.so.1": ("symlink", "aarch64-linux-musl/libc.so"),
+        "lib/aarch64-linux-gnu/libc.so.6": elf("aarch64"), musl_so: elf("aarch64")}
+    assert _findings(tmp_path, "d", files) == [
+        ("missing-own-platform", "/usr/local/lib/python3.11/site-packages/PIL")]
+    # With no C library found at all, the strict reading: a glibc build is its own.
+    assert _findings(tmp_path, "n", {"lib/ld-musl-aarch64.so.1": ("symlink", "nowhere"),
+                                     PIL_GNU: elf("aarch64")}) == []
+
+
+def test_a_glibc_loader_link_is_recognised(tmp_path: Path) -> None:
+    # Debian 11's libc6 2.31 (arm64): /lib/ld-linux-aarch64.so.1 ->
+    # aarch64-linux-gnu/ld-2.31.so and libc.so.6 -> libc-2.31.so, the only files named
+    # by version. With it and a musl loader both there, a glibc build of the own
+    # platform loads; without it, only musl does.
+    musl = {"lib/aarch64-linux-musl/libc.so": elf("aarch64"),
+            "lib/ld-musl-aarch64.so.1": ("symlink", "aarch64-linux-musl/libc.so")}
+    glibc = {"lib/aarch64-linux-gnu/ld-2.31.so": elf("aarch64"),
+             "lib/ld-linux-aarch64.so.1": ("symlink", "aarch64-linux-gnu/ld-2.31.so")}
+    assert _findings(tmp_path, "g", {**musl, **glibc, PIL_GNU: elf("aarch64")}) == []
+    assert _findings(tmp_path, "m", {**musl, PIL_GNU: elf("aarch64")}) == [
+        ("missing-own-platform", "/usr/local/lib/python3.11/site-packages/PIL")]
