@@ -75,8 +75,8 @@ def assignments(script: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """(name, value, heads of the case/if blocks around it) of every ``NAME=value`` word
     in a shell script or an ARG/ENV argument list: leading assignments, ``export X=``,
     ``make VAR=``, ``env VAR=``, ``go env -w VAR=`` alike."""
-    blocks = _block_ranges(script, "case", "esac", r"\bin\b") + \
-        _block_ranges(script, "if", "fi", r"\bthen\b")
+    blocks = block_ranges(script, "case", "esac", r"\bin\b") + \
+        block_ranges(script, "if", "fi", r"\bthen\b")
     out = []
     for w in tokenize(script):
         if isinstance(w, str):
@@ -127,8 +127,8 @@ def _writes(script: str) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     every file a shell script writes with ``>``, ``>>`` or ``tee``."""
     if ">" not in script and "tee" not in script:
         return ()
-    blocks = _block_ranges(script, "case", "esac", r"\bin\b") + \
-        _block_ranges(script, "if", "fi", r"\bthen\b")
+    blocks = block_ranges(script, "case", "esac", r"\bin\b") + \
+        block_ranges(script, "if", "fi", r"\bthen\b")
     out = []
     for off, stmt in split_outside_quotes(script, _STMT_SEP):
         for m in _WRITE.finditer(stmt):
@@ -159,7 +159,7 @@ def word_around(s: str, start: int, end: int) -> str:
     return s[a:b]
 
 
-def _block_ranges(script: str, opener: str, closer: str,
+def block_ranges(script: str, opener: str, closer: str,
                   head_end: str | None) -> list[tuple[int, int, str]]:
     """(start, end, head) of ``case ... esac`` / ``if ... fi`` blocks (nesting respected)."""
     out: list[tuple[int, int, str]] = []
@@ -184,10 +184,10 @@ def selected_ranges(script: str, source: re.Pattern[str]) -> list[tuple[int, int
     on an arch source, or a command mapping one (``sed s/amd64/x86_64/ <<< $TARGETARCH``).
     Every rule that asks "is this architecture word chosen per platform?" asks here."""
     ranges: list[tuple[int, int]] = []
-    for s, e, head in _block_ranges(script, "case", "esac", r"\bin\b"):
+    for s, e, head in block_ranges(script, "case", "esac", r"\bin\b"):
         if source.search(head):
             ranges.append((s, e))
-    for s, e, head in _block_ranges(script, "if", "fi", r"\bthen\b"):
+    for s, e, head in block_ranges(script, "if", "fi", r"\bthen\b"):
         if source.search(head):
             ranges.append((s, e))
     for off, stmt in split_outside_quotes(script, _STMT_SEP):
@@ -223,7 +223,7 @@ def case_branches(script: str, source: re.Pattern[str]) -> list[tuple[str, int, 
     """(pattern, body start, body end) of each branch of the ``case`` blocks whose word
     is an architecture ``source`` (``case "$TARGETARCH" in arm64) ... ;; esac``)."""
     out: list[tuple[str, int, int]] = []
-    for s, e, head in _block_ranges(script, "case", "esac", r"\bin\b"):
+    for s, e, head in block_ranges(script, "case", "esac", r"\bin\b"):
         if not source.search(head):
             continue
         i = s + len(head) + 2  # past "in"

@@ -266,6 +266,8 @@ ENV JAVA_HOME=/usr/lib/jvm/java-21-openjdk-amd64 \\
 ARG NODE_DIST=node-v20.11.1-linux-x64.tar.xz
 FROM debian:12-slim
 ARG PROTOC_ZIP=protoc-27.1-linux-aarch_64.zip TOOL_ARCH=arm64
+ARG NODE_DIST
+RUN curl -fsSLO https://nodejs.org/dist/v20.11.1/$NODE_DIST
 """, [("PA001", 1), ("PA001", 3)]),
     "PA001 GOARCH set to a literal": ("""\
 FROM golang:1.22 AS build

@@ -33,7 +33,7 @@ DEP_PATH = re.compile(r"node_modules|site-packages|dist-packages|venv|\.local|wh
 
 @dataclass
 class Heavy:
-    kind: str  # go, cargo, c, make, java, npm, pip
+    kind: str  # go, cargo, c, make, java, dotnet, npm, pip
     line: int
     what: str
 
@@ -81,6 +81,8 @@ def heavy_ops(st: Stage) -> list[Heavy]:
         elif name in ("mvn", "mvnw", "gradle", "gradlew") and \
                 any(a.split(":")[-1] in _JAVA_GOALS for a in c.args):
             out.append(Heavy("java", line, f"{name} {' '.join(c.args[:3])}"[:40]))
+        elif name == "dotnet" and a0 in ("publish", "build", "pack", "msbuild"):
+            out.append(Heavy("dotnet", line, f"dotnet {a0}"))
         elif (name in ("npm", "pnpm") and a0 in ("ci", "install", "i", "rebuild", "add")) \
                 or (name == "yarn" and a0 in ("", "install", "add", "--frozen-lockfile",
                                               "--immutable")):

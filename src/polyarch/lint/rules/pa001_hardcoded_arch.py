@@ -32,6 +32,12 @@ from polyarch.lint.context import LintContext
 from polyarch.lint.graph import PLATFORM_ARGS
 from polyarch.lint.model import Instruction, Severity, Stage, Text
 from polyarch.lint.rules.common import arch_source, target_source
+from polyarch.lint.rules.pa001_values import (
+    OTHER_OS,
+    pattern_families,
+    toolchains,
+    used_unguarded,
+)
 from polyarch.lint.shell import blank_comments, simple_commands, split_outside_quotes
 
 HINT = (
@@ -43,10 +49,6 @@ _ASSIGN = re.compile(r"(?<![A-Za-z0-9_])([A-Za-z_]*ARCH|--arch|--cpu|--target-ar
                      r"['\"]?([A-Za-z0-9_-]+)['\"]?", re.IGNORECASE)
 #: A target triple (``aarch64-unknown-linux-musl``, ``x86_64-linux-gnu``).
 _TRIPLE = re.compile(r"([A-Za-z0-9_]+)-(?:unknown|pc|linux|apple|none|w64|alpine)\b")
-#: Another operating system's name in a file name, URL or platform (``darwin/amd64``,
-#: ``tool-windows-x64.zip``): that file is for no Linux target.
-_OTHER_OS = re.compile(r"(?<![A-Za-z])(?:darwin|windows|win(?:32|64|nt)?|freebsd|openbsd"
-                       r"|netbsd|macos|osx)(?![A-Za-z])", re.IGNORECASE)
 
 
 def _other_os(script: str, m: re.Match[str], word: str) -> bool:
@@ -58,7 +60,7 @@ def _other_os(script: str, m: re.Match[str], word: str) -> bool:
     segs = word.split("/")
     i = word[:at].count("/")
     near = segs[max(0, i - 1):i + 1]
-    return any(_OTHER_OS.search(s) for s in near)
+    return any(OTHER_OS.search(s) for s in near)
 
 
 _OTHER_OS_SETTING = re.compile(r"\bGOOS=['\"]?(?:darwin|windows|freebsd|openbsd|netbsd"
@@ -105,7 +107,7 @@ def check(ctx: LintContext) -> None:
         if decl.default and decl.name not in PLATFORM_ARGS and decl.name not in in_from:
             m = ARCH_RE.search(decl.default)
             if m and not global_source.search(decl.default) and all_arches - {
-                    family(m.group(1))}:
+                    family(m.group(1))} and used_unguarded(ctx, decl.name, family(m.group(1))):
                 ctx.add("PA001", "error", decl.line,
                         f"global ARG {decl.name} defaults to architecture-specific "
                         f"{decl.default!r}, the same for every target platform", HINT, None)
@@ -208,8 +210,11 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
     # architecture): every variant gets the same, complete list.
     targets = {a for a, _ in arches}
     for off, stmt in split_outside_quotes(script, _STMT) if kind == "shell" else [(0, script)]:
+        # Another OS's triples and files (`rustup target add aarch64-pc-windows-msvc`)
+        # are for no Linux target: they do not complete the list.
         fams = {family(m.group(1)) for m in ARCH_RE.finditer(stmt)
-                if not any(a <= off + m.start() < b for a, b in skipped)}
+                if not any(a <= off + m.start() < b for a, b in skipped)
+                and not _other_os(stmt, m, word_around(stmt, m.start(), m.end()))}
         if len(targets) > 1 and targets <= fams:
             skipped.append((off, off + len(stmt)))
     reported: set[int] = set()
@@ -276,6 +281,18 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
                     f"{', '.join(wrong_for(fam))}",
                     "use the target's: ARG TARGETARCH then `dotnet publish -a $TARGETARCH` "
                     "(.NET 8+ takes amd64/arm64), or map it to a RID with case", st)
+    if kind == "shell":
+        for pos, name, fam in toolchains(script):
+            line = text.line_at(pos)
+            if skip(pos, fam) or not wrong_for(fam) or line in reported:
+                continue
+            reported.add(line)
+            ctx.add("PA001", sev, line,
+                    f"stage {st.label}: {inst.keyword} names toolchain {_short(name, 60)!r} for "
+                    f"architecture {fam}: the same for every platform, wrong for "
+                    f"{', '.join(wrong_for(fam))}",
+                    "name the toolchain without a host triple (rustup picks the machine's), or "
+                    "map the target to its triple with case on $TARGETARCH", st)
     if kind in ("shell", "values"):
         for m in _ASSIGN.finditer(script):
             val = m.group(2).lower()
@@ -314,9 +331,9 @@ def _branches(ctx: LintContext, st: Stage, inst: Instruction, text: Text,
     script = blank_comments(text.value)
     branches = case_branches(script, target)
     for pattern, a, b in branches:
-        fams = _pattern_families(pattern)
+        fams = pattern_families(pattern)
         if pattern.strip("'\"") == "*":
-            covered = {fa for p, _, _ in branches for fa in _pattern_families(p)}
+            covered = {fa for p, _, _ in branches for fa in pattern_families(p)}
             fams = {fa for fa, _ in arches} - covered
             default = True
         else:
@@ -335,20 +352,6 @@ def _branches(ctx: LintContext, st: Stage, inst: Instruction, text: Text,
                     f"{', '.join(wrong)} to architecture {m.group(1)!r} ({_short(word, 60)!r}): "
                     "that platform gets another architecture's file", HINT, st)
             break
-
-
-def _pattern_families(pattern: str) -> set[str]:
-    """Architectures a ``case`` pattern on the target matches: architecture words, and
-    the values TARGETARCH/TARGETPLATFORM take (``arm``, ``386``, ``linux/arm/v7``)."""
-    out = {family(m.group(1)) for m in ARCH_RE.finditer(pattern)}
-    for alt in pattern.split("|"):
-        word = alt.strip().strip("'\"").lower()
-        parts = word.split("/")
-        if len(parts) >= 2 and parts[0] in ("linux", "*"):
-            word = parts[1]
-        if word in SETTING_FAMILY:
-            out.add(SETTING_FAMILY[word])
-    return out
 
 
 #: The architecture part of a .NET runtime identifier (``linux-x64``, ``linux-musl-arm64``).

@@ -13,7 +13,11 @@ architecture-independent files.
 
 from __future__ import annotations
 
+import re
+
+from polyarch.lint.arch import arch_vars
 from polyarch.lint.context import LintContext
+from polyarch.lint.graph import PLATFORM_ARGS
 from polyarch.lint.model import Stage
 from polyarch.lint.rules.common import ASSET_PATH, target_aware
 
@@ -62,11 +66,50 @@ def _final_on_build(ctx: LintContext, st: Stage) -> None:
             BUILD_HINT, st)
 
 
+def _argument_platform(ctx: LintContext, st: Stage) -> None:
+    """``FROM --platform=linux/${ARCH}`` where every variable is a build argument without
+    a value that follows the target (no default, not a platform ARG, not assigned from
+    one): the platform is whatever ``--build-arg`` gives, one for every target, and no
+    valid platform at all when it is not given."""
+    reached = ctx.reached(st.index)
+    if not ctx.multi_arch or not reached or any(v.kind != "unknown" for _, v in reached):
+        return
+    names = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", st.platform or ""))
+    if not names:
+        return
+    texts = [f"{d.name}={d.default}" for d in ctx.df.global_args if d.default is not None]
+    follows = arch_vars(texts, set(PLATFORM_ARGS), False)
+    declared = {d.name for d in ctx.df.global_args}
+    if names & follows or not names <= declared:
+        return
+    args = ", ".join(sorted(names))
+    final = any(st.index in g.lineage() for g, _ in reached)
+    if final:
+        ctx.add("PA002", "error", st.from_inst.line,
+                f"stage {st.label} is (the base of) the image being built and takes its "
+                f"platform from build argument {args} (--platform={st.platform}), which no "
+                "target platform sets: every variant gets the one platform passed with "
+                "--build-arg, and without it the platform is invalid", ARG_HINT, st)
+    elif any(i.keyword == "RUN" for i in st.instructions) and not target_aware(ctx, st):
+        ctx.add("PA002", "warning", st.from_inst.line,
+                f"stage {st.label} takes its platform from build argument {args} "
+                f"(--platform={st.platform}), the same for every target: anything it builds "
+                "is for that one platform", ARG_HINT, st)
+
+
+ARG_HINT = (
+    "drop --platform (the stage then runs on each target platform), or derive it from the "
+    "target: --platform=$TARGETPLATFORM, or $BUILDPLATFORM for a stage whose output does not "
+    "depend on the architecture"
+)
+
+
 def check(ctx: LintContext) -> None:
     for st in ctx.reachable_stages():
         if st.platform is None:
             continue
         _final_on_build(ctx, st)
+        _argument_platform(ctx, st)
         others = sorted({str(g.platform) for g, v in ctx.reached(st.index)
                          if v.kind == "fixed" and v.runs_on is not None
                          and v.runs_on.architecture != g.platform.architecture})

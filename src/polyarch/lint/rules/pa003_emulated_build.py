@@ -2,10 +2,10 @@
 target platform, so under QEMU wherever the build machine is another architecture,
 when that work could run natively. Slow, never wrong: a warning.
 
-Go, Rust and C cross-compile; npm/yarn/pnpm work is reported only where what leaves the
-stage is provably the same for every architecture (``dist/``, bundles, ``*.tgz`` from
-``npm pack``), never where ``node_modules`` ship in the image. ``polyarch lint --fix``
-rewrites the safe cases.
+Go, Rust, C and .NET (``dotnet publish -a``) cross-compile; npm/yarn/pnpm work is reported
+only where what leaves the stage is provably the same for every architecture (``dist/``,
+bundles, ``*.tgz`` from ``npm pack``), never where ``node_modules`` ship in the image.
+``polyarch lint --fix`` rewrites the safe cases.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ WHY = {
              "to move",
              "FROM --platform=$BUILDPLATFORM for the build stage (maven/gradle image); copy the "
              "jar into the runtime stage"),
+    "dotnet": (".NET builds for any architecture from any machine (`-a`/`--arch`, or `-r` "
+               "with a runtime identifier): safe to move",
+               "FROM --platform=$BUILDPLATFORM mcr.microsoft.com/dotnet/sdk...; ARG TARGETARCH; "
+               "RUN dotnet publish -a $TARGETARCH ...; copy the output into a runtime stage that "
+               "runs on the target"),
     "npm": ("only architecture-independent files leave this stage, so it can run natively: "
             "safe to move",
             "FROM --platform=$BUILDPLATFORM node... for this stage (polyarch lint --fix); keep "
@@ -179,7 +184,7 @@ def check(ctx: LintContext) -> None:
                 why = (f"only {', '.join(srcs)} leave{'s' if len(srcs) == 1 else ''} this stage "
                        + ("(no node_modules), " if kind == "npm" else "")
                        + "so it can run natively: safe to move")
-            elif final and kind in ("c", "make", "cargo"):
+            elif final and kind in ("c", "make", "cargo", "dotnet"):
                 # The image stage itself: moving it to $BUILDPLATFORM would give every
                 # variant the build machine's base; only a new builder stage helps, and C
                 # and Rust built there need the target's libraries and a cross linker.

@@ -132,7 +132,7 @@ def check(ctx: LintContext) -> None:
         seen: set[str] = set()
         for op in ops:
             kind = "go-run" if op.what.endswith("go run") else op.kind
-            if op.kind in seen or op.kind == "java" or _names_target(ctx, st, kind, text):
+            if op.kind in seen or op.kind in ("java", "dotnet") or _names_target(ctx, st, kind, text):
                 continue
             if _tool_install(ctx, st, op.line, copied):
                 continue
