@@ -94,20 +94,22 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
     repos = repositories(targets)
     t0 = time.monotonic()
     up = skip = mnt = sent = 0
-    if early is not None:
-        t_wait = time.monotonic()
-        early.finish()
-        if early.error is not None:
-            raise early.error  # the registry failed: as if it had failed in this step
-        up, skip, mnt = (early.counts[k] for k in ("uploaded", "exists", "mounted"))
-        sent = early.bytes_sent
-        if early.pushed():
-            s.rep.info(f"{len(early.pushed())} verified layers were pushed during verification"
-                       f" (waited {time.monotonic() - t_wait:.2f} s for the last of them)")
     bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms, s.opts.build_args)
     interrupt.set_phase("pushing by digest: no tag was moved (blobs already uploaded stay"
                         " untagged; a re-run skips them)")
     with s.rep.group(f"push {digest[:19]} to {', '.join(r.name for r in repos)}"):
+        if early is not None:
+            # The step is under way while the last layers sent during verification end.
+            t_wait = time.monotonic()
+            early.finish()
+            if early.error is not None:
+                raise early.error  # the registry failed: as if it had failed in this step
+            up, skip, mnt = (early.counts[k] for k in ("uploaded", "exists", "mounted"))
+            sent = early.bytes_sent
+            if early.pushed():
+                s.rep.info(f"{len(early.pushed())} verified layers were pushed during"
+                           f" verification (waited {time.monotonic() - t_wait:.2f} s for the"
+                           " last of them)")
         done: list[ImageRef] = []
         for repo in repos:
             same_registry = [d.repository for d in done if d.registry == repo.registry]
