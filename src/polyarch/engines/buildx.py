@@ -12,13 +12,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyarch import proc
 from polyarch.engines import probes
 from polyarch.engines.base import BuildRequest, BuildResult, Plan, StepEvent, engine_argv
+from polyarch.engines.buildx_info import BuilderInfo, EngineInfo, NodeInfo
 from polyarch.engines.buildx_progress import RawJsonProgress, build_failure
 from polyarch.engines.loading import platform_descriptors, write_archive, write_platform_archive
 from polyarch.errors import BuildError, EnvironmentProblem
@@ -27,38 +27,7 @@ from polyarch.platforms import Platform
 if TYPE_CHECKING:
     from polyarch.nodespec import NodeSpec
 
-DEDICATED_BUILDER = "polyarch"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    server_version: str
-    arch: str  # as the daemon reports it (x86_64, aarch64)
-    os: str
-    containerd_store: bool
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    name: str
-    endpoint: str
-    status: str
-    platforms: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class BuilderInfo:
-    name: str
-    driver: str
-    nodes: tuple[NodeInfo, ...] = field(default_factory=tuple)
-
-    @property
-    def platforms(self) -> tuple[str, ...]:
-        seen: list[str] = []
-        for n in self.nodes:
-            seen.extend(p for p in n.platforms if p not in seen)
-        return tuple(seen)
 
 
 def parse_inspect(text: str) -> BuilderInfo:

@@ -37,7 +37,7 @@ from polyarch.nodespec import BUILDER, NodeSpec
 from polyarch.platforms import Platform
 
 if TYPE_CHECKING:
-    from polyarch.engines.buildx import BuilderInfo, Buildx
+    from polyarch.engines.buildx_info import BuilderInfo, BuildxProbes
 
 #: Seconds to wait for a TCP or unix socket to answer in the reachability check.
 CONNECT_TIMEOUT = 3.0
@@ -45,7 +45,7 @@ CONNECT_TIMEOUT = 3.0
 
 # -- the buildx commands -----------------------------------------------------------------
 
-def create_argv(bx: Buildx, node: NodeSpec, *, append: bool) -> list[str]:
+def create_argv(bx: BuildxProbes, node: NodeSpec, *, append: bool) -> list[str]:
     """``docker buildx create --name polyarch --node polyarch-<n> --platform ... --driver
     ... [--driver-opt ...] [--append] ENDPOINT``."""
     a = bx.buildx("create", "--name", BUILDER, "--node", node.name,
@@ -62,7 +62,7 @@ def create_argv(bx: Buildx, node: NodeSpec, *, append: bool) -> list[str]:
     return a
 
 
-def setup_commands(bx: Buildx, nodes: Sequence[NodeSpec],
+def setup_commands(bx: BuildxProbes, nodes: Sequence[NodeSpec],
                    existing: BuilderInfo | None) -> list[list[str]]:
     """The commands that make the ``polyarch`` builder exactly the configured nodes.
 
@@ -109,7 +109,7 @@ def _connect_unix(path: str) -> str | None:
         s.close()
 
 
-def _context_host(bx: Buildx, name: str) -> tuple[str | None, str | None]:
+def _context_host(bx: BuildxProbes, name: str) -> tuple[str | None, str | None]:
     """(the docker endpoint of context ``name``, or why there is none)."""
     from polyarch import proc
 
@@ -121,7 +121,7 @@ def _context_host(bx: Buildx, name: str) -> tuple[str | None, str | None]:
     return r.stdout.strip(), None
 
 
-def endpoint_problem(bx: Buildx, node: NodeSpec) -> str | None:
+def endpoint_problem(bx: BuildxProbes, node: NodeSpec) -> str | None:
     """None when the node's endpoint answers (a TCP or unix socket connect); else why not.
 
     Kubernetes endpoints (a kube context) are not checked here.
@@ -156,7 +156,7 @@ def node_for(nodes: Sequence[NodeSpec], p: Platform) -> NodeSpec | None:
     return next((n for n in nodes if p in n.platforms), None)
 
 
-def plan_nodes(plan: Plan, bx: Buildx, nodes: Sequence[NodeSpec],
+def plan_nodes(plan: Plan, bx: BuildxProbes, nodes: Sequence[NodeSpec],
                platforms: Sequence[Platform], allow_create: bool) -> None:
     """Preflight for a config with nodes: reachability, the builder, platform placement.
 

@@ -9,13 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 from polyarch.engines.base import Check, Plan
-from polyarch.engines.buildx import DEDICATED_BUILDER, BuilderInfo, EngineInfo
+from polyarch.engines.buildx_info import DEDICATED_BUILDER, BuilderInfo, BuildxProbes, EngineInfo
 from polyarch.engines.emulation import binfmt_machines, emulator_remedy, native
 from polyarch.errors import EnvironmentProblem
 from polyarch.platforms import Platform
 
 if TYPE_CHECKING:
-    from polyarch.engines.buildx import Buildx
     from polyarch.nodespec import NodeSpec
 
 T = TypeVar("T")
@@ -27,7 +26,7 @@ def is_local_engine(docker_context: str | None) -> bool:
     return (not host or host.startswith("unix://")) and ctx in ("", "default")
 
 
-def preflight(bx: Buildx, platforms: Sequence[Platform], *, builder: str | None,
+def preflight(bx: BuildxProbes, platforms: Sequence[Platform], *, builder: str | None,
               nodes: Sequence[NodeSpec], allow_create: bool) -> Plan:
     plan = Plan()
     checks = plan.checks
@@ -72,7 +71,7 @@ def _catch(fn: Callable[[], T]) -> T | EnvironmentProblem:
         return e
 
 
-def _choose_builder(plan: Plan, bx: Buildx, engine: EngineInfo, builder: str | None,
+def _choose_builder(plan: Plan, bx: BuildxProbes, engine: EngineInfo, builder: str | None,
                     allow_create: bool, prefetched: BuilderInfo | None) -> BuilderInfo | None:
     """The builder to build with (None: there is none that can); sets ``builder_arg``."""
     checks = plan.checks

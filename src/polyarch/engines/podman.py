@@ -21,7 +21,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from polyarch.engines.base import (
     missing,
 )
 from polyarch.engines.podman_layout import oci_layout_context, oci_path
+from polyarch.engines.podman_plan import PodmanInfo
 from polyarch.engines.podman_progress import StepLog, _Follow, build_failure, build_reason
 from polyarch.engines.podman_registries import loopback_hosts, write_conf
 from polyarch.errors import EnvironmentProblem, UsageError
@@ -52,15 +52,6 @@ LIST_REPOSITORY = "localhost/polyarch-build"
 #: What is read of a Dockerfile to find the registries it pulls from.
 MAX_DOCKERFILE_BYTES = 4 << 20
 _INSTALL_HINT = "install podman (Debian/Ubuntu: apt-get install podman; Fedora: dnf install podman)"
-
-
-@dataclass(frozen=True)
-class PodmanInfo:
-    version: str
-    arch: str  # GOARCH as podman reports it (amd64, arm64)
-    os: str
-    rootless: bool
-    remote: bool  # talks to a podman service elsewhere (podman --remote, CONTAINER_HOST)
 
 
 class PodmanEngine:

@@ -4,18 +4,32 @@ binfmt_misc (podman has no builders)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
 from polyarch.engines.base import Check, Plan
 from polyarch.engines.emulation import binfmt_machines, emulator_remedy, native
 from polyarch.errors import EnvironmentProblem
 from polyarch.platforms import Platform
 
-if TYPE_CHECKING:
-    from polyarch.engines.podman import PodmanEngine
+
+@dataclass(frozen=True)
+class PodmanInfo:
+    version: str
+    arch: str  # GOARCH as podman reports it (amd64, arm64)
+    os: str
+    rootless: bool
+    remote: bool  # talks to a podman service elsewhere (podman --remote, CONTAINER_HOST)
 
 
-def preflight(pm: PodmanEngine, platforms: Sequence[Platform]) -> Plan:
+class PodmanProbes(Protocol):
+    """What the podman engine's preflight asks of it (:class:`~polyarch.engines.podman.
+    PodmanEngine` is one)."""
+
+    def info(self) -> PodmanInfo: ...
+
+
+def preflight(pm: PodmanProbes, platforms: Sequence[Platform]) -> Plan:
     plan = Plan()
     checks = plan.checks
     try:
