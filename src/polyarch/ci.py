@@ -48,7 +48,7 @@ from polyarch.errors import EnvironmentProblem
 
 if TYPE_CHECKING:
     from polyarch.pipeline.project import ProjectResult
-    from polyarch.pipeline.publish import ImageResult
+    from polyarch.pipeline.result import ImageResult
 
 GITHUB = "github"
 GITLAB = "gitlab"

@@ -20,7 +20,7 @@ from polyarch.output import Reporter, reader_gone
 
 if TYPE_CHECKING:
     from polyarch.pipeline.project import ProjectResult
-    from polyarch.pipeline.publish import ImageResult
+    from polyarch.pipeline.result import ImageResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from polyarch.lint import Finding as LintFinding
     from polyarch.output import Reporter
     from polyarch.pipeline.merge import MergeResult
-    from polyarch.pipeline.publish import ImageResult
+    from polyarch.pipeline.result import ImageResult
     from polyarch.registry.describe import ImageDescription
     from polyarch.tags import GitContext, TagPlan
 

@@ -39,7 +39,7 @@ def command(output: str | None, load: bool, push: bool, stage: bool, descriptor:
     from polyarch.pipeline import descriptor as desc
     from polyarch.pipeline.outputs import OutputPlan, parse_output
     from polyarch.pipeline.publish import build
-    from polyarch.pipeline.verify import VerificationFailed
+    from polyarch.pipeline.result import VerificationFailed
 
     rep = reporter(json_mode)
     if descriptor is not None:

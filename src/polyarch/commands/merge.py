@@ -30,7 +30,7 @@ def command(sources: tuple[str, ...], json_mode: bool, **kw: Any) -> int:
     from polyarch import ci
     from polyarch.commands import _render
     from polyarch.pipeline import merge as merging
-    from polyarch.pipeline.verify import VerificationFailed
+    from polyarch.pipeline.result import VerificationFailed
     from polyarch.session import Session
 
     rep = reporter(json_mode)

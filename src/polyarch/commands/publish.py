@@ -26,7 +26,7 @@ from polyarch.session import Session
 if TYPE_CHECKING:
     from polyarch.pipeline.images import Project
     from polyarch.pipeline.project import ImageOutcome, ProjectResult
-    from polyarch.pipeline.publish import ImageResult
+    from polyarch.pipeline.result import ImageResult
 
 
 @click.command("publish")
@@ -142,7 +142,7 @@ def _partial(is_project: bool, done: list[ImageOutcome],
     of a failed verification (nothing for other errors); for a project, the images
     published before and the one whose verification failed."""
     from polyarch.pipeline.project import ImageOutcome, ProjectResult
-    from polyarch.pipeline.verify import VerificationFailed
+    from polyarch.pipeline.result import VerificationFailed
 
     failed = e if isinstance(e, VerificationFailed) else None
     if not is_project:

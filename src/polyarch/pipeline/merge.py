@@ -35,9 +35,9 @@ from polyarch.errors import RegistryError, UsageError, VerificationError
 from polyarch.output import Reporter
 from polyarch.pipeline.build import PlatformBuilt
 from polyarch.pipeline.descriptor import Descriptor
-from polyarch.pipeline.publish import ImageResult
+from polyarch.pipeline.result import ImageResult, require_ok
 from polyarch.pipeline.tag import tag
-from polyarch.pipeline.verify import Verified, platform_lines, require_ok, smoke_in_registry
+from polyarch.pipeline.verify import Verified, platform_lines, smoke_in_registry
 from polyarch.platforms import Platform, parse_platform
 from polyarch.refs import ImageRef, ReferenceError, parse_ref
 from polyarch.registry import Manifest, ManifestNotFound, RegistryClient

@@ -126,7 +126,7 @@ class EarlyPush:
             self._pool.submit(self._push, list(digests))
 
     def _push(self, digests: list[str]) -> None:
-        from polyarch.pipeline.push import dockerfile_bases
+        from polyarch.pipeline.bases import dockerfile_bases
         from polyarch.registry.mounts import mount_sources
         from polyarch.registry.push import merge_sources, push_blobs
         from polyarch.registry.pushed import PushRecord

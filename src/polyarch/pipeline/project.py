@@ -22,7 +22,7 @@ from polyarch.pipeline.build import Built
 
 #: Keys of an [[image]] entry that mean the same as at the top level.
 from polyarch.pipeline.images import ImageSpec, Project, image_options, order
-from polyarch.pipeline.publish import SCHEMA_VERSION, ImageResult
+from polyarch.pipeline.result import SCHEMA_VERSION, ImageResult
 from polyarch.pipeline.verify import Verified
 from polyarch.refs import ImageRef
 from polyarch.session import Session
@@ -147,7 +147,7 @@ def publish_project(s: Session, project: Project, *, names: Sequence[str] = (),
         prepare,
         require_tags,
     )
-    from polyarch.pipeline.verify import VerificationFailed
+    from polyarch.pipeline.result import VerificationFailed
 
     rep = s.rep
     specs = order(project, names)

@@ -14,79 +14,21 @@ import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from polyarch import redact
 from polyarch.engines import BuildRequest
 from polyarch.errors import UsageError
 from polyarch.pipeline import build as build_step
 from polyarch.pipeline import sign as sign_step
 from polyarch.pipeline import verify as verify_step
-from polyarch.pipeline.build import Built, PlatformBuilt
+from polyarch.pipeline.build import Built
 from polyarch.pipeline.outputs import OutputPlan
 from polyarch.pipeline.plan import Plan, registry_push_check, run_preflight
 from polyarch.pipeline.push import Pushed, push, repositories
-from polyarch.pipeline.sign import Signed
-from polyarch.pipeline.tag import Tagged, tag
+from polyarch.pipeline.result import ImageResult, require_ok
+from polyarch.pipeline.tag import tag
 from polyarch.pipeline.verify import Verified
 from polyarch.refs import ImageRef
 from polyarch.session import Session
-
-SCHEMA_VERSION = 2
-
-
-@dataclass(frozen=True)
-class ImageResult:
-    """What a build or publish of one image did; one renderer turns it into output."""
-
-    digest: str
-    media_type: str
-    tags: tuple[str, ...] = ()
-    platforms: tuple[PlatformBuilt, ...] = ()
-    build_seconds: float = 0.0
-    verified: Verified | None = None
-    pushed: Pushed | None = None
-    tagged: Tagged | None = None
-    outputs: tuple[str, ...] = ()  # what was written or loaded, in words
-    layout: str | None = None  # the kept layout, when nothing else was asked for
-    dry_run: bool = False
-    commands: tuple[tuple[str, ...], ...] = ()
-    signed: Signed | None = None
-    #: The index annotations the build meant (on the manifest when it built one platform):
-    #: what a build descriptor hands to merge.
-    annotations: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def promoted(self) -> bool:
-        return self.tagged is not None
-
-    def reference(self) -> str:
-        return f"{self.tags[0]}@{self.digest}" if self.tags and self.digest else ""
-
-    def to_json(self) -> dict[str, Any]:
-        v = self.verified
-        return {
-            "schema": SCHEMA_VERSION,
-            "dry_run": self.dry_run,
-            "index": {"digest": self.digest, "mediaType": self.media_type},
-            "tags": list(self.tags),
-            "promoted": self.promoted,
-            "platforms": [p.to_json() for p in self.platforms],
-            "push": self.pushed.to_json() if self.pushed else None,
-            "outputs": list(self.outputs),
-            "layout": self.layout,
-            "timings": {
-                "build_seconds": round(self.build_seconds, 3),
-                "verify_seconds": round(v.seconds, 3) if v else 0.0,
-                **(v.timings() if v else {}),
-                "push_seconds": round(self.pushed.seconds, 3) if self.pushed else 0.0,
-                "tag_seconds": round(self.tagged.seconds, 3) if self.tagged else 0.0,
-                "sign_seconds": round(self.signed.seconds, 3) if self.signed else 0.0,
-            },
-            "signature": self.signed.to_json() if self.signed else None,
-            "verification": v.to_json() if v else None,
-            "commands": [shlex.join(redact.argv(c)) for c in self.commands],
-        }
 
 
 def preflight(s: Session, *, need_push: bool) -> Plan:
@@ -180,7 +122,7 @@ def build_verify_push(s: Session, prep: Prepared, *, consequence: str,
             # the message says what the registry holds.
             early.finish(cancel=True)
             consequence = overlap.what_left(early, consequence)
-        verify_step.require_ok(verified, partial, consequence=consequence)
+        require_ok(verified, partial, consequence=consequence)
     except BaseException as e:
         if early is not None:
             # Nothing more leaves; the uploads in flight end (within their deadlines) so

@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polyarch import interrupt
-from polyarch.errors import VerificationError
 from polyarch.platforms import Platform, parse_platform
 from polyarch.session import Session
 
 if TYPE_CHECKING:
     from polyarch.checks.smoke import RunArgv
     from polyarch.checks.verify import VerifyReport
-    from polyarch.pipeline.publish import ImageResult
 
 
 @dataclass
@@ -58,21 +56,6 @@ class Verified:
 
 #: What an interruption of verification leaves behind, as a rule.
 NOTHING_PUSHED = "verifying on local disk: nothing was pushed"
-
-
-class VerificationFailed(VerificationError):
-    """Verification found errors; carries the partial result (not promoted) that --json
-    and the CI outputs show."""
-
-    def __init__(self, message: str, result: ImageResult, detail: str | None) -> None:
-        super().__init__(message, detail=detail)
-        self.result = result
-        self.image_name: str | None = None  # set for an image of a project
-
-    @property
-    def doc(self) -> dict[str, Any]:
-        """The partial result's ``--json`` document."""
-        return self.result.to_json()
 
 
 def findings_text(report: VerifyReport, limit: int = 20, see: str | None = None) -> str:
@@ -313,11 +296,3 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     return Verified(report, time.monotonic() - t0, scan_seconds=scan, smoke=smoke_times)
 
 
-def require_ok(v: Verified, partial: ImageResult, *, consequence: str,
-               see: str | None = None) -> None:
-    """Raise :class:`VerificationFailed` (exit 5) when ``v`` found errors; ``partial``
-    is the result so far (built and verified, not promoted)."""
-    if v.report is None or v.report.ok:
-        return
-    raise VerificationFailed(f"{v.report.summary()}; {consequence}", partial,
-                             detail=findings_text(v.report, see=see))

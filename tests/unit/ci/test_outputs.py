@@ -15,7 +15,7 @@ from polyarch.checks.report import Finding, PlatformResult, VerifyReport
 from polyarch.errors import EnvironmentProblem
 from polyarch.pipeline.build import PlatformBuilt
 from polyarch.pipeline.project import ImageOutcome, ProjectResult
-from polyarch.pipeline.publish import ImageResult
+from polyarch.pipeline.result import ImageResult
 from polyarch.pipeline.tag import Tagged
 from polyarch.pipeline.verify import Verified
 

@@ -27,8 +27,8 @@ from polyarch.errors import EnvironmentProblem
 from polyarch.pipeline import descriptor as desc
 from polyarch.pipeline.build import PlatformBuilt
 from polyarch.pipeline.merge import MergePlan, MergeResult, Source, build_index
-from polyarch.pipeline.publish import ImageResult
 from polyarch.pipeline.push import Pushed
+from polyarch.pipeline.result import ImageResult
 from polyarch.pipeline.tag import Tagged
 from polyarch.pipeline.verify import Verified
 from polyarch.platforms import EM_X86_64, parse_platforms
