@@ -4,13 +4,34 @@ registries that ``scripts/engine up`` starts; ``tests/conftest.py`` marks them
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import IN_CI, REGISTRY
 from faultproxy import LocalRegistry
 
 from .helpers import mount_tmpfs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def base_images() -> dict[str, str]:
+    """``{"debian": REF, "node": REF}``: the local base images on the test registry, made
+    from Debian and npm packages by scripts/make-base (once; it answers at once when they
+    are there)."""
+    if shutil.which("mmdebstrap") is None and not IN_CI:
+        pytest.skip("mmdebstrap is not installed (scripts/engine up installs it on Debian)")
+    r = subprocess.run([str(ROOT / "scripts/make-base")], capture_output=True, text=True,
+                       timeout=1200, env={**os.environ, "POLYARCH_TEST_REGISTRY": REGISTRY})
+    if r.returncode != 0:
+        pytest.fail(f"scripts/make-base failed:\n{r.stderr[-3000:]}")
+    refs = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
+    return {"debian": refs["POLYARCH_DEBIAN_BASE"], "node": refs["POLYARCH_NODE_BASE"]}
 
 
 @pytest.fixture

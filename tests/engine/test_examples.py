@@ -8,7 +8,6 @@ what the registry already holds.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,26 +15,12 @@ from typing import Any
 
 import pytest
 from cli_helpers import polyarch
-from conftest import IN_CI, REGISTRY
 
 pytestmark = pytest.mark.engine
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 ELF_MACHINE = {"linux/amd64": 62, "linux/arm64": 183}  # EM_X86_64, EM_AARCH64
-
-
-@pytest.fixture(scope="session")
-def bases() -> dict[str, str]:
-    """``{"debian": REF, "node": REF}``: the examples' base images on the test registry."""
-    if shutil.which("mmdebstrap") is None and not IN_CI:
-        pytest.skip("mmdebstrap is not installed (scripts/engine up installs it on Debian)")
-    r = subprocess.run([str(ROOT / "scripts/make-base")], capture_output=True, text=True,
-                       timeout=1200, env={**os.environ, "POLYARCH_TEST_REGISTRY": REGISTRY})
-    if r.returncode != 0:
-        pytest.fail(f"scripts/make-base failed:\n{r.stderr[-3000:]}")
-    refs = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
-    return {"debian": refs["POLYARCH_DEBIAN_BASE"], "node": refs["POLYARCH_NODE_BASE"]}
 
 
 def docker(*args: str, timeout: float = 300) -> str:
@@ -69,10 +54,10 @@ def publish_json(*args: str, cwd: Path | None = None, env: dict[str, str] | None
     return run.json()
 
 
-def test_cross_compile_example_runs_a_static_binary_per_platform(bases: dict[str, str], repo: str,
+def test_cross_compile_example_runs_a_static_binary_per_platform(base_images: dict[str, str], repo: str,
                                                                  tmp_path: Path) -> None:
     ref = f"{repo}:1"
-    doc = publish_json("-t", ref, "--build-arg", f"BASE={bases['debian']}",
+    doc = publish_json("-t", ref, "--build-arg", f"BASE={base_images['debian']}",
                        str(EXAMPLES / "cross-compile"))
     assert sorted(p["platform"] for p in doc["platforms"]) == ["linux/amd64", "linux/arm64"]
     assert doc["verification"]["ok"] is True
@@ -89,18 +74,18 @@ def test_cross_compile_example_runs_a_static_binary_per_platform(bases: dict[str
         assert b"/lib/ld-linux" not in elf and b"/lib64/ld-linux" not in elf
 
 
-def test_base_and_service_by_hand(bases: dict[str, str], repo: str) -> None:
+def test_base_and_service_by_hand(base_images: dict[str, str], repo: str) -> None:
     """The service's `FROM base` resolved by a named build context pinned by digest."""
     example = EXAMPLES / "base-and-service"
     base_ref = f"{repo}-base:1"
-    doc = publish_json("-t", base_ref, "--build-arg", f"BASE={bases['node']}",
+    doc = publish_json("-t", base_ref, "--build-arg", f"BASE={base_images['node']}",
                        str(example / "base"))
     base_digest = str(doc["index"]["digest"])
 
     svc_ref = f"{repo}-service:1"
     docker("buildx", "build", "--platform", "linux/amd64,linux/arm64", "--provenance=false",
            "--build-context", f"base=docker-image://{repo}-base@{base_digest}",
-           "--build-arg", f"NODE={bases['node']}", "--push", "-t", svc_ref,
+           "--build-arg", f"NODE={base_images['node']}", "--push", "-t", svc_ref,
            str(example / "service"), timeout=900)
 
     assert run_image(svc_ref, "linux/arm64", "node", "/app/server.js", "--once") == \
@@ -115,7 +100,7 @@ def test_base_and_service_by_hand(bases: dict[str, str], repo: str) -> None:
         "app\n2\ncopied"
 
 
-def test_base_and_service_project(bases: dict[str, str], repo: str, tmp_path: Path) -> None:
+def test_base_and_service_project(base_images: dict[str, str], repo: str, tmp_path: Path) -> None:
     """`polyarch publish` with the example's polyarch.toml: base first, the service pinned
     to the base digest built in the same run."""
     work = tmp_path / "base-and-service"
@@ -127,7 +112,7 @@ def test_base_and_service_project(bases: dict[str, str], repo: str, tmp_path: Pa
     for d in ("base", "service"):
         df = work / d / "Dockerfile"
         df.write_text(df.read_text().replace("127.0.0.1:5000/polyarch/node:bookworm",
-                                             bases["node"]))
+                                             base_images["node"]))
 
     doc = publish_json("--output-file", str(tmp_path / "images.txt"), cwd=work)
     images = {i["name"]: i for i in doc["images"]}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI, REGISTRY, unpack_busybox
+from conftest import REGISTRY, unpack_busybox
 
 from polyarch.cli import run
 
@@ -33,16 +33,9 @@ ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
 
 
 @pytest.fixture(scope="module")
-def node_base() -> str:
+def node_base(base_images: dict[str, str]) -> str:
     """The examples' Node base image on the test registry (scripts/make-base)."""
-    if shutil.which("mmdebstrap") is None and not IN_CI:
-        pytest.skip("mmdebstrap is not installed (scripts/engine up installs it on Debian)")
-    r = subprocess.run([str(ROOT / "scripts/make-base")], capture_output=True, text=True,
-                       timeout=1200, env={**os.environ, "POLYARCH_TEST_REGISTRY": REGISTRY})
-    if r.returncode != 0:
-        pytest.fail(f"scripts/make-base failed:\n{r.stderr[-3000:]}")
-    refs = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
-    return refs["POLYARCH_NODE_BASE"]
+    return base_images["node"]
 
 
 def build(ctx: Path, out: Path) -> float:

@@ -9,7 +9,6 @@ prebuild step fetches the vendored packages with the host's npm.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tarfile
@@ -29,18 +28,11 @@ OTHER = {"linux/amd64": "linux-arm64", "linux/arm64": "linux-x64"}  # a prebuild
 
 
 @pytest.fixture(scope="module")
-def node_base() -> str:
+def node_base(base_images: dict[str, str]) -> str:
     """The examples' Node.js base image on the test registry (scripts/make-base)."""
-    if shutil.which("mmdebstrap") is None and not IN_CI:
-        pytest.skip("mmdebstrap is not installed (scripts/engine up installs it on Debian)")
     if shutil.which("npm") is None and not IN_CI:
         pytest.skip("npm is not installed (the example's prebuild runs npm pack)")
-    r = subprocess.run([str(ROOT / "scripts/make-base")], capture_output=True, text=True,
-                       timeout=1200, env={**os.environ, "POLYARCH_TEST_REGISTRY": REGISTRY})
-    if r.returncode != 0:
-        pytest.fail(f"scripts/make-base failed:\n{r.stderr[-3000:]}")
-    refs = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
-    return refs["POLYARCH_NODE_BASE"]
+    return base_images["node"]
 
 
 def sandbox(tmp_path: Path, node_base: str) -> tuple[Path, str]:

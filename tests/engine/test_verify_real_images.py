@@ -14,16 +14,12 @@ one (x86_64, aarch64). What only BuildKit writes (provenance) is built by the en
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_helpers import last_error_line, polyarch
-from conftest import IN_CI, REGISTRY
 from oci_images import write_oci_layout
 from realpkgs import (
     Entry,
@@ -533,16 +529,9 @@ def test_planted_mistakes_fail_with_their_finding(case: Case, tmp_path: Path) ->
 
 
 @pytest.fixture(scope="module")
-def debian_base() -> str:
+def debian_base(base_images: dict[str, str]) -> str:
     """The examples' Debian base image on the test registry (scripts/make-base)."""
-    if shutil.which("mmdebstrap") is None and not IN_CI:
-        pytest.skip("mmdebstrap is not installed (scripts/engine up installs it on Debian)")
-    r = subprocess.run([str(ROOT / "scripts/make-base")], capture_output=True, text=True,
-                       timeout=1200, env={**os.environ, "POLYARCH_TEST_REGISTRY": REGISTRY})
-    if r.returncode != 0:
-        pytest.fail(f"scripts/make-base failed:\n{r.stderr[-3000:]}")
-    refs = dict(line.split("=", 1) for line in r.stdout.split() if "=" in line)
-    return refs["POLYARCH_DEBIAN_BASE"]
+    return base_images["debian"]
 
 
 @pytest.mark.parametrize("case", PLANTED_BUILT, ids=[c.name for c in PLANTED_BUILT])
