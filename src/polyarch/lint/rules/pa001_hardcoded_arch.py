@@ -270,29 +270,25 @@ def _scan(ctx: LintContext, st: Stage, inst: Instruction, text: Text, kind: str,
                 f"stage {st.label}: {inst.keyword} hard-codes architecture {m.group(1)!r} in "
                 f"{what} {_short(word)!r}: wrong for {', '.join(wrong)}", HINT, st)
     if kind == "shell":
-        for pos, rid, fam in _dotnet_rids(script):
+        # Architecture settings of a build tool, each with its message and remedy.
+        settings = [
+            (pos, f"builds .NET for runtime {rid!r}: architecture {fam} for every platform",
+             "use the target's: ARG TARGETARCH then `dotnet publish -a $TARGETARCH` "
+             "(.NET 8+ takes amd64/arm64), or map it to a RID with case", fam)
+            for pos, rid, fam in _dotnet_rids(script)]
+        settings += [
+            (pos, f"names toolchain {_short(name, 60)!r} for architecture {fam}: the same"
+                  " for every platform",
+             "name the toolchain without a host triple (rustup picks the machine's), or "
+             "map the target to its triple with case on $TARGETARCH", fam)
+            for pos, name, fam in toolchains(script)]
+        for pos, said, remedy, fam in settings:
             line = text.line_at(pos)
             if skip(pos, fam) or not wrong_for(fam) or line in reported:
                 continue
             reported.add(line)
-            ctx.add("PA001", sev, line,
-                    f"stage {st.label}: {inst.keyword} builds .NET for runtime {rid!r}: "
-                    f"architecture {fam} for every platform, wrong for "
-                    f"{', '.join(wrong_for(fam))}",
-                    "use the target's: ARG TARGETARCH then `dotnet publish -a $TARGETARCH` "
-                    "(.NET 8+ takes amd64/arm64), or map it to a RID with case", st)
-    if kind == "shell":
-        for pos, name, fam in toolchains(script):
-            line = text.line_at(pos)
-            if skip(pos, fam) or not wrong_for(fam) or line in reported:
-                continue
-            reported.add(line)
-            ctx.add("PA001", sev, line,
-                    f"stage {st.label}: {inst.keyword} names toolchain {_short(name, 60)!r} for "
-                    f"architecture {fam}: the same for every platform, wrong for "
-                    f"{', '.join(wrong_for(fam))}",
-                    "name the toolchain without a host triple (rustup picks the machine's), or "
-                    "map the target to its triple with case on $TARGETARCH", st)
+            ctx.add("PA001", sev, line, f"stage {st.label}: {inst.keyword} {said}, wrong for "
+                    f"{', '.join(wrong_for(fam))}", remedy, st)
     if kind in ("shell", "values"):
         for m in _ASSIGN.finditer(script):
             val = m.group(2).lower()
