@@ -161,7 +161,15 @@ def wrap_http(module):
             times["http"][request.method] = times["http"].get(request.method, 0) + 1
         return f(self, request, *a, **k)
     module.Client.send = send
-AFTER = {**{m: wrap_steps for m in STEPS}, "polyarch.proc": wrap_proc, "httpx": wrap_http}
+def wrap_buildx(module):
+    f = module.Buildx.build
+    def build(self, *a, **k):
+        r = f(self, *a, **k)
+        times["context_bytes"] = times.get("context_bytes", 0) + getattr(r, "context_bytes", 0)
+        return r
+    module.Buildx.build = build
+AFTER = {**{m: wrap_steps for m in STEPS}, "polyarch.proc": wrap_proc, "httpx": wrap_http,
+         "polyarch.engines.buildx": wrap_buildx}
 class Hook:
     busy = False
     def find_spec(self, name, path, target=None):
@@ -202,13 +210,14 @@ class Run:
     cpu: float = 0.0
 
 
-def run(argv: list[str], env: dict[str, str] | None = None, *, tries: int = 2) -> Run:
+def run(argv: list[str], env: dict[str, str] | None = None, *, tries: int = 2,
+        context: bool = False) -> Run:
     """Run argv, output to a file; wall time and the peak RSS of the process tree. A
     failed run is tried once more (the test registry answers a manifest HEAD with a 500
     now and then while a tag is written); its time is not kept."""
     for _ in range(tries - 1):
         try:
-            return run(argv, env, tries=1)
+            return run(argv, env, tries=1, context=context)
         except SystemExit as e:
             print(f"retrying once: {e}", file=sys.stderr, flush=True)
     with tempfile.TemporaryFile() as log:
@@ -221,7 +230,22 @@ def run(argv: list[str], env: dict[str, str] | None = None, *, tries: int = 2) -
             log.seek(0)
             sys.exit(f"failed ({p.returncode}): {' '.join(argv)}\n"
                      f"{log.read().decode(errors='replace')[-3000:]}")
-    return Run(dt, usage.ru_maxrss, cpu=usage.ru_utime + usage.ru_stime)
+        steps: dict[str, Any] = {}
+        if context:
+            log.seek(0)
+            steps["context_bytes"] = context_sent(log.read().decode(errors="replace"))
+    return Run(dt, usage.ru_maxrss, steps, cpu=usage.ru_utime + usage.ru_stime)
+
+
+def context_sent(rawjson: str) -> int:
+    """Bytes of build context the builder received, from ``--progress=rawjson``: read
+    the way polyarch reads its own builds."""
+    from polyarch.engines.buildx_progress import RawJsonProgress
+
+    parser = RawJsonProgress(None)
+    for line in rawjson.splitlines():
+        parser.feed(line)
+    return parser.context_bytes
 
 
 def polyarch(args: list[str], *, importtime: bool = False, src: Path | None = None) -> Run:
@@ -252,8 +276,8 @@ def compile_sources(src: Path | None) -> None:
 
 
 def raw(args: list[str]) -> Run:
-    return run(["docker", "buildx", "build", "--platform", PLATFORMS, "--progress=quiet",
-                *args])
+    return run(["docker", "buildx", "build", "--platform", PLATFORMS, "--progress=rawjson",
+                *args], context=True)
 
 
 # -- the fixture -----------------------------------------------------------------------
@@ -580,6 +604,32 @@ def spread(xs: list[float]) -> str:
     return f"{min(xs):.2f}-{max(xs):.2f}"
 
 
+#: More build context than this received by the builder: it had lost the context of
+#: the earlier runs (its cache collector removed it) and took all of it again.
+RESENT = 50e6
+
+
+def resent(r: Row) -> None:
+    """How many runs of each side had the builder take the whole context again, and the
+    comparison of like with like: the runs where the builder still held it.
+
+    The engine's build cache collector runs on its own schedule (at most once a minute
+    after builds, in dockerd's BuildKit) and may remove a large context's copy between
+    any two runs; the next build, of either side, then sends all of it. Which side pays
+    is an accident of timing, so medians over all runs compare luck as much as tools."""
+    sides = [("raw", r.raw), ("polyarch", r.ours)]
+    if not all(x.steps.get("context_bytes") is not None for _, runs in sides for x in runs):
+        return
+    kept = {name: [x.seconds for x in runs if x.steps["context_bytes"] <= RESENT]
+            for name, runs in sides}
+    print("    context sent again (> 50 MB): " + ", ".join(
+        f"{name} in {len(runs) - len(kept[name])} of {len(runs)} runs" for name, runs in sides)
+        + (f"; runs where the builder kept it: raw {statistics.median(kept['raw']):.2f},"
+           f" polyarch {statistics.median(kept['polyarch']):.2f} s (ratio"
+           f" {statistics.median(kept['polyarch']) / statistics.median(kept['raw']):.2f})"
+           if all(kept.values()) else ""))
+
+
 def report(rows: list[Row], breakdown: dict[str, dict[str, tuple[float, float]]],
            slow: list[tuple[float, str]], image_bytes: int, a: argparse.Namespace,
            load: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
@@ -603,6 +653,7 @@ def report(rows: list[Row], breakdown: dict[str, dict[str, tuple[float, float]]]
             + "; CPU s (median): " + ", ".join(
             f"{name} {statistics.median(x.cpu for x in runs):.2f}" for name, runs in sides
             if runs))
+        resent(r)
         steps = {k: statistics.median(x.steps.get(k, 0.0) for x in r.ours)
                  for k in ("preflight", "build", "verify", "output", "push", "tag")}
         line = "polyarch steps: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items() if v)

@@ -77,6 +77,8 @@ class BuildResult:
     size: int
     seconds: float
     layout: Path | None = None
+    context_bytes: int = 0
+    """Build context the builder received (0 when the engine does not say)."""
 
 
 @dataclass(frozen=True)

@@ -249,6 +249,7 @@ class Buildx:
             size=int(desc.get("size", 0)),
             seconds=seconds,
             layout=req.output,
+            context_bytes=parser.context_bytes,
         )
 
 

@@ -40,6 +40,15 @@ class RawJsonProgress:
         self.vertices: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, list[str]] = {}
         self._reported: set[tuple[str, str]] = set()
+        self._context: dict[str, int] = {}  # vertex -> bytes of build context received
+
+    @property
+    def context_bytes(self) -> int:
+        """Bytes of build context the builder received (every platform's and named
+        context's ``transferring context:`` status, at its largest). Small when the
+        builder still held the context of an earlier build and took only what changed;
+        the whole context when it had none (first build, or its cache was collected)."""
+        return sum(self._context.values())
 
     def feed(self, line: str) -> None:
         if self._buf or line == "{":
@@ -60,6 +69,12 @@ class RawJsonProgress:
             cur = self.vertices.setdefault(d, {})
             cur.update({k: x for k, x in v.items() if x is not None})
             self._maybe_report(d, cur)
+        for s in st.get("statuses") or []:
+            if str(s.get("id", "")).startswith("transferring context"):
+                v = str(s.get("vertex", ""))
+                n = s.get("current")
+                if isinstance(n, int):
+                    self._context[v] = max(self._context.get(v, 0), n)
         for log in st.get("logs") or []:
             try:
                 data = base64.b64decode(log.get("data", "")).decode("utf-8", "replace")

@@ -25,3 +25,32 @@ def test_build_failures_are_classified() -> None:
                   "ERROR: failed to solve: process did not complete successfully: exit code: 2"]
     e = _failure(*failed_run)
     assert isinstance(e, BuildError) and "RUN make" in str(e)
+
+
+def _status(vertex: str, sid: str, current: int) -> list[str]:
+    """One ``statuses`` record as ``--progress=rawjson`` prints it (buildx 0.13)."""
+    return ["{", f'  "statuses": [{{"id": "{sid}", "vertex": "{vertex}", "name": "transferring",'
+            f' "current": {current}, "timestamp": "2026-12-06T21:46:55.5Z",'
+            ' "started": "2026-12-06T21:46:55.0Z"}]', "}"]
+
+
+def test_context_bytes_sum_the_largest_transfer_of_each_context() -> None:
+    # Two platforms, each with its own "load build context" vertex, reported as the
+    # transfer grows; the Dockerfile's own transfer is not build context.
+    p = RawJsonProgress(None)
+    for vertex, sid, n in (("sha256:df", "transferring dockerfile:", 160),
+                           ("sha256:a", "transferring context:", 22_957),
+                           ("sha256:b", "transferring context:", 813_660),
+                           ("sha256:a", "transferring context:", 750_280_000),
+                           ("sha256:a", "transferring context:", 750_280_000),
+                           ("sha256:b", "transferring context:", 742_550_000)):
+        for line in _status(vertex, sid, n):
+            p.feed(line)
+    assert p.context_bytes == 750_280_000 + 742_550_000
+
+
+def test_context_bytes_are_zero_without_a_transfer_status() -> None:
+    p = RawJsonProgress(None)
+    for line in _status("sha256:df", "transferring dockerfile:", 160):
+        p.feed(line)
+    assert p.context_bytes == 0
