@@ -118,8 +118,8 @@ WRAPPER = r"""
 import sys
 before = set(sys.modules)
 import importlib.util, json, os, resource, threading, time
-STEPS = {"polyarch.pipeline.publish": (("preflight", "preflight"), ("push", "push"),
-                                       ("tag", "tag")),
+STEPS = {"polyarch.pipeline.local": (("preflight", "preflight"),),
+         "polyarch.pipeline.publish": (("push", "push"), ("tag", "tag")),
          "polyarch.pipeline.build": (("build", "build"),),
          "polyarch.pipeline.verify": (("verify_layout", "verify"),),
          # The platforms verified side by side while verified layers are pushed.

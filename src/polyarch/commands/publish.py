@@ -25,7 +25,7 @@ from polyarch.session import Session
 
 if TYPE_CHECKING:
     from polyarch.pipeline.images import Project
-    from polyarch.pipeline.project import ImageOutcome, ProjectResult
+    from polyarch.pipeline.project import ProjectResult
     from polyarch.pipeline.result import ImageResult
 
 
@@ -42,38 +42,18 @@ def command(json_mode: bool, output_file: Path | None, **kw: Any) -> int:
     In a project with [[image]] entries the argument names the image to publish (with
     what it depends on); without it every image is published in dependency order.
     """
-    started = None
-    if not kw.get("dry_run"):  # (a dry run the config asks for leaves them unused)
-        from polyarch.engines import start_engine
-
-        started = start_engine(kw)  # its look-ups run while the rest is imported
-    from polyarch.pipeline.images import load_project
-    from polyarch.pipeline.project import ImageOutcome, ProjectResult, publish_project
-    from polyarch.pipeline.publish import publish
-
-    rep = reporter(json_mode)
-    if output_file is not None:
-        check_writable(output_file, "--output-file")
-    check_hand_over(rep)
-    project = load_project(kw.get("config_path"))
+    s, project, names = _start(json_mode, output_file, kw)
+    rep, dry_run = s.rep, s.dry_run
     # One flow for both: a publish of one image is a project of one, whose result (and
     # --json document) is that image's own.
-    names: list[str] = []  # of a project's images to publish (none: all)
-    if project is None:
-        opts = _image_options(kw, output_file)
-    else:
-        opts, names = _project_options(project, kw, output_file)
-    dry_run = opts.dry_run
-    done: list[ImageOutcome] = []
-    with Session(opts, rep, dry_run=dry_run, started_engine=started) as s:
+    with s:
+        from polyarch.pipeline.project import ProjectResult
+        from polyarch.pipeline.publish import publish
+
         try:
-            if project is None:
-                done.append(ImageOutcome("", publish(s)))
-            else:
-                publish_project(s, project, names=names, env=os.environ,
-                                on_done=done.append)
+            done = publish(s, project, names=names, env=os.environ)
         except FatalError as e:
-            partial = _partial(project is not None, done, e)
+            partial = _partial(project is not None, e)
             if partial is not None:
                 # The CI summary shows what failed verification, too.
                 if not dry_run and (not isinstance(partial, ProjectResult) or partial.images):
@@ -109,6 +89,31 @@ def command(json_mode: bool, output_file: Path | None, **kw: Any) -> int:
     return 0
 
 
+def _start(json_mode: bool, output_file: Path | None,
+           kw: dict[str, Any]) -> tuple[Session, Project | None, list[str]]:
+    """What the command line asks for, checked before anything is built: the session
+    (its engine's look-ups started first, while the rest is imported), the project of
+    the config file (None: no [[image]] entries) and the images named (none: all)."""
+    started = None
+    if not kw.get("dry_run"):  # (a dry run the config asks for leaves them unused)
+        from polyarch.engines import start_engine
+
+        started = start_engine(kw)
+    from polyarch.pipeline.images import load_project
+
+    rep = reporter(json_mode)
+    if output_file is not None:
+        check_writable(output_file, "--output-file")
+    check_hand_over(rep)
+    project = load_project(kw.get("config_path"))
+    names: list[str] = []
+    if project is None:
+        opts = _image_options(kw, output_file)
+    else:
+        opts, names = _project_options(project, kw, output_file)
+    return Session(opts, rep, dry_run=opts.dry_run, started_engine=started), project, names
+
+
 def _image_options(kw: dict[str, Any], output_file: Path | None) -> Options:
     """The options of a publish of one image (no [[image]] entries)."""
     opts = load_options(kw)
@@ -136,19 +141,18 @@ def _project_options(project: Project, kw: dict[str, Any],
     return opts, [name] if name else []
 
 
-def _partial(is_project: bool, done: list[ImageOutcome],
-             e: FatalError) -> ImageResult | ProjectResult | None:
-    """What a failed run shows in --json and the CI summary: for one image, the result
-    of a failed verification (nothing for other errors); for a project, the images
-    published before and the one whose verification failed."""
+def _partial(is_project: bool, e: FatalError) -> ImageResult | ProjectResult | None:
+    """What a failed run shows in --json and the CI summary: the result of a failed
+    verification (for one image, nothing for other errors; for a project, a project
+    result holding that image, or none)."""
     from polyarch.pipeline.project import ImageOutcome, ProjectResult
     from polyarch.pipeline.result import VerificationFailed
 
     failed = e if isinstance(e, VerificationFailed) else None
     if not is_project:
         return failed.result if failed is not None else None
-    extra = [ImageOutcome(failed.image_name or "", failed.result)] if failed else []
-    return ProjectResult((*done, *extra))
+    return ProjectResult((ImageOutcome(failed.image_name or "", failed.result),) if failed
+                         else ())
 
 
 def _check_output_file(path: Path | None, force: bool) -> None:
