@@ -46,6 +46,11 @@ def image(rep: Reporter, r: ImageResult) -> None:
                  " build cache makes that quick)")
 
 
+#: Build context sent to the builder worth a word in the time line (bytes): an
+#: unchanged context the builder still holds sends kilobytes.
+CONTEXT_WORTH_SAYING = 50_000_000
+
+
 def timings(r: ImageResult) -> str:
     """Where the time went, in the order the steps ran: ``build 4.5s, scan 0.1s, ...``."""
     t = r.to_json()["timings"]
@@ -54,6 +59,10 @@ def timings(r: ImageResult) -> str:
         parts += [("load", t["load_seconds"]), ("smoke", t["smoke_seconds"])]
     parts += [("push", t["push_seconds"]), ("tag", t["tag_seconds"])]
     text = ", ".join(f"{name} {secs:.1f}s" for name, secs in parts)
+    sent = t.get("context_bytes") or 0
+    if sent >= CONTEXT_WORTH_SAYING:
+        # The build's own time is mostly this when the builder lost an earlier copy.
+        text = text.replace("s, ", f"s (build context {sent / 1e6:,.0f} MB sent), ", 1)
     if t.get("smoke_cached"):
         text += f" ({t['smoke_cached']} platform(s) smoke-tested before, not run again)"
     return text

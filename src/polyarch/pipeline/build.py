@@ -59,6 +59,7 @@ class Built:
     platforms: tuple[PlatformBuilt, ...]
     seconds: float
     request: BuildRequest
+    context_bytes: int = 0  # build context the builder received (0: not said)
 
     @property
     def oci_spec(self) -> str:
@@ -272,7 +273,8 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
     else:
         s.ws.absorb(req.output, reachable, key)
     return Built(req.output, res.digest, res.media_type, res.size,
-                 _platforms(req.output, plan, req.platforms), res.seconds, req)
+                 _platforms(req.output, plan, req.platforms), res.seconds, req,
+                 res.context_bytes)
 
 
 def export_cache(s: Session, built: Built) -> None:

@@ -117,7 +117,7 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
             r.layers_cached = total - r.layers_read
         partial = ImageResult(built.digest, built.media_type,
                               tuple(str(t) for t in s.opts.tags), built.platforms,
-                              built.seconds, verified)
+                              built.seconds, verified, context_bytes=built.context_bytes)
         if early is not None and not verified.ok:
             # Nothing more leaves; the uploads in flight end (within their deadlines), so
             # the message says what the registry holds.

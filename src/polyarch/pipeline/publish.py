@@ -206,7 +206,8 @@ def _push_sign_tag(s: Session, ready: Sequence[_Ready], signer: Signer | None,
             moved += tagged.moves
             out.append(ImageOutcome(name, ImageResult(
                 b.digest, b.media_type, tagged.tags, b.platforms, b.seconds,
-                r.checked.verified, pushed[name], tagged, signed=signed.get(name))))
+                r.checked.verified, pushed[name], tagged, signed=signed.get(name),
+                context_bytes=b.context_bytes)))
     except BaseException as e:
         if of_project:
             undone = roll_back(s.client, moved)
@@ -266,4 +267,5 @@ def build(s: Session, out: OutputPlan, *, annotations: dict[str, str] | None = N
         kept = str(built.layout)
     return ImageResult(built.digest, built.media_type, tuple(str(t) for t in s.opts.tags),
                        built.platforms, built.seconds, verified, pushed, None, tuple(done),
-                       kept, annotations=build_step.index_annotations(prep.request))
+                       kept, annotations=build_step.index_annotations(prep.request),
+                       context_bytes=built.context_bytes)

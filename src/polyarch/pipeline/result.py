@@ -38,6 +38,9 @@ class ImageResult:
     #: The index annotations the build meant (on the manifest when it built one platform):
     #: what a build descriptor hands to merge.
     annotations: dict[str, str] = field(default_factory=dict)
+    #: Build context the builder received; the whole context when it held none from an
+    #: earlier build (0 when the engine does not say).
+    context_bytes: int = 0
 
     @property
     def promoted(self) -> bool:
@@ -60,6 +63,7 @@ class ImageResult:
             "layout": self.layout,
             "timings": {
                 "build_seconds": round(self.build_seconds, 3),
+                "context_bytes": self.context_bytes,
                 "verify_seconds": round(v.seconds, 3) if v else 0.0,
                 **(v.timings() if v else {}),
                 "push_seconds": round(self.pushed.seconds, 3) if self.pushed else 0.0,
