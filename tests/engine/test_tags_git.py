@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from polyarch import cli
+from polyarch.config import load_settings
 from polyarch.errors import UsageError
 from polyarch.tags import compute
 from polyarch.tags.gitinfo import GitContext
@@ -47,7 +48,9 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def detect(path: Path, **env: str) -> GitContext:
-    return GitContext.detect(path, env)
+    """The git state at ``path`` with ``env`` as the environment: the CI's variables, and
+    the POLYARCH_* settings resolved from it as a run resolves them."""
+    return GitContext.detect(path, env, load_settings(env))
 
 
 def test_working_tree_branch(repo: Path) -> None:
