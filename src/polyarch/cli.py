@@ -100,10 +100,12 @@ def cli() -> None:
     """Build container images for several CPU architectures, verify every variant,
     and publish them under one tag."""
     # The settings of the run (deadlines, the cache directory, ...) are resolved once,
-    # before any command runs (a bad one is exit 2), and installed for the run.
+    # before any command runs (a bad one is exit 2), and installed until the command
+    # has ended (a caller in the same process gets its own back).
     from polyarch.config import load_settings
 
-    settings.install(load_settings())
+    before = settings.install(load_settings())
+    click.get_current_context().call_on_close(lambda: settings.install(before))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,16 +121,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit code (used by tests and :func:`main`). The
-    settings it installs for the run are put back afterwards."""
-    before = settings.current()
-    try:
-        return _run(argv)
-    finally:
-        settings.install(before)
-
-
-def _run(argv: list[str] | None) -> int:
+    """Run the CLI and return the exit code (used by tests and :func:`main`)."""
     interrupt.install()
     try:
         rv: Any = cli.main(args=argv, prog_name="polyarch", standalone_mode=False)

@@ -199,3 +199,21 @@ def test_the_settings_given_to_git_detection_win_over_the_runs(tmp_path: Path) -
     env = {**GITLAB, "DOCKER_METADATA_SHORT_SHA_LENGTH": "10"}
     assert GitContext.detect(tmp_path, env).short_sha == SHA[:10]
     assert GitContext.detect(tmp_path, env, Settings(short_sha_length=8)).short_sha == SHA[:8]
+
+
+def test_the_callers_settings_are_back_when_the_command_ends(
+        run_cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from polyarch.cli import cli
+
+    seen: list[float] = []
+    monkeypatch.setattr(lint.command, "callback", lambda **kw: seen.append(proc.default_timeout()))
+    with settings.using(Settings(command_timeout=3)):
+        assert run_cli("lint", cwd=tmp_path, env={"POLYARCH_COMMAND_TIMEOUT": "9"}).code == 0
+        assert proc.default_timeout() == 3
+        # Also when click's own runner calls the group (no polyarch.cli.run around it).
+        r = CliRunner().invoke(cli, ["lint"], env={"POLYARCH_COMMAND_TIMEOUT": "8"})
+        assert r.exit_code == 0, r.output
+        assert proc.default_timeout() == 3
+    assert seen == [9, 8]
