@@ -8,9 +8,10 @@ GitHub Actions (``GITHUB_ACTIONS=true``):
 - a markdown table (platforms, digests, build mode, verification) appended to
   ``$GITHUB_STEP_SUMMARY``.
 
-GitLab CI (``GITLAB_CI`` set), or wherever ``POLYARCH_DOTENV`` is set: a dotenv report
-(``artifacts: reports: dotenv:``) at ``$POLYARCH_DOTENV``, default ``polyarch.env``,
-with ``POLYARCH_DIGEST``, ``POLYARCH_IMAGE`` and ``POLYARCH_TAGS`` (comma-separated).
+GitLab CI (``GITLAB_CI`` set), or wherever ``POLYARCH_DOTENV`` is set (the ``dotenv``
+setting): a dotenv report (``artifacts: reports: dotenv:``) at ``$POLYARCH_DOTENV``,
+default ``polyarch.env``, with ``POLYARCH_DIGEST``, ``POLYARCH_IMAGE`` and
+``POLYARCH_TAGS`` (comma-separated).
 
 Everything is written from publish's result objects (``ImageResult`` of one image, or a
 project's ``ProjectResult``), the same objects the human output and ``--json`` come from.
@@ -43,7 +44,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polyarch import redact, resultfiles
+from polyarch import redact, resultfiles, settings
 from polyarch.errors import EnvironmentProblem
 
 if TYPE_CHECKING:
@@ -67,31 +68,39 @@ def detect(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-def destinations(env: Mapping[str, str] | None = None) -> list[tuple[str, Path]]:
-    """The files :func:`write_outputs` would write here, each with its name."""
+def destinations(env: Mapping[str, str] | None = None,
+                 dotenv: Path | None = None) -> list[tuple[str, Path]]:
+    """The files :func:`write_outputs` would write here, each with its name. ``env``:
+    the CI's variables; ``dotenv``: where the dotenv report goes (default: the run's
+    ``dotenv`` setting, POLYARCH_DOTENV; unset: ``polyarch.env`` under GitLab CI only)."""
     env = os.environ if env is None else env
+    dotenv = settings.current().dotenv if dotenv is None else dotenv
     out: list[tuple[str, Path]] = []
     if detect(env) == GITHUB:
         for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
             if env.get(name):
                 out.append((name, Path(env[name])))
-    if detect(env) == GITLAB or env.get("POLYARCH_DOTENV"):
-        out.append(("POLYARCH_DOTENV" if env.get("POLYARCH_DOTENV") else "the dotenv report",
-                    Path(env.get("POLYARCH_DOTENV") or "polyarch.env")))
+    if dotenv is not None:
+        out.append(("POLYARCH_DOTENV", dotenv))
+    elif detect(env) == GITLAB:
+        out.append(("the dotenv report", Path("polyarch.env")))
     return out
 
 
-def check_destinations(env: Mapping[str, str] | None = None) -> None:
+def check_destinations(env: Mapping[str, str] | None = None,
+                       dotenv: Path | None = None) -> None:
     """Refuse, before anything is built, a CI output file that cannot be written (exit 3):
     a failure after the tags moved would leave the next CI step without the result."""
-    for name, path in destinations(env):
+    for name, path in destinations(env, dotenv):
         resultfiles.check(path, name, error=EnvironmentProblem)
 
 
 def write_outputs(result: ImageResult | ProjectResult,
-                  env: Mapping[str, str] | None = None) -> list[Path]:
+                  env: Mapping[str, str] | None = None,
+                  dotenv: Path | None = None) -> list[Path]:
     """Write publish's result (one image, or a project's images) where the CI system
-    reads it; return the files written (none outside CI, and none for a dry run)."""
+    reads it; return the files written (none outside CI, and none for a dry run).
+    ``env`` and ``dotenv`` as for :func:`destinations`."""
     env = os.environ if env is None else env
     images = _images(result)
     if not images or not any(r.digest for _, r in images):
@@ -99,7 +108,7 @@ def write_outputs(result: ImageResult | ProjectResult,
     masker = _Masker(env)
     written: list[Path] = []
     failed: list[str] = []
-    for name, path in destinations(env):
+    for name, path in destinations(env, dotenv):
         try:
             if name == "GITHUB_OUTPUT":
                 resultfiles.append(path, masker(_github_outputs(result, images)))

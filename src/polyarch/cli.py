@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from polyarch import __version__, interrupt, proc
+from polyarch import __version__, interrupt, proc, settings
 from polyarch.errors import EXIT_CODES, FatalError
 
 # name -> (module, one-line help); modules are imported only when their command runs, so
@@ -99,9 +99,13 @@ _EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) 
 def cli() -> None:
     """Build container images for several CPU architectures, verify every variant,
     and publish them under one tag."""
-    # Deadline settings are checked before any command runs (a bad one is exit 2).
-    proc.default_timeout()
-    proc.idle_timeout()
+    # The settings of the run (deadlines, the cache directory, ...) are resolved once,
+    # before any command runs (a bad one is exit 2), and installed until the command
+    # has ended (a caller in the same process gets its own back).
+    from polyarch.config import load_settings
+
+    before = settings.install(load_settings())
+    click.get_current_context().call_on_close(lambda: settings.install(before))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -176,13 +180,25 @@ _INPUT_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, 
 
 def _internal(e: BaseException) -> int:
     """A bug: say so in one line, keep the traceback out of the way."""
-    if os.environ.get("POLYARCH_DEBUG"):
+    if _debug():
         raise e
     _print_error(
         f"internal error: {type(e).__name__}: {e} (re-run with POLYARCH_DEBUG=1 for a traceback)",
         None,
     )
     return 70
+
+
+def _debug() -> bool:
+    """The ``debug`` setting (POLYARCH_DEBUG), through the option table: read here, as a
+    bug may come before the settings were resolved (a command that fails to import);
+    a bad value counts as off."""
+    from polyarch.config import load_settings
+
+    try:
+        return load_settings(only=("debug",)).debug
+    except FatalError:
+        return False
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")

@@ -5,12 +5,12 @@ Every command has a deadline:
 
 - a short command (``docker info``, ``inspect``, ``git``, a credential helper) gets a
   wall-clock deadline, :data:`DEFAULT_TIMEOUT` seconds unless the caller gives another
-  (``POLYARCH_COMMAND_TIMEOUT`` changes the default);
+  (the ``command_timeout`` setting, ``POLYARCH_COMMAND_TIMEOUT``, changes the default);
 - a long command (a build, a push, a prebuild command) has no wall-clock deadline, and
   the caller must say so: ``timeout=None`` with an inactivity deadline
-  (``idle_timeout=proc.idle_timeout()``, ``POLYARCH_IDLE_TIMEOUT``, default
-  :data:`DEFAULT_IDLE_TIMEOUT` s): the command fails when it has printed nothing (and
-  written none of ``activity_paths``) for that long.
+  (``idle_timeout=proc.idle_timeout()``: the ``idle_timeout`` setting,
+  ``POLYARCH_IDLE_TIMEOUT``, default :data:`DEFAULT_IDLE_TIMEOUT` s): the command fails
+  when it has printed nothing (and written none of ``activity_paths``) for that long.
 
 A deadline passed is :class:`CommandTimedOut` (exit 3), whose line names the command
 by its program and subcommand only (never its arguments, which may hold secrets).
@@ -36,12 +36,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from polyarch.errors import ConfigError, EnvironmentProblem, FatalError
+from polyarch import settings
+from polyarch.errors import EnvironmentProblem, FatalError
 
-#: Wall-clock deadline of a short command, seconds.
-DEFAULT_TIMEOUT = 60.0
-#: Inactivity deadline of a long command (a build, a push), seconds.
-DEFAULT_IDLE_TIMEOUT = 600.0
+#: Wall-clock deadline of a short command, seconds, unless the run's settings say another.
+DEFAULT_TIMEOUT = settings.DEFAULTS.command_timeout
+#: Inactivity deadline of a long command (a build, a push), seconds, likewise.
+DEFAULT_IDLE_TIMEOUT = settings.DEFAULTS.idle_timeout
 #: Seconds a process group gets between SIGTERM and SIGKILL.
 KILL_GRACE = 5.0
 
@@ -96,28 +97,16 @@ def command_name(argv: Sequence[str]) -> str:
     return shlex.join(words)
 
 
-def _seconds(env_name: str, default: float) -> float:
-    raw = os.environ.get(env_name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 10**7:
-        raise ConfigError(f"{env_name}={raw[:20]!r} is not a number of seconds",
-                          hint=f"for example {default:g}")
-    return value
-
-
 def default_timeout() -> float:
-    """The wall-clock deadline of short commands (``POLYARCH_COMMAND_TIMEOUT``)."""
-    return _seconds("POLYARCH_COMMAND_TIMEOUT", DEFAULT_TIMEOUT)
+    """The wall-clock deadline of short commands (the ``command_timeout`` setting,
+    ``POLYARCH_COMMAND_TIMEOUT``)."""
+    return settings.current().command_timeout
 
 
 def idle_timeout() -> float:
-    """The inactivity deadline of long commands (``POLYARCH_IDLE_TIMEOUT``)."""
-    return _seconds("POLYARCH_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)
+    """The inactivity deadline of long commands (the ``idle_timeout`` setting,
+    ``POLYARCH_IDLE_TIMEOUT``)."""
+    return settings.current().idle_timeout
 
 
 #: Where ``+ cmd`` echoes go; the CLI points it at its reporter.

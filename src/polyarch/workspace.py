@@ -1,7 +1,8 @@
 """The cache directory polyarch owns: build outputs (OCI layouts) and verification
 results, pruned by size and age.
 
-    $POLYARCH_CACHE_DIR            (default: $XDG_CACHE_HOME/polyarch, ~/.cache/polyarch)
+    $POLYARCH_CACHE_DIR            (the cache_dir setting; default: $XDG_CACHE_HOME/polyarch,
+                                   else ~/.cache/polyarch)
       builds/<id>/                 one build's OCI layout (index.json, blobs/sha256/...)
       blobs/sha256/                every blob of recent builds (hard links), shared
       verify/                      per-layer verification results
@@ -37,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from polyarch import settings
 from polyarch.errors import EnvironmentProblem
 
 #: Free space a build needs at least before it starts (the layout itself may need more).
@@ -47,9 +49,14 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _REMEDY = "set POLYARCH_CACHE_DIR to a writable directory with free space"
 
 
-def default_root(env: Mapping[str, str]) -> Path:
-    if env.get("POLYARCH_CACHE_DIR"):
-        return Path(env["POLYARCH_CACHE_DIR"]).expanduser()
+def default_root(cache_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The cache directory: ``cache_dir``, else the run's ``cache_dir`` setting, else
+    ``$XDG_CACHE_HOME/polyarch``, else ``~/.cache/polyarch``. The one place it is
+    found (the verify cache, the smoke cache and the builds are under it)."""
+    chosen = settings.current().cache_dir if cache_dir is None else cache_dir
+    if chosen is not None:
+        return chosen
+    env = os.environ if env is None else env
     xdg = env.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "polyarch"
@@ -69,8 +76,9 @@ class Workspace:
     root: Path
 
     @classmethod
-    def open(cls, env: Mapping[str, str] | None = None) -> Workspace:
-        return cls(default_root(os.environ if env is None else env))
+    def open(cls, cache_dir: Path | None = None) -> Workspace:
+        """The workspace in ``cache_dir``, else where :func:`default_root` finds it."""
+        return cls(default_root(cache_dir))
 
     @property
     def builds(self) -> Path:

@@ -8,11 +8,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import IN_CI, REGISTRY
 from faultproxy import LocalRegistry
+
+from polyarch import settings
 
 from .helpers import mount_tmpfs
 
@@ -45,11 +48,13 @@ def own_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
 
 
 @pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """POLYARCH_CACHE_DIR of this test alone (the CLI runs inherit it)."""
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """POLYARCH_CACHE_DIR of this test alone (the CLI runs inherit it), and the cache
+    directory of what the test calls of polyarch in process (its settings)."""
     d = tmp_path / "polyarch-cache"
     monkeypatch.setenv("POLYARCH_CACHE_DIR", str(d))
-    return d
+    with settings.using(replace(settings.current(), cache_dir=d)):
+        yield d
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from polyarch import proc
+from polyarch import proc, settings
+from polyarch.config import load_settings
 from polyarch.errors import EnvironmentProblem, RegistryError
 
 
@@ -34,10 +35,10 @@ def _wait_for(path: Path, seconds: float = 10) -> str:
 
 def test_short_commands_get_the_default_deadline(monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
-    monkeypatch.setenv("POLYARCH_COMMAND_TIMEOUT", "1")
     pidfile = tmp_path / "pid"
     t0 = time.monotonic()
-    with pytest.raises(proc.CommandTimedOut) as e:
+    with (settings.using(load_settings({"POLYARCH_COMMAND_TIMEOUT": "1"})),
+          pytest.raises(proc.CommandTimedOut) as e):
         proc.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], echo=False)
     took = time.monotonic() - t0
     assert took < 1 + proc.KILL_GRACE + 2
@@ -150,10 +151,9 @@ def test_a_failed_command_raises_its_callers_error() -> None:
         proc.run(["true"], check=False, echo=False, error=error)
 
 
-def test_a_bad_timeout_setting_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POLYARCH_IDLE_TIMEOUT", "soon")
+def test_a_bad_timeout_setting_is_a_config_error() -> None:
     with pytest.raises(proc.FatalError) as e:
-        proc.idle_timeout()
+        load_settings({"POLYARCH_IDLE_TIMEOUT": "soon"})
     assert e.value.exit_code == 2 and "POLYARCH_IDLE_TIMEOUT" in e.value.message
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from polyarch import cli
+from polyarch.config import load_settings
 from polyarch.errors import UsageError
 from polyarch.tags import compute
 from polyarch.tags.gitinfo import GitContext
@@ -47,7 +48,9 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def detect(path: Path, **env: str) -> GitContext:
-    return GitContext.detect(path, env)
+    """The git state at ``path`` with ``env`` as the environment: the CI's variables, and
+    the POLYARCH_* settings resolved from it as a run resolves them."""
+    return GitContext.detect(path, env, load_settings(env))
 
 
 def test_working_tree_branch(repo: Path) -> None:
@@ -133,6 +136,22 @@ def test_generic_git_variables_set_event_pr_and_sha(repo: Path) -> None:
 
 
 # -- polyarch tags ---------------------------------------------------------------------
+
+def test_the_default_branch_setting_reaches_the_edge_rule(
+        repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in list(os.environ):
+        if k.startswith(("GITHUB_", "CI_", "POLYARCH_")) or k == "GITLAB_CI":
+            monkeypatch.delenv(k)
+    git(repo, "branch", "-m", "trunk")  # neither main nor master, and no origin
+    args = ["tags", "--git-dir", str(repo), "--json", "--tag-spec", "type=edge"]
+    assert cli.run(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tags"] == [] and any("default branch is unknown" in w for w in doc["warnings"])
+    monkeypatch.setenv("POLYARCH_DEFAULT_BRANCH", "trunk")
+    assert cli.run(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tags"] == ["edge"] and doc["git"]["default_branch"] == "trunk"
+
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,14 +94,13 @@ def cli_values(kw: dict[str, Any]) -> dict[str, Any]:
 
 def check_environment() -> None:
     """Values of the environment that a later step reads, checked before anything runs
-    (a dry run included): ``SOURCE_DATE_EPOCH`` and ``POLYARCH_REGISTRY_TIMEOUT``."""
+    (a dry run included): ``SOURCE_DATE_EPOCH`` (the ``POLYARCH_*`` settings, such as
+    the registry deadline, are checked when the run starts: :mod:`polyarch.settings`)."""
     import os
 
-    from polyarch.registry.timeout import default_timeout
     from polyarch.tags import build_time
 
     build_time(os.environ)
-    default_timeout()
 
 
 def load_options(kw: dict[str, Any]) -> Options:

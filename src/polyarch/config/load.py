@@ -1,4 +1,5 @@
-"""The cascade: defaults -> config file -> POLYARCH_* environment -> command line.
+"""The cascade: defaults -> config file -> POLYARCH_* environment -> command line; and
+the settings of the run, from the environment only (:func:`load_settings`).
 
 The file is ``polyarch.toml`` (its top level, or its ``[tool.polyarch]`` table), else the
 ``[tool.polyarch]`` table of ``pyproject.toml``, or ``--config PATH``. Every key, variable
@@ -16,9 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from polyarch.config.kinds import Refused
 from polyarch.config.options import FIELDS, Options
-from polyarch.config.table import BY_KEY, BY_NAME, OPTIONS
+from polyarch.config.table import BY_KEY, BY_NAME, OPTIONS, SETTINGS, Opt
 from polyarch.errors import ConfigError, UsageError
+from polyarch.settings import Settings
 
 #: Keys of the file that are not options: read by polyarch.pipeline.images.
 PROJECT_KEYS = ("image",)
@@ -184,6 +187,33 @@ def load(
     for name, opt in BY_NAME.items():
         values.setdefault(name, opt.default)
     return Options(source=source, sources=sources, **_split(values))
+
+
+def load_settings(env: Mapping[str, str] | None = None, *,
+                  only: Iterable[str] | None = None) -> Settings:
+    """The settings of the run (the table's ``SETTINGS``) from their ``POLYARCH_*``
+    variables; one unset, empty or blank keeps its default. ``only``: these names, the
+    others at their defaults. A bad value is a ConfigError (exit 2) naming the
+    variable, the value and how to write one."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for opt in SETTINGS:
+        raw = env.get(opt.env, "").strip()
+        if raw and (only is None or opt.name in only):
+            values[opt.name] = _setting(opt, raw)
+    return Settings(**values)
+
+
+def _setting(opt: Opt, raw: str) -> Any:
+    try:
+        return opt.kind.parse(raw)
+    except Refused as e:
+        what, hint = e.what, e.hint.format(default=f"{opt.default:g}"
+                                           if isinstance(opt.default, float) else opt.default)
+    except (TypeError, ValueError):
+        what, hint = opt.kind.type_name, "see docs/configuration.md"
+    shown = raw if len(raw) <= 40 else raw[:37] + "..."
+    raise ConfigError(f"{opt.env}={shown!r} is not {what}", hint=hint)
 
 
 def _split(values: Mapping[str, Any], engine_options: Mapping[str, Any] | None = None

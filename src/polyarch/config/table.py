@@ -8,11 +8,17 @@ as it is, the engine's flag (:class:`EngineFlag`). Adding an option means adding
 entry here, and the field of the same name to :class:`~polyarch.config.Options` where
 polyarch itself reads the value (a passthrough build option needs none: its value is
 in ``Options.engine_options`` and reaches the engine from here).
+
+``SETTINGS`` are the settings of the run that modules far below the options read (the
+deadlines, the cache directory, ...): each is a ``POLYARCH_*`` variable only, resolved
+once at start-up into :class:`polyarch.settings.Settings`, which has a field of the
+same name and default.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from polyarch.config import kinds as k
@@ -272,9 +278,57 @@ OPTIONS: tuple[Opt, ...] = (
         commands=frozenset({"publish"}), per_image=False),
 )
 
+def setting(name: str, kind: Kind, default: Any, help: str) -> Opt:
+    """A setting of the run (:class:`polyarch.settings.Settings`): its ``POLYARCH_*``
+    variable only (no file key, no command-line flag), resolved once at start-up by
+    :func:`polyarch.config.load_settings` and read where it is used from
+    :func:`polyarch.settings.current`."""
+    return Opt(name, kind, default, help, commands=frozenset(), per_image=False)
+
+
+#: Settings of the run that modules far below the options read (deadlines, directories,
+#: git state given by hand, ...): every command, from the environment only. The field
+#: of the same name in :class:`polyarch.settings.Settings` has the same default.
+SETTINGS: tuple[Opt, ...] = (
+    setting("command_timeout", k.deadline(10**7), 60.0,
+            "Deadline of every short command polyarch runs (docker info, inspect, git, a"
+            " credential helper), seconds; one past it is stopped (exit 3)."),
+    setting("idle_timeout", k.deadline(10**7), 600.0,
+            "Inactivity deadline of a long command (a build, a push by the engine, a"
+            " prebuild command): it is stopped after this many seconds without output."),
+    setting("registry_timeout", k.deadline(86400), 60.0,
+            "Deadline of one registry operation (a request with its retries), seconds,"
+            " unless bytes keep flowing (docs/registries.md)."),
+    setting("certs_d", k.PATH, Path("/etc/docker/certs.d"),
+            "docker's TLS directory for registries: HOST:PORT/ca.crt, client.cert and"
+            " client.key (docs/registries.md)."),
+    setting("cache_dir", k.PATH, None,
+            "The cache directory polyarch owns: build layouts, verification and smoke"
+            " results. Default: $XDG_CACHE_HOME/polyarch, else ~/.cache/polyarch."),
+    setting("dotenv", k.PATH, None,
+            "Write the dotenv report of publish and merge here (docs/ci.md). Default:"
+            " polyarch.env under GitLab CI, none elsewhere."),
+    setting("git_ref", k.GIT_REF, None,
+            "The ref being built, instead of the CI's or the working tree's (docs/tags.md)."),
+    setting("git_sha", k.OPT_STR, None,
+            "The commit being built, with or instead of POLYARCH_GIT_REF (default: the"
+            " working tree's HEAD)."),
+    setting("base_ref", k.OPT_STR, None,
+            "The target branch of the pull request being built (with POLYARCH_GIT_REF)."),
+    setting("default_branch", k.OPT_STR, None,
+            "The repository's default branch (type=edge, {{is_default_branch}}; default:"
+            " the CI's, else origin/HEAD, main or master)."),
+    setting("short_sha_length", k.POSITIVE_INT, None,
+            "Length of the short commit hash ({{sha}}, type=sha). Default:"
+            " $DOCKER_METADATA_SHORT_SHA_LENGTH, else 7."),
+    setting("debug", k.BOOL, False,
+            "An internal error (exit 70) shows its traceback instead of one line."),
+)
+
 BY_NAME: dict[str, Opt] = {o.name: o for o in OPTIONS}
 #: file key (and alias) -> option
 BY_KEY: dict[str, Opt] = {key: o for o in OPTIONS for key in (o.key, *o.aliases)}
+SETTINGS_BY_NAME: dict[str, Opt] = {o.name: o for o in SETTINGS}
 
 
 def for_command(command: str) -> tuple[Opt, ...]:

@@ -1,32 +1,17 @@
-"""The registry deadline setting, without the HTTP stack: commands check it before
-anything runs (a bad value is exit 2), also those that never talk to a registry."""
+"""The registry deadline, without the HTTP stack: the ``registry_timeout`` setting
+(``POLYARCH_REGISTRY_TIMEOUT``, declared in the option table, resolved at start-up and
+checked there: a bad value is exit 2 before any command runs)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from polyarch import settings
 
-from polyarch.errors import ConfigError
-
-#: Environment variable with the per-operation deadline in seconds.
+#: The setting's environment variable, as the hints of a passed deadline name it.
 TIMEOUT_ENV = "POLYARCH_REGISTRY_TIMEOUT"
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = settings.DEFAULTS.registry_timeout
 
 
-def default_timeout(environ: Mapping[str, str] | None = None) -> float:
-    """The registry deadline: ``POLYARCH_REGISTRY_TIMEOUT`` seconds, else 60.
-
-    This is the one place the variable is read.
-    """
-    env = os.environ if environ is None else environ
-    raw = env.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (0 < value <= 86_400):
-        raise ConfigError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds",
-                          hint="use a number between 0 and 86400, e.g. 60")
-    return value
+def default_timeout() -> float:
+    """The deadline of one registry operation (a request with its retries), seconds:
+    the run's ``registry_timeout`` setting."""
+    return settings.current().registry_timeout

@@ -11,9 +11,9 @@ to it is made (never for a plain-HTTP registry), once per client:
 3. plus the client certificate of each ``*.cert`` file there with the ``*.key`` of the
    same name (docker's ``client.cert`` / ``client.key``).
 
-``CERTS_D`` is ``/etc/docker/certs.d`` unless ``POLYARCH_CERTS_D`` names another
-directory. Nothing here imports ``truststore`` or reads a certificate until a context
-is asked for.
+``CERTS_D`` is the run's ``certs_d`` setting: ``/etc/docker/certs.d`` unless
+``POLYARCH_CERTS_D`` names another directory. Nothing here imports ``truststore`` or
+reads a certificate until a context is asked for.
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from polyarch import settings
 from polyarch.errors import RegistryError
 
-#: Environment variable naming another directory than docker's ``/etc/docker/certs.d``.
-CERTS_D_ENV = "POLYARCH_CERTS_D"
-DEFAULT_CERTS_D = Path("/etc/docker/certs.d")
+DEFAULT_CERTS_D = settings.DEFAULTS.certs_d
 
 
 def certs_d_root() -> Path:
-    env = os.environ.get(CERTS_D_ENV)
-    return Path(env) if env else DEFAULT_CERTS_D
+    """docker's certs.d, or the directory the ``certs_d`` setting names."""
+    return settings.current().certs_d
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,17 @@ none), at which commit, and what the repository is called.
 
 The state comes from, in this order:
 
-1. ``POLYARCH_GIT_REF`` / ``POLYARCH_GIT_SHA`` (explicit, any CI or none);
+1. the settings ``POLYARCH_GIT_REF`` / ``POLYARCH_GIT_SHA`` (explicit, any CI or none;
+   with ``POLYARCH_BASE_REF``), resolved with the run's other settings
+   (:mod:`polyarch.settings`);
 2. GitHub Actions variables (``GITHUB_REF``, ``GITHUB_SHA``, ``GITHUB_EVENT_NAME``,
    ``GITHUB_BASE_REF``, and the event payload in ``GITHUB_EVENT_PATH``);
 3. GitLab CI variables (``CI_COMMIT_TAG``, ``CI_MERGE_REQUEST_IID``, ``CI_COMMIT_BRANCH``,
    ``CI_COMMIT_SHA``, ``CI_DEFAULT_BRANCH``, ...);
 4. the working tree (``git``), which also fills whatever the variables above left out
    (commit time, default branch, remote URL).
+
+``POLYARCH_DEFAULT_BRANCH`` names the default branch of the state from 1. or 4.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from polyarch import settings
 from polyarch.errors import EnvironmentProblem, UsageError
 from polyarch.tags.versions import SemverKey, semver_key
 
@@ -103,10 +108,13 @@ class GitContext:
         return GitContext(event=event, ref_name=name, sha=sha, **kw)
 
     @staticmethod
-    def detect(cwd: Path, env: Mapping[str, str]) -> GitContext:
-        """Read the git state from CI variables in ``env`` or from the working tree at ``cwd``."""
-        short = _short_sha_length(env)
-        explicit = bool(env.get("POLYARCH_GIT_REF") or env.get("POLYARCH_GIT_SHA"))
+    def detect(cwd: Path, env: Mapping[str, str],
+               given: settings.Settings | None = None) -> GitContext:
+        """Read the git state from the settings ``given`` (default: the run's), the CI
+        variables in ``env`` or the working tree at ``cwd``."""
+        given = settings.current() if given is None else given
+        short = _short_sha_length(env, given.short_sha_length)
+        explicit = bool(given.git_ref or given.git_sha)
         ci: GitContext | None = None
         if explicit:
             ci = None
@@ -130,24 +138,20 @@ class GitContext:
         git = _read_git(cwd)
         notes = list(git.notes)
         if explicit:
-            ref = env.get("POLYARCH_GIT_REF", "").strip()
-            if ref and not ref.startswith("refs/"):
-                raise UsageError(
-                    f"POLYARCH_GIT_REF={ref!r} is not a full ref",
-                    hint="write refs/heads/NAME, refs/tags/NAME or refs/pull/N/merge",
-                )
-            sha = env.get("POLYARCH_GIT_SHA", "").strip() or git.sha
+            # The setting's parser took only a full ref (refs/heads/..., refs/tags/...).
+            ref = given.git_ref or ""
+            sha = given.git_sha or git.sha
             event, name, pr = _split_ref(ref) if ref else (git.event, git.ref_name, git.pr_number)
             return GitContext(
                 event=event, ref_name=name, sha=sha, pr_number=pr,
-                default_branch=env.get("POLYARCH_DEFAULT_BRANCH") or git.default_branch,
-                base_ref=env.get("POLYARCH_BASE_REF") or None,
+                default_branch=given.default_branch or git.default_branch,
+                base_ref=given.base_ref,
                 commit_time=git.commit_time if sha == git.sha else _commit_time(cwd, sha),
                 repo_url=git.repo_url, repo_name=git.repo_name, dirty=git.dirty,
                 short_sha_length=short, source="env", notes=tuple(notes),
             )
-        if env.get("POLYARCH_DEFAULT_BRANCH"):
-            git = _replace(git, default_branch=env["POLYARCH_DEFAULT_BRANCH"])
+        if given.default_branch:
+            git = _replace(git, default_branch=given.default_branch)
         return _replace(git, short_sha_length=short)
 
 
@@ -168,14 +172,17 @@ def _split_ref(ref: str) -> tuple[EventKind, str, str | None]:
     return "none", "", None
 
 
-def _short_sha_length(env: Mapping[str, str]) -> int:
-    for var in ("POLYARCH_SHORT_SHA_LENGTH", "DOCKER_METADATA_SHORT_SHA_LENGTH"):
-        raw = env.get(var, "").strip()
-        if raw:
-            if not raw.isdigit() or int(raw) < 1:
-                raise UsageError(f"{var}={raw!r} is not a positive whole number",
-                                 hint="for example 7 or 12")
-            return int(raw)
+def _short_sha_length(env: Mapping[str, str], setting: int | None) -> int:
+    """The ``short_sha_length`` setting, else docker/metadata-action's variable, else 7."""
+    if setting is not None:
+        return setting
+    var = "DOCKER_METADATA_SHORT_SHA_LENGTH"
+    raw = env.get(var, "").strip()
+    if raw:
+        if not (raw.isascii() and raw.isdigit() and len(raw) < 10) or int(raw) < 1:
+            raise UsageError(f"{var}={raw!r} is not a positive whole number",
+                             hint="for example 7 or 12")
+        return int(raw)
     return DEFAULT_SHORT_SHA_LENGTH
 
 

@@ -7,11 +7,13 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from faultproxy import LocalRegistry, TestCA, make_layer, write_oci_layout
 
+from polyarch import settings
 from polyarch.cli import run as cli_run
 from polyarch.errors import RegistryError
 from polyarch.refs import parse_ref
@@ -24,14 +26,16 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
 
 
 @pytest.fixture
-def certs_d(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty certs.d of the test's own (never /etc/docker/certs.d); no SSL_CERT_FILE."""
+def certs_d(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty certs.d of the test's own (never /etc/docker/certs.d), for the CLI runs
+    (POLYARCH_CERTS_D) and the clients made in process (the settings); no SSL_CERT_FILE."""
     d = tmp_path / "certs.d"
     d.mkdir()
     monkeypatch.setenv("POLYARCH_CERTS_D", str(d))
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    return d
+    with settings.using(replace(settings.current(), certs_d=d)):
+        yield d
 
 
 @pytest.fixture

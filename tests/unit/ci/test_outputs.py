@@ -82,8 +82,7 @@ def test_github_outputs_and_summary(tmp_path: Path) -> None:
 
 
 def test_summary_of_a_failed_verification(tmp_path: Path) -> None:
-    env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "x.env")}
-    ci.write_outputs(published(ok=False), env)
+    ci.write_outputs(published(ok=False), gh_env(tmp_path), dotenv=tmp_path / "x.env")
     # Nothing downstream may pick up an index no tag points at.
     out = parse_github_output((tmp_path / "output").read_text())
     assert set(out) == {"metadata"}
@@ -101,9 +100,8 @@ def test_secret_environment_values_are_masked(tmp_path: Path) -> None:
     assert doc.verified is not None and doc.verified.report is not None
     doc.verified.report.findings.append(
         Finding("secrets", "warning", "ENV REG_PASSWORD=hunter2-long"))
-    env = {**gh_env(tmp_path), "REG_PASSWORD": "hunter2-long", "POLYARCH_DOTENV":
-           str(tmp_path / "x.env")}
-    ci.write_outputs(doc, env)
+    env = {**gh_env(tmp_path), "REG_PASSWORD": "hunter2-long"}
+    ci.write_outputs(doc, env, dotenv=tmp_path / "x.env")
     for f in ("output", "summary.md", "x.env"):
         assert "hunter2-long" not in (tmp_path / f).read_text()
     assert "ENV REG_PASSWORD=***" in (tmp_path / "summary.md").read_text()
@@ -132,8 +130,7 @@ def test_project_outputs_name_each_image(tmp_path: Path) -> None:
                                           tags=("127.0.0.1:5000/t/base:1",)))
     svc = ImageOutcome("web", published(digest="sha256:" + "c" * 64,
                                         tags=("127.0.0.1:5000/t/web:1",)))
-    env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
-    ci.write_outputs(ProjectResult((base, svc)), env)
+    ci.write_outputs(ProjectResult((base, svc)), gh_env(tmp_path), dotenv=tmp_path / "r.env")
     out = parse_github_output((tmp_path / "output").read_text())
     assert out["digest"] == "sha256:" + "c" * 64  # the last image built
     assert out["base-digest"] == "sha256:" + "b" * 64
@@ -159,8 +156,7 @@ def test_project_with_a_failed_image(tmp_path: Path) -> None:
                                           tags=("127.0.0.1:5000/t/base:1",)))
     svc = ImageOutcome("web", published(digest="sha256:" + "c" * 64,
                                         tags=("127.0.0.1:5000/t/web:1",), ok=False))
-    env = {**gh_env(tmp_path), "POLYARCH_DOTENV": str(tmp_path / "r.env")}
-    ci.write_outputs(ProjectResult((base, svc)), env)
+    ci.write_outputs(ProjectResult((base, svc)), gh_env(tmp_path), dotenv=tmp_path / "r.env")
     out = parse_github_output((tmp_path / "output").read_text())
     assert set(out) == {"metadata", "base-digest", "base-image", "base-tags"}
     assert (tmp_path / "r.env").read_text().splitlines() == [

@@ -11,8 +11,10 @@ import polyarch
 SRC = Path(polyarch.__file__).parent
 # checks.allow is the one leaf of checks config reads (the PLATFORM=GLOB syntax of
 # --allow); it imports nothing of polyarch, which the last test checks.
+# polyarch.settings is the settings object the table's SETTINGS resolve into; it too
+# imports nothing of polyarch.
 ALLOWED = {"polyarch.config", "polyarch.errors", "polyarch.platforms", "polyarch.refs",
-           "polyarch.nodespec", "polyarch.checks.allow"}
+           "polyarch.nodespec", "polyarch.checks.allow", "polyarch.settings"}
 
 
 def imports(path: Path) -> set[str]:
@@ -36,3 +38,8 @@ def test_config_imports_nothing_above_it() -> None:
 
 def test_the_allow_syntax_module_is_a_leaf() -> None:
     assert imports(SRC / "checks" / "allow.py") == set()
+
+
+def test_the_settings_module_is_a_leaf() -> None:
+    # The lowest layers (proc, registry, workspace, tags) read it.
+    assert imports(SRC / "settings.py") == set()

@@ -96,7 +96,7 @@ def test_configuration_snippets_load(page: str, text: str, tmp_path: Path) -> No
 def test_documented_environment_variables_exist() -> None:
     """A ``POLYARCH_*`` variable a page names is one the code (or the scripts) reads."""
     read = {"POLYARCH_" + k.upper().replace("-", "_") for o in config.OPTIONS
-            for k in (o.key, *o.aliases)}
+            for k in (o.key, *o.aliases)} | {o.env for o in config.SETTINGS}
     for p in [*(ROOT / "src").rglob("*.py"), *(ROOT / "scripts").iterdir(),
               *(ROOT / "tests").rglob("conftest.py"), ROOT / "action.yml",
               ROOT / "templates/gitlab-ci.yml"]:

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from polyarch import settings
+from polyarch.config import load_settings
 from polyarch.errors import ConfigError
 from polyarch.registry.transport import (
     DEFAULT_TIMEOUT,
@@ -32,18 +34,20 @@ def test_only_loopback_and_insecure_registries_may_use_http() -> None:
 
 
 def test_timeout_setting_takes_positive_seconds_only() -> None:
-    assert default_timeout({}) == DEFAULT_TIMEOUT == 60
-    assert default_timeout({TIMEOUT_ENV: "2.5"}) == 2.5
+    assert default_timeout() == DEFAULT_TIMEOUT == 60
+    assert load_settings({TIMEOUT_ENV: "2.5"}).registry_timeout == 2.5
     for bad in ("0", "-1", "soon", "1e9", "nan"):
         with pytest.raises(ConfigError, match=TIMEOUT_ENV) as ei:
-            default_timeout({TIMEOUT_ENV: bad})
+            load_settings({TIMEOUT_ENV: bad})
         assert ei.value.exit_code == 2
 
 
-def test_timeout_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TIMEOUT_ENV, "7")
-    assert Transport().timeout == 7
-    assert Transport(timeout=3).timeout == 3
+def test_the_transport_takes_the_deadline_of_the_run_settings() -> None:
+    with settings.using(load_settings({TIMEOUT_ENV: "7"})):
+        assert default_timeout() == 7
+        assert Transport().timeout == 7
+        assert Transport(timeout=3).timeout == 3
+    assert Transport().timeout == 60
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

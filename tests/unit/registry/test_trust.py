@@ -3,37 +3,46 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from polyarch import settings
+from polyarch.config import load_settings
 from polyarch.errors import RegistryError
 from polyarch.registry import trust
 
 
-def test_certs_d_lookup_host_port_then_host(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(trust.CERTS_D_ENV, str(tmp_path))
-    assert trust.certs_d_root() == tmp_path
-    (tmp_path / "reg.lan:5443").mkdir()
-    (tmp_path / "reg.lan:5443" / "ca.crt").write_text("x")
-    (tmp_path / "reg.lan:5443" / "extra.crt").write_text("x")
-    (tmp_path / "reg.lan:5443" / "README").write_text("x")
-    (tmp_path / "reg.lan").mkdir()
-    (tmp_path / "reg.lan" / "client.cert").write_text("x")
-    (tmp_path / "reg.lan" / "client.key").write_text("x")
+@pytest.fixture
+def certs_d(tmp_path: Path) -> Iterator[Path]:
+    """``POLYARCH_CERTS_D`` names ``tmp_path``, resolved and installed as a run does."""
+    with settings.using(load_settings({"POLYARCH_CERTS_D": str(tmp_path)})):
+        yield tmp_path
+
+
+def test_certs_d_lookup_host_port_then_host(certs_d: Path) -> None:
+    assert trust.certs_d_root() == certs_d
+    (certs_d / "reg.lan:5443").mkdir()
+    (certs_d / "reg.lan:5443" / "ca.crt").write_text("x")
+    (certs_d / "reg.lan:5443" / "extra.crt").write_text("x")
+    (certs_d / "reg.lan:5443" / "README").write_text("x")
+    (certs_d / "reg.lan").mkdir()
+    (certs_d / "reg.lan" / "client.cert").write_text("x")
+    (certs_d / "reg.lan" / "client.key").write_text("x")
     exact = trust.host_trust("reg.lan:5443")
-    assert exact.directory == tmp_path / "reg.lan:5443"
+    assert exact.directory == certs_d / "reg.lan:5443"
     assert [p.name for p in exact.cas] == ["ca.crt", "extra.crt"] and exact.client_pairs == ()
     # Another port: the directory named after the host alone.
     other = trust.host_trust("reg.lan:6000")
-    assert other.directory == tmp_path / "reg.lan" and other.cas == ()
+    assert other.directory == certs_d / "reg.lan" and other.cas == ()
     assert [(c.name, k.name) for c, k in other.client_pairs] == [("client.cert", "client.key")]
     assert trust.host_trust("elsewhere.io").directory is None
 
 
 def test_default_root_is_dockers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(trust.CERTS_D_ENV, raising=False)
+    # Without settings installed (a library caller), the environment is not read.
+    monkeypatch.setenv("POLYARCH_CERTS_D", "/nonexistent")
     assert trust.certs_d_root() == Path("/etc/docker/certs.d")
 
 

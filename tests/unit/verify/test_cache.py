@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from faultproxy import make_layer, write_oci_layout
 
+from polyarch import settings
 from polyarch.checks.cache import RULES, LayerCache, default_dir
 from polyarch.checks.layers import scan_layer
 from polyarch.checks.verify import verify, verify_source
+from polyarch.config import load_settings
 from polyarch.errors import RegistryError
 from polyarch.platforms import EM_AARCH64, EM_X86_64, parse_platforms
 from polyarch.refs import ImageRef
@@ -172,11 +174,10 @@ def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path) -> None:
     assert cache.writable is False
 
 
-def test_verify_cache_directory_follows_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                                        tmp_path: Path) -> None:
-    monkeypatch.setenv("POLYARCH_CACHE_DIR", str(tmp_path / "pc"))
-    assert default_dir() == tmp_path / "pc" / "verify"
-    monkeypatch.delenv("POLYARCH_CACHE_DIR")
+def test_verify_cache_directory_follows_the_cache_dir_setting(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    with settings.using(load_settings({"POLYARCH_CACHE_DIR": str(tmp_path / "pc")})):
+        assert default_dir() == tmp_path / "pc" / "verify"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_dir() == tmp_path / "xdg" / "polyarch" / "verify"
 

@@ -8,14 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from polyarch import settings
+from polyarch.config import load_settings
 from polyarch.errors import EnvironmentProblem
 from polyarch.workspace import Workspace, default_root
 
 
-def test_the_cache_directory_follows_the_environment(tmp_path: Path) -> None:
-    assert default_root({"POLYARCH_CACHE_DIR": str(tmp_path / "c")}) == tmp_path / "c"
-    assert default_root({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "polyarch"
-    assert default_root({}) == Path.home() / ".cache" / "polyarch"
+def test_the_cache_directory_follows_the_setting_then_xdg(tmp_path: Path) -> None:
+    with settings.using(load_settings({"POLYARCH_CACHE_DIR": str(tmp_path / "c")})):
+        assert default_root(env={}) == tmp_path / "c"
+        assert Workspace.open().root == tmp_path / "c"
+    assert default_root(tmp_path / "given", env={}) == tmp_path / "given"
+    assert default_root(env={"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "polyarch"
+    assert default_root(env={}) == Path.home() / ".cache" / "polyarch"
+    # A ~ in the variable is the home directory, as before.
+    assert load_settings({"POLYARCH_CACHE_DIR": "~/pc"}).cache_dir == Path.home() / "pc"
 
 
 def test_a_cache_directory_that_is_a_file_is_an_environment_problem(tmp_path: Path) -> None:
