@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: What :meth:`Reporter.table` imports (rich's console, table and text).
+TABLE_MODULES = ("rich.console", "rich.table", "rich.text")
 
 
 def fit(text: str) -> str:
@@ -197,6 +199,11 @@ class Reporter:
             print(f"::error::{_gh_escape(text)}", file=self.stderr)
 
     # -- structured --------------------------------------------------------
+    def table_modules(self) -> tuple[str, ...]:
+        """The modules :meth:`table` will import (none when it prints nothing): a step
+        that waits for something else (a build) may load them in the meantime."""
+        return () if self.quiet or self.json_mode else TABLE_MODULES
+
     def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if self.quiet:
             return
