@@ -97,8 +97,8 @@ def check_environment() -> None:
     (a dry run included): ``SOURCE_DATE_EPOCH`` and ``POLYARCH_REGISTRY_TIMEOUT``."""
     import os
 
+    from polyarch.epoch import build_time
     from polyarch.registry.timeout import default_timeout
-    from polyarch.tags.epoch import build_time
 
     build_time(os.environ)
     default_timeout()

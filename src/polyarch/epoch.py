@@ -1,7 +1,8 @@
 """The build time a reproducible build asks for (``SOURCE_DATE_EPOCH``).
 
-Its own module, below the rest of :mod:`polyarch.tags`: every command that builds checks
-the variable before anything runs, and that check must not load the tag machinery.
+Its own module (it imports nothing of ours but :mod:`polyarch.errors`): every command
+that builds checks the variable before anything runs, and that check must not load the
+tag machinery of :mod:`polyarch.tags` (which re-exports :func:`build_time`).
 """
 
 from __future__ import annotations
