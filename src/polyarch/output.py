@@ -112,8 +112,9 @@ def reader_gone(stream: Any = None) -> bool:
 
 class Reporter:
     """Lines go out as plain text where no terminal shows them (pipes, CI logs, JSON
-    mode): what rich would write there, without loading it. rich renders tables, and
-    every line on a terminal (styles, live status); it is imported on first use."""
+    mode): what rich would write there, without loading it; so do tables where that is
+    exactly rich's output (:func:`plain_table`). rich renders every line on a terminal
+    (styles, live status) and the other tables; it is imported on first use."""
 
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
