@@ -117,7 +117,20 @@ def main(argv: list[str] | None = None) -> None:
             with contextlib.suppress(OSError, ValueError):  # the terminal is gone (SIGHUP)
                 stream.flush()
         os._exit(code)
+    _leaving()
     sys.exit(code)
+
+
+def _leaving() -> None:
+    """The process ends now: spare its teardown a garbage collection through every
+    object the run made (about 25 ms after a publish or an inspect). Modules are still
+    cleared, exit handlers run and every file polyarch writes is closed where it is
+    written; only objects in reference cycles go without their finalizers, as at any
+    interpreter exit that does not collect them."""
+    import gc
+
+    gc.disable()
+    gc.freeze()
 
 
 def run(argv: list[str] | None = None) -> int:

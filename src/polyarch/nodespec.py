@@ -6,7 +6,6 @@ It sits below :mod:`polyarch.config` and imports only :mod:`polyarch.platforms`.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -80,6 +79,8 @@ def _parse_node(i: int, key: str | None, raw: Any) -> NodeSpec:
         raise ValueError(f"{where} must be a table")
     for k in raw:
         if k not in NODE_KEYS:
+            import difflib
+
             close = difflib.get_close_matches(str(k), NODE_KEYS, n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(NODE_KEYS)})"
             raise ValueError(f"{where}: unknown key {k!r}{hint}")

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: What :meth:`Reporter.table` imports (rich's console, table and text).
+TABLE_MODULES = ("rich.console", "rich.table", "rich.text")
 
 
 def fit(text: str) -> str:
@@ -110,8 +112,9 @@ def reader_gone(stream: Any = None) -> bool:
 
 class Reporter:
     """Lines go out as plain text where no terminal shows them (pipes, CI logs, JSON
-    mode): what rich would write there, without loading it. rich renders tables, and
-    every line on a terminal (styles, live status); it is imported on first use."""
+    mode): what rich would write there, without loading it; so do tables where that is
+    exactly rich's output (:func:`plain_table`). rich renders every line on a terminal
+    (styles, live status) and the other tables; it is imported on first use."""
 
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
@@ -197,18 +200,34 @@ class Reporter:
             print(f"::error::{_gh_escape(text)}", file=self.stderr)
 
     # -- structured --------------------------------------------------------
+    def table_modules(self) -> tuple[str, ...]:
+        """The modules :meth:`table` will import (none when it prints nothing, or prints
+        it without rich off a terminal): a step that waits for something else (a build)
+        may load them in the meantime."""
+        return TABLE_MODULES if self.interactive and not self.quiet else ()
+
     def table(self, title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if self.quiet:
             return
+        title = fit(title) if title else None
+        heads = [fit(c) for c in columns]
+        cells = [[fit(str(x)) for x in r] for r in rows]
+        if not self.interactive:
+            stream = self.stderr if self.json_mode else self.stdout  # as self.out's
+            text = plain_table(title, heads, cells, encoding=stream.encoding or "utf-8")
+            if text is not None:
+                stream.write(text)
+                stream.flush()
+                return
         from rich.table import Table
         from rich.text import Text
 
         t = Table(title=title, show_lines=False, title_justify="left")
-        for c in columns:
-            t.add_column(fit(c), overflow="fold")
-        for r in rows:
+        for c in heads:
+            t.add_column(c, overflow="fold")
+        for r in cells:
             # Plain text: a path such as "/srv/tools [x64]/run" is not rich markup.
-            t.add_row(*(Text(fit(str(x))) for x in r))
+            t.add_row(*(Text(x) for x in r))
         self.out.print(t)
 
     def emit_json(self, doc: Any) -> None:
@@ -222,6 +241,46 @@ class Reporter:
 
     def group(self, title: str) -> _Group:
         return _Group(self, title)
+
+
+#: The console width off a terminal (:meth:`Reporter._console`).
+PLAIN_WIDTH = 200
+
+
+def plain_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]],
+                *, encoding: str) -> str | None:
+    """The table exactly as rich prints it off a terminal (no styles, ``PLAIN_WIDTH``
+    columns, rich's ``HEAVY_HEAD`` box on a UTF-8 stream), without loading rich; ``None``
+    where rich's own layout is needed: another encoding (rich substitutes an ASCII box),
+    text that is not printable ASCII (wide and combining characters, line breaks, tabs),
+    markup in a heading or the title, a table wider than the console or a title wider than
+    the table (rich folds them). A unit test compares the two on many tables."""
+
+    def simple(text: str) -> bool:
+        return text.isascii() and text.isprintable()
+
+    if not columns or not (encoding or "").lower().startswith("utf") or any(
+            len(r) != len(columns) for r in rows):
+        return None
+    heads = [*columns, *([title] if title else [])]
+    if not all(simple(h) and "[" not in h for h in heads) or \
+            not all(simple(c) for r in rows for c in r):
+        return None
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) + 2 for i, c in enumerate(columns)]
+    total = sum(widths) + len(widths) + 1
+    if total > PLAIN_WIDTH or (title and len(title) > total):
+        return None
+
+    def rule(left: str, fill: str, mid: str, right: str) -> str:
+        return left + mid.join(fill * w for w in widths) + right + "\n"
+
+    def row(edge: str, cells: Sequence[str]) -> str:
+        padded = (f" {c.ljust(w - 2)} " for c, w in zip(cells, widths, strict=True))
+        return edge + edge.join(padded) + edge + "\n"
+
+    return "".join([f"{title}\n" if title else "", rule("┏", "━", "┳", "┓"),
+                    row("┃", columns), rule("┡", "━", "╇", "┩"),
+                    *(row("│", r) for r in rows), rule("└", "─", "┴", "┘")])
 
 
 class _Group:

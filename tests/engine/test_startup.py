@@ -1,7 +1,8 @@
 """What real ``polyarch`` processes load before doing their work: ``--help`` and
-``--version`` neither the HTTP stack, nor rich, nor the pipeline; ``tags`` rich for its
-table only; ``inspect --json`` the registry client but neither rich nor the pipeline
-nor the checks. (tests/unit/cli/test_startup.py checks the in-process side of it.)"""
+``--version`` neither the HTTP stack, nor rich, nor the pipeline; ``tags`` none of them
+(its tables are printed without rich off a terminal); ``inspect`` (and ``--json``) the
+registry client but neither rich nor the pipeline nor the checks nor the tag machinery.
+(tests/unit/cli/test_startup.py checks the in-process side of it.)"""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_help_loads_no_http_rich_or_pipeline(args: list[str], tmp_path: Path) ->
     assert heavy(mods) == []
 
 
-def test_tags_in_a_working_tree_loads_rich_for_its_table_only(tmp_path: Path) -> None:
+def test_tags_in_a_working_tree_loads_nothing_heavy(tmp_path: Path) -> None:
     env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
@@ -69,8 +70,8 @@ def test_tags_in_a_working_tree_loads_rich_for_its_table_only(tmp_path: Path) ->
         subprocess.run(["git", *cmd], cwd=repo, env=env, check=True, capture_output=True)
     mods, out = loaded_by(["tags"], tmp_path, cwd=repo)
     assert "git (git): refs/heads/main" in out and "org.opencontainers.image.revision" in out
-    assert "rich.table" in mods
-    assert heavy(mods, allowed=("rich",)) == []
+    assert "┃ label" in out
+    assert heavy(mods) == []
 
 
 def test_inspect_json_loads_the_registry_client_only(tmp_path: Path,
@@ -87,3 +88,7 @@ def test_inspect_json_loads_the_registry_client_only(tmp_path: Path,
     assert [p["platform"] for p in json.loads(out)["platforms"]] == ["linux/amd64", "linux/arm64"]
     assert "polyarch.registry.client" in mods and "httpx" in mods
     assert heavy(mods, allowed=("httpx", "httpcore", "h11")) == []
+    mods, out = loaded_by(["inspect", ref], tmp_path)
+    assert "│ linux/arm64 │" in out and "signed by:  not signed" in out
+    assert heavy(mods, allowed=("httpx", "httpcore", "h11")) == []
+    assert sorted(m for m in mods if m.startswith("polyarch.tags")) == []

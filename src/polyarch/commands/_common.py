@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from polyarch import config, proc, redact, resultfiles
+from polyarch import config, proc, redact
 from polyarch.config import Opt, Options
 from polyarch.errors import EnvironmentProblem, FatalError, ResultNotWritten
 from polyarch.output import Reporter, reader_gone
@@ -98,7 +98,7 @@ def check_environment() -> None:
     the registry deadline, are checked when the run starts: :mod:`polyarch.settings`)."""
     import os
 
-    from polyarch.tags import build_time
+    from polyarch.epoch import build_time
 
     build_time(os.environ)
 
@@ -118,6 +118,8 @@ def check_writable(path: Path, what: str) -> None:
     """Refuse, before anything is built, a file the run will have to write at the end
     (``--output-file``, ``--descriptor``) when it cannot be written (exit 2; a full
     disk: exit 3). A dry run checks it too; nothing is left behind."""
+    from polyarch import resultfiles
+
     resultfiles.check(path, what)
 
 

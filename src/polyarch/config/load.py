@@ -9,9 +9,7 @@ value below it (tables are not merged).
 
 from __future__ import annotations
 
-import difflib
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -67,6 +65,8 @@ def read_config(config_path: Path | None, cwd: Path) -> tuple[Path, dict[str, An
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only where a file is read (inspect, verify of a REF read none)
+
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -83,6 +83,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 
 def did_you_mean(key: str, known: Iterable[str]) -> str:
+    import difflib
+
     known = sorted(known)
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"

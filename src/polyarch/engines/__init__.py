@@ -63,11 +63,16 @@ def start_engine(options: Mapping[str, Any]) -> Engine | None:
 
     if value("engine") not in (None, "docker") or value("nodes"):
         return None
+    from polyarch.engines import probes
+
+    context, builder = value("docker_context"), value("builder")
+    # Started before the engine's module is loaded: the look-ups are the longer of the
+    # two paths to the build (they take about as long as every import before it).
+    started = probes.Probes()
+    started.start(probes.preflight_argvs(context, builder))
     from polyarch.engines.buildx import Buildx
 
-    bx = Buildx(docker_context=value("docker_context"), builder=value("builder"))
-    bx.start_probes()
-    return bx
+    return Buildx(docker_context=context, builder=builder, started=started)
 
 
 def select_engine(opts: Options, started: Engine | None = None) -> Engine:

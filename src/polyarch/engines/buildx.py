@@ -86,22 +86,19 @@ def plugin_version(info_json: str, name: str) -> str | None:
 class Buildx:
     name = "docker"
 
-    def __init__(self, *, docker_context: str | None = None, builder: str | None = None) -> None:
+    def __init__(self, *, docker_context: str | None = None, builder: str | None = None,
+                 started: probes.Probes | None = None) -> None:
         self.docker_context = docker_context
         self.builder = builder
         #: The builder asked for (``builder`` becomes the one preflight chose).
         self.requested_builder = builder
-        self.probes = probes.Probes()
+        #: (``started``: look-ups started before this module was loaded, for the same
+        #: context and builder, see :func:`polyarch.engines.start_engine`)
+        self.probes = started if started is not None else probes.Probes()
         self._known: dict[str, object] = {}
         self._known_lock = threading.Lock()
         self._info_lock = threading.Lock()
         self._info_result: proc.Result | None = None
-
-    def start_probes(self) -> None:
-        """Start the look-ups preflight makes, to take their results when it asks."""
-        b = self.requested_builder
-        self.probes.start([self.docker(*probes.INFO),
-                           self.buildx("inspect", *([b] if b else []))])
 
     def remember(self, what: str, look_up: Callable[[], T]) -> T:
         """``look_up`` made once per engine: a result is kept (an error or "no such
@@ -125,10 +122,7 @@ class Buildx:
 
     # -- plumbing ------------------------------------------------------------
     def docker(self, *args: str) -> list[str]:
-        argv = ["docker"]
-        if self.docker_context:
-            argv += ["--context", self.docker_context]
-        return argv + list(args)
+        return probes.docker_argv(self.docker_context, *args)
 
     def buildx(self, *args: str) -> list[str]:
         return self.docker("buildx", *args)

@@ -1,7 +1,8 @@
 """Engine look-ups started early: ``docker info`` (which also lists the buildx plugin's
 version) and ``docker buildx inspect`` take about as long as the Python imports of a
 build, so ``publish`` and ``build`` make their engine first (:func:`polyarch.engines.start_engine`)
-and it starts them; its preflight takes their results.
+and it starts them, before the engine's own module is loaded; its preflight takes their
+results.
 
 The look-ups belong to the engine object that started them. Each result is used at most
 once, only for the same command line in the same environment and only shortly after it
@@ -25,6 +26,18 @@ INFO = ("info", "--format", "{{json .}}")
 TIMEOUTS = {"info": 60.0, "version": 60.0, "inspect": 120.0}
 
 _Key = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def docker_argv(docker_context: str | None, *args: str) -> list[str]:
+    """A ``docker`` command line, in ``docker_context`` when one is named."""
+    return ["docker", *(["--context", docker_context] if docker_context else []), *args]
+
+
+def preflight_argvs(docker_context: str | None, builder: str | None) -> list[list[str]]:
+    """The look-ups a buildx preflight makes: ``docker info`` and ``docker buildx
+    inspect [BUILDER]``."""
+    return [docker_argv(docker_context, *INFO),
+            docker_argv(docker_context, "buildx", "inspect", *([builder] if builder else []))]
 
 
 def _key(argv: Sequence[str]) -> _Key:

@@ -247,7 +247,8 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
     assert req.output is not None
     plats = ", ".join(str(p) for p in req.platforms)
     interrupt.set_phase("building: nothing was pushed")
-    loading = preload(AFTER_BUILD)
+    # (and the result's table, printed at the end)
+    loading = preload(AFTER_BUILD + s.rep.table_modules())
     # Blobs earlier builds exported are linked in first: the exporter skips them.
     key = seed_key(req)
     s.ws.seed(req.output, key)

@@ -27,9 +27,7 @@ Relative paths (``context``, ``file``) are relative to the config file's directo
 
 from __future__ import annotations
 
-import difflib
 import json
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +66,8 @@ class Project:
         for i in self.images:
             if i.name == name:
                 return i
+        import difflib
+
         close = difflib.get_close_matches(name, [i.name for i in self.images], n=1)
         hint = f"did you mean {close[0]!r}?" if close else (
             "images: " + ", ".join(i.name for i in self.images))
@@ -94,6 +94,8 @@ def load_project(config_path: Path | None = None, cwd: Path | None = None) -> Pr
     for i in images:
         for d in i.depends_on:
             if d not in names:
+                import difflib
+
                 close = difflib.get_close_matches(d, names, n=1)
                 raise ConfigError(f"{i.where}: depends-on {d!r} is not an image of this project",
                                   hint=f"did you mean {close[0]!r}?" if close else None)
@@ -115,6 +117,8 @@ def _image(path: Path, n: int, e: dict[str, Any]) -> ImageSpec:
             raise ConfigError(f"{where}: {k!r} applies to the whole run, not one image",
                               hint="set it at the top level of the file, or on the command line")
         if k not in SHARED_KEYS:
+            import difflib
+
             close = difflib.get_close_matches(k, list(SHARED_KEYS + OWN_KEYS), n=1, cutoff=0.6)
             raise ConfigError(f"{where}: unknown key {k!r}",
                               hint=f"did you mean {close[0]!r}?" if close else None)
@@ -219,6 +223,8 @@ def resolve_version(spec: ImageSpec, root: Path) -> str | None:
             data = json.loads(path.read_text())
             value = _field(data, v.get("field", "version"), f"{spec.where}: {path}")
         else:
+            import tomllib
+
             data = tomllib.loads(path.read_text())
             value = _field(data, v.get("field", "project.version"), f"{spec.where}: {path}")
     except OSError as e:

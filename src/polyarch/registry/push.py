@@ -189,12 +189,27 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
             counts["exists"] += 1
             if progress is not None:
                 progress(PushEvent("exists", d, blobs[d]))
-    for man in manifests:
-        if man.digest in held:
-            continue
+    pending = [m for m in manifests if m.digest not in held]
+    # Image manifests that name no other manifest (no subject) need only their blobs,
+    # which are all there now: they go several at once. The others (indexes, referrers)
+    # follow in order, children before parents, the root last.
+    free = {m.digest for m in pending[:-1] if not m.is_index and "subject" not in m.json}
+
+    def put(man: Manifest) -> Manifest:
         client.put_manifest(target.with_digest(man.digest), man.data, man.media_type)
+        return man
+
+    def announce(man: Manifest) -> None:
         if progress is not None:
             progress(PushEvent("manifest", man.digest, len(man.data)))
+
+    if free:
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="push") as pool:
+            for man in pool.map(put, [m for m in pending if m.digest in free]):
+                announce(man)
+    for man in pending:
+        if man.digest not in free:
+            announce(put(man))
     return PushResult(digest=root.digest, media_type=root.media_type, size=len(root.data),
                       blobs_uploaded=counts["uploaded"], blobs_skipped=counts["exists"],
                       blobs_mounted=counts["mounted"], manifests=len(manifests) - len(held),

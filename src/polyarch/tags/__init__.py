@@ -6,7 +6,8 @@ state (CI variables or the working tree); ``compute`` turns them into a :class:`
 with ``latest`` deciding whether ``latest`` moves and ``labels`` the OCI labels.
 """
 
-from polyarch.tags.compute import TagPlan, build_time, compute, sanitize_tag
+from polyarch.epoch import build_time
+from polyarch.tags.compute import TagPlan, compute, sanitize_tag
 from polyarch.tags.gitinfo import GitContext
 from polyarch.tags.labels import META_KEYS
 from polyarch.tags.specs import (

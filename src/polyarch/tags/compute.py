@@ -40,25 +40,6 @@ if TYPE_CHECKING:
 MAX_TAG = 128
 
 
-def build_time(env: Mapping[str, str]) -> datetime | None:
-    """The build time from ``SOURCE_DATE_EPOCH`` (reproducible builds; buildx passes it to
-    the build too), else ``None``. The one place it is read; every command that builds
-    checks it before anything runs, a dry run included."""
-    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
-    if not raw:
-        return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise UsageError(f"SOURCE_DATE_EPOCH={raw[:40]!r} is not a Unix time in seconds",
-                         hint="a Unix time in seconds, for example $(git log -1 --format=%ct)")
-    try:
-        if len(raw) > 12:
-            raise OverflowError
-        return datetime.fromtimestamp(int(raw), UTC)
-    except (OverflowError, OSError, ValueError):
-        raise UsageError(f"SOURCE_DATE_EPOCH={raw[:40]!r} is out of range",
-                         hint="a Unix time in seconds, for example $(git log -1 --format=%ct)"
-                         ) from None
-
 _INVALID = re.compile(r"[^a-zA-Z0-9._-]+")
 
 

@@ -1,6 +1,8 @@
 """What a command costs before it does anything: the command tree loads a command's
 module when that command runs, and ``--help`` (of polyarch and of every command), the
-version and ``tags`` load neither the HTTP stack (httpx), nor rich, nor the pipeline.
+version and ``tags`` load neither the HTTP stack (httpx), nor rich, nor the pipeline;
+``inspect`` loads the registry client only. Off a terminal, tables are printed without
+rich (tests/unit/output/test_tables.py: in rich's own bytes).
 
 Each case imports polyarch again, in this process, with every module of polyarch,
 httpx and rich taken out of ``sys.modules`` first, and puts the originals back after it.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from oci_images import make_layer, write_oci_layout
 
 #: Packages a command must not load unless it talks to a registry, prints a table or
 #: runs the pipeline (the linter: unless it lints).
@@ -101,13 +104,31 @@ def _github_push(tmp_path: Path) -> dict[str, str]:
             "GITHUB_REPOSITORY": "octo/app", "GITHUB_EVENT_PATH": str(event)}
 
 
-def test_tags_loads_rich_for_its_table_and_nothing_else_heavy(tmp_path: Path) -> None:
+def test_tags_off_a_terminal_prints_its_tables_without_loading_rich(tmp_path: Path) -> None:
     with fresh_import() as loaded:
         code, out, err = run_fresh(["tags"], tmp_path, _github_push(tmp_path))
         assert code == 0, err
         assert "v1.2.3" in out.splitlines() and "org.opencontainers.image.version" in out
-    assert "rich.table" in loaded
-    assert _heavy(loaded, allowed=("rich",)) == []
+        assert "┃ label" in out  # the labels' table
+    assert _heavy(loaded) == []
+
+
+def test_inspect_loads_the_registry_client_only(tmp_path: Path) -> None:
+    """Neither rich (off a terminal), nor the pipeline, the checks or the linter, nor the
+    tag machinery (SOURCE_DATE_EPOCH is checked by polyarch.epoch alone), nor the
+    result-file writer; nor, for a layout on disk, the signature look-up."""
+    a = make_layer({"bin/a": b"\x7fELF amd64"})
+    b = make_layer({"bin/b": b"\x7fELF arm64"})
+    lay = write_oci_layout(tmp_path / "lay", [("linux/amd64", [(*a, "gzip")]),
+                                              ("linux/arm64", [(*b, "gzip")])])
+    with fresh_import() as loaded:
+        code, out, err = run_fresh(["inspect", f"oci:{lay}"], tmp_path)
+        assert code == 0, err
+        assert "┃ PLATFORM" in out and "│ linux/arm64 │" in out
+    assert "polyarch.registry.client" in loaded
+    assert _heavy(loaded, allowed=("httpx", "httpcore", "h11", "polyarch.registry.client")) == []
+    assert [k for k in loaded if _ours(k, ("polyarch.tags", "polyarch.resultfiles",
+                                           "polyarch.signing"))] == []
 
 
 def test_tags_json_loads_no_http_rich_or_pipeline(tmp_path: Path) -> None:
