@@ -369,18 +369,45 @@ OWN_STEPS = ("] COPY base-amd64/ /", "] COPY base-arm64/ /", "] COPY tools-amd64
              "] COPY tools-arm64/ /", "] COPY top/ /opt/bench/")
 
 
-def prune_own_cache() -> None:
+def _own_records() -> set[str]:
     pattern = "|".join(re.escape(x) for x in OWN_STEPS)
-    for _ in range(5):
-        du = subprocess.run(["docker", "buildx", "du", "--verbose"], check=True,
-                            capture_output=True, text=True).stdout
-        ids = [m.group(1) for m in re.finditer(
-            r"^ID:\s+(\S+)\n(?:(?!ID:).*\n)*?Description:[^\n]*(?:" + pattern + ")", du, re.M)]
+    du = subprocess.run(["docker", "buildx", "du", "--verbose"], check=True,
+                        capture_output=True, text=True).stdout
+    return {m.group(1) for m in re.finditer(
+        r"^ID:\s+(\S+)\n(?:(?!ID:).*\n)*?Description:[^\n]*(?:" + pattern + ")", du, re.M)}
+
+
+#: The fixture's records the builder held before this run (earlier runs', or in use by
+#: images): left alone, so that a prune never waits on what it cannot remove.
+_BEFORE: set[str] | None = None
+
+
+def prune_own_cache() -> None:
+    """Remove the records of the fixture's steps that this invocation made (one prune per
+    record: buildx takes one ``id`` filter per prune; a second pass takes the parents
+    freed by the first)."""
+    global _BEFORE
+    if _BEFORE is None:
+        _BEFORE = _own_records()
+        return
+    for _ in range(2):
+        ids = _own_records() - _BEFORE
         if not ids:
             return
-        for i in ids:
+        for i in sorted(ids):
             subprocess.run(["docker", "buildx", "prune", "-f", "--filter", f"id={i}"],
                            capture_output=True)
+        _BEFORE |= ids & _own_records()  # what stays is in use: not tried again
+
+
+def remove_images(prefix: str) -> None:
+    """The images raw ``buildx build --push`` named in Docker's store (the docker driver
+    keeps one per run, pinning its layers and build cache records): removed at the end."""
+    names = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    mine = [n for n in names if n.startswith(prefix)]
+    for i in range(0, len(mine), 50):
+        subprocess.run(["docker", "rmi", *mine[i:i + 50]], capture_output=True)
 
 
 def _no_prune() -> None:
@@ -457,6 +484,7 @@ def main() -> None:
         os.environ["POLYARCH_CACHE_DIR"] = cache
     out = Path(tempfile.mkdtemp(prefix="polyarch-bench-out-"))
     compile_sources(None)
+    prune_own_cache()  # the first call notes what the builder holds already
     if a.baseline_src is not None:
         compile_sources(a.baseline_src)
     rows: list[Row] = []
@@ -538,6 +566,7 @@ def main() -> None:
         if not a.no_prune:
             print("pruning the fixture's build cache records ...", file=sys.stderr, flush=True)
         prune_own_cache()
+        remove_images(repo)
         shutil.rmtree(out, ignore_errors=True)
         if own_cache:
             shutil.rmtree(cache, ignore_errors=True)

@@ -171,6 +171,12 @@ def main() -> None:
                                           "load": [load0, load1]}, indent=1))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        # The images raw buildx --push named in Docker's store (one per run).
+        names = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+                               capture_output=True, text=True).stdout.split()
+        mine = [n for n in names if n.startswith(repo)]
+        for i in range(0, len(mine), 50):
+            subprocess.run(["docker", "rmi", *mine[i:i + 50]], capture_output=True)
 
 
 if __name__ == "__main__":

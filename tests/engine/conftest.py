@@ -22,6 +22,42 @@ from .helpers import mount_tmpfs
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _image_names(engine: str) -> set[str] | None:
+    """NAME:TAG of every image in an engine's store (None: that engine is not here)."""
+    if shutil.which(engine) is None:
+        return None
+    try:
+        r = subprocess.run([engine, "images", "--format", "{{.Repository}}:{{.Tag}}"],
+                           capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return None
+    if r.returncode != 0:
+        return None
+    return {n for n in r.stdout.split() if "<none>" not in n}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def images_left_behind() -> Iterator[None]:
+    """The images the tests named in the engines' own stores (``--load``, a smoke run's
+    image, buildx ``--push`` with the docker driver, which names one too) are removed
+    when the session ends: each pins its layers in the store and in the build cache.
+    Only names on the test registry that were not there before the session go; the
+    base images scripts/make-base keeps (``REGISTRY/polyarch/``) stay, like everything
+    that was there before."""
+    before = {engine: _image_names(engine) for engine in ("docker", "podman")}
+    yield
+    for engine, had in before.items():
+        now = _image_names(engine) if had is not None else None
+        if had is None or now is None:
+            continue
+        made = sorted(n for n in now - had if n.startswith(f"{REGISTRY}/")
+                      and not n.startswith(f"{REGISTRY}/polyarch/"))
+        for i in range(0, len(made), 50):
+            # Best effort, as any clean-up: an image a test still holds stays.
+            subprocess.run([engine, "rmi", *made[i:i + 50]], capture_output=True,
+                           timeout=600, check=False)
+
+
 @pytest.fixture(scope="session")
 def base_images() -> dict[str, str]:
     """``{"debian": REF, "node": REF}``: the local base images on the test registry, made
