@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 from array import array
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from polyarch.checks.elf import ElfHeader
@@ -116,13 +117,19 @@ def _has(a: array[int], h: int) -> bool:
     return i < len(a) and a[i] == h
 
 
-def _ancestors(path: str) -> list[str]:
-    out = []
-    d = posixpath.dirname(path)
-    while d not in ("/", ""):
-        out.append(d)
+def _cut_above(d: str, cut: dict[str, bool], others: array[int],
+               h: Callable[[str], int]) -> bool:
+    """Whether a non-directory entry of a layer (``others``: its path hashes) replaces
+    directory ``d`` or a directory above it; ``cut`` keeps each directory's answer for
+    the layer, so that every directory is looked up once."""
+    todo = []
+    while d not in ("/", "") and d not in cut:
+        todo.append(d)
         d = posixpath.dirname(d)
-    return out
+    hit = cut.get(d, False)
+    for x in reversed(todo):  # from the top down to the one asked about
+        hit = cut[x] = hit or _has(others, h(x))
+    return hit
 
 
 def merge(scans: list[LayerScan]) -> Filesystem:
@@ -143,21 +150,15 @@ def merge(scans: list[LayerScan]) -> Filesystem:
             gone = set(scan.whiteouts)
             pre = tuple([w + "/" for w in scan.whiteouts]
                         + ["/" if o == "/" else o + "/" for o in scan.opaque])
-            cut: dict[str, bool] = {}  # ancestor dir -> a non-directory replaces it here
+            cut: dict[str, bool] = {}  # see _cut_above
             for p in list(final):
                 if p in gone or (pre and p.startswith(pre)):
                     how = "deleted"
-                elif _has(scan.others, h(p)) or _has(scan.dirs, h(p)):
+                elif _has(scan.others, h(p)) or _has(scan.dirs, h(p)) \
+                        or _cut_above(posixpath.dirname(p), cut, scan.others, h):
                     how = "replaced"
                 else:
                     how = ""
-                    for d in _ancestors(p):
-                        hit = cut.get(d)
-                        if hit is None:
-                            hit = cut[d] = _has(scan.others, h(d))
-                        if hit:
-                            how = "replaced"
-                            break
                 if how:
                     f = final.pop(p)
                     if f.secrets:

@@ -66,6 +66,20 @@ def test_a_directory_replaced_by_a_file_takes_its_binaries_along(tmp_path: Path)
     assert doc["ok"] is True
 
 
+def test_a_file_over_one_directory_leaves_its_neighbours_in_place(tmp_path: Path) -> None:
+    # /opt/tool becomes a file: what was below it goes, at any depth; /opt/toolbox and
+    # /opt/other keep theirs (their wrong-machine binaries are still found), and so does
+    # a binary the same layer adds under a directory it does not replace.
+    doc, _ = verify_layers(tmp_path, {"opt/tool/bin/deep/x": elf(EM_X86_64),
+                                      "opt/tool/y": elf(EM_X86_64),
+                                      "opt/toolbox/bin/z": elf(EM_X86_64),
+                                      "opt/other/bin/w": elf(EM_X86_64)},
+                           {"opt/tool": b"now a file\n", "opt/new/bin/v": elf(EM_X86_64)})
+    (plat,) = doc["platforms"]  # type: ignore[misc]
+    wrong = sorted(f["path"] for f in plat["findings"] if f["severity"] == "error")
+    assert wrong == ["/opt/new/bin/v", "/opt/other/bin/w", "/opt/toolbox/bin/z"]
+
+
 def test_allowed_deleted_credentials_are_a_note(tmp_path: Path) -> None:
     doc, _ = verify_layers(tmp_path, {"root/.npmrc": NPMRC}, {"root/.wh..npmrc": b""},
                            allow=("/root/.npmrc",))
