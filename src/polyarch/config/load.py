@@ -15,8 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from polyarch.config.kinds import Refused
 from polyarch.config.options import FIELDS, Options
+from polyarch.config.setting_kinds import Refused
 from polyarch.config.table import BY_KEY, BY_NAME, OPTIONS, SETTINGS, Opt
 from polyarch.errors import ConfigError, UsageError
 from polyarch.settings import Settings

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from polyarch.config import kinds as k
+from polyarch.config import setting_kinds as sk
 from polyarch.config.kinds import Kind
 from polyarch.platforms import DEFAULT_PLATFORMS, parse_platforms
 
@@ -290,25 +291,25 @@ def setting(name: str, kind: Kind, default: Any, help: str) -> Opt:
 #: git state given by hand, ...): every command, from the environment only. The field
 #: of the same name in :class:`polyarch.settings.Settings` has the same default.
 SETTINGS: tuple[Opt, ...] = (
-    setting("command_timeout", k.deadline(10**7), 60.0,
+    setting("command_timeout", sk.deadline(10**7), 60.0,
             "Deadline of every short command polyarch runs (docker info, inspect, git, a"
             " credential helper), seconds; one past it is stopped (exit 3)."),
-    setting("idle_timeout", k.deadline(10**7), 600.0,
+    setting("idle_timeout", sk.deadline(10**7), 600.0,
             "Inactivity deadline of a long command (a build, a push by the engine, a"
             " prebuild command): it is stopped after this many seconds without output."),
-    setting("registry_timeout", k.deadline(86400), 60.0,
+    setting("registry_timeout", sk.deadline(86400), 60.0,
             "Deadline of one registry operation (a request with its retries), seconds,"
             " unless bytes keep flowing (docs/registries.md)."),
-    setting("certs_d", k.PATH, Path("/etc/docker/certs.d"),
+    setting("certs_d", sk.PATH, Path("/etc/docker/certs.d"),
             "docker's TLS directory for registries: HOST:PORT/ca.crt, client.cert and"
             " client.key (docs/registries.md)."),
-    setting("cache_dir", k.PATH, None,
+    setting("cache_dir", sk.PATH, None,
             "The cache directory polyarch owns: build layouts, verification and smoke"
             " results. Default: $XDG_CACHE_HOME/polyarch, else ~/.cache/polyarch."),
-    setting("dotenv", k.PATH, None,
+    setting("dotenv", sk.PATH, None,
             "Write the dotenv report of publish and merge here (docs/ci.md). Default:"
             " polyarch.env under GitLab CI, none elsewhere."),
-    setting("git_ref", k.GIT_REF, None,
+    setting("git_ref", sk.GIT_REF, None,
             "The ref being built, instead of the CI's or the working tree's (docs/tags.md)."),
     setting("git_sha", k.OPT_STR, None,
             "The commit being built, with or instead of POLYARCH_GIT_REF (default: the"
@@ -318,7 +319,7 @@ SETTINGS: tuple[Opt, ...] = (
     setting("default_branch", k.OPT_STR, None,
             "The repository's default branch (type=edge, {{is_default_branch}}; default:"
             " the CI's, else origin/HEAD, main or master)."),
-    setting("short_sha_length", k.POSITIVE_INT, None,
+    setting("short_sha_length", sk.POSITIVE_INT, None,
             "Length of the short commit hash ({{sha}}, type=sha). Default:"
             " $DOCKER_METADATA_SHORT_SHA_LENGTH, else 7."),
     setting("debug", k.BOOL, False,

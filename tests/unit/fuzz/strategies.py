@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from polyarch import config
-from polyarch.config import kinds
+from polyarch.config import setting_kinds
 
 #: Text an environment variable or a command-line argument can hold (no NUL: the
 #: operating system cannot pass one; no lone surrogates: not encodable).
@@ -22,7 +22,7 @@ FILE_KEYS = sorted(o.key for o in config.OPTIONS)
 # The settings of the run too, but those naming a directory or file (the cache directory,
 # certs.d, the dotenv report): a generated absolute path would be made or probed.
 ENV_NAMES = sorted([*(o.env for o in config.OPTIONS),
-                    *(o.env for o in config.SETTINGS if o.kind is not kinds.PATH)])
+                    *(o.env for o in config.SETTINGS if o.kind is not setting_kinds.PATH)])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
