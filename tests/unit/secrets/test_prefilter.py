@@ -42,7 +42,7 @@ def both(monkeypatch: pytest.MonkeyPatch, path: str, data: bytes, **kw: Any
 
 def test_the_prefilter_is_in_use_where_hyperscan_is_installed() -> None:
     assert prefilter.available()
-    places = prefilter.candidates(b"x" * 5000 + b" token ghp_abc AKIA eyJ user:pw@host", False)
+    places = prefilter.candidates(b"x" * 5000 + b" token ghp_abc AKIA eyJ https://user:pw@host", False)
     assert places is not None
     assert set(places) == {b"_", b"K", b"J", b"@"}
 
@@ -104,7 +104,7 @@ def test_generated_text_gives_the_same_findings(parts: list[str], binary: bool,
 
 def test_patterns_compiled_in_another_process_find_the_same_places(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    data = b"x" * 5000 + b" ghp_abc AKIA eyJ user:pw@host -----BEGIN RSA PRIVATE KEY-----"
+    data = b"x" * 5000 + b" ghp_abc AKIA eyJ https://user:pw@host -----BEGIN RSA PRIVATE KEY-----"
     here = prefilter.candidates(data, False)
     blob = prefilter.compiled()
     assert blob is not None and here

@@ -56,12 +56,20 @@ def patterns() -> list[tuple[bytes, bytes, int]]:
         head = f.behind if f.lead else re.escape(f.anchor)
         out.append((f.anchor.encode(), _python_space(head + re.escape(lit)).encode(),
                     len(lit)))
-    url = formats.URL_SCAN.pattern.decode()
-    m = re.fullmatch(r"@\(\?<=(\[.*\])@\)\(\?P<url>\)", url)
-    if m is None:
-        raise ValueError("URL_SCAN is not of the form @(?<=[...]@)(?P<url>)")
-    out.append((b"@", _python_space(m.group(1) + "@").encode(), 0))
+    out.append((b"@", _python_space(url_pattern()).encode(), 0))
     return out
+
+
+def url_pattern() -> str:
+    """Where a URL credential can end: the ``scheme://user:password@`` that
+    :data:`formats.URL_CREDENTIALS` requires before an ``@`` (without its look-behind,
+    which only narrows it), so that the ``@`` of a JSDoc tag, an e-mail address or an
+    npm scope is no candidate (a node_modules layer has about a million of them)."""
+    creds = formats.URL_CREDENTIALS.pattern.decode()
+    behind, end = "(?<![A-Za-z0-9+.-])", "@\\Z"
+    if not (creds.startswith(behind) and creds.endswith(end)):
+        raise ValueError("URL_CREDENTIALS is not of the form (?<![...])...@\\Z")
+    return re.sub(r"\(\?P<\w+>", "(?:", creds[len(behind):-len(end)]) + "@"
 
 
 class _Prefilter:
