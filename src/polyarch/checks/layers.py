@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from polyarch.checks import secrets
 from polyarch.checks.elf import HEAD, MAGIC, ElfHeader, read_elf_header
+from polyarch.checks.secrets import marks as stream_marks
 from polyarch.checks.stream import Counter, LayerFormatError, decompress
 from polyarch.checks.tarformat import Cursor, logical_content
 from polyarch.checks.tarstream import entries as tar_entries
@@ -190,9 +191,12 @@ def scan_layer(digest: str, chunks: Iterable[bytes], hook: ContentHook | None = 
     counter = Counter(chunks)
     scan = LayerScan(digest)
     scan.compression, tar = decompress(counter)
-    tar_count = Counter(tar)
+    # With the default scanner, the places where its regexes can match are found in
+    # one pass over the stream; files without one are not scanned on their own.
+    marks = stream_marks.marks(tar, secrets.known_values()) if hook is None else None
+    tar_count = Counter(tar if marks is None else iter(marks))
     try:
-        _walk(Cursor(tar_count), scan, hook or content_scanner)
+        _walk(Cursor(tar_count), scan, hook or content_scanner, marks)
         # What follows the end of the archive is still decompressed (engines read it
         # to check the diff ID): a compressed stream cut or corrupt there is an error.
         for _ in tar_count:
@@ -205,7 +209,8 @@ def scan_layer(digest: str, chunks: Iterable[bytes], hook: ContentHook | None = 
     return scan
 
 
-def _walk(t: Cursor, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 - one hot loop
+def _walk(t: Cursor, scan: LayerScan, hook: ContentHook,  # noqa: C901 - one hot loop
+          marks: stream_marks.StreamMarks | None = None) -> None:
     blake = hashlib.blake2b
     dirs, others = bytearray(), bytearray()
     elf, found, links = scan.elf, scan.secrets, scan.links
@@ -272,6 +277,11 @@ def _walk(t: Cursor, scan: LayerScan, hook: ContentHook) -> None:  # noqa: C901 
                 scan.wheels[posixpath.dirname(path)] = [
                     ln.split(":", 1)[1].strip() for ln in body.decode("utf-8", "replace")
                     .splitlines() if ln.startswith("Tag:")]
+                continue
+            if (marks is not None and frags is None
+                    and marks.clear(t.base + t.pos, t.base + t.pos + size)
+                    and not secrets.ContentScanner.beyond_places(path, head)):
+                found.pop(path, None)  # no place in it where a finding can be
                 continue
             sink = hook(path, head)
             if sink is not None:

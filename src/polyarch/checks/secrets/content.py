@@ -136,6 +136,16 @@ class ContentScanner:
         self._head: bytearray | None = bytearray() if files.is_candidate(path) else None
         self.size = 0
 
+    @staticmethod
+    def beyond_places(path: str, head: bytes) -> bool:
+        """True when the file at ``path`` starting with ``head`` can give a finding
+        that is not at a place of :mod:`marks`: by its name (credential files,
+        ``.env`` lines), as UTF-16 text or as a binary (what ``__init__`` and
+        ``_sniff`` read)."""
+        return (files.is_candidate(path) or kinds.is_elf(head)
+                or (".env" in path and is_env_file(path.rpartition("/")[2]))
+                or kinds.utf16(head) is not None)
+
     def feed(self, chunk: bytes) -> None:
         if not chunk:
             return

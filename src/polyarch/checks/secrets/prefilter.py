@@ -73,30 +73,38 @@ def url_pattern() -> str:
 
 
 class _Prefilter:
-    def __init__(self, hs: Any, compiled: tuple[bytes, bytes] | None = None) -> None:
+    def __init__(self, hs: Any, compiled: tuple[bytes, ...] | None = None) -> None:
         self.hs = hs
         pats = patterns()
         self.anchor_of = [a for a, _, _ in pats]
         self.back = [len(a) + tail for a, _, tail in pats]
         if compiled is not None:  # compiled by another process (no compiler code here)
+            if len(compiled) != 3:
+                raise ValueError("not the three databases of this version")
             self.text = hs.loadb(compiled[0], hs.HS_MODE_BLOCK)
             self.binary = hs.loadb(compiled[1], hs.HS_MODE_BLOCK)
+            self.stream = hs.loadb(compiled[2], hs.HS_MODE_STREAM)
         else:
-            self.text = self._compile(pats, range(len(pats)))
+            everything = range(len(pats))
+            self.text = self._compile(pats, everything, hs.HS_MODE_BLOCK)
             # Binaries are not read for URL credentials (``@`` is frequent in machine
             # code).
-            self.binary = self._compile(pats, [i for i, p in enumerate(pats) if p[0] != b"@"])
+            self.binary = self._compile(pats, [i for i, p in enumerate(pats) if p[0] != b"@"],
+                                        hs.HS_MODE_BLOCK)
+            # A whole tar stream (:mod:`polyarch.checks.secrets.marks`): every pattern.
+            self.stream = self._compile(pats, everything, hs.HS_MODE_STREAM)
         self._local = threading.local()
 
-    def _compile(self, pats: list[tuple[bytes, bytes, int]], ids: Iterable[int]) -> Any:
+    def _compile(self, pats: list[tuple[bytes, bytes, int]], ids: Iterable[int], mode: int
+                 ) -> Any:
         ids = list(ids)
-        db = self.hs.Database(mode=self.hs.HS_MODE_BLOCK)
+        db = self.hs.Database(mode=mode)
         db.compile(expressions=[pats[i][1] for i in ids], ids=ids, elements=len(ids),
                    flags=[0] * len(ids))
         return db
 
-    def dump(self) -> tuple[bytes, bytes]:
-        return bytes(self.hs.dumpb(self.text)), bytes(self.hs.dumpb(self.binary))
+    def dump(self) -> tuple[bytes, ...]:
+        return tuple(bytes(self.hs.dumpb(db)) for db in (self.text, self.binary, self.stream))
 
     def candidates(self, buf: bytes, binary: bool) -> dict[bytes, list[int]]:
         """Anchor -> sorted positions in ``buf`` where its regex may match."""
@@ -119,7 +127,7 @@ class _Prefilter:
         return {a: sorted(positions) for a, positions in found.items()}
 
 
-def _load(compiled: tuple[bytes, bytes] | None = None) -> _Prefilter | None:
+def _load(compiled: tuple[bytes, ...] | None = None) -> _Prefilter | None:
     try:
         import hyperscan
     except ImportError:
@@ -151,14 +159,14 @@ def available() -> bool:
     return _get() is not None
 
 
-def compiled() -> tuple[bytes, bytes] | None:
+def compiled() -> tuple[bytes, ...] | None:
     """The compiled patterns, serialised (for a worker process: loading them takes
     about 1 MiB, compiling them 4 MiB of hyperscan's compiler), or ``None``."""
     pre = _get()
     return None if pre is None else pre.dump()
 
 
-def use_compiled(data: tuple[bytes, bytes] | None) -> None:
+def use_compiled(data: tuple[bytes, ...] | None) -> None:
     """Load the patterns :func:`compiled` gave in another process (compile them here
     when they cannot be loaded; ``None``: no prefilter there, none here)."""
     global _PREFILTER
@@ -173,3 +181,8 @@ def candidates(buf: bytes, binary: bool) -> dict[bytes, list[int]] | None:
         return None
     pre = _get()
     return None if pre is None else pre.candidates(buf, binary)
+
+
+def get() -> _Prefilter | None:
+    """The loaded prefilter (its stream database for :mod:`marks`), or ``None``."""
+    return _get()
