@@ -13,7 +13,7 @@ from oci_images import make_layer
 
 from polyarch import redact
 from polyarch.checks import layers
-from polyarch.checks.secrets import ContentScanner, marks
+from polyarch.checks.secrets import ContentScanner, marks, prefilter
 
 from .test_prefilter import PIECES
 
@@ -50,7 +50,7 @@ def both(files: dict[str, bytes | tuple[str, str | None]], compression: str = "n
 def _small_lookahead(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A small read-ahead, so that files larger than it (decided only by their own
     scan) are common here; one known value of this build."""
-    monkeypatch.setattr(marks, "AHEAD", 3000)
+    monkeypatch.setattr(marks, "AHEAD", 1500)
     redact.register([KNOWN])
     yield
     redact.REDACTOR.clear()
@@ -82,6 +82,30 @@ def test_too_many_places_give_up_and_scan_every_file(monkeypatch: pytest.MonkeyP
     every, default, made = both(files)
     assert default.secrets == every.secrets and "/a/tok.txt" in every.secrets
     assert made == 3
+
+
+def test_the_seam_is_longer_than_any_match_of_the_prefilter() -> None:
+    import re._parser as sre  # the regex parser's width of each pattern
+
+    widths = [sre.parse(p.decode("latin-1")).getwidth()[1] for _, p, _ in prefilter.patterns()]
+    assert 400 < max(widths) < marks.SEAM  # the URL credential is the longest
+
+
+def test_a_short_layer_is_walked_without_the_prefilter(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    monkeypatch.setattr(prefilter, "_PREFILTER", prefilter._UNLOADED)
+    monkeypatch.setattr(marks, "AHEAD", 1 << 20)
+    every, default, made = both({"a/tok.txt": TOKEN, "a/clean.txt": b"clean"})
+    assert default.secrets == every.secrets and made == 2
+    assert prefilter._PREFILTER is prefilter._UNLOADED  # not loaded for it
+
+
+def test_tokens_across_the_stream_pieces_are_found() -> None:
+    # One token per file, at every offset: some cross the 777-byte pieces read.
+    files: dict[str, bytes | tuple[str, str | None]] = {
+        f"a/f{shift}.txt": b"." * shift + TOKEN + b"." * 30 for shift in range(0, 800, 9)}
+    every, default, _ = both(files)
+    assert default.secrets == every.secrets and len(every.secrets) == len(files)
 
 
 def test_a_value_of_this_build_across_read_chunks_is_found() -> None:

@@ -1,24 +1,28 @@
 """Where in a whole tar stream a content finding can be, found in one pass.
 
 A node_modules layer holds tens of thousands of small files; scanning each on its own
-costs more in per-file work than in reading bytes. With the prefilter's stream
-database (:mod:`prefilter`, the optional ``hyperscan``), :class:`StreamMarks` reads
-the decompressed tar stream once as it passes, a little ahead of the walker, and
-records every place where one of the content scanner's regexes can match, and every
-place where a value given to this build occurs. A file whose bytes hold none of those
-places cannot give a content finding, so the walker skips its scanner
+costs more in per-file work than in reading bytes. With the prefilter
+(:mod:`prefilter`, the optional ``hyperscan``), :class:`StreamMarks` reads the
+decompressed tar stream once as it passes, a little ahead of the walker, and records
+every place where one of the content scanner's regexes can match, and every place
+where a value given to this build occurs. A file whose bytes hold none of those places
+cannot give a content finding, so the walker skips its scanner
 (:meth:`StreamMarks.clear`).
 
 Why that is exact: each regex of :class:`~polyarch.checks.secrets.ContentScanner`
 matches only where the prefilter's pattern of its anchor matches, on any buffer
 (``tests/unit/secrets/test_prefilter.py``); the patterns have no anchors or
 look-arounds, so in the whole stream they match wherever they match in the file's
-own bytes (more context finds more places, never fewer); and such a match lies inside
-the file, so it has been reported once the stream has been read to the file's end
-(hyperscan reports a match when it reads its last byte).
+own bytes (more context finds more places, never fewer). Each piece of the stream is
+scanned alone and together with the :data:`SEAM` bytes before it (longer than any
+pattern's match), so a match across two pieces is found too; a match inside a file
+ends inside it, so it is known once the stream has been read to the file's end.
 Everything else a scanner can report comes from the file's name (credential files,
 ``.env``), from UTF-16 text (decoded first) or from a binary, and the walker still
 scans those files in full.
+
+A layer shorter than :data:`AHEAD` is walked without marks (its few files cost less
+than loading the prefilter).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from polyarch.checks.secrets import prefilter
 #: Bytes read ahead of what the walker has been handed: a file up to about this size
 #: is decided when the walker reaches it.
 AHEAD = 1 << 20
+#: Bytes of the stream before a piece scanned again with its start: more than the
+#: longest match of any prefilter pattern.
+SEAM = 1024
 #: Most places kept at once (a layer crafted to be all anchors must not grow memory):
 #: past it, the marks give up and every file is scanned on its own, as without them.
 MAX_PLACES = 1 << 16
@@ -41,9 +48,8 @@ MAX_PLACES = 1 << 16
 class StreamMarks:
     """Wraps the decompressed chunks of one layer; iterate it instead of them."""
 
-    def __init__(self, chunks: Iterator[bytes], pre: Any, known: tuple[bytes, ...]) -> None:
+    def __init__(self, chunks: Iterator[bytes], known: tuple[bytes, ...]) -> None:
         self._src = chunks
-        self._pre = pre
         self._known = known
         self._carry = b""  # the end of the stream read so far, for values across chunks
         self._keep = max((len(v) for v in known), default=1) - 1
@@ -51,34 +57,57 @@ class StreamMarks:
         self.places: list[int] = []
         self.scanned = 0  # stream bytes read by the scan
         self.done = False  # the whole stream has been read
-        self.given_up = False  # too many places: clear() is always False
+        self.given_up = False  # no prefilter, or too many places: clear() is always False
         self._low = 0  # where the walker asked last: places before it are not needed
 
     def __iter__(self) -> Iterator[bytes]:
         pending: deque[bytes] = deque()
         ahead = 0
-        back, places = self._pre.back, self.places
+        pre = None
+        seam = b""
+        for chunk in self._src:
+            pending.append(chunk)
+            ahead += len(chunk)
+            if pre is None:
+                if ahead < AHEAD:
+                    continue
+                pre = prefilter.get()
+                if pre is None:
+                    self.given_up = True
+                    break
+                for piece in pending:  # the start of the stream, read ahead
+                    seam = self._scan(pre, seam, piece)
+            else:
+                seam = self._scan(pre, seam, chunk)
+            while ahead - len(pending[0]) >= AHEAD:
+                first = pending.popleft()
+                ahead -= len(first)
+                yield first
+        if pre is None:
+            self.given_up = True  # a short layer (or no prefilter): every file on its own
+        self.done = True
+        yield from pending
+        yield from self._src  # after giving up: the rest as it comes
 
-        def on_match(pid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
-            bisect.insort(places, to - back[pid])
-            if len(places) > MAX_PLACES:
-                self._prune()
-
-        with self._pre.stream.stream(match_event_handler=on_match) as hs_stream:
-            for chunk in self._src:
-                hs_stream.scan(chunk)
-                if self._known:
-                    self._find_known(chunk)
-                self.scanned += len(chunk)
-                pending.append(chunk)
-                ahead += len(chunk)
-                while ahead - len(pending[0]) >= AHEAD:
-                    first = pending.popleft()
-                    ahead -= len(first)
-                    yield first
-        self.done = True  # the stream's close reports nothing more: no pattern ends at $
-        while pending:
-            yield pending.popleft()
+    def _scan(self, pre: Any, seam: bytes, chunk: bytes) -> bytes:
+        """Record the places of ``chunk`` and of the matches that cross into it from
+        ``seam`` (the stream's last bytes before it); return the next seam."""
+        base = self.scanned
+        self.scanned += len(chunk)
+        if self.given_up:
+            return b""
+        found = [base + p for p in pre.places(chunk, 0)]
+        if seam:
+            start = base - len(seam)
+            found += [start + p for p in pre.places(seam + chunk[:SEAM], len(seam))]
+        places = self.places
+        for p in found:
+            bisect.insort(places, p)
+        if self._known:
+            self._find_known(chunk, base)
+        if len(places) > MAX_PLACES:
+            self._prune()
+        return chunk[-SEAM:] if len(chunk) >= SEAM else (seam + chunk)[-SEAM:]
 
     def _prune(self) -> None:
         del self.places[:bisect.bisect_left(self.places, self._low)]
@@ -86,12 +115,12 @@ class StreamMarks:
             self.given_up = True
             self.places.clear()
 
-    def _find_known(self, chunk: bytes) -> None:
+    def _find_known(self, chunk: bytes, at: int) -> None:
         buf = self._carry + chunk
-        base = self.scanned - len(self._carry)
+        base = at - len(self._carry)
         for value in self._known:
             i = buf.find(value)
-            while i >= 0:
+            while i >= 0 and not self.given_up:
                 bisect.insort(self.places, base + i)
                 if len(self.places) > MAX_PLACES:
                     self._prune()
@@ -109,8 +138,5 @@ class StreamMarks:
 
 
 def marks(chunks: Iterator[bytes], known: tuple[bytes, ...]) -> StreamMarks | None:
-    """Stream marks over ``chunks``, or ``None`` without the prefilter."""
-    pre = prefilter.get()
-    if pre is None or getattr(pre, "stream", None) is None:
-        return None
-    return StreamMarks(chunks, pre, known)
+    """Stream marks over ``chunks``, or ``None`` where the prefilter cannot be."""
+    return StreamMarks(chunks, known) if prefilter.importable() else None

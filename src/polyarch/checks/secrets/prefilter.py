@@ -73,61 +73,69 @@ def url_pattern() -> str:
 
 
 class _Prefilter:
-    def __init__(self, hs: Any, compiled: tuple[bytes, ...] | None = None) -> None:
+    def __init__(self, hs: Any, compiled: tuple[bytes, bytes] | None = None) -> None:
         self.hs = hs
         pats = patterns()
         self.anchor_of = [a for a, _, _ in pats]
         self.back = [len(a) + tail for a, _, tail in pats]
         if compiled is not None:  # compiled by another process (no compiler code here)
-            if len(compiled) != 3:
-                raise ValueError("not the three databases of this version")
             self.text = hs.loadb(compiled[0], hs.HS_MODE_BLOCK)
             self.binary = hs.loadb(compiled[1], hs.HS_MODE_BLOCK)
-            self.stream = hs.loadb(compiled[2], hs.HS_MODE_STREAM)
         else:
-            everything = range(len(pats))
-            self.text = self._compile(pats, everything, hs.HS_MODE_BLOCK)
+            self.text = self._compile(pats, range(len(pats)))
             # Binaries are not read for URL credentials (``@`` is frequent in machine
             # code).
-            self.binary = self._compile(pats, [i for i, p in enumerate(pats) if p[0] != b"@"],
-                                        hs.HS_MODE_BLOCK)
-            # A whole tar stream (:mod:`polyarch.checks.secrets.marks`): every pattern.
-            self.stream = self._compile(pats, everything, hs.HS_MODE_STREAM)
+            self.binary = self._compile(pats, [i for i, p in enumerate(pats) if p[0] != b"@"])
         self._local = threading.local()
 
-    def _compile(self, pats: list[tuple[bytes, bytes, int]], ids: Iterable[int], mode: int
-                 ) -> Any:
+    def _compile(self, pats: list[tuple[bytes, bytes, int]], ids: Iterable[int]) -> Any:
         ids = list(ids)
-        db = self.hs.Database(mode=mode)
+        db = self.hs.Database(mode=self.hs.HS_MODE_BLOCK)
         db.compile(expressions=[pats[i][1] for i in ids], ids=ids, elements=len(ids),
                    flags=[0] * len(ids))
         return db
 
-    def dump(self) -> tuple[bytes, ...]:
-        return tuple(bytes(self.hs.dumpb(db)) for db in (self.text, self.binary, self.stream))
+    def dump(self) -> tuple[bytes, bytes]:
+        return bytes(self.hs.dumpb(self.text)), bytes(self.hs.dumpb(self.binary))
 
-    def candidates(self, buf: bytes, binary: bool) -> dict[bytes, list[int]]:
-        """Anchor -> sorted positions in ``buf`` where its regex may match."""
-        db = self.binary if binary else self.text
+    def _scratch(self, db: Any) -> Any:
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = {
                 id(self.text): self.hs.Scratch(self.text),
                 id(self.binary): self.hs.Scratch(self.binary)}
+        return scratch[id(db)]
+
+    def candidates(self, buf: bytes, binary: bool) -> dict[bytes, list[int]]:
+        """Anchor -> sorted positions in ``buf`` where its regex may match."""
+        db = self.binary if binary else self.text
         hits: list[tuple[int, int]] = []
         add = hits.append
 
         def on_match(pid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
             add((pid, to))
 
-        db.scan(buf, match_event_handler=on_match, scratch=scratch[id(db)])
+        db.scan(buf, match_event_handler=on_match, scratch=self._scratch(db))
         found: dict[bytes, set[int]] = {}
         for pid, to in hits:
             found.setdefault(self.anchor_of[pid], set()).add(to - self.back[pid])
         return {a: sorted(positions) for a, positions in found.items()}
 
+    def places(self, buf: bytes, after: int) -> list[int]:
+        """Positions in ``buf`` where any text regex may match, of the matches that end
+        past ``after`` (unsorted, perhaps repeated)."""
+        out: list[int] = []
+        add, back = out.append, self.back
 
-def _load(compiled: tuple[bytes, ...] | None = None) -> _Prefilter | None:
+        def on_match(pid: int, _frm: int, to: int, _flags: int, _ctx: object) -> None:
+            if to > after:
+                add(to - back[pid])
+
+        self.text.scan(buf, match_event_handler=on_match, scratch=self._scratch(self.text))
+        return out
+
+
+def _load(compiled: tuple[bytes, bytes] | None = None) -> _Prefilter | None:
     try:
         import hyperscan
     except ImportError:
@@ -159,14 +167,14 @@ def available() -> bool:
     return _get() is not None
 
 
-def compiled() -> tuple[bytes, ...] | None:
+def compiled() -> tuple[bytes, bytes] | None:
     """The compiled patterns, serialised (for a worker process: loading them takes
     about 1 MiB, compiling them 4 MiB of hyperscan's compiler), or ``None``."""
     pre = _get()
     return None if pre is None else pre.dump()
 
 
-def use_compiled(data: tuple[bytes, ...] | None) -> None:
+def use_compiled(data: tuple[bytes, bytes] | None) -> None:
     """Load the patterns :func:`compiled` gave in another process (compile them here
     when they cannot be loaded; ``None``: no prefilter there, none here)."""
     global _PREFILTER
@@ -183,6 +191,15 @@ def candidates(buf: bytes, binary: bool) -> dict[bytes, list[int]] | None:
     return None if pre is None else pre.candidates(buf, binary)
 
 
+def importable() -> bool:
+    """Whether the prefilter can be had, without loading it (or hyperscan)."""
+    if _PREFILTER is not _UNLOADED:
+        return _PREFILTER is not None
+    import importlib.util
+
+    return importlib.util.find_spec("hyperscan") is not None
+
+
 def get() -> _Prefilter | None:
-    """The loaded prefilter (its stream database for :mod:`marks`), or ``None``."""
+    """The loaded prefilter (for :mod:`marks`), or ``None``."""
     return _get()
