@@ -253,6 +253,8 @@ def _walk(t: Cursor, scan: LayerScan, hook: ContentHook,  # noqa: C901 - one hot
                     found.pop(path, None)
                     sink = hook(path, head)  # strings a build embedded
                     if sink is not None:
+                        if marks is not None and frags is None:
+                            _use_marks(sink, marks, t.base + t.pos)
                         for piece in t.chunks(
                                 size if frags is None else sum(n for _o, n in frags)):
                             sink.feed(piece)
@@ -285,6 +287,8 @@ def _walk(t: Cursor, scan: LayerScan, hook: ContentHook,  # noqa: C901 - one hot
                 continue
             sink = hook(path, head)
             if sink is not None:
+                if marks is not None and frags is None:
+                    _use_marks(sink, marks, t.base + t.pos)
                 # A sparse file's data fragments, without its holes (zeros hold no
                 # credential; a hole may be terabytes long).
                 for piece in t.chunks(size if frags is None else sum(n for _o, n in frags)):
@@ -324,6 +328,13 @@ def _walk(t: Cursor, scan: LayerScan, hook: ContentHook,  # noqa: C901 - one hot
     scan.entries = entries
     scan.dirs = _sorted(dirs)
     scan.others = _sorted(others)
+
+
+def _use_marks(sink: ContentSink, marks: stream_marks.StreamMarks, at: int) -> None:
+    """Let a content scanner skip the blocks of its file (at stream offset ``at``) that
+    the marks know hold no place."""
+    if isinstance(sink, secrets.ContentScanner):
+        sink.use_marks(lambda a, b: marks.clear(at + max(0, a), at + b))
 
 
 def _sparse_head(t: Cursor, frags: list[tuple[int, int]], n: int) -> bytes:

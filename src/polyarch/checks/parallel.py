@@ -121,6 +121,11 @@ class WorkerPool:
         pre = prefilter.compiled()
         known = json.dumps({"known": _known_strings(), "prefilter": [
             base64.b64encode(p).decode() for p in pre] if pre else None}).encode()
+        # Watched from the start: a worker that does not read what it is sent first
+        # (larger than a pipe's buffer) must not keep the caller waiting either.
+        self._watchdog = threading.Thread(target=self._watch, name="verify-watchdog",
+                                          daemon=True)
+        self._watchdog.start()
         try:
             for _ in range(n):
                 w = _Worker(spawn())
@@ -129,12 +134,14 @@ class WorkerPool:
                 self._idle.put(w)
         except OSError as e:
             self.close()
+            if self._all and self._all[-1].killed_for_stall:
+                raise EnvironmentProblem(
+                    f"a verification worker process made no progress at its start for"
+                    f" {self.stall:.0f} s and was stopped", hint="the machine may be overloaded"
+                ) from None
             raise EnvironmentProblem(f"cannot start a verification worker process"
                                      f" ({sys.executable} -m polyarch.checks.worker): {e}"
                                      ) from None
-        self._watchdog = threading.Thread(target=self._watch, name="verify-watchdog",
-                                          daemon=True)
-        self._watchdog.start()
 
     def __enter__(self) -> WorkerPool:
         return self

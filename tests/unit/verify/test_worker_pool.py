@@ -10,6 +10,7 @@ import io
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -188,11 +189,22 @@ def test_a_worker_that_dies_is_an_environment_problem_not_a_hang() -> None:
             pool.scan(src, "sha256:a")  # the pool is broken: no wait for a free worker
 
 
-def test_a_worker_that_stops_answering_is_killed_at_the_deadline() -> None:
+def test_a_worker_that_stops_answering_is_killed_at_the_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     src: Any = Blobs(layers())
+    monkeypatch.setattr(prefilter, "compiled", lambda: None)  # a first frame a pipe holds
     with parallel.WorkerPool(1, lambda: PipeWorker("hang"), stall=0.5) as pool, \
             pytest.raises(EnvironmentProblem, match="made no progress"):
         pool.scan(src, "sha256:b")
+
+
+def test_a_worker_that_reads_nothing_at_its_start_is_killed_at_the_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prefilter, "compiled", lambda: (b"x" * (1 << 20), b""))  # > a pipe
+    t0 = time.monotonic()
+    with pytest.raises(EnvironmentProblem, match="made no progress at its start") as e:
+        parallel.WorkerPool(1, lambda: PipeWorker("hang"), stall=0.5)
+    assert e.value.exit_code == 3 and time.monotonic() - t0 < 10
 
 
 def test_processes_only_for_enough_work_in_two_layers_on_two_cores() -> None:

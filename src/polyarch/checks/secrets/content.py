@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from collections.abc import Callable
 
 from polyarch import redact
 from polyarch.checks.secrets import files, formats, kinds, prefilter
@@ -135,6 +136,13 @@ class ContentScanner:
         # MAX_SIZE bytes go to the parser for that kind too.
         self._head: bytearray | None = bytearray() if files.is_candidate(path) else None
         self.size = 0
+        self._clear: Callable[[int, int], bool] | None = None
+
+    def use_marks(self, clear: Callable[[int, int], bool]) -> None:
+        """``clear(a, b)``: True when no regex of this scanner can match in the file's
+        bytes ``[a, b)`` and no known value occurs there (:mod:`marks`, which read them
+        in the stream already): such a block is not searched again."""
+        self._clear = clear
 
     @staticmethod
     def beyond_places(path: str, head: bytes) -> bool:
@@ -232,7 +240,11 @@ class ContentScanner:
         base = self._base
         limit = len(buf) if final else max(0, len(buf) - OVERLAP)
         start = max(0, self._next - base)
-        if self._errors < MAX_HITS:
+        # A match reported here starts in [start, limit) and lies in buf: so do its
+        # anchor and a known value (raw bytes only: not text decoded from UTF-16).
+        if self._errors < MAX_HITS and not (
+                self._clear is not None and self._decoder is None
+                and self._clear(base + start - LOOKBACK, base + len(buf))):
             found: list[tuple[int, str, str, str, str]] = []
             scanning = (_SCANNING_BINARY if self._binary else
                         _SCANNING if self._third_party else _SCANNING_APP)
