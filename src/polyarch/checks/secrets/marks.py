@@ -36,7 +36,7 @@ from polyarch.checks.secrets import prefilter
 
 #: Bytes read ahead of what the walker has been handed: a file up to about this size
 #: is decided when the walker reaches it.
-AHEAD = 1 << 20
+AHEAD = 1 << 18
 #: Bytes of the stream before a piece scanned again with its start: more than the
 #: longest match of any prefilter pattern.
 SEAM = 1024
