@@ -16,8 +16,8 @@ A deadline passed is :class:`CommandTimedOut` (exit 3), whose line names the com
 by its program and subcommand only (never its arguments, which may hold secrets).
 
 Each child runs in a process group of its own (a new session), so that everything it
-started can be stopped together: on a deadline here, and on SIGINT/SIGTERM by
-:func:`terminate_all`.
+started can be stopped together (:mod:`polyarch.procgroup`): on a deadline here, and on
+SIGINT/SIGTERM by :func:`terminate_all`.
 """
 
 from __future__ import annotations
@@ -36,15 +36,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from polyarch import settings
+from polyarch import procgroup, settings
 from polyarch.errors import EnvironmentProblem, FatalError
 
 #: Wall-clock deadline of a short command, seconds, unless the run's settings say another.
 DEFAULT_TIMEOUT = settings.DEFAULTS.command_timeout
 #: Inactivity deadline of a long command (a build, a push), seconds, likewise.
 DEFAULT_IDLE_TIMEOUT = settings.DEFAULTS.idle_timeout
-#: Seconds a process group gets between SIGTERM and SIGKILL.
-KILL_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -203,16 +201,16 @@ def run(
     try:
         res = _communicate(p, argv, input, wall, idle_timeout, activity_paths, on_line,
                            merge_output)
-        if end_group and _group_running(p.pid):
-            _end_group(p.pid)
+        if end_group and procgroup.running(p.pid):
+            procgroup.end(p.pid)
             res = replace(res, left_running=True)
     except CommandTimedOut:
         raise  # stopped already
     except BaseException:
         # Interrupted (KeyboardInterrupt, a signal handler's exception): nothing this
         # command started is left running.
-        if p.poll() is None or _group_alive(p.pid):
-            _stop(p)
+        if p.poll() is None or procgroup.alive(p.pid):
+            procgroup.stop(p)
             _stopped.append(command_name(argv))
         raise
     finally:
@@ -309,12 +307,12 @@ def _communicate(
                 break
             continue
         if wall is not None and now - start > wall:
-            _stop(p)
+            procgroup.stop(p)
             raise CommandTimedOut(
                 f"{command_name(argv)} did not finish within {wall:g} s; it was stopped",
                 hint="if it needs longer, raise POLYARCH_COMMAND_TIMEOUT (seconds)")
         if idle is not None and _idle_for(now, last, activity_paths) > idle:
-            _stop(p)
+            procgroup.stop(p)
             raise CommandTimedOut(
                 f"{command_name(argv)} showed no progress for {idle:g} s; it was stopped",
                 hint="if it can be silent for longer, raise POLYARCH_IDLE_TIMEOUT (seconds)")
@@ -337,67 +335,12 @@ def _idle_for(now: float, last: float, paths: Sequence[Path]) -> float:
     return idle
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _end_group(pgid: int) -> None:
-    """SIGTERM to what is left of a process group whose leader has exited, SIGKILL to
-    what is still there after :data:`KILL_GRACE` seconds."""
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + KILL_GRACE
-    while time.monotonic() < deadline and _group_running(pgid):
-        time.sleep(0.05)
-    _signal_group(pgid, signal.SIGKILL)
-
-
-def _group_running(pgid: int) -> bool:
-    """A member of process group ``pgid`` runs (zombies, which only wait for a parent
-    to reap them, do not count). Read from /proc where there is one."""
-    if not _group_alive(pgid):
-        return False
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return True
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read(4096).rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] != b"Z":
-            return True
-    return not os.path.isdir("/proc/self")
-
-
-def _stop(p: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the child's process group, SIGKILL after :data:`KILL_GRACE`."""
-    _signal_group(p.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        p.wait(KILL_GRACE)
-    _signal_group(p.pid, signal.SIGKILL)  # and whatever of the group is left
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        p.wait(KILL_GRACE)
-
-
 def live() -> list[tuple[str, ...]]:
     """The commands running now (argv), oldest first."""
     return [argv for _p, argv in list(_live.values())]
 
 
-def terminate_all(grace: float = KILL_GRACE) -> list[str]:
+def terminate_all(grace: float = procgroup.KILL_GRACE) -> list[str]:
     """Stop every child still running, with its process group: SIGTERM, then SIGKILL
     to what is left after ``grace`` seconds. Returns the names of the commands stopped
     (for the one line that says what state things are in). Safe in a signal handler."""
@@ -405,10 +348,10 @@ def terminate_all(grace: float = KILL_GRACE) -> list[str]:
     names = [*_stopped, *(command_name(argv) for _p, argv in procs)]
     _stopped.clear()
     for p, _argv in procs:
-        _signal_group(p.pid, signal.SIGTERM)
+        procgroup.send(p.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for p, _argv in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(max(0.0, deadline - time.monotonic()))
-        _signal_group(p.pid, signal.SIGKILL)
+        procgroup.send(p.pid, signal.SIGKILL)
     return names

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from polyarch import proc, settings
+from polyarch import proc, procgroup, settings
 from polyarch.config import load_settings
 from polyarch.errors import EnvironmentProblem, RegistryError
 
@@ -41,7 +41,7 @@ def test_short_commands_get_the_default_deadline(monkeypatch: pytest.MonkeyPatch
           pytest.raises(proc.CommandTimedOut) as e):
         proc.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], echo=False)
     took = time.monotonic() - t0
-    assert took < 1 + proc.KILL_GRACE + 2
+    assert took < 1 + procgroup.KILL_GRACE + 2
     assert e.value.exit_code == 3 and isinstance(e.value, EnvironmentProblem)
     assert e.value.line() == ("sh did not finish within 1 s; it was stopped (if it needs longer,"
                               " raise POLYARCH_COMMAND_TIMEOUT (seconds))")
@@ -69,7 +69,7 @@ def test_inactivity_deadline_stops_a_silent_command() -> None:
     with pytest.raises(proc.CommandTimedOut, match="sh showed no progress for 1 s"):
         proc.run(["sh", "-c", "echo started >&2; sleep 60"], timeout=None, idle_timeout=1,
                  echo=False)
-    assert time.monotonic() - t0 < 1 + proc.KILL_GRACE + 2
+    assert time.monotonic() - t0 < 1 + procgroup.KILL_GRACE + 2
 
 
 def test_a_command_that_keeps_talking_runs_past_its_inactivity_deadline() -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from polyarch.config import build_kinds as bk
 from polyarch.config import kinds as k
 from polyarch.config import setting_kinds as sk
 from polyarch.config.kinds import Kind
@@ -123,51 +124,51 @@ OPTIONS: tuple[Opt, ...] = (
                            " configured target, else the last stage."),)),
     Opt("build_args", k.MAPPING, {}, "Build argument (repeatable).", ("--build-arg",),
         "multiple", "KEY=VALUE"),
-    Opt("build_contexts", k.CONTEXTS, {},
+    Opt("build_contexts", bk.CONTEXTS, {},
         "Named build context, as buildx takes it: NAME=docker-image://REF,"
         " NAME=oci-layout://PATH, a directory or a URL (repeatable). Substitutes a base"
         " image: FROM NAME uses it.", ("--build-context",), "multiple", "NAME=VALUE"),
     Opt("labels", k.MAPPING, {}, "Image label (repeatable).", ("--label",), "multiple",
         "KEY=VALUE"),
-    Opt("annotations", k.ANNOTATIONS, (),
+    Opt("annotations", bk.ANNOTATIONS, (),
         "OCI annotation, as buildx takes it: [TYPE:]KEY=VALUE with TYPE manifest (default),"
         " index, manifest-descriptor or index-descriptor (repeatable).", ("--annotation",),
         "multiple", "[TYPE:]KEY=VALUE"),
-    Opt("secrets", k.SECRETS, (), "Build secret, as buildx takes it (id=npmrc,src=$HOME/.npmrc).",
+    Opt("secrets", bk.SECRETS, (), "Build secret, as buildx takes it (id=npmrc,src=$HOME/.npmrc).",
         ("--secret",), "multiple", "SPEC", engine=same("--secret")),
-    Opt("ssh", k.SSH, (), "SSH agent socket or keys for RUN --mount=type=ssh, as buildx"
+    Opt("ssh", bk.SSH, (), "SSH agent socket or keys for RUN --mount=type=ssh, as buildx"
         " takes it: default|ID[=SOCKET|KEY[,KEY]] (repeatable).", ("--ssh",), "multiple",
         "SPEC", engine=same("--ssh")),
-    Opt("network", k.NETWORK, None, "Network mode of RUN steps (default, none, host).",
+    Opt("network", bk.NETWORK, None, "Network mode of RUN steps (default, none, host).",
         ("--network",), metavar="MODE", engine=same("--network")),
-    Opt("shm_size", k.SIZE, None, "Size of /dev/shm in RUN steps (64m, 2g).", ("--shm-size",),
+    Opt("shm_size", bk.SIZE, None, "Size of /dev/shm in RUN steps (64m, 2g).", ("--shm-size",),
         metavar="SIZE", engine=same("--shm-size")),
-    Opt("ulimits", k.ULIMITS, (), "Resource limit of RUN steps, as buildx takes it"
+    Opt("ulimits", bk.ULIMITS, (), "Resource limit of RUN steps, as buildx takes it"
         " (nofile=1024:2048; repeatable).", ("--ulimit",), "multiple", "NAME=SOFT[:HARD]",
         engine=same("--ulimit")),
-    Opt("entitlements", k.ENTITLEMENT_LIST, (),
+    Opt("entitlements", bk.ENTITLEMENT_LIST, (),
         "Extra privilege for the build, buildx's --allow (network.host, security.insecure;"
         " repeatable).", ("--allow-entitlement",), "multiple", "ENTITLEMENT",
         engine=EngineFlag("--allow", Unsupported("entitlements"))),
     Opt("add_host", k.STR_LIST, (), "Add a HOST:IP line to /etc/hosts of RUN steps"
         " (repeatable).", ("--add-host",), "multiple", "HOST:IP", engine=same("--add-host")),
     # -- attestations and cache -------------------------------------------------------
-    Opt("provenance", k.BOOL_OR_SPEC, None,
+    Opt("provenance", bk.BOOL_OR_SPEC, None,
         f"Attach provenance attestations ({_NOT_GIVEN_BUILD}): --provenance, --no-provenance"
         " or buildx's options, --provenance=mode=max.", ("--provenance",), "pair-value",
         "VALUE"),
-    Opt("sbom", k.BOOL_OR_SPEC, None,
+    Opt("sbom", bk.BOOL_OR_SPEC, None,
         f"Attach an SBOM attestation: true, false or buildx's options (generator=IMAGE;"
         f" {_NOT_GIVEN_BUILD}).", ("--sbom",), metavar="VALUE"),
-    Opt("attest", k.ATTEST, (), "Attestation, as buildx takes it (type=provenance,mode=max;"
+    Opt("attest", bk.ATTEST, (), "Attestation, as buildx takes it (type=provenance,mode=max;"
         " type=sbom,generator=IMAGE; repeatable).", ("--attest",), "multiple", "SPEC",
         engine=EngineFlag("--attest", Unsupported("attestations"))),
     Opt("cache", k.choice("none", "registry", "inline"), "none",
         "Build cache: 'registry' keeps it in REPO:buildcache-* (default none).", ("--cache",),
         choices=("none", "registry", "inline")),
-    Opt("cache_from", k.CACHE_FROM, (), "Cache source, as buildx takes it"
+    Opt("cache_from", bk.CACHE_FROM, (), "Cache source, as buildx takes it"
         " (type=registry,ref=REF; repeatable).", ("--cache-from",), "multiple", "SPEC"),
-    Opt("cache_to", k.CACHE_TO, (), "Cache destination, as buildx takes it"
+    Opt("cache_to", bk.CACHE_TO, (), "Cache destination, as buildx takes it"
         " (type=registry,ref=REF,mode=max; repeatable).", ("--cache-to",), "multiple", "SPEC"),
     Opt("no_cache", k.BOOL, False, "Build without cache.", ("--no-cache",), "flag",
         engine=same("--no-cache")),
@@ -228,7 +229,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("smoke_timeout", k.SECONDS, 300.0,
         "Deadline of each smoke run (seconds; emulated start-up is slow).",
         ("--smoke-timeout",), metavar="SECONDS", commands=VERIFY),
-    Opt("allow", k.ALLOW, (),
+    Opt("allow", bk.ALLOW, (),
         "Known exception for the binaries and secrets checks: PATH_GLOB, or"
         " PLATFORM=PATH_GLOB for one platform only (repeatable).", ("--allow",), "multiple",
         "[PLATFORM=]PATH_GLOB", commands=VERIFY),

@@ -91,7 +91,7 @@ def run_preflight(
 def _input_files(opts: Options) -> list[Check]:
     """The files ``--secret`` and ``--ssh`` name exist (the engine would fail the build
     on them, after the time spent getting there)."""
-    from polyarch.config.kinds import secret_file, ssh_paths
+    from polyarch.config.build_kinds import secret_file, ssh_paths
 
     out: list[Check] = []
     for spec in opts.secrets:

@@ -3,9 +3,10 @@
 Modules, from the bottom: ``trust`` (TLS trust as docker has it), ``bounded`` (size
 limits and the minimum rate of every answer), ``transport`` (scheme, deadlines,
 retries), ``credentials`` and ``auth`` (docker config, Basic and Bearer as an
-``httpx.Auth``), ``api`` (the distribution protocol), ``layout`` (OCI layouts on disk),
-``upload`` (resumable blob uploads), ``mounts`` (where a blob already is on the
-registry), ``push`` (a layout to a repository, by digest), ``copy`` (between
+``httpx.Auth``), ``calls`` (one request of the distribution protocol), ``manifests``
+and ``blobs`` (its calls), ``api`` (the protocol in one class), ``layout`` (OCI layouts
+on disk), ``upload`` (resumable blob uploads), ``mounts`` (where a blob already is on
+the registry), ``push`` (a layout to a repository, by digest), ``copy`` (between
 repositories, into layouts), ``client`` (:class:`RegistryClient`, all of it in one
 object).
 
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
 
 # Names are imported on first use: ``inspect`` needs the API, not the push machinery.
 _WHERE = {
-    "BlobLocation": "layout", "BlobNotFound": "api", "ImageSource": "source",
-    "Manifest": "media", "ManifestNotFound": "api", "OCILayout": "layout",
+    "BlobLocation": "layout", "BlobNotFound": "blobs", "ImageSource": "source",
+    "Manifest": "media", "ManifestNotFound": "manifests", "OCILayout": "layout",
     "PushEvent": "push", "PushResult": "push", "RegistryClient": "client",
     "RegistrySource": "source", "open_source": "source", "parse_oci_spec": "layout",
     "pull_layout": "copy", "push_layout": "push", "upload_blob": "upload",

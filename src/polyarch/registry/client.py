@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polyarch.refs import ImageRef
-from polyarch.registry.api import BlobNotFound, ManifestNotFound, RegistryAPI
+from polyarch.registry.api import RegistryAPI
 from polyarch.registry.auth import Challenge, parse_challenge
+from polyarch.registry.blobs import BlobNotFound
+from polyarch.registry.manifests import ManifestNotFound
 
 if TYPE_CHECKING:
     from polyarch.registry.layout import BlobLocation, OCILayout

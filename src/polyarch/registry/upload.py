@@ -22,8 +22,9 @@ import httpx
 
 from polyarch.errors import RegistryError
 from polyarch.refs import ImageRef
-from polyarch.registry.api import RegistryAPI, error_codes
+from polyarch.registry.api import RegistryAPI
 from polyarch.registry.auth import scope
+from polyarch.registry.calls import error_codes
 from polyarch.registry.layout import BlobLocation
 from polyarch.registry.transport import (
     MAX_RETRY_AFTER,

@@ -2,8 +2,9 @@
 
 ``specs`` reads tag specs, flavor and image lines; ``template`` evaluates ``{{...}}``
 expressions; ``versions`` reads semantic and PEP 440 versions; ``gitinfo`` finds the git
-state (CI variables or the working tree); ``compute`` turns them into a :class:`TagPlan`,
-with ``latest`` deciding whether ``latest`` moves and ``labels`` the OCI labels.
+state (CI variables or the working tree, which ``worktree`` asks git about); ``compute``
+turns them into a :class:`TagPlan`, with ``latest`` deciding whether ``latest`` moves
+and ``labels`` the OCI labels.
 """
 
 from polyarch.epoch import build_time

@@ -21,13 +21,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from polyarch import settings
 from polyarch.errors import EnvironmentProblem, UsageError
-from polyarch.tags.versions import SemverKey, semver_key
+from polyarch.tags import worktree
 
 EventKind = Literal["branch", "tag", "pr", "none"]
 
@@ -130,7 +130,7 @@ class GitContext:
                 ci = _replace(
                     ci, sha=sha,
                     commit_time=ci.commit_time or (git.commit_time if sha == git.sha
-                                                   else _commit_time(cwd, sha)),
+                                                   else worktree.commit_time(cwd, sha)),
                     default_branch=ci.default_branch or git.default_branch,
                     repo_url=ci.repo_url or git.repo_url,
                     repo_name=ci.repo_name or git.repo_name, notes=git.notes)
@@ -146,7 +146,7 @@ class GitContext:
                 event=event, ref_name=name, sha=sha, pr_number=pr,
                 default_branch=given.default_branch or git.default_branch,
                 base_ref=given.base_ref,
-                commit_time=git.commit_time if sha == git.sha else _commit_time(cwd, sha),
+                commit_time=git.commit_time if sha == git.sha else worktree.commit_time(cwd, sha),
                 repo_url=git.repo_url, repo_name=git.repo_name, dirty=git.dirty,
                 short_sha_length=short, source="env", notes=tuple(notes),
             )
@@ -186,41 +186,12 @@ def _short_sha_length(env: Mapping[str, str], setting: int | None) -> int:
     return DEFAULT_SHORT_SHA_LENGTH
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 # -- working tree -------------------------------------------------------------
-
-def _git(cwd: Path, *args: str) -> str | None:
-    """Output of ``git args`` in ``cwd`` (stripped), or ``None`` if it fails."""
-    from polyarch import proc
-
-    # Not checked: a non-zero exit is the answer "no such thing" (not a work tree, no
-    # upstream, no tag), which the callers read as None.
-    res = proc.run(["git", *args], cwd=cwd, echo=False, check=False)
-    return res.stdout.strip() if res.ok else None
-
-
-def _commit_time(cwd: Path, sha: str) -> datetime | None:
-    if not sha:
-        return None
-    try:
-        return _parse_time(_git(cwd, "show", "-s", "--format=%cI", sha, "--"))
-    except EnvironmentProblem:
-        return None
-
 
 def _read_git(cwd: Path) -> GitContext:
     """The state of the working tree at ``cwd`` (five git calls, six when detached)."""
     try:
-        both = _git(cwd, "rev-parse", "--show-toplevel", "--symbolic-full-name", "HEAD")
+        both = worktree.git(cwd, "rev-parse", "--show-toplevel", "--symbolic-full-name", "HEAD")
     except EnvironmentProblem as e:
         import shutil
 
@@ -231,75 +202,35 @@ def _read_git(cwd: Path) -> GitContext:
     if both is not None:
         top, _, head = both.partition("\n")
     else:  # not a repository, or a branch without commits yet
-        top = _git(cwd, "rev-parse", "--show-toplevel") or ""
+        top = worktree.git(cwd, "rev-parse", "--show-toplevel") or ""
         if not top:
             return GitContext()
-        head = _git(cwd, "symbolic-ref", "-q", "HEAD") or ""
+        head = worktree.git(cwd, "symbolic-ref", "-q", "HEAD") or ""
     sha, commit_time = "", None
-    last = _git(cwd, "log", "-1", "--format=%H%n%cI", "HEAD", "--") if both is not None else None
+    last = (worktree.git(cwd, "log", "-1", "--format=%H%n%cI", "HEAD", "--")
+            if both is not None else None)
     if last:
         sha, _, when = last.partition("\n")
-        commit_time = _parse_time(when)
+        commit_time = worktree.parse_time(when)
     event: EventKind = "none"
     name = ""
     if head.startswith("refs/heads/"):
         event, name = "branch", head[len("refs/heads/"):]
     elif sha:
-        tags = (_git(cwd, "tag", "--points-at", "HEAD", "--sort=-creatordate") or "").split()
+        tags = (worktree.git(cwd, "tag", "--points-at", "HEAD", "--sort=-creatordate")
+                or "").split()
         if tags:
-            event, name = "tag", _pick_tag(tags)
-    remote = _git(cwd, "remote", "get-url", "origin") or ""
-    url, repo_name = web_url(remote)
+            event, name = "tag", worktree.pick_tag(tags)
+    remote = worktree.git(cwd, "remote", "get-url", "origin") or ""
+    url, repo_name = worktree.web_url(remote)
     if repo_name is None:
         repo_name = Path(top).name
-    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
+    status = worktree.git(cwd, "status", "--porcelain", "--untracked-files=no")
     return GitContext(
-        event=event, ref_name=name, sha=sha, default_branch=_default_branch(cwd),
+        event=event, ref_name=name, sha=sha, default_branch=worktree.default_branch(cwd),
         commit_time=commit_time, repo_url=url, repo_name=repo_name, dirty=bool(status),
         source="git",
     )
-
-
-def _pick_tag(tags: list[str]) -> str:
-    """Of several tags on one commit, the highest semantic version (a release beats its
-    release candidate), else the newest."""
-    best: tuple[SemverKey, str] | None = None
-    for t in tags:
-        k = semver_key(t)
-        if k is not None and (best is None or k > best[0]):
-            best = (k, t)
-    return best[1] if best else tags[0]
-
-
-def _default_branch(cwd: Path) -> str | None:
-    """``origin/HEAD``'s branch, else ``main`` or ``master`` if one exists (one git call)."""
-    candidates = ["refs/remotes/origin/HEAD"] + [
-        f"refs/{where}/{n}" for n in ("main", "master") for where in ("remotes/origin", "heads")]
-    found = _git(cwd, "for-each-ref", "--format=%(refname) %(symref)", *candidates) or ""
-    refs = dict(line.partition(" ")[::2] for line in found.splitlines())
-    target = refs.get("refs/remotes/origin/HEAD", "")
-    if target.startswith("refs/remotes/origin/"):
-        return target[len("refs/remotes/origin/"):]
-    for ref in candidates[1:]:
-        if ref in refs:
-            return ref.rsplit("/", 1)[1]
-    return None
-
-
-_SCP_REMOTE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+?)(?:\.git)?/?$")
-_URL_REMOTE = re.compile(r"^(?:https?|ssh|git)://(?:[^@/]+@)?([^/:]+)(?::\d+)?/(.+?)(?:\.git)?/?$")
-
-
-def web_url(remote: str) -> tuple[str | None, str | None]:
-    """``(https://host/owner/name, name)`` for a git remote URL; credentials are dropped."""
-    remote = remote.strip()
-    if not remote:
-        return None, None
-    m = _URL_REMOTE.match(remote) or _SCP_REMOTE.match(remote)
-    if not m:
-        return None, remote.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or None
-    host, path = m.group(1), m.group(2)
-    return f"https://{host}/{path}", path.rsplit("/", 1)[-1]
 
 
 # -- CI ---------------------------------------------------------------------------
@@ -356,9 +287,9 @@ def github_context(env: Mapping[str, str], payload: Mapping[str, Any],
     commit_time = None
     for c in _get(payload, "commits") or []:
         if isinstance(c, dict) and c.get("id") == sha:
-            commit_time = _parse_time(c.get("timestamp"))
+            commit_time = worktree.parse_time(c.get("timestamp"))
     if commit_time is None and _get(payload, "head_commit", "id") == sha:
-        commit_time = _parse_time(_get(payload, "head_commit", "timestamp"))
+        commit_time = worktree.parse_time(_get(payload, "head_commit", "timestamp"))
     if commit_time is None and sha == git.sha:
         commit_time = git.commit_time
     server = env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
@@ -390,7 +321,7 @@ def gitlab_context(env: Mapping[str, str], git: GitContext | None = None,
         base = env.get("CI_MERGE_REQUEST_TARGET_BRANCH_NAME") or None
     elif env.get("CI_COMMIT_BRANCH"):
         event, name = "branch", env["CI_COMMIT_BRANCH"]
-    commit_time = _parse_time(env.get("CI_COMMIT_TIMESTAMP"))
+    commit_time = worktree.parse_time(env.get("CI_COMMIT_TIMESTAMP"))
     if commit_time is None and sha == git.sha:
         commit_time = git.commit_time
     source_kind = env.get("CI_PIPELINE_SOURCE", "")

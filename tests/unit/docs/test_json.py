@@ -26,7 +26,8 @@ from polyarch.engines import Check, Plan
 from polyarch.errors import EnvironmentProblem
 from polyarch.pipeline import descriptor as desc
 from polyarch.pipeline.build import PlatformBuilt
-from polyarch.pipeline.merge import MergePlan, MergeResult, Source, build_index
+from polyarch.pipeline.merge import MergeResult
+from polyarch.pipeline.merge_plan import MergePlan, Source, build_index
 from polyarch.pipeline.push import Pushed
 from polyarch.pipeline.result import ImageResult
 from polyarch.pipeline.tag import Tagged

@@ -12,7 +12,7 @@ import pytest
 from polyarch.errors import UsageError
 from polyarch.output import Reporter
 from polyarch.pipeline import descriptor as desc
-from polyarch.pipeline.merge import Source, common_annotations
+from polyarch.pipeline.merge_plan import Source, common_annotations
 from polyarch.refs import parse_ref
 from polyarch.registry import Manifest
 from polyarch.registry.media import OCI_INDEX, OCI_MANIFEST

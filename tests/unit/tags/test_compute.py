@@ -18,8 +18,9 @@ import pytest
 from polyarch.errors import UsageError
 from polyarch.refs import check_tag
 from polyarch.tags import compute, parse_flavor, parse_specs, sanitize_tag
-from polyarch.tags.gitinfo import GitContext, github_context, gitlab_context, web_url
+from polyarch.tags.gitinfo import GitContext, github_context, gitlab_context
 from polyarch.tags.versions import parse_semver
+from polyarch.tags.worktree import web_url
 
 SHA = "860c1904a1ce19322e91ac35af1ab07466440c37"
 NOW = datetime(2020, 1, 10, 0, 30, 0, tzinfo=UTC)
