@@ -88,6 +88,8 @@ def command_name(argv: Sequence[str]) -> str:
     """The program and its subcommands (``docker buildx build``), none of its options
     or arguments after the first option: what a message may show of a command line."""
     words = [os.path.basename(argv[0])] if argv else []
+    if words and words[0].startswith("docker-"):  # a docker CLI plugin run directly
+        words = ["docker", words[0][len("docker-"):]]
     for w in argv[1:3]:
         if w.startswith("-") or "=" in w or "/" in w or len(w) > 32:
             break

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -60,6 +61,20 @@ COPY rootfs-${TARGETARCH}/ /
 COPY npmrc /root/.npmrc
 RUN rm /root/.npmrc
 """
+
+
+#: The echo of a buildx build (``+ docker buildx build`` or, run directly, the plugin's
+#: path): what says the build started.
+_BUILD_ECHO = re.compile(r"^\+ (?:docker buildx|\S*/docker-buildx) build\b", re.M)
+
+
+def echoed_build(text: str) -> str | None:
+    """The first echoed buildx build line of ``text``, or None."""
+    m = _BUILD_ECHO.search(text)
+    if m is None:
+        return None
+    end = text.find("\n", m.start())
+    return text[m.start():] if end < 0 else text[m.start():end]
 
 
 def token_context(path: Path, dockerfile: str = TOKEN_IN_FINAL_LAYER) -> Path:

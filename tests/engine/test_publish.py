@@ -13,7 +13,7 @@ import pytest
 from cli_helpers import polyarch
 from conftest import make_context, registry_catalog, registry_tags
 
-from .helpers import COPY_ONLY, manifest_digest, needs_podman, split
+from .helpers import COPY_ONLY, echoed_build, manifest_digest, needs_podman, split
 
 
 def docker_run(ref: str, platform: str, *cmd: str) -> str:
@@ -73,7 +73,8 @@ def test_publish_human_output(hello_context: Path, repo: str) -> None:
     assert "linux/arm64" in run.out and "emulated" in run.out
     assert f"tag     {repo}:h" in run.out
     # The exact buildx command is echoed.
-    assert "+ docker buildx build --platform linux/amd64,linux/arm64" in run.err
+    line = echoed_build(run.err)
+    assert line is not None and " build --platform linux/amd64,linux/arm64 " in line, run.err
 
 
 @pytest.mark.parametrize("engine", ["docker", pytest.param("podman", marks=needs_podman)])

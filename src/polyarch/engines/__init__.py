@@ -63,16 +63,17 @@ def start_engine(options: Mapping[str, Any]) -> Engine | None:
 
     if value("engine") not in (None, "docker") or value("nodes"):
         return None
-    from polyarch.engines import probes
+    from polyarch.engines import buildx_plugin, probes
 
     context, builder = value("docker_context"), value("builder")
+    plugin = buildx_plugin.find()
     # Started before the engine's module is loaded: the look-ups are the longer of the
     # two paths to the build (they take about as long as every import before it).
     started = probes.Probes()
-    started.start(probes.preflight_argvs(context, builder))
+    started.start(probes.preflight_argvs(context, builder, plugin))
     from polyarch.engines.buildx import Buildx
 
-    return Buildx(docker_context=context, builder=builder, started=started)
+    return Buildx(docker_context=context, builder=builder, started=started, plugin=plugin)
 
 
 def select_engine(opts: Options, started: Engine | None = None) -> Engine:
@@ -87,7 +88,10 @@ def select_engine(opts: Options, started: Engine | None = None) -> Engine:
     if (isinstance(started, Buildx) and started.docker_context == opts.docker_context
             and started.requested_builder == opts.builder):
         return started
-    return Buildx(docker_context=opts.docker_context, builder=opts.builder)
+    from polyarch.engines import buildx_plugin
+
+    return Buildx(docker_context=opts.docker_context, builder=opts.builder,
+                  plugin=buildx_plugin.find())
 
 
 @functools.lru_cache(maxsize=8)

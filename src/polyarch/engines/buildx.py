@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from polyarch import proc
-from polyarch.engines import probes
+from polyarch.engines import buildx_plugin, probes
 from polyarch.engines.base import BuildRequest, BuildResult, Plan, StepEvent, engine_argv
 from polyarch.engines.buildx_info import BuilderInfo, EngineInfo, NodeInfo
 from polyarch.engines.buildx_progress import RawJsonProgress, build_failure
@@ -87,8 +87,11 @@ class Buildx:
     name = "docker"
 
     def __init__(self, *, docker_context: str | None = None, builder: str | None = None,
-                 started: probes.Probes | None = None) -> None:
+                 started: probes.Probes | None = None, plugin: str | None = None) -> None:
         self.docker_context = docker_context
+        #: The buildx plugin run directly (:mod:`polyarch.engines.buildx_plugin`), or
+        #: ``None``: through ``docker buildx``.
+        self.plugin = plugin if docker_context is None else None
         self.builder = builder
         #: The builder asked for (``builder`` becomes the one preflight chose).
         self.requested_builder = builder
@@ -125,7 +128,17 @@ class Buildx:
         return probes.docker_argv(self.docker_context, *args)
 
     def buildx(self, *args: str) -> list[str]:
-        return self.docker("buildx", *args)
+        return probes.buildx_argv(self.docker_context, self.plugin, *args)
+
+    def _check_plugin(self, *, ask: bool) -> None:
+        """Run ``docker buildx`` from now on if ``docker info`` lists another buildx
+        plugin than the one found (or none: the CLI would not run it). ``ask``: run
+        ``docker info`` if it has not answered yet (else only its answer so far)."""
+        if self.plugin is None:
+            return
+        r = self._info() if ask else self._info_result
+        if r is not None and r.ok and buildx_plugin.listed_path(r.stdout) != self.plugin:
+            self.plugin = None
 
     # -- discovery -----------------------------------------------------------
     def _info(self) -> proc.Result:
@@ -187,6 +200,7 @@ class Buildx:
         return m.group(1) if m else r.stdout.strip()
 
     def inspect_builder(self, name: str | None = None) -> BuilderInfo | None:
+        self._check_plugin(ask=True)  # (a preflight asks docker info anyway)
         args = ["inspect"] + ([name] if name else [])
         r = self.probes.run(self.buildx(*args))
         if not r.ok:
@@ -198,6 +212,7 @@ class Buildx:
         self.builder = name
 
     def build_argv(self, req: BuildRequest, metadata_file: Path, *, progress: str = "rawjson") -> list[str]:
+        self._check_plugin(ask=False)
         a = self.buildx("build")
         if self.builder:
             a += ["--builder", self.builder]

@@ -33,11 +33,20 @@ def docker_argv(docker_context: str | None, *args: str) -> list[str]:
     return ["docker", *(["--context", docker_context] if docker_context else []), *args]
 
 
-def preflight_argvs(docker_context: str | None, builder: str | None) -> list[list[str]]:
+def buildx_argv(docker_context: str | None, plugin: str | None, *args: str) -> list[str]:
+    """A buildx command line: the plugin run directly where it is known
+    (:mod:`polyarch.engines.buildx_plugin`), else through ``docker buildx``."""
+    if plugin is not None and docker_context is None:
+        return [plugin, *args]
+    return docker_argv(docker_context, "buildx", *args)
+
+
+def preflight_argvs(docker_context: str | None, builder: str | None,
+                    plugin: str | None = None) -> list[list[str]]:
     """The look-ups a buildx preflight makes: ``docker info`` and ``docker buildx
     inspect [BUILDER]``."""
     return [docker_argv(docker_context, *INFO),
-            docker_argv(docker_context, "buildx", "inspect", *([builder] if builder else []))]
+            buildx_argv(docker_context, plugin, "inspect", *([builder] if builder else []))]
 
 
 def _key(argv: Sequence[str]) -> _Key:
@@ -47,6 +56,8 @@ def _key(argv: Sequence[str]) -> _Key:
 
 
 def _timeout(argv: Sequence[str]) -> float:
+    if os.path.basename(argv[0]) == "docker-buildx":
+        return TIMEOUTS[argv[1]]
     i = argv.index("buildx") + 1 if "buildx" in argv else argv.index("info")
     return TIMEOUTS[argv[i]]
 

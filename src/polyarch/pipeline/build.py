@@ -18,7 +18,7 @@ from typing import Any
 from polyarch import interrupt, redact
 from polyarch.config import OPTIONS, Options
 from polyarch.config.table import Unsupported
-from polyarch.engines import BuildRequest, EngineArg
+from polyarch.engines import BuildRequest, EngineArg, buildx_plugin
 from polyarch.errors import BuildError, EnvironmentProblem, FatalError
 from polyarch.output import BuildProgress
 from polyarch.pipeline.plan import Plan
@@ -166,6 +166,7 @@ def commands(s: Session, plan: Plan, req: BuildRequest) -> list[list[str]]:
         # After verification: the cache-only export of the registry build cache.
         cmds.extend(s.engine.build_commands(replace(req, cache_only=True, output=None),
                                             Path("<tmp>/metadata.json")))
+    cmds = [buildx_plugin.as_docker(c) for c in cmds]  # to be run anywhere
     for c in cmds:
         s.rep.info(shlex.join(redact.argv(c)))
     return cmds
