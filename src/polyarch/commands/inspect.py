@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +28,28 @@ def command(ref: str, json_mode: bool, **kw: Any) -> int:
     docker_config = Path(opts.docker_config) if opts.docker_config else None
     with RegistryClient(insecure_registries=opts.insecure_registries,
                         docker_config=docker_config) as client:
-        try:
-            desc = describe(open_source(ref, client))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            from polyarch.registry.media import DocumentError
+        src = open_source(ref, client)
+        found: Future[dict[str, Any]] | None = None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            try:
+                root = src.root()
+                if not ref.startswith("oci:"):
+                    from polyarch.refs import parse_ref
+                    from polyarch.signing.check import discover
 
-            kind = "" if isinstance(e, DocumentError) else f"{type(e).__name__}: "
-            raise RegistryError(f"{ref}: malformed image: {kind}{e}") from None
-        found: dict[str, Any] = {}
-        if not ref.startswith("oci:"):
-            from polyarch.refs import parse_ref
-            from polyarch.signing.check import discover
+                    # Signatures and attestations, looked up while the image is read.
+                    found = pool.submit(discover, client, parse_ref(ref), root.digest)
+                desc = describe(src, root)
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                from polyarch.registry.media import DocumentError
 
-            found = discover(client, parse_ref(ref), desc.digest)
+                kind = "" if isinstance(e, DocumentError) else f"{type(e).__name__}: "
+                raise RegistryError(f"{ref}: malformed image: {kind}{e}") from None
+            signature = found.result() if found is not None else {}
     if json_mode:
-        rep.emit_json({**desc.to_json(), **({"signature": found} if found else {})})
+        rep.emit_json({**desc.to_json(), **({"signature": signature} if signature else {})})
         return 0
     from polyarch.commands import _render
 
-    _render.inspected(rep, desc, found)
+    _render.inspected(rep, desc, signature)
     return 0

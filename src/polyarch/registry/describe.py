@@ -71,8 +71,9 @@ def _platform_str(p: dict[str, Any]) -> str:
     return f"{s}/{p['variant']}" if p.get("variant") else s
 
 
-def describe(src: ImageSource) -> ImageDescription:
-    root = src.root()
+def describe(src: ImageSource, root: Manifest | None = None) -> ImageDescription:
+    """What ``inspect`` shows of ``src`` (``root``: its root manifest, if read already)."""
+    root = src.root() if root is None else root
 
     def entry(desc: dict[str, Any], man: Manifest) -> PlatformEntry:
         doc = man.json
@@ -106,7 +107,10 @@ def describe(src: ImageSource) -> ImageDescription:
     doc = root.json
     descs = [d for d in doc.get("manifests") or [] if isinstance(d, dict)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        mans = list(pool.map(lambda d: src.manifest(str(d["digest"])), descs))
+        # Each manifest read once (the attestations of two platforms may be one).
+        unique = list(dict.fromkeys(str(d["digest"]) for d in descs))
+        read = dict(zip(unique, pool.map(src.manifest, unique), strict=True))
+        mans = [read[str(d["digest"])] for d in descs]
         platform_pairs = [(d, m) for d, m in zip(descs, mans, strict=True)
                           if not is_attestation(d)]
         att_pairs = [(d, m) for d, m in zip(descs, mans, strict=True) if is_attestation(d)]

@@ -127,21 +127,31 @@ def discover(client: RegistryClient, repo: ImageRef, digest: str) -> dict[str, A
     signature tag exists for ``digest`` (a key or a keyless certificate) and the newest
     verification predicate attached (by ``cosign attest``, or unsigned)."""
     import json
+    from concurrent.futures import ThreadPoolExecutor
 
     from polyarch.errors import RegistryError
 
     repo = repo.untagged()
     out: dict[str, Any] = {"signed": None, "verification": None}
     base = digest.replace(":", "-")
+
+    def signed() -> str | None:
+        if client.head_manifest(repo.with_tag(base + ".sig")) is None:
+            return None
+        m = json.loads(client.get_manifest(repo.with_tag(base + ".sig")).data)
+        layers = m.get("layers") or []
+        keyless = any(_CERT in (d.get("annotations") or {}) for d in layers)
+        return (f"cosign ({'keyless certificate' if keyless else 'key'},"
+                f" {len(layers)} signature{'s' if len(layers) != 1 else ''})")
+
     try:
-        if client.head_manifest(repo.with_tag(base + ".sig")) is not None:
-            m = json.loads(client.get_manifest(repo.with_tag(base + ".sig")).data)
-            layers = m.get("layers") or []
-            keyless = any(_CERT in (d.get("annotations") or {}) for d in layers)
-            out["signed"] = (f"cosign ({'keyless certificate' if keyless else 'key'},"
-                             f" {len(layers)} signature{'s' if len(layers) != 1 else ''})")
-        stmts = cosign_statements(client, repo, digest)
-        stmts += attestation.find_unsigned(client, repo, digest)
+        # Three tags looked up side by side: each look-up is a round trip.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            sig = pool.submit(signed)
+            att = pool.submit(cosign_statements, client, repo, digest)
+            unsigned = pool.submit(attestation.find_unsigned, client, repo, digest)
+            out["signed"] = sig.result()
+            stmts = att.result() + unsigned.result()
         stmts = [s for s in stmts if _subject_names(s, digest)]
         if stmts:
             out["verification"] = stmts[-1]["predicate"]
