@@ -8,7 +8,7 @@ Findings (:class:`SecretHit`) carry a kind, a place and at most a masked fingerp
 from __future__ import annotations
 
 from polyarch.checks.secrets.attest import scan_statement, statement_name
-from polyarch.checks.secrets.content import ContentScanner, known_values, scan_bytes
+from polyarch.checks.secrets.content import ContentScanner, scan_bytes
 from polyarch.checks.secrets.files import (
     MAX_SIZE,
     env_hits,
@@ -25,6 +25,7 @@ from polyarch.checks.secrets.image import (
     scan_descriptors,
 )
 from polyarch.checks.secrets.kinds import content_wanted, is_elf, skip_by_magic, vendored
+from polyarch.checks.secrets.known import known_values
 
 __all__ = [
     "MAX_SIZE",
