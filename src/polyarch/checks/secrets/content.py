@@ -21,10 +21,11 @@ import re
 from collections.abc import Callable
 
 from polyarch.checks.secrets import files, formats, kinds, prefilter
-from polyarch.checks.secrets.files import is_env_file, secret_env_key
+from polyarch.checks.secrets.files import is_env_file
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
 from polyarch.checks.secrets.known import KNOWN_KIND, REMEDY_KNOWN, known_values
 from polyarch.checks.secrets.matches import LOOKBACK, URL_KIND, Found, MatchJudge
+from polyarch.checks.secrets.parsers import secret_env_key
 
 _BY_ANCHOR = formats.anchored_regexes()
 _VAULT = b"hvs."
