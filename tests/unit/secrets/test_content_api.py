@@ -10,6 +10,7 @@ from polyarch.checks.secrets import (
     SecretHit,
     content,
     kinds,
+    matches,
     scan_bytes,
     skip_by_magic,
 )
@@ -64,7 +65,7 @@ def test_memory_is_bounded() -> None:
     chunk = b"ordinary words and more words\n" * 2000
     for _ in range(200):  # 12 MB
         s.feed(chunk)
-        assert len(s._tail) <= content.OVERLAP + content.LOOKBACK
+        assert len(s._tail) <= content.OVERLAP + matches.LOOKBACK
         assert s._pending_len < content.BLOCK
     assert s.finish() == []
 

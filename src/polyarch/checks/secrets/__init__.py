@@ -8,15 +8,8 @@ Findings (:class:`SecretHit`) carry a kind, a place and at most a masked fingerp
 from __future__ import annotations
 
 from polyarch.checks.secrets.attest import scan_statement, statement_name
-from polyarch.checks.secrets.content import ContentScanner, known_values, scan_bytes
-from polyarch.checks.secrets.files import (
-    MAX_SIZE,
-    env_hits,
-    is_candidate,
-    is_env_file,
-    scan,
-    secret_env_key,
-)
+from polyarch.checks.secrets.content import ContentScanner, scan_bytes
+from polyarch.checks.secrets.files import MAX_SIZE, is_candidate, is_env_file, scan
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
 from polyarch.checks.secrets.image import (
     build_args_of,
@@ -25,6 +18,8 @@ from polyarch.checks.secrets.image import (
     scan_descriptors,
 )
 from polyarch.checks.secrets.kinds import content_wanted, is_elf, skip_by_magic, vendored
+from polyarch.checks.secrets.known import known_values
+from polyarch.checks.secrets.parsers import env_hits, secret_env_key
 
 __all__ = [
     "MAX_SIZE",

@@ -3,8 +3,9 @@
 :class:`ContentScanner` is fed a file's bytes in chunks of any size and keeps at most
 one block plus a fixed overlap in memory. The formats of :mod:`formats` are found by
 one regex per anchor frequent in text and bytes.find probes for the rarer ones
-(:func:`formats.anchored_regexes`); a match is reported once, with its line number and
-a masked fingerprint, never its value.
+(:func:`formats.anchored_regexes`), and the values this run knows are secret
+(:mod:`known`) by bytes.find; what a match is, :mod:`matches` says. A match is reported
+once, with its line number and a masked fingerprint, never its value.
 
 Binaries (ELF executables and libraries) are read for the strings a build can embed
 (``go build -ldflags "-X main.token=..."``): the token formats of error level and the
@@ -16,14 +17,15 @@ first.
 from __future__ import annotations
 
 import codecs
-import json
 import re
 from collections.abc import Callable
 
-from polyarch import redact
 from polyarch.checks.secrets import files, formats, kinds, prefilter
-from polyarch.checks.secrets.files import is_env_file, secret_env_key
+from polyarch.checks.secrets.files import is_env_file
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
+from polyarch.checks.secrets.known import KNOWN_KIND, REMEDY_KNOWN, known_values
+from polyarch.checks.secrets.matches import LOOKBACK, URL_KIND, Found, MatchJudge
+from polyarch.checks.secrets.parsers import secret_env_key
 
 _BY_ANCHOR = formats.anchored_regexes()
 _VAULT = b"hvs."
@@ -43,61 +45,19 @@ _NO_VAULT_SCAN = re.compile(r"^/usr/(?!local/)")
 _SCANNING_BINARY = (*_SCANNING_APP, _BY_ANCHOR[b"K"], _BY_ANCHOR[b"J"])
 assert set(_BY_ANCHOR) == {b"_", b"-", b"K", b"J", _VAULT}, "an anchor without a scan"
 _ANCHOR_OF = {regex: anchor for anchor, regex in _BY_ANCHOR.items()}
-#: Kinds not reported from a binary (warnings of their own, test data of libraries).
-_NOT_IN_BINARIES = frozenset({"jwt", "npmrc"})
-#: Shared libraries carry their self-test keys (GnuTLS's FIPS tests in libgnutls.so.30,
-#: in nearly every Debian image): keys in a library are not findings, in an
-#: executable they are (``//go:embed server.key``).
-_SHARED_LIBRARY = re.compile(r"\.so(?:\.[0-9.]+)?$")
-_LIBRARY_TEST_DATA = frozenset({"pem", "pem_b64"})
 #: Bytes gathered before a scan (small chunks are joined first).
 BLOCK = 256 << 10
 #: Longest match any format can have (bounded quantifiers) plus look-behind: a match that
-#: starts in the last OVERLAP bytes of a block is left for the next block.
+#: starts in the last OVERLAP bytes of a block is left for the next block (which gets
+#: :data:`matches.LOOKBACK` bytes of context before it too).
 OVERLAP = 8192
-#: Context kept before the unscanned overlap: look-behinds of the formats and the
-#: backwards read of a URL from its ``@``.
-LOOKBACK = 512
-_HOST = re.compile(rb"[A-Za-z0-9.-]{1,253}")
-URL_KIND = "password in a URL"
-#: Schemes of image references, whose ``name:tag@digest`` looks like ``user:pass@host``.
-_IMAGE_SCHEMES = (b"oci-layout", b"docker-image", b"docker", b"oci", b"oci-archive",
-                  b"containers-storage", b"docker-archive", b"docker-daemon")
-_DIGEST_AFTER = re.compile(rb"sha(?:256|384|512):[0-9a-f]{32,128}")
-KNOWN_KIND = "value of a secret given to this build"
-REMEDY_KNOWN = ("pass it with --secret and RUN --mount=type=secret, and do not write it"
-                " to a file or a layer")
-#: At most this many known values are looked for, each at least MIN_KNOWN long.
-MAX_KNOWN = 16
-MIN_KNOWN = 8
 GCP_KIND = "Google Cloud service account key"
 #: More findings of one file add nothing: at most this many errors, and warnings up to
 #: this many findings in all (an error is never left out for a warning).
 MAX_HITS = 20
-_known_for: tuple[str, ...] | None = None
-_known: tuple[bytes, ...] = ()
 
 
-def known_values() -> tuple[bytes, ...]:
-    """The values this run knows are secret (:func:`redact.secret_values`), as they
-    appear in a file: as given and, where it differs, escaped in a JSON string (an
-    in-toto statement, a config file)."""
-    global _known_for, _known
-    values = redact.secret_values()
-    if values is not _known_for:
-        out: list[bytes] = []
-        for v in values[:MAX_KNOWN]:
-            if len(v) < MIN_KNOWN:
-                continue
-            out.append(v.encode("utf-8", "surrogateescape"))
-            escaped = json.dumps(v)[1:-1]
-            if escaped != v:
-                out.append(escaped.encode("ascii"))
-        _known_for, _known = values, tuple(out)
-    return _known
-
-
-class ContentScanner:
+class ContentScanner(MatchJudge):
     """Scans one file's content for known token formats, streamed.
 
     ``feed`` takes chunks of any size; ``finish`` returns the findings. Memory stays
@@ -245,7 +205,7 @@ class ContentScanner:
         if self._errors < MAX_HITS and not (
                 self._clear is not None and self._decoder is None
                 and self._clear(base + start - LOOKBACK, base + len(buf))):
-            found: list[tuple[int, str, str, str, str]] = []
+            found: list[Found] = []
             scanning = (_SCANNING_BINARY if self._binary else
                         _SCANNING if self._third_party else _SCANNING_APP)
             places = prefilter.candidates(buf, self._binary)
@@ -291,7 +251,7 @@ class ContentScanner:
         self._base = base + keep_from
 
     def _scan_regexes(self, buf: bytes, scanning: tuple[re.Pattern[bytes], ...], start: int,
-                      limit: int, found: list[tuple[int, str, str, str, str]]) -> None:
+                      limit: int, found: list[Found]) -> None:
         for regex in scanning:
             for m in regex.finditer(buf, start):
                 if m.start() >= limit:
@@ -312,7 +272,7 @@ class ContentScanner:
 
     def _scan_places(self, buf: bytes, places: dict[bytes, list[int]],
                      scanning: tuple[re.Pattern[bytes], ...], start: int, limit: int,
-                     found: list[tuple[int, str, str, str, str]]) -> None:
+                     found: list[Found]) -> None:
         """:meth:`_scan_regexes` at the prefilter's candidates: a scanning regex as
         ``finditer`` reads (matches do not overlap), a probing one at every place."""
         for regex in scanning:
@@ -339,72 +299,6 @@ class ContentScanner:
                     hit = self._judge(buf, pm)
                     if hit is not None:
                         found.append(hit)
-
-    def _judge(self, buf: bytes, m: re.Match[bytes]) -> tuple[int, str, str, str, str] | None:
-        name = m.lastgroup
-        if name == "url":
-            return self._url(buf, m.start())
-        if name is None:
-            return None
-        fmt = formats.FORMAT_BY_NAME.get(name)
-        if fmt is None:  # a group inside a format (npmrc_value, pem_label)
-            name = next((g for g in formats.FORMAT_BY_NAME if m.group(g) is not None), "")
-            fmt = formats.FORMAT_BY_NAME.get(name)
-            if fmt is None:
-                return None
-        if self._binary and (name in _NOT_IN_BINARIES or fmt.severity != "error" or (
-                name in _LIBRARY_TEST_DATA and _SHARED_LIBRARY.search(self.path))):
-            return None
-        begin = m.start() - fmt.lead
-        token = buf[begin:m.end()]
-        if name == "npmrc":
-            if not formats.looks_random(m.group("npmrc_value") or b""):
-                return None
-        elif name not in ("pem", "pem_b64") and formats.looks_placeholder(token):
-            return None
-        if name not in ("npmrc", "pem", "pem_b64") and begin > 0 and buf[begin - 1:begin].isalnum():
-            return None  # inside a longer word (TODAYINASIA...)
-        kind = fmt.kind
-        if name == "pem":
-            if not self._gcp and formats.GCP_MARKER.search(buf):
-                self._gcp = True  # a key file's marker comes before its key
-            label = (m.group("pem_label") or b"").decode().strip()
-            kind = f"private key ({label or 'PKCS#8'})" if label != "OPENSSH" else "private SSH key"
-            fp = f"-----BEGIN {label + ' ' if label else ''}PRIVATE KEY-----"
-        elif name == "pem_b64":
-            fp = "LS0tLS1CRUdJTi…(base64 PEM)"
-        elif fmt.public:
-            fp = fingerprint(token, fmt.public)
-        else:
-            fp = ""
-        severity = "warning" if self._vendored else fmt.severity
-        return begin, kind, fp, severity, fmt.remedy
-
-    def _url(self, buf: bytes, at: int) -> tuple[int, str, str, str, str] | None:
-        """``scheme://user:password@host`` whose ``@`` is at ``at``."""
-        if self._doc is None:
-            self._doc = bool(kinds.DOC_FILE.search(self.path))
-        if self._doc:
-            return None
-        i = buf.rfind(b"://", max(0, at - (LOOKBACK - 64)), at)
-        if i < 0:
-            return None
-        m = formats.URL_CREDENTIALS.search(buf, max(0, i - 32), at + 1)
-        if m is None:
-            return None
-        user, password = m.group("user"), m.group("password")
-        scheme_b = m.group(0).split(b"://", 1)[0].lower()
-        if scheme_b.endswith(_IMAGE_SCHEMES) or _DIGEST_AFTER.match(buf, at + 1):
-            # An image reference (oci-layout://NAME:TAG@sha256:..., as BuildKit's
-            # provenance records a named context), not a login.
-            return None
-        host = _HOST.match(buf, at + 1)
-        if formats.placeholder_password(user, password, host.group(0) if host else b""):
-            return None
-        scheme = m.group(0).split(b"://", 1)[0].decode("ascii", "replace")
-        fp = f"{scheme}://{'…' if user else ''}:…({len(password)} chars)@"
-        severity = "warning" if self._vendored else "error"
-        return m.start(), URL_KIND, fp, severity, ""
 
     def _add(self, kind: str, line: int, fp: str, severity: str, remedy: str,
              where: str = "") -> None:

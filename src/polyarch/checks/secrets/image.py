@@ -13,8 +13,8 @@ from typing import Any
 
 from polyarch.checks.secrets import formats
 from polyarch.checks.secrets.content import scan_bytes
-from polyarch.checks.secrets.files import real_value, secret_env_key
 from polyarch.checks.secrets.hits import SecretHit, fingerprint
+from polyarch.checks.secrets.parsers import real_value, secret_env_key
 
 # The file form of the secret mount works with every BuildKit Dockerfile frontend (the
 # mount's env= option needs the dockerfile:1.10 syntax, which Docker 26's built-in

@@ -1,0 +1,125 @@
+"""The deep checks of ``verify``: the layers of every platform read (each distinct
+layer once, in parallel, or taken from the :class:`LayerCache`), each platform's final
+filesystem judged (``binaries``, ``secrets``), and its config and manifest annotations
+read for secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from polyarch.checks import judge
+from polyarch.checks import secrets as secret_checks
+from polyarch.checks.allow import allow_for
+from polyarch.checks.cache import LayerCache
+from polyarch.checks.entries import Entry
+from polyarch.checks.filesystem import merge
+from polyarch.checks.layers import LayerFormatError, LayerScan
+from polyarch.checks.parallel import Spawn, processes_for, scan_all
+from polyarch.checks.report import Finding, VerifyReport
+from polyarch.registry.source import ImageSource
+
+
+def _is_layer(desc: dict[str, Any]) -> bool:
+    mt = str(desc.get("mediaType") or "")
+    return "tar" in mt or mt == "" or mt.startswith("application/vnd.docker.image.rootfs")
+
+
+@dataclass
+class Procs:
+    """How layers are read: ``count`` worker processes (``None``: as many as
+    :func:`processes_for` says), started by ``spawn``."""
+
+    count: int | None
+    spawn: Spawn
+
+
+def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
+                 pool: ThreadPoolExecutor, say: Callable[[str], None],
+                 cache: LayerCache | None, report: VerifyReport, recheck: bool,
+                 procs: Procs) -> None:
+    """The ``binaries`` and ``secrets`` checks of every entry with a manifest; a layer
+    that cannot be read is a finding of each platform that has it."""
+    layer_lists: dict[int, list[str]] = {}
+    wanted: list[str] = []
+    for i, e in enumerate(entries):
+        if e.manifest is None or e.result.status == "missing":
+            continue
+        layers = [d for d in e.manifest.json.get("layers") or [] if isinstance(d, dict)]
+        digests = [str(d["digest"]) for d in layers if _is_layer(d) and d.get("digest")]
+        layer_lists[i] = digests
+        e.result.layers = len(digests)
+        e.result.compressed_bytes = sum(int(d.get("size") or 0) for d in layers if _is_layer(d))
+        wanted += [dg for dg in digests if dg not in wanted]
+    scans: dict[str, LayerScan | Finding] = {}
+    if cache is not None:
+        for dg in wanted:
+            cached = cache.get(dg)
+            if cached is not None:
+                scans[dg] = cached
+    todo = [dg for dg in wanted if dg not in scans]
+    report.layers_cached = len(wanted) - len(todo)
+    report.layers_read = len(todo)
+    say(f"reading {len(todo)} layers" + (f" ({report.layers_cached} cached)"
+                                          if report.layers_cached else ""))
+    # Largest first: the longest reads start at once and the small ones fill in.
+    sizes = {str(d.get("digest")): int(d.get("size") or 0) for e in entries if e.manifest
+             for d in e.manifest.json.get("layers") or [] if isinstance(d, dict)}
+    # A cached scan says what a blob with this digest holds; whether the file still is
+    # that blob is checked by reading it (its digest, without the walk).
+    checks = [pool.submit(_check_digest, src, dg)
+              for dg in sorted(scans, key=lambda d: -sizes.get(d, 0))] if recheck else []
+    n = procs.count if procs.count is not None else processes_for(
+        todo, sizes, os.cpu_count() or 1)
+    results = scan_all(src, todo, sizes, threads=pool, processes=n, spawn=procs.spawn)
+    try:
+        for dg, result in results:
+            try:
+                scan = result()
+            except LayerFormatError as ex:
+                scans[dg] = Finding("binaries", "error", f"layer cannot be read: {ex}",
+                                    layer=dg)
+                continue
+            scans[dg] = scan
+            if cache is not None:
+                cache.put(scan)
+    finally:
+        results.close()  # on an error or Ctrl-C here: the worker processes stop now
+    for check in checks:
+        check.result()  # a blob that does not match its digest: RegistryError
+    if cache is not None and todo:
+        cache.prune()
+    for i, digests in layer_lists.items():
+        e = entries[i]
+        good: list[LayerScan] = []
+        for dg in digests:
+            s = scans[dg]
+            if isinstance(s, Finding):
+                e.result.findings.append(s)
+            else:
+                good.append(s)
+        fs = merge(good)
+        # The platform as --allow normalises it (linux/arm64/v8 is linux/arm64).
+        mine = allow_for(allow, e.plat if e.plat is not None else e.result.platform)
+        judge.binaries(e.result, fs, e.plat, mine, e.config)
+        judge.secrets(e.result, fs, mine)
+        # What a pull also gets besides the layers: the config (Env, Labels, the build
+        # arguments BuildKit records in history) and the manifest's annotations.
+        hits = secret_checks.scan_config(e.config or {})
+        if e.manifest is not None:
+            doc = e.manifest.json
+            ann = doc.get("annotations")
+            hits += secret_checks.scan_annotations(ann if isinstance(ann, dict) else {})
+            hits += secret_checks.scan_descriptors(doc)
+        for hit in hits:
+            e.result.findings.append(Finding("secrets", hit.severity, hit.describe(),
+                                             path=None))
+
+
+def _check_digest(src: ImageSource, digest: str) -> None:
+    for _ in src.iter_blob(digest):  # the source checks the digest at the end
+        pass
