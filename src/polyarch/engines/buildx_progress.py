@@ -44,8 +44,9 @@ class RawJsonProgress:
 
     @property
     def context_bytes(self) -> int:
-        """Bytes of build context the builder received (every platform's and named
-        context's ``transferring context:`` status, at its largest). Small when the
+        """Bytes of build context the builder received (every platform's ``transferring
+        context:`` status and each named context's ``transferring NAME:``, at its
+        largest). Small when the
         builder still held the context of an earlier build and took only what changed;
         the whole context when it had none (first build, or its cache was collected)."""
         return sum(self._context.values())
@@ -70,7 +71,10 @@ class RawJsonProgress:
             cur.update({k: x for k, x in v.items() if x is not None})
             self._maybe_report(d, cur)
         for s in st.get("statuses") or []:
-            if str(s.get("id", "")).startswith("transferring context"):
+            sid = str(s.get("id", ""))
+            # "transferring context:" and, for a named context, "transferring NAME:";
+            # the Dockerfile's own transfer is no build context.
+            if sid.startswith("transferring ") and sid != "transferring dockerfile:":
                 v = str(s.get("vertex", ""))
                 n = s.get("current")
                 if isinstance(n, int):

@@ -49,6 +49,18 @@ def test_context_bytes_sum_the_largest_transfer_of_each_context() -> None:
     assert p.context_bytes == 750_280_000 + 742_550_000
 
 
+def test_named_contexts_count_too() -> None:
+    # --build-context base-amd64=DIR: its own "[context base-amd64] load from client"
+    # vertex; its .dockerignore load reports a few bytes under the same id.
+    p = RawJsonProgress(None)
+    for vertex, sid, n in (("sha256:i", "transferring base-amd64:", 2),
+                           ("sha256:c", "transferring base-amd64:", 390_000_000),
+                           ("sha256:d", "transferring context:", 33)):
+        for line in _status(vertex, sid, n):
+            p.feed(line)
+    assert p.context_bytes == 390_000_000 + 2 + 33
+
+
 def test_context_bytes_are_zero_without_a_transfer_status() -> None:
     p = RawJsonProgress(None)
     for line in _status("sha256:df", "transferring dockerfile:", 160):
