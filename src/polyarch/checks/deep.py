@@ -7,6 +7,7 @@ read for secrets.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,38 @@ def _is_layer(desc: dict[str, Any]) -> bool:
     return "tar" in mt or mt == "" or mt.startswith("application/vnd.docker.image.rootfs")
 
 
+@dataclass(frozen=True)
+class _Judgement:
+    """What the deep checks added to one platform's result."""
+
+    findings: tuple[Finding, ...]
+    ran: frozenset[str]
+    files_checked: int
+    inert: tuple[str, ...]
+    test_data: tuple[str, ...]
+
+
+class Judged:
+    """The deep checks' verdicts of platform manifests judged in this process, by
+    manifest digest, platform and the ``--allow`` rules that applied: a manifest's
+    layers, config and annotations are fixed by its digest, so a second verification of
+    the same image in one run (the publish verifies each platform on its own while its
+    layers are pushed, then the whole index) takes the verdict instead of merging and
+    judging every file again."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, str, tuple[str, ...]], _Judgement] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, tuple[str, ...]]) -> _Judgement | None:
+        with self._lock:
+            return self._done.get(key)
+
+    def put(self, key: tuple[str, str, tuple[str, ...]], j: _Judgement) -> None:
+        with self._lock:
+            self._done[key] = j
+
+
 @dataclass
 class Procs:
     """How layers are read: ``count`` worker processes (``None``: as many as
@@ -41,7 +74,7 @@ class Procs:
 def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
                  pool: ThreadPoolExecutor, say: Callable[[str], None],
                  cache: LayerCache | None, report: VerifyReport, recheck: bool,
-                 procs: Procs) -> None:
+                 procs: Procs, judged: Judged | None = None) -> None:
     """The ``binaries`` and ``secrets`` checks of every entry with a manifest; a layer
     that cannot be read is a finding of each platform that has it."""
     layer_lists: dict[int, list[str]] = {}
@@ -102,22 +135,46 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
                 e.result.findings.append(s)
             else:
                 good.append(s)
-        fs = merge(good)
         # The platform as --allow normalises it (linux/arm64/v8 is linux/arm64).
         mine = allow_for(allow, e.plat if e.plat is not None else e.result.platform)
-        judge.binaries(e.result, fs, e.plat, mine, e.config)
-        judge.secrets(e.result, fs, mine)
-        # What a pull also gets besides the layers: the config (Env, Labels, the build
-        # arguments BuildKit records in history) and the manifest's annotations.
-        hits = secret_checks.scan_config(e.config or {})
-        if e.manifest is not None:
-            doc = e.manifest.json
-            ann = doc.get("annotations")
-            hits += secret_checks.scan_annotations(ann if isinstance(ann, dict) else {})
-            hits += secret_checks.scan_descriptors(doc)
-        for hit in hits:
-            e.result.findings.append(Finding("secrets", hit.severity, hit.describe(),
-                                             path=None))
+        key = None
+        if judged is not None and e.manifest is not None and len(good) == len(digests):
+            key = (e.manifest.digest, str(e.plat), tuple(mine))
+            done = judged.get(key)
+            if done is not None:
+                _apply(e, done)
+                continue
+        before = (len(e.result.findings), set(e.result.ran), e.result.files_checked,
+                  len(e.result.inert), len(e.result.test_data))
+        _judge(e, merge(good), mine)
+        if key is not None and judged is not None:
+            judged.put(key, _Judgement(
+                tuple(e.result.findings[before[0]:]), frozenset(e.result.ran - before[1]),
+                e.result.files_checked - before[2], tuple(e.result.inert[before[3]:]),
+                tuple(e.result.test_data[before[4]:])))
+
+
+def _judge(e: Entry, fs: Any, mine: Sequence[str]) -> None:
+    judge.binaries(e.result, fs, e.plat, mine, e.config)
+    judge.secrets(e.result, fs, mine)
+    # What a pull also gets besides the layers: the config (Env, Labels, the build
+    # arguments BuildKit records in history) and the manifest's annotations.
+    hits = secret_checks.scan_config(e.config or {})
+    if e.manifest is not None:
+        doc = e.manifest.json
+        ann = doc.get("annotations")
+        hits += secret_checks.scan_annotations(ann if isinstance(ann, dict) else {})
+        hits += secret_checks.scan_descriptors(doc)
+    for hit in hits:
+        e.result.findings.append(Finding("secrets", hit.severity, hit.describe(), path=None))
+
+
+def _apply(e: Entry, j: _Judgement) -> None:
+    e.result.findings.extend(j.findings)
+    e.result.ran |= j.ran
+    e.result.files_checked += j.files_checked
+    e.result.inert.extend(j.inert)
+    e.result.test_data.extend(j.test_data)
 
 
 def _check_digest(src: ImageSource, digest: str) -> None:

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from polyarch.checks import attestations
 from polyarch.checks import secrets as secret_checks
 from polyarch.checks.cache import LayerCache
-from polyarch.checks.deep import Procs, check_layers
+from polyarch.checks.deep import Judged, Procs, check_layers
 from polyarch.checks.entries import check_coverage, check_labels, read_entries
 from polyarch.checks.parallel import Spawn, spawn_worker
 from polyarch.checks.report import CHECKS, SCHEMA, Finding, PlatformResult, VerifyReport
@@ -61,6 +61,7 @@ def verify_source(
     check_cached: bool | None = None,
     processes: int | None = None,
     spawn: Spawn = spawn_worker,
+    judged: Judged | None = None,
 ) -> VerifyReport:
     """Verify the image ``src`` holds against the ``expected`` platforms.
 
@@ -74,7 +75,8 @@ def verify_source(
     threads read layers (default: one per core, at least two). ``processes`` worker
     processes walk them instead (default: one per core when there is enough to read,
     :func:`~polyarch.checks.parallel.processes_for`; ``0``: threads only); ``spawn``
-    starts one. Raises
+    starts one. ``judged`` keeps each platform's verdict for a later verification of
+    the same manifests in this process (:class:`~polyarch.checks.deep.Judged`). Raises
     :class:`RegistryError` when the source cannot be read and
     :class:`VerificationError` when its manifests are malformed; every problem with the
     image itself is a finding in the report.
@@ -84,7 +86,7 @@ def verify_source(
     try:
         recheck = src.ref is None if check_cached is None else check_cached
         report = _verify(src, list(expected), allow, deep, max(1, n), progress, cache,
-                         smoke_hook, recheck, Procs(processes, spawn))
+                         smoke_hook, recheck, Procs(processes, spawn), judged)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         # Malformed manifests, configs or index entries (not JSON, fields missing or of
         # the wrong type): the image cannot be verified, so it fails verification.
@@ -139,7 +141,8 @@ def verify(
 
 def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], deep: bool,
             workers: int, progress: Callable[[str], None] | None, cache: LayerCache | None,
-            smoke_hook: SmokeHook | None, recheck: bool, procs: Procs) -> VerifyReport:
+            smoke_hook: SmokeHook | None, recheck: bool, procs: Procs,
+            judged: Judged | None = None) -> VerifyReport:
     say = progress or (lambda _m: None)
     root = src.root()
     report = VerifyReport(src.description, root.digest, root.media_type,
@@ -151,7 +154,8 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], de
             if e.manifest is not None:
                 check_labels(e)
         if deep:
-            check_layers(src, entries, allow, pool, say, cache, report, recheck, procs)
+            check_layers(src, entries, allow, pool, say, cache, report, recheck, procs,
+                         judged)
             if root.is_index:
                 # What a pull gets besides the platforms: attestation manifests (their
                 # in-toto layers), and the annotations of every descriptor.
@@ -175,5 +179,5 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], de
     return report
 
 
-__all__ = ["CHECKS", "SCHEMA", "Finding", "LayerCache", "PlatformResult", "SmokeHook",
+__all__ = ["CHECKS", "SCHEMA", "Finding", "Judged", "LayerCache", "PlatformResult", "SmokeHook",
            "VerifyReport", "verify", "verify_source"]

@@ -93,6 +93,9 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
     from polyarch.pipeline import overlap
 
     built = build_step.build(s, prep.plan, prep.request)
+    from polyarch.checks.deep import Judged  # (imported during the build)
+
+    judged = Judged()  # the platforms judged on their own are not judged again
     name = str(s.opts.tags[0]) if s.opts.tags else "the build"
     what = f"{name} ({built.digest[:19]}, local)"
     early: overlap.EarlyPush | None = None
@@ -103,11 +106,12 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
             own, sizes = overlap.owners(lay, root)
             early = overlap.EarlyPush(s, lay, root, repositories(push_to), sizes)
             with s.rep.group(f"verify {what}, platform by platform"):
-                read = overlap.verify_platforms(s, lay, root, s.opts.platforms, early, own)
+                read = overlap.verify_platforms(s, lay, root, s.opts.platforms, early, own,
+                                                judged)
         verified = verify_step.verify_layout(
             s, built.layout, s.opts.platforms, what=what,
             phase=overlap.PHASE if early is not None and early.submitted
-            else verify_step.NOTHING_PUSHED)
+            else verify_step.NOTHING_PUSHED, judged=judged)
         if early is not None and verified.report is not None:
             # The layers the platform-by-platform passes read (the last pass found them
             # all in the layer cache).

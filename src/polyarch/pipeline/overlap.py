@@ -32,7 +32,7 @@ from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyarch import interrupt
 from polyarch.errors import FatalError
@@ -41,6 +41,9 @@ from polyarch.refs import ImageRef
 from polyarch.registry.layout import OCILayout
 from polyarch.registry.media import INDEX_TYPES, OCI_INDEX, Manifest, is_attestation
 from polyarch.session import Session
+
+if TYPE_CHECKING:
+    from polyarch.checks.deep import Judged
 
 #: What an interruption leaves once layers began to leave early.
 PHASE = ("verifying; layers of platforms that passed are being pushed by digest: no"
@@ -214,7 +217,7 @@ def one_each(root: Manifest, expected: Sequence[Platform]) -> bool:
 
 def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
                      expected: Sequence[Platform], early: EarlyPush,
-                     own: Mapping[str, Collection[str]]) -> int:
+                     own: Mapping[str, Collection[str]], judged: Judged | None = None) -> int:
     """Verify every platform entry on its own, all at once; hand each layer to ``early``
     once every manifest that references it passed. Returns the layers read (the others
     were in the layer cache)."""
@@ -236,7 +239,7 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
         view = _OnePlatform(lay.path, entry, attached(entry))
         try:
             report = verify_source(view, mine, allow=s.opts.allow, cache=s.layer_cache,
-                                   check_cached=False,
+                                   check_cached=False, judged=judged,
                                    progress=lambda m: s.rep.info(f"{mine[0]}: {m}"))
         except (FatalError, ValueError):
             return entry["digest"], False, 0  # the whole index's verification says why

@@ -16,6 +16,7 @@ from polyarch.platforms import Platform, parse_platform
 from polyarch.session import Session
 
 if TYPE_CHECKING:
+    from polyarch.checks.deep import Judged
     from polyarch.checks.smoke import RunArgv
     from polyarch.checks.verify import VerifyReport
 
@@ -271,9 +272,11 @@ def verify_source(s: Session, source: str, *, deep: bool) -> Verified:
 
 
 def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
-                  what: str, phase: str = NOTHING_PUSHED) -> Verified:
+                  what: str, phase: str = NOTHING_PUSHED, judged: Judged | None = None
+                  ) -> Verified:
     """Verify the OCI layout at ``layout`` (nothing unverified of it has left the
-    machine; ``phase`` says what has, for an interruption)."""
+    machine; ``phase`` says what has, for an interruption; ``judged``: the verdicts of
+    platforms verified on their own before)."""
     if not s.opts.verify:
         s.rep.warn("verification skipped (--no-verify): nobody checked this image")
         return Verified(None, 0.0)
@@ -286,7 +289,8 @@ def verify_layout(s: Session, layout: Path, expected: Sequence[Platform], *,
     with s.rep.group(f"verify {what}"):
         # The layout the build has just written: cached layers are not read again.
         report = verify_source(OCILayout(layout), expected, allow=s.opts.allow,
-                               cache=s.layer_cache, progress=s.rep.info, check_cached=False)
+                               cache=s.layer_cache, progress=s.rep.info, check_cached=False,
+                               judged=judged)
         scan = time.monotonic() - t0
         if s.opts.smoke is not None:
             smoke_times = smoke_layout(s, report, layout)

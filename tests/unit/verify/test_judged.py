@@ -1,0 +1,51 @@
+"""A platform judged once in a run is not judged again: the same manifests verified a
+second time (the publish verifies each platform on its own, then the index) give the
+same report without merging and judging their files again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from faultproxy import make_layer, write_oci_layout
+
+from polyarch.checks import deep
+from polyarch.checks.deep import Judged
+from polyarch.checks.verify import verify_source
+from polyarch.platforms import EM_X86_64, parse_platforms
+from polyarch.registry import OCILayout
+
+from .test_layers import elf
+
+BOTH = parse_platforms("linux/amd64,linux/arm64")
+GHP = "ghp_Zq8VYuTtW3x9kPp0aLmN4rS7dE2fG6hJ1cBv"
+
+
+def layout(tmp_path: Path) -> OCILayout:
+    amd = make_layer({"bin/app": elf(EM_X86_64), "srv/.npmrc":
+                      f"//registry.npmjs.org/:_authToken={GHP}\n".encode()})
+    arm = make_layer({"bin/app": elf(EM_X86_64)})  # the wrong machine
+    return OCILayout(write_oci_layout(tmp_path / "l", [("linux/amd64", [(*amd, "gzip")]),
+                                                       ("linux/arm64", [(*arm, "gzip")])]))
+
+
+def test_the_second_verification_takes_the_verdicts(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    src = layout(tmp_path)
+    judged = Judged()
+    first = verify_source(src, BOTH, cache=None, processes=0, judged=judged)
+    merges: list[int] = []
+    real = deep.merge
+    monkeypatch.setattr(deep, "merge", lambda scans: merges.append(1) or real(scans))
+    second = verify_source(src, BOTH, cache=None, processes=0, judged=judged)
+    assert merges == []
+    same = {"elapsed_seconds": 0}
+    assert second.to_json() | same == first.to_json() | same
+    assert {f.kind for _, f in second.errors()} >= {"wrong-machine"}
+    assert any(f.check == "secrets" for _, f in second.errors())
+    # Other --allow rules for a platform are another judgement of it (arm64's changed,
+    # amd64's did not).
+    third = verify_source(src, BOTH, allow=["linux/arm64=/bin/app"], cache=None,
+                          processes=0, judged=judged)
+    assert merges == [1]
+    assert {f.kind for _, f in third.errors()} == {"credential"}  # only amd64's token is left
