@@ -79,14 +79,20 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
     that cannot be read is a finding of each platform that has it."""
     layer_lists: dict[int, list[str]] = {}
     wanted: list[str] = []
+    judged_layers: set[str] = set()  # of platforms judged before: not loaded again
     for i, e in enumerate(entries):
         if e.manifest is None or e.result.status == "missing":
             continue
         layers = [d for d in e.manifest.json.get("layers") or [] if isinstance(d, dict)]
         digests = [str(d["digest"]) for d in layers if _is_layer(d) and d.get("digest")]
-        layer_lists[i] = digests
         e.result.layers = len(digests)
         e.result.compressed_bytes = sum(int(d.get("size") or 0) for d in layers if _is_layer(d))
+        done = judged.get(_key(e, allow)) if judged is not None else None
+        if done is not None:
+            _apply(e, done)
+            judged_layers.update(digests)
+            continue
+        layer_lists[i] = digests
         wanted += [dg for dg in digests if dg not in wanted]
     scans: dict[str, LayerScan | Finding] = {}
     if cache is not None:
@@ -95,7 +101,7 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
             if cached is not None:
                 scans[dg] = cached
     todo = [dg for dg in wanted if dg not in scans]
-    report.layers_cached = len(wanted) - len(todo)
+    report.layers_cached = len(wanted) - len(todo) + len(judged_layers - set(wanted))
     report.layers_read = len(todo)
     say(f"reading {len(todo)} layers" + (f" ({report.layers_cached} cached)"
                                           if report.layers_cached else ""))
@@ -137,21 +143,22 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
                 good.append(s)
         # The platform as --allow normalises it (linux/arm64/v8 is linux/arm64).
         mine = allow_for(allow, e.plat if e.plat is not None else e.result.platform)
-        key = None
-        if judged is not None and e.manifest is not None and len(good) == len(digests):
-            key = (e.manifest.digest, str(e.plat), tuple(mine))
-            done = judged.get(key)
-            if done is not None:
-                _apply(e, done)
-                continue
         before = (len(e.result.findings), set(e.result.ran), e.result.files_checked,
                   len(e.result.inert), len(e.result.test_data))
         _judge(e, merge(good), mine)
-        if key is not None and judged is not None:
-            judged.put(key, _Judgement(
+        if judged is not None and len(good) == len(digests):  # (every layer read)
+            judged.put(_key(e, allow), _Judgement(
                 tuple(e.result.findings[before[0]:]), frozenset(e.result.ran - before[1]),
                 e.result.files_checked - before[2], tuple(e.result.inert[before[3]:]),
                 tuple(e.result.test_data[before[4]:])))
+
+
+def _key(e: Entry, allow: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:
+    """What a platform's verdict depends on besides its manifest's content: the platform
+    expected of it and the --allow rules for it."""
+    assert e.manifest is not None
+    mine = allow_for(allow, e.plat if e.plat is not None else e.result.platform)
+    return (e.manifest.digest, str(e.plat), tuple(mine))
 
 
 def _judge(e: Entry, fs: Any, mine: Sequence[str]) -> None:

@@ -39,7 +39,9 @@ def test_the_second_verification_takes_the_verdicts(tmp_path: Path,
     monkeypatch.setattr(deep, "merge", lambda scans: merges.append(1) or real(scans))
     second = verify_source(src, BOTH, cache=None, processes=0, judged=judged)
     assert merges == []
-    same = {"elapsed_seconds": 0}
+    # Nothing read again: its layers count as known (cached) this time.
+    assert (second.layers_read, second.layers_cached) == (0, first.layers_read)
+    same = {"elapsed_seconds": 0, "layers_read": 0, "layers_cached": 0}
     assert second.to_json() | same == first.to_json() | same
     assert {f.kind for _, f in second.errors()} >= {"wrong-machine"}
     assert any(f.check == "secrets" for _, f in second.errors())
