@@ -87,7 +87,7 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
         digests = [str(d["digest"]) for d in layers if _is_layer(d) and d.get("digest")]
         e.result.layers = len(digests)
         e.result.compressed_bytes = sum(int(d.get("size") or 0) for d in layers if _is_layer(d))
-        done = judged.get(_key(e, allow)) if judged is not None else None
+        done = judged.get(_key(e, _mine(e, allow))) if judged is not None else None
         if done is not None:
             _apply(e, done)
             judged_layers.update(digests)
@@ -141,23 +141,27 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
                 e.result.findings.append(s)
             else:
                 good.append(s)
-        # The platform as --allow normalises it (linux/arm64/v8 is linux/arm64).
-        mine = allow_for(allow, e.plat if e.plat is not None else e.result.platform)
+        mine = _mine(e, allow)
         before = (len(e.result.findings), set(e.result.ran), e.result.files_checked,
                   len(e.result.inert), len(e.result.test_data))
         _judge(e, merge(good), mine)
         if judged is not None and len(good) == len(digests):  # (every layer read)
-            judged.put(_key(e, allow), _Judgement(
+            judged.put(_key(e, mine), _Judgement(
                 tuple(e.result.findings[before[0]:]), frozenset(e.result.ran - before[1]),
                 e.result.files_checked - before[2], tuple(e.result.inert[before[3]:]),
                 tuple(e.result.test_data[before[4]:])))
 
 
-def _key(e: Entry, allow: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:
+def _mine(e: Entry, allow: Sequence[str]) -> tuple[str, ...]:
+    """The --allow rules of the entry's platform, as --allow normalises it
+    (linux/arm64/v8 is linux/arm64)."""
+    return allow_for(allow, e.plat if e.plat is not None else e.result.platform)
+
+
+def _key(e: Entry, mine: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:
     """What a platform's verdict depends on besides its manifest's content: the platform
     expected of it and the --allow rules for it."""
     assert e.manifest is not None
-    mine = allow_for(allow, e.plat if e.plat is not None else e.result.platform)
     return (e.manifest.digest, str(e.plat), tuple(mine))
 
 
