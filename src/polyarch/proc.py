@@ -17,7 +17,9 @@ by its program and subcommand only (never its arguments, which may hold secrets)
 
 Each child runs in a process group of its own (a new session), so that everything it
 started can be stopped together (:mod:`polyarch.procgroup`): on a deadline here, and on
-SIGINT/SIGTERM by :func:`terminate_all`.
+SIGINT/SIGTERM by :func:`terminate_all`. A long command can also be stopped by another
+thread of polyarch (:class:`Cancel`): a check made alongside a build that found a
+blocking problem.
 """
 
 from __future__ import annotations
@@ -113,6 +115,31 @@ def idle_timeout() -> float:
 echo_hook: Callable[[Sequence[str]], None] | None = None
 
 
+class Cancel:
+    """Stops a command that :func:`run` is running, from another thread: once an error
+    is set, ``run`` stops the command with its process group (within
+    :data:`CANCEL_LATENCY` seconds) and raises that error; a command not yet started is
+    not started. The first error set is the one raised."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._error: FatalError | None = None
+
+    def set(self, error: FatalError) -> None:
+        with self._lock:
+            if self._error is None:
+                self._error = error
+
+    @property
+    def error(self) -> FatalError | None:
+        with self._lock:
+            return self._error
+
+
+#: Longest time between :meth:`Cancel.set` and the command being stopped, seconds.
+CANCEL_LATENCY = 0.2
+
+
 class _Default:
     def __repr__(self) -> str:
         return "DEFAULT"
@@ -146,6 +173,7 @@ def run(
     error: Callable[[Result], FatalError] | None = None,
     merge_output: bool = False,
     end_group: bool = False,
+    cancel: Cancel | None = None,
 ) -> Result:
     """Run ``argv``; check its exit status unless ``check=False``.
 
@@ -158,6 +186,9 @@ def run(
     ``end_group``: when the command ends, stop whatever it started that is still running
     in its process group (a shell command's ``cmd &``): a prebuild command must not leave
     processes behind that outlive polyarch.
+
+    ``cancel``: another thread may stop the command (:class:`Cancel`); its error is
+    raised here.
 
     ``timeout``: wall-clock seconds (default :func:`default_timeout`); ``None`` for a long
     command, which then needs ``idle_timeout``: seconds without output on stdout/stderr
@@ -175,6 +206,8 @@ def run(
         raise ValueError("a command without a wall-clock deadline needs idle_timeout")
     if idle_timeout is not None and not capture and not activity_paths:
         raise ValueError("idle_timeout needs the output captured or activity_paths")
+    if cancel is not None and cancel.error is not None:
+        raise cancel.error
     if echo and echo_hook is not None:
         echo_hook(argv)
     full_env = None
@@ -202,7 +235,7 @@ def run(
     _live[p.pid] = (p, argv)
     try:
         res = _communicate(p, argv, input, wall, idle_timeout, activity_paths, on_line,
-                           merge_output)
+                           merge_output, cancel)
         if end_group and procgroup.running(p.pid):
             procgroup.end(p.pid)
             res = replace(res, left_running=True)
@@ -233,6 +266,7 @@ def _communicate(
     activity_paths: Sequence[Path],
     on_line: Callable[[str], None] | None,
     merge: bool,
+    cancel: Cancel | None = None,
 ) -> Result:
     chunks: queue.Queue[tuple[str, bytes | None]] = queue.Queue()
     readers: list[threading.Thread] = []
@@ -284,7 +318,7 @@ def _communicate(
 
     while True:
         try:
-            name, b = chunks.get(timeout=0.2)
+            name, b = chunks.get(timeout=CANCEL_LATENCY)
         except queue.Empty:
             pass
         else:
@@ -308,6 +342,9 @@ def _communicate(
             if now - exited_at > 2.0:
                 break
             continue
+        if cancel is not None and cancel.error is not None:
+            procgroup.stop(p)
+            raise cancel.error
         if wall is not None and now - start > wall:
             procgroup.stop(p)
             raise CommandTimedOut(

@@ -15,12 +15,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_helpers import Run, last_error_line, polyarch
-from conftest import free_port, registry_catalog, registry_tags
+from conftest import free_port, make_context, registry_catalog, registry_tags
 from faultproxy import LocalRegistry
 
 from .helpers import echoed_build
@@ -101,6 +102,49 @@ def test_registry_refuses_credentials(hello_context: Path, auth_registry: LocalR
     assert "401" in line or "credentials" in line or "unauthorized" in line.lower()
     assert wrong not in run.text and token not in run.text
     assert registry_tags(auth_registry.address, "team/app", auth=("alice", "wonderland-s3cret")) == []
+
+
+def _running_with(needle: str) -> list[str]:
+    """Command lines of the processes whose arguments hold ``needle``."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if needle in cmd:
+                found.append(cmd)
+    return found
+
+
+def test_a_refusing_registry_stops_the_build_started_alongside_its_check(
+        tmp_path: Path, auth_registry: LocalRegistry) -> None:
+    """The registry's check runs while the engine builds: its no stops a build that
+    would take minutes at once, is the run's error (exit 4, as when it came first), and
+    leaves nothing running."""
+    nonce = os.urandom(8).hex()
+    ctx = make_context(tmp_path / "ctx", dockerfile=(
+        "FROM scratch\nARG TARGETARCH\nCOPY rootfs-${TARGETARCH}/ /\nARG NONCE\n"
+        "RUN echo $NONCE && sleep 173\n"))
+    cfg = tmp_path / "dockercfg"  # no credentials for the registry
+    cfg.mkdir()
+    (cfg / "config.json").write_text("{}")
+    t0 = time.monotonic()
+    run = polyarch("publish", "--platform", "linux/amd64", "--build-arg", f"NONCE={nonce}",
+                   "-t", f"{auth_registry.address}/team/app:1", str(ctx),
+                   env={"DOCKER_CONFIG": str(cfg), "POLYARCH_DEBUG": "1"}, timeout=170)
+    took = time.monotonic() - t0
+    assert_clean_failure(run, 4, auth_registry.address)
+    assert echoed_build(run.err) is not None  # it had started
+    assert took < 60, run.err
+    assert _running_with(f"NONCE={nonce}") == []
+    end = time.monotonic() + 30  # the engine ends the step of a build whose client left
+    while _running_with("sleep 173") and time.monotonic() < end:
+        time.sleep(0.5)
+    assert _running_with("sleep 173") == []
+    assert registry_tags(auth_registry.address, "team/app",
+                         auth=("alice", "wonderland-s3cret")) == []
 
 
 def test_engine_not_running(hello_context: Path, tmp_path: Path) -> None:

@@ -195,3 +195,39 @@ def test_end_group_stops_what_a_command_left_running(tmp_path: Path) -> None:
 def test_without_end_group_a_command_that_left_nothing_says_so(tmp_path: Path) -> None:
     r = proc.run(["sh", "-c", "echo hi"], echo=False, end_group=True)
     assert r.stdout == "hi\n" and not r.left_running
+
+
+def test_cancel_from_another_thread_stops_the_command_and_raises_its_error(
+        tmp_path: Path) -> None:
+    """A check made alongside a build stops it: the whole process group goes, and the
+    error raised is the check's, not the command's exit."""
+    pidfile = tmp_path / "pid"
+    cancel = proc.Cancel()
+    found = RegistryError("registry: 127.0.0.1:9/a/b: connection refused")
+    later = threading.Timer(0.5, cancel.set, args=(found,))
+    later.start()
+    t0 = time.monotonic()
+    with pytest.raises(RegistryError) as e:
+        proc.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], echo=False,
+                 timeout=None, idle_timeout=600, cancel=cancel)
+    took = time.monotonic() - t0
+    assert e.value is found
+    assert 0.5 <= took < 0.5 + proc.CANCEL_LATENCY + procgroup.KILL_GRACE + 1
+    assert _dead(int(_wait_for(pidfile)))
+    assert proc.live() == []
+
+
+def test_a_command_cancelled_before_it_starts_is_not_started(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    cancel = proc.Cancel()
+    cancel.set(RegistryError("first"))
+    cancel.set(RegistryError("second"))  # the first error set is the one raised
+    with pytest.raises(RegistryError, match="^first$"):
+        proc.run(["touch", str(marker)], echo=False, cancel=cancel)
+    assert not marker.exists()
+
+
+def test_a_command_that_ends_before_any_cancel_is_not_affected() -> None:
+    cancel = proc.Cancel()
+    res = proc.run(["sh", "-c", "echo done"], echo=False, cancel=cancel)
+    assert res.ok and res.stdout == "done\n"

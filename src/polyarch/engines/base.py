@@ -14,6 +14,7 @@ from polyarch.platforms import Platform
 
 if TYPE_CHECKING:
     from polyarch.nodespec import NodeSpec
+    from polyarch.proc import Cancel
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,11 @@ class Engine(Protocol):
     def build_commands(self, req: BuildRequest, metadata_file: Path) -> list[list[str]]: ...
 
     def build(
-        self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None
-    ) -> BuildResult: ...
+        self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None,
+        cancel: Cancel | None = None,
+    ) -> BuildResult:
+        """Build ``req``; ``cancel`` stops it from another thread (its error is raised)."""
+        ...
 
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
                  entrypoint: str | None = None) -> list[str]: ...

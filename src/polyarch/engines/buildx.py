@@ -230,7 +230,8 @@ class Buildx:
         return [self.build_argv(req, metadata_file)]
 
     def build(
-        self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None
+        self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None,
+        cancel: proc.Cancel | None = None,
     ) -> BuildResult:
         with tempfile.TemporaryDirectory(prefix="polyarch-") as tmp:
             meta = Path(tmp) / "metadata.json"
@@ -240,7 +241,7 @@ class Buildx:
             # No wall-clock deadline for a build; one for a build that stops progressing.
             # A failure is classified from the progress read (engine, registry, a step).
             proc.run(argv, on_line=parser.feed, timeout=None, idle_timeout=proc.idle_timeout(),
-                     error=lambda _: build_failure(parser))
+                     error=lambda _: build_failure(parser), cancel=cancel)
             seconds = time.monotonic() - t0
             if req.cache_only:
                 return BuildResult("", "", 0, seconds)

@@ -181,7 +181,8 @@ class PodmanEngine:
 
     # -- building ------------------------------------------------------------
     def build(
-        self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None
+        self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None,
+        cancel: proc.Cancel | None = None,
     ) -> BuildResult:
         if req.output is None:
             raise UsageError("the podman engine needs a directory to write the OCI layout to")
@@ -189,16 +190,16 @@ class PodmanEngine:
             tmp = Path(tmp_name)
             t0 = time.monotonic()
             try:
-                self._build(req, tmp, on_step)
-                digest = self._export(req.output, tmp / "digest")
+                self._build(req, tmp, on_step, cancel)
+                digest = self._export(req.output, tmp / "digest", cancel)
             finally:
                 self._remove_list()
             seconds = time.monotonic() - t0
         return BuildResult(digest=digest, media_type=OCI_INDEX, size=0, seconds=seconds,
                            layout=req.output)
 
-    def _build(self, req: BuildRequest, tmp: Path,
-               on_step: Callable[[StepEvent], None] | None) -> None:
+    def _build(self, req: BuildRequest, tmp: Path, on_step: Callable[[StepEvent], None] | None,
+               cancel: proc.Cancel | None) -> None:
         logfile = tmp / "build.log"
         logfile.touch()
         argv = self.build_argv(req, logfile=logfile)
@@ -207,7 +208,8 @@ class PodmanEngine:
             # No wall-clock deadline for a build; progress goes to the log file. Not
             # checked: the log is read to its end before a failure is classified.
             res = proc.run(argv, check=False, timeout=None, idle_timeout=proc.idle_timeout(),
-                           activity_paths=[logfile], env=self.build_env(req, tmp))
+                           activity_paths=[logfile], env=self.build_env(req, tmp),
+                           cancel=cancel)
         if res.ok:
             steps.finish(None)
             return
@@ -215,8 +217,8 @@ class PodmanEngine:
         steps.finish(reason)
         raise build_failure(res.stderr, steps)
 
-    def _export(self, layout: Path, digestfile: Path) -> str:
-        proc.run(self.export_argv(layout, digestfile=digestfile), timeout=None,
+    def _export(self, layout: Path, digestfile: Path, cancel: proc.Cancel | None = None) -> str:
+        proc.run(self.export_argv(layout, digestfile=digestfile), timeout=None, cancel=cancel,
                  idle_timeout=proc.idle_timeout(),
                  error=lambda r: EnvironmentProblem(
                      f"podman could not write the OCI layout {layout}: "

@@ -10,16 +10,16 @@ import importlib
 import re
 import shlex
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from polyarch import interrupt, redact
+from polyarch import interrupt, proc, redact, settings
 from polyarch.config import OPTIONS, Options
 from polyarch.config.table import Unsupported
 from polyarch.engines import BuildRequest, EngineArg, buildx_plugin
-from polyarch.errors import BuildError, EnvironmentProblem, FatalError
+from polyarch.errors import BuildError, EnvironmentProblem, FatalError, RegistryError
 from polyarch.output import BuildProgress
 from polyarch.pipeline.plan import Plan
 from polyarch.platforms import Platform
@@ -243,8 +243,48 @@ def preload(modules: Sequence[str]) -> threading.Thread:
     return t
 
 
-def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
-    """Run the build into ``req.output`` (a fresh directory of the session)."""
+class _Alongside:
+    """A check that runs while the engine builds (the registry's, which needs the HTTP
+    client's imports): a blocking problem it finds stops the build and is what the
+    build step raises, as if it had been found before the build."""
+
+    def __init__(self, check: Callable[[], None] | None) -> None:
+        self.cancel = proc.Cancel()
+        self._thread: threading.Thread | None = None
+        if check is not None:
+            self._thread = threading.Thread(target=self._run, args=(check,),
+                                            name="polyarch-alongside", daemon=True)
+            self._thread.start()
+
+    def _run(self, check: Callable[[], None]) -> None:
+        try:
+            check()
+        except FatalError as e:
+            self.cancel.set(e)
+        except Exception as e:  # noqa: BLE001 - a bug: reported by the main thread
+            self.cancel.set(FatalError(f"internal error: {type(e).__name__}: {e}"))
+
+    def settle(self) -> None:
+        """Wait for the check (each of its calls has its own deadline; this bounds the
+        whole) and raise what it found."""
+        if self._thread is not None:
+            cur = settings.current()
+            limit = cur.command_timeout + 4 * cur.registry_timeout
+            self._thread.join(limit)
+            if self._thread.is_alive():
+                self.cancel.set(RegistryError(
+                    f"the registry check did not finish within {limit:g} s",
+                    hint="check the registry; if it needs longer, raise"
+                         " POLYARCH_REGISTRY_TIMEOUT (seconds)"))
+        if self.cancel.error is not None:
+            raise self.cancel.error
+
+
+def build(s: Session, plan: Plan, req: BuildRequest, *,
+          alongside: Callable[[], None] | None = None) -> Built:
+    """Run the build into ``req.output`` (a fresh directory of the session).
+    ``alongside``: a check made while the engine builds; the error it raises stops the
+    build and is raised here (also when the build failed for another reason)."""
     assert req.output is not None
     plats = ", ".join(str(p) for p in req.platforms)
     interrupt.set_phase("building: nothing was pushed")
@@ -254,9 +294,11 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
     key = seed_key(req)
     s.ws.seed(req.output, key)
     with s.rep.group(f"build {plats}"), BuildProgress(s.rep) as prog:
+        check = _Alongside(alongside)
         try:
-            res = s.engine.build(req, on_step=prog)
+            res = s.engine.build(req, on_step=prog, cancel=check.cancel)
         except FatalError as e:
+            check.settle()  # what it found comes first
             text = f"{e.message} {e.detail or ''}".lower()
             if "no space left on device" in text:
                 raise EnvironmentProblem(
@@ -264,6 +306,7 @@ def build(s: Session, plan: Plan, req: BuildRequest) -> Built:
                     hint="free space, or set POLYARCH_CACHE_DIR to a directory with room"
                 ) from None
             raise
+        check.settle()
     # Nothing below imports while the preloading thread still does.
     loading.join(PRELOAD_WAIT)
     if not (req.output / "index.json").is_file():

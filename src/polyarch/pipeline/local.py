@@ -29,14 +29,16 @@ if TYPE_CHECKING:
     from polyarch.pipeline.overlap import EarlyPush
 
 
-def preflight(s: Session, *, need_push: bool) -> Plan:
+def preflight(s: Session, *, need_push: bool, registry_later: bool = False) -> Plan:
     """Every check before building; stops at the first blocking problem (in a dry run
-    only input errors stop it)."""
+    only input errors stop it). ``registry_later``: the registry's check is left for the
+    caller to make while the engine builds (:func:`registry_alongside`)."""
     opts, rep = s.opts, s.rep
     with rep.group("preflight"):
         plan = run_preflight(
             opts, build_engine=s.engine, need_push=need_push, allow_create=not s.dry_run,
-            registry_check=None if s.dry_run else (lambda o: registry_push_check(o, s.client)))
+            registry_check=None if s.dry_run or registry_later
+            else (lambda o: registry_push_check(o, s.client)))
         bad = plan.first_failure()
         # A dry run stops on input errors only; the others are warnings there.
         stops = bad is not None and (not s.dry_run or (
@@ -56,20 +58,39 @@ class Prepared:
     plan: Plan
     request: BuildRequest
     annotations: dict[str, str] = field(default_factory=dict)
+    #: The check made while the engine builds (the registry's), if any.
+    alongside: Callable[[], None] | None = None
 
 
 def prepare(s: Session, *, need_push: bool, annotations: dict[str, str],
             label: str, extra_contexts: dict[str, str] | None = None) -> Prepared:
-    """Preflight and the build request into a fresh directory of the cache."""
+    """Preflight and the build request into a fresh directory of the cache. The
+    registry's check is made while the engine builds (:func:`registry_alongside`)."""
     if not s.dry_run:
         s.ws.check()
         s.ws.prune()  # old build directories: by age, then the oldest beyond the size cap
-    plan = preflight(s, need_push=need_push)
+    later = need_push and bool(s.opts.tags) and not s.dry_run
+    plan = preflight(s, need_push=need_push, registry_later=later)
     out = Path("<cache>/builds/<new>") if s.dry_run else s.build_dir(label)
     req = build_step.request(s.opts, out, annotations=annotations)
     if extra_contexts:
         req = replace(req, build_contexts={**req.build_contexts, **extra_contexts})
-    return Prepared(plan, req, annotations)
+    return Prepared(plan, req, annotations, registry_alongside(s) if later else None)
+
+
+def registry_alongside(s: Session) -> Callable[[], None]:
+    """The registry's preflight check (push access to every tag's repository), made
+    while the engine builds: it needs the HTTP client, whose imports take about as long
+    as the engine's look-ups, and a build started alongside it costs nothing when the
+    answer is yes. A no stops the build and is the error of the run, worded as if
+    preflight had found it (nothing was pushed either way)."""
+
+    def check() -> None:
+        found = registry_push_check(s.opts, s.client)
+        if found is not None:
+            Plan(checks=[found]).raise_for_failure()
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -92,7 +113,7 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
     be (:mod:`polyarch.pipeline.overlap`); the caller's push completes it."""
     from polyarch.pipeline import overlap
 
-    built = build_step.build(s, prep.plan, prep.request)
+    built = build_step.build(s, prep.plan, prep.request, alongside=prep.alongside)
     from polyarch.checks.deep import Judged  # (imported during the build)
 
     judged = Judged()  # the platforms judged on their own are not judged again

@@ -20,8 +20,6 @@ from polyarch import interrupt
 from polyarch.pipeline.bases import dockerfile_bases
 from polyarch.refs import ImageRef
 from polyarch.registry.layout import OCILayout
-from polyarch.registry.push import plan_push, push_layout
-from polyarch.registry.pushed import PushRecord
 from polyarch.session import Session
 
 if TYPE_CHECKING:
@@ -58,6 +56,10 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
     """Push ``layout`` (root ``digest``) to the repository of every target, by digest.
     ``early`` pushed verified layers while verification went on: what it sent is not
     asked for again (what it could not send is pushed now)."""
+    # The HTTP client's modules load while the engine builds, not before it starts.
+    from polyarch.registry.push import plan_push, push_layout
+    from polyarch.registry.pushed import PushRecord
+
     repos = repositories(targets)
     t0 = time.monotonic()
     up = skip = mnt = sent = 0

@@ -17,13 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from polyarch import interrupt
 from polyarch.errors import RegistryError, TagsSplit
 from polyarch.refs import ImageRef
-from polyarch.registry import RegistryClient
 from polyarch.registry.media import sha256_digest
 from polyarch.session import Session
+
+if TYPE_CHECKING:
+    from polyarch.registry import RegistryClient
 
 
 @dataclass(frozen=True)
