@@ -317,11 +317,19 @@ def _communicate(
             print(f"polyarch: progress display failed: {e}", file=sys.stderr)
 
     while True:
-        try:
-            name, b = chunks.get(timeout=CANCEL_LATENCY)
-        except queue.Empty:
-            pass
+        got: tuple[str, bytes | None] | None = None
+        if open_streams == 0:
+            # Nothing more to read: wait for the exit itself. A command's streams close a
+            # moment before its exit status can be read, and a command whose output is
+            # not captured has none; waiting on the queue would add up to
+            # CANCEL_LATENCY to every command.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(CANCEL_LATENCY)
         else:
+            with contextlib.suppress(queue.Empty):
+                got = chunks.get(timeout=CANCEL_LATENCY)
+        if got is not None:
+            name, b = got
             if b is None:
                 open_streams -= 1
             else:
