@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ENGINE_NAMES", "BuildRequest", "BuildResult", "Check", "Engine", "EngineArg",
            "EngineChoice",
-           "Plan", "StepEvent", "choose_engine", "select_engine", "start_engine"]
+           "Plan", "StepEvent", "choose_engine", "select_engine", "start_at_entry", "start_engine"]
 
 
 #: Values of the ``engine`` option.
@@ -52,25 +52,56 @@ def choose_engine(opts: Options) -> EngineChoice:
                                   " not installed")
 
 
-def start_engine(options: Mapping[str, Any]) -> Engine | None:
-    """The engine of these command-line options and the POLYARCH_* environment, made
-    before the options are loaded, with its preflight look-ups started (when the engine
-    is docker without nodes; else None). :func:`select_engine` takes it when the loaded
-    options ask for the same engine; a config file that says otherwise leaves it unused."""
+def _early_wanted(options: Mapping[str, Any]) -> tuple[str | None, str | None] | None:
+    """The docker context and builder whose look-ups may start early, from these
+    command-line options and the POLYARCH_* environment; None when the engine is not
+    docker without nodes."""
 
     def value(name: str) -> Any:
         return options.get(name) or os.environ.get(f"POLYARCH_{name.upper()}") or None
 
     if value("engine") not in (None, "docker") or value("nodes"):
         return None
+    return value("docker_context"), value("builder")
+
+
+#: The commands whose engine look-ups the program's entry starts.
+EARLY_COMMANDS = ("publish", "build")
+
+
+def start_at_entry(argv: Sequence[str]) -> None:
+    """At the program's entry, before the command line is parsed (click and the option
+    table take about as long to import as the look-ups take): start the look-ups of a
+    ``publish`` or ``build`` for the POLYARCH_* environment's engine, context and
+    builder. :func:`start_engine` takes them when the parsed options ask for the same
+    command lines; otherwise they go unused (a command line naming another context or
+    builder: a wasted look-up, never a wrong one)."""
+    if not argv or argv[0] not in EARLY_COMMANDS or {"-h", "--help", "--dry-run"} & set(argv):
+        return
+    wanted = _early_wanted({})
+    if wanted is None:
+        return
     from polyarch.engines import buildx_plugin, probes
 
-    context, builder = value("docker_context"), value("builder")
+    probes.start_at_entry(probes.preflight_argvs(*wanted, buildx_plugin.find()))
+
+
+def start_engine(options: Mapping[str, Any]) -> Engine | None:
+    """The engine of these command-line options and the POLYARCH_* environment, made
+    before the options are loaded, with its preflight look-ups started (when the engine
+    is docker without nodes; else None), or taken from those :func:`start_at_entry`
+    started for the same command lines. :func:`select_engine` takes it when the loaded
+    options ask for the same engine; a config file that says otherwise leaves it unused."""
+    wanted = _early_wanted(options)
+    if wanted is None:
+        return None
+    from polyarch.engines import buildx_plugin, probes
+
+    context, builder = wanted
     plugin = buildx_plugin.find()
     # Started before the engine's module is loaded: the look-ups are the longer of the
     # two paths to the build (they take about as long as every import before it).
-    started = probes.Probes()
-    started.start(probes.preflight_argvs(context, builder, plugin))
+    started = probes.adopt(probes.preflight_argvs(context, builder, plugin))
     from polyarch.engines.buildx import Buildx
 
     return Buildx(docker_context=context, builder=builder, started=started, plugin=plugin)

@@ -4,9 +4,11 @@ build, so ``publish`` and ``build`` make their engine first (:func:`polyarch.eng
 and it starts them, before the engine's own module is loaded; its preflight takes their
 results.
 
-The look-ups belong to the engine object that started them. Each result is used at most
-once, only for the same command line in the same environment and only shortly after it
-started; anything else runs the command again.
+The look-ups belong to the engine object that started them, or to the program's entry
+(:func:`polyarch.engines.start_at_entry`), which starts them before the command line is
+read and hands them to the engine made for the same command lines (:func:`adopt`).
+Each result is used at most once, only for the same command line in the same
+environment and only shortly after it started; anything else runs the command again.
 """
 
 from __future__ import annotations
@@ -99,3 +101,30 @@ class Probes:
             return fut.result()
         return proc.run(argv, check=False, echo=False, timeout=_timeout(argv),
                         error_class=EnvironmentProblem)
+
+
+#: The look-ups the program's entry started, until an engine takes them.
+_at_entry: Probes | None = None
+_entry_lock = threading.Lock()
+
+
+def start_at_entry(argvs: Sequence[Sequence[str]]) -> None:
+    """Start ``argvs`` for the first engine that asks for the same command lines."""
+    global _at_entry
+    started = Probes()
+    started.start(argvs)
+    with _entry_lock:
+        _at_entry = started
+
+
+def adopt(argvs: Sequence[Sequence[str]]) -> Probes:
+    """Look-ups of ``argvs`` under way: the entry's when it started exactly these
+    command lines (they are then no longer the entry's), else started now."""
+    global _at_entry
+    with _entry_lock:
+        entry, _at_entry = _at_entry, None
+    if entry is not None and entry.started() == sorted(tuple(a) for a in argvs):
+        return entry
+    started = Probes()
+    started.start(argvs)
+    return started

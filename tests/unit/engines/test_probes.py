@@ -13,7 +13,7 @@ import pytest
 
 from polyarch import proc
 from polyarch.config import Options
-from polyarch.engines import probes, select_engine, start_engine
+from polyarch.engines import probes, select_engine, start_at_entry, start_engine
 from polyarch.engines.buildx import Buildx
 
 
@@ -136,3 +136,64 @@ def test_preflight_asks_each_engine_once_and_asks_again_after_a_miss() -> None:
     assert len(calls) == 2
     assert other_engine.remember("builder", inspect) == "other"  # another engine asks
     assert len(calls) == 3
+
+
+# The program's entry starts the look-ups before the command line is parsed.
+
+@pytest.fixture
+def no_entry_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(probes, "_at_entry", None)
+    for name in ("POLYARCH_ENGINE", "POLYARCH_NODES", "POLYARCH_BUILDER",
+                 "POLYARCH_DOCKER_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("no_entry_probes")
+@pytest.mark.parametrize("argv", [["publish", "-t", "r/a:1", "."], ["build", "."]])
+def test_the_entry_starts_the_default_look_ups_and_the_engine_takes_them(
+        argv: list[str]) -> None:
+    start_at_entry(argv)
+    entry = probes._at_entry
+    assert entry is not None and len(entry.started()) == 2
+    bx = start_engine({"engine": None})
+    assert isinstance(bx, Buildx) and bx.probes is entry
+    assert probes._at_entry is None  # handed over once
+
+
+@pytest.mark.usefixtures("no_entry_probes")
+def test_options_that_name_another_builder_leave_the_entry_look_ups_unused() -> None:
+    start_at_entry(["publish", "--builder", "b1", "."])
+    entry = probes._at_entry
+    assert entry is not None
+    bx = start_engine({"builder": "b1"})
+    assert isinstance(bx, Buildx) and bx.probes is not entry
+    assert any(a[-2:] == ("inspect", "b1") for a in bx.probes.started())
+
+
+@pytest.mark.usefixtures("no_entry_probes")
+def test_the_environment_names_the_builder_at_the_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYARCH_BUILDER", "b2")
+    start_at_entry(["publish", "."])
+    entry = probes._at_entry
+    assert entry is not None and any(a[-2:] == ("inspect", "b2") for a in entry.started())
+    assert start_engine({}).probes is entry  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("no_entry_probes")
+@pytest.mark.parametrize("argv", [[], ["inspect", "r/a:1"], ["lint", "."], ["--help"],
+                                  ["publish", "--help"], ["build", "-h"],
+                                  ["publish", "--dry-run", "."], ["--verbose", "publish"]])
+def test_the_entry_starts_nothing_for_other_commands_help_or_dry_runs(argv: list[str]) -> None:
+    start_at_entry(argv)
+    assert probes._at_entry is None
+
+
+@pytest.mark.usefixtures("no_entry_probes")
+@pytest.mark.parametrize(("name", "value"), [("POLYARCH_ENGINE", "podman"),
+                                             ("POLYARCH_ENGINE", "auto"),
+                                             ("POLYARCH_NODES", "linux/arm64=ssh://arm")])
+def test_the_entry_starts_nothing_for_other_engines(monkeypatch: pytest.MonkeyPatch,
+                                                    name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    start_at_entry(["publish", "."])
+    assert probes._at_entry is None
