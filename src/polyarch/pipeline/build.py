@@ -250,6 +250,7 @@ class _Alongside:
 
     def __init__(self, check: Callable[[], None] | None) -> None:
         self.cancel = proc.Cancel()
+        self._bug: Exception | None = None  # raised as it is, for the CLI to report
         self._thread: threading.Thread | None = None
         if check is not None:
             self._thread = threading.Thread(target=self._run, args=(check,),
@@ -261,8 +262,9 @@ class _Alongside:
             check()
         except FatalError as e:
             self.cancel.set(e)
-        except Exception as e:  # noqa: BLE001 - a bug: reported by the main thread
-            self.cancel.set(FatalError(f"internal error: {type(e).__name__}: {e}"))
+        except Exception as e:  # noqa: BLE001 - a bug: raised by settle()
+            self._bug = e
+            self.cancel.set(FatalError("the registry check failed"))
 
     def settle(self) -> None:
         """Wait for the check (each of its calls has its own deadline; this bounds the
@@ -276,6 +278,8 @@ class _Alongside:
                     f"the registry check did not finish within {limit:g} s",
                     hint="check the registry; if it needs longer, raise"
                          " POLYARCH_REGISTRY_TIMEOUT (seconds)"))
+        if self._bug is not None:
+            raise self._bug
         if self.cancel.error is not None:
             raise self.cancel.error
 
