@@ -241,7 +241,9 @@ def run(
             res = replace(res, left_running=True)
     except CommandTimedOut:
         raise  # stopped already
-    except BaseException:
+    except BaseException as e:
+        if cancel is not None and e is cancel.error:
+            raise  # stopped already, for the reason another thread gave
         # Interrupted (KeyboardInterrupt, a signal handler's exception): nothing this
         # command started is left running.
         if p.poll() is None or procgroup.alive(p.pid):

@@ -92,10 +92,12 @@ def start_engine(options: Mapping[str, Any]) -> Engine | None:
     is docker without nodes; else None), or taken from those :func:`start_at_entry`
     started for the same command lines. :func:`select_engine` takes it when the loaded
     options ask for the same engine; a config file that says otherwise leaves it unused."""
+    from polyarch.engines import buildx_plugin, probes
+
     wanted = _early_wanted(options)
     if wanted is None:
+        probes.abandon_entry()  # another engine: the entry's look-ups are not needed
         return None
-    from polyarch.engines import buildx_plugin, probes
 
     context, builder = wanted
     plugin = buildx_plugin.find()
@@ -109,20 +111,30 @@ def start_engine(options: Mapping[str, Any]) -> Engine | None:
 
 def select_engine(opts: Options, started: Engine | None = None) -> Engine:
     """The one place that turns the ``engine`` option into an engine (``started``, from
-    :func:`start_engine`, where it is that engine)."""
+    :func:`start_engine`, where it is that engine; when it is not, its look-ups still
+    running are stopped)."""
+    from polyarch.engines.buildx import Buildx
+
     if choose_engine(opts).name == "podman":
         from polyarch.engines.podman import PodmanEngine
 
+        _unused(started)
         return PodmanEngine(insecure_registries=opts.insecure_registries)
-    from polyarch.engines.buildx import Buildx
-
     if (isinstance(started, Buildx) and started.docker_context == opts.docker_context
             and started.requested_builder == opts.builder):
         return started
+    _unused(started)
     from polyarch.engines import buildx_plugin
 
     return Buildx(docker_context=opts.docker_context, builder=opts.builder,
                   plugin=buildx_plugin.find())
+
+
+def _unused(started: Engine | None) -> None:
+    from polyarch.engines.buildx import Buildx
+
+    if isinstance(started, Buildx):
+        started.probes.abandon()
 
 
 @functools.lru_cache(maxsize=8)

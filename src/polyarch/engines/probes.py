@@ -13,6 +13,7 @@ environment and only shortly after it started; anything else runs the command ag
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -66,12 +67,16 @@ def _timeout(argv: Sequence[str]) -> float:
 
 # Probes are not checked: their callers read a non-zero exit as an answer (no engine, no
 # buildx, no such builder) and word the error, if any, from what was printed.
-def _run(fut: Future[proc.Result], argv: list[str]) -> None:
+def _run(fut: Future[proc.Result], argv: list[str], cancel: proc.Cancel) -> None:
     try:
         fut.set_result(proc.run(argv, check=False, echo=False, timeout=_timeout(argv),
-                                error_class=EnvironmentProblem))
+                                error_class=EnvironmentProblem, cancel=cancel))
     except BaseException as e:  # given to whoever takes the result
         fut.set_exception(e)
+
+
+#: Longest wait, at exit, for look-ups nobody took to be stopped (seconds).
+ABANDON_WAIT = 1.0
 
 
 class Probes:
@@ -80,13 +85,27 @@ class Probes:
     def __init__(self) -> None:
         self._early: dict[_Key, tuple[float, Future[proc.Result]]] = {}
         self._lock = threading.Lock()
+        self._cancel = proc.Cancel()
+        self._threads: list[threading.Thread] = []
 
     def start(self, argvs: Sequence[Sequence[str]]) -> None:
         with self._lock:
             for argv in argvs:
                 fut: Future[proc.Result] = Future()
                 self._early[_key(argv)] = (time.monotonic(), fut)
-                threading.Thread(target=_run, args=(fut, list(argv)), daemon=True).start()
+                t = threading.Thread(target=_run, args=(fut, list(argv), self._cancel),
+                                     daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def abandon(self, wait: float = 0.0) -> None:
+        """Nobody will take these results: stop the look-ups still running (within
+        :data:`polyarch.proc.CANCEL_LATENCY`), waiting up to ``wait`` seconds for them
+        to be stopped."""
+        self._cancel.set(EnvironmentProblem("an engine look-up nobody needed was stopped"))
+        end = time.monotonic() + wait
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
 
     def started(self) -> list[tuple[str, ...]]:
         """The command lines started early whose result is not taken yet."""
@@ -106,25 +125,43 @@ class Probes:
 #: The look-ups the program's entry started, until an engine takes them.
 _at_entry: Probes | None = None
 _entry_lock = threading.Lock()
+_exit_hook = False
 
 
 def start_at_entry(argvs: Sequence[Sequence[str]]) -> None:
-    """Start ``argvs`` for the first engine that asks for the same command lines."""
-    global _at_entry
+    """Start ``argvs`` for the first engine that asks for the same command lines. What
+    no engine has taken when the program ends is stopped then (:func:`abandon_entry`)."""
+    global _at_entry, _exit_hook
     started = Probes()
     started.start(argvs)
     with _entry_lock:
         _at_entry = started
+        if not _exit_hook:
+            atexit.register(abandon_entry, ABANDON_WAIT)
+            _exit_hook = True
+
+
+def abandon_entry(wait: float = 0.0) -> None:
+    """The entry's look-ups will not be taken (another engine, other command lines, the
+    program ends): stop those still running."""
+    global _at_entry
+    with _entry_lock:
+        entry, _at_entry = _at_entry, None
+    if entry is not None:
+        entry.abandon(wait)
 
 
 def adopt(argvs: Sequence[Sequence[str]]) -> Probes:
     """Look-ups of ``argvs`` under way: the entry's when it started exactly these
-    command lines (they are then no longer the entry's), else started now."""
+    command lines (they are then no longer the entry's), else started now (and the
+    entry's, if any, are stopped)."""
     global _at_entry
     with _entry_lock:
         entry, _at_entry = _at_entry, None
     if entry is not None and entry.started() == sorted(tuple(a) for a in argvs):
         return entry
+    if entry is not None:
+        entry.abandon()
     started = Probes()
     started.start(argvs)
     return started

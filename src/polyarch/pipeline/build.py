@@ -10,6 +10,7 @@ import importlib
 import re
 import shlex
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -243,17 +244,34 @@ def preload(modules: Sequence[str]) -> threading.Thread:
     return t
 
 
-class _Alongside:
-    """A check that runs while the engine builds (the registry's, which needs the HTTP
-    client's imports): a blocking problem it finds stops the build and is what the
-    build step raises, as if it had been found before the build."""
+@dataclass(frozen=True)
+class AlongsideCheck:
+    """A check made while the engine builds (the registry's, which needs the HTTP
+    client's imports): ``run`` raises the error of a blocking problem. It checks
+    ``repositories`` repositories one after the other, each with at most a credential
+    helper's run and four registry operations, each with its own deadline: that bounds
+    the wait for it."""
 
-    def __init__(self, check: Callable[[], None] | None) -> None:
+    run: Callable[[], None]
+    repositories: int = 1
+
+    def limit(self) -> float:
+        cur = settings.current()
+        return max(1, self.repositories) * (cur.command_timeout + 4 * cur.registry_timeout)
+
+
+class _Alongside:
+    """An :class:`AlongsideCheck` under way: a blocking problem it finds stops the build
+    and is what the build step raises, as if it had been found before the build."""
+
+    def __init__(self, check: AlongsideCheck | None) -> None:
         self.cancel = proc.Cancel()
         self._bug: Exception | None = None  # raised as it is, for the CLI to report
         self._thread: threading.Thread | None = None
+        self._limit = check.limit() if check is not None else 0.0
+        self._deadline = time.monotonic() + self._limit
         if check is not None:
-            self._thread = threading.Thread(target=self._run, args=(check,),
+            self._thread = threading.Thread(target=self._run, args=(check.run,),
                                             name="polyarch-alongside", daemon=True)
             self._thread.start()
 
@@ -266,16 +284,17 @@ class _Alongside:
             self._bug = e
             self.cancel.set(FatalError("the registry check failed"))
 
-    def settle(self) -> None:
-        """Wait for the check (each of its calls has its own deadline; this bounds the
-        whole) and raise what it found."""
+    def settle(self, *, build_failed: bool = False) -> None:
+        """Wait for the check, up to its limit from its start, and raise what it found.
+        After a failed build, a check without an answer by then leaves the build's own
+        error to be raised."""
         if self._thread is not None:
-            cur = settings.current()
-            limit = cur.command_timeout + 4 * cur.registry_timeout
-            self._thread.join(limit)
+            self._thread.join(max(0.0, self._deadline - time.monotonic()))
             if self._thread.is_alive():
+                if build_failed:
+                    return
                 self.cancel.set(RegistryError(
-                    f"the registry check did not finish within {limit:g} s",
+                    f"the registry check did not finish within {self._limit:g} s",
                     hint="check the registry; if it needs longer, raise"
                          " POLYARCH_REGISTRY_TIMEOUT (seconds)"))
         if self._bug is not None:
@@ -285,7 +304,7 @@ class _Alongside:
 
 
 def build(s: Session, plan: Plan, req: BuildRequest, *,
-          alongside: Callable[[], None] | None = None) -> Built:
+          alongside: AlongsideCheck | None = None) -> Built:
     """Run the build into ``req.output`` (a fresh directory of the session).
     ``alongside``: a check made while the engine builds; the error it raises stops the
     build and is raised here (also when the build failed for another reason)."""
@@ -302,7 +321,7 @@ def build(s: Session, plan: Plan, req: BuildRequest, *,
         try:
             res = s.engine.build(req, on_step=prog, cancel=check.cancel)
         except FatalError as e:
-            check.settle()  # what it found comes first
+            check.settle(build_failed=True)  # what it found comes first
             text = f"{e.message} {e.detail or ''}".lower()
             if "no space left on device" in text:
                 raise EnvironmentProblem(

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 
 def preflight(s: Session, *, need_push: bool, registry_later: bool = False) -> Plan:
-    """Every check before building; stops at the first blocking problem (in a dry run
-    only input errors stop it). ``registry_later``: the registry's check is left for the
+    """Every check to make before building; stops at the first blocking problem (in a
+    dry run only input errors stop it). ``registry_later``: the registry's check is left for the
     caller to make while the engine builds (:func:`registry_alongside`)."""
     opts, rep = s.opts, s.rep
     with rep.group("preflight"):
@@ -59,7 +59,7 @@ class Prepared:
     request: BuildRequest
     annotations: dict[str, str] = field(default_factory=dict)
     #: The check made while the engine builds (the registry's), if any.
-    alongside: Callable[[], None] | None = None
+    alongside: build_step.AlongsideCheck | None = None
 
 
 def prepare(s: Session, *, need_push: bool, annotations: dict[str, str],
@@ -78,7 +78,7 @@ def prepare(s: Session, *, need_push: bool, annotations: dict[str, str],
     return Prepared(plan, req, annotations, registry_alongside(s) if later else None)
 
 
-def registry_alongside(s: Session) -> Callable[[], None]:
+def registry_alongside(s: Session) -> build_step.AlongsideCheck:
     """The registry's preflight check (push access to every tag's repository), made
     while the engine builds: it needs the HTTP client, whose imports take about as long
     as the engine's look-ups, and a build started alongside it costs nothing when the
@@ -90,7 +90,7 @@ def registry_alongside(s: Session) -> Callable[[], None]:
         if found is not None:
             Plan(checks=[found]).raise_for_failure()
 
-    return check
+    return build_step.AlongsideCheck(check, len({t.name for t in s.opts.tags}))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The build inputs, the tags and the registry are checked here; the engine answers for
 itself (:meth:`polyarch.engines.Engine.preflight`). ``polyarch doctor`` prints the checks
 as a table; ``publish`` runs them and stops before building at the first blocking
-problem.
+problem, except the registry's, which it makes while the engine builds
+(:func:`polyarch.pipeline.local.registry_alongside`).
 """
 
 from __future__ import annotations

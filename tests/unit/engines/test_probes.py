@@ -45,10 +45,18 @@ def test_the_session_engine_is_the_started_one_only_where_the_options_agree() ->
     started = Buildx(docker_context="remote", builder="b1")
     same = Options(platforms=(), docker_context="remote", builder="b1")
     assert select_engine(same, started) is started
+    assert started.probes._cancel.error is None
     other = Options(platforms=(), docker_context="remote")
     chosen = select_engine(other, started)
     assert chosen is not started and isinstance(chosen, Buildx)
     assert chosen.requested_builder is None
+    assert started.probes._cancel.error is not None  # its look-ups are stopped
+
+
+def test_a_config_that_says_podman_stops_the_started_look_ups() -> None:
+    started = Buildx()
+    chosen = select_engine(Options(platforms=(), engine="podman"), started)
+    assert chosen is not started and started.probes._cancel.error is not None
 
 
 def _early(bx: Buildx, argv: list[str], result: proc.Result, age: float = 0.0) -> None:
@@ -168,6 +176,26 @@ def test_options_that_name_another_builder_leave_the_entry_look_ups_unused() -> 
     bx = start_engine({"builder": "b1"})
     assert isinstance(bx, Buildx) and bx.probes is not entry
     assert any(a[-2:] == ("inspect", "b1") for a in bx.probes.started())
+    assert entry._cancel.error is not None  # what still runs of them is stopped
+
+
+@pytest.mark.usefixtures("no_entry_probes")
+def test_options_that_name_another_engine_stop_the_entry_look_ups() -> None:
+    start_at_entry(["publish", "--engine", "podman", "."])
+    entry = probes._at_entry
+    assert entry is not None
+    assert start_engine({"engine": "podman"}) is None
+    assert probes._at_entry is None and entry._cancel.error is not None
+
+
+@pytest.mark.usefixtures("no_entry_probes")
+def test_look_ups_nobody_took_are_stopped_at_exit() -> None:
+    start_at_entry(["publish", "."])
+    entry = probes._at_entry
+    assert entry is not None
+    probes.abandon_entry(wait=1.0)  # what the exit hook runs
+    assert probes._at_entry is None and entry._cancel.error is not None
+    assert not any(t.is_alive() for t in entry._threads)
 
 
 @pytest.mark.usefixtures("no_entry_probes")

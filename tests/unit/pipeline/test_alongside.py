@@ -4,18 +4,23 @@ the build through the command's cancel token and is what the build step raises."
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from polyarch import settings
 from polyarch.config import load_settings
 from polyarch.errors import FatalError, RegistryError
-from polyarch.pipeline.build import _Alongside
+from polyarch.pipeline.build import AlongsideCheck, _Alongside
+
+
+def along(run: Callable[[], None], repositories: int = 1) -> _Alongside:
+    return _Alongside(AlongsideCheck(run, repositories))
 
 
 def test_a_check_that_passes_leaves_nothing_to_raise() -> None:
     ran = threading.Event()
-    a = _Alongside(ran.set)
+    a = along(ran.set)
     a.settle()
     assert ran.is_set() and a.cancel.error is None
 
@@ -32,10 +37,21 @@ def test_a_blocking_problem_cancels_and_is_raised() -> None:
     def check() -> None:
         raise refused
 
-    a = _Alongside(check)
+    a = along(check)
     with pytest.raises(RegistryError) as e:
         a.settle()
     assert e.value is refused and a.cancel.error is refused
+
+
+def test_a_refusal_comes_first_also_after_a_failed_build() -> None:
+    refused = RegistryError("registry: refused")
+
+    def check() -> None:
+        raise refused
+
+    a = along(check)
+    with pytest.raises(RegistryError):
+        a.settle(build_failed=True)
 
 
 def test_a_bug_in_the_check_stops_the_build_and_is_raised_as_it_is() -> None:
@@ -44,17 +60,34 @@ def test_a_bug_in_the_check_stops_the_build_and_is_raised_as_it_is() -> None:
     def check() -> None:
         raise KeyError("oops")
 
-    a = _Alongside(check)
+    a = along(check)
     with pytest.raises(KeyError, match="oops"):
         a.settle()
     assert isinstance(a.cancel.error, FatalError)
 
 
+SHORT = {"POLYARCH_COMMAND_TIMEOUT": "0.1", "POLYARCH_REGISTRY_TIMEOUT": "0.05"}
+
+
 def test_a_check_that_never_ends_is_given_up_within_its_bound() -> None:
     release = threading.Event()
-    a = _Alongside(lambda: release.wait(30))
-    with (settings.using(load_settings({"POLYARCH_COMMAND_TIMEOUT": "0.1",
-                                        "POLYARCH_REGISTRY_TIMEOUT": "0.05"})),
-          pytest.raises(RegistryError, match=r"did not finish within 0\.3 s")):
-        a.settle()
+    with settings.using(load_settings(SHORT)):
+        a = along(lambda: release.wait(30))
+        with pytest.raises(RegistryError, match=r"did not finish within 0\.3 s"):
+            a.settle()
+    release.set()
+
+
+def test_the_bound_grows_with_the_repositories_checked() -> None:
+    with settings.using(load_settings(SHORT)):
+        assert AlongsideCheck(lambda: None, 3).limit() == pytest.approx(0.9)
+        assert AlongsideCheck(lambda: None, 0).limit() == pytest.approx(0.3)
+
+
+def test_after_a_failed_build_an_unanswered_check_leaves_the_builds_error() -> None:
+    release = threading.Event()
+    with settings.using(load_settings(SHORT)):
+        a = along(lambda: release.wait(30))
+        a.settle(build_failed=True)  # nothing raised: the caller raises the build's error
+    assert a.cancel.error is None
     release.set()
