@@ -1,5 +1,6 @@
-"""What real ``polyarch`` processes load before doing their work: ``--help`` and
-``--version`` neither the HTTP stack, nor rich, nor the pipeline; ``tags`` none of them
+"""What real ``polyarch`` processes load before doing their work, through the program's
+entry: ``--help`` and ``--version`` neither the HTTP stack, nor rich, nor the pipeline,
+nor the engines; ``tags`` none of them
 (its tables are printed without rich off a terminal); ``inspect`` (and ``--json``) the
 registry client but neither rich nor the pipeline nor the checks nor the tag machinery.
 (tests/unit/cli/test_startup.py checks the in-process side of it.)"""
@@ -21,16 +22,18 @@ from polyarch.registry import OCILayout, RegistryClient, push_layout
 #: Runs the CLI in a fresh interpreter, then writes the names of the modules it loaded
 #: (a None entry is an import refused, not loaded) to $MODULES_OUT.
 SCRIPT = """
-import json, os, sys
-from polyarch import cli
-code = cli.run(sys.argv[1:])
-with open(os.environ["MODULES_OUT"], "w") as f:
-    json.dump([k for k, v in sys.modules.items() if v is not None], f)
-sys.exit(code)
+import atexit, json, os, sys
+def dump():
+    with open(os.environ["MODULES_OUT"], "w") as f:
+        json.dump([k for k, v in sys.modules.items() if v is not None], f)
+atexit.register(dump)
+sys.argv = ["polyarch", *sys.argv[1:]]
+from polyarch.__main__ import main  # the program's entry, as the console script runs it
+main()
 """
 
 HEAVY = ("httpx", "httpcore", "h11", "rich", "polyarch.pipeline", "polyarch.checks.verify",
-         "polyarch.engines.buildx", "polyarch.lint")
+         "polyarch.engines", "polyarch.lint")
 
 
 def loaded_by(args: list[str], tmp_path: Path, cwd: Path | None = None) -> tuple[set[str], str]:

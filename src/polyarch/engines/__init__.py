@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,19 +65,13 @@ def _early_wanted(options: Mapping[str, Any]) -> tuple[str | None, str | None] |
     return value("docker_context"), value("builder")
 
 
-#: The commands whose engine look-ups the program's entry starts.
-EARLY_COMMANDS = ("publish", "build")
-
-
-def start_at_entry(argv: Sequence[str]) -> None:
+def start_at_entry() -> None:
     """At the program's entry, before the command line is parsed (click and the option
-    table take about as long to import as the look-ups take): start the look-ups of a
-    ``publish`` or ``build`` for the POLYARCH_* environment's engine, context and
-    builder. :func:`start_engine` takes them when the parsed options ask for the same
-    command lines; otherwise they go unused (a command line naming another context or
-    builder: a wasted look-up, never a wrong one)."""
-    if not argv or argv[0] not in EARLY_COMMANDS or {"-h", "--help", "--dry-run"} & set(argv):
-        return
+    table take about as long to import as the look-ups take; ``polyarch.__main__``
+    decides for which command lines): start the look-ups of a build for the POLYARCH_*
+    environment's engine, context and builder. :func:`start_engine` takes them when the
+    parsed options ask for the same command lines; otherwise they are stopped (a command
+    line naming another context or builder: a wasted look-up, never a wrong one)."""
     wanted = _early_wanted({})
     if wanted is None:
         return

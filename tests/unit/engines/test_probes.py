@@ -12,6 +12,7 @@ from concurrent.futures import Future
 import pytest
 
 from polyarch import proc
+from polyarch.__main__ import builds
 from polyarch.config import Options
 from polyarch.engines import probes, select_engine, start_at_entry, start_engine
 from polyarch.engines.buildx import Buildx
@@ -157,10 +158,8 @@ def no_entry_probes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("no_entry_probes")
-@pytest.mark.parametrize("argv", [["publish", "-t", "r/a:1", "."], ["build", "."]])
-def test_the_entry_starts_the_default_look_ups_and_the_engine_takes_them(
-        argv: list[str]) -> None:
-    start_at_entry(argv)
+def test_the_entry_starts_the_default_look_ups_and_the_engine_takes_them() -> None:
+    start_at_entry()
     entry = probes._at_entry
     assert entry is not None and len(entry.started()) == 2
     bx = start_engine({"engine": None})
@@ -170,7 +169,7 @@ def test_the_entry_starts_the_default_look_ups_and_the_engine_takes_them(
 
 @pytest.mark.usefixtures("no_entry_probes")
 def test_options_that_name_another_builder_leave_the_entry_look_ups_unused() -> None:
-    start_at_entry(["publish", "--builder", "b1", "."])
+    start_at_entry()  # for: publish --builder b1 .
     entry = probes._at_entry
     assert entry is not None
     bx = start_engine({"builder": "b1"})
@@ -181,7 +180,7 @@ def test_options_that_name_another_builder_leave_the_entry_look_ups_unused() -> 
 
 @pytest.mark.usefixtures("no_entry_probes")
 def test_options_that_name_another_engine_stop_the_entry_look_ups() -> None:
-    start_at_entry(["publish", "--engine", "podman", "."])
+    start_at_entry()  # for: publish --engine podman .
     entry = probes._at_entry
     assert entry is not None
     assert start_engine({"engine": "podman"}) is None
@@ -190,7 +189,7 @@ def test_options_that_name_another_engine_stop_the_entry_look_ups() -> None:
 
 @pytest.mark.usefixtures("no_entry_probes")
 def test_look_ups_nobody_took_are_stopped_at_exit() -> None:
-    start_at_entry(["publish", "."])
+    start_at_entry()
     entry = probes._at_entry
     assert entry is not None
     probes.abandon_entry(wait=1.0)  # what the exit hook runs
@@ -201,19 +200,23 @@ def test_look_ups_nobody_took_are_stopped_at_exit() -> None:
 @pytest.mark.usefixtures("no_entry_probes")
 def test_the_environment_names_the_builder_at_the_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLYARCH_BUILDER", "b2")
-    start_at_entry(["publish", "."])
+    start_at_entry()
     entry = probes._at_entry
     assert entry is not None and any(a[-2:] == ("inspect", "b2") for a in entry.started())
     assert start_engine({}).probes is entry  # type: ignore[union-attr]
 
 
-@pytest.mark.usefixtures("no_entry_probes")
+@pytest.mark.parametrize("argv", [["publish", "-t", "r/a:1", "."], ["build", "."],
+                                  ["build", "--push", "-t", "r/a:1", "."]])
+def test_the_entry_starts_look_ups_for_builds(argv: list[str]) -> None:
+    assert builds(argv)
+
+
 @pytest.mark.parametrize("argv", [[], ["inspect", "r/a:1"], ["lint", "."], ["--help"],
                                   ["publish", "--help"], ["build", "-h"],
                                   ["publish", "--dry-run", "."], ["--verbose", "publish"]])
 def test_the_entry_starts_nothing_for_other_commands_help_or_dry_runs(argv: list[str]) -> None:
-    start_at_entry(argv)
-    assert probes._at_entry is None
+    assert not builds(argv)
 
 
 @pytest.mark.usefixtures("no_entry_probes")
@@ -223,5 +226,5 @@ def test_the_entry_starts_nothing_for_other_commands_help_or_dry_runs(argv: list
 def test_the_entry_starts_nothing_for_other_engines(monkeypatch: pytest.MonkeyPatch,
                                                     name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
-    start_at_entry(["publish", "."])
+    start_at_entry()
     assert probes._at_entry is None
