@@ -199,9 +199,11 @@ class Hook:
 sys.meta_path.insert(0, Hook())
 # What the program's entry does first, where the checkout has it (polyarch.__main__).
 import importlib.util as _u
-if "start_at_entry(" in open(_u.find_spec("polyarch.__main__").origin).read():
-    from polyarch.engines import start_at_entry
-    start_at_entry(sys.argv[1:])
+if "def builds(" in open(_u.find_spec("polyarch.__main__").origin).read():
+    from polyarch.__main__ import builds
+    if builds(sys.argv[1:]):
+        from polyarch.engines import start_at_entry
+        start_at_entry()
 import polyarch.cli
 try:
     code = polyarch.cli.run(sys.argv[1:])
