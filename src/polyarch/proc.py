@@ -150,7 +150,7 @@ DEFAULT = _Default()
 
 # Children alive now, by pid (= their process group id). Plain dict operations only:
 # terminate_all may run in a signal handler while the main thread is in run().
-_live: dict[int, tuple[subprocess.Popen[bytes], tuple[str, ...], int]] = {}
+_live: dict[int, tuple[subprocess.Popen[bytes], tuple[str, ...]]] = {}
 # Commands run() stopped because it was interrupted, for terminate_all's report.
 _stopped: list[str] = []
 
@@ -174,7 +174,6 @@ def run(
     merge_output: bool = False,
     end_group: bool = False,
     cancel: Cancel | None = None,
-    stop_signal: int = signal.SIGTERM,
 ) -> Result:
     """Run ``argv``; check its exit status unless ``check=False``.
 
@@ -190,10 +189,6 @@ def run(
 
     ``cancel``: another thread may stop the command (:class:`Cancel`); its error is
     raised here.
-
-    ``stop_signal``: what stops the command gracefully (a deadline, a cancel, an
-    interrupt), before SIGKILL: SIGTERM unless the command cleans up only on another
-    (``podman build`` stops the container of its RUN step on SIGINT, not on SIGTERM).
 
     ``timeout``: wall-clock seconds (default :func:`default_timeout`); ``None`` for a long
     command, which then needs ``idle_timeout``: seconds without output on stdout/stderr
@@ -237,10 +232,10 @@ def run(
     except (ValueError, OSError) as e:  # a NUL in an argument, an unusable cwd, ...
         raise (error_class or EnvironmentProblem)(
             f"cannot start {command_name(argv)}: {e}") from e
-    _live[p.pid] = (p, argv, stop_signal)
+    _live[p.pid] = (p, argv)
     try:
         res = _communicate(p, argv, input, wall, idle_timeout, activity_paths, on_line,
-                           merge_output, cancel, stop_signal)
+                           merge_output, cancel)
         if end_group and procgroup.running(p.pid):
             procgroup.end(p.pid)
             res = replace(res, left_running=True)
@@ -252,7 +247,7 @@ def run(
         # Interrupted (KeyboardInterrupt, a signal handler's exception): nothing this
         # command started is left running.
         if p.poll() is None or procgroup.alive(p.pid):
-            procgroup.stop(p, stop_signal)
+            procgroup.stop(p)
             _stopped.append(command_name(argv))
         raise
     finally:
@@ -274,7 +269,6 @@ def _communicate(
     on_line: Callable[[str], None] | None,
     merge: bool,
     cancel: Cancel | None = None,
-    stop_signal: int = signal.SIGTERM,
 ) -> Result:
     chunks: queue.Queue[tuple[str, bytes | None]] = queue.Queue()
     readers: list[threading.Thread] = []
@@ -359,15 +353,15 @@ def _communicate(
                 break
             continue
         if cancel is not None and cancel.error is not None:
-            procgroup.stop(p, stop_signal)
+            procgroup.stop(p)
             raise cancel.error
         if wall is not None and now - start > wall:
-            procgroup.stop(p, stop_signal)
+            procgroup.stop(p)
             raise CommandTimedOut(
                 f"{command_name(argv)} did not finish within {wall:g} s; it was stopped",
                 hint="if it needs longer, raise POLYARCH_COMMAND_TIMEOUT (seconds)")
         if idle is not None and _idle_for(now, last, activity_paths) > idle:
-            procgroup.stop(p, stop_signal)
+            procgroup.stop(p)
             raise CommandTimedOut(
                 f"{command_name(argv)} showed no progress for {idle:g} s; it was stopped",
                 hint="if it can be silent for longer, raise POLYARCH_IDLE_TIMEOUT (seconds)")
@@ -392,21 +386,20 @@ def _idle_for(now: float, last: float, paths: Sequence[Path]) -> float:
 
 def live() -> list[tuple[str, ...]]:
     """The commands running now (argv), oldest first."""
-    return [argv for _p, argv, _sig in list(_live.values())]
+    return [argv for _p, argv in list(_live.values())]
 
 
 def terminate_all(grace: float = procgroup.KILL_GRACE) -> list[str]:
-    """Stop every child still running, with its process group: its stop signal (SIGTERM
-    unless :func:`run` was given another), then SIGKILL to what is left after ``grace``
-    seconds. Returns the names of the commands stopped
+    """Stop every child still running, with its process group: SIGTERM, then SIGKILL
+    to what is left after ``grace`` seconds. Returns the names of the commands stopped
     (for the one line that says what state things are in). Safe in a signal handler."""
     procs = list(_live.values())
-    names = [*_stopped, *(command_name(argv) for _p, argv, _sig in procs)]
+    names = [*_stopped, *(command_name(argv) for _p, argv in procs)]
     _stopped.clear()
-    for p, _argv, sig in procs:
-        procgroup.send(p.pid, sig)
+    for p, _argv in procs:
+        procgroup.send(p.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    for p, _argv, _sig in procs:
+    for p, _argv in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(max(0.0, deadline - time.monotonic()))
         procgroup.send(p.pid, signal.SIGKILL)

@@ -61,10 +61,9 @@ def running(pgid: int) -> bool:
     return not os.path.isdir("/proc/self")
 
 
-def stop(p: subprocess.Popen[bytes], first: int = signal.SIGTERM) -> None:
-    """``first`` (SIGTERM unless the command asks for another) to the child's process
-    group, SIGKILL after :data:`KILL_GRACE`."""
-    send(p.pid, first)
+def stop(p: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the child's process group, SIGKILL after :data:`KILL_GRACE`."""
+    send(p.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         p.wait(KILL_GRACE)
     send(p.pid, signal.SIGKILL)  # and whatever of the group is left

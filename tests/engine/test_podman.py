@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -118,46 +117,14 @@ def test_podman_failing_run_step(podman: str, tmp_path: Path, repo: str, registr
 
 @pytest.mark.engine
 def test_podman_publish_to_a_registry_nobody_answers(podman: str, tmp_path: Path) -> None:
-    """The push check runs while podman builds: exit 4, the build it stopped leaves no
-    manifest list behind."""
+    """The push check comes before the build: exit 4, and podman built nothing."""
     ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
     ref = f"127.0.0.1:{free_port()}/test/nowhere:1"
     run = polyarch("publish", "--engine", "podman", "-t", ref, str(ctx))
     assert run.code == 4, run.text
     line = last_error_line(run)
     assert "127.0.0.1:" in line and "Connection refused" in line
-    m = re.search(r"--manifest (localhost/polyarch-build:[0-9a-f]+)", run.err)
-    if m is not None:  # the build had started
-        exists = subprocess.run([podman, "manifest", "exists", m.group(1)], capture_output=True)
-        assert exists.returncode == 1
-
-
-def _running_with(needle: str) -> bool:
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if needle.encode() in (d / "cmdline").read_bytes():
-                    return True
-            except OSError:
-                continue
-    return False
-
-
-@pytest.mark.engine
-def test_a_podman_build_stopped_by_its_deadline_stops_its_run_step(
-        podman: str, tmp_path: Path, repo: str, registry: str) -> None:
-    """podman leaves the container of a RUN step running when it gets SIGTERM; polyarch
-    stops a build with SIGINT, on which podman stops the container too."""
-    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY + f"RUN sleep 179 # {tmp_path.name}\n")
-    run = polyarch("publish", "--engine", "podman", "--platform", "linux/amd64", "-t",
-                   f"{repo}:silent", str(ctx), env={"POLYARCH_IDLE_TIMEOUT": "6"}, timeout=170)
-    assert run.code == 3, run.text
-    assert "podman build showed no progress for 6 s; it was stopped" in last_error_line(run)
-    end = time.monotonic() + 20
-    while _running_with("sleep 179") and time.monotonic() < end:
-        time.sleep(0.5)
-    assert not _running_with("sleep 179")
-    assert registry_tags(registry, repo.split("/", 1)[1]) == []
+    assert "podman build" not in run.err
 
 
 @pytest.mark.engine

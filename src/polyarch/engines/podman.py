@@ -17,7 +17,6 @@ import os
 import re
 import resource
 import secrets
-import signal
 import tempfile
 import threading
 import time
@@ -46,10 +45,6 @@ if TYPE_CHECKING:
     from polyarch.nodespec import NodeSpec
 
 PODMAN = "podman"
-#: What stops a ``podman build`` with what it runs: on SIGINT it stops the container
-#: of the RUN step under way; on SIGTERM (podman 4.3) it exits and leaves that
-#: container running, outside its process group.
-BUILD_STOP_SIGNAL = signal.SIGINT
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 #: Local manifest lists are named ``localhost/polyarch-build:<random>``; never pushed.
 LIST_REPOSITORY = "localhost/polyarch-build"
@@ -214,7 +209,7 @@ class PodmanEngine:
             # checked: the log is read to its end before a failure is classified.
             res = proc.run(argv, check=False, timeout=None, idle_timeout=proc.idle_timeout(),
                            activity_paths=[logfile], env=self.build_env(req, tmp),
-                           cancel=cancel, stop_signal=BUILD_STOP_SIGNAL)
+                           cancel=cancel)
         if res.ok:
             steps.finish(None)
             return
