@@ -134,6 +134,9 @@ class Plan:
 
 class Engine(Protocol):
     name: str
+    #: Stopping a build (its command's process group) stops everything it runs: a check
+    #: made while it builds may stop it (:mod:`polyarch.pipeline.local`).
+    cancels_cleanly: bool
 
     def preflight(self, platforms: Sequence[Platform], *, builder: str | None = None,
                   nodes: Sequence[NodeSpec] = (), allow_create: bool = True) -> Plan:

@@ -85,6 +85,8 @@ def plugin_version(info_json: str, name: str) -> str | None:
 
 class Buildx:
     name = "docker"
+    #: The buildx client stopped, BuildKit cancels the build and the steps it runs.
+    cancels_cleanly = True
 
     def __init__(self, *, docker_context: str | None = None, builder: str | None = None,
                  started: probes.Probes | None = None, plugin: str | None = None) -> None:

@@ -56,6 +56,9 @@ _INSTALL_HINT = "install podman (Debian/Ubuntu: apt-get install podman; Fedora: 
 
 class PodmanEngine:
     name = "podman"
+    #: A ``podman build --manifest`` stopped (SIGTERM or SIGINT, podman 4.3) leaves the
+    #: container of the RUN step under way running, outside its process group.
+    cancels_cleanly = False
 
     def __init__(self, *, insecure_registries: Iterable[str] = (),
                  list_name: str | None = None) -> None:

@@ -69,7 +69,9 @@ def prepare(s: Session, *, need_push: bool, annotations: dict[str, str],
     if not s.dry_run:
         s.ws.check()
         s.ws.prune()  # old build directories: by age, then the oldest beyond the size cap
-    later = need_push and bool(s.opts.tags) and not s.dry_run
+    # Made while the engine builds where stopping the build stops all of it.
+    later = (need_push and bool(s.opts.tags) and not s.dry_run
+             and s.engine.cancels_cleanly)
     plan = preflight(s, need_push=need_push, registry_later=later)
     out = Path("<cache>/builds/<new>") if s.dry_run else s.build_dir(label)
     req = build_step.request(s.opts, out, annotations=annotations)
