@@ -134,8 +134,16 @@ def _leaving() -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit code (used by tests and :func:`main`)."""
-    interrupt.install()
+    """Run the CLI and return the exit code (used by tests and :func:`main`). The
+    signal handlers it installs are put back when it returns."""
+    restore = interrupt.install()
+    try:
+        return _run(argv)
+    finally:
+        restore()
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         rv: Any = cli.main(args=argv, prog_name="polyarch", standalone_mode=False)
         return int(rv) if isinstance(rv, int) else 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 _phase = "starting: nothing was built or pushed"
@@ -60,9 +61,19 @@ def _again(signum: int, frame: FrameType | None) -> None:
     """A further SIGTERM or SIGHUP while the first one is being handled: nothing more."""
 
 
-def install() -> None:
+def install() -> Callable[[], None]:
     """Turn SIGTERM and SIGHUP into :class:`Terminated` (main thread only; a no-op
-    elsewhere)."""
-    if threading.current_thread() is threading.main_thread():
-        for s in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(s, _on_signal)
+    elsewhere). Returns what puts the handlers there before back: a caller that runs
+    the CLI in its own process (a test runner, a program using polyarch as a library)
+    keeps its own handling of those signals once the command has ended."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    for s in before:
+        signal.signal(s, _on_signal)
+
+    def restore() -> None:
+        for s, handler in before.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    return restore

@@ -3,6 +3,7 @@ script in a scratch tree: the real engine is shared and must not be stopped here
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,27 @@ def test_sigterm_reaches_the_tests_and_stops_the_engines(tmp_path: Path) -> None
     p.send_signal(signal.SIGTERM)
     assert p.wait(30) == 143
     assert time.monotonic() - t0 < 10  # not after the tests' own 60 s
+    assert log.read_text().splitlines()[1:] == ["tests-got-TERM", "engine2 down", "engine down"]
+
+
+def test_tests_that_ignore_sigterm_are_killed_after_the_grace(tmp_path: Path) -> None:
+    """A test run that goes on after SIGTERM (a test that turned it into an exception and
+    was counted as failed) holds the CI job no longer than the grace period."""
+    log = scratch(tmp_path, f'trap "echo tests-got-TERM >> {tmp_path}/log" TERM\n'
+                            "for i in $(seq 600); do sleep 0.1; done")
+    p = subprocess.Popen([str(tmp_path / ".ci/run")], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env={**os.environ, "POLYARCH_CI_GRACE": "2"})
+    deadline = time.monotonic() + 20
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 143
+    took = time.monotonic() - t0
+    assert 2 <= took < 10, took  # the grace, then SIGKILL; not the tests' own 60 s
+    assert p.stderr is not None
+    assert "did not end within 2 s of SIGTERM: killed" in p.stderr.read().decode()
     assert log.read_text().splitlines()[1:] == ["tests-got-TERM", "engine2 down", "engine down"]
 
 
