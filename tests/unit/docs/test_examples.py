@@ -94,11 +94,12 @@ def test_configuration_snippets_load(page: str, text: str, tmp_path: Path) -> No
 
 
 def test_documented_environment_variables_exist() -> None:
-    """A ``POLYARCH_*`` variable a page names is one the code (or the scripts) reads."""
+    """A ``POLYARCH_*`` variable a page names is one the code (or the scripts, or the CI
+    entry point) reads."""
     read = {"POLYARCH_" + k.upper().replace("-", "_") for o in config.OPTIONS
             for k in (o.key, *o.aliases)} | {o.env for o in config.SETTINGS}
     for p in [*(ROOT / "src").rglob("*.py"), *(ROOT / "scripts").iterdir(),
-              *(ROOT / "tests").rglob("conftest.py"), ROOT / "action.yml",
+              *(ROOT / "tests").rglob("conftest.py"), ROOT / "action.yml", ROOT / ".ci/run",
               ROOT / "templates/gitlab-ci.yml"]:
         if p.is_file():
             read.update(re.findall(r"POLYARCH_[A-Z0-9_]*[A-Z0-9]", p.read_text(errors="replace")))
