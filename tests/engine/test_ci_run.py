@@ -51,17 +51,24 @@ def test_failure_stops_both_engines(tmp_path: Path) -> None:
     assert log.read_text().splitlines()[1:] == ["engine2 down", "engine down"]
 
 
-def test_sigterm_reaches_the_tests_and_stops_the_engines(tmp_path: Path) -> None:
-    log = scratch(tmp_path, f'trap "echo tests-got-TERM >> {tmp_path}/log; exit 3" TERM\n'
-                            "sleep 60 & wait")
+def terminated(tmp_path: Path, log: Path, env: dict[str, str] | None = None
+               ) -> tuple[subprocess.Popen[bytes], float]:
+    """.ci/run started, given SIGTERM once its tests run: the process and when."""
     p = subprocess.Popen([str(tmp_path / ".ci/run")], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 20
     while not log.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
     t0 = time.monotonic()
     p.send_signal(signal.SIGTERM)
+    return p, t0
+
+
+def test_sigterm_reaches_the_tests_and_stops_the_engines(tmp_path: Path) -> None:
+    log = scratch(tmp_path, f'trap "echo tests-got-TERM >> {tmp_path}/log; exit 3" TERM\n'
+                            "sleep 60 & wait")
+    p, t0 = terminated(tmp_path, log)
     assert p.wait(30) == 143
     assert time.monotonic() - t0 < 10  # not after the tests' own 60 s
     assert log.read_text().splitlines()[1:] == ["tests-got-TERM", "engine2 down", "engine down"]
@@ -72,14 +79,7 @@ def test_tests_that_ignore_sigterm_are_killed_after_the_grace(tmp_path: Path) ->
     was counted as failed) holds the CI job no longer than the grace period."""
     log = scratch(tmp_path, f'trap "echo tests-got-TERM >> {tmp_path}/log" TERM\n'
                             "for i in $(seq 600); do sleep 0.1; done")
-    p = subprocess.Popen([str(tmp_path / ".ci/run")], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env={**os.environ, "POLYARCH_CI_GRACE": "2"})
-    deadline = time.monotonic() + 20
-    while not log.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    t0 = time.monotonic()
-    p.send_signal(signal.SIGTERM)
+    p, t0 = terminated(tmp_path, log, {"POLYARCH_CI_GRACE": "2"})
     assert p.wait(30) == 143
     took = time.monotonic() - t0
     assert 2 <= took < 10, took  # the grace, then SIGKILL; not the tests' own 60 s
