@@ -17,9 +17,7 @@ by its program and subcommand only (never its arguments, which may hold secrets)
 
 Each child runs in a process group of its own (a new session), so that everything it
 started can be stopped together (:mod:`polyarch.procgroup`): on a deadline here, and on
-SIGINT/SIGTERM by :func:`terminate_all`. A long command can also be stopped by another
-thread of polyarch (:class:`Cancel`): a check made alongside a build that found a
-blocking problem.
+SIGINT/SIGTERM by :func:`terminate_all`; and from another thread by a :class:`Cancel`.
 """
 
 from __future__ import annotations
@@ -116,10 +114,9 @@ echo_hook: Callable[[Sequence[str]], None] | None = None
 
 
 class Cancel:
-    """Stops a command that :func:`run` is running, from another thread: once an error
-    is set, ``run`` stops the command with its process group (within
-    :data:`CANCEL_LATENCY` seconds) and raises that error; a command not yet started is
-    not started. The first error set is the one raised."""
+    """Stops a command :func:`run` runs, from another thread: once an error is set, run
+    stops it with its process group within :data:`CANCEL_LATENCY` seconds (or does not
+    start it) and raises that error, the first one set."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -136,7 +133,7 @@ class Cancel:
             return self._error
 
 
-#: Longest time between :meth:`Cancel.set` and the command being stopped, seconds.
+#: Longest time between :meth:`Cancel.set` and the command being stopped (seconds).
 CANCEL_LATENCY = 0.2
 
 
@@ -187,8 +184,7 @@ def run(
     in its process group (a shell command's ``cmd &``): a prebuild command must not leave
     processes behind that outlive polyarch.
 
-    ``cancel``: another thread may stop the command (:class:`Cancel`); its error is
-    raised here.
+    ``cancel``: another thread may stop the command; its error is raised here.
 
     ``timeout``: wall-clock seconds (default :func:`default_timeout`); ``None`` for a long
     command, which then needs ``idle_timeout``: seconds without output on stdout/stderr
@@ -321,10 +317,8 @@ def _communicate(
     while True:
         got: tuple[str, bytes | None] | None = None
         if open_streams == 0:
-            # Nothing more to read: wait for the exit itself. A command's streams close a
-            # moment before its exit status can be read, and a command whose output is
-            # not captured has none; waiting on the queue would add up to
-            # CANCEL_LATENCY to every command.
+            # Nothing to read: wait for the exit itself (the streams close a moment before
+            # the exit status can be read; the queue would add up to CANCEL_LATENCY).
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(CANCEL_LATENCY)
         else:
