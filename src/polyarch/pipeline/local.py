@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 def preflight(s: Session, *, need_push: bool, registry_later: bool = False) -> Plan:
     """Every check to make before building; stops at the first blocking problem (in a
-    dry run only input errors stop it). ``registry_later``: the registry's check is left for the
-    caller to make while the engine builds (:func:`registry_alongside`)."""
+    dry run only input errors stop it). ``registry_later``: the registry's check is left
+    for the caller to make while the engine builds (:func:`registry_alongside`)."""
     opts, rep = s.opts, s.rep
     with rep.group("preflight"):
         plan = run_preflight(
@@ -64,8 +64,9 @@ class Prepared:
 
 def prepare(s: Session, *, need_push: bool, annotations: dict[str, str],
             label: str, extra_contexts: dict[str, str] | None = None) -> Prepared:
-    """Preflight and the build request into a fresh directory of the cache. The
-    registry's check is made while the engine builds (:func:`registry_alongside`)."""
+    """Preflight and the build request into a fresh directory of the cache. Where the
+    engine stops cleanly (buildx), the registry's check is made while it builds
+    (:func:`registry_alongside`)."""
     if not s.dry_run:
         s.ws.check()
         s.ws.prune()  # old build directories: by age, then the oldest beyond the size cap
