@@ -3,11 +3,13 @@ and the cache directory with the build directories this command made.
 
 Steps of the pipeline take a Session and return a frozen result. Closing the session
 closes the registry client and removes every build directory not explicitly kept, also
-when the command fails or is interrupted.
+when the command fails or is interrupted, and waits (a bounded time) for the cache's
+pruning, which runs beside the build.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +33,12 @@ class _Parts:
     client: RegistryClient | None = None
     layer_cache: LayerCache | None = None
     temporary: list[Path] = field(default_factory=list)
+    pruning: threading.Thread | None = None
+
+
+#: Longest wait, when the command ends, for the cache's pruning to finish (seconds); one
+#: stopped sooner leaves the rest to the next command's.
+PRUNE_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,15 @@ class Session:
         self.parts.temporary.append(path)
         return path
 
+    def prune_cache(self) -> None:
+        """Prune the cache's old build directories and blobs (:meth:`Workspace.prune`)
+        in a thread of its own, once per session: a walk of every old build directory
+        is off the path to the build. Waited for when the session closes."""
+        if self.parts.pruning is None:
+            self.parts.pruning = threading.Thread(target=self.ws.prune, name="polyarch-prune",
+                                                  daemon=True)
+            self.parts.pruning.start()
+
     def keep(self, path: Path) -> None:
         if path in self.parts.temporary:
             self.parts.temporary.remove(path)
@@ -97,6 +114,8 @@ class Session:
             self.parts.client = None
         while self.parts.temporary:
             workspace.remove(self.parts.temporary.pop())
+        if self.parts.pruning is not None:
+            self.parts.pruning.join(PRUNE_WAIT)
 
     def __enter__(self) -> Session:
         return self

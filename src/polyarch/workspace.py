@@ -22,7 +22,8 @@ whole store holds; the first build of an image is seeded with the whole store.
 A build directory lives as long as its command, unless the command keeps it (``polyarch
 build`` without an output keeps the verified layout and says where). Old ones are pruned
 when a command starts: oldest first, while there are more than ``keep_bytes`` in all or
-any is older than ``keep_days``.
+any is older than ``keep_days``. Pruning runs beside the build (:meth:`polyarch.session.
+Session.prune_cache`): with many build directories it takes tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -241,7 +242,10 @@ class Workspace:
     def prune(self, *, keep_bytes: int = DEFAULT_KEEP_BYTES, keep_days: float = DEFAULT_KEEP_DAYS,
               now: float | None = None) -> list[Path]:
         """Remove build directories older than ``keep_days``, then the oldest while the
-        rest is over ``keep_bytes``. Returns what was removed; never fails a command."""
+        rest is over ``keep_bytes``. Returns what was removed; never fails a command.
+
+        A directory made since ``now`` (this command's, or another's that started
+        meanwhile) is never removed: pruning runs while the command builds."""
         if not self.builds.is_dir():
             self.prune_blobs(keep_bytes=keep_bytes, keep_days=keep_days, now=now)
             return []
@@ -251,7 +255,9 @@ class Workspace:
             for p in self.builds.iterdir():
                 if p.is_dir() and not p.name.startswith("."):
                     with contextlib.suppress(OSError):
-                        entries.append((p.stat().st_mtime, _size(p), p))
+                        mtime = p.stat().st_mtime
+                        if mtime < now:
+                            entries.append((mtime, _size(p), p))
         entries.sort()
         removed: list[Path] = []
         total = sum(s for _t, s, _p in entries)

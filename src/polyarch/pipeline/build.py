@@ -33,6 +33,8 @@ CACHE_TAG = "buildcache"
 #: are off the path from the build's end to the push.
 AFTER_BUILD = ("polyarch.checks.verify", "polyarch.lint.graph", "polyarch.lint.parser",
                "polyarch.lint.shellwords")
+#: What verification loads once it reads a large file: ``module:function`` run too.
+BEFORE_VERIFY = ("polyarch.checks.secrets.prefilter:warm",)
 #: Longest wait for those imports once the build is done (they take a fraction of it).
 PRELOAD_WAIT = 30.0
 
@@ -229,13 +231,17 @@ def seed_key(req: BuildRequest) -> str:
 
 
 def preload(modules: Sequence[str]) -> threading.Thread:
-    """Import ``modules`` in a thread of their own (a failure is left for the step that
-    needs the module to report)."""
+    """Import ``modules`` in a thread of their own, and call the function named after a
+    colon (``module:function``); a failure is left for the step that needs the module
+    to report."""
 
     def run() -> None:
         for name in modules:
+            module, _, function = name.partition(":")
             try:
-                importlib.import_module(name)
+                loaded = importlib.import_module(module)
+                if function:
+                    getattr(loaded, function)()
             except Exception:  # noqa: BLE001 - the step that uses it says what is wrong
                 return
 
@@ -312,7 +318,8 @@ def build(s: Session, plan: Plan, req: BuildRequest, *,
     plats = ", ".join(str(p) for p in req.platforms)
     interrupt.set_phase("building: nothing was pushed")
     # (and the result's table, printed at the end)
-    loading = preload(AFTER_BUILD + s.rep.table_modules())
+    loading = preload(AFTER_BUILD + s.rep.table_modules()
+                      + (BEFORE_VERIFY if s.opts.verify else ()))
     # Blobs earlier builds exported are linked in first: the exporter skips them.
     key = seed_key(req)
     s.ws.seed(req.output, key)

@@ -69,7 +69,7 @@ def prepare(s: Session, *, need_push: bool, annotations: dict[str, str],
     (:func:`registry_alongside`)."""
     if not s.dry_run:
         s.ws.check()
-        s.ws.prune()  # old build directories: by age, then the oldest beyond the size cap
+        s.prune_cache()  # old build directories and blobs, beside the build
     # Made while the engine builds where stopping the build stops all of it.
     later = (need_push and bool(s.opts.tags) and not s.dry_run
              and s.engine.cancels_cleanly)

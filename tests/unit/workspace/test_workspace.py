@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -142,3 +143,43 @@ def test_seeding_never_fails_a_build(tmp_path: Path) -> None:
     h = _blob(build, b"x")
     ws.absorb(build, {f"sha256:{h}"})  # cannot link into a file: the build keeps its blob
     assert os.listdir(build / "blobs" / "sha256") == [h]
+
+
+def test_pruning_never_removes_a_directory_made_since_it_started(tmp_path: Path) -> None:
+    # Pruning runs beside the build: the build's own directory, made after it started,
+    # stays even when the size cap would take everything.
+    ws, now = Workspace(tmp_path), time.time()
+    old = _build(ws, "old", 600, 1, now)
+    new = _build(ws, "new", 600, -1 / 86400, now)  # made a second after pruning started
+    assert ws.prune(keep_bytes=0, keep_days=7, now=now) == [old]
+    assert new.exists()
+
+
+def test_a_session_prunes_once_beside_its_work_and_waits_for_it_when_it_closes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyarch.config import Options
+    from polyarch.output import Reporter
+    from polyarch.session import Session
+
+    ws, now = Workspace(tmp_path), time.time()
+    old = _build(ws, "old", 10, 30, now)
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+    real = Workspace.prune
+
+    def slow_prune(self: Workspace, **kw: object) -> list[Path]:
+        calls.append(threading.current_thread().name)
+        started.set()
+        release.wait(5)
+        return real(self, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Workspace, "prune", slow_prune)
+    s = Session(Options(platforms=()), Reporter(), ws=ws)
+    s.prune_cache()
+    assert started.wait(5)
+    s.with_options(Options(platforms=())).prune_cache()  # another image of the same run: not again
+    assert old.exists()  # the caller went on while pruning ran
+    threading.Timer(0.2, release.set).start()
+    s.close()
+    assert not old.exists()  # closing waited for it
+    assert calls == ["polyarch-prune"]
