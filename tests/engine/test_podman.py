@@ -37,6 +37,13 @@ def skopeo_raw(ref: str, *extra: str) -> dict[str, object]:
     return data
 
 
+def podman_names() -> set[str]:
+    """Every name in podman's image store."""
+    out = subprocess.run(["podman", "images", "--all", "--format", "{{.Repository}}:{{.Tag}}"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return set(out.split())
+
+
 def podman_run(ref: str, platform: str, *cmd: str) -> str:
     argv = PodmanEngine().run_argv(ref, parse_platforms(platform)[0], list(cmd))
     r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -216,11 +223,16 @@ def test_podman_smoke_runs_through_podman(podman: str, hello_context: Path, repo
     cache_dir = tmp_path / ("polyarch-cache" if cache == "plain" else ".cache/polyarch")
     dead = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
             "POLYARCH_CACHE_DIR": str(cache_dir)}
+    before = podman_names()
     run = polyarch("publish", "--engine", "podman", "--smoke", "cat /built-on", "-t",
                    f"{repo}:smoke", "--json", str(hello_context), env=dead)
     assert run.code == 0, run.err
     smoke = {p["platform"]: p["checks"]["smoke"] for p in run.json()["verification"]["platforms"]}
     assert smoke == {"linux/amd64": "pass", "linux/arm64": "pass"}
+    # podman named the images it ran from the layout after the layout's path (this run's
+    # cache, or a link to it): no such name is left to keep them in its store for good.
+    left = podman_names() - before
+    assert not {n for n in left if str(tmp_path).lstrip("/") in n or "polyarch-oci-" in n}, left
 
 
 @pytest.mark.engine

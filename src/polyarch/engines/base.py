@@ -175,3 +175,9 @@ class Engine(Protocol):
 
     def remove_images(self, names: Sequence[str]) -> None: ...
 
+    def forget_runs(self, refs: Sequence[str]) -> None:
+        """After running ``refs`` (from :meth:`runnable_platforms`): drop the names the
+        runs left in the engine's store, leaving the images themselves (podman names an
+        image it runs from ``oci:PATH`` after PATH)."""
+        ...
+

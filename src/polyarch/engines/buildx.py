@@ -299,6 +299,10 @@ class Buildx:
             proc.run(self.docker("image", "rm", "--force", *names), check=False, echo=False,
                      timeout=120)
 
+    def forget_runs(self, refs: Sequence[str]) -> None:
+        """Nothing: the runs use the names :meth:`runnable_platforms` loaded, which
+        :meth:`remove_images` removes."""
+
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,
                  entrypoint: str | None = None) -> list[str]:
         ep = ["--entrypoint", entrypoint] if entrypoint is not None else []

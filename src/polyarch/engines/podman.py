@@ -12,6 +12,7 @@ to a registry over HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,11 +34,11 @@ from polyarch.engines.base import (
     engine_argv,
     missing,
 )
-from polyarch.engines.podman_layout import oci_layout_context, oci_path
+from polyarch.engines.podman_layout import oci_layout_context, oci_path, pulled_name
 from polyarch.engines.podman_plan import PodmanInfo
 from polyarch.engines.podman_progress import StepLog, _Follow, build_failure, build_reason
 from polyarch.engines.podman_registries import loopback_hosts, write_conf
-from polyarch.errors import EnvironmentProblem, UsageError
+from polyarch.errors import EnvironmentProblem, FatalError, UsageError
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef, parse_ref
 
@@ -189,6 +190,11 @@ class PodmanEngine:
     ) -> BuildResult:
         if req.output is None:
             raise UsageError("the podman engine needs a directory to write the OCI layout to")
+        # The layouts the build reads (a project's images built before) are pulled into
+        # podman's store and named after their paths: names that are new go again.
+        pulled = [n for n in {pulled_name(oci_layout_context(src))
+                              for src in req.build_contexts.values()}
+                  if n is not None and not self._exists(n)]
         with tempfile.TemporaryDirectory(prefix="polyarch-") as tmp_name:
             tmp = Path(tmp_name)
             t0 = time.monotonic()
@@ -197,6 +203,8 @@ class PodmanEngine:
                 digest = self._export(req.output, tmp / "digest", cancel)
             finally:
                 self._remove_list()
+                with contextlib.suppress(FatalError):  # the build's own error comes first
+                    self._untag(pulled)
             seconds = time.monotonic() - t0
         return BuildResult(digest=digest, media_type=OCI_INDEX, size=0, seconds=seconds,
                            layout=req.output)
@@ -266,6 +274,24 @@ class PodmanEngine:
         """podman runs straight from the layout (``--platform`` picks the entry): nothing
         is loaded."""
         return {d: f"oci:{oci_path(layout)}" for d in digests}
+
+    def forget_runs(self, refs: Sequence[str]) -> None:
+        """``podman run`` of ``oci:PATH`` pulls the image and names it after PATH (a
+        path of this run's cache, gone when it ends): that name is taken off again, so
+        that the image is what the build left, a cache entry ``podman image prune``
+        may remove, instead of a name that keeps it forever."""
+        self._untag(sorted({n for n in map(pulled_name, refs) if n is not None}))
+
+    def _exists(self, name: str) -> bool:
+        # Not checked: the exit status is the answer (1: no such image).
+        return proc.run([PODMAN, "image", "exists", name], check=False, echo=False,
+                        timeout=60).ok
+
+    def _untag(self, names: Sequence[str]) -> None:
+        for n in names:
+            # Cleanup, not checked: a name already gone (a pull that failed) is no error;
+            # a deadline passed is, and the caller reports it as a warning.
+            proc.run([PODMAN, "untag", n, n], check=False, echo=False, timeout=120)
 
     # -- running -------------------------------------------------------------
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,

@@ -13,7 +13,7 @@ from pathlib import Path
 from polyarch.errors import RegistryError, UsageError
 
 _REF_PATH = re.compile(r"^(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
-_aliases: list[Path] = []
+_aliases: dict[str, Path] = {}  # layout -> its link's directory
 
 
 def oci_path(layout: Path) -> str:
@@ -24,6 +24,8 @@ def oci_path(layout: Path) -> str:
     text = str(layout.absolute())
     if _REF_PATH.match(text):
         return text
+    if text in _aliases:  # one link per layout: podman names what it reads after it
+        return str(_aliases[text] / "layout")
     alias = Path(tempfile.gettempdir()) / f"polyarch-oci-{secrets.token_hex(6)}"
     if not _REF_PATH.match(str(alias)):
         alias = Path("/tmp") / alias.name
@@ -31,13 +33,25 @@ def oci_path(layout: Path) -> str:
     (alias / "layout").symlink_to(layout.absolute(), target_is_directory=True)
     if not _aliases:
         atexit.register(_remove_aliases)
-    _aliases.append(alias)
+    _aliases[text] = alias
     return str(alias / "layout")
+
+
+def pulled_name(ref: str) -> str | None:
+    """The name podman gives an image it pulls from ``oci:PATH[:REF]`` (``podman run``
+    of a layout, a build's ``FROM`` of a ``container-image://oci:`` context):
+    ``localhost/PATH:latest``, whatever ``REF`` picked (libimage names such a pull after
+    the path alone). ``None`` for another transport."""
+    ref = ref.removeprefix("container-image://")
+    if not ref.startswith("oci:"):
+        return None
+    path = ref.removeprefix("oci:").split(":", 1)[0]
+    return f"localhost/{path.lstrip('/')}:latest"
 
 
 def _remove_aliases() -> None:
     while _aliases:
-        shutil.rmtree(_aliases.pop(), ignore_errors=True)
+        shutil.rmtree(_aliases.popitem()[1], ignore_errors=True)
 
 
 def oci_layout_context(src: str) -> str:

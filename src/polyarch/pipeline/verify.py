@@ -201,35 +201,44 @@ def _record(r: Any, results: Sequence[Any]) -> None:
             r.smoke_output = res.first_line
 
 
-def remove_quietly(s: Session, names: Sequence[str]) -> None:
-    """Remove temporary images; a failure (a slow engine under load, say) is a warning,
-    never the end of a publish that passed."""
-    if not names:
-        return
+def remove_quietly(s: Session, names: Sequence[str], ran: Sequence[str] = ()) -> None:
+    """Remove temporary images, and the names the runs of ``ran`` left
+    (:meth:`~polyarch.engines.Engine.forget_runs`); a failure (a slow engine under load,
+    say) is a warning, never the end of a publish that passed."""
     from polyarch.errors import FatalError
 
-    try:
-        s.engine.remove_images(names)
-    except FatalError as e:
-        s.rep.warn(f"could not remove the temporary images {', '.join(names)}: {e.message};"
-                   " remove them later with the engine's 'image rm'")
+    if names:
+        try:
+            s.engine.remove_images(names)
+        except FatalError as e:
+            s.rep.warn(f"could not remove the temporary images {', '.join(names)}:"
+                       f" {e.message}; remove them later with the engine's 'image rm'")
+    if ran:
+        try:
+            s.engine.forget_runs(ran)
+        except FatalError as e:
+            s.rep.warn(f"could not remove the names the smoke runs left in the engine's"
+                       f" store: {e.message}; 'podman images' lists them")
 
 
 def smoke_layout(s: Session, report: VerifyReport, layout: Path) -> SmokeTimes:
     """The smoke step for an OCI layout on local disk: only the platforms to run are
-    loaded into the engine, and removed afterwards."""
+    loaded into the engine, and removed afterwards (or, where the engine runs straight
+    from the layout, the names its runs left)."""
     loaded: list[str] = []
+    ran: list[str] = []
 
     def refs_for(digests: Sequence[str]) -> Mapping[str, str]:
         refs = s.engine.runnable_platforms(
             layout, digests, f"polyarch-smoke-{secrets.token_hex(6)}:latest")
         loaded.extend(r for r in refs.values() if not r.startswith("oci:"))
+        ran.extend(r for r in refs.values() if r.startswith("oci:"))
         return refs
 
     try:
         return run_smoke(s, report, refs_for)
     finally:
-        remove_quietly(s, loaded)
+        remove_quietly(s, loaded, ran)
 
 
 def smoke_in_registry(s: Session, report: VerifyReport, name: str) -> SmokeTimes:

@@ -171,7 +171,26 @@ def test_a_layout_path_podman_cannot_name_is_reached_through_a_lowercase_link(
     assert alias != str(layout)
     assert re.fullmatch(r"(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+", alias), alias
     assert Path(alias).resolve() == layout.resolve()
+    # One link per layout: podman names what it pulls after the path it read.
+    assert oci_path(layout) == alias
     ctx = oci_layout_context(f"oci-layout://{layout}@sha256:{'a' * 64}")
     assert ctx.startswith("container-image://oci:/") and ".cache" not in ctx
     clean = Path("/srv/polyarch/layout")
     assert oci_path(clean) == str(clean)
+
+
+@pytest.mark.parametrize(("ref", "name"), [
+    # What podman 4.3 named the images its smoke runs pulled (seen in its store).
+    ("oci:/tmp/polyarch-oci-50587cf76ecc/layout",
+     "localhost/tmp/polyarch-oci-50587cf76ecc/layout:latest"),
+    ("oci:/srv/cache/builds/20261207-054413-publish-da9ae7",
+     "localhost/srv/cache/builds/20261207-054413-publish-da9ae7:latest"),
+    # A ref name after the path picks the entry; the name is the path's all the same.
+    ("oci:/srv/layout:base", "localhost/srv/layout:latest"),
+    ("127.0.0.1:5000/app@sha256:" + "a" * 64, None),
+])
+def test_the_name_a_run_from_a_layout_leaves_is_the_layouts_path(ref: str,
+                                                                   name: str | None) -> None:
+    from polyarch.engines.podman_layout import pulled_name
+
+    assert pulled_name(ref) == name
