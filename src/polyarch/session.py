@@ -10,6 +10,7 @@ pruning, which runs beside the build.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,11 +35,18 @@ class _Parts:
     layer_cache: LayerCache | None = None
     temporary: list[Path] = field(default_factory=list)
     pruning: threading.Thread | None = None
+    stop_pruning: threading.Event = field(default_factory=threading.Event)
 
 
 #: Longest wait, when the command ends, for the cache's pruning to finish (seconds); one
-#: stopped sooner leaves the rest to the next command's.
+#: stopped sooner leaves the rest to the next command's. After an error or an
+#: interruption the pruning stops at its next directory instead.
 PRUNE_WAIT = 60.0
+PRUNE_STOP_WAIT = 2.0
+#: Build directories changed this long before the pruning started are never pruned by
+#: it: the command's own (made after it started), another command's in use (a file
+#: system's timestamps may also lag the clock by a few milliseconds).
+PRUNE_SPARE_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -99,8 +107,10 @@ class Session:
         in a thread of its own, once per session: a walk of every old build directory
         is off the path to the build. Waited for when the session closes."""
         if self.parts.pruning is None:
-            self.parts.pruning = threading.Thread(target=self.ws.prune, name="polyarch-prune",
-                                                  daemon=True)
+            spare = time.time() - PRUNE_SPARE_SECONDS  # the caller's clock, before the start
+            self.parts.pruning = threading.Thread(
+                target=self.ws.prune, name="polyarch-prune", daemon=True,
+                kwargs={"spare_since": spare, "stop": self.parts.stop_pruning})
             self.parts.pruning.start()
 
     def keep(self, path: Path) -> None:
@@ -108,17 +118,22 @@ class Session:
             self.parts.temporary.remove(path)
 
     # -- lifetime ---------------------------------------------------------------------
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
+        """Close the client, remove the build directories not kept, and wait for the
+        cache's pruning (``failed``: the command failed or was interrupted; the pruning
+        stops at its next directory)."""
+        if failed:
+            self.parts.stop_pruning.set()
         if self.parts.client is not None:
             self.parts.client.close()
             self.parts.client = None
         while self.parts.temporary:
             workspace.remove(self.parts.temporary.pop())
         if self.parts.pruning is not None:
-            self.parts.pruning.join(PRUNE_WAIT)
+            self.parts.pruning.join(PRUNE_STOP_WAIT if failed else PRUNE_WAIT)
 
     def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(failed=exc_type is not None)

@@ -34,6 +34,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -195,10 +196,13 @@ class Workspace:
                 try:
                     os.link(name, name, src_dir_fd=src_fd, dst_dir_fd=store_fd)
                 except FileExistsError:
-                    with contextlib.suppress(OSError):
-                        os.utime(name, (now, now), dir_fd=store_fd)
+                    pass
                 except OSError:
                     continue
+                # Fresh for pruning, also when linked again (pruned while this build
+                # ran: the blob kept its time of an older build).
+                with contextlib.suppress(OSError):
+                    os.utime(name, (now, now), dir_fd=store_fd)
 
     def prune_blobs(self, *, keep_bytes: int = DEFAULT_KEEP_BYTES,
                     keep_days: float = DEFAULT_KEEP_DAYS, now: float | None = None) -> int:
@@ -240,28 +244,33 @@ class Workspace:
         return path
 
     def prune(self, *, keep_bytes: int = DEFAULT_KEEP_BYTES, keep_days: float = DEFAULT_KEEP_DAYS,
-              now: float | None = None) -> list[Path]:
+              now: float | None = None, spare_since: float | None = None,
+              stop: threading.Event | None = None) -> list[Path]:
         """Remove build directories older than ``keep_days``, then the oldest while the
         rest is over ``keep_bytes``. Returns what was removed; never fails a command.
 
-        A directory made since ``now`` (this command's, or another's that started
-        meanwhile) is never removed: pruning runs while the command builds."""
+        A directory changed since ``spare_since`` (default ``now``) is never removed:
+        pruning runs while the command builds, and this command's directory, or
+        another's that started meanwhile, is in use. ``stop`` set: no more is removed."""
         if not self.builds.is_dir():
             self.prune_blobs(keep_bytes=keep_bytes, keep_days=keep_days, now=now)
             return []
         now = time.time() if now is None else now
+        spare_since = now if spare_since is None else spare_since
         entries: list[tuple[float, int, Path]] = []
         with contextlib.suppress(OSError):
             for p in self.builds.iterdir():
                 if p.is_dir() and not p.name.startswith("."):
                     with contextlib.suppress(OSError):
                         mtime = p.stat().st_mtime
-                        if mtime < now:
+                        if mtime < spare_since:
                             entries.append((mtime, _size(p), p))
         entries.sort()
         removed: list[Path] = []
         total = sum(s for _t, s, _p in entries)
         for mtime, size, path in entries:
+            if stop is not None and stop.is_set():
+                return removed
             if now - mtime > keep_days * 86400 or total > keep_bytes:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)

@@ -145,14 +145,38 @@ def test_seeding_never_fails_a_build(tmp_path: Path) -> None:
     assert os.listdir(build / "blobs" / "sha256") == [h]
 
 
-def test_pruning_never_removes_a_directory_made_since_it_started(tmp_path: Path) -> None:
+def test_pruning_never_removes_a_directory_changed_since_it_was_asked_for(
+        tmp_path: Path) -> None:
     # Pruning runs beside the build: the build's own directory, made after it started,
-    # stays even when the size cap would take everything.
+    # stays even when the size cap would take everything, and so does one whose time a
+    # file system wrote a few milliseconds behind the clock.
     ws, now = Workspace(tmp_path), time.time()
     old = _build(ws, "old", 600, 1, now)
     new = _build(ws, "new", 600, -1 / 86400, now)  # made a second after pruning started
-    assert ws.prune(keep_bytes=0, keep_days=7, now=now) == [old]
-    assert new.exists()
+    lagging = _build(ws, "lagging", 600, 0.005 / 86400, now)
+    assert ws.prune(keep_bytes=0, keep_days=7, now=now, spare_since=now - 600) == [old]
+    assert new.exists() and lagging.exists()
+
+
+def test_pruning_stops_when_asked(tmp_path: Path) -> None:
+    ws, now = Workspace(tmp_path), time.time()
+    a, b = _build(ws, "a", 10, 30, now), _build(ws, "b", 10, 20, now)
+    stop = threading.Event()
+    stop.set()
+    assert ws.prune(now=now, stop=stop) == []
+    assert a.exists() and b.exists()
+
+
+def test_a_blob_linked_again_into_the_store_is_fresh(tmp_path: Path) -> None:
+    # Pruned from the store while a build that had it seeded ran: linked back, with the
+    # time of this build, not of the build that first made it.
+    ws = Workspace(tmp_path / "cache")
+    build = ws.new_build("b")
+    blob = _blob(build, b"a layer" * 100)
+    old = time.time() - 30 * 86400
+    os.utime(build / "blobs" / "sha256" / blob, (old, old))
+    ws.absorb(build, {f"sha256:{blob}"})
+    assert time.time() - (ws.blob_store / blob).stat().st_mtime < 60
 
 
 def test_a_session_prunes_once_beside_its_work_and_waits_for_it_when_it_closes(
@@ -183,3 +207,13 @@ def test_a_session_prunes_once_beside_its_work_and_waits_for_it_when_it_closes(
     s.close()
     assert not old.exists()  # closing waited for it
     assert calls == ["polyarch-prune"]
+
+
+def test_a_failed_command_stops_the_pruning(tmp_path: Path) -> None:
+    from polyarch.config import Options
+    from polyarch.output import Reporter
+    from polyarch.session import Session
+
+    s = Session(Options(platforms=()), Reporter(), ws=Workspace(tmp_path))
+    s.close(failed=True)
+    assert s.parts.stop_pruning.is_set()
