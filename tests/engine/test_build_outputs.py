@@ -149,6 +149,12 @@ def test_podman_load_keeps_the_host_platform(context: Path, tmp_path: Path,
         assert run.code == 0, run.text
         (said,) = run.json()["outputs"]
         assert said.startswith(f"loaded into podman as {name}: the host's platform only")
+        # Under the name asked for only: not also under the cache's path, which podman
+        # gave the pull from the layout.
+        names = subprocess.run(["podman", "images", "--all", "--format",
+                                "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True,
+                               check=True, timeout=120).stdout.split()
+        assert not [n for n in names if str(cache_dir).lstrip("/") in n], names
         r = subprocess.run(["podman", "run", "--rm", "--pull", "never", name, "uname", "-m"],
                            capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr

@@ -236,6 +236,29 @@ def test_podman_smoke_runs_through_podman(podman: str, hello_context: Path, repo
 
 
 @pytest.mark.engine
+def test_podman_smoke_runs_of_a_users_layout_leave_the_users_names(
+        podman: str, hello_context: Path, tmp_path: Path) -> None:
+    """``verify oci:DIR --smoke`` with podman: the name podman gives a pull of DIR that
+    the user made before (``podman pull oci:DIR``) is the user's, and stays."""
+    layout = tmp_path / "applayout"
+    run = polyarch("build", "--engine", "podman", "-o", f"oci:{layout}", str(hello_context))
+    assert run.code == 0, run.err
+    theirs = f"localhost/{str(layout).lstrip('/')}:latest"
+    subprocess.run(["podman", "pull", "-q", f"oci:{layout}"], check=True,
+                   capture_output=True, timeout=300)
+    try:
+        assert theirs in podman_names()
+        run = polyarch("verify", "--smoke", "cat /built-on", f"oci:{layout}",
+                       env={"POLYARCH_ENGINE": "podman",
+                            "POLYARCH_CACHE_DIR": str(tmp_path / "cache")})
+        assert run.code == 0, run.err
+        assert "smoke run linux/arm64" in run.out  # run, not known from before
+        assert theirs in podman_names()
+    finally:
+        subprocess.run(["podman", "untag", theirs, theirs], capture_output=True, timeout=120)
+
+
+@pytest.mark.engine
 @pytest.mark.parametrize("flag", [True, False], ids=["insecure-registry", "loopback"])
 def test_podman_builds_on_a_base_from_a_plain_http_registry(
         podman: str, tmp_path: Path, registry: str, repo: str, flag: bool) -> None:

@@ -34,7 +34,7 @@ from polyarch.engines.base import (
     engine_argv,
     missing,
 )
-from polyarch.engines.podman_layout import oci_layout_context, oci_path, pulled_name
+from polyarch.engines.podman_layout import PulledNames, oci_layout_context, oci_path
 from polyarch.engines.podman_plan import PodmanInfo
 from polyarch.engines.podman_progress import StepLog, _Follow, build_failure, build_reason
 from polyarch.engines.podman_registries import loopback_hosts, write_conf
@@ -67,6 +67,7 @@ class PodmanEngine:
         self.list_name = list_name or f"{LIST_REPOSITORY}:{secrets.token_hex(6)}"
         self._info: PodmanInfo | None = None
         self._info_lock = threading.Lock()
+        self._pulled = PulledNames(PODMAN)
 
     # -- discovery -----------------------------------------------------------
     def preflight(self, platforms: Sequence[Platform], *, builder: str | None = None,
@@ -192,9 +193,7 @@ class PodmanEngine:
             raise UsageError("the podman engine needs a directory to write the OCI layout to")
         # The layouts the build reads (a project's images built before) are pulled into
         # podman's store and named after their paths: names that are new go again.
-        pulled = [n for n in {pulled_name(oci_layout_context(src))
-                              for src in req.build_contexts.values()}
-                  if n is not None and not self._exists(n)]
+        pulled = self._pulled.new(oci_layout_context(src) for src in req.build_contexts.values())
         with tempfile.TemporaryDirectory(prefix="polyarch-") as tmp_name:
             tmp = Path(tmp_name)
             t0 = time.monotonic()
@@ -203,8 +202,10 @@ class PodmanEngine:
                 digest = self._export(req.output, tmp / "digest", cancel)
             finally:
                 self._remove_list()
-                with contextlib.suppress(FatalError):  # the build's own error comes first
-                    self._untag(pulled)
+                # A cleanup: an untag past its deadline leaves a name, and the build's
+                # own error (if any) is what is reported.
+                with contextlib.suppress(FatalError):
+                    self._pulled.untag(pulled)
             seconds = time.monotonic() - t0
         return BuildResult(digest=digest, media_type=OCI_INDEX, size=0, seconds=seconds,
                            layout=req.output)
@@ -250,16 +251,21 @@ class PodmanEngine:
         if exists.ok:
             proc.run(self.remove_argv(), check=False, timeout=120)
 
-
     def load(self, layout: Path, names: Sequence[str]) -> str:
-        """podman's store keeps one image per name: the host's platform is loaded."""
-        r = proc.run([PODMAN, "pull", "-q", f"oci:{oci_path(layout)}"], timeout=1800,
+        """podman's store keeps one image per name: the host's platform is loaded (under
+        ``names`` only: the name podman gives the pull, after the layout's path, is
+        taken off again)."""
+        ref = f"oci:{oci_path(layout)}"
+        pulled = self._pulled.new([ref])
+        r = proc.run([PODMAN, "pull", "-q", ref], timeout=1800,
                      error=lambda res: EnvironmentProblem(
                          "podman could not load the verified image: "
                          + _first_line(res.stderr or res.stdout)))
         image_id = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
         for n in names:
             proc.run([PODMAN, "tag", image_id, n], timeout=60, error_class=EnvironmentProblem)
+        with contextlib.suppress(FatalError):  # a cleanup: the image is loaded
+            self._pulled.untag([n for n in pulled if n not in names])
         return f"the host's platform only ({self.info().os}/{self.info().arch}; podman keeps" \
                " one platform per name)"
 
@@ -272,26 +278,18 @@ class PodmanEngine:
     def runnable_platforms(self, layout: Path, digests: Sequence[str], name: str
                            ) -> dict[str, str]:
         """podman runs straight from the layout (``--platform`` picks the entry): nothing
-        is loaded."""
-        return {d: f"oci:{oci_path(layout)}" for d in digests}
+        is loaded. (A name its runs will give the image that is there already is the
+        user's: :meth:`forget_runs` leaves it.)"""
+        ref = f"oci:{oci_path(layout)}"
+        self._pulled.new([ref])
+        return dict.fromkeys(digests, ref)
 
     def forget_runs(self, refs: Sequence[str]) -> None:
         """``podman run`` of ``oci:PATH`` pulls the image and names it after PATH (a
         path of this run's cache, gone when it ends): that name is taken off again, so
         that the image is what the build left, a cache entry ``podman image prune``
         may remove, instead of a name that keeps it forever."""
-        self._untag(sorted({n for n in map(pulled_name, refs) if n is not None}))
-
-    def _exists(self, name: str) -> bool:
-        # Not checked: the exit status is the answer (1: no such image).
-        return proc.run([PODMAN, "image", "exists", name], check=False, echo=False,
-                        timeout=60).ok
-
-    def _untag(self, names: Sequence[str]) -> None:
-        for n in names:
-            # Cleanup, not checked: a name already gone (a pull that failed) is no error;
-            # a deadline passed is, and the caller reports it as a warning.
-            proc.run([PODMAN, "untag", n, n], check=False, echo=False, timeout=120)
+        self._pulled.forget(refs)
 
     # -- running -------------------------------------------------------------
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,

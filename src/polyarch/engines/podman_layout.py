@@ -8,9 +8,10 @@ import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from polyarch.errors import RegistryError, UsageError
+from polyarch.errors import FatalError, RegistryError, UsageError
 
 _REF_PATH = re.compile(r"^(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
 _aliases: dict[str, Path] = {}  # layout -> its link's directory
@@ -47,6 +48,51 @@ def pulled_name(ref: str) -> str | None:
         return None
     path = ref.removeprefix("oci:").split(":", 1)[0]
     return f"localhost/{path.lstrip('/')}:latest"
+
+
+class PulledNames:
+    """The names podman gives the images it pulls from this run's layouts, taken off
+    again afterwards: a name after a path of the run's cache would keep its image in
+    podman's store for good (``podman image prune`` keeps named images). A name that was
+    there before is the user's, and stays."""
+
+    def __init__(self, podman: str) -> None:
+        self.podman = podman
+        self._theirs: set[str] = set()
+
+    def new(self, refs: Iterable[str]) -> list[str]:
+        """The names pulling ``refs`` will give (:func:`pulled_name`) that are not in
+        podman's store yet; the others are remembered as the user's."""
+        from polyarch import proc
+
+        new = []
+        for n in sorted({n for n in map(pulled_name, refs) if n is not None}):
+            if n in self._theirs:
+                continue
+            try:
+                # Not checked: the exit status is the answer (1: no such image).
+                there = proc.run([self.podman, "image", "exists", n], check=False,
+                                 echo=False, timeout=60).ok
+            except FatalError:
+                there = True  # no answer: never take off a name that may be the user's
+            if there:
+                self._theirs.add(n)
+            else:
+                new.append(n)
+        return new
+
+    def forget(self, refs: Iterable[str]) -> None:
+        """Take off the names runs of ``refs`` left (those :meth:`new` found new)."""
+        self.untag(sorted({n for n in map(pulled_name, refs)
+                           if n is not None and n not in self._theirs}))
+
+    def untag(self, names: Sequence[str]) -> None:
+        from polyarch import proc
+
+        for n in names:
+            # Cleanup, not checked: a name already gone (a pull that failed) is no error;
+            # a deadline passed is, and the caller reports it as a warning.
+            proc.run([self.podman, "untag", n, n], check=False, echo=False, timeout=120)
 
 
 def _remove_aliases() -> None:
