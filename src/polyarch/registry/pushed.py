@@ -6,15 +6,14 @@ them from there instead of uploading them again: ``POST .../blobs/uploads/?mount
 DIGEST&from=REPO``. containerd keeps the same knowledge as ``distribution.source``
 labels in its content store, which is how ``docker buildx build --push`` mounts them.
 
-The record is a directory per registry in polyarch's cache directory, holding one small
-JSON file per first two hex digits of the digests (256 shards): digest -> the
-repositories it was last pushed to (most recent first, at most :data:`MAX_REPOS`), at
-most :data:`MAX_PER_SHARD` digests per shard (the oldest are forgotten), so about
-:data:`MAX_DIGESTS` in all. A push reads and writes only the shards of its own blobs: a
-full record costs what an empty one does (one file of 20,000 digests cost about 50 ms
-to read and rewrite on every push). It is a hint only: a mount the registry refuses
-(the blob was deleted, the credentials cannot read that repository) falls back to an
-upload, and a record that cannot be read or written is ignored.
+The record is one small JSON file per registry in polyarch's cache directory: digest ->
+the repositories it was last pushed to (most recent first, at most
+:data:`MAX_REPOS`), at most :data:`MAX_DIGESTS` digests (the oldest are forgotten). A
+push reads it before and rewrites it after: a full record costs about 15 ms each time
+(20,000 digests cost 50-90 ms; one file per digest prefix cost 10 ms even when nearly
+empty, as a push touches 20 or more of them). It is a hint only: a mount the registry refuses (the blob was deleted, the credentials
+cannot read that repository) falls back to an upload, and a record that cannot be read
+or written is ignored.
 """
 
 from __future__ import annotations
@@ -22,41 +21,24 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
-MAX_DIGESTS = 20_000
+MAX_DIGESTS = 5_000
 MAX_REPOS = 4
-SHARDS = 256
-MAX_PER_SHARD = MAX_DIGESTS // SHARDS + 1
-#: Largest shard file read (a bigger one is ignored, and replaced by the next push).
-MAX_BYTES = 256 << 10
-_HEX = frozenset("0123456789abcdef")
-
-
-def _shard(digest: str) -> str | None:
-    """The shard of ``sha256:HEX`` (its first two hex digits), ``None`` for anything
-    else."""
-    hexd = digest.removeprefix("sha256:")
-    if len(digest) - len(hexd) != 7 or len(hexd) != 64 or not _HEX.issuperset(hexd):
-        return None
-    return hexd[:2]
+MAX_BYTES = 4 << 20
 
 
 class PushRecord:
     """The record of one registry (``host[:port]``) in ``directory``."""
 
     def __init__(self, directory: Path, registry: str) -> None:
-        name = quote(registry.lower(), safe="")
-        self.dir = directory / name
-        #: Where the record was one file (before it was sharded): removed on the next add.
-        self.old_file = directory / f"{name}.json"
+        self.file = directory / f"{quote(registry.lower(), safe='')}.json"
 
-    def _load(self, shard: str) -> dict[str, list[str]]:
+    def load(self) -> dict[str, list[str]]:
         try:
-            with (self.dir / f"{shard}.json").open("rb") as f:
+            with self.file.open("rb") as f:
                 data = f.read(MAX_BYTES + 1)
             doc = json.loads(data) if len(data) <= MAX_BYTES else {}
         except (OSError, ValueError):
@@ -65,46 +47,26 @@ class PushRecord:
             return {}
         return {d: [r for r in repos if isinstance(r, str)][:MAX_REPOS]
                 for d, repos in doc.items()
-                if isinstance(d, str) and _shard(d) == shard and isinstance(repos, list)}
-
-    @staticmethod
-    def _by_shard(digests: Iterable[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for d in digests:
-            s = _shard(d)
-            if s is not None:
-                out.setdefault(s, []).append(d)
-        return out
+                if isinstance(d, str) and d.startswith("sha256:") and isinstance(repos, list)}
 
     def sources(self, digests: Iterable[str]) -> Mapping[str, list[str]]:
         """digest -> repositories that held it, for those of ``digests`` the record knows."""
-        found: dict[str, list[str]] = {}
-        for shard, ds in self._by_shard(digests).items():
-            known = self._load(shard)
-            found.update({d: known[d] for d in ds if d in known})
-        return found
+        known = self.load()
+        return {d: known[d] for d in digests if d in known}
 
     def add(self, repository: str, digests: Iterable[str]) -> None:
         """``digests`` are now in ``repository``: remember it first for each."""
+        doc = self.load()
+        for d in digests:
+            repos = [repository, *(r for r in doc.pop(d, []) if r != repository)]
+            doc[d] = repos[:MAX_REPOS]  # re-inserted: the most recent are last
+        if len(doc) > MAX_DIGESTS:
+            doc = dict(list(doc.items())[-MAX_DIGESTS:])
+        tmp = self.file.with_name(f"{self.file.name}.{os.getpid()}.tmp")
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(doc, separators=(",", ":")))
+            os.replace(tmp, self.file)
         except OSError:
-            return
-        with contextlib.suppress(OSError):
-            self.old_file.unlink()
-        for shard, ds in self._by_shard(digests).items():
-            doc = self._load(shard)
-            for d in ds:
-                repos = [repository, *(r for r in doc.pop(d, []) if r != repository)]
-                doc[d] = repos[:MAX_REPOS]  # re-inserted: the most recent are last
-            if len(doc) > MAX_PER_SHARD:
-                doc = dict(list(doc.items())[-MAX_PER_SHARD:])
-            path = self.dir / f"{shard}.json"
-            tmp = path.with_name(f".{shard}.{os.getpid()}.{threading.get_ident()}.tmp")
-            try:
-                tmp.write_text(json.dumps(doc, separators=(",", ":")))
-                os.replace(tmp, path)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                return
+            with contextlib.suppress(OSError):
+                tmp.unlink()
