@@ -11,9 +11,9 @@ the repositories it was last pushed to (most recent first, at most
 :data:`MAX_REPOS`), at most :data:`MAX_DIGESTS` digests (the oldest are forgotten). A
 push reads it before and rewrites it after: a full record costs about 15 ms each time
 (20,000 digests cost 50-90 ms; one file per digest prefix cost 10 ms even when nearly
-empty, as a push touches 20 or more of them). It is a hint only: a mount the registry refuses (the blob was deleted, the credentials
-cannot read that repository) falls back to an upload, and a record that cannot be read
-or written is ignored.
+empty, as a push touches 20 or more of them). It is a hint only: a mount the registry
+refuses (the blob was deleted, the credentials cannot read that repository) falls back
+to an upload, and a record that cannot be read or written is ignored.
 """
 
 from __future__ import annotations
