@@ -218,7 +218,7 @@ def remove_quietly(s: Session, names: Sequence[str], ran: Sequence[str] = ()) ->
             s.engine.forget_runs(ran)
         except FatalError as e:
             s.rep.warn(f"could not remove the names the smoke runs left in the engine's"
-                       f" store: {e.message}; 'podman images' lists them")
+                       f" store: {e.message}; its image list shows them (localhost/...)")
 
 
 def smoke_layout(s: Session, report: VerifyReport, layout: Path) -> SmokeTimes:
