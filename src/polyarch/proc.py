@@ -121,6 +121,9 @@ class Cancel:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._error: FatalError | None = None
+        #: Set once run has started the command (work that waits for it to start does
+        #: not hold the interpreter while it does).
+        self.started = threading.Event()
 
     def set(self, error: FatalError) -> None:
         with self._lock:
@@ -229,6 +232,8 @@ def run(
         raise (error_class or EnvironmentProblem)(
             f"cannot start {command_name(argv)}: {e}") from e
     _live[p.pid] = (p, argv)
+    if cancel is not None:
+        cancel.started.set()
     try:
         res = _communicate(p, argv, input, wall, idle_timeout, activity_paths, on_line,
                            merge_output, cancel)

@@ -225,9 +225,12 @@ def test_a_command_cancelled_before_it_starts_is_not_started(tmp_path: Path) -> 
     with pytest.raises(RegistryError, match="^first$"):
         proc.run(["touch", str(marker)], echo=False, cancel=cancel)
     assert not marker.exists()
+    assert not cancel.started.is_set()  # what waits for the start is not told it started
 
 
 def test_a_command_that_ends_before_any_cancel_is_not_affected() -> None:
     cancel = proc.Cancel()
+    assert not cancel.started.is_set()
     res = proc.run(["sh", "-c", "echo done"], echo=False, cancel=cancel)
     assert res.ok and res.stdout == "done\n"
+    assert cancel.started.is_set()  # (work beside the command waits for this)

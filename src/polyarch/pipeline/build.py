@@ -230,12 +230,19 @@ def seed_key(req: BuildRequest) -> str:
     return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:32]
 
 
-def preload(modules: Sequence[str]) -> threading.Thread:
+#: Longest wait of the work started beside a build for the build's command to start.
+START_WAIT = 2.0
+
+
+def preload(modules: Sequence[str], after: threading.Event | None = None) -> threading.Thread:
     """Import ``modules`` in a thread of their own, and call the function named after a
     colon (``module:function``); a failure is left for the step that needs the module
-    to report."""
+    to report. ``after``: once it is set (at most :data:`START_WAIT` seconds later), so
+    that the imports do not hold the interpreter while the build's command starts."""
 
     def run() -> None:
+        if after is not None:
+            after.wait(START_WAIT)
         for name in modules:
             module, _, function = name.partition(":")
             try:
@@ -275,13 +282,18 @@ class _Alongside:
         self._bug: Exception | None = None  # raised as it is, for the CLI to report
         self._thread: threading.Thread | None = None
         self._limit = check.limit() if check is not None else 0.0
-        self._deadline = time.monotonic() + self._limit
+        self._made = time.monotonic()
+        self._began: float | None = None  # when the check started
         if check is not None:
             self._thread = threading.Thread(target=self._run, args=(check.run,),
                                             name="polyarch-alongside", daemon=True)
             self._thread.start()
 
     def _run(self, check: Callable[[], None]) -> None:
+        # Once the build's command has started (its imports would hold the interpreter
+        # while it starts), or it failed first.
+        self.cancel.started.wait(START_WAIT)
+        self._began = time.monotonic()
         try:
             check()
         except FatalError as e:
@@ -291,11 +303,14 @@ class _Alongside:
             self.cancel.set(FatalError("the registry check failed"))
 
     def settle(self, *, build_failed: bool = False) -> None:
-        """Wait for the check, up to its limit from its start, and raise what it found.
+        """Wait for the check, up to its limit from its start (once the build's command
+        started, at most :data:`START_WAIT` after it was made), and raise what it found.
         After a failed build, a check without an answer by then leaves the build's own
         error to be raised."""
         if self._thread is not None:
-            self._thread.join(max(0.0, self._deadline - time.monotonic()))
+            began = self._began if self._began is not None else min(
+                time.monotonic(), self._made + START_WAIT)
+            self._thread.join(max(0.0, began + self._limit - time.monotonic()))
             if self._thread.is_alive():
                 if build_failed:
                     return
@@ -318,16 +333,17 @@ def build(s: Session, plan: Plan, req: BuildRequest, *,
     plats = ", ".join(str(p) for p in req.platforms)
     interrupt.set_phase("building: nothing was pushed")
     # (and the result's table, printed at the end)
-    loading = preload(AFTER_BUILD + s.rep.table_modules()
-                      + (BEFORE_VERIFY if s.opts.verify else ()))
     # Blobs earlier builds exported are linked in first: the exporter skips them.
     key = seed_key(req)
     s.ws.seed(req.output, key)
     with s.rep.group(f"build {plats}"), BuildProgress(s.rep) as prog:
         check = _Alongside(alongside)
+        loading = preload(AFTER_BUILD + s.rep.table_modules()
+                          + (BEFORE_VERIFY if s.opts.verify else ()), after=check.cancel.started)
         try:
             res = s.engine.build(req, on_step=prog, cancel=check.cancel)
         except FatalError as e:
+            check.cancel.started.set()  # (the command did not start: nothing to wait for)
             check.settle(build_failed=True)  # what it found comes first
             text = f"{e.message} {e.detail or ''}".lower()
             if "no space left on device" in text:

@@ -11,11 +11,34 @@ import pytest
 from polyarch import settings
 from polyarch.config import load_settings
 from polyarch.errors import FatalError, RegistryError
+from polyarch.pipeline import build as build_module
 from polyarch.pipeline.build import AlongsideCheck, _Alongside
 
 
 def along(run: Callable[[], None], repositories: int = 1) -> _Alongside:
-    return _Alongside(AlongsideCheck(run, repositories))
+    """A check beside a build whose command has started."""
+    a = _Alongside(AlongsideCheck(run, repositories))
+    a.cancel.started.set()
+    return a
+
+
+def test_the_check_waits_for_the_builds_command_to_start() -> None:
+    # Its imports would hold the interpreter while the build's command starts.
+    ran = threading.Event()
+    a = _Alongside(AlongsideCheck(ran.set))
+    assert not ran.wait(0.2)
+    a.cancel.started.set()
+    a.settle()
+    assert ran.is_set()
+
+
+def test_a_check_whose_build_never_starts_runs_all_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build_module, "START_WAIT", 0.1)
+    ran = threading.Event()
+    a = _Alongside(AlongsideCheck(ran.set))
+    a.settle()
+    assert ran.is_set()
 
 
 def test_a_check_that_passes_leaves_nothing_to_raise() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,17 @@ def test_what_the_build_step_preloads_exists(name: str) -> None:
     module, _, function = name.partition(":")
     loaded = importlib.import_module(module)
     assert not function or callable(getattr(loaded, function))
+
+
+def test_preloading_waits_for_the_builds_command_to_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pa_preload_later.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "pa_preload_later", raising=False)
+    started = threading.Event()
+    t = preload(["pa_preload_later"], after=started)
+    t.join(0.2)
+    assert t.is_alive() and "pa_preload_later" not in sys.modules
+    started.set()
+    t.join(10)
+    assert "pa_preload_later" in sys.modules
