@@ -237,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
 class FaultProxy:
     def __init__(self, upstream: str, *, auth: TokenAuth | None = None,
                  redirect_blobs_to: str | None = None, max_requests: int = 10_000,
-                 host: str = "127.0.0.1", gzip_blobs: bool = False) -> None:
+                 host: str = "127.0.0.1", gzip_blobs: bool = False, port: int = 0) -> None:
         self.upstream = upstream
         #: Like a compressing proxy or CDN: blob GETs get ``Content-Encoding: gzip`` when
         #: the client accepts it.
@@ -250,7 +250,7 @@ class FaultProxy:
         self.faults_injected = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._server = _Server((host, 0), _Handler)
+        self._server = _Server((host, port), _Handler)  # port 0: a free one
         self._server.proxy = self
         self.port = self._server.server_address[1]
         self.address = f"{host}:{self.port}"

@@ -18,6 +18,10 @@
   unless the request names another limit (a blob: its descriptor's size).
 * **Retries.** Connection errors, timeouts, 408/425/429/5xx are retried with
   exponential backoff (honouring ``Retry-After`` up to 60 s), at most ``retries`` times.
+  A registry that has not answered yet in this process and refuses connections (nothing
+  listens at that host and port: a typo, a registry not started) is given
+  :data:`FIRST_CONTACT` seconds to start listening, not the whole budget; one that
+  answered before and now refuses (restarting) gets the whole budget.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ MAX_RETRY_AFTER = 60.0
 #: Longest single backoff sleep.
 MAX_BACKOFF = 8.0
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Seconds a registry that refuses connections, and has not answered yet in this
+#: process, is retried (one being started; retried at 0.5, 1 and 2 s by default).
+FIRST_CONTACT = 4.0
 
 Content = bytes | Callable[[], IO[bytes] | Iterable[bytes]] | None
 Params = list[tuple[str, str | int | float | bool | None]]
@@ -93,6 +100,18 @@ def describe_transport(e: httpx.TransportError) -> str:
     return f"{type(e).__name__}: {text}"
 
 
+def refused(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) is a refused connection: nothing listens."""
+    seen: BaseException | None = e
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc.lower()
@@ -131,6 +150,8 @@ class Transport:
         self._trusted: dict[str, str] = {}
         self._schemes: dict[str, str] = {}
         self._probe_locks: dict[str, threading.Lock] = {}
+        #: Hosts (``host:port``) that answered a request of this transport.
+        self._answered: set[str] = set()
         #: Requests sent (tests and benchmarks read it).
         self.requests_sent = 0
 
@@ -275,12 +296,15 @@ class Transport:
         with self._lock:
             self.requests_sent += 1
         try:
-            return client.send(req, stream=stream, auth=auth)
+            resp = client.send(req, stream=stream, auth=auth)
         except httpx.TransportError as e:
             tls = self.tls_error(url, e)
             if tls is not None:
                 raise tls from None
             raise
+        with self._lock:
+            self._answered.add(origin(url)[1])
+        return resp
 
     def send(self, method: str, url: str, *, headers: dict[str, str], content: Content = None,
              params: Params | None = None, data: dict[str, str] | None = None,
@@ -290,15 +314,19 @@ class Transport:
         """One request, retried on transport errors, 429 and 5xx within budget and deadline."""
         dl = deadline or Deadline(self.timeout)
         attempt = 0
+        t0 = time.monotonic()
         while True:
             body = content() if callable(content) else content
             retry_after: float | None = None
+            nobody = False  # nothing listens, and nothing answered there before
             try:
                 resp = self.send_once(method, url, headers=headers, content=body, params=params,
                                       data=data, stream=stream, auth=auth, deadline=dl,
                                       limit=limit, what=what, sized=sized)
             except httpx.TransportError as e:
                 last = describe_transport(e)
+                with self._lock:
+                    nobody = refused(e) and origin(url)[1] not in self._answered
             else:
                 if resp.status_code not in RETRY_STATUS:
                     return resp
@@ -314,12 +342,24 @@ class Transport:
                 if close is not None:
                     close()
             wait = self.sleep_for(attempt, retry_after)
+            if nobody and time.monotonic() + wait - t0 > FIRST_CONTACT:
+                raise self.nobody_listens(method, url, attempt + 1, last, what)
             if attempt >= self.retries:
                 raise self.gave_up(method, url, attempt + 1, last, what)
             if dl.remaining() <= wait:
                 raise self.gave_up(method, url, attempt + 1, last, what, dl)
             time.sleep(wait)
             attempt += 1
+
+    def nobody_listens(self, method: str, url: str, attempts: int, last: str,
+                       what: str) -> RegistryError:
+        _, host = origin(url)
+        doing = what or f"{method} {urlsplit(url).path}"
+        plural = "s" if attempts != 1 else ""
+        return RegistryError(
+            f"registry {host}: {doing} failed: nothing listens there ({attempts}"
+            f" attempt{plural}; last: {last})",
+            hint="is the registry running, and are its host and port right?")
 
     def gave_up(self, method: str, url: str, attempts: int, last: str, what: str,
                 deadline: Deadline | None = None) -> RegistryError:

@@ -105,6 +105,49 @@ def test_a_registry_nobody_listens_on_fails_after_the_retries(tmp_path: object) 
     assert "failed after 3 attempts" in ei.value.message
 
 
+def test_a_registry_nobody_listens_on_is_given_up_within_seconds() -> None:
+    """A typo in the port, a registry not started: nothing to wait 15 s of retries for."""
+    from faultproxy import free_port
+
+    from polyarch.registry.transport import FIRST_CONTACT
+
+    t0 = time.monotonic()
+    with RegistryClient() as client, pytest.raises(RegistryError) as ei:
+        client.get_manifest(parse_ref(f"127.0.0.1:{free_port()}/a/b:1"))
+    assert time.monotonic() - t0 < FIRST_CONTACT + 1
+    assert "nothing listens there" in ei.value.message and "Connection refused" in \
+        ei.value.message
+    assert "host and port" in (ei.value.hint or "") and ei.value.exit_code == 4
+
+
+def test_a_registry_that_answered_and_restarts_is_waited_for(registry: str,
+                                                             image: str) -> None:
+    """Refused connections from a registry that answered before (it is restarting) get
+    the whole retry budget, past the few seconds a registry never seen gets."""
+    import threading
+
+    from polyarch.registry.transport import FIRST_CONTACT
+
+    first = FaultProxy(registry)
+    port = first.port
+    ref = parse_ref(f"{first.address}/{image}")
+    back: list[FaultProxy] = []
+    with RegistryClient() as client:
+        assert client.get_manifest(ref)
+        first.add(Fault.drop(), times=None)  # its open connections end, no answer
+        first.close()  # and new ones are refused, until it is back
+        gap = FIRST_CONTACT + 1
+        threading.Timer(gap, lambda: back.append(FaultProxy(registry, port=port))).start()
+        t0 = time.monotonic()
+        try:
+            assert client.get_manifest(ref)
+            assert time.monotonic() - t0 >= gap
+        finally:
+            time.sleep(max(0.0, gap + 0.5 - (time.monotonic() - t0)))
+            for p in back:
+                p.close()
+
+
 # -- deadlines ---------------------------------------------------------------------------
 
 def test_registry_that_never_answers_fails_at_the_deadline(
