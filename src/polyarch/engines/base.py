@@ -155,7 +155,9 @@ class Engine(Protocol):
         self, req: BuildRequest, *, on_step: Callable[[StepEvent], None] | None = None,
         cancel: Cancel | None = None,
     ) -> BuildResult:
-        """Build ``req``; ``cancel`` stops it from another thread (its error is raised)."""
+        """Build ``req``; ``cancel`` stops it from another thread (its error is raised).
+        The build's command runs with ``cancel`` (:func:`polyarch.proc.run` sets
+        ``cancel.started`` when it starts it: work beside the build waits for that)."""
         ...
 
     def run_argv(self, ref: str, platform: Platform, command: Sequence[str], *,

@@ -343,7 +343,7 @@ def build(s: Session, plan: Plan, req: BuildRequest, *,
         try:
             res = s.engine.build(req, on_step=prog, cancel=check.cancel)
         except FatalError as e:
-            check.cancel.started.set()  # (the command did not start: nothing to wait for)
+            check.cancel.started.set()  # (the command may not have started: no more wait)
             check.settle(build_failed=True)  # what it found comes first
             text = f"{e.message} {e.detail or ''}".lower()
             if "no space left on device" in text:
@@ -352,6 +352,8 @@ def build(s: Session, plan: Plan, req: BuildRequest, *,
                     hint="free space, or set POLYARCH_CACHE_DIR to a directory with room"
                 ) from None
             raise
+        finally:
+            check.cancel.started.set()  # an engine that ran no command with the token
         check.settle()
     # Nothing below imports while the preloading thread still does.
     loading.join(PRELOAD_WAIT)

@@ -18,10 +18,11 @@
   unless the request names another limit (a blob: its descriptor's size).
 * **Retries.** Connection errors, timeouts, 408/425/429/5xx are retried with
   exponential backoff (honouring ``Retry-After`` up to 60 s), at most ``retries`` times.
-  A registry that has not answered yet in this process and refuses connections (nothing
+  A registry that has not answered this transport yet and refuses connections (nothing
   listens at that host and port: a typo, a registry not started) is given
   :data:`FIRST_CONTACT` seconds to start listening, not the whole budget; one that
-  answered before and now refuses (restarting) gets the whole budget.
+  answered before and now refuses (restarting) gets the whole budget, and so does one
+  reached through a proxy (whose refusal says nothing of the registry).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ MAX_RETRY_AFTER = 60.0
 #: Longest single backoff sleep.
 MAX_BACKOFF = 8.0
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-#: Seconds a registry that refuses connections, and has not answered yet in this
-#: process, is retried (one being started; retried at 0.5, 1 and 2 s by default).
+#: Seconds a registry that refuses connections, and has not answered this transport
+#: yet, is retried (one being started); the last attempt is made at this time.
 FIRST_CONTACT = 4.0
 
 Content = bytes | Callable[[], IO[bytes] | Iterable[bytes]] | None
@@ -70,6 +71,23 @@ def environment_proxies() -> dict[str, str | None]:
         return {f"{k}://": v if "://" in v else f"http://{v}" for k, v in found.items()
                 if k in ("http", "https", "all") and v}
     return get_environment_proxies()
+
+
+def proxied(url: str) -> bool:
+    """Whether a request to ``url`` goes through a proxy from the environment (matched
+    as httpx matches it: the most specific pattern first)."""
+    found = environment_proxies()
+    if not any(found.values()):
+        return False
+    try:
+        from httpx._utils import URLPattern
+    except ImportError:  # pragma: no cover - httpx moved it: assume it does
+        return True
+    target = httpx.URL(url)
+    for pattern in sorted(URLPattern(p) for p in found):
+        if pattern.matches(target):
+            return found[pattern.pattern] is not None
+    return False
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -327,6 +345,7 @@ class Transport:
                 last = describe_transport(e)
                 with self._lock:
                     nobody = refused(e) and origin(url)[1] not in self._answered
+                nobody = nobody and not proxied(url)
             else:
                 if resp.status_code not in RETRY_STATUS:
                     return resp
@@ -343,7 +362,10 @@ class Transport:
                     close()
             wait = self.sleep_for(attempt, retry_after)
             if nobody and time.monotonic() + wait - t0 > FIRST_CONTACT:
-                raise self.nobody_listens(method, url, attempt + 1, last, what)
+                # The last attempt is made at the end of the window, not before it.
+                wait = t0 + FIRST_CONTACT - time.monotonic()
+                if wait <= 0:
+                    raise self.nobody_listens(method, url, attempt + 1, last, what)
             if attempt >= self.retries:
                 raise self.gave_up(method, url, attempt + 1, last, what)
             if dl.remaining() <= wait:

@@ -114,7 +114,10 @@ def test_a_registry_nobody_listens_on_is_given_up_within_seconds() -> None:
     t0 = time.monotonic()
     with RegistryClient() as client, pytest.raises(RegistryError) as ei:
         client.get_manifest(parse_ref(f"127.0.0.1:{free_port()}/a/b:1"))
-    assert time.monotonic() - t0 < FIRST_CONTACT + 1
+    took = time.monotonic() - t0
+    # Long enough for a registry that is starting (the last attempt at the window's
+    # end), not the whole retry budget.
+    assert FIRST_CONTACT - 0.1 <= took < FIRST_CONTACT + 1, took
     assert "nothing listens there" in ei.value.message and "Connection refused" in \
         ei.value.message
     assert "host and port" in (ei.value.hint or "") and ei.value.exit_code == 4

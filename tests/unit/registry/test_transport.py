@@ -88,3 +88,25 @@ def test_bad_timeout_setting_is_exit_2_before_any_request(
     assert err.strip().splitlines()[-1] == (
         f"polyarch: error: {TIMEOUT_ENV}='soon' is not a number of seconds"
         " (use a number between 0 and 86400, e.g. 60)")
+
+
+@pytest.mark.parametrize(("env", "url", "through"), [
+    ({}, "https://registry.example:5000/v2/", False),
+    ({"HTTPS_PROXY": "http://proxy.lan:3128"}, "https://registry.example:5000/v2/", True),
+    ({"HTTPS_PROXY": "http://proxy.lan:3128"}, "http://127.0.0.1:5000/v2/", False),
+    ({"ALL_PROXY": "http://proxy.lan:3128"}, "http://registry.lan:5000/v2/", True),
+    ({"HTTPS_PROXY": "http://proxy.lan:3128", "NO_PROXY": "registry.example"},
+     "https://registry.example:5000/v2/", False),
+])
+def test_a_refusal_through_a_proxy_is_told_apart(monkeypatch: pytest.MonkeyPatch,
+                                                  env: dict[str, str], url: str,
+                                                  through: bool) -> None:
+    # A proxy that refuses says nothing of the registry: no "nothing listens there".
+    from polyarch.registry.transport import proxied
+
+    for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
+              "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert proxied(url) is through
