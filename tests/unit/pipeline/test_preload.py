@@ -14,13 +14,18 @@ import pytest
 from polyarch.pipeline.build import AFTER_BUILD, BEFORE_VERIFY, preload
 
 
+def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **sources: str) -> None:
+    """Modules named after the keywords, with these sources, importable and not loaded."""
+    for name, text in sources.items():
+        (tmp_path / f"{name}.py").write_text(text)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
 def test_modules_are_imported_and_named_functions_called(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "pa_preload_a.py").write_text("CALLS = []\ndef warm():\n    CALLS.append(1)\n")
-    (tmp_path / "pa_preload_b.py").write_text("X = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for m in ("pa_preload_a", "pa_preload_b"):
-        monkeypatch.delitem(sys.modules, m, raising=False)
+    modules(tmp_path, monkeypatch, pa_preload_a="CALLS = []\ndef warm():\n    CALLS.append(1)\n",
+            pa_preload_b="X = 1\n")
     preload(["pa_preload_a:warm", "pa_preload_b"]).join(10)
     assert sys.modules["pa_preload_a"].CALLS == [1]
     assert "pa_preload_b" in sys.modules
@@ -28,11 +33,8 @@ def test_modules_are_imported_and_named_functions_called(
 
 def test_a_failure_stops_the_preloading_quietly(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "pa_preload_bad.py").write_text("def warm():\n    raise RuntimeError('x')\n")
-    (tmp_path / "pa_preload_after.py").write_text("X = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    for m in ("pa_preload_bad", "pa_preload_after"):
-        monkeypatch.delitem(sys.modules, m, raising=False)
+    modules(tmp_path, monkeypatch, pa_preload_bad="def warm():\n    raise RuntimeError('x')\n",
+            pa_preload_after="X = 1\n")
     t = preload(["pa_preload_bad:warm", "pa_preload_after"])
     t.join(10)
     assert not t.is_alive() and "pa_preload_after" not in sys.modules
@@ -48,9 +50,7 @@ def test_what_the_build_step_preloads_exists(name: str) -> None:
 
 def test_preloading_waits_for_the_builds_command_to_start(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "pa_preload_later.py").write_text("X = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "pa_preload_later", raising=False)
+    modules(tmp_path, monkeypatch, pa_preload_later="X = 1\n")
     started = threading.Event()
     t = preload(["pa_preload_later"], after=started)
     t.join(0.2)
