@@ -78,6 +78,7 @@ class Session:
             from polyarch.checks.cache import LayerCache
 
             self.parts.layer_cache = LayerCache(self.ws.verify_cache)
+            self.prune_cache()  # a command that only verifies prunes too
         return self.parts.layer_cache
 
     @property
@@ -103,14 +104,15 @@ class Session:
         return path
 
     def prune_cache(self) -> None:
-        """Prune the cache's old build directories and blobs (:meth:`Workspace.prune`)
-        in a thread of its own, once per session: a walk of every old build directory
-        is off the path to the build. Waited for when the session closes."""
+        """Prune the cache's old build directories and blobs (:meth:`Workspace.prune`),
+        then the verification cache (:meth:`LayerCache.prune`), in a thread of its own,
+        once per session: a walk of every old build directory and cached scan is off the
+        path to the build and the verification. Waited for when the session closes."""
         if self.parts.pruning is None:
             spare = time.time() - PRUNE_SPARE_SECONDS  # the caller's clock, before the start
             self.parts.pruning = threading.Thread(
-                target=self.ws.prune, name="polyarch-prune", daemon=True,
-                kwargs={"spare_since": spare, "stop": self.parts.stop_pruning})
+                target=_prune, name="polyarch-prune", daemon=True,
+                args=(self.ws, spare, self.parts.stop_pruning))
             self.parts.pruning.start()
 
     def keep(self, path: Path) -> None:
@@ -137,3 +139,11 @@ class Session:
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self.close(failed=exc_type is not None)
+
+
+def _prune(ws: Workspace, spare_since: float, stop: threading.Event) -> None:
+    ws.prune(spare_since=spare_since, stop=stop)
+    if not stop.is_set():
+        from polyarch.checks.pruning import prune_entries  # (not the cache's heavy module)
+
+        prune_entries(ws.verify_cache, stop=stop)

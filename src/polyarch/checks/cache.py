@@ -14,7 +14,9 @@ under ``DIR/RULES/``, where DIR is what the caller gives, else
 ``$POLYARCH_CACHE_DIR/verify``, else ``$XDG_CACHE_HOME/polyarch/verify`` (default
 ``~/.cache/polyarch/verify``). Reading an entry refreshes its time; :meth:`prune`
 removes entries older than ``max_age`` and then the least recently used until the
-directory holds at most ``max_bytes``. A cache that cannot be written is skipped:
+directory holds at most ``max_bytes``; a command's session runs it in the thread that
+prunes the rest of the cache directory (:meth:`polyarch.session.Session.prune_cache`),
+off the path of the verification. A cache that cannot be written is skipped:
 verification reads the layers instead.
 """
 
@@ -25,17 +27,15 @@ import hashlib
 import json
 import os
 import threading
-import time
 import zlib
 from pathlib import Path
 
 from polyarch.checks import elf, layers, secrets, stream, tarformat, tarstream
 from polyarch.checks.layers import LayerScan
+from polyarch.checks.pruning import MAX_AGE, MAX_BYTES, prune_entries
 
 #: Layout version of the entries (bumped when :meth:`LayerScan.to_json` changes).
 FORMAT = 2
-MAX_BYTES = 256 << 20
-MAX_AGE = 30 * 86400.0
 
 
 def _rules() -> str:
@@ -116,35 +116,11 @@ class LayerCache:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-    def prune(self) -> int:
+    def prune(self, stop: threading.Event | None = None) -> int:
         """Drop old entries, then the least recently used over the size limit; return
-        how many were removed."""
-        now = time.time()
-        entries: list[tuple[float, int, Path]] = []
-        removed = 0
-        try:
-            for sub in self.root.iterdir():
-                if not sub.is_dir():
-                    continue
-                for f in sub.iterdir():
-                    try:
-                        st = f.stat()
-                    except OSError:
-                        continue
-                    if now - st.st_mtime > self.max_age or (
-                            f.suffix == ".tmp" and now - st.st_mtime > 3600):
-                        removed += _unlink(f)
-                    else:
-                        entries.append((st.st_mtime, st.st_size, f))
-        except OSError:
-            return removed
-        total = sum(size for _, size, _ in entries)
-        for _mtime, size, f in sorted(entries):
-            if total <= self.max_bytes:
-                break
-            removed += _unlink(f)
-            total -= size
-        return removed
+        how many were removed. ``stop`` set: no more is removed."""
+        return prune_entries(self.root, max_bytes=self.max_bytes, max_age=self.max_age,
+                             stop=stop)
 
 
 def _known_suffix() -> str:
@@ -156,11 +132,3 @@ def _known_suffix() -> str:
         return ""
     h = hashlib.blake2b(b"\0".join(sorted(known)), digest_size=8, key=b"polyarch-known-values")
     return "-" + h.hexdigest()
-
-
-def _unlink(f: Path) -> int:
-    try:
-        f.unlink()
-        return 1
-    except OSError:
-        return 0

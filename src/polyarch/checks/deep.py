@@ -130,8 +130,6 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
         results.close()  # on an error or Ctrl-C here: the worker processes stop now
     for check in checks:
         check.result()  # a blob that does not match its digest: RegistryError
-    if cache is not None and todo:
-        cache.prune()
     for i, digests in layer_lists.items():
         e = entries[i]
         good: list[LayerScan] = []

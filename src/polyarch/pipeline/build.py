@@ -29,10 +29,11 @@ from polyarch.session import Session
 
 CACHE_TAG = "buildcache"
 #: What the steps after a build load (verification; the push's reading of the
-#: Dockerfile's base images): imported while the engine builds, so that the imports
-#: are off the path from the build's end to the push.
+#: Dockerfile's base images; the push itself, which starts as soon as a platform
+#: passed): imported while the engine builds, so that the imports are off the path
+#: from the build's end to the push.
 AFTER_BUILD = ("polyarch.checks.verify", "polyarch.lint.graph", "polyarch.lint.parser",
-               "polyarch.lint.shellwords")
+               "polyarch.lint.shellwords", "polyarch.registry.push", "polyarch.registry.pushed")
 #: What verification loads once it reads a large file: ``module:function`` run too.
 BEFORE_VERIFY = ("polyarch.checks.secrets.prefilter:warm",)
 #: Longest wait for those imports once the build is done (they take a fraction of it).

@@ -164,6 +164,18 @@ def test_prune_by_age_then_size(tmp_path: Path) -> None:
     assert left == files[len(files) - len(left):]  # the most recently used stay
 
 
+def test_pruning_stops_when_asked(tmp_path: Path) -> None:
+    import threading
+
+    cache = LayerCache(tmp_path, max_bytes=0, max_age=3600)
+    blob, _ = make_layer({"f": b"x"})
+    cache.put(scan_layer("sha256:" + "01" * 32, [blob]))
+    stop = threading.Event()
+    stop.set()
+    assert cache.prune(stop) == 0 and len(list(cache.dir.iterdir())) == 1
+    assert cache.prune() == 1  # over max_bytes: without the stop it goes
+
+
 def test_a_cache_that_cannot_be_written_is_skipped(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("the cache directory cannot be made below a file")

@@ -187,6 +187,10 @@ def test_a_session_prunes_once_beside_its_work_and_waits_for_it_when_it_closes(
 
     ws, now = Workspace(tmp_path), time.time()
     old = _build(ws, "old", 10, 30, now)
+    stale = ws.verify_cache / "rules" / ("ab" * 32 + ".json.z")  # a scan 40 days old
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    os.utime(stale, (now - 40 * 86400, now - 40 * 86400))
     started, release = threading.Event(), threading.Event()
     calls: list[str] = []
     real = Workspace.prune
@@ -204,8 +208,9 @@ def test_a_session_prunes_once_beside_its_work_and_waits_for_it_when_it_closes(
     s.with_options(Options(platforms=())).prune_cache()  # another image of the same run: not again
     assert old.exists()  # the caller went on while pruning ran
     threading.Timer(0.2, release.set).start()
+    assert stale.exists()
     s.close()
-    assert not old.exists()  # closing waited for it
+    assert not old.exists() and not stale.exists()  # closing waited for it
     assert calls == ["polyarch-prune"]
 
 
@@ -217,3 +222,16 @@ def test_a_failed_command_stops_the_pruning(tmp_path: Path) -> None:
     s = Session(Options(platforms=()), Reporter(), ws=Workspace(tmp_path))
     s.close(failed=True)
     assert s.parts.stop_pruning.is_set()
+
+
+def test_a_command_that_only_verifies_prunes_the_cache_too(tmp_path: Path) -> None:
+    from polyarch.config import Options
+    from polyarch.output import Reporter
+    from polyarch.session import Session
+
+    ws, now = Workspace(tmp_path), time.time()
+    old = _build(ws, "old", 10, 30, now)
+    s = Session(Options(platforms=()), Reporter(), ws=ws)
+    assert s.layer_cache.root == ws.verify_cache
+    s.close()
+    assert not old.exists()
