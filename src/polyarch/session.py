@@ -145,5 +145,7 @@ def _prune(ws: Workspace, spare_since: float, stop: threading.Event) -> None:
     ws.prune(spare_since=spare_since, stop=stop)
     if not stop.is_set():
         from polyarch.checks.pruning import prune_entries  # (not the cache's heavy module)
+        from polyarch.engines import remembered
 
         prune_entries(ws.verify_cache, stop=stop)
+        remembered.prune(ws.engine_answers)

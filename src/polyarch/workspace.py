@@ -8,6 +8,7 @@ results, pruned by size and age.
       verify/                      per-layer verification results
       smoke/                       smoke results that passed, per platform manifest
       seeds/<key>                  the blobs the last build of one image reached
+      engine/<key>.json            engine look-ups kept between commands (15 minutes)
 
 Blobs are content-addressed, so every build's layout shares one blob store: before a
 build its directory is seeded with hard links to the store's blobs, and the engine's
@@ -93,6 +94,11 @@ class Workspace:
     @property
     def smoke_cache(self) -> Path:
         return self.root / "smoke"
+
+    @property
+    def engine_answers(self) -> Path:
+        """The engine look-ups kept between commands (:mod:`polyarch.engines.remembered`)."""
+        return self.root / "engine"
 
     def check(self, need_bytes: int = MIN_FREE_BYTES) -> None:
         """Fail early (exit 3) when the cache directory cannot take a build."""

@@ -27,6 +27,15 @@ def _forbid_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(subprocess, "Popen", _no_process)
 
 
+@pytest.fixture(autouse=True)
+def _own_engine_answers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Engine look-ups kept by earlier commands on this machine are not this test's:
+    each test keeps its own (:mod:`polyarch.engines.remembered`)."""
+    from polyarch.engines import remembered
+
+    monkeypatch.setattr(remembered, "cache_root", lambda env: tmp_path / "engine-answers")
+
+
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch,
             capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:

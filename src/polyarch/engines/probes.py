@@ -83,16 +83,27 @@ class Probes:
     """One engine's look-up commands: started early in threads, or run when asked."""
 
     def __init__(self) -> None:
-        self._early: dict[_Key, tuple[float, Future[proc.Result]]] = {}
+        #: per command line: when it started, its result, and the fingerprint its
+        #: answer is kept under once taken (None: not kept, or recalled)
+        self._early: dict[_Key, tuple[float, Future[proc.Result], str | None]] = {}
         self._lock = threading.Lock()
         self._cancel = proc.Cancel()
         self._threads: list[threading.Thread] = []
 
     def start(self, argvs: Sequence[Sequence[str]]) -> None:
+        """Start ``argvs``, or take their answers kept by an earlier command while
+        nothing they depend on changed (:mod:`polyarch.engines.remembered`)."""
+        from polyarch.engines import remembered
+
         with self._lock:
             for argv in argvs:
                 fut: Future[proc.Result] = Future()
-                self._early[_key(argv)] = (time.monotonic(), fut)
+                fp = remembered.fingerprint(argv, os.environ)
+                kept = remembered.recall(argv, os.environ, fp)
+                self._early[_key(argv)] = (time.monotonic(), fut, None if kept else fp)
+                if kept is not None:
+                    fut.set_result(kept)
+                    continue
                 t = threading.Thread(target=_run, args=(fut, list(argv), self._cancel),
                                      daemon=True)
                 t.start()
@@ -113,11 +124,20 @@ class Probes:
             return sorted(argv for argv, _ in self._early)
 
     def run(self, argv: Sequence[str]) -> proc.Result:
-        """The early result of ``argv`` if there is a fresh one, else run it now."""
+        """The early result of ``argv`` if there is a fresh one (kept for the next
+        commands, in the cache directory of this command's settings), else run it now."""
         with self._lock:
-            started, fut = self._early.pop(_key(argv), (0.0, None))
+            started, fut, fp = self._early.pop(_key(argv), (0.0, None, None))
         if fut is not None and time.monotonic() - started <= MAX_AGE:
-            return fut.result()
+            result = fut.result()
+            if fp is not None:
+                from polyarch import settings
+                from polyarch.engines import remembered
+
+                chosen = settings.current().cache_dir
+                remembered.keep(argv, os.environ, fp, result,
+                                None if chosen is None else chosen / "engine")
+            return result
         return proc.run(argv, check=False, echo=False, timeout=_timeout(argv),
                         error_class=EnvironmentProblem)
 

@@ -109,7 +109,8 @@ def test_docker_info_naming_another_plugin_sends_it_back_to_docker_buildx(
     bx = Buildx(plugin=p)
     fut: Future[proc.Result] = Future()
     fut.set_result(info(listed))
-    bx.probes._early[probes._key(probes.docker_argv(None, *probes.INFO))] = (time.monotonic(), fut)
+    bx.probes._early[probes._key(probes.docker_argv(None, *probes.INFO))] = (
+        time.monotonic(), fut, None)
     bx._check_plugin(ask=True)
     assert bx.plugin is None and bx.buildx("inspect") == ["docker", "buildx", "inspect"]
 

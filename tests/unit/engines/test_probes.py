@@ -63,7 +63,7 @@ def test_a_config_that_says_podman_stops_the_started_look_ups() -> None:
 def _early(bx: Buildx, argv: list[str], result: proc.Result, age: float = 0.0) -> None:
     fut: Future[proc.Result] = Future()
     fut.set_result(result)
-    bx.probes._early[probes._key(argv)] = (time.monotonic() - age, fut)
+    bx.probes._early[probes._key(argv)] = (time.monotonic() - age, fut, None)
 
 
 INFO = ["docker", "info", "--format", "{{json .}}"]
