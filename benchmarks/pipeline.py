@@ -129,7 +129,9 @@ import sys
 before = set(sys.modules)
 import importlib.util, json, os, resource, threading, time
 STEPS = {"polyarch.pipeline.local": (("preflight", "preflight"),),
-         "polyarch.pipeline.publish": (("push", "push"), ("tag", "tag")),
+         "polyarch.pipeline.publish": (("push", "push"),),
+         # (the tag step's own module: what imports it may do so only when it runs)
+         "polyarch.pipeline.tag": (("tag", "tag"),),
          "polyarch.pipeline.build": (("build", "build"),),
          "polyarch.pipeline.verify": (("verify_layout", "verify"),),
          # The platforms verified side by side while verified layers are pushed.

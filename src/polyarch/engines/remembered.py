@@ -219,8 +219,8 @@ def reduced(argv: Sequence[str], stdout: str) -> str | None:
             doc = json.loads(stdout)
         except ValueError:
             return None
-        if not isinstance(doc, dict):
-            return None
+        if not isinstance(doc, dict) or doc.get("ServerErrors") or not doc.get("ServerVersion"):
+            return None  # (the daemon did not answer: asked again next time)
         out = {k: doc[k] for k in _INFO_KEYS if k in doc}
         plugins = (doc.get("ClientInfo") or {}).get("Plugins") if isinstance(
             doc.get("ClientInfo"), dict) else None

@@ -33,7 +33,8 @@ CACHE_TAG = "buildcache"
 #: passed): imported while the engine builds, so that the imports are off the path
 #: from the build's end to the push.
 AFTER_BUILD = ("polyarch.checks.verify", "polyarch.lint.graph", "polyarch.lint.parser",
-               "polyarch.lint.shellwords", "polyarch.registry.push", "polyarch.registry.pushed")
+               "polyarch.lint.shellwords", "polyarch.registry.push", "polyarch.registry.pushed",
+               "polyarch.pipeline.tag")
 #: What verification loads once it reads a large file: ``module:function`` run too.
 BEFORE_VERIFY = ("polyarch.checks.secrets.prefilter:warm",)
 #: Longest wait for those imports once the build is done (they take a fraction of it).

@@ -26,6 +26,7 @@ import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from polyarch import interrupt
 from polyarch.errors import FatalError
@@ -46,9 +47,11 @@ from polyarch.pipeline.outputs import OutputPlan
 from polyarch.pipeline.project import ImageOutcome, check_plan, prebuild
 from polyarch.pipeline.push import push
 from polyarch.pipeline.result import ImageResult, VerificationFailed
-from polyarch.pipeline.tag import TagMove, roll_back, tag
 from polyarch.session import Session
-from polyarch.signing.cosign import Signer
+
+if TYPE_CHECKING:
+    from polyarch.pipeline.tag import TagMove
+    from polyarch.signing.cosign import Signer
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def _push_sign_tag(s: Session, ready: Sequence[_Ready], signer: Signer | None,
     """Push every verified image by digest (a dependent mounts the blobs of what it
     depends on) and export its build cache, sign every one, then move the tags image by
     image: when a project's tag step fails, the tags of the images before are put back."""
+    from polyarch.pipeline.tag import roll_back, tag  # (imported during the build)
+
     pushed = {}
     for r in ready:
         deps = [d.session.opts.tags[0].untagged().repository for d in ready

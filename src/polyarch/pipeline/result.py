@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyarch import redact
 from polyarch.errors import VerificationError
-from polyarch.pipeline.build import PlatformBuilt
-from polyarch.pipeline.push import Pushed
-from polyarch.pipeline.sign import Signed
-from polyarch.pipeline.tag import Tagged
 from polyarch.pipeline.verify import Verified, findings_text
+
+if TYPE_CHECKING:  # (the steps after the build are loaded while it runs)
+    from polyarch.pipeline.build import PlatformBuilt
+    from polyarch.pipeline.push import Pushed
+    from polyarch.pipeline.sign import Signed
+    from polyarch.pipeline.tag import Tagged
 
 SCHEMA_VERSION = 2
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyarch import interrupt
 from polyarch.errors import UsageError
@@ -23,8 +23,9 @@ from polyarch.pipeline.push import repositories
 from polyarch.pipeline.verify import Verified
 from polyarch.refs import ImageRef
 from polyarch.session import Session
-from polyarch.signing import cosign
-from polyarch.signing.cosign import Access, Signer
+
+if TYPE_CHECKING:
+    from polyarch.signing.cosign import Access, Signer
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Signed:
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
+        from polyarch.signing import cosign
+
         return {"signer": self.signer, "tlog": self.tlog, "attestation": self.attestation,
                 "predicate_type": cosign.PREDICATE_TYPE if self.attestation else None,
                 "repositories": list(self.repositories), "seconds": round(self.seconds, 3)}
@@ -45,6 +48,10 @@ def signer(s: Session) -> Signer | None:
     """The signer the options ask for, checked before anything is built: cosign on PATH
     (exit 3), a readable private key (exit 2). Not in a dry run, which only prints."""
     o = s.opts
+    if not o.sign and o.sign_key is None:
+        return None  # (cosign's module is not even loaded)
+    from polyarch.signing import cosign
+
     if o.sign and o.sign_key is not None:
         raise UsageError("--sign (keyless) and --sign-key cannot be used together",
                          hint="keep --sign-key PATH to sign with a key, --sign alone for"
@@ -65,6 +72,7 @@ def wanted(s: Session) -> bool:
 def access(s: Session, registry: str) -> Access:
     """How cosign reaches ``registry``: as polyarch's own client does."""
     from polyarch.registry.trust import host_trust
+    from polyarch.signing.cosign import Access
 
     plain = s.client.plain_http(registry)
     cas = () if plain else host_trust(registry).cas
@@ -75,12 +83,14 @@ def access(s: Session, registry: str) -> Access:
 def dry_run_commands(s: Session, sg: Signer | None,
                      targets: Sequence[ImageRef]) -> list[list[str]]:
     """The cosign commands a publish would run (the digest is not known yet)."""
+    from polyarch.signing import cosign
+
     out: list[list[str]] = []
     for repo in repositories(targets):
         ref = f"{repo}@sha256:<index digest>"
         # Without asking the registry: plain HTTP where polyarch would try it (loopback,
         # --insecure-registry).
-        acc = Access(plain_http=s.client.transport.may_use_http(repo.registry))
+        acc = cosign.Access(plain_http=s.client.transport.may_use_http(repo.registry))
         if sg is not None:
             out.append(cosign.sign_argv(sg, ref, acc))
             if s.opts.verify:
@@ -91,7 +101,7 @@ def dry_run_commands(s: Session, sg: Signer | None,
 def sign(s: Session, sg: Signer | None, digest: str, media_type: str, size: int,
          targets: Sequence[ImageRef], verified: Verified) -> Signed:
     """Sign (and attest) the index ``digest`` in every target repository."""
-    from polyarch.signing import attestation
+    from polyarch.signing import attestation, cosign
 
     repos = repositories(targets)
     t0 = time.monotonic()
@@ -133,6 +143,8 @@ def _run_all(jobs: Sequence[tuple[list[str], Access, str]]) -> None:
     of its time), and the signature and the attestation go to different tags. The first
     failure is raised once all have ended; no tag has moved either way."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from polyarch.signing import cosign
 
     if not jobs:
         return

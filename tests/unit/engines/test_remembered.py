@@ -201,6 +201,11 @@ def test_a_damaged_or_failed_answer_is_not_taken(machine: Machine) -> None:
     assert remembered.recall(INFO, machine.env, fp) is None
     remembered.keep(INFO, machine.env, fp, proc.Result(tuple(INFO), 1, _info(), "refused"))
     assert remembered.recall(INFO, machine.env, fp) is None
+    # docker info exits 0 when the CLI answers and the daemon does not
+    unanswered = json.dumps({"ServerErrors": ["Cannot connect to the Docker daemon"],
+                             "ClientInfo": {"Plugins": []}})
+    remembered.keep(INFO, machine.env, fp, proc.Result(tuple(INFO), 0, unanswered, ""))
+    assert remembered.recall(INFO, machine.env, fp) is None
 
 
 def test_only_the_docker_drivers_builder_is_kept_and_as_polyarch_reads_it(
