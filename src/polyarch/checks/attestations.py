@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyarch.checks import secrets
 from polyarch.checks.report import Finding, PlatformResult, VerifyReport
 from polyarch.registry.media import ATTESTATION_FOR, Manifest, is_attestation
 from polyarch.registry.source import ImageSource
+
+if TYPE_CHECKING:
+    from polyarch.checks.deep import Judged
 
 #: The annotation of an attestation layer naming its predicate.
 PREDICATE_TYPE = "in-toto.io/predicate-type"
@@ -25,10 +28,12 @@ _MAX_CONFIG = 1 << 20
 
 
 def check_index(src: ImageSource, root: Manifest, results: Mapping[str, PlatformResult],
-                report: VerifyReport, pool: ThreadPoolExecutor) -> None:
+                report: VerifyReport, pool: ThreadPoolExecutor,
+                judged: Judged | None = None) -> None:
     """Findings of the index's descriptors (``manifests[]`` annotations) and of every
     attestation manifest it lists; ``results`` maps a platform manifest's digest to
-    its result."""
+    its result. ``judged``: attestation manifests scanned before in this run (each
+    platform verified on its own first) are not scanned again."""
     doc = root.json
     for i, d in enumerate(doc.get("manifests") or []):
         if not isinstance(d, dict):
@@ -42,7 +47,12 @@ def check_index(src: ImageSource, root: Manifest, results: Mapping[str, Platform
                                          kind="annotation"))
     descs = [d for d in doc.get("manifests") or []
              if isinstance(d, dict) and is_attestation(d) and isinstance(d.get("digest"), str)]
-    for d, found in zip(descs, pool.map(lambda d: _attestation(src, d), descs), strict=True):
+    def scan(d: dict[str, Any]) -> list[Finding]:
+        if judged is None:
+            return _attestation(src, d)
+        return judged.attestation(str(d["digest"]), lambda: _attestation(src, d))
+
+    for d, found in zip(descs, pool.map(scan, descs), strict=True):
         ann = d.get("annotations") or {}
         target = results.get(str(ann.get(ATTESTATION_FOR)))
         for f in found:

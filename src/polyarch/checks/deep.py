@@ -51,6 +51,7 @@ class Judged:
 
     def __init__(self) -> None:
         self._done: dict[tuple[str, str, tuple[str, ...]], _Judgement] = {}
+        self._attestations: dict[str, tuple[Finding, ...]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, str, tuple[str, ...]]) -> _Judgement | None:
@@ -60,6 +61,17 @@ class Judged:
     def put(self, key: tuple[str, str, tuple[str, ...]], j: _Judgement) -> None:
         with self._lock:
             self._done[key] = j
+
+    def attestation(self, digest: str, scan: Callable[[], list[Finding]]) -> list[Finding]:
+        """The findings of the attestation manifest ``digest`` (its content, fixed by
+        the digest, scanned for the values this run knows): ``scan`` once per run."""
+        with self._lock:
+            done = self._attestations.get(digest)
+        if done is None:
+            done = tuple(scan())
+            with self._lock:
+                self._attestations[digest] = done
+        return list(done)
 
 
 @dataclass

@@ -161,7 +161,7 @@ def _verify(src: ImageSource, expected: list[Platform], allow: Sequence[str], de
                 # in-toto layers), and the annotations of every descriptor.
                 attestations.check_index(
                     src, root, {e.result.digest: e.result for e in entries if e.result.digest},
-                    report, pool)
+                    report, pool, judged)
     if deep and root.is_index:
         ann = root.json.get("annotations")
         for hit in secret_checks.scan_annotations(ann if isinstance(ann, dict) else {}):

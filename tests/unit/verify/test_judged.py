@@ -51,3 +51,25 @@ def test_the_second_verification_takes_the_verdicts(tmp_path: Path,
                           processes=0, judged=judged)
     assert merges == [1]
     assert {f.kind for _, f in third.errors()} == {"credential"}  # only amd64's token is left
+
+
+def test_an_attestation_scanned_once_is_not_scanned_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyarch.checks import attestations
+
+    from .test_attestations import NPM, layout_with_attestation, provenance
+
+    amd = parse_platforms("linux/amd64")
+    src = OCILayout(layout_with_attestation(tmp_path, provenance({"NPM_TOKEN": NPM})))
+    scans: list[str] = []
+    real = attestations._attestation
+    monkeypatch.setattr(attestations, "_attestation",
+                        lambda s, d: scans.append(d["digest"]) or real(s, d))
+    judged = Judged()
+    first = verify_source(src, amd, cache=None, processes=0, judged=judged)
+    second = verify_source(src, amd, cache=None, processes=0, judged=judged)
+    assert len(scans) == 1
+    for report in (first, second):  # the token is found both times, from the one scan
+        assert [f.kind for _, f in report.errors()] == ["attestation"]
+    verify_source(src, amd, cache=None, processes=0)  # without the run's verdicts: scanned
+    assert len(scans) == 2
