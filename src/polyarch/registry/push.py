@@ -27,6 +27,10 @@ from polyarch.registry.media import INDEX_TYPES, NON_DISTRIBUTABLE, Manifest
 from polyarch.registry.mounts import mount_sources
 from polyarch.registry.upload import DEFAULT_CHUNK, upload_blob
 
+#: Existence questions (``HEAD``, no body) asked at once per upload job: an image of
+#: two platforms with attestations has about 8 blobs besides its layers.
+HEADS_PER_JOB = 2
+
 
 @dataclass(frozen=True)
 class PushResult:
@@ -159,7 +163,8 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     # of this build; the provenance, with its times, makes each index new): their blobs
     # are there, so only the others' blobs are asked for.
     children = manifests[:-1]
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="push") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, jobs) * HEADS_PER_JOB,
+                            thread_name_prefix="push") as pool:
         held = {m.digest for m, ok in zip(children, pool.map(
             lambda m: _holds(client, target, m.digest), children), strict=True) if ok}
         needed: set[str] = set()
