@@ -8,7 +8,7 @@ results, pruned by size and age.
       verify/                      per-layer verification results
       smoke/                       smoke results that passed, per platform manifest
       seeds/<key>                  the blobs the last build of one image reached
-      engine/<key>.json            engine look-ups kept between commands (15 minutes)
+      engine/<key>.json            what engine look-ups answered, for the next commands
 
 Blobs are content-addressed, so every build's layout shares one blob store: before a
 build its directory is seeded with hard links to the store's blobs, and the engine's

@@ -306,7 +306,8 @@ SETTINGS: tuple[Opt, ...] = (
             " client.key (docs/registries.md)."),
     setting("cache_dir", sk.PATH, None,
             "The cache directory polyarch owns: build layouts, verification and smoke"
-            " results. Default: $XDG_CACHE_HOME/polyarch, else ~/.cache/polyarch."),
+            " results, engine answers (docs/engines.md). Default:"
+            " $XDG_CACHE_HOME/polyarch, else ~/.cache/polyarch."),
     setting("dotenv", sk.PATH, None,
             "Write the dotenv report of publish and merge here (docs/ci.md). Default:"
             " polyarch.env under GitLab CI, none elsewhere."),

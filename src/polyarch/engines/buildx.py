@@ -122,8 +122,17 @@ class Buildx:
                   nodes: Sequence[NodeSpec] = (), allow_create: bool = True) -> Plan:
         from polyarch.engines import buildx_plan
 
-        return buildx_plan.preflight(self, platforms, builder=builder, nodes=nodes,
+        plan = buildx_plan.preflight(self, platforms, builder=builder, nodes=nodes,
                                      allow_create=allow_create)
+        if any(not c.ok for c in plan.checks) and self.probes.forget_recalled():
+            # A failure on answers kept from an earlier command: asked again, as if
+            # nothing had been kept (:mod:`polyarch.engines.remembered`).
+            with self._info_lock, self._known_lock:
+                self._info_result = None
+                self._known.clear()
+            plan = buildx_plan.preflight(self, platforms, builder=builder, nodes=nodes,
+                                         allow_create=allow_create)
+        return plan
 
     # -- plumbing ------------------------------------------------------------
     def docker(self, *args: str) -> list[str]:

@@ -9,16 +9,21 @@ The look-ups belong to the engine object that started them, or to the program's 
 read and hands them to the engine made for the same command lines (:func:`adopt`).
 Each result is used at most once, only for the same command line in the same
 environment and only shortly after it started; anything else runs the command again.
+A look-up started early may be answered from what an earlier command kept and the
+daemon's fresh answer instead of running (:mod:`polyarch.engines.remembered`).
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from pathlib import Path
+from typing import TypeVar
 
 from polyarch import proc
 from polyarch.errors import EnvironmentProblem
@@ -29,6 +34,7 @@ INFO = ("info", "--format", "{{json .}}")
 TIMEOUTS = {"info": 60.0, "version": 60.0, "inspect": 120.0}
 
 _Key = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+T = TypeVar("T")
 
 
 def docker_argv(docker_context: str | None, *args: str) -> list[str]:
@@ -80,34 +86,87 @@ ABANDON_WAIT = 1.0
 
 
 class Probes:
-    """One engine's look-up commands: started early in threads, or run when asked."""
+    """One engine's look-up commands: started early in threads, or run when asked.
+
+    Where an earlier command kept what it learnt (:mod:`polyarch.engines.remembered`),
+    a started look-up is answered from that and the daemon's fresh ``/info`` instead;
+    an answer taken from a command that ran is kept for the next commands."""
 
     def __init__(self) -> None:
         #: per command line: when it started, its result, and the fingerprint its
-        #: answer is kept under once taken (None: not kept, or recalled)
+        #: answer is kept under once taken (None: not kept)
         self._early: dict[_Key, tuple[float, Future[proc.Result], str | None]] = {}
         self._lock = threading.Lock()
         self._cancel = proc.Cancel()
         self._threads: list[threading.Thread] = []
+        #: command lines answered from what was kept (not kept again; forgotten when
+        #: the preflight they answered fails)
+        self.recalled: list[tuple[str, ...]] = []
+        #: the daemon's description (``remembered.daemon_key``) once known, and the
+        #: builder answers waiting for it to be kept
+        self._daemon: str | None = None
+        self._waiting: list[tuple[tuple[str, ...], str, str]] = []
+
+    def _thread(self, target: Callable[..., None], *args: object) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def start(self, argvs: Sequence[Sequence[str]]) -> None:
-        """Start ``argvs``, or take their answers kept by an earlier command while
-        nothing they depend on changed (:mod:`polyarch.engines.remembered`)."""
+        """Start ``argvs``; those an earlier command kept an answer for are answered
+        from it in one thread of their own (which runs them after all where the daemon
+        does not answer or the answer no longer fits)."""
         from polyarch.engines import remembered
 
+        kept: list[tuple[list[str], Future[proc.Result], str]] = []
         with self._lock:
             for argv in argvs:
                 fut: Future[proc.Result] = Future()
-                fp = remembered.fingerprint(argv, os.environ)
-                kept = remembered.recall(argv, os.environ, fp)
-                self._early[_key(argv)] = (time.monotonic(), fut, None if kept else fp)
-                if kept is not None:
-                    fut.set_result(kept)
-                    continue
-                t = threading.Thread(target=_run, args=(fut, list(argv), self._cancel),
-                                     daemon=True)
-                t.start()
-                self._threads.append(t)
+                fp = _safe(remembered.fingerprint, argv, os.environ)
+                self._early[_key(argv)] = (time.monotonic(), fut, fp)
+                if fp is not None and _safe(remembered.kept_for, argv, os.environ, fp):
+                    kept.append((list(argv), fut, fp))
+                else:
+                    self._thread(_run, fut, list(argv), self._cancel)
+            if kept:
+                self._thread(self._answer_kept, kept)
+
+    def _answer_kept(self, kept: list[tuple[list[str], Future[proc.Result], str]]) -> None:
+        from polyarch.engines import remembered
+
+        env = os.environ
+        sock = _safe(remembered.docker_socket, kept[0][0], env)
+        info = _safe(remembered.daemon_info, sock) if sock is not None else None
+        daemon = _safe(remembered.daemon_key, info) if info is not None else None
+        if daemon is not None:
+            with self._lock:
+                self._daemon = daemon
+        for argv, fut, fp in kept:
+            answer = None
+            if daemon is not None and info is not None:
+                part = _safe(remembered.recall, argv, env, fp,
+                             daemon if remembered.is_inspect(argv) else None)
+                if part is not None and remembered.is_info(argv):
+                    answer = _safe(remembered.synthesized_info, info, part)
+                else:
+                    answer = part
+            if answer is None:  # as if nothing had been kept
+                self._thread(_run, fut, argv, self._cancel)
+                continue
+            with self._lock:
+                self.recalled.append(tuple(argv))
+            fut.set_result(proc.Result(tuple(argv), 0, answer, ""))
+
+    def forget_recalled(self) -> bool:
+        """Forget the kept answers this engine's look-ups were answered from (they led
+        to a failed preflight); whether there were any."""
+        from polyarch.engines import remembered
+
+        with self._lock:
+            recalled, self.recalled = self.recalled, []
+        for argv in recalled:
+            _safe(remembered.forget, argv, os.environ)
+        return bool(recalled)
 
     def abandon(self, wait: float = 0.0) -> None:
         """Nobody will take these results: stop the look-ups still running (within
@@ -125,21 +184,52 @@ class Probes:
 
     def run(self, argv: Sequence[str]) -> proc.Result:
         """The early result of ``argv`` if there is a fresh one (kept for the next
-        commands, in the cache directory of this command's settings), else run it now."""
+        commands), else run it now."""
         with self._lock:
             started, fut, fp = self._early.pop(_key(argv), (0.0, None, None))
         if fut is not None and time.monotonic() - started <= MAX_AGE:
             result = fut.result()
-            if fp is not None:
-                from polyarch import settings
-                from polyarch.engines import remembered
-
-                chosen = settings.current().cache_dir
-                remembered.keep(argv, os.environ, fp, result,
-                                None if chosen is None else chosen / "engine")
+            if fp is not None and result.ok and tuple(argv) not in self.recalled:
+                self._keep(tuple(argv), fp, result.stdout)
             return result
         return proc.run(argv, check=False, echo=False, timeout=_timeout(argv),
                         error_class=EnvironmentProblem)
+
+    def _keep(self, argv: tuple[str, ...], fp: str, stdout: str) -> None:
+        """Keep an answer for the next commands: where the environment puts the cache
+        directory (a config file's ``cache_dir`` is read too late to look there), and a
+        builder's once the daemon it is about is known."""
+        from polyarch import settings
+        from polyarch.engines import remembered
+
+        chosen = settings.current().cache_dir
+        if chosen is not None and _safe(lambda: Path(chosen).resolve() != remembered.cache_root(
+                os.environ).parent.resolve()) is not False:
+            return
+        if remembered.is_info(argv):
+            info = _safe(lambda: json.loads(stdout))
+            daemon = _safe(remembered.daemon_key, info) if isinstance(info, dict) else None
+            with self._lock:
+                self._daemon = self._daemon or daemon
+                waiting, self._waiting = self._waiting, []
+            _safe(remembered.keep, argv, os.environ, fp, stdout)
+            for w_argv, w_fp, w_out in waiting:
+                _safe(remembered.keep, w_argv, os.environ, w_fp, w_out, self._daemon)
+            return
+        with self._lock:
+            daemon = self._daemon
+            if daemon is None:
+                self._waiting.append((argv, fp, stdout))
+                return
+        _safe(remembered.keep, argv, os.environ, fp, stdout, daemon)
+
+
+def _safe(fn: Callable[..., T], *args: object) -> T | None:
+    """``fn(*args)``, or None when it fails: what was kept only ever saves time."""
+    try:
+        return fn(*args)
+    except Exception:
+        return None
 
 
 #: The look-ups the program's entry started, until an engine takes them.
