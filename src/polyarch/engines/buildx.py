@@ -124,7 +124,7 @@ class Buildx:
 
         plan = buildx_plan.preflight(self, platforms, builder=builder, nodes=nodes,
                                      allow_create=allow_create)
-        if any(not c.ok for c in plan.checks) and self.probes.forget_recalled():
+        if _kept_could_cause(plan) and self.probes.forget_recalled():
             # A failure on answers kept from an earlier command: asked again, as if
             # nothing had been kept (:mod:`polyarch.engines.remembered`).
             with self._info_lock, self._known_lock:
@@ -319,6 +319,16 @@ class Buildx:
 
 
 _ANNOTATION_TYPES = re.compile(r"^([a-z-]+(?:,[a-z-]+)*)((?:\[[^\]]*\])?:)")
+
+
+def _kept_could_cause(plan: Plan) -> bool:
+    """Whether a failed preflight may have failed on a kept answer (the buildx plugin,
+    the builder or what it builds; the engine's own part is always asked fresh), and
+    asking again repeats nothing it did (it set no builder up)."""
+    return not plan.setup_commands and any(
+        not c.ok and c.error is not None
+        and (c.name in ("buildx", "builder") or c.name.startswith("platform "))
+        for c in plan.checks)
 
 
 def one_platform_annotation(spec: str) -> str:

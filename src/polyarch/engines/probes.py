@@ -81,6 +81,8 @@ def _run(fut: Future[proc.Result], argv: list[str], cancel: proc.Cancel) -> None
         fut.set_exception(e)
 
 
+#: Seconds beyond a look-up's own deadline that its result is waited for.
+RESULT_GRACE = 10.0
 #: Longest wait, at exit, for look-ups nobody took to be stopped (seconds).
 ABANDON_WAIT = 1.0
 
@@ -135,27 +137,35 @@ class Probes:
         from polyarch.engines import remembered
 
         env = os.environ
-        sock = _safe(remembered.docker_socket, kept[0][0], env)
-        info = _safe(remembered.daemon_info, sock) if sock is not None else None
-        daemon = _safe(remembered.daemon_key, info) if info is not None else None
-        if daemon is not None:
-            with self._lock:
-                self._daemon = daemon
-        for argv, fut, fp in kept:
-            answer = None
-            if daemon is not None and info is not None:
-                part = _safe(remembered.recall, argv, env, fp,
-                             daemon if remembered.is_inspect(argv) else None)
-                if part is not None and remembered.is_info(argv):
-                    answer = _safe(remembered.synthesized_info, info, part)
-                else:
-                    answer = part
-            if answer is None:  # as if nothing had been kept
-                self._thread(_run, fut, argv, self._cancel)
-                continue
-            with self._lock:
-                self.recalled.append(tuple(argv))
-            fut.set_result(proc.Result(tuple(argv), 0, answer, ""))
+        try:
+            sock = _safe(remembered.docker_socket, kept[0][0], env)
+            info = _safe(remembered.daemon_info, sock) if sock is not None else None
+            daemon = _safe(remembered.daemon_key, info) if info is not None else None
+            if daemon is not None:
+                with self._lock:
+                    self._daemon = daemon
+                    waiting, self._waiting = self._waiting, []
+                for w_argv, w_fp, w_out in waiting:
+                    _safe(remembered.keep, w_argv, env, w_fp, w_out, daemon)
+            for argv, fut, fp in kept:
+                answer = None
+                if daemon is not None and info is not None:
+                    part = _safe(remembered.recall, argv, env, fp,
+                                 daemon if remembered.is_inspect(argv) else None)
+                    if part is not None and remembered.is_info(argv):
+                        answer = _safe(remembered.synthesized_info, info, part)
+                    else:
+                        answer = part
+                if answer is None:  # as if nothing had been kept
+                    self._thread(_run, fut, argv, self._cancel)
+                    continue
+                with self._lock:
+                    self.recalled.append(tuple(argv))
+                fut.set_result(proc.Result(tuple(argv), 0, answer, ""))
+        except BaseException as e:  # no look-up is left without an answer
+            for _argv, fut, _fp in kept:
+                if not fut.done():
+                    fut.set_exception(e)
 
     def forget_recalled(self) -> bool:
         """Forget the kept answers this engine's look-ups were answered from (they led
@@ -188,7 +198,12 @@ class Probes:
         with self._lock:
             started, fut, fp = self._early.pop(_key(argv), (0.0, None, None))
         if fut is not None and time.monotonic() - started <= MAX_AGE:
-            result = fut.result()
+            try:
+                result = fut.result(timeout=_timeout(argv) + RESULT_GRACE)
+            except TimeoutError:  # (concurrent.futures' is the built-in one since 3.11)
+                raise EnvironmentProblem(
+                    f"{' '.join(argv[:3])} gave no answer in {_timeout(argv):.0f} s",
+                    hint="is the Docker engine responsive? (docker info)") from None
             if fp is not None and result.ok and tuple(argv) not in self.recalled:
                 self._keep(tuple(argv), fp, result.stdout)
             return result

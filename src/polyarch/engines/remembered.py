@@ -151,6 +151,8 @@ def docker_socket(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
             host = str(doc["Endpoints"]["docker"]["Host"])
         except (KeyError, TypeError):
             return None
+    elif context == "default":
+        host = env.get("DOCKER_HOST")  # the default context is DOCKER_HOST's daemon
     if not host:
         return DEFAULT_SOCKET
     return host[len("unix://"):] if host.startswith("unix://") else None
@@ -216,36 +218,60 @@ def daemon_info(path: str, timeout: float = INFO_TIMEOUT) -> dict[str, Any] | No
     ``timeout`` seconds, not 200, not a JSON object, larger than :data:`MAX_FILE`)."""
     deadline = time.monotonic() + timeout
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    data = b""
     try:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(b"GET /info HTTP/1.0\r\nHost: docker\r\n\r\n")
-        chunks: list[bytes] = []
-        total = 0
+        s.sendall(b"GET /info HTTP/1.0\r\nHost: docker\r\nConnection: close\r\n\r\n")
         while True:
             s.settimeout(max(0.01, deadline - time.monotonic()))
             chunk = s.recv(65536)
             if not chunk:
                 break
-            chunks.append(chunk)
-            total += len(chunk)
-            if total > MAX_FILE or time.monotonic() > deadline:
+            data += chunk
+            if len(data) > MAX_FILE or time.monotonic() > deadline:
                 return None
+            if _complete(data):  # (a server that keeps the connection open)
+                break
     except OSError:
         return None
     finally:
         s.close()
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    head, _, body = data.partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
-    if len(status) < 2 or status[1] != b"200":
+    if len(status) < 2 or status[1] != b"200" or _chunked(head):
         return None
     doc = _json(body)
     return doc if isinstance(doc, dict) and doc.get("ServerVersion") else None
 
 
-def daemon_key(info: Mapping[str, Any]) -> str:
+def _headers(head: bytes) -> dict[bytes, bytes]:
+    out = {}
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        out[k.strip().lower()] = v.strip()
+    return out
+
+
+def _chunked(head: bytes) -> bool:
+    return b"chunked" in _headers(head).get(b"transfer-encoding", b"").lower()
+
+
+def _complete(data: bytes) -> bool:
+    """Whether ``data`` holds a whole answer with a ``Content-Length``."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    length = _headers(head).get(b"content-length")
+    return length is not None and length.isdigit() and len(body) >= int(length)
+
+
+def daemon_key(info: Mapping[str, Any]) -> str | None:
     """The daemon's description of itself a builder's answer depends on, hashed (the
-    same from ``GET /info`` and from ``docker info --format '{{json .}}'``)."""
+    same from ``GET /info`` and from ``docker info --format '{{json .}}'``); None for an
+    answer without a server."""
+    if not info.get("ServerVersion") or info.get("ServerErrors"):
+        return None
     return _hash([(k, info.get(k)) for k in _DAEMON_KEYS])
 
 

@@ -9,6 +9,7 @@ registrations (a directory standing for ``/proc/sys/fs/binfmt_misc``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -80,6 +81,8 @@ class Daemon:
     info: dict[str, Any] = field(default_factory=server)
     status: int = 200
     asked: int = 0
+    #: keep the connection open after the answer (HTTP/1.1 keep-alive, some proxies)
+    keep_open: bool = False
     _sock: socket.socket | None = None
 
     def start(self) -> None:
@@ -101,6 +104,10 @@ class Daemon:
                 body = json.dumps(self.info).encode()
                 conn.sendall(f"HTTP/1.0 {self.status} X\r\nContent-Type: application/json\r\n"
                              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                if self.keep_open:
+                    conn.settimeout(5)
+                    with contextlib.suppress(OSError):
+                        conn.recv(1)  # until the client closes
 
     def stop(self) -> None:
         if self._sock is not None:
@@ -317,6 +324,10 @@ def test_the_daemon_is_found_as_the_docker_cli_finds_it(machine: Machine) -> Non
     assert remembered.docker_socket(["docker", "--context", "far", *INFO[1:]], env) is None
     del env["DOCKER_CONTEXT"]
     assert remembered.docker_socket(INFO, env) == remembered.DEFAULT_SOCKET
+    # --context default is DOCKER_HOST's daemon
+    default = ["docker", "--context", "default", *INFO[1:]]
+    assert remembered.docker_socket(default, {**env, "DOCKER_HOST": "tcp://far:2376"}) is None
+    assert remembered.docker_socket(default, env) == remembered.DEFAULT_SOCKET
     (machine.conf / "config.json").write_text('{"currentContext": "desktop-linux"}')
     assert remembered.docker_socket(INFO, env) == sock
     for broken in ('{"currentContext": 5}', "[" * 100_000, "{"):
@@ -354,6 +365,14 @@ def test_the_daemon_is_asked_on_its_socket(machine: Machine) -> None:
     assert remembered.daemon_info(str(machine.daemon.path)) is None
     machine.daemon.stop()  # the socket file stays, nothing accepts on it
     assert remembered.daemon_info(str(machine.daemon.path)) is None
+
+
+def test_an_answer_is_read_to_its_length_on_a_connection_kept_open(machine: Machine) -> None:
+    machine.daemon.keep_open = True
+    t0 = time.monotonic()
+    got = remembered.daemon_info(str(machine.daemon.path))
+    assert got is not None and got["ServerVersion"] == "26.1.5"
+    assert time.monotonic() - t0 < 1  # not the whole deadline
 
 
 def test_a_daemon_that_does_not_answer_is_given_up_in_time(tmp_path: Path) -> None:
@@ -455,9 +474,10 @@ def test_a_preflight_that_fails_on_kept_answers_asks_again(
     from polyarch.engines import buildx_plan
     from polyarch.engines.base import Check, Plan
     from polyarch.engines.buildx import Buildx
+    from polyarch.errors import EnvironmentProblem
     from polyarch.platforms import parse_platforms
 
-    plans = [Plan(checks=[Check("builder", False, "stale", "", None)]),
+    plans = [Plan(checks=[Check("builder", False, "stale", "", EnvironmentProblem)]),
              Plan(checks=[Check("builder", True, "fresh")])]
     calls: list[object] = []
     monkeypatch.setattr(buildx_plan, "preflight",
@@ -469,6 +489,42 @@ def test_a_preflight_that_fails_on_kept_answers_asks_again(
     plan = bx.preflight(parse_platforms("linux/amd64"))
     assert plan.ok and calls[1] == tuple(INFO) and calls[2] is None  # forgotten, asked again
     assert len(calls) == 3
+
+
+def test_a_failure_kept_answers_cannot_cause_or_after_a_builder_was_set_up_is_not_retried(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyarch.engines import buildx_plan
+    from polyarch.engines.base import Check, Plan
+    from polyarch.engines.buildx import Buildx
+    from polyarch.errors import EnvironmentProblem
+    from polyarch.platforms import parse_platforms
+
+    for plan in (Plan(checks=[Check("engine", False, "not reachable", "", EnvironmentProblem)]),
+                 Plan(checks=[Check("builder", False, "could not boot", "", EnvironmentProblem)],
+                      setup_commands=[["docker", "buildx", "create", "--name", "polyarch"]]),
+                 Plan(checks=[Check("platform linux/arm64", False, "emulated", "", None)])):
+        monkeypatch.setattr(buildx_plan, "preflight", lambda bx, *a, _p=plan, **k: _p)
+        bx = Buildx()
+        bx.probes.recalled.append(tuple(INFO))
+        assert bx.preflight(parse_platforms("linux/arm64")) is plan
+        assert bx.probes.recalled == [tuple(INFO)]  # not forgotten: not asked again
+
+
+def test_a_look_up_whose_thread_failed_gets_the_error_not_a_hang(
+        in_env: Machine, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken(BaseException):
+        pass
+
+    def broken(*a: object) -> None:
+        raise Broken("no answer")
+
+    first = probes.Probes()
+    _taken(first, INFO, cli_info())
+    monkeypatch.setattr(remembered, "daemon_info", broken)  # (not an Exception)
+    second = probes.Probes()
+    second.start([INFO])
+    with pytest.raises(Broken):
+        second.run(INFO)
 
 
 def test_a_config_files_cache_dir_keeps_nothing(in_env: Machine, tmp_path: Path) -> None:
