@@ -1,172 +1,31 @@
-"""Engine look-ups made cheaper with what an earlier command learnt: the daemon's part
-asked fresh on its socket, the rest taken only while nothing it depends on changed,
-only what polyarch reads of it, and asked again when a preflight fails on it.
-
-The machine here is made of files and one thread: a daemon socket answering ``GET
-/info`` (a thread of the test serves it, no process), the docker CLI's configuration
-directory, a ``docker`` on PATH, the plugin directories and the kernel's emulator
-registrations (a directory standing for ``/proc/sys/fs/binfmt_misc``)."""
+"""Engine look-ups made cheaper with what an earlier command learnt: what is kept and
+for what, which daemon it is about, and the daemon's own answer on its socket (the
+machine: :mod:`.remembered_machine`)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from polyarch import proc
-from polyarch.engines import buildx_plugin, probes, remembered
+from polyarch.engines import remembered
 from polyarch.engines.buildx import parse_inspect
 
-INFO = ["docker", "info", "--format", "{{json .}}"]
-INSPECT = ["/usr/libexec/docker/cli-plugins/docker-buildx", "inspect"]
-STORE = [["driver-type", "io.containerd.snapshotter.v1"]]
-
-#: ``docker buildx inspect`` of the default builder (Docker 26, buildx 0.13's layout).
-DOCKER_DRIVER = """Name:          default
-Driver:        docker
-Last Activity: 2026-12-07 07:57:04 +0000 UTC
-
-Nodes:
-Name:             default
-Endpoint:         default
-Status:           running
-BuildKit version: v0.13.2
-Platforms:        linux/amd64, linux/amd64/v2, linux/arm64, linux/386
-Labels:
- org.mobyproject.buildkit.worker.moby.host-gateway-ip: 172.17.0.1
-"""
-CONTAINER_DRIVER = """Name:          multi
-Driver:        docker-container
-Driver Options:
- env.http_proxy: "http://user:proxy-pass@proxy:3128"
-
-Nodes:
-Name:      multi0
-Endpoint:  unix:///var/run/docker.sock
-Status:    running
-Platforms: linux/amd64, linux/arm64
-"""
-
-
-def server(**changes: Any) -> dict[str, Any]:
-    """The daemon's ``GET /info`` (its fields polyarch reads, and some it must not keep)."""
-    return {"ID": "9f1c", "ServerVersion": "26.1.5", "Architecture": "x86_64",
-            "OSType": "linux", "Driver": "overlayfs", "DriverStatus": STORE,
-            "KernelVersion": "6.1.0", "HttpProxy": "http://user:proxy-pass@proxy:3128",
-            "RegistryConfig": {"Mirrors": ["https://mirror.example"]}, **changes}
-
-
-def cli_info(**changes: Any) -> str:
-    """``docker info --format '{{json .}}'``: the daemon's part and the CLI's."""
-    return json.dumps({**server(**changes), "ClientInfo": {"Version": "28.2.2", "Plugins": [
-        {"Name": "buildx", "Version": "0.13.1", "Path": INSPECT[0],
-         "ShortDescription": "Docker Buildx"}]}})
-
-
-@dataclass
-class Daemon:
-    """A thread answering ``GET /info`` on a unix socket as dockerd does."""
-
-    path: Path
-    info: dict[str, Any] = field(default_factory=server)
-    status: int = 200
-    asked: int = 0
-    #: keep the connection open after the answer (HTTP/1.1 keep-alive, some proxies)
-    keep_open: bool = False
-    _sock: socket.socket | None = None
-
-    def start(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(str(self.path))
-        s.listen(8)
-        self._sock = s
-        threading.Thread(target=self._serve, args=(s,), daemon=True).start()
-
-    def _serve(self, s: socket.socket) -> None:
-        while True:
-            try:
-                conn, _ = s.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                self.asked += 1
-                body = json.dumps(self.info).encode()
-                conn.sendall(f"HTTP/1.0 {self.status} X\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-                if self.keep_open:
-                    conn.settimeout(5)
-                    with contextlib.suppress(OSError):
-                        conn.recv(1)  # until the client closes
-
-    def stop(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-
-@dataclass
-class Machine:
-    root: Path
-    env: dict[str, str]
-    daemon: Daemon
-
-    @property
-    def conf(self) -> Path:
-        return Path(self.env["DOCKER_CONFIG"])
-
-    def fp(self, argv: list[str] = INFO) -> str | None:
-        return remembered.fingerprint(argv, self.env)
-
-    def keep(self, argv: list[str], out: str, daemon: str | None = None) -> str:
-        fp = self.fp(argv)
-        assert fp is not None
-        remembered.keep(argv, self.env, fp, out, daemon)
-        return fp
-
-
-@pytest.fixture
-def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Machine]:
-    # (AF_UNIX paths are short: the socket lives in a short directory of its own)
-    sock_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"pa-sock-{os.getpid()}-{id(tmp_path)}"
-    sock_dir.mkdir()
-    conf = tmp_path / "docker-config"
-    (conf / "buildx" / "instances").mkdir(parents=True)
-    (conf / "buildx" / "current").write_text('{"Key":"unix:///var/run/docker.sock"}')
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "docker").write_text("#!/bin/sh\n")
-    (bin_dir / "docker").chmod(0o755)
-    binfmt = tmp_path / "binfmt_misc"
-    binfmt.mkdir()
-    (binfmt / "status").write_text("enabled\n")
-    (binfmt / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt\n")
-    monkeypatch.setattr(remembered, "BINFMT", binfmt)
-    plugins = tmp_path / "system-plugins"
-    plugins.mkdir()
-    monkeypatch.setattr(buildx_plugin, "SYSTEM_DIRS", (str(plugins),))
-    daemon = Daemon(sock_dir / "d.sock")
-    daemon.start()
-    env = {"DOCKER_HOST": f"unix://{daemon.path}", "DOCKER_CONFIG": str(conf),
-           "PATH": str(bin_dir), "HOME": str(tmp_path)}
-    monkeypatch.setattr(remembered, "cache_root", lambda env: tmp_path / "cache" / "engine")
-    try:
-        yield Machine(tmp_path, env, daemon)
-    finally:
-        daemon.stop()
-        daemon.path.unlink(missing_ok=True)
-        sock_dir.rmdir()
-
+from .remembered_machine import (
+    CONTAINER_DRIVER,
+    DOCKER_DRIVER,
+    INFO,
+    INSPECT,
+    Machine,
+    cli_info,
+    server,
+)
 
 # -- what is kept, and for what --------------------------------------------------------
 
@@ -387,155 +246,6 @@ def test_a_daemon_that_does_not_answer_is_given_up_in_time(tmp_path: Path) -> No
     finally:
         mute.close()
         path.unlink()
-
-
-# -- the look-ups of a command ---------------------------------------------------------
-
-@pytest.fixture
-def in_env(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> Machine:
-    for k, v in machine.env.items():
-        monkeypatch.setenv(k, v)
-    for k in ("DOCKER_CONTEXT", "BUILDX_CONFIG", "BUILDX_BUILDER"):
-        monkeypatch.delenv(k, raising=False)
-    return machine
-
-
-def _taken(p: probes.Probes, argv: list[str], out: str) -> proc.Result:
-    """What a look-up that ran answered, taken as preflight takes it."""
-    fut: Future[proc.Result] = Future()
-    fut.set_result(proc.Result(tuple(argv), 0, out, ""))
-    p._early[probes._key(argv)] = (time.monotonic(), fut, remembered.fingerprint(argv, os.environ))
-    return p.run(argv)
-
-
-def test_a_second_command_asks_the_daemon_only(in_env: Machine) -> None:
-    first = probes.Probes()
-    _taken(first, INSPECT, DOCKER_DRIVER)  # kept once the daemon is known...
-    _taken(first, INFO, cli_info())  # ...from docker info's answer
-    second = probes.Probes()
-    second.start([INFO, INSPECT])
-    info, inspect = second.run(INFO), second.run(INSPECT)
-    assert in_env.daemon.asked == 1  # and no command ran (the unit-test guard)
-    assert json.loads(info.stdout)["ServerVersion"] == "26.1.5"
-    assert json.loads(info.stdout)["ClientInfo"]["Plugins"][0]["Path"] == INSPECT[0]
-    assert parse_inspect(inspect.stdout) == parse_inspect(DOCKER_DRIVER)
-    assert sorted(second.recalled) == sorted([tuple(INFO), tuple(INSPECT)])
-
-
-def test_a_daemon_that_changed_gets_its_builder_asked_again(in_env: Machine) -> None:
-    first = probes.Probes()
-    _taken(first, INFO, cli_info())
-    _taken(first, INSPECT, DOCKER_DRIVER)
-    in_env.daemon.info = server(DriverStatus=[["driver-type", "overlay2"]])  # store off
-    second = probes.Probes()
-    second.start([INFO, INSPECT])
-    info = second.run(INFO)
-    assert json.loads(info.stdout)["DriverStatus"] == [["driver-type", "overlay2"]]
-    with pytest.raises(AssertionError, match="'inspect'"):  # runs buildx inspect (refused here)
-        second.run(INSPECT)
-
-
-def test_a_daemon_that_does_not_answer_gets_both_commands_run(in_env: Machine) -> None:
-    first = probes.Probes()
-    _taken(first, INFO, cli_info())
-    _taken(first, INSPECT, DOCKER_DRIVER)
-    in_env.daemon.status = 503  # a supervisor holds the socket, the daemon did not start
-    second = probes.Probes()
-    second.start([INFO, INSPECT])
-    for argv in (INFO, INSPECT):
-        with pytest.raises(AssertionError, match="a unit test tried to start a process"):
-            second.run(argv)
-    assert second.recalled == []
-
-
-def test_nothing_kept_starts_the_commands_at_once(in_env: Machine) -> None:
-    p = probes.Probes()
-    p.start([INFO, INSPECT])
-    assert in_env.daemon.asked == 0  # nothing to recall: the daemon is not asked
-    for argv in (INFO, INSPECT):
-        with pytest.raises(AssertionError, match="a unit test tried to start a process"):
-            p.run(argv)
-
-
-def test_answers_a_failed_preflight_was_given_are_forgotten(in_env: Machine) -> None:
-    first = probes.Probes()
-    _taken(first, INFO, cli_info())
-    _taken(first, INSPECT, DOCKER_DRIVER)
-    second = probes.Probes()
-    second.start([INFO, INSPECT])
-    second.run(INFO), second.run(INSPECT)
-    assert second.forget_recalled() is True
-    assert not list((in_env.root / "cache" / "engine").glob("*.json"))
-    assert second.forget_recalled() is False
-
-
-def test_a_preflight_that_fails_on_kept_answers_asks_again(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from polyarch.engines import buildx_plan
-    from polyarch.engines.base import Check, Plan
-    from polyarch.engines.buildx import Buildx
-    from polyarch.errors import EnvironmentProblem
-    from polyarch.platforms import parse_platforms
-
-    plans = [Plan(checks=[Check("builder", False, "stale", "", EnvironmentProblem)]),
-             Plan(checks=[Check("builder", True, "fresh")])]
-    calls: list[object] = []
-    monkeypatch.setattr(buildx_plan, "preflight",
-                        lambda bx, *a, **k: calls.append(bx._info_result) or plans.pop(0))
-    bx = Buildx()
-    bx._info_result = proc.Result(tuple(INFO), 0, cli_info(), "")
-    bx.probes.recalled.append(tuple(INFO))
-    monkeypatch.setattr(remembered, "forget", lambda argv, env: calls.append(tuple(argv)))
-    plan = bx.preflight(parse_platforms("linux/amd64"))
-    assert plan.ok and calls[1] == tuple(INFO) and calls[2] is None  # forgotten, asked again
-    assert len(calls) == 3
-
-
-def test_a_failure_kept_answers_cannot_cause_or_after_a_builder_was_set_up_is_not_retried(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from polyarch.engines import buildx_plan
-    from polyarch.engines.base import Check, Plan
-    from polyarch.engines.buildx import Buildx
-    from polyarch.errors import EnvironmentProblem
-    from polyarch.platforms import parse_platforms
-
-    for plan in (Plan(checks=[Check("engine", False, "not reachable", "", EnvironmentProblem)]),
-                 Plan(checks=[Check("builder", False, "could not boot", "", EnvironmentProblem)],
-                      setup_commands=[["docker", "buildx", "create", "--name", "polyarch"]]),
-                 Plan(checks=[Check("platform linux/arm64", False, "emulated", "", None)])):
-        monkeypatch.setattr(buildx_plan, "preflight", lambda bx, *a, _p=plan, **k: _p)
-        bx = Buildx()
-        bx.probes.recalled.append(tuple(INFO))
-        assert bx.preflight(parse_platforms("linux/arm64")) is plan
-        assert bx.probes.recalled == [tuple(INFO)]  # not forgotten: not asked again
-
-
-def test_a_look_up_whose_thread_failed_gets_the_error_not_a_hang(
-        in_env: Machine, monkeypatch: pytest.MonkeyPatch) -> None:
-    class Broken(BaseException):
-        pass
-
-    def broken(*a: object) -> None:
-        raise Broken("no answer")
-
-    first = probes.Probes()
-    _taken(first, INFO, cli_info())
-    monkeypatch.setattr(remembered, "daemon_info", broken)  # (not an Exception)
-    second = probes.Probes()
-    second.start([INFO])
-    with pytest.raises(Broken):
-        second.run(INFO)
-
-
-def test_a_config_files_cache_dir_keeps_nothing(in_env: Machine, tmp_path: Path) -> None:
-    from dataclasses import replace
-
-    from polyarch import settings
-
-    with settings.using(replace(settings.current(), cache_dir=tmp_path / "elsewhere")):
-        _taken(probes.Probes(), INFO, cli_info())
-    assert not (in_env.root / "cache" / "engine").exists()
-    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_answers_no_command_will_take_are_pruned(machine: Machine) -> None:
