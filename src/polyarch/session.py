@@ -105,9 +105,10 @@ class Session:
 
     def prune_cache(self) -> None:
         """Prune the cache's old build directories and blobs (:meth:`Workspace.prune`),
-        then the verification cache (:meth:`LayerCache.prune`), in a thread of its own,
-        once per session: a walk of every old build directory and cached scan is off the
-        path to the build and the verification. Waited for when the session closes."""
+        then the verification cache (:meth:`LayerCache.prune`) and the engine answers no
+        command will take (:func:`polyarch.engines.remembered.prune`), in a thread of its
+        own, once per session: a walk of every old build directory and cached scan is off
+        the path to the build and the verification. Waited for when the session closes."""
         if self.parts.pruning is None:
             spare = time.time() - PRUNE_SPARE_SECONDS  # the caller's clock, before the start
             self.parts.pruning = threading.Thread(
