@@ -10,9 +10,6 @@ its parent directories removes it too.
 from __future__ import annotations
 
 import posixpath
-from array import array
-from bisect import bisect_left
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from polyarch.checks.elf import ElfHeader
@@ -97,7 +94,7 @@ def _libcs(files: dict[str, FinalFile]) -> frozenset[str]:
     dangling link is no loader."""
     out: set[str] = set()
     for p, f in files.items():
-        libc = libc_of_loader(posixpath.basename(p))
+        libc = libc_of_loader(p[p.rfind("/") + 1:])
         if libc is None:
             continue
         if f.link is not None:
@@ -105,61 +102,93 @@ def _libcs(files: dict[str, FinalFile]) -> frozenset[str]:
             target = files.get(real) if real is not None else None
             if target is None or target.elf is None or real is None:
                 continue
-            libc = libc_of_loader(posixpath.basename(real)) or libc
+            libc = libc_of_loader(real[real.rfind("/") + 1:]) or libc
         elif f.elf is None:
             continue
         out.add(libc)
     return frozenset(out)
 
 
-def _has(a: array[int], h: int) -> bool:
-    i = bisect_left(a, h)
-    return i < len(a) and a[i] == h
+#: Path hashes already computed (the platforms of an image share most paths), cleared
+#: when it holds :data:`_HASHES_MAX` of them.
+_hashes: dict[str, int] = {}
+_HASHES_MAX = 200_000
 
 
-def _cut_above(d: str, cut: dict[str, bool], others: array[int],
-               h: Callable[[str], int]) -> bool:
-    """Whether a non-directory entry of a layer (``others``: its path hashes) replaces
-    directory ``d`` or a directory above it; ``cut`` keeps each directory's answer for
-    the layer, so that every directory is looked up once."""
-    todo = []
-    while d not in ("/", "") and d not in cut:
-        todo.append(d)
-        d = posixpath.dirname(d)
-    hit = cut.get(d, False)
-    for x in reversed(todo):  # from the top down to the one asked about
-        hit = cut[x] = hit or _has(others, h(x))
-    return hit
+def _hash(p: str) -> int:
+    v = _hashes.get(p)
+    if v is None:
+        if len(_hashes) >= _HASHES_MAX:
+            _hashes.clear()
+        v = _hashes[p] = path_hash(p)
+    return v
+
+
+def _below_cut(p: str, cut: set[str]) -> bool:
+    """Whether a directory above ``p`` (``/`` aside) is in ``cut``."""
+    d = p[:p.rfind("/")]  # paths are normalised: this is the parent, or "" for "/"
+    while d:
+        if d in cut:
+            return True
+        d = d[:d.rfind("/")]
+    return False
+
+
+class _Seen:
+    """Hashes of every path merged so far and of every directory above one: what a
+    later layer's entries (kept as path hashes) are intersected with. A path removed
+    since stays: it only makes an intersection non-empty, and the files are then
+    looked at one by one."""
+
+    def __init__(self) -> None:
+        self.files: set[int] = set()
+        self.dirs: dict[str, int] = {}
+        self.dir_hashes: set[int] = set()
+
+    def add(self, p: str) -> None:
+        self.files.add(_hash(p))
+        d = p[:p.rfind("/")]  # as in _below_cut
+        while d and d not in self.dirs:
+            h = self.dirs[d] = _hash(d)
+            self.dir_hashes.add(h)
+            d = d[:d.rfind("/")]
+
+    def replaced(self, scan: LayerScan) -> tuple[set[int], set[str]]:
+        """The hashes of merged paths that ``scan`` has an entry at (a file, link or
+        directory), and the directories above merged paths that it replaces with a
+        non-directory entry."""
+        others = set(scan.others)
+        at = self.files & others
+        at.update(self.files.intersection(scan.dirs))
+        cut = self.dir_hashes & others
+        return at, ({d for d, h in self.dirs.items() if h in cut} if cut else set())
 
 
 def merge(scans: list[LayerScan]) -> Filesystem:
-    """The interesting files of the final filesystem, each with the layer it came from."""
+    """The interesting files of the final filesystem, each with the layer it came from.
+
+    What a layer replaces is found by intersecting its entries' path hashes with those
+    of the paths merged so far (:class:`_Seen`); only a layer that deletes or replaces
+    something is compared file by file."""
     final: dict[str, FinalFile] = {}
     shipped: list[Shipped] = []
     wheels: dict[str, list[str]] = {}
-    hashes: dict[str, int] = {}
-
-    def h(p: str) -> int:
-        v = hashes.get(p)
-        if v is None:
-            v = hashes[p] = path_hash(p)
-        return v
+    seen = _Seen()
 
     for i, scan in enumerate(scans):
         if final:
             gone = set(scan.whiteouts)
             pre = tuple([w + "/" for w in scan.whiteouts]
                         + ["/" if o == "/" else o + "/" for o in scan.opaque])
-            cut: dict[str, bool] = {}  # see _cut_above
-            for p in list(final):
-                if p in gone or (pre and p.startswith(pre)):
-                    how = "deleted"
-                elif _has(scan.others, h(p)) or _has(scan.dirs, h(p)) \
-                        or _cut_above(posixpath.dirname(p), cut, scan.others, h):
-                    how = "replaced"
-                else:
-                    how = ""
-                if how:
+            at, cut = seen.replaced(scan)
+            if gone or pre or at or cut:
+                for p in list(final):
+                    if p in gone or (pre and p.startswith(pre)):
+                        how = "deleted"
+                    elif (at and _hash(p) in at) or (cut and _below_cut(p, cut)):
+                        how = "replaced"
+                    else:
+                        continue
                     f = final.pop(p)
                     if f.secrets:
                         shipped.append(Shipped(p, f.layer, f.secrets, scan.digest, how))
@@ -181,4 +210,7 @@ def merge(scans: list[LayerScan]) -> Filesystem:
                 final[p] = FinalFile(p, i, scan.digest, t.elf, t.secrets, t.link, t.script)
         for d, tags in scan.wheels.items():
             wheels[d] = tags
+        if i + 1 < len(scans):  # what the next layers may replace
+            for p in (*scan.elf, *scan.secrets, *scan.scripts, *scan.symlinks, *scan.links):
+                seen.add(p)
     return Filesystem(dict(sorted(final.items())), shipped, _libcs(final), wheels)

@@ -78,11 +78,13 @@ class Reach:
         self.fs = fs
         self.launch = launch
         self._by_dir: dict[str, list[str]] = {}
-        for p in fs.files:
-            self._by_dir.setdefault(posixpath.dirname(p), []).append(p)
+        for p in fs.files:  # normalised paths: the part before the last / is the parent
+            self._by_dir.setdefault(p[:p.rfind("/")] or "/", []).append(p)
         #: Real path -> why it is reached.
         self.reached: dict[str, str] = {}
         self._path_dirs = [(d, self.resolve(d)) for d in launch.path]
+        #: PATH's directories as resolved: no link on the way to them.
+        self._real_dirs = {real for _d, real in self._path_dirs if real is not None}
         self._walk()
 
     def why(self, path: str) -> str | None:
@@ -93,6 +95,15 @@ class Reach:
         """``path`` with every symbolic link on the way followed (``None``: a loop or
         more than :data:`~polyarch.checks.filesystem.MAX_LINKS` links)."""
         return resolve(self.fs.files, path)
+
+    def _resolve_file(self, p: str) -> str | None:
+        """:meth:`resolve`, at once for a file that is no link in a resolved PATH
+        directory (most of what the walk starts from)."""
+        if (p[:p.rfind("/")] or "/") in self._real_dirs:
+            f = self.fs.files.get(p)
+            if f is None or f.link is None:
+                return p
+        return self.resolve(p)
 
     def lookup(self, name: str) -> str | None:
         """Where ``name`` (no ``/``) is found through PATH, resolved."""
@@ -131,7 +142,7 @@ class Reach:
             p, why = todo.pop()
             if not p.startswith("/"):
                 p = posixpath.join(self.launch.workdir, p)
-            real = self.resolve(p)
+            real = self._resolve_file(p)
             if real is None or real in self.reached:
                 continue
             if real != p:

@@ -17,6 +17,7 @@ tagged binary is reached another way (PATH, ENTRYPOINT, a symlink, a ``#!`` line
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -93,6 +94,9 @@ class Layout:
     #: The loader fails when the host's own entry is missing next to another platform's
     #: (the package cannot start on this platform): an error, not an inert file.
     needs_own: bool = False
+    #: What the file name of every path it reads ends with, for a layout that reads the
+    #: file name (its pattern ends with it); a layout of directories has none.
+    suffix: str = ""
 
 
 LAYOUTS: tuple[Layout, ...] = (
@@ -134,6 +138,7 @@ LAYOUTS: tuple[Layout, ...] = (
         " the <name>-<platform>-<arch> package",
         ("lightningcss-linux-arm64-gnu@1.33.0: node_modules/lightningcss-linux-arm64-gnu/"
          "lightningcss.linux-arm64-gnu.node",),
+        suffix=".node",
     ),
     Layout(
         "node-pre-gyp",
@@ -155,7 +160,7 @@ LAYOUTS: tuple[Layout, ...] = (
         ("numpy@2.1.3 (manylinux2014_aarch64 wheel): numpy/_core/"
          "_multiarray_umath.cpython-312-aarch64-linux-gnu.so",
          "cffi@2.0.0 (musllinux wheel): _cffi_backend.cpython-312-x86_64-linux-musl.so"),
-        needs_own=True,
+        needs_own=True, suffix=".so",
     ),
     Layout(
         "go-tool",
@@ -223,27 +228,48 @@ class Tag:
         return self.text
 
 
+#: Layouts whose match ends with ``/``: it lies in the path's directory, so it is read
+#: once per directory (:func:`_in_dir`); the others read the file name too.
+_DIR_LAYOUTS = tuple(i for i, lay in enumerate(LAYOUTS) if lay.pattern.pattern.endswith("/"))
+_NAME_LAYOUTS = tuple(i for i in range(len(LAYOUTS)) if i not in _DIR_LAYOUTS)
+
+
+@functools.lru_cache(maxsize=8192)
+def _in_dir(directory: str) -> tuple[tuple[int, re.Match[str]], ...]:
+    """Matches of the directory layouts in ``directory`` (ending with ``/``), as
+    (index in :data:`LAYOUTS`, match)."""
+    low = directory.lower()
+    return tuple((i, m) for i in _DIR_LAYOUTS for m in LAYOUTS[i].pattern.finditer(low))
+
+
 def tag_of(path: str) -> Tag | None:
     """The platform ``path`` names in a loader layout (the deepest tag), or ``None``."""
     low = path.lower()
+    found = list(_in_dir(path[:path.rfind("/") + 1]))
+    named = [(i, m) for i in _NAME_LAYOUTS if low.endswith(LAYOUTS[i].suffix)
+             for m in LAYOUTS[i].pattern.finditer(low)]
+    if named:
+        found = sorted(found + named, key=lambda f: f[0])  # in table order, as below
+    elif not found:
+        return None
     best: tuple[int, Tag] | None = None
     slots: list[tuple[int, str | None, str]] = []  # (start, architecture, slot)
-    for lay in LAYOUTS:
-        for m in lay.pattern.finditer(low):
-            start = m.start("tag")
-            groups = m.groupdict()
-            arch = ARCH_WORDS.get(groups["arch"])
-            if lay.needs_own:
-                slots.append((start, arch, _slot(lay.name, low, m)))
-            if best is not None and start <= best[0]:
-                continue
-            os_, implied = OS_WORDS.get(groups.get("os") or "linux", ("linux", None))
-            libc = implied
-            for key in ("libc1", "libc"):
-                word = groups.get(key)
-                if word and LIBC_WORDS.get(word):
-                    libc = LIBC_WORDS[word]
-            best = (start, Tag(os_, arch, libc, path[start:m.end("tag")], lay.name))
+    for i, m in found:
+        lay = LAYOUTS[i]
+        start = m.start("tag")
+        groups = m.groupdict()
+        arch = ARCH_WORDS.get(groups["arch"])
+        if lay.needs_own:
+            slots.append((start, arch, _slot(lay.name, low, m)))
+        if best is not None and start <= best[0]:
+            continue
+        os_, implied = OS_WORDS.get(groups.get("os") or "linux", ("linux", None))
+        libc = implied
+        for key in ("libc1", "libc"):
+            word = groups.get(key)
+            if word and LIBC_WORDS.get(word):
+                libc = LIBC_WORDS[word]
+        best = (start, Tag(os_, arch, libc, path[start:m.end("tag")], lay.name))
     if best is None:
         return None
     tag = best[1]
@@ -310,6 +336,8 @@ def test_data_of(path: str) -> str | None:
 
 def libc_of_loader(basename: str) -> str | None:
     """The libc a dynamic loader or libc file belongs to, from its name."""
+    if basename[:2] != "ld" and basename[:9] != "libc.so.6":
+        return None
     if basename.startswith("ld-musl-"):
         return "musl"
     if basename.startswith(("ld-linux", "libc.so.6")) or basename == "ld64.so.2" \

@@ -7,6 +7,7 @@ ELF headers with those machines.
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from faultproxy import make_layer, write_oci_layout
 
 from polyarch.checks.layers import scan_layer
-from polyarch.checks.tagged import LAYOUTS, tag_of
+from polyarch.checks.tagged import LAYOUTS, _in_dir, tag_of
 from polyarch.checks.verify import verify_source
 from polyarch.platforms import EM_386, EM_AARCH64, EM_ARM, EM_X86_64, parse_platforms
 from polyarch.registry import OCILayout
@@ -57,6 +58,28 @@ def test_every_layout_reads_its_own_examples() -> None:
             path = path if path.startswith("/") else "/app/" + path
             assert lay.pattern.search(path.lower()), (lay.name, example)
             assert tag_of(path) is not None, (lay.name, example)
+
+
+def test_a_layout_reads_either_directories_or_names_with_its_suffix() -> None:
+    # tag_of reads directory layouts once per directory and file-name layouts only on
+    # names with their suffix: each layout must be one or the other.
+    for lay in LAYOUTS:
+        if lay.pattern.pattern.endswith("/"):
+            assert not lay.suffix, lay.name
+        else:
+            assert lay.suffix and lay.pattern.pattern.endswith(re.escape(lay.suffix) + "$"), \
+                lay.name
+
+
+def test_a_tag_is_read_the_same_whatever_paths_came_before() -> None:
+    # Directory matches are kept per directory: the same directory under another file
+    # name, before and after other paths, gives the same answers as a first reading.
+    paths = [r[1] for r in rows()] + [
+        "/usr/lib/x86_64-linux-gnu/node_modules/addon/prebuilds/linux-arm64/addon.node",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/addon.linux-arm64.node"]
+    first = [tag_of(p) for p in paths]
+    _in_dir.cache_clear()
+    assert [tag_of(p) for p in reversed(paths)] == list(reversed(first))
 
 
 @pytest.mark.parametrize("path", [
