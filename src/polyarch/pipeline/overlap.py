@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 #: What an interruption leaves once layers began to leave early.
 PHASE = ("verifying; layers of platforms that passed are being pushed by digest: no"
          " manifest and no tag was written")
+#: Longest wait of a batch for the mount sources (reads of base images, each bounded by
+#: the registry deadline); past it, the batch uploads what it could have mounted.
+SOURCES_WAIT = 60.0
 #: Whose verification a blob waits for when an attestation manifest references it.
 ATTESTATIONS = "attestations"
 
@@ -119,20 +122,58 @@ class EarlyPush:
         max_workers=1, thread_name_prefix="early-push"))
     _sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _found: threading.Event = field(default_factory=threading.Event)
     #: Blobs handed to the pushing thread so far, and those whose push began.
     submitted: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        # Where each blob can be mounted from is worked out while the platforms are
+        # verified (only reads: base images' manifests), before the first batch; the push
+        # step takes it over. Nobody waits for it when the push is cancelled.
+        threading.Thread(target=self._find_sources, name="early-push-sources",
+                         daemon=True).start()
 
     def submit(self, digests: Sequence[str]) -> None:
         if digests and self.failed is None:
             self.submitted.update(digests)
             self._pool.submit(self._push, list(digests))
 
-    def _push(self, digests: list[str]) -> None:
+    def _find_sources(self) -> None:
         from polyarch.pipeline.bases import dockerfile_bases
         from polyarch.registry.mounts import mount_sources
-        from polyarch.registry.push import merge_sources, push_blobs
+        from polyarch.registry.push import merge_sources
         from polyarch.registry.pushed import PushRecord
+
+        try:
+            bases = dockerfile_bases(self.s.opts.dockerfile, self.s.opts.platforms,
+                                     self.s.opts.build_args)
+            for repo in self.repos:
+                if self.failed is not None:
+                    return
+                try:
+                    found = mount_sources(self.s.client, self.layout, self.root, repo,
+                                          [b for b in bases if b.registry == repo.registry])
+                except (FatalError, ValueError):
+                    found = {}
+                known = PushRecord(self.s.ws.root / "pushed", repo.registry)
+                with self._lock:
+                    self._sources[repo.name] = merge_sources(
+                        found, known.sources(self.sizes), exclude=repo.repository)
+        except Exception:  # noqa: BLE001 - a hint only: without it, blobs are uploaded
+            pass  # (a client closed by a command that ended meanwhile lands here too)
+        finally:
+            self._found.set()
+
+    def sources(self, repo: ImageRef, *, wait: float = 0.0) -> Mapping[str, list[str]] | None:
+        """Where ``repo``'s blobs can be mounted from; ``None`` when that was not worked
+        out within ``wait`` seconds."""
+        self._found.wait(wait)
+        with self._lock:
+            return self._sources.get(repo.name)
+
+    def _push(self, digests: list[str]) -> None:
+        from polyarch.registry.push import push_blobs
 
         if self.failed is not None:
             return
@@ -141,22 +182,9 @@ class EarlyPush:
         try:
             done: list[ImageRef] = []
             for repo in self.repos:
-                if repo.name not in self._sources:
-                    bases = [b for b in dockerfile_bases(self.s.opts.dockerfile,
-                                                         self.s.opts.platforms,
-                                                         self.s.opts.build_args)
-                             if b.registry == repo.registry]
-                    try:
-                        found = mount_sources(self.s.client, self.layout, self.root, repo,
-                                              bases)
-                    except (FatalError, ValueError):
-                        found = {}
-                    known = PushRecord(self.s.ws.root / "pushed", repo.registry)
-                    self._sources[repo.name] = merge_sources(
-                        found, known.sources(self.sizes), exclude=repo.repository)
                 counts, n = push_blobs(
                     self.s.client, self.layout, repo, {d: self.sizes[d] for d in digests},
-                    sources=self._sources[repo.name],
+                    sources=self.sources(repo, wait=SOURCES_WAIT) or {},
                     mount_from=[d.repository for d in done if d.registry == repo.registry])
                 with self._lock:
                     for k, v in counts.items():

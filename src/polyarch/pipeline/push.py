@@ -63,7 +63,6 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
     repos = repositories(targets)
     t0 = time.monotonic()
     up = skip = mnt = sent = 0
-    bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms, s.opts.build_args)
     interrupt.set_phase("pushing by digest: no tag was moved (blobs already uploaded stay"
                         " untagged; a re-run skips them)")
     with s.rep.group(f"push {digest[:19]} to {', '.join(r.name for r in repos)}"):
@@ -80,22 +79,27 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
                            f" verification (waited {time.monotonic() - t_wait:.2f} s for the"
                            " last of them)")
         done: list[ImageRef] = []
+        bases: list[ImageRef] | None = None
+        lay = OCILayout(layout)
+        _, blobs = plan_push(lay, lay.manifest(digest))
         for repo in repos:
             same_registry = [d.repository for d in done if d.registry == repo.registry]
-            lay = OCILayout(layout)
             record = PushRecord(s.ws.root / "pushed", repo.registry)
-            _, blobs = plan_push(lay, lay.manifest(digest))
+            # Where blobs can be mounted from: as the early push worked it out, else now.
+            sources = early.sources(repo) if early is not None else None
+            if sources is None and bases is None:
+                bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms, s.opts.build_args)
             res = push_layout(s.client, lay, repo, root_digest=digest,
-                              mount_from=[*mount_from, *same_registry],
-                              known_sources=record.sources(blobs),
-                              bases=[b for b in bases if b.registry == repo.registry],
+                              mount_from=[*mount_from, *same_registry], sources=sources,
+                              known_sources=None if sources is not None else record.sources(blobs),
+                              bases=[b for b in bases or () if b.registry == repo.registry],
                               present=early.sent.get(repo.name, set()) if early else ())
             up += res.blobs_uploaded
             skip += res.blobs_skipped
             mnt += res.blobs_mounted
             sent += res.bytes_sent
             done.append(repo)
-            record.add(repo.repository, blobs)
+            record.add_later(repo.repository, blobs)
             s.rep.info(f"{repo.name}@{digest}: {res.blobs_uploaded} blobs uploaded,"
                        f" {res.blobs_skipped} already there, {res.blobs_mounted} mounted")
     return Pushed(tuple(r.name for r in repos), digest, up, skip, mnt, sent,

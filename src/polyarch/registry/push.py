@@ -121,7 +121,8 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                 progress: Callable[[PushEvent], None] | None = None,
                 chunk_size: int = DEFAULT_CHUNK, bases: Sequence[ImageRef] = (),
                 present: Collection[str] = (),
-                known_sources: Mapping[str, Sequence[str]] | None = None) -> PushResult:
+                known_sources: Mapping[str, Sequence[str]] | None = None,
+                sources: Mapping[str, Sequence[str]] | None = None) -> PushResult:
     """Push ``layout``'s root (or the manifest ``root_digest``) to ``repo``, by digest.
     A repository that holds the root already (a re-publish of an unchanged image) costs
     one ``HEAD``: a registry accepts a manifest only once what it references is there.
@@ -135,6 +136,8 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     :func:`push_blobs`): they are neither asked for nor counted. ``known_sources``
     (digest -> repositories of the same registry) are where the caller knows a blob
     is, from its own earlier pushes (:mod:`.pushed`); they are tried after the others.
+    ``sources`` is all of that worked out already (``bases`` and ``known_sources`` are
+    then not read).
     Raises
     :class:`~polyarch.errors.RegistryError` (exit 4) when the registry fails beyond
     the retry budget or the deadline.
@@ -181,11 +184,12 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     counts = {"exists": 0, "mounted": 0, "uploaded": 0}
     sent = 0
     if missing:
-        try:
-            sources = mount_sources(client, layout, root, target, bases)
-        except (RegistryError, ValueError):  # knowing less only means uploading more
-            sources = {}
-        sources = merge_sources(sources, known_sources or {}, exclude=target.repository)
+        if sources is None:
+            try:
+                found = mount_sources(client, layout, root, target, bases)
+            except (RegistryError, ValueError):  # knowing less only means uploading more
+                found = {}
+            sources = merge_sources(found, known_sources or {}, exclude=target.repository)
         counts, sent = push_blobs(client, layout, target, missing, sources=sources,
                                   mount_from=mount_from, jobs=jobs, progress=progress,
                                   chunk_size=chunk_size, check_exists=False)
