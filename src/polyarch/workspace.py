@@ -126,6 +126,21 @@ class Workspace:
     def seed_lists(self) -> Path:
         return self.root / "seeds"
 
+    @property
+    def pruned_stamp(self) -> Path:
+        """Touched when a pruning of the whole cache directory ran to its end."""
+        return self.root / ".pruned"
+
+    def prune_due(self, every: float, now: float | None = None) -> bool:
+        """Whether the last complete pruning is ``every`` seconds old or more (or none
+        is known)."""
+        try:
+            last = self.pruned_stamp.stat().st_mtime
+        except OSError:
+            return True
+        now = time.time() if now is None else now
+        return not 0 <= now - last < every
+
     def seed(self, layout: Path, key: str | None = None) -> int:
         """Hard-link the store's blobs into ``layout/blobs/sha256`` (before a build).
         Returns how many; a store on another file system (or none) seeds nothing.

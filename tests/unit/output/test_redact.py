@@ -199,3 +199,14 @@ def test_secret_values_are_masked_in_commands() -> None:
     assert redact.argv(["x", "--build-arg=A_TOKEN=v", "hunter2-hunter2"],
                        env={"DEPLOY_PASSWORD": "hunter2-hunter2"}) == [
         "x", "--build-arg=A_TOKEN=***", "***"]
+
+
+def test_secret_environment_values_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The answer for an unchanged environment is kept; a changed one is read again.
+    monkeypatch.setenv("DEPLOY_TOKEN", PLAIN)
+    assert redact.text(f"using {PLAIN}") == f"using {redact.MASK}"
+    assert redact.text(f"using {PLAIN}") == f"using {redact.MASK}"
+    monkeypatch.setenv("DEPLOY_TOKEN", "another-value-now")
+    assert redact.text(f"using {PLAIN} or another-value-now") == f"using {PLAIN} or {redact.MASK}"
+    monkeypatch.delenv("DEPLOY_TOKEN")
+    assert redact.text("another-value-now") == "another-value-now"

@@ -235,3 +235,25 @@ def test_a_command_that_only_verifies_prunes_the_cache_too(tmp_path: Path) -> No
     assert s.layer_cache.root == ws.verify_cache
     s.close()
     assert not old.exists()
+
+
+def test_a_cache_pruned_minutes_ago_is_not_walked_again(tmp_path: Path) -> None:
+    from polyarch.config import Options
+    from polyarch.output import Reporter
+    from polyarch.session import PRUNE_EVERY, Session
+
+    ws, now = Workspace(tmp_path), time.time()
+    first = _build(ws, "first", 10, 30, now)
+    with Session(Options(platforms=()), Reporter(), ws=ws) as s:
+        s.prune_cache()
+    assert not first.exists() and ws.pruned_stamp.exists()  # a complete pruning: stamped
+    second = _build(ws, "second", 10, 30, now)
+    with Session(Options(platforms=()), Reporter(), ws=ws) as s:
+        s.prune_cache()
+        assert s.parts.pruning is None  # pruned moments ago: no walk started
+    assert second.exists()
+    old = now - PRUNE_EVERY - 1
+    os.utime(ws.pruned_stamp, (old, old))
+    with Session(Options(platforms=()), Reporter(), ws=ws) as s:
+        s.prune_cache()
+    assert not second.exists()
