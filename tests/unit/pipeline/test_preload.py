@@ -58,3 +58,25 @@ def test_preloading_waits_for_the_builds_command_to_start(
     started.set()
     t.join(10)
     assert "pa_preload_later" in sys.modules
+
+
+def test_late_modules_load_only_beside_a_build_still_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyarch.pipeline import build
+
+    monkeypatch.setattr(build, "LATE_AFTER", 0.3)
+    modules(tmp_path, monkeypatch, pa_preload_now="X = 1\n", pa_preload_short="X = 1\n",
+            pa_preload_long="X = 1\n")
+    # A build that ends first: what comes late is left to the step that needs it.
+    built = threading.Event()
+    t = preload(["pa_preload_now"], late=["pa_preload_short"], unless=built)
+    built.set()
+    t.join(10)
+    assert "pa_preload_now" in sys.modules and "pa_preload_short" not in sys.modules
+    # A build still running after LATE_AFTER: loaded beside it, not before.
+    running = threading.Event()
+    t = preload([], late=["pa_preload_long"], unless=running)
+    t.join(0.1)
+    assert t.is_alive() and "pa_preload_long" not in sys.modules
+    t.join(10)
+    assert "pa_preload_long" in sys.modules
