@@ -246,7 +246,8 @@ def tag_of(path: str) -> Tag | None:
     """The platform ``path`` names in a loader layout (the deepest tag), or ``None``."""
     low = path.lower()
     found = list(_in_dir(path[:path.rfind("/") + 1]))
-    named = [(i, m) for i in _NAME_LAYOUTS if low.endswith(LAYOUTS[i].suffix)
+    name_end = low[:-1] if low.endswith("\n") else low  # a pattern's $ allows one newline
+    named = [(i, m) for i in _NAME_LAYOUTS if name_end.endswith(LAYOUTS[i].suffix)
              for m in LAYOUTS[i].pattern.finditer(low)]
     if named:
         found = sorted(found + named, key=lambda f: f[0])  # in table order, as below

@@ -48,9 +48,6 @@ if TYPE_CHECKING:
 #: What an interruption leaves once layers began to leave early.
 PHASE = ("verifying; layers of platforms that passed are being pushed by digest: no"
          " manifest and no tag was written")
-#: Longest wait of a batch for the mount sources (reads of base images, each bounded by
-#: the registry deadline); past it, the batch uploads what it could have mounted.
-SOURCES_WAIT = 60.0
 #: Whose verification a blob waits for when an attestation manifest references it.
 ATTESTATIONS = "attestations"
 
@@ -122,17 +119,9 @@ class EarlyPush:
         max_workers=1, thread_name_prefix="early-push"))
     _sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _found: threading.Event = field(default_factory=threading.Event)
     #: Blobs handed to the pushing thread so far, and those whose push began.
     submitted: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        # Where each blob can be mounted from is worked out while the platforms are
-        # verified (only reads: base images' manifests), before the first batch; the push
-        # step takes it over. Nobody waits for it when the push is cancelled.
-        threading.Thread(target=self._find_sources, name="early-push-sources",
-                         daemon=True).start()
 
     def submit(self, digests: Sequence[str]) -> None:
         if digests and self.failed is None:
@@ -140,35 +129,31 @@ class EarlyPush:
             self._pool.submit(self._push, list(digests))
 
     def _find_sources(self) -> None:
+        """Where each blob can be mounted from, per repository (reads of the base
+        images), worked out by the first batch; the push step takes it over."""
         from polyarch.pipeline.bases import dockerfile_bases
         from polyarch.registry.mounts import mount_sources
         from polyarch.registry.push import merge_sources
         from polyarch.registry.pushed import PushRecord
 
-        try:
-            bases = dockerfile_bases(self.s.opts.dockerfile, self.s.opts.platforms,
-                                     self.s.opts.build_args)
-            for repo in self.repos:
-                if self.failed is not None:
-                    return
-                try:
-                    found = mount_sources(self.s.client, self.layout, self.root, repo,
-                                          [b for b in bases if b.registry == repo.registry])
-                except (FatalError, ValueError):
-                    found = {}
-                known = PushRecord(self.s.ws.root / "pushed", repo.registry)
-                with self._lock:
-                    self._sources[repo.name] = merge_sources(
-                        found, known.sources(self.sizes), exclude=repo.repository)
-        except Exception:  # noqa: BLE001 - a hint only: without it, blobs are uploaded
-            pass  # (a client closed by a command that ended meanwhile lands here too)
-        finally:
-            self._found.set()
+        bases = dockerfile_bases(self.s.opts.dockerfile, self.s.opts.platforms,
+                                 self.s.opts.build_args)
+        for repo in self.repos:
+            if repo.name in self._sources:
+                continue
+            try:
+                found = mount_sources(self.s.client, self.layout, self.root, repo,
+                                      [b for b in bases if b.registry == repo.registry])
+            except (FatalError, ValueError):  # knowing less only means uploading more
+                found = {}
+            known = PushRecord(self.s.ws.root / "pushed", repo.registry)
+            merged = merge_sources(found, known.sources(self.sizes), exclude=repo.repository)
+            with self._lock:
+                self._sources[repo.name] = merged
 
-    def sources(self, repo: ImageRef, *, wait: float = 0.0) -> Mapping[str, list[str]] | None:
-        """Where ``repo``'s blobs can be mounted from; ``None`` when that was not worked
-        out within ``wait`` seconds."""
-        self._found.wait(wait)
+    def sources(self, repo: ImageRef) -> Mapping[str, list[str]] | None:
+        """Where ``repo``'s blobs can be mounted from, as a batch worked it out (``None``:
+        no batch did)."""
         with self._lock:
             return self._sources.get(repo.name)
 
@@ -180,11 +165,12 @@ class EarlyPush:
         with self._lock:
             self.started.update(digests)
         try:
+            self._find_sources()
             done: list[ImageRef] = []
             for repo in self.repos:
                 counts, n = push_blobs(
                     self.s.client, self.layout, repo, {d: self.sizes[d] for d in digests},
-                    sources=self.sources(repo, wait=SOURCES_WAIT) or {},
+                    sources=self.sources(repo) or {},
                     mount_from=[d.repository for d in done if d.registry == repo.registry])
                 with self._lock:
                     for k, v in counts.items():

@@ -85,7 +85,8 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
         for repo in repos:
             same_registry = [d.repository for d in done if d.registry == repo.registry]
             record = PushRecord(s.ws.root / "pushed", repo.registry)
-            # Where blobs can be mounted from: as the early push worked it out, else now.
+            # Where blobs can be mounted from: as the early push worked it out (it has
+            # ended: finish() above), else now.
             sources = early.sources(repo) if early is not None else None
             if sources is None and bases is None:
                 bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms, s.opts.build_args)
@@ -99,7 +100,7 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
             mnt += res.blobs_mounted
             sent += res.bytes_sent
             done.append(repo)
-            record.add_later(repo.repository, blobs)
+            record.add(repo.repository, blobs)
             s.rep.info(f"{repo.name}@{digest}: {res.blobs_uploaded} blobs uploaded,"
                        f" {res.blobs_skipped} already there, {res.blobs_mounted} mounted")
     return Pushed(tuple(r.name for r in repos), digest, up, skip, mnt, sent,

@@ -11,8 +11,7 @@ the repositories it was last pushed to (most recent first, at most
 :data:`MAX_REPOS`), at most :data:`MAX_DIGESTS` digests (the oldest are forgotten). A
 push reads it before and rewrites it after: a full record costs about 15 ms each time
 (20,000 digests cost 50-90 ms; one file per digest prefix cost 10 ms even when nearly
-empty, as a push touches 20 or more of them); the rewrite runs beside what follows the
-push (:meth:`PushRecord.add_later`). It is a hint only: a mount the registry
+empty, as a push touches 20 or more of them). It is a hint only: a mount the registry
 refuses (the blob was deleted, the credentials cannot read that repository) falls back
 to an upload, and a record that cannot be read or written is ignored.
 """
@@ -22,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -30,7 +28,6 @@ from urllib.parse import quote
 MAX_DIGESTS = 5_000
 MAX_REPOS = 4
 MAX_BYTES = 4 << 20
-_WRITING = threading.Lock()
 
 
 class PushRecord:
@@ -57,18 +54,8 @@ class PushRecord:
         known = self.load()
         return {d: known[d] for d in digests if d in known}
 
-    def add_later(self, repository: str, digests: Iterable[str]) -> None:
-        """:meth:`add` in a thread of its own: the record is a hint, so a push does not
-        wait for it to be written (the interpreter does, before it exits)."""
-        threading.Thread(target=self.add, args=(repository, list(digests)),
-                         name="push-record").start()
-
     def add(self, repository: str, digests: Iterable[str]) -> None:
         """``digests`` are now in ``repository``: remember it first for each."""
-        with _WRITING:  # one read-modify-write at a time in this process
-            self._add(repository, digests)
-
-    def _add(self, repository: str, digests: Iterable[str]) -> None:
         doc = self.load()
         for d in digests:
             repos = [repository, *(r for r in doc.pop(d, []) if r != repository)]

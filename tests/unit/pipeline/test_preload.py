@@ -64,7 +64,7 @@ def test_late_modules_load_only_beside_a_build_still_running(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from polyarch.pipeline import build
 
-    monkeypatch.setattr(build, "LATE_AFTER", 0.3)
+    monkeypatch.setattr(build, "LATE_AFTER", 2.0)
     modules(tmp_path, monkeypatch, pa_preload_now="X = 1\n", pa_preload_short="X = 1\n",
             pa_preload_long="X = 1\n")
     # A build that ends first: what comes late is left to the step that needs it.

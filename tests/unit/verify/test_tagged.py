@@ -83,6 +83,15 @@ def test_a_tag_is_read_the_same_whatever_paths_came_before() -> None:
 
 
 @pytest.mark.parametrize("path", [
+    "/app/node_modules/x/x.linux-x64-gnu.node\n",  # a tar member name may end in a newline
+    "/usr/lib/python3/dist-packages/m/_m.cpython-311-x86_64-linux-gnu.so\n"])
+def test_a_file_name_layout_reads_a_name_as_its_pattern_does(path: str) -> None:
+    # The table's patterns end in $, which Python also matches before a final newline.
+    tag = tag_of(path)
+    assert tag is not None and tag.architecture == "amd64"
+
+
+@pytest.mark.parametrize("path", [
     "/usr/bin/node", "/usr/local/lib/node_modules/clipboardy/fallbacks/linux/xsel",
     "/usr/lib/linux-tools/perf", "/opt/app/armada/bin/tool", "/usr/share/x64dbg/readme",
     "/usr/lib/node_modules/npm/node_modules/@npmcli/arborist/lib/arm64ish.js",
