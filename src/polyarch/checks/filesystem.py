@@ -10,6 +10,8 @@ its parent directories removes it too.
 from __future__ import annotations
 
 import posixpath
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 
 from polyarch.checks.elf import ElfHeader
@@ -157,11 +159,28 @@ class _Seen:
         """The hashes of merged paths that ``scan`` has an entry at (a file, link or
         directory), and the directories above merged paths that it replaces with a
         non-directory entry."""
-        others = set(scan.others)
-        at = self.files & others
-        at.update(self.files.intersection(scan.dirs))
-        cut = self.dir_hashes & others
+        lookups = 2 * len(self.files) + len(self.dir_hashes)
+        if len(scan.others) + len(scan.dirs) > LOOKUP_RATIO * lookups:
+            # Few paths merged, a large layer (a node_modules tree over a small base):
+            # each merged hash is looked up in the layer's sorted arrays.
+            at = {h for h in self.files if _has(scan.others, h) or _has(scan.dirs, h)}
+            cut = {h for h in self.dir_hashes if _has(scan.others, h)}
+        else:
+            others = set(scan.others)
+            at = self.files & others
+            at.update(self.files.intersection(scan.dirs))
+            cut = self.dir_hashes & others
         return at, ({d for d, h in self.dirs.items() if h in cut} if cut else set())
+
+
+#: A binary search in a layer's sorted hashes costs about ten times what adding one of
+#: them to a set does (660 and 70 ns): the cheaper way is taken per layer.
+LOOKUP_RATIO = 10
+
+
+def _has(a: array[int], h: int) -> bool:
+    i = bisect_left(a, h)
+    return i < len(a) and a[i] == h
 
 
 def merge(scans: list[LayerScan]) -> Filesystem:

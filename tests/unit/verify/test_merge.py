@@ -128,7 +128,12 @@ def _check(stack: list[Layer]) -> None:
 @settings(max_examples=400, deadline=None)
 @given(layers)
 def test_merge_agrees_with_the_rules_applied_to_paths(stack: list[Layer]) -> None:
-    _check(stack)
+    # Both ways of finding what a layer replaces: binary searches in its sorted hashes
+    # (ratio 0) and set intersections (a ratio no layer reaches).
+    for ratio in (0, 10**9):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(filesystem, "LOOKUP_RATIO", ratio)
+            _check(stack)
 
 
 @settings(max_examples=100, deadline=None)
