@@ -99,6 +99,11 @@ class LayerCache:
         self.hits += 1
         return scan
 
+    def has(self, digest: str) -> bool:
+        """Whether an entry for the layer is there (it may still prove unreadable)."""
+        f = self._file(digest)
+        return f is not None and f.is_file()
+
     def put(self, scan: LayerScan) -> None:
         f = self._file(scan.digest)
         if f is None or not self.writable:

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 #: What an interruption leaves once layers began to leave early.
 PHASE = ("verifying; layers of platforms that passed are being pushed by digest: no"
          " manifest and no tag was written")
+#: Compressed bytes of platform layers to read (not in the layer cache) from which the
+#: platforms are verified side by side (worker processes read them) rather than in turn.
+SIDE_BY_SIDE_FROM = 8 << 20
 #: Whose verification a blob waits for when an attestation manifest references it.
 ATTESTATIONS = "attestations"
 
@@ -262,7 +265,14 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
     passed: set[str] = set()
     failed = False
     read = 0
-    with ThreadPoolExecutor(max_workers=len(entries), thread_name_prefix="verify") as pool:
+    # With little to read (every platform layer in the layer cache but small ones, as
+    # after a change of the top layer), the platforms are judged one after the other:
+    # side by side they would only take turns holding the interpreter, and the first
+    # to pass (whose layers then leave) would pass later.
+    to_read = sum(early.sizes.get(d, 0) for d, who in own.items()
+                  if set(who) - {ATTESTATIONS} and not s.layer_cache.has(d))
+    workers = len(entries) if to_read >= SIDE_BY_SIDE_FROM else 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
         for f in as_completed([pool.submit(one, e) for e in entries]):
             digest, ok, n = f.result()
             read += n

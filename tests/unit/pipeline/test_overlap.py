@@ -4,8 +4,11 @@ once every manifest of the index that references it passed; configs never early.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from oci_images import make_layer, write_oci_layout
 
 from polyarch.pipeline.overlap import ATTESTATIONS, _OnePlatform, owners, releasable
@@ -74,3 +77,62 @@ def test_only_an_index_naming_each_expected_platform_once_overlaps(tmp_path: Pat
     nested = {**doc, "manifests": [doc["manifests"][0], {
         **doc["manifests"][1], "mediaType": "application/vnd.oci.image.index.v1+json"}]}
     assert not one_each(Manifest.from_bytes(json.dumps(nested).encode()), both)
+
+
+def _verify_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[str]]:
+    """verify_platforms on the two-platform layout: the most platforms verified at once,
+    and the batches handed to the early push, in order (nothing is pushed here)."""
+    import threading
+
+    from polyarch.checks import verify
+    from polyarch.config import Options
+    from polyarch.output import Reporter
+    from polyarch.pipeline import overlap
+    from polyarch.platforms import parse_platforms
+    from polyarch.session import Session
+    from polyarch.workspace import Workspace
+
+    lay, *_ = _layout(tmp_path / "lay")
+    plats = parse_platforms("linux/amd64,linux/arm64")
+    s = Session(Options(platforms=tuple(plats)), Reporter(), ws=Workspace(tmp_path / "cache"))
+    root = lay.root()
+    own, sizes = owners(lay, root)
+    real, lock = verify.verify_source, threading.Lock()
+    now = most = 0
+
+    def counting(*a: Any, **kw: Any) -> Any:
+        nonlocal now, most
+        with lock:
+            now += 1
+            most = max(most, now)
+        try:
+            time.sleep(0.05)  # long enough for a second thread to start meanwhile
+            return real(*a, **kw)
+        finally:
+            with lock:
+                now -= 1
+
+    monkeypatch.setattr(verify, "verify_source", counting)
+    batches: list[str] = []
+    early = overlap.EarlyPush(s, lay, root, [], sizes)
+    monkeypatch.setattr(early, "submit", lambda digests: batches.extend(digests))
+    overlap.verify_platforms(s, lay, root, plats, early, own)
+    s.close()
+    return most, batches
+
+
+def test_platforms_with_layers_to_read_are_verified_side_by_side(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from polyarch.pipeline import overlap
+
+    monkeypatch.setattr(overlap, "SIDE_BY_SIDE_FROM", 1)  # any layer not in the cache
+    most, batches = _verify_both(tmp_path, monkeypatch)
+    assert most == 2 and batches
+
+
+def test_platforms_with_little_to_read_are_verified_in_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its small layers are under SIDE_BY_SIDE_FROM (as a changed top layer over cached
+    # ones): one platform after the other.
+    most, batches = _verify_both(tmp_path, monkeypatch)
+    assert most == 1 and len(set(batches)) == 2
