@@ -4,7 +4,8 @@ still being verified.
 The rule stays "nothing unverified leaves the machine", applied blob by blob:
 
 * every platform of the index is verified on its own (its manifest, config, layers and
-  attestations, against the index entry that names it), all of them at once;
+  attestations, against the index entry that names it), all of them at once when
+  there are layers to read (:data:`SIDE_BY_SIDE_FROM`), else one after the other;
 * a layer blob is pushed early (by digest, to every target repository) once EVERY
   manifest of the index that references it passed: a layer a failing platform shares
   with a passing one stays on the machine, and so does everything an attestation
@@ -235,9 +236,9 @@ def one_each(root: Manifest, expected: Sequence[Platform]) -> bool:
 def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
                      expected: Sequence[Platform], early: EarlyPush,
                      own: Mapping[str, Collection[str]], judged: Judged | None = None) -> int:
-    """Verify every platform entry on its own, all at once; hand each layer to ``early``
-    once every manifest that references it passed. Returns the layers read (the others
-    were in the layer cache)."""
+    """Verify every platform entry on its own (all at once, or in turn when there is
+    little to read); hand each layer to ``early`` once every manifest that references
+    it passed. Returns the layers read (the others were in the layer cache)."""
     from polyarch.checks.verify import verify_source
 
     manifests = [d for d in root.json.get("manifests") or [] if isinstance(d, dict)]
