@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import posixpath
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -161,14 +162,8 @@ class LayerScan:
 
 
 def _member(a: array[int], h: int) -> bool:
-    lo, hi = 0, len(a)
-    while lo < hi:  # bisect over the C array, without a list copy
-        mid = (lo + hi) // 2
-        if a[mid] < h:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < len(a) and a[lo] == h
+    i = bisect_left(a, h)  # in C, over the array itself (no list copy)
+    return i < len(a) and a[i] == h
 
 
 def _clean(raw: bytes) -> bytes:
