@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from polyarch import __version__, interrupt, proc, settings
+from polyarch import __version__, interrupt, settings
 from polyarch.errors import EXIT_CODES, FatalError
 
 # name -> (module, one-line help); modules are imported only when their command runs, so
@@ -234,7 +234,11 @@ def one_line(text: str) -> str:
 def _interrupted(what: str, code: int) -> int:
     """Stop every process polyarch started that may still run (a build, a smoke run) and
     say in one line what state things are in."""
-    stopped = proc.terminate_all()
+    stopped: list[str] = []
+    if "polyarch.proc" in sys.modules:  # else this run started no process
+        from polyarch import proc
+
+        stopped = proc.terminate_all()
     _print_error(f"{what} while {interrupt.phase()}"
                  + (f"; stopped {', '.join(stopped)}" if stopped else ""), None)
     return code

@@ -95,3 +95,8 @@ def test_inspect_json_loads_the_registry_client_only(tmp_path: Path,
     assert "│ linux/arm64 │" in out and "signed by:  not signed" in out
     assert heavy(mods, allowed=("httpx", "httpcore", "h11")) == []
     assert sorted(m for m in mods if m.startswith("polyarch.tags")) == []
+    # Signatures are looked up by polyarch's own client: nothing of cosign's runner or of
+    # the process runner is loaded (or subprocess, which nothing else here needs).
+    assert "polyarch.signing.check" in mods
+    assert sorted(m for m in mods if m in ("polyarch.signing.cosign", "polyarch.proc",
+                                           "subprocess")) == []

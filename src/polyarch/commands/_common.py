@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from polyarch import config, proc, redact
+from polyarch import config, redact
 from polyarch.config import Opt, Options
 from polyarch.errors import EnvironmentProblem, FatalError, ResultNotWritten
 from polyarch.output import Reporter, reader_gone
@@ -174,6 +174,8 @@ def save_failure_outputs(rep: Reporter, result: ImageResult | ProjectResult) -> 
 
 
 def reporter(json_mode: bool) -> Reporter:
+    from polyarch import proc  # (commands that only read a registry run no process)
+
     rep = Reporter(json_mode=json_mode)
     proc.echo_hook = rep.command
     return rep

@@ -37,10 +37,10 @@ class Signed:
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
-        from polyarch.signing import cosign
+        from polyarch.signing.attestation import PREDICATE_TYPE
 
         return {"signer": self.signer, "tlog": self.tlog, "attestation": self.attestation,
-                "predicate_type": cosign.PREDICATE_TYPE if self.attestation else None,
+                "predicate_type": PREDICATE_TYPE if self.attestation else None,
                 "repositories": list(self.repositories), "seconds": round(self.seconds, 3)}
 
 

@@ -106,15 +106,19 @@ def describe(src: ImageSource, root: Manifest | None = None) -> ImageDescription
                                 [only], [])
     doc = root.json
     descs = [d for d in doc.get("manifests") or [] if isinstance(d, dict)]
+    platform_descs = [d for d in descs if not is_attestation(d)]
+    att_descs = [d for d in descs if is_attestation(d)]
+    # Each attestation manifest read once (the attestations of two platforms may be one).
+    att_digests = list(dict.fromkeys(str(d["digest"]) for d in att_descs))
     with ThreadPoolExecutor(max_workers=8) as pool:
-        # Each manifest read once (the attestations of two platforms may be one).
-        unique = list(dict.fromkeys(str(d["digest"]) for d in descs))
-        read = dict(zip(unique, pool.map(src.manifest, unique), strict=True))
-        mans = [read[str(d["digest"])] for d in descs]
-        platform_pairs = [(d, m) for d, m in zip(descs, mans, strict=True)
-                          if not is_attestation(d)]
-        att_pairs = [(d, m) for d, m in zip(descs, mans, strict=True) if is_attestation(d)]
-        entries = list(pool.map(lambda p: entry(*p), platform_pairs))
+        # A platform's manifest and then its config, in one task per platform: no
+        # platform waits for the other manifests before its config is asked for.
+        entries_read = pool.map(lambda d: entry(d, src.manifest(str(d["digest"]))),
+                                platform_descs)
+        atts_read = pool.map(src.manifest, att_digests)
+        entries = list(entries_read)
+        read = dict(zip(att_digests, atts_read, strict=True))
+    att_pairs = [(d, read[str(d["digest"])]) for d in att_descs]
     by_digest = {e.digest: e for e in entries}
     orphans = []
     for d, m in att_pairs:

@@ -23,13 +23,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from polyarch import __version__, redact
-from polyarch.signing.cosign import PREDICATE_TYPE
 
 if TYPE_CHECKING:
     from polyarch.checks.report import Finding, VerifyReport
     from polyarch.refs import ImageRef
     from polyarch.registry import RegistryClient
 
+#: The predicate type of polyarch's verification attestation (docs/verify.md).
+PREDICATE_TYPE = "https://polyarch.dev/attestation/verification/v1"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 IN_TOTO = "application/vnd.in-toto+json"
 EMPTY = "application/vnd.oci.empty.v1+json"

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polyarch.errors import VerificationError
-from polyarch.signing import attestation, cosign
-from polyarch.signing.cosign import Access, Requirement
+from polyarch.signing import attestation
 
 if TYPE_CHECKING:
     from polyarch.refs import ImageRef
     from polyarch.registry import RegistryClient
+    from polyarch.signing.cosign import Access, Requirement
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ def check(client: RegistryClient, repo: ImageRef, digest: str, access: Access,
           req: Requirement | None, need_attestation: bool) -> Checked:
     """Exit 5 (:class:`VerificationError`) when a required signature or attestation is
     missing or is not about ``digest``."""
+    from polyarch.signing import cosign
+
     ref = f"{repo.untagged()}@{digest}"
     signed_by = None
     if req is not None:
@@ -65,7 +67,7 @@ def check(client: RegistryClient, repo: ImageRef, digest: str, access: Access,
                  and (s.get("predicate") or {}).get("index", {}).get("digest") == digest]
         if not stmts:
             raise VerificationError(
-                f"{ref}: no verification attestation ({cosign.PREDICATE_TYPE}) names this"
+                f"{ref}: no verification attestation ({attestation.PREDICATE_TYPE}) names this"
                 " index", hint="publish it with --sign-key/--sign or --attest-verification")
         pred = stmts[-1]["predicate"]
         if pred.get("result") != "pass":
@@ -117,7 +119,7 @@ def cosign_statements(client: RegistryClient, repo: ImageRef,
             continue
         env = json.loads(client.get_blob(repo, str(d["digest"])))
         stmt = json.loads(base64.b64decode(env["payload"]))
-        if isinstance(stmt, dict) and stmt.get("predicateType") == cosign.PREDICATE_TYPE:
+        if isinstance(stmt, dict) and stmt.get("predicateType") == attestation.PREDICATE_TYPE:
             stmts.append(stmt)
     return stmts
 

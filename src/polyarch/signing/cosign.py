@@ -20,15 +20,18 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from polyarch import proc, redact
+from polyarch import redact
 from polyarch.errors import EnvironmentProblem, FatalError, RegistryError
+from polyarch.signing.attestation import PREDICATE_TYPE
+
+if TYPE_CHECKING:  # (run() imports it: `inspect` reads signatures without running cosign)
+    from polyarch import proc
 
 #: Seconds one cosign call may take (it talks to the registry, and keyless to Fulcio
 #: and the transparency log).
 TIMEOUT = 120.0
-#: The predicate type of polyarch's verification attestation (docs/verify.md).
-PREDICATE_TYPE = "https://polyarch.dev/attestation/verification/v1"
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,8 @@ def run(argv: Sequence[str], access: Access, *, doing: str,
     """Run one cosign command. A failure is ``failure`` when given; otherwise exit 3
     (environment: the key, its password, the OIDC identity, the transparency log) or 4
     (registry), with cosign's own last error line. A deadline passed is exit 3."""
+    from polyarch import proc
+
     return proc.run(argv, env=access.env(), timeout=TIMEOUT,
                     error=lambda res: _failed(res, doing, failure))
 

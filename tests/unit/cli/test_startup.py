@@ -1,7 +1,8 @@
 """What a command costs before it does anything: the command tree loads a command's
 module when that command runs, and ``--help`` (of polyarch and of every command), the
 version and ``tags`` load neither the HTTP stack (httpx), nor rich, nor the pipeline;
-``inspect`` loads the registry client only. Off a terminal, tables are printed without
+``inspect`` loads the registry client only (and runs no process: not even the process
+runner is loaded). Off a terminal, tables are printed without
 rich (tests/unit/output/test_tables.py: in rich's own bytes).
 
 Each case imports polyarch again, in this process, with every module of polyarch,
@@ -128,7 +129,7 @@ def test_inspect_loads_the_registry_client_only(tmp_path: Path) -> None:
     assert "polyarch.registry.client" in loaded
     assert _heavy(loaded, allowed=("httpx", "httpcore", "h11", "polyarch.registry.client")) == []
     assert [k for k in loaded if _ours(k, ("polyarch.tags", "polyarch.resultfiles",
-                                           "polyarch.signing"))] == []
+                                           "polyarch.signing", "polyarch.proc"))] == []
 
 
 def test_tags_json_loads_no_http_rich_or_pipeline(tmp_path: Path) -> None:
