@@ -31,11 +31,13 @@ forwarding to a real registry. Faults are rules consumed in order::
                                                   # this answer instead of the registry's
         proxy.add(Fault.status(503), times=None)  # every matching request, until clear()
         proxy.clear()                             # drop all rules
-        proxy.log                                 # [Record(method, path, outcome, headers)]
+        proxy.log                                 # [Record(method, path, outcome, headers,
+                                                  #  began, ended)] in the order answered
         proxy.faults_injected                     # how many requests were faulted
 
-A rule applies to requests whose method equals ``method`` (any when ``None``) and whose
-path contains ``match`` (a plain substring; ``regex=True`` for a regular expression).
+A rule applies to requests whose method equals ``method`` (any when ``None``), whose
+path contains ``match`` (a plain substring; ``regex=True`` for a regular expression)
+and whose body is at least ``min_length`` bytes (its Content-Length).
 The first rule with ``times`` left wins; ``times=None`` never runs out.
 
 ``FaultProxy(upstream, auth=TokenAuth({"user": "pw"}))`` puts Bearer-token
@@ -173,11 +175,14 @@ class Rule:
     method: str | None
     match: str
     regex: bool
+    min_length: int = 0
 
-    def applies(self, method: str, path: str) -> bool:
+    def applies(self, method: str, path: str, length: int = 0) -> bool:
         if self.times is not None and self.times <= 0:
             return False
         if self.method is not None and self.method != method:
+            return False
+        if length < self.min_length:
             return False
         if self.regex:
             return re.search(self.match, path) is not None
@@ -190,6 +195,9 @@ class Record:
     path: str
     outcome: str  # "503", "drop", "forwarded 200", ...
     headers: dict[str, str]
+    #: time.monotonic() when the request arrived and when it was answered (or faulted).
+    began: float = 0.0
+    ended: float = 0.0
 
 
 @dataclass
@@ -224,6 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
     # back to plain HTTP instead of failing on an HTTP/0.9 answer without one.
     default_request_version = "HTTP/1.0"
     server: _Server
+    began = 0.0  # when the request being handled arrived (FaultProxy._handle)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
@@ -264,8 +273,8 @@ class FaultProxy:
 
     # -- rules -----------------------------------------------------------------------
     def add(self, fault: Fault, *, times: int | None = 1, method: str | None = None,
-            match: str = "", regex: bool = False) -> Rule:
-        rule = Rule(fault, times, method, match, regex)
+            match: str = "", regex: bool = False, min_length: int = 0) -> Rule:
+        rule = Rule(fault, times, method, match, regex, min_length)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -275,7 +284,7 @@ class FaultProxy:
             self.rules.clear()
 
     def _pick(self, method: str, path: str, token_endpoint: bool = False,
-              kind: str | None = None) -> Fault | None:
+              kind: str | None = None, length: int = 0) -> Fault | None:
         """The fault of the first rule that applies (``kind``: only rules of that kind;
         without it, every rule but those read before the request body is)."""
         with self._lock:
@@ -284,7 +293,7 @@ class FaultProxy:
                     continue
                 if (rule.fault.kind == "slow_read") != (kind == "slow_read"):
                     continue
-                if rule.applies(method, path):
+                if rule.applies(method, path, length):
                     if rule.times is not None:
                         rule.times -= 1
                     self.faults_injected += 1
@@ -293,7 +302,8 @@ class FaultProxy:
 
     def _record(self, h: _Handler, outcome: str) -> None:
         with self._lock:
-            self.log.append(Record(h.command, h.path, outcome, dict(h.headers.items())))
+            self.log.append(Record(h.command, h.path, outcome, dict(h.headers.items()),
+                                   h.began, time.monotonic()))
 
     # -- lifecycle ---------------------------------------------------------------------
     def _stall(self) -> None:
@@ -339,7 +349,10 @@ class FaultProxy:
             h.wfile.write(body)
 
     def _handle(self, h: _Handler) -> None:
-        slow = self._pick(h.command, h.path, kind="slow_read")
+        h.began = time.monotonic()
+        declared = h.headers.get("Content-Length") or ""
+        length = int(declared) if declared.isdigit() else 0
+        slow = self._pick(h.command, h.path, kind="slow_read", length=length)
         if slow is not None:
             self._record(h, "slow_read")
             try:
@@ -359,7 +372,7 @@ class FaultProxy:
             return
         token = self.auth is not None and h.path.startswith("/token")
         # The token endpoint is faulted only by rules that name it (match="/token").
-        fault = self._pick(h.command, h.path, token_endpoint=token)
+        fault = self._pick(h.command, h.path, token_endpoint=token, length=length)
         if token and fault is None:
             self._token(h, body)
             return

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import last_error_line, polyarch
 from conftest import make_context, registry_tags
-from faultproxy import LocalRegistry
+from faultproxy import Fault, FaultProxy, LocalRegistry
 
 from .helpers import (
     NPM_TOKEN,
@@ -198,3 +198,51 @@ def test_platforms_that_pass_push_their_layers_during_verification(
     assert blobs["uploaded"] == len(stored_blobs(own_registry)) - manifests, blobs
     assert blobs["skipped"] == blobs["mounted"] == 0
     assert registry_tags(own_registry.address, "team/app") == ["1"]
+
+
+def test_the_push_step_goes_on_while_early_layers_are_sent_and_waits_only_for_manifests(
+        tmp_path: Path, own_registry: LocalRegistry) -> None:
+    """The first layer sent during verification is held 2 s on its way: the push step
+    meanwhile asks for what it needs (the root, the platform manifests, the configs) and
+    uploads it, and writes no manifest before that layer is stored."""
+    ctx = _own_layers(make_context(tmp_path / "ctx", dockerfile=BOTH_PASS))
+    with FaultProxy(own_registry.address) as proxy:
+        # A layer's upload (over 100 kB: configs and attestations are a few kB, and the
+        # push step sends no layer: the early push sent them all).
+        proxy.add(Fault.delay(2), times=1, method="PUT", match="/blobs/uploads/",
+                  min_length=100_000)
+        run = polyarch("publish", "-t", f"{proxy.address}/team/app:1", "--json", str(ctx))
+        log = list(proxy.log)
+    assert run.code == 0, run.text
+    assert "verified layers were pushed during verification" in run.err, run.err
+    index = run.json()["push"]["digest"]
+    held = max((r for r in log if r.method == "PUT" and "/blobs/uploads/" in r.path),
+               key=lambda r: r.ended - r.began)
+    assert held.ended - held.began >= 2, log
+    # The push step asked whether the repository holds the index before the held layer
+    # was stored (it did not wait for the layers sent during verification first)...
+    asked = [r for r in log
+             if r.method == "HEAD" and r.path == f"/v2/team/app/manifests/{index}"]
+    assert asked and asked[0].began < held.ended, log
+    # ...and wrote no manifest before that layer was stored.
+    manifests = [r for r in log if r.method == "PUT" and "/manifests/" in r.path]
+    assert manifests and min(r.began for r in manifests) >= held.ended, log
+    assert registry_tags(own_registry.address, "team/app") == ["1"]
+
+
+def test_a_layer_the_registry_refuses_during_verification_writes_no_manifest(
+        tmp_path: Path, own_registry: LocalRegistry) -> None:
+    """The registry refuses every layer sent during verification: the publish fails
+    (exit 4, the registry's error) once the push step reaches its manifests, and no
+    manifest or tag is written (the push step's own blobs, verified, may be there)."""
+    ctx = _own_layers(make_context(tmp_path / "ctx", dockerfile=BOTH_PASS))
+    with FaultProxy(own_registry.address) as proxy:
+        proxy.add(Fault.status(400), times=None, method="PUT", match="/blobs/uploads/",
+                  min_length=100_000)
+        run = polyarch("publish", "-t", f"{proxy.address}/team/app:1", str(ctx))
+        log = list(proxy.log)
+    assert run.code == 4, run.text
+    line = last_error_line(run)
+    assert "team/app: upload blob sha256:" in line and "HTTP 400" in line, line
+    assert [r for r in log if r.method == "PUT" and "/manifests/" in r.path] == [], log
+    assert registry_tags(own_registry.address, "team/app") == []

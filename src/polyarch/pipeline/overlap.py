@@ -13,7 +13,9 @@ The rule stays "nothing unverified leaves the machine", applied blob by blob:
 * once a platform failed, nothing more is pushed early;
 * configs, manifests, the index and the tags wait for the verification of the whole
   index (:func:`polyarch.pipeline.verify.verify_layout`, which finds every layer in the
-  layer cache by then) exactly as without the overlap.
+  layer cache by then) exactly as without the overlap; the push step then sends them
+  while the last early layers may still be on their way, and writes the first manifest
+  only once those are stored.
 
 So a failed verification leaves nothing of the failing platform in any registry: at
 most layers of platforms that passed, untagged and unreferenced by any manifest there.
@@ -122,6 +124,8 @@ class EarlyPush:
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="early-push"))
     _sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: Set once the first batch worked out the mount sources (or failed to).
+    _sourced: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: Blobs handed to the pushing thread so far, and those whose push began.
     submitted: set[str] = field(default_factory=set)
@@ -155,9 +159,11 @@ class EarlyPush:
             with self._lock:
                 self._sources[repo.name] = merged
 
-    def sources(self, repo: ImageRef) -> Mapping[str, list[str]] | None:
-        """Where ``repo``'s blobs can be mounted from, as a batch worked it out (``None``:
-        no batch did)."""
+    def sources(self, repo: ImageRef, wait: float = 0.0) -> Mapping[str, list[str]] | None:
+        """Where ``repo``'s blobs can be mounted from, as the first batch worked it out
+        (waiting up to ``wait`` seconds for it; ``None``: no batch did)."""
+        if self.submitted:
+            self._sourced.wait(wait)
         with self._lock:
             return self._sources.get(repo.name)
 
@@ -169,7 +175,10 @@ class EarlyPush:
         with self._lock:
             self.started.update(digests)
         try:
-            self._find_sources()
+            try:
+                self._find_sources()
+            finally:
+                self._sourced.set()
             done: list[ImageRef] = []
             for repo in self.repos:
                 counts, n = push_blobs(
@@ -192,6 +201,8 @@ class EarlyPush:
         if cancel:
             self.failed = self.failed or "cancelled"
         self._pool.shutdown(wait=wait, cancel_futures=cancel)
+        if wait:
+            self._sourced.set()  # no batch is left to work them out
 
     def pushed(self) -> set[str]:
         with self._lock:

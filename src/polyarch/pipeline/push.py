@@ -6,6 +6,11 @@ uploads only what is missing. Blobs of the images the Dockerfile builds ``FROM``
 live on the target's registry are mounted from their repositories, not uploaded again
 (:mod:`polyarch.registry.mounts`), and so are blobs an earlier push sent to another
 repository of that registry (:mod:`polyarch.registry.pushed`).
+
+Layers of platforms that passed may still be on their way when this step starts (the
+early push, :mod:`polyarch.pipeline.overlap`): it asks for and sends everything else
+meanwhile, and waits for them before the first manifest, which names them, is written;
+a registry failure of the early push fails this step there, before any manifest.
 """
 
 from __future__ import annotations
@@ -65,19 +70,28 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
     up = skip = mnt = sent = 0
     interrupt.set_phase("pushing by digest: no tag was moved (blobs already uploaded stay"
                         " untagged; a re-run skips them)")
+    # The layers sent during verification may still be on their way: this step asks for
+    # the rest and sends it meanwhile, and waits for them (once) only before the first
+    # manifest names them.
+    settled = early is None
+
+    def settle() -> None:
+        nonlocal settled, up, skip, mnt, sent
+        if settled or early is None:
+            return
+        t_wait = time.monotonic()
+        early.finish()
+        settled = True
+        if early.error is not None:
+            raise early.error  # the registry failed: as if it had failed in this step
+        up, skip, mnt = (early.counts[k] for k in ("uploaded", "exists", "mounted"))
+        sent = early.bytes_sent
+        if early.pushed():
+            s.rep.info(f"{len(early.pushed())} verified layers were pushed during"
+                       f" verification (waited {time.monotonic() - t_wait:.2f} s for the"
+                       " last of them)")
+
     with s.rep.group(f"push {digest[:19]} to {', '.join(r.name for r in repos)}"):
-        if early is not None:
-            # The step is under way while the last layers sent during verification end.
-            t_wait = time.monotonic()
-            early.finish()
-            if early.error is not None:
-                raise early.error  # the registry failed: as if it had failed in this step
-            up, skip, mnt = (early.counts[k] for k in ("uploaded", "exists", "mounted"))
-            sent = early.bytes_sent
-            if early.pushed():
-                s.rep.info(f"{len(early.pushed())} verified layers were pushed during"
-                           f" verification (waited {time.monotonic() - t_wait:.2f} s for the"
-                           " last of them)")
         done: list[ImageRef] = []
         bases: list[ImageRef] | None = None
         lay = OCILayout(layout)
@@ -85,16 +99,20 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
         for repo in repos:
             same_registry = [d.repository for d in done if d.registry == repo.registry]
             record = PushRecord(s.ws.root / "pushed", repo.registry)
-            # Where blobs can be mounted from: as the early push worked it out (it has
-            # ended: finish() above), else now.
-            sources = early.sources(repo) if early is not None else None
+            # Where blobs can be mounted from: as the early push worked it out, else now.
+            sources = (early.sources(repo, wait=s.client.transport.timeout)
+                       if early is not None else None)
             if sources is None and bases is None:
                 bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms, s.opts.build_args)
             res = push_layout(s.client, lay, repo, root_digest=digest,
                               mount_from=[*mount_from, *same_registry], sources=sources,
                               known_sources=None if sources is not None else record.sources(blobs),
                               bases=[b for b in bases or () if b.registry == repo.registry],
-                              present=early.sent.get(repo.name, set()) if early else ())
+                              # (every batch goes to every repository; a failed one
+                              # raises in settle(), before any manifest is written)
+                              present=early.submitted if early else (),
+                              before_manifests=settle)
+            settle()  # (not called when the repository held the whole image already)
             up += res.blobs_uploaded
             skip += res.blobs_skipped
             mnt += res.blobs_mounted

@@ -122,7 +122,8 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                 chunk_size: int = DEFAULT_CHUNK, bases: Sequence[ImageRef] = (),
                 present: Collection[str] = (),
                 known_sources: Mapping[str, Sequence[str]] | None = None,
-                sources: Mapping[str, Sequence[str]] | None = None) -> PushResult:
+                sources: Mapping[str, Sequence[str]] | None = None,
+                before_manifests: Callable[[], None] | None = None) -> PushResult:
     """Push ``layout``'s root (or the manifest ``root_digest``) to ``repo``, by digest.
     A repository that holds the root already (a re-publish of an unchanged image) costs
     one ``HEAD``: a registry accepts a manifest only once what it references is there.
@@ -137,7 +138,10 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     (digest -> repositories of the same registry) are where the caller knows a blob
     is, from its own earlier pushes (:mod:`.pushed`); they are tried after the others.
     ``sources`` is all of that worked out already (``bases`` and ``known_sources`` are
-    then not read).
+    then not read). ``before_manifests`` is called once every blob this push sends is
+    there and before the first manifest is written (nothing is written when it raises;
+    not called when the repository holds the root): a caller still sending the blobs of
+    ``present`` waits there.
     Raises
     :class:`~polyarch.errors.RegistryError` (exit 4) when the registry fails beyond
     the retry budget or the deadline.
@@ -198,6 +202,8 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
             counts["exists"] += 1
             if progress is not None:
                 progress(PushEvent("exists", d, blobs[d]))
+    if before_manifests is not None:
+        before_manifests()
     pending = [m for m in manifests if m.digest not in held]
     # Image manifests that name no other manifest (no subject) need only their blobs,
     # which are all there now: they go several at once. The others (indexes, referrers)
