@@ -37,7 +37,8 @@ forwarding to a real registry. Faults are rules consumed in order::
 
 A rule applies to requests whose method equals ``method`` (any when ``None``), whose
 path contains ``match`` (a plain substring; ``regex=True`` for a regular expression)
-and whose body is at least ``min_length`` bytes (its Content-Length).
+and whose body (its Content-Length) is at least ``min_length`` and at most
+``max_length`` bytes.
 The first rule with ``times`` left wins; ``times=None`` never runs out.
 
 ``FaultProxy(upstream, auth=TokenAuth({"user": "pw"}))`` puts Bearer-token
@@ -176,13 +177,15 @@ class Rule:
     match: str
     regex: bool
     min_length: int = 0
+    max_length: int | None = None
 
     def applies(self, method: str, path: str, length: int = 0) -> bool:
         if self.times is not None and self.times <= 0:
             return False
         if self.method is not None and self.method != method:
             return False
-        if length < self.min_length:
+        if length < self.min_length or (self.max_length is not None
+                                         and length > self.max_length):
             return False
         if self.regex:
             return re.search(self.match, path) is not None
@@ -273,8 +276,9 @@ class FaultProxy:
 
     # -- rules -----------------------------------------------------------------------
     def add(self, fault: Fault, *, times: int | None = 1, method: str | None = None,
-            match: str = "", regex: bool = False, min_length: int = 0) -> Rule:
-        rule = Rule(fault, times, method, match, regex, min_length)
+            match: str = "", regex: bool = False, min_length: int = 0,
+            max_length: int | None = None) -> Rule:
+        rule = Rule(fault, times, method, match, regex, min_length, max_length)
         with self._lock:
             self.rules.append(rule)
         return rule

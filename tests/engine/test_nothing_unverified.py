@@ -4,6 +4,10 @@ in the registry, read back with plain HTTP and from the registry's own storage."
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -244,5 +248,40 @@ def test_a_layer_the_registry_refuses_during_verification_writes_no_manifest(
     assert run.code == 4, run.text
     line = last_error_line(run)
     assert "team/app: upload blob sha256:" in line and "HTTP 400" in line, line
+    assert [r for r in log if r.method == "PUT" and "/manifests/" in r.path] == [], log
+    assert registry_tags(own_registry.address, "team/app") == []
+
+
+def test_a_push_step_failure_is_said_once_the_early_layers_in_flight_ended(
+        tmp_path: Path, own_registry: LocalRegistry) -> None:
+    """The push step fails (the registry refuses the configs) while a layer sent during
+    verification is still on its way (held 3 s): the error is said only once that upload
+    ended, so that what the registry holds is settled when the user reads it."""
+    ctx = _own_layers(make_context(tmp_path / "ctx", dockerfile=BOTH_PASS))
+    with FaultProxy(own_registry.address) as proxy:
+        proxy.add(Fault.delay(3), times=1, method="PUT", match="/blobs/uploads/",
+                  min_length=100_000)
+        proxy.add(Fault.status(400), times=None, method="PUT", match="/blobs/uploads/",
+                  max_length=99_999)
+        env = {k: v for k, v in os.environ.items() if k != "POLYARCH_DEBUG"}
+        p = subprocess.Popen([sys.executable, "-m", "polyarch", "publish", "-t",
+                              f"{proxy.address}/team/app:1", str(ctx)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, text=True)
+        assert p.stderr is not None
+        said = None
+        lines = []
+        for line in p.stderr:
+            lines.append(line)
+            if line.startswith("polyarch: error:") and said is None:
+                said = time.monotonic()
+        assert p.wait(300) == 4, "".join(lines)
+        log = list(proxy.log)
+    assert said is not None, "".join(lines)
+    assert "HTTP 400" in "".join(lines), "".join(lines)
+    held = max((r for r in log if r.method == "PUT" and "/blobs/uploads/" in r.path),
+               key=lambda r: r.ended - r.began)
+    assert held.ended - held.began >= 3, log
+    assert said >= held.ended, (said, held.ended)
     assert [r for r in log if r.method == "PUT" and "/manifests/" in r.path] == [], log
     assert registry_tags(own_registry.address, "team/app") == []

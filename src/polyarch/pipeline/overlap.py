@@ -119,8 +119,8 @@ class EarlyPush:
                                                             "uploaded": 0})
     bytes_sent: int = 0
     failed: str | None = None
-    #: The registry failure that stopped the early push.
-    error: FatalError | None = None
+    #: What stopped the early push: a registry failure, or (a bug) any other exception.
+    error: Exception | None = None
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="early-push"))
     _sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
@@ -161,7 +161,7 @@ class EarlyPush:
 
     def sources(self, repo: ImageRef, wait: float = 0.0) -> Mapping[str, list[str]] | None:
         """Where ``repo``'s blobs can be mounted from, as the first batch worked it out
-        (waiting up to ``wait`` seconds for it; ``None``: no batch did)."""
+        (waiting up to ``wait`` seconds for it; ``None``: no batch did, or not yet)."""
         if self.submitted:
             self._sourced.wait(wait)
         with self._lock:
@@ -194,6 +194,16 @@ class EarlyPush:
         except FatalError as e:
             self.failed = e.message
             self.error = e
+        except Exception as e:  # noqa: BLE001 - kept for the push step, which raises it
+            self.failed = f"{type(e).__name__}: {e}"
+            self.error = e
+
+    def unconfirmed(self) -> dict[str, set[str]]:
+        """Blobs handed to the early push that it did not confirm in a repository
+        (repository name -> digests; empty once every batch ended well)."""
+        with self._lock:
+            return {r.name: missing for r in self.repos
+                    if (missing := self.submitted - self.sent.get(r.name, set()))}
 
     def finish(self, *, cancel: bool = False, wait: bool = True) -> None:
         """Wait for the batches (``cancel``: only for the one in flight, whose uploads

@@ -59,24 +59,28 @@ def repositories(targets: Sequence[ImageRef]) -> list[ImageRef]:
 def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
          mount_from: Sequence[str] = (), early: EarlyPush | None = None) -> Pushed:
     """Push ``layout`` (root ``digest``) to the repository of every target, by digest.
-    ``early`` pushed verified layers while verification went on: what it sent is not
-    asked for again (what it could not send is pushed now)."""
+    ``early`` pushed verified layers while verification went on, and may still be
+    sending the last of them: those are not asked for again, and the first manifest
+    waits for them (a failure of theirs fails this step there)."""
     # The HTTP client's modules load while the engine builds, not before it starts.
     from polyarch.registry.push import plan_push, push_layout
     from polyarch.registry.pushed import PushRecord
 
     repos = repositories(targets)
     t0 = time.monotonic()
-    up = skip = mnt = sent = 0
+    counts = {"uploaded": 0, "exists": 0, "mounted": 0}
+    sent = 0
     interrupt.set_phase("pushing by digest: no tag was moved (blobs already uploaded stay"
                         " untagged; a re-run skips them)")
     # The layers sent during verification may still be on their way: this step asks for
     # the rest and sends it meanwhile, and waits for them (once) only before the first
     # manifest names them.
+    handed: dict[str, frozenset[str]] = (
+        {r.name: frozenset(early.submitted) for r in early.repos} if early else {})
     settled = early is None
 
     def settle() -> None:
-        nonlocal settled, up, skip, mnt, sent
+        nonlocal settled, sent
         if settled or early is None:
             return
         t_wait = time.monotonic()
@@ -84,42 +88,55 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
         settled = True
         if early.error is not None:
             raise early.error  # the registry failed: as if it had failed in this step
-        up, skip, mnt = (early.counts[k] for k in ("uploaded", "exists", "mounted"))
-        sent = early.bytes_sent
+        unsent = early.unconfirmed()
+        if unsent:  # (cannot happen: a batch that ends without error sent everything)
+            raise RuntimeError("layers handed to the early push were not confirmed in"
+                               f" {', '.join(sorted(unsent))}")
+        for k in counts:
+            counts[k] += early.counts[k]
+        sent += early.bytes_sent
         if early.pushed():
             s.rep.info(f"{len(early.pushed())} verified layers were pushed during"
                        f" verification (waited {time.monotonic() - t_wait:.2f} s for the"
                        " last of them)")
 
     with s.rep.group(f"push {digest[:19]} to {', '.join(r.name for r in repos)}"):
-        done: list[ImageRef] = []
-        bases: list[ImageRef] | None = None
-        lay = OCILayout(layout)
-        _, blobs = plan_push(lay, lay.manifest(digest))
-        for repo in repos:
-            same_registry = [d.repository for d in done if d.registry == repo.registry]
-            record = PushRecord(s.ws.root / "pushed", repo.registry)
-            # Where blobs can be mounted from: as the early push worked it out, else now.
-            sources = (early.sources(repo, wait=s.client.transport.timeout)
-                       if early is not None else None)
-            if sources is None and bases is None:
-                bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms, s.opts.build_args)
-            res = push_layout(s.client, lay, repo, root_digest=digest,
-                              mount_from=[*mount_from, *same_registry], sources=sources,
-                              known_sources=None if sources is not None else record.sources(blobs),
-                              bases=[b for b in bases or () if b.registry == repo.registry],
-                              # (every batch goes to every repository; a failed one
-                              # raises in settle(), before any manifest is written)
-                              present=early.submitted if early else (),
-                              before_manifests=settle)
-            settle()  # (not called when the repository held the whole image already)
-            up += res.blobs_uploaded
-            skip += res.blobs_skipped
-            mnt += res.blobs_mounted
-            sent += res.bytes_sent
-            done.append(repo)
-            record.add(repo.repository, blobs)
-            s.rep.info(f"{repo.name}@{digest}: {res.blobs_uploaded} blobs uploaded,"
-                       f" {res.blobs_skipped} already there, {res.blobs_mounted} mounted")
-    return Pushed(tuple(r.name for r in repos), digest, up, skip, mnt, sent,
-                  time.monotonic() - t0)
+        try:
+            if early is not None and early.failed is not None:
+                settle()  # it failed already: nothing more to ask the registry
+            done: list[ImageRef] = []
+            bases: list[ImageRef] | None = None
+            lay = OCILayout(layout)
+            _, blobs = plan_push(lay, lay.manifest(digest))
+            for repo in repos:
+                same_registry = [d.repository for d in done if d.registry == repo.registry]
+                record = PushRecord(s.ws.root / "pushed", repo.registry)
+                # Where blobs can be mounted from: as the early push worked it out, else now.
+                sources = (early.sources(repo, wait=s.client.transport.timeout)
+                           if early is not None else None)
+                if sources is None and bases is None:
+                    bases = dockerfile_bases(s.opts.dockerfile, s.opts.platforms,
+                                             s.opts.build_args)
+                res = push_layout(
+                    s.client, lay, repo, root_digest=digest,
+                    mount_from=[*mount_from, *same_registry], sources=sources,
+                    known_sources=None if sources is not None else record.sources(blobs),
+                    bases=[b for b in bases or () if b.registry == repo.registry],
+                    present=handed.get(repo.name, frozenset()), before_manifests=settle)
+                settle()  # (not called when the repository held the whole image already)
+                counts["uploaded"] += res.blobs_uploaded
+                counts["exists"] += res.blobs_skipped
+                counts["mounted"] += res.blobs_mounted
+                sent += res.bytes_sent
+                done.append(repo)
+                record.add(repo.repository, blobs)
+                s.rep.info(f"{repo.name}@{digest}: {res.blobs_uploaded} blobs uploaded,"
+                           f" {res.blobs_skipped} already there, {res.blobs_mounted} mounted")
+        except BaseException as e:
+            if not settled and early is not None:
+                # The uploads in flight end (within their deadlines) before the error is
+                # said, so that the registry's state is settled then; unless interrupted.
+                early.finish(cancel=True, wait=isinstance(e, Exception))
+            raise
+    return Pushed(tuple(r.name for r in repos), digest, counts["uploaded"], counts["exists"],
+                  counts["mounted"], sent, time.monotonic() - t0)

@@ -133,8 +133,9 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     images the build started from: a blob one of them (on the same registry) holds is
     mounted from its repository, as is a blob whose source the layout's annotations or
     provenance name (:mod:`.mounts`). A refused mount falls back to an upload. Blobs in
-    ``present`` are known to be in ``repo`` already (this push sent them earlier, see
-    :func:`push_blobs`): they are neither asked for nor counted. ``known_sources``
+    ``present`` are in ``repo`` already, or will be once ``before_manifests`` returned
+    (the caller sends them, see :func:`push_blobs`): they are neither asked for nor
+    counted. ``known_sources``
     (digest -> repositories of the same registry) are where the caller knows a blob
     is, from its own earlier pushes (:mod:`.pushed`); they are tried after the others.
     ``sources`` is all of that worked out already (``bases`` and ``known_sources`` are

@@ -136,3 +136,37 @@ def test_platforms_with_little_to_read_are_verified_in_turn(
     # ones): one platform after the other.
     most, batches = _verify_both(tmp_path, monkeypatch)
     assert most == 1 and len(set(batches)) == 2
+
+
+def test_an_early_batch_that_fails_any_way_stops_the_push_step_before_manifests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever ends a batch (here a bug: not a registry error) is kept for the push step,
+    which raises it before its first manifest; nothing it was handed counts as sent, and
+    the mount sources the push step waits for are said to be known (no wait left)."""
+    from polyarch.config import Options
+    from polyarch.output import Reporter
+    from polyarch.pipeline import overlap
+    from polyarch.platforms import parse_platforms
+    from polyarch.refs import parse_ref
+    from polyarch.session import Session
+    from polyarch.workspace import Workspace
+
+    lay, amd, arm, a, b = _layout(tmp_path / "lay")
+    s = Session(Options(platforms=tuple(parse_platforms("linux/amd64,linux/arm64"))),
+                Reporter(), ws=Workspace(tmp_path / "cache"))
+    root = lay.root()
+    _, sizes = owners(lay, root)
+    repo = parse_ref("registry.example:5000/team/app")
+    early = overlap.EarlyPush(s, lay, root, [repo], sizes)
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(early, "_find_sources", broken)
+    early.submit([a, b])
+    early.finish()
+    assert isinstance(early.error, RuntimeError) and early.failed == "RuntimeError: a bug"
+    assert early.unconfirmed() == {repo.name: {a, b}}
+    t0 = time.monotonic()
+    assert early.sources(repo, wait=30.0) is None and time.monotonic() - t0 < 5
+    s.close()
