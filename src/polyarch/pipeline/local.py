@@ -1,6 +1,6 @@
 """One image on local disk: preflight, the build request, the build into the cache and
 its verification there. Nothing here moves a tag or writes a manifest to a registry;
-the one thing that may leave is the early push of verified layers
+the one thing that may leave is the early push of verified blobs
 (:mod:`polyarch.pipeline.overlap`), which the caller asks for and then completes.
 
 Used by both flows of :mod:`polyarch.pipeline.publish` (``publish`` and ``build``).
@@ -99,7 +99,7 @@ def registry_alongside(s: Session) -> build_step.AlongsideCheck:
 @dataclass(frozen=True)
 class Checked:
     """An image built into the cache and verified there. ``early``: the push of its
-    verified layers that went on during verification, for the push step to complete."""
+    verified blobs that went on during verification, for the push step to complete."""
 
     built: Built
     verified: Verified
@@ -111,7 +111,7 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
                      push_to: Sequence[ImageRef] = ()) -> Checked:
     """Build into the cache and verify there; :class:`VerificationFailed` on errors.
     ``see(built)`` says how to read every finding of a verified image (printed with
-    each platform's counts). With ``push_to``, the layers of platforms that passed are
+    each platform's counts). With ``push_to``, the blobs of platforms that passed are
     pushed there by digest while the others are still being verified, where that can
     be (:mod:`polyarch.pipeline.overlap`); the caller's push completes it."""
     from polyarch.pipeline import overlap

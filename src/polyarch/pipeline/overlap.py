@@ -1,4 +1,4 @@
-"""Verification and push side by side: a platform's layers leave while the others are
+"""Verification and push side by side: a platform's blobs leave while the others are
 still being verified.
 
 The rule stays "nothing unverified leaves the machine", applied blob by blob:
@@ -7,15 +7,19 @@ The rule stays "nothing unverified leaves the machine", applied blob by blob:
   attestations, against the index entry that names it), all of them at once when
   there are layers to read (:data:`SIDE_BY_SIDE_FROM`), else one after the other;
 * a layer blob is pushed early (by digest, to every target repository) once EVERY
-  manifest of the index that references it passed: a layer a failing platform shares
-  with a passing one stays on the machine, and so does everything an attestation
-  manifest references (those are judged with the whole index only);
-* once a platform failed, nothing more is pushed early;
-* configs, manifests, the index and the tags wait for the verification of the whole
-  index (:func:`polyarch.pipeline.verify.verify_layout`, which finds every layer in the
-  layer cache by then) exactly as without the overlap; the push step then sends them
-  while the last early layers may still be on their way, and writes the first manifest
-  only once those are stored.
+  platform of the index that references it passed: a layer a failing platform shares
+  with a passing one stays on the machine;
+* the configs, and what the attestation manifests attached to the platforms reference
+  (each platform's own verification judges those), leave once every platform passed,
+  with the last platform's layers, while the whole index is judged; what an attestation
+  manifest attached to no platform of the index references waits for the whole index;
+* once a platform failed, nothing more is pushed early; the batches of two platforms
+  that passed one after the other go side by side (:data:`BATCHES_AT_ONCE`);
+* manifests, the index and the tags wait for the verification of the whole index
+  (:func:`polyarch.pipeline.verify.verify_layout`, which finds every layer in the layer
+  cache by then) exactly as without the overlap; the push step then asks for what the
+  repository holds and sends what is left while the last early blobs may still be on
+  their way, and writes the first manifest only once those are stored.
 
 So a failed verification leaves nothing of the failing platform in any registry: at
 most layers of platforms that passed, untagged and unreferenced by any manifest there.
@@ -42,32 +46,46 @@ from polyarch.errors import FatalError
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef
 from polyarch.registry.layout import OCILayout
-from polyarch.registry.media import INDEX_TYPES, OCI_INDEX, Manifest, is_attestation
+from polyarch.registry.media import ATTESTATION_FOR, INDEX_TYPES, OCI_INDEX, Manifest, is_attestation
 from polyarch.session import Session
 
 if TYPE_CHECKING:
     from polyarch.checks.deep import Judged
 
-#: What an interruption leaves once layers began to leave early.
-PHASE = ("verifying; layers of platforms that passed are being pushed by digest: no"
+#: What an interruption leaves once blobs began to leave early.
+PHASE = ("verifying; blobs of platforms that passed are being pushed by digest: no"
          " manifest and no tag was written")
 #: Compressed bytes of platform layers to read (not in the layer cache) from which the
 #: platforms are verified side by side (worker processes read them) rather than in turn.
 SIDE_BY_SIDE_FROM = 8 << 20
-#: Whose verification a blob waits for when an attestation manifest references it.
+#: Batches of the early push under way at once: the second platform to pass sends its
+#: layers while the first one's may still be on their way (each batch uploads up to the
+#: push's ``jobs`` blobs at once).
+BATCHES_AT_ONCE = 2
+#: Whose verification a blob waits for when an attestation manifest attached to no
+#: platform of the index references it: the whole index's.
 ATTESTATIONS = "attestations"
 
 
 def owners(layout: OCILayout, root: Manifest) -> tuple[dict[str, set[str]], dict[str, int]]:
-    """Layer digest -> the index entries (platform manifest digests, or
-    :data:`ATTESTATIONS`) that reference it, and every referenced blob's size. Configs
-    are owned by :data:`ATTESTATIONS` too: they go with the manifests, at the end."""
+    """Blob digest -> the platforms (their manifest digests) whose verification it waits
+    for, or :data:`ATTESTATIONS` (the whole index's), and every referenced blob's size. A
+    layer waits for every platform manifest that references it. A config, and what an
+    attestation manifest attached to a platform of the index (``vnd.docker.reference.
+    digest``) references, wait for every platform: they leave with the last platform's
+    layers, while the whole index is judged, and never after a platform failed (so a
+    failed verification leaves no config). What an attestation manifest attached to no
+    platform entry references waits for the whole index."""
     own: dict[str, set[str]] = {}
     sizes: dict[str, int] = {}
-    for d in root.json.get("manifests") or []:
-        if not isinstance(d, dict) or not isinstance(d.get("digest"), str):
-            continue
-        who = ATTESTATIONS if is_attestation(d) else d["digest"]
+    entries = [d for d in root.json.get("manifests") or []
+               if isinstance(d, dict) and isinstance(d.get("digest"), str)]
+    platforms = {d["digest"] for d in entries if not is_attestation(d)}
+    for d in entries:
+        everyone = platforms if platforms else {ATTESTATIONS}
+        if is_attestation(d):
+            subject = (d.get("annotations") or {}).get(ATTESTATION_FOR)
+            whose = everyone if subject in platforms else {ATTESTATIONS}
         doc = layout.manifest(d["digest"]).json
         config = doc.get("config")
         for i, desc in enumerate(([config] if isinstance(config, dict) else [])
@@ -76,7 +94,12 @@ def owners(layout: OCILayout, root: Manifest) -> tuple[dict[str, set[str]], dict
             if not isinstance(digest, str) or not isinstance(size, int) or desc.get("urls"):
                 continue
             sizes[digest] = size
-            own.setdefault(digest, set()).add(ATTESTATIONS if i == 0 and config else who)
+            if is_attestation(d):
+                own.setdefault(digest, set()).update(whose)
+            elif i == 0 and config:
+                own.setdefault(digest, set()).update(everyone)
+            else:
+                own.setdefault(digest, set()).add(d["digest"])
     return own, sizes
 
 
@@ -104,9 +127,11 @@ class _OnePlatform(OCILayout):
 
 @dataclass
 class EarlyPush:
-    """Pushes batches of verified layer blobs to every target repository, one batch at
-    a time, in a thread of its own. The first registry failure stops it; the push step
-    reports it (:attr:`error`) once verification passed."""
+    """Pushes batches of verified blobs to every target repository, up to
+    :data:`BATCHES_AT_ONCE` batches at a time (a platform that passes does not wait for
+    the upload of the one before it), each in a thread of its own. The first registry
+    failure stops it; the push step reports it (:attr:`error`) once verification
+    passed."""
 
     s: Session
     layout: OCILayout
@@ -122,8 +147,10 @@ class EarlyPush:
     #: What stopped the early push: a registry failure, or (a bug) any other exception.
     error: Exception | None = None
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="early-push"))
+        max_workers=BATCHES_AT_ONCE, thread_name_prefix="early-push"))
     _sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: Held by the batch that works the mount sources out (the others wait for it).
+    _finding: threading.Lock = field(default_factory=threading.Lock)
     #: Set once the first batch worked out the mount sources (or failed to).
     _sourced: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -138,12 +165,19 @@ class EarlyPush:
 
     def _find_sources(self) -> None:
         """Where each blob can be mounted from, per repository (reads of the base
-        images), worked out by the first batch; the push step takes it over."""
+        images), worked out by the first batch (a batch beside it waits for that); the
+        push step takes it over."""
+        with self._finding:
+            self._find_sources_once()
+
+    def _find_sources_once(self) -> None:
         from polyarch.pipeline.bases import dockerfile_bases
         from polyarch.registry.mounts import mount_sources
         from polyarch.registry.push import merge_sources
         from polyarch.registry.pushed import PushRecord
 
+        if all(repo.name in self._sources for repo in self.repos):
+            return  # an earlier batch did
         bases = dockerfile_bases(self.s.opts.dockerfile, self.s.opts.platforms,
                                  self.s.opts.build_args)
         for repo in self.repos:
@@ -191,12 +225,12 @@ class EarlyPush:
                     self.bytes_sent += n
                     self.sent.setdefault(repo.name, set()).update(digests)
                 done.append(repo)
-        except FatalError as e:
-            self.failed = e.message
-            self.error = e
         except Exception as e:  # noqa: BLE001 - kept for the push step, which raises it
-            self.failed = f"{type(e).__name__}: {e}"
-            self.error = e
+            with self._lock:  # (the first failure of batches side by side is the one said)
+                if self.error is None:
+                    self.failed = e.message if isinstance(e, FatalError) else \
+                        f"{type(e).__name__}: {e}"
+                    self.error = e
 
     def unconfirmed(self) -> dict[str, set[str]]:
         """Blobs handed to the early push that it did not confirm in a repository
@@ -258,8 +292,9 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
                      expected: Sequence[Platform], early: EarlyPush,
                      own: Mapping[str, Collection[str]], judged: Judged | None = None) -> int:
     """Verify every platform entry on its own (all at once, or in turn when there is
-    little to read); hand each layer to ``early`` once every manifest that references
-    it passed. Returns the layers read (the others were in the layer cache)."""
+    little to read); hand each blob to ``early`` once every platform that references
+    it passed (see :func:`owners`). Returns the layers read (the others were in the
+    layer cache)."""
     from polyarch.checks.verify import verify_source
 
     manifests = [d for d in root.json.get("manifests") or [] if isinstance(d, dict)]
@@ -304,9 +339,9 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
                 passed.add(digest)
                 batch = releasable(own, passed, early.submitted)
                 if batch:
-                    s.rep.info(f"{_platform_name(root, digest)} passed: pushing its"
-                               f" {len(batch)} verified layer{'s' if len(batch) != 1 else ''}"
-                               " by digest while the others are verified")
+                    s.rep.info(f"{_platform_name(root, digest)} passed: pushing"
+                               f" {len(batch)} verified blob{'s' if len(batch) != 1 else ''}"
+                               " by digest")
                     interrupt.set_phase(PHASE)
                     early.submit(batch)
     return read
@@ -329,7 +364,8 @@ def what_left(early: EarlyPush, otherwise: str) -> str:
     if not started:
         return otherwise
     n = len(started)
-    # A batch a registry failure ended may have sent some of its layers.
+    # A batch a registry failure ended may have sent some of its layers (a failed
+    # verification sent no config: those wait for every platform).
     some = "" if done >= started else "up to "
     return (f"nothing of a failing platform was pushed ({some}{n} layer{'s' if n != 1 else ''}"
             " of platforms that passed were, by digest: no manifest, no tag)")

@@ -11,7 +11,7 @@ the tags move in dependency order, every moved tag put back when a later one fai
 writes the verified layout where asked (``-o oci:PATH``, ``--load``), pushes it by digest
 (``--push``, for split builds), or keeps it in the cache. A failed verification leaves
 no manifest and no tag in any registry, and nothing a failing platform references (a
-publish of one image pushes layers of platforms that passed while the others are
+publish of one image pushes blobs of platforms that passed while the others are
 verified: :mod:`polyarch.pipeline.overlap`).
 
 Each step is a module below this one, none of which calls back: :mod:`.images` (an

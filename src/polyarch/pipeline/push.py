@@ -59,7 +59,7 @@ def repositories(targets: Sequence[ImageRef]) -> list[ImageRef]:
 def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
          mount_from: Sequence[str] = (), early: EarlyPush | None = None) -> Pushed:
     """Push ``layout`` (root ``digest``) to the repository of every target, by digest.
-    ``early`` pushed verified layers while verification went on, and may still be
+    ``early`` pushed verified blobs while verification went on, and may still be
     sending the last of them: those are not asked for again, and the first manifest
     waits for them (a failure of theirs fails this step there)."""
     # The HTTP client's modules load while the engine builds, not before it starts.
@@ -96,7 +96,7 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
             counts[k] += early.counts[k]
         sent += early.bytes_sent
         if early.pushed():
-            s.rep.info(f"{len(early.pushed())} verified layers were pushed during"
+            s.rep.info(f"{len(early.pushed())} verified blobs were pushed during"
                        f" verification (waited {time.monotonic() - t_wait:.2f} s for the"
                        " last of them)")
 

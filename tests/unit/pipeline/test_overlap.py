@@ -1,5 +1,8 @@
-"""Which blobs may leave while verification goes on (pipeline/overlap.py): a layer only
-once every manifest of the index that references it passed; configs never early."""
+"""Which blobs may leave while verification goes on (pipeline/overlap.py): a layer once
+every platform of the index that references it passed; the configs and what the
+attestation manifests attached to the platforms reference once every platform passed;
+what an attestation manifest attached to no platform of the index references never
+early."""
 
 from __future__ import annotations
 
@@ -30,23 +33,78 @@ def _layout(d: Path) -> tuple[OCILayout, str, str, str, str]:
 def test_a_layer_shared_with_a_platform_not_yet_passed_stays(tmp_path: Path) -> None:
     lay, amd, arm, a, b = _layout(tmp_path / "lay")
     own, sizes = owners(lay, lay.root())
+    amd_cfg, arm_cfg = (lay.manifest(p).json["config"]["digest"] for p in (amd, arm))
     assert own[a] == {amd, arm} and own[b] == {arm}
-    # amd64 passed, arm64 not (yet): its only layer is also arm64's.
+    # amd64 passed, arm64 not (yet): its only layer is also arm64's; the configs wait
+    # for both.
     assert releasable(own, {amd}, set()) == []
     assert releasable(own, {arm}, set()) == [b]
-    assert releasable(own, {amd, arm}, {b}) == [a]
+    assert set(releasable(own, {amd, arm}, {b})) == {a, amd_cfg, arm_cfg}
     assert sizes[a] > 0 and sizes[b] > 0
 
 
-def test_configs_and_what_attestations_reference_never_leave_early(tmp_path: Path) -> None:
+def _attach(lay: OCILayout, subjects: list[str | None]) -> list[tuple[str, str]]:
+    """Add one attestation manifest per subject to ``lay``'s index (attached to that
+    platform manifest; ``None``: to a digest the index does not name). Returns each
+    one's (config, in-toto layer) digests."""
+    import hashlib
+
+    def put(data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (lay.path / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+        return digest
+
+    root = lay.root()
+    doc = root.json
+    out = []
+    for i, subject in enumerate(subjects):
+        config = json.dumps({"architecture": "unknown", "os": "unknown", "n": i}).encode()
+        stmt = json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "n": i}).encode()
+        cd, sd = put(config), put(stmt)
+        man = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": cd, "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": sd,
+                        "size": len(stmt), "annotations": {
+                            "in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}],
+        }).encode()
+        doc["manifests"].append({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": put(man),
+            "size": len(man), "platform": {"architecture": "unknown", "os": "unknown"},
+            "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                            "vnd.docker.reference.digest": subject or "sha256:" + "e" * 64}})
+        out.append((cd, sd))
+    index = json.dumps(doc).encode()
+    (lay.path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": put(index),
+        "size": len(index)}]}))
+    return out
+
+
+def test_configs_and_attestations_wait_for_the_platforms_they_belong_to(
+        tmp_path: Path) -> None:
     lay, amd, arm, a, b = _layout(tmp_path / "lay")
-    own, _ = owners(lay, lay.root())
-    configs = {lay.manifest(m).json["config"]["digest"] for m in (amd, arm)}
-    assert all(own[c] == {ATTESTATIONS} for c in configs)
-    assert set(releasable(own, {amd, arm, "sha256:" + "0" * 64}, set())) == {a, b}
-    # A layer an attestation manifest also references waits for the whole index.
+    (amd_cfg, amd_stmt), (arm_cfg, arm_stmt), (orphan_cfg, orphan_stmt) = _attach(
+        lay, [amd, arm, None])
+    lay = OCILayout(lay.path)
+    own, sizes = owners(lay, lay.root())
+    configs = {p: lay.manifest(p).json["config"]["digest"] for p in (amd, arm)}
+    # Configs and attached attestations wait for every platform, not for the whole index.
+    assert own[configs[amd]] == own[configs[arm]] == {amd, arm}
+    assert own[amd_stmt] == own[arm_cfg] == {amd, arm}
+    # An attestation attached to no platform of the index waits for the whole index.
+    assert own[orphan_stmt] == own[orphan_cfg] == {ATTESTATIONS}
+    assert sizes[amd_stmt] > 0 and sizes[configs[arm]] > 0
+    # One platform passed: none of that leaves (a failed verification leaves no config).
+    assert releasable(own, {amd}, set()) == []
+    assert releasable(own, {arm}, set()) == [b]
+    everything_but_orphan = set(releasable(own, {amd, arm}, set()))
+    assert everything_but_orphan == set(own) - {orphan_cfg, orphan_stmt}
+    assert {a, b} <= everything_but_orphan
+    # A blob an orphan attestation also references waits for the whole index.
     own[b] = {arm, ATTESTATIONS}
-    assert releasable(own, {amd, arm}, set()) == [a]
+    assert b not in releasable(own, {amd, arm}, set())
 
 
 def test_one_platform_view_is_an_index_of_that_entry(tmp_path: Path) -> None:
@@ -135,7 +193,7 @@ def test_platforms_with_little_to_read_are_verified_in_turn(
     # Its small layers are under SIDE_BY_SIDE_FROM (as a changed top layer over cached
     # ones): one platform after the other.
     most, batches = _verify_both(tmp_path, monkeypatch)
-    assert most == 1 and len(set(batches)) == 2
+    assert most == 1 and len(set(batches)) == 4  # two layers, two configs
 
 
 def test_an_early_batch_that_fails_any_way_stops_the_push_step_before_manifests(
@@ -169,4 +227,64 @@ def test_an_early_batch_that_fails_any_way_stops_the_push_step_before_manifests(
     assert early.unconfirmed() == {repo.name: {a, b}}
     t0 = time.monotonic()
     assert early.sources(repo, wait=30.0) is None and time.monotonic() - t0 < 5
+    s.close()
+
+
+def test_the_batches_of_two_platforms_go_side_by_side_and_the_first_failure_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second platform to pass does not wait for the first one's upload: both batches
+    are under way at once (each waits here until the other started), they share the
+    mount sources the first worked out, and of two failures the first is the one said."""
+    import threading
+
+    from polyarch.config import Options
+    from polyarch.errors import RegistryError
+    from polyarch.output import Reporter
+    from polyarch.pipeline import overlap
+    from polyarch.platforms import parse_platforms
+    from polyarch.refs import parse_ref
+    from polyarch.registry import push as push_mod
+    from polyarch.session import Session
+    from polyarch.workspace import Workspace
+
+    lay, amd, arm, a, b = _layout(tmp_path / "lay")
+    s = Session(Options(platforms=tuple(parse_platforms("linux/amd64,linux/arm64"))),
+                Reporter(), ws=Workspace(tmp_path / "cache"))
+    root = lay.root()
+    _, sizes = owners(lay, root)
+    repo = parse_ref("registry.example:5000/team/app")
+    early = overlap.EarlyPush(s, lay, root, [repo], sizes)
+    from polyarch.pipeline import bases
+    from polyarch.registry import mounts
+
+    found: list[int] = []
+
+    def mount_sources(*_a: Any, **_kw: Any) -> dict[str, list[str]]:
+        found.append(1)
+        time.sleep(0.1)  # the other batch waits meanwhile, then finds them known
+        return {}
+
+    monkeypatch.setattr(bases, "dockerfile_bases", lambda *_a, **_kw: [])
+    monkeypatch.setattr(mounts, "mount_sources", mount_sources)
+    both = threading.Barrier(2, timeout=10)
+    order: list[str] = []
+
+    def push_blobs(_client: Any, _layout: Any, _repo: Any, blobs: dict[str, int],
+                   **_kw: Any) -> tuple[dict[str, int], int]:
+        both.wait()  # raises BrokenBarrierError after 10 s if the other never starts
+        digest = next(iter(blobs))
+        if digest == a:
+            order.append(a)
+            raise RegistryError("first failure")
+        time.sleep(0.2)
+        order.append(b)
+        raise RegistryError("second failure")
+
+    monkeypatch.setattr(push_mod, "push_blobs", push_blobs)
+    early.submit([a])
+    early.submit([b])
+    early.finish()
+    assert order == [a, b] and len(found) == 1
+    assert isinstance(early.error, RegistryError) and early.failed == "first failure"
+    assert early.unconfirmed() == {repo.name: {a, b}}
     s.close()
