@@ -111,6 +111,7 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
             for repo in repos:
                 same_registry = [d.repository for d in done if d.registry == repo.registry]
                 record = PushRecord(s.ws.root / "pushed", repo.registry)
+                recorded = record.sources(blobs)
                 # Where blobs can be mounted from: as the early push worked it out, else now.
                 sources = (early.sources(repo, wait=s.client.transport.timeout)
                            if early is not None else None)
@@ -120,9 +121,13 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
                 res = push_layout(
                     s.client, lay, repo, root_digest=digest,
                     mount_from=[*mount_from, *same_registry], sources=sources,
-                    known_sources=None if sources is not None else record.sources(blobs),
+                    known_sources=None if sources is not None else recorded,
                     bases=[b for b in bases or () if b.registry == repo.registry],
-                    present=handed.get(repo.name, frozenset()), before_manifests=settle)
+                    present=handed.get(repo.name, frozenset()), before_manifests=settle,
+                    # A blob never pushed to this repository (as far as the record of
+                    # earlier pushes knows): it cannot hold the image yet.
+                    expect_new=any(repo.repository not in recorded.get(d, ())
+                                   for d in blobs))
                 settle()  # (not called when the repository held the whole image already)
                 counts["uploaded"] += res.blobs_uploaded
                 counts["exists"] += res.blobs_skipped

@@ -30,6 +30,11 @@ from polyarch.registry.upload import DEFAULT_CHUNK, upload_blob
 #: Existence questions (``HEAD``, no body) asked at once per upload job: an image of
 #: two platforms with attestations has about 8 blobs besides its layers.
 HEADS_PER_JOB = 2
+#: Blobs up to this size (configs, attestations, small layers) are pushed beside the
+#: large ones, up to :data:`SMALL_AT_ONCE` at a time, rather than waiting for one of the
+#: ``jobs`` upload slots: their cost is round trips, not bandwidth.
+SMALL_BLOB = 1 << 20
+SMALL_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,8 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
                 present: Collection[str] = (),
                 known_sources: Mapping[str, Sequence[str]] | None = None,
                 sources: Mapping[str, Sequence[str]] | None = None,
-                before_manifests: Callable[[], None] | None = None) -> PushResult:
+                before_manifests: Callable[[], None] | None = None,
+                expect_new: bool = False) -> PushResult:
     """Push ``layout``'s root (or the manifest ``root_digest``) to ``repo``, by digest.
     A repository that holds the root already (a re-publish of an unchanged image) costs
     one ``HEAD``: a registry accepts a manifest only once what it references is there.
@@ -142,7 +148,10 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     then not read). ``before_manifests`` is called once every blob this push sends is
     there and before the first manifest is written (nothing is written when it raises;
     not called when the repository holds the root): a caller still sending the blobs of
-    ``present`` waits there.
+    ``present`` waits there. ``expect_new``: the caller expects the repository not to
+    hold the root (a blob of it was never pushed there): the root and the child
+    manifests are asked for at once, a round trip fewer (else the root alone first, so
+    that an unchanged image costs one request); the outcome is the same either way.
     Raises
     :class:`~polyarch.errors.RegistryError` (exit 4) when the registry fails beyond
     the retry budget or the deadline.
@@ -159,22 +168,30 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
             raise UsageError(f"{layout.description}: blob {digest} has {have} bytes,"
                              f" its descriptor says {size}")
     target = repo.untagged()
-    if _holds(client, target, root.digest):
-        # The registry holds the root by digest, so it holds what the root references
-        # (it accepted each manifest only once what it names was there): nothing to do.
-        return PushResult(digest=root.digest, media_type=root.media_type,
-                          size=len(root.data), blobs_uploaded=0,
-                          blobs_skipped=len({d for d in blobs if d not in present}),
-                          blobs_mounted=0, manifests=0, bytes_sent=0,
-                          seconds=time.monotonic() - t0)
     # Child manifests the repository holds by digest (the platforms of an earlier push
     # of this build; the provenance, with its times, makes each index new): their blobs
     # are there, so only the others' blobs are asked for.
     children = manifests[:-1]
     with ThreadPoolExecutor(max_workers=max(1, jobs) * HEADS_PER_JOB,
                             thread_name_prefix="push") as pool:
-        held = {m.digest for m, ok in zip(children, pool.map(
-            lambda m: _holds(client, target, m.digest), children), strict=True) if ok}
+        if expect_new and children:
+            # The root and the children at once: one round trip instead of two.
+            answers = list(pool.map(lambda m: _holds(client, target, m.digest),
+                                    [root, *children]))
+            root_held, child_held = answers[0], answers[1:]
+        else:
+            root_held = _holds(client, target, root.digest)
+            child_held = [] if root_held else list(pool.map(
+                lambda m: _holds(client, target, m.digest), children))
+        if root_held:
+            # The registry holds the root by digest, so it holds what the root references
+            # (it accepted each manifest only once what it names was there): nothing to do.
+            return PushResult(digest=root.digest, media_type=root.media_type,
+                              size=len(root.data), blobs_uploaded=0,
+                              blobs_skipped=len({d for d in blobs if d not in present}),
+                              blobs_mounted=0, manifests=0, bytes_sent=0,
+                              seconds=time.monotonic() - t0)
+        held = {m.digest for m, ok in zip(children, child_held, strict=True) if ok}
         needed: set[str] = set()
         for man in manifests:
             if man.digest not in held and not man.is_index:
@@ -260,10 +277,13 @@ def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
                chunk_size: int = DEFAULT_CHUNK,
                check_exists: bool = True) -> tuple[dict[str, int], int]:
     """Make every blob of ``blobs`` (digest -> size) exist in ``target``: found, mounted
-    (from ``sources[digest]``, then ``mount_from``) or uploaded, several at once,
-    largest first. Returns how many were each (``exists``, ``mounted``, ``uploaded``)
-    and the bytes sent. The first failure ends it, once the uploads in flight are done.
-    ``check_exists=False``: the caller knows they are missing (no ``HEAD`` first)."""
+    (from ``sources[digest]``, then ``mount_from``) or uploaded, several at once:
+    ``jobs`` of those over :data:`SMALL_BLOB`, largest first, and beside them up to
+    :data:`SMALL_AT_ONCE` small ones (``jobs=1``: one blob at a time, whatever its
+    size). Returns how many were each (``exists``,
+    ``mounted``, ``uploaded``) and the bytes sent. The first failure ends it, once the
+    uploads in flight are done. ``check_exists=False``: the caller knows they are
+    missing (no ``HEAD`` first)."""
     srcs = sources or {}
     counts = {"exists": 0, "mounted": 0, "uploaded": 0}
     sent = 0
@@ -283,13 +303,18 @@ def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
         emit(PushEvent(out.action, digest, blobs[digest]))
         return out.action, out.sent
 
-    # Largest first: the long uploads start at once, the small ones fill in around them.
+    # Largest first: the long uploads start at once; the small ones go beside them.
     order = sorted(blobs, key=lambda d: -blobs[d])
     if not order:
         return counts, 0
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="push")
+    beside = jobs > 1
+    large = [d for d in order if blobs[d] > SMALL_BLOB or not beside]
+    small = [d for d in order if blobs[d] <= SMALL_BLOB and beside]
+    pools = [(ThreadPoolExecutor(max_workers=n, thread_name_prefix="push"), part)
+             for n, part in ((max(1, jobs), large), (min(len(small), SMALL_AT_ONCE), small))
+             if part]
     try:
-        futures = [pool.submit(one, d) for d in order]
+        futures = [pool.submit(one, d) for pool, part in pools for d in part]
         wait(futures, return_when=FIRST_EXCEPTION)
         for f in futures:
             f.cancel()  # the first failure ends the push; running uploads finish
@@ -304,9 +329,11 @@ def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
         # A failure waits for the uploads in flight (bounded by their deadlines), so the
         # registry's state is settled when the error is reported; an interruption
         # (Ctrl-C, SIGTERM) does not wait.
-        pool.shutdown(wait=isinstance(e, Exception), cancel_futures=True)
+        for pool, _ in pools:
+            pool.shutdown(wait=isinstance(e, Exception), cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    for pool, _ in pools:
+        pool.shutdown(wait=True)
     return counts, sent
 
 

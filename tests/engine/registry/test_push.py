@@ -293,6 +293,34 @@ def test_a_repository_holding_the_root_costs_one_request(registry: str, repo: st
     assert (again.blobs_uploaded, again.blobs_skipped, again.manifests) == (0, 5, 0)
 
 
+def test_a_push_expected_new_asks_for_the_root_and_its_manifests_at_once(
+        registry: str, repo: str, tmp_path: Path) -> None:
+    """``expect_new``: the root and the platform manifests are asked for in one round
+    (the root's answer held 1 s: the others were asked meanwhile); the push is the same
+    as without it. Without it the platform manifests wait for the root's answer."""
+    name = repo.split("/", 1)[1]
+    logs = {}
+    for expect_new in (True, False):
+        lay = layout_with(tmp_path / f"lay-{expect_new}")
+        root = lay.root().digest
+        with FaultProxy(registry) as proxy, RegistryClient() as client:
+            proxy.add(Fault.delay(1.0), method="HEAD", match=f"/manifests/{root}")
+            res = push_layout(client, lay, parse_ref(f"{proxy.address}/{name}-{str(expect_new).lower()}"),
+                              expect_new=expect_new)
+            logs[expect_new] = list(proxy.log)
+        assert (res.blobs_uploaded, res.manifests) == (5, 3), res
+        assert tags_of(registry, f"{name}-{str(expect_new).lower()}") == []
+        asked_root = next(r for r in logs[expect_new]
+                          if r.method == "HEAD" and r.path.endswith(f"/manifests/{root}"))
+        children = [r for r in logs[expect_new] if r.method == "HEAD"
+                    and "/manifests/" in r.path and r is not asked_root]
+        assert len(children) == 2, logs[expect_new]
+        if expect_new:
+            assert all(c.began < asked_root.ended for c in children), logs[expect_new]
+        else:
+            assert all(c.began >= asked_root.ended for c in children), logs[expect_new]
+
+
 def test_platform_manifests_the_repository_holds_are_not_pushed_again(
         registry: str, repo: str, tmp_path: Path) -> None:
     """A new index over platform manifests the repository holds (a rebuild whose only
@@ -324,3 +352,34 @@ def test_platform_manifests_the_repository_holds_are_not_pushed_again(
     assert res.digest == new and res.manifests == 1 and res.blobs_uploaded == 0
     assert not [p for m, p in sent if "/blobs/" in p], sent
     assert [p for m, p in sent if m == "PUT"] == [f"/v2/{name}/manifests/{new}"]
+
+
+def test_small_blobs_go_beside_the_large_uploads(registry: str, repo: str,
+                                                 tmp_path: Path) -> None:
+    """Both upload slots (``jobs=2``) are taken by large layers, held 1.5 s each: the
+    small blobs (configs, a small layer) do not wait for a slot; with ``jobs=1`` every
+    blob waits for the one before it."""
+    from polyarch.registry.push import SMALL_BLOB, plan_push, push_blobs
+
+    lay = layout_with(tmp_path / "lay", sizes=(SMALL_BLOB + 300 * KIB, SMALL_BLOB + 200 * KIB))
+    name = repo.split("/", 1)[1]
+    _, blobs = plan_push(lay, lay.root())
+    large = {d for d, n in blobs.items() if n > SMALL_BLOB}
+    assert len(large) == 2 and len(blobs) - len(large) >= 3
+    for jobs in (2, 1):
+        with FaultProxy(registry) as proxy, RegistryClient() as client:
+            for d in large:
+                proxy.add(Fault.delay(1.5), method="HEAD", match=f"/blobs/{d}")
+            counts, _ = push_blobs(client, lay, parse_ref(f"{proxy.address}/{name}-{jobs}"),
+                                   blobs, jobs=jobs)
+            log = list(proxy.log)
+        assert counts["uploaded"] == len(blobs), counts
+        held_end = min(r.ended for r in log if r.method == "HEAD" and r.path.split("/")[-1]
+                       in large)
+        small_done = [r.ended for r in log if r.method == "PUT" and "/blobs/uploads/" in r.path
+                      and r.path.split("digest=")[-1].replace("%3A", ":") not in large]
+        assert len(small_done) == len(blobs) - len(large), log
+        if jobs == 2:
+            assert max(small_done) < held_end, log
+        else:
+            assert min(small_done) > held_end, log
