@@ -42,11 +42,15 @@ def _polyarch_table(path: Path, data: dict[str, Any], *, pyproject: bool) -> dic
 
 
 def find_config(start: Path) -> tuple[Path, dict[str, Any]] | None:
-    """polyarch.toml, else pyproject.toml with a [tool.polyarch] table, in ``start``."""
+    """polyarch.toml, else pyproject.toml with a [tool.polyarch] table, in ``start``. A
+    pyproject.toml that does not say ``polyarch`` anywhere is not parsed (it cannot hold
+    that table; its syntax is its own tools' business)."""
     for name in ("polyarch.toml", "pyproject.toml"):
         cand = start / name
         if cand.is_file():
-            section = _polyarch_table(cand, _load_toml(cand), pyproject=name == "pyproject.toml")
+            pyproject = name == "pyproject.toml"
+            section = _polyarch_table(cand, _load_toml(cand, only_if_named=pyproject),
+                                      pyproject=pyproject)
             if section is not None:
                 return cand, section
     return None
@@ -64,22 +68,58 @@ def read_config(config_path: Path | None, cwd: Path) -> tuple[Path, dict[str, An
     return config_path, section or {}
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
+#: Largest config file read (a pyproject.toml included).
+MAX_CONFIG = 16 << 20
+#: The config files this process parsed: (path, device, inode, mtime, size) -> their
+#: document. A file read twice (for the options, then for a project's images) is
+#: parsed once.
+_PARSED: dict[tuple[str, int, int, int, int], dict[str, Any]] = {}
+
+
+def _load_toml(path: Path, *, only_if_named: bool = False) -> dict[str, Any]:
+    """The document of TOML file ``path`` (a copy of it: callers may change theirs).
+    ``only_if_named``: ``{}`` without parsing when the file does not contain the word
+    ``polyarch`` (nor a unicode escape, which a quoted key could spell it with)."""
+    try:
+        with path.open("rb") as f:
+            st = os.fstat(f.fileno())
+            key = (str(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            data = None if key in _PARSED else f.read(MAX_CONFIG + 1)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    if data is not None and len(data) > MAX_CONFIG:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG >> 20} MiB: not a config file",
+                          hint="check the --config path")
+    if data is not None:
+        if only_if_named and b"polyarch" not in data and b"\\u" not in data \
+                and b"\\U" not in data:
+            return {}
+        _PARSED[key] = _parse_toml(path, data)
+    import copy
+
+    try:
+        return copy.deepcopy(_PARSED[key])
+    except RecursionError:
+        raise _too_deep(path) from None
+
+
+def _too_deep(path: Path) -> ConfigError:
+    return ConfigError(f"{path}: invalid TOML: nested too deeply",
+                       hint="a polyarch config needs two levels at most")
+
+
+def _parse_toml(path: Path, data: bytes) -> dict[str, Any]:
     import tomllib  # only where a file is read (inspect, verify of a REF read none)
 
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(data.decode())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}", hint="fix the file's syntax") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})",
                           hint="save the file as UTF-8") from None
     except RecursionError:
-        raise ConfigError(f"{path}: invalid TOML: nested too deeply",
-                          hint="a polyarch config needs two levels at most") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        raise _too_deep(path) from None
 
 
 def did_you_mean(key: str, known: Iterable[str]) -> str:

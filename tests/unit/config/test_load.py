@@ -1,3 +1,4 @@
+import importlib
 import re
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,54 @@ def test_odd_tool_tables_are_config_errors(run_cli: Any, tmp_path: Path, text: s
     assert run.code == 2, run.err
     assert "Traceback" not in run.err and "internal error" not in run.err
     assert "polyarch.toml" in error_line(run)
+
+
+def test_a_pyproject_that_never_says_polyarch_is_not_parsed(tmp_path: Path) -> None:
+    """Its syntax is its own tools' business (here broken): the defaults apply. One that
+    names the table, even through a unicode escape in a quoted key, is read."""
+    write(tmp_path / "pyproject.toml", '[project\nname = "x"\n')
+    assert config.load({}, env={}, cwd=tmp_path).source == "defaults"
+    write(tmp_path / "pyproject.toml", '[project]\nname = "x"\n[tool."\\u0070olyarch"]\n'
+          'platforms = ["linux/arm64"]\n')
+    o = config.load({}, env={}, cwd=tmp_path)
+    assert [str(p) for p in o.platforms] == ["linux/arm64"]
+    # A polyarch.toml is always parsed.
+    write(tmp_path / "polyarch.toml", "platforms = [\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        config.load({}, env={}, cwd=tmp_path)
+
+
+def test_a_config_file_is_parsed_once_per_process_until_it_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tomllib
+
+    load_mod = importlib.import_module("polyarch.config.load")
+
+    parsed: list[str] = []
+    real = tomllib.loads
+
+    def counting(text: str) -> Any:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(tomllib, "loads", counting)
+    f = write(tmp_path / "polyarch.toml", 'platforms = ["linux/amd64"]\n')
+    first = load_mod.read_config(None, tmp_path)
+    assert first is not None
+    first[1]["platforms"].append("changed by a caller")  # callers get copies
+    again = load_mod.read_config(None, tmp_path)
+    assert again is not None and again[1] == {"platforms": ["linux/amd64"]}
+    assert len(parsed) == 1
+    write(f, 'platforms = ["linux/arm64", "linux/amd64"]\n')  # another size: read again
+    assert load_mod.read_config(None, tmp_path)[1]["platforms"][0] == "linux/arm64"  # type: ignore[index]
+    assert len(parsed) == 2
+
+
+def test_a_config_file_over_the_limit_is_refused(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    load_mod = importlib.import_module("polyarch.config.load")
+
+    monkeypatch.setattr(load_mod, "MAX_CONFIG", 100)
+    write(tmp_path / "polyarch.toml", "# " + "x" * 200 + "\n")
+    with pytest.raises(ConfigError, match="larger than"):
+        config.load({}, env={}, cwd=tmp_path)
