@@ -177,8 +177,8 @@ def test_failing_platform_leaves_nothing_of_its_own_while_verified_layers_may(
     assert not revisions.exists() or not any(revisions.rglob("link"))
     line = last_error_line(run)
     if stored:
-        assert "nothing of a failing platform was pushed (1 layer of platforms that passed" \
-            in line, line
+        assert "nothing of a failing platform was pushed (1 blob of platforms that passed" \
+            " was, by digest: no manifest, no tag)" in line, line
     else:
         assert "nothing was pushed" in line, line
     assert run.json()["push"] is None
@@ -209,11 +209,31 @@ def test_platforms_that_pass_push_their_layers_during_verification(
     assert registry_tags(own_registry.address, "team/app") == ["1"]
 
 
+def test_an_index_that_fails_after_every_platform_passed_writes_no_manifest(
+        tmp_path: Path, own_registry: LocalRegistry) -> None:
+    """Both platforms pass on their own (their layers, configs and attestations leave
+    early), then the whole index fails (a token in an index annotation): exit 5, no
+    manifest and no tag, and the error says that every platform passed and what left."""
+    ctx = _own_layers(make_context(tmp_path / "ctx", dockerfile=BOTH_PASS))
+    run = polyarch("publish", "-t", f"{own_registry.address}/team/app:1", "--annotation",
+                   f"index:org.opencontainers.image.description=deploy with {NPM_TOKEN}",
+                   str(ctx))
+    assert run.code == 5, run.text
+    assert NPM_TOKEN not in run.text
+    line = last_error_line(run)
+    assert re.search(r"every platform passed on its own and \d+ blobs of theirs were"
+                     r" pushed by digest, but the index failed: no manifest, no tag", line), line
+    revisions = (own_registry.directory
+                 / "data/docker/registry/v2/repositories/team/app/_manifests/revisions")
+    assert not revisions.exists() or not any(revisions.rglob("link"))
+    assert registry_tags(own_registry.address, "team/app") == []
+
+
 def test_the_push_step_goes_on_while_early_layers_are_sent_and_waits_only_for_manifests(
         tmp_path: Path, own_registry: LocalRegistry) -> None:
     """The first layer sent during verification is held 2 s on its way: the push step
-    meanwhile asks for what it needs (the root, the platform manifests) and sends what is
-    left, and writes no manifest before that layer is stored."""
+    meanwhile asks what the repository holds (the root, the platform manifests), and
+    writes no manifest before that layer is stored."""
     ctx = _own_layers(make_context(tmp_path / "ctx", dockerfile=BOTH_PASS))
     with FaultProxy(own_registry.address) as proxy:
         # A layer's upload (over 100 kB: configs and attestations are a few kB, and the
@@ -259,10 +279,10 @@ def test_a_layer_the_registry_refuses_during_verification_writes_no_manifest(
 
 def test_a_push_step_failure_is_said_once_the_early_layers_in_flight_ended(
         tmp_path: Path, own_registry: LocalRegistry) -> None:
-    """The push fails (the registry refuses the small blobs: configs, attestations) while
-    a layer sent during verification is still on its way (held 3 s): the error is said
-    only once that upload ended, so that what the registry holds is settled when the
-    user reads it."""
+    """The push fails (the registry refuses the small blobs: configs, attestations, which
+    the early push sends beside the layers) while a layer sent during verification is
+    still on its way (held 3 s): the error is said only once that upload ended, so that
+    what the registry holds is settled when the user reads it."""
     ctx = _own_layers(make_context(tmp_path / "ctx", dockerfile=BOTH_PASS))
     with FaultProxy(own_registry.address) as proxy:
         proxy.add(Fault.delay(3), times=1, method="PUT", match="/blobs/uploads/",

@@ -11,8 +11,9 @@ The rule stays "nothing unverified leaves the machine", applied blob by blob:
   with a passing one stays on the machine;
 * the configs, and what the attestation manifests attached to the platforms reference
   (each platform's own verification judges those), leave once every platform passed,
-  with the last platform's layers, while the whole index is judged; what an attestation
-  manifest attached to no platform of the index references waits for the whole index;
+  with the last platform's layers, while the whole index is judged (so a failing
+  platform leaves no config); what an attestation manifest attached to no platform of
+  the index references waits for the whole index;
 * once a platform failed, nothing more is pushed early; the batches of two platforms
   that passed one after the other go side by side (:data:`BATCHES_AT_ONCE`);
 * manifests, the index and the tags wait for the verification of the whole index
@@ -22,7 +23,10 @@ The rule stays "nothing unverified leaves the machine", applied blob by blob:
   their way, and writes the first manifest only once those are stored.
 
 So a failed verification leaves nothing of the failing platform in any registry: at
-most layers of platforms that passed, untagged and unreferenced by any manifest there.
+most layers of platforms that passed, untagged and unreferenced by any manifest there;
+and when every platform passed on its own but the whole index failed (its annotations,
+an attestation attached to no platform), the platforms' configs and attestations too:
+all of it verified, none of it named by a manifest or a tag.
 
 The overlap is used for an index that names each expected platform exactly once (two
 or more, image manifests each: a duplicate, missing or unexpected platform shows only
@@ -59,8 +63,10 @@ PHASE = ("verifying; blobs of platforms that passed are being pushed by digest: 
 #: platforms are verified side by side (worker processes read them) rather than in turn.
 SIDE_BY_SIDE_FROM = 8 << 20
 #: Batches of the early push under way at once: the second platform to pass sends its
-#: layers while the first one's may still be on their way (each batch uploads up to the
-#: push's ``jobs`` blobs at once).
+#: blobs while the first one's may still be on their way (each batch sends up to
+#: :func:`~polyarch.registry.push.push_blobs`' default 4 large blobs and
+#: ``SMALL_AT_ONCE`` small ones at once: with the push step's own, fewer than the HTTP
+#: client's 32 connections).
 BATCHES_AT_ONCE = 2
 #: Whose verification a blob waits for when an attestation manifest attached to no
 #: platform of the index references it: the whole index's.
@@ -84,8 +90,10 @@ def owners(layout: OCILayout, root: Manifest) -> tuple[dict[str, set[str]], dict
     for d in entries:
         everyone = platforms if platforms else {ATTESTATIONS}
         if is_attestation(d):
-            subject = (d.get("annotations") or {}).get(ATTESTATION_FOR)
-            whose = everyone if subject in platforms else {ATTESTATIONS}
+            ann = d.get("annotations")
+            subject = ann.get(ATTESTATION_FOR) if isinstance(ann, dict) else None
+            whose = everyone if isinstance(subject, str) and subject in platforms \
+                else {ATTESTATIONS}
         doc = layout.manifest(d["digest"]).json
         config = doc.get("config")
         for i, desc in enumerate(([config] if isinstance(config, dict) else [])
@@ -157,6 +165,9 @@ class EarlyPush:
     #: Blobs handed to the pushing thread so far, and those whose push began.
     submitted: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
+    #: Set once every platform passed (the last batch was handed over): a failure after
+    #: that is the whole index's.
+    all_passed: bool = False
 
     def submit(self, digests: Sequence[str]) -> None:
         if digests and self.failed is None:
@@ -206,13 +217,15 @@ class EarlyPush:
 
         if self.failed is not None:
             return
-        with self._lock:
-            self.started.update(digests)
         try:
             try:
-                self._find_sources()
+                self._find_sources()  # (a batch beside the first waits for it here)
             finally:
                 self._sourced.set()
+            if self.failed is not None:
+                return  # the batch beside it failed meanwhile: nothing more leaves
+            with self._lock:
+                self.started.update(digests)
             done: list[ImageRef] = []
             for repo in self.repos:
                 counts, n = push_blobs(
@@ -240,7 +253,7 @@ class EarlyPush:
                     if (missing := self.submitted - self.sent.get(r.name, set()))}
 
     def finish(self, *, cancel: bool = False, wait: bool = True) -> None:
-        """Wait for the batches (``cancel``: only for the one in flight, whose uploads
+        """Wait for the batches (``cancel``: only for those in flight, whose uploads
         end within their deadlines; ``wait=False``: for none)."""
         if cancel:
             self.failed = self.failed or "cancelled"
@@ -326,8 +339,12 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
     # after a change of the top layer), the platforms are judged one after the other:
     # side by side they would only take turns holding the interpreter, and the first
     # to pass (whose layers then leave) would pass later.
+    platform_layers = {x.get("digest") for e in entries
+                       for x in lay.manifest(e["digest"]).json.get("layers") or []
+                       if isinstance(x, dict)}
     to_read = sum(early.sizes.get(d, 0) for d, who in own.items()
-                  if set(who) - {ATTESTATIONS} and not s.layer_cache.has(d))
+                  if d in platform_layers and set(who) - {ATTESTATIONS}
+                  and not s.layer_cache.has(d))
     workers = len(entries) if to_read >= SIDE_BY_SIDE_FROM else 1
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
         for f in as_completed([pool.submit(one, e) for e in entries]):
@@ -337,6 +354,7 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
                 failed = True  # the publish fails: nothing more leaves
             elif not failed:
                 passed.add(digest)
+                early.all_passed = len(passed) == len(entries)
                 batch = releasable(own, passed, early.submitted)
                 if batch:
                     s.rep.info(f"{_platform_name(root, digest)} passed: pushing"
@@ -357,15 +375,21 @@ def _platform_name(root: Manifest, digest: str) -> str:
 
 
 def what_left(early: EarlyPush, otherwise: str) -> str:
-    """The consequence of a failed verification, in words (``otherwise``: when no layer
+    """The consequence of a failed verification, in words (``otherwise``: when no blob
     left early)."""
     with early._lock:
         started, done = set(early.started), set().union(*early.sent.values())
     if not started:
         return otherwise
     n = len(started)
-    # A batch a registry failure ended may have sent some of its layers (a failed
-    # verification sent no config: those wait for every platform).
+    # A batch a registry failure ended may have sent some of its blobs.
     some = "" if done >= started else "up to "
-    return (f"nothing of a failing platform was pushed ({some}{n} layer{'s' if n != 1 else ''}"
-            " of platforms that passed were, by digest: no manifest, no tag)")
+    blobs, were = (f"{some}1 blob", "was") if n == 1 else (f"{some}{n} blobs", "were")
+    if early.all_passed:
+        # Only the whole index failed (its annotations, an attestation attached to no
+        # platform): the platforms' layers, configs and attestations may have left.
+        return (f"every platform passed on its own and {blobs} of theirs {were} pushed by"
+                " digest, but the index failed: no manifest, no tag")
+    # (no config left: the configs wait for every platform)
+    return (f"nothing of a failing platform was pushed ({blobs} of platforms that passed"
+            f" {were}, by digest: no manifest, no tag)")

@@ -34,7 +34,7 @@ HEADS_PER_JOB = 2
 #: large ones, up to :data:`SMALL_AT_ONCE` at a time, rather than waiting for one of the
 #: ``jobs`` upload slots: their cost is round trips, not bandwidth.
 SMALL_BLOB = 1 << 20
-SMALL_AT_ONCE = 8
+SMALL_AT_ONCE = 4
 
 
 @dataclass(frozen=True)

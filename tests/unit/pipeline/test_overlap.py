@@ -288,3 +288,93 @@ def test_the_batches_of_two_platforms_go_side_by_side_and_the_first_failure_is_k
     assert isinstance(early.error, RegistryError) and early.failed == "first failure"
     assert early.unconfirmed() == {repo.name: {a, b}}
     s.close()
+
+
+def test_an_attestation_with_a_malformed_subject_waits_for_the_whole_index(
+        tmp_path: Path) -> None:
+    lay, amd, arm, _, _ = _layout(tmp_path / "lay")
+    ((cfg, stmt),) = _attach(lay, [amd])
+    doc = json.loads((lay.path / "index.json").read_text())
+    index_path = lay.path / "blobs" / "sha256" / doc["manifests"][0]["digest"][7:]
+    index = json.loads(index_path.read_bytes())
+    index["manifests"][-1]["annotations"]["vnd.docker.reference.digest"] = [amd]
+    data = json.dumps(index).encode()
+    import hashlib
+
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    (lay.path / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+    doc["manifests"][0].update(digest=digest, size=len(data))
+    (lay.path / "index.json").write_text(json.dumps(doc))
+    lay = OCILayout(lay.path)
+    own, _ = owners(lay, lay.root())
+    assert own[stmt] == own[cfg] == {ATTESTATIONS}
+
+
+def test_a_batch_waiting_for_the_mount_sources_sends_nothing_once_the_other_failed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from polyarch.config import Options
+    from polyarch.output import Reporter
+    from polyarch.pipeline import bases, overlap
+    from polyarch.platforms import parse_platforms
+    from polyarch.refs import parse_ref
+    from polyarch.registry import push as push_mod
+    from polyarch.session import Session
+    from polyarch.workspace import Workspace
+
+    lay, amd, arm, a, b = _layout(tmp_path / "lay")
+    s = Session(Options(platforms=tuple(parse_platforms("linux/amd64,linux/arm64"))),
+                Reporter(), ws=Workspace(tmp_path / "cache"))
+    root = lay.root()
+    _, sizes = owners(lay, root)
+    repo = parse_ref("registry.example:5000/team/app")
+    early = overlap.EarlyPush(s, lay, root, [repo], sizes)
+    calls: list[int] = []
+    second_waits = threading.Event()
+
+    def dockerfile_bases(*_a: Any, **_kw: Any) -> list[Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            second_waits.wait(10)  # the second batch is waiting for the lock by now
+            time.sleep(0.1)
+            raise RuntimeError("a bug in the first batch")
+        return []
+
+    pushed: list[str] = []
+    monkeypatch.setattr(bases, "dockerfile_bases", dockerfile_bases)
+    monkeypatch.setattr(push_mod, "push_blobs", lambda *_a, **_kw: pushed.append("x"))
+    early.submit([a])
+    time.sleep(0.05)
+    early.submit([b])
+    second_waits.set()
+    early.finish()
+    assert pushed == [] and isinstance(early.error, RuntimeError)
+    assert early.unconfirmed() == {repo.name: {a, b}} and early.started == set()
+    s.close()
+
+
+def test_what_left_says_whether_a_platform_or_the_whole_index_failed(tmp_path: Path) -> None:
+    from polyarch.config import Options
+    from polyarch.output import Reporter
+    from polyarch.pipeline import overlap
+    from polyarch.platforms import parse_platforms
+    from polyarch.session import Session
+    from polyarch.workspace import Workspace
+
+    lay, amd, arm, a, b = _layout(tmp_path / "lay")
+    s = Session(Options(platforms=tuple(parse_platforms("linux/amd64,linux/arm64"))),
+                Reporter(), ws=Workspace(tmp_path / "cache"))
+    _, sizes = owners(lay, lay.root())
+    early = overlap.EarlyPush(s, lay, lay.root(), [], sizes)
+    assert overlap.what_left(early, "nothing was pushed") == "nothing was pushed"
+    early.started.add(a)
+    assert "nothing of a failing platform was pushed (up to 1 blob of platforms that" \
+           " passed was" in overlap.what_left(early, "")
+    early.started.add(b)
+    early.sent["r"] = {a, b}
+    early.all_passed = True
+    assert overlap.what_left(early, "") == (
+        "every platform passed on its own and 2 blobs of theirs were pushed by digest, but"
+        " the index failed: no manifest, no tag")
+    s.close()
