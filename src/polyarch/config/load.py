@@ -70,35 +70,40 @@ def read_config(config_path: Path | None, cwd: Path) -> tuple[Path, dict[str, An
 
 #: Largest config file read (a pyproject.toml included).
 MAX_CONFIG = 16 << 20
-#: The config files this process parsed: (path, device, inode, mtime, size) -> their
-#: document. A file read twice (for the options, then for a project's images) is
-#: parsed once.
-_PARSED: dict[tuple[str, int, int, int, int], dict[str, Any]] = {}
+#: The config files this process parsed: (path, SHA-256 of the bytes) -> their document
+#: (at most :data:`PARSED_KEPT`). A file read twice (for the options, then for a
+#: project's images) is parsed once; a file that changed in between is parsed again.
+_PARSED: dict[tuple[str, bytes], dict[str, Any]] = {}
+PARSED_KEPT = 8
 
 
 def _load_toml(path: Path, *, only_if_named: bool = False) -> dict[str, Any]:
     """The document of TOML file ``path`` (a copy of it: callers may change theirs).
     ``only_if_named``: ``{}`` without parsing when the file does not contain the word
     ``polyarch`` (nor a unicode escape, which a quoted key could spell it with)."""
-    try:
-        with path.open("rb") as f:
-            st = os.fstat(f.fileno())
-            key = (str(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-            data = None if key in _PARSED else f.read(MAX_CONFIG + 1)
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
-    if data is not None and len(data) > MAX_CONFIG:
-        raise ConfigError(f"{path}: larger than {MAX_CONFIG >> 20} MiB: not a config file",
-                          hint="check the --config path")
-    if data is not None:
-        if only_if_named and b"polyarch" not in data and b"\\u" not in data \
-                and b"\\U" not in data:
-            return {}
-        _PARSED[key] = _parse_toml(path, data)
     import copy
+    import hashlib
 
     try:
-        return copy.deepcopy(_PARSED[key])
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG + 1)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    if only_if_named and b"polyarch" not in data and b"\\u" not in data \
+            and b"\\U" not in data:
+        return {}
+    if len(data) > MAX_CONFIG:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG >> 20} MiB: not a config file",
+                          hint="check the --config path")
+    key = (str(path), hashlib.sha256(data).digest())
+    doc = _PARSED.get(key)
+    if doc is None:
+        doc = _parse_toml(path, data)
+        if len(_PARSED) >= PARSED_KEPT:
+            _PARSED.clear()
+        _PARSED[key] = doc
+    try:
+        return copy.deepcopy(doc)
     except RecursionError:
         raise _too_deep(path) from None
 

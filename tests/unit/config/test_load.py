@@ -213,8 +213,9 @@ def test_a_config_file_is_parsed_once_per_process_until_it_changes(
     again = load_mod.read_config(None, tmp_path)
     assert again is not None and again[1] == {"platforms": ["linux/amd64"]}
     assert len(parsed) == 1
-    write(f, 'platforms = ["linux/arm64", "linux/amd64"]\n')  # another size: read again
-    assert load_mod.read_config(None, tmp_path)[1]["platforms"][0] == "linux/arm64"  # type: ignore[index]
+    # Changed in place, same size (whatever the clock's granularity): read again.
+    write(f, 'platforms = ["linux/arm64"]\n')
+    assert load_mod.read_config(None, tmp_path)[1]["platforms"] == ["linux/arm64"]  # type: ignore[index]
     assert len(parsed) == 2
 
 
@@ -223,6 +224,13 @@ def test_a_config_file_over_the_limit_is_refused(tmp_path: Path,
     load_mod = importlib.import_module("polyarch.config.load")
 
     monkeypatch.setattr(load_mod, "MAX_CONFIG", 100)
+    # A pyproject.toml that never says polyarch is not ours, whatever its size...
+    write(tmp_path / "pyproject.toml", "# " + "x" * 200 + "\n")
+    assert config.load({}, env={}, cwd=tmp_path).source == "defaults"
+    # ...one that does, and a polyarch.toml, must be under the limit.
+    write(tmp_path / "pyproject.toml", "[tool.polyarch]\n# " + "x" * 200 + "\n")
+    with pytest.raises(ConfigError, match="larger than"):
+        config.load({}, env={}, cwd=tmp_path)
     write(tmp_path / "polyarch.toml", "# " + "x" * 200 + "\n")
     with pytest.raises(ConfigError, match="larger than"):
         config.load({}, env={}, cwd=tmp_path)
