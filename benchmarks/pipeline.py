@@ -32,9 +32,10 @@ fixture is made once and kept in ``--fixture-dir``.
         [--registry 127.0.0.1:5000] [--fixture-dir ~/.cache/polyarch-bench]
         [--baseline-src OTHER/src] [--json FILE] [--no-prune]
 
-``--baseline-src`` (fixed case): polyarch from another checkout's sources (for example
-the previous release) runs too, alternating with this one and raw buildx, and the fixed
-cost is broken down for both. Every run's CPU time (user + system of polyarch and the
+``--baseline-src`` (fixed and warm cases): polyarch from another checkout's sources (for
+example the previous release) runs too, alternating with this one and raw buildx (its
+median and ratio are printed under the case's row), and the fixed cost is broken down
+for both. Every run's CPU time (user + system of polyarch and the
 docker CLI processes it ran) is reported beside the wall time: it is what a run costs
 however busy the machine is. polyarch's modules are byte-compiled first (as a wheel
 installs them), so that no run compiles them from source.
@@ -454,7 +455,7 @@ class Row:
     goal: float
     raw: list[Run] = field(default_factory=list)
     ours: list[Run] = field(default_factory=list)
-    #: polyarch from the --baseline-src checkout (the fixed case only)
+    #: polyarch from the --baseline-src checkout (the fixed and warm cases)
     base: list[Run] = field(default_factory=list)
 
     def med(self, runs: list[Run]) -> float:
@@ -491,8 +492,9 @@ def main() -> None:
                     help="where the Debian packages and the context are kept (made once)")
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
     ap.add_argument("--baseline-src", type=Path, default=None,
-                    help="fixed case: also run polyarch from this other checkout's src/"
-                         " directory (e.g. the previous release), alternating with this one")
+                    help="fixed and warm cases: also run polyarch from this other"
+                         " checkout's src/ directory (e.g. the previous release), alternating"
+                         " with this one")
     ap.add_argument("--no-prune", action="store_true",
                     help="leave the fixture's build cache records in the builder (on a"
                          " builder others use: a filtered prune of them could still evict"
@@ -541,6 +543,9 @@ def main() -> None:
             # repository holds their blobs.
             raw(["-t", f"{repo}-warm:warmup-r", "--push", *named, str(ctx)])
             polyarch(["publish", *named, "-t", f"{repo}-warm:warmup-p", str(ctx)])
+            if a.baseline_src is not None and "warm" in cases:
+                polyarch(["publish", *named, "-t", f"{repo}-warm:warmup-b", str(ctx)],
+                         src=a.baseline_src)
             sizes = compressed_sizes(f"{repo}-warm:warmup-p")
             print("compressed layers: " + ", ".join(f"{k} {v / 1e6:.0f} MB"
                                                    for k, v in sizes.items()), file=sys.stderr)
@@ -550,7 +555,10 @@ def main() -> None:
                 Row("warm publish (top layer changed)", 1.05), a.runs,
                 lambda i: raw(["--push", *named, "-t", f"{repo}-warm:r{i}", str(ctx)]),
                 lambda i: polyarch(["publish", *named, "-t", f"{repo}-warm:p{i}", str(ctx)]),
-                before=lambda: touch_top(ctx)))
+                before=lambda: touch_top(ctx),
+                do_base=None if a.baseline_src is None else lambda i: polyarch(
+                    ["publish", *named, "-t", f"{repo}-warm:b{i}", str(ctx)],
+                    src=a.baseline_src)))
         if "oci" in cases:
             def oci_raw(i: int) -> Run:
                 r = raw(["-o", f"type=oci,dest={out / 'raw.tar'}", *named, str(ctx)])
@@ -706,6 +714,10 @@ def report(rows: list[Row], breakdown: dict[str, dict[str, tuple[float, float]]]
         print(f"{r.case:<44} {mr:7.2f} {mo:10.2f} {mo / mr:6.2f} {goal:>6} {rss:8.0f}"
               f" {tree:8.0f}")
         sides = [("raw", r.raw), ("baseline", r.base), ("polyarch", r.ours)]
+        if r.base:
+            mb = r.med(r.base)
+            print(f"    baseline (--baseline-src): median {mb:.2f} s, ratio {mb / mr:.2f};"
+                  f" this checkout {mo:.2f} s, ratio {mo / mr:.2f}")
         print("    min-max wall s: " + ", ".join(
             f"{name} {spread([x.seconds for x in runs])}" for name, runs in sides if runs)
             + "; CPU s (median): " + ", ".join(
