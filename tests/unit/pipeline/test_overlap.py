@@ -196,11 +196,9 @@ def test_platforms_with_little_to_read_are_verified_in_turn(
     assert most == 1 and len(set(batches)) == 4  # two layers, two configs
 
 
-def test_an_early_batch_that_fails_any_way_stops_the_push_step_before_manifests(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever ends a batch (here a bug: not a registry error) is kept for the push step,
-    which raises it before its first manifest; nothing it was handed counts as sent, and
-    the mount sources the push step waits for are said to be known (no wait left)."""
+def _early(tmp_path: Path, lay: OCILayout) -> tuple[Any, Any, Any]:
+    """A session over ``lay`` (amd64 and arm64), an early push from it to one repository
+    (none is contacted unless a test lets it), and that repository."""
     from polyarch.config import Options
     from polyarch.output import Reporter
     from polyarch.pipeline import overlap
@@ -209,13 +207,21 @@ def test_an_early_batch_that_fails_any_way_stops_the_push_step_before_manifests(
     from polyarch.session import Session
     from polyarch.workspace import Workspace
 
-    lay, amd, arm, a, b = _layout(tmp_path / "lay")
     s = Session(Options(platforms=tuple(parse_platforms("linux/amd64,linux/arm64"))),
                 Reporter(), ws=Workspace(tmp_path / "cache"))
     root = lay.root()
     _, sizes = owners(lay, root)
     repo = parse_ref("registry.example:5000/team/app")
-    early = overlap.EarlyPush(s, lay, root, [repo], sizes)
+    return s, overlap.EarlyPush(s, lay, root, [repo], sizes), repo
+
+
+def test_an_early_batch_that_fails_any_way_stops_the_push_step_before_manifests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever ends a batch (here a bug: not a registry error) is kept for the push step,
+    which raises it before its first manifest; nothing it was handed counts as sent, and
+    the mount sources the push step waits for are said to be known (no wait left)."""
+    lay, amd, arm, a, b = _layout(tmp_path / "lay")
+    s, early, repo = _early(tmp_path, lay)
 
     def broken() -> None:
         raise RuntimeError("a bug")
@@ -237,23 +243,11 @@ def test_the_batches_of_two_platforms_go_side_by_side_and_the_first_failure_is_k
     mount sources the first worked out, and of two failures the first is the one said."""
     import threading
 
-    from polyarch.config import Options
     from polyarch.errors import RegistryError
-    from polyarch.output import Reporter
-    from polyarch.pipeline import overlap
-    from polyarch.platforms import parse_platforms
-    from polyarch.refs import parse_ref
     from polyarch.registry import push as push_mod
-    from polyarch.session import Session
-    from polyarch.workspace import Workspace
 
     lay, amd, arm, a, b = _layout(tmp_path / "lay")
-    s = Session(Options(platforms=tuple(parse_platforms("linux/amd64,linux/arm64"))),
-                Reporter(), ws=Workspace(tmp_path / "cache"))
-    root = lay.root()
-    _, sizes = owners(lay, root)
-    repo = parse_ref("registry.example:5000/team/app")
-    early = overlap.EarlyPush(s, lay, root, [repo], sizes)
+    s, early, repo = _early(tmp_path, lay)
     from polyarch.pipeline import bases
     from polyarch.registry import mounts
 
@@ -314,22 +308,11 @@ def test_a_batch_waiting_for_the_mount_sources_sends_nothing_once_the_other_fail
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from polyarch.config import Options
-    from polyarch.output import Reporter
-    from polyarch.pipeline import bases, overlap
-    from polyarch.platforms import parse_platforms
-    from polyarch.refs import parse_ref
+    from polyarch.pipeline import bases
     from polyarch.registry import push as push_mod
-    from polyarch.session import Session
-    from polyarch.workspace import Workspace
 
     lay, amd, arm, a, b = _layout(tmp_path / "lay")
-    s = Session(Options(platforms=tuple(parse_platforms("linux/amd64,linux/arm64"))),
-                Reporter(), ws=Workspace(tmp_path / "cache"))
-    root = lay.root()
-    _, sizes = owners(lay, root)
-    repo = parse_ref("registry.example:5000/team/app")
-    early = overlap.EarlyPush(s, lay, root, [repo], sizes)
+    s, early, repo = _early(tmp_path, lay)
     calls: list[int] = []
     second_waits = threading.Event()
 
@@ -355,18 +338,10 @@ def test_a_batch_waiting_for_the_mount_sources_sends_nothing_once_the_other_fail
 
 
 def test_what_left_says_whether_a_platform_or_the_whole_index_failed(tmp_path: Path) -> None:
-    from polyarch.config import Options
-    from polyarch.output import Reporter
     from polyarch.pipeline import overlap
-    from polyarch.platforms import parse_platforms
-    from polyarch.session import Session
-    from polyarch.workspace import Workspace
 
     lay, amd, arm, a, b = _layout(tmp_path / "lay")
-    s = Session(Options(platforms=tuple(parse_platforms("linux/amd64,linux/arm64"))),
-                Reporter(), ws=Workspace(tmp_path / "cache"))
-    _, sizes = owners(lay, lay.root())
-    early = overlap.EarlyPush(s, lay, lay.root(), [], sizes)
+    s, early, _ = _early(tmp_path, lay)
     assert overlap.what_left(early, "nothing was pushed") == "nothing was pushed"
     early.started.add(a)
     assert "nothing of a failing platform was pushed (up to 1 blob of platforms that" \
