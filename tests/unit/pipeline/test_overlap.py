@@ -353,3 +353,51 @@ def test_what_left_says_whether_a_platform_or_the_whole_index_failed(tmp_path: P
         "every platform passed on its own and 2 blobs of theirs were pushed by digest, but"
         " the index failed: no manifest, no tag")
     s.close()
+
+
+def test_a_push_step_that_fails_waits_for_the_early_upload_in_flight(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The push step fails before its first manifest (here its own push of the layout
+    raises) while an early batch is still uploading: the step's error comes out only
+    once that batch ended, and a batch still queued is cancelled."""
+    import threading
+
+    from polyarch.errors import RegistryError
+    from polyarch.pipeline import overlap
+    from polyarch.pipeline import push as push_step
+    from polyarch.registry import push as push_mod
+
+    monkeypatch.setattr(overlap, "BATCHES_AT_ONCE", 1)  # the second batch waits in line
+    lay, amd, arm, a, b = _layout(tmp_path / "lay")
+    s, early, repo = _early(tmp_path, lay)
+    monkeypatch.setattr(early, "_find_sources_once",
+                        lambda: early._sources.setdefault(repo.name, {}))
+    release = threading.Event()
+    ended: list[float] = []
+    started: list[str] = []
+
+    def held(_client: Any, _layout: Any, _repo: Any, blobs: dict[str, int],
+             **_kw: Any) -> tuple[dict[str, int], int]:
+        started.extend(blobs)
+        release.wait(10)
+        time.sleep(0.3)  # still in flight when the push step has failed
+        ended.append(time.monotonic())
+        return {"exists": 0, "mounted": 0, "uploaded": len(blobs)}, 0
+
+    def failing(*_a: Any, **_kw: Any) -> Any:
+        release.set()
+        raise RegistryError("the registry refused the index")
+
+    monkeypatch.setattr(push_mod, "push_blobs", held)
+    monkeypatch.setattr(push_mod, "push_layout", failing)
+    early.submit([a])
+    early.submit([b])  # queued behind the first
+    with pytest.raises(RegistryError):
+        try:
+            push_step.push(s, lay.path, lay.root().digest, [repo], early=early)
+        finally:
+            said = time.monotonic()
+    assert ended and said >= ended[0]
+    assert started == [a]  # the queued batch was cancelled, never started
+    s.close()
+
