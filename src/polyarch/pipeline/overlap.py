@@ -80,7 +80,7 @@ def owners(layout: OCILayout, root: Manifest) -> tuple[dict[str, set[str]], dict
     attestation manifest attached to a platform of the index (``vnd.docker.reference.
     digest``) references, wait for every platform: they leave with the last platform's
     layers, while the whole index is judged, and never after a platform failed (so a
-    failed verification leaves no config). What an attestation manifest attached to no
+    failing platform leaves no config). What an attestation manifest attached to no
     platform entry references waits for the whole index."""
     own: dict[str, set[str]] = {}
     sizes: dict[str, int] = {}
