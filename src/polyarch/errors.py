@@ -48,6 +48,9 @@ class RegistryError(FatalError):
     """The registry is unreachable, refuses credentials, or misbehaves."""
 
     exit_code = 4
+    #: The HTTP status of the last answer, when the registry kept answering with a
+    #: server error (5xx) until the retries ran out; else None.
+    server_error: int | None = None
 
 
 class TagsSplit(RegistryError):

@@ -25,7 +25,7 @@ from polyarch.registry.api import RegistryAPI
 from polyarch.registry.layout import OCILayout
 from polyarch.registry.media import INDEX_TYPES, NON_DISTRIBUTABLE, Manifest
 from polyarch.registry.mounts import mount_sources
-from polyarch.registry.upload import DEFAULT_CHUNK, upload_blob
+from polyarch.registry.upload import DEFAULT_CHUNK, blob_known, upload_blob
 
 #: Existence questions (``HEAD``, no body) asked at once per upload job: an image of
 #: two platforms with attestations has about 8 blobs besides its layers.
@@ -200,7 +200,7 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
         # Which of them the repository has (HEAD, several at once); only what is missing
         # needs its mount sources worked out (reading the base images is a few requests).
         order = sorted(todo)
-        there = dict(zip(order, pool.map(lambda d: client.blob_exists(target, d), order),
+        there = dict(zip(order, pool.map(lambda d: blob_known(client, target, d), order),
                          strict=True))
     missing = {d: n for d, n in todo.items() if not there[d]}
     counts = {"exists": 0, "mounted": 0, "uploaded": 0}

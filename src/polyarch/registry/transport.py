@@ -336,6 +336,7 @@ class Transport:
         while True:
             body = content() if callable(content) else content
             retry_after: float | None = None
+            status: int | None = None  # of the last answer, when it was one
             nobody = False  # nothing listens, and nothing answered there before
             try:
                 resp = self.send_once(method, url, headers=headers, content=body, params=params,
@@ -350,6 +351,7 @@ class Transport:
                 if resp.status_code not in RETRY_STATUS:
                     return resp
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                status = resp.status_code
                 last = f"HTTP {resp.status_code}"
                 if retry_after is not None:
                     last += f" (Retry-After: {resp.headers.get('Retry-After')})"
@@ -367,9 +369,9 @@ class Transport:
                 if wait <= 0:
                     raise self.nobody_listens(method, url, attempt + 1, last, what)
             if attempt >= self.retries:
-                raise self.gave_up(method, url, attempt + 1, last, what)
+                raise self.gave_up(method, url, attempt + 1, last, what, status=status)
             if dl.remaining() <= wait:
-                raise self.gave_up(method, url, attempt + 1, last, what, dl)
+                raise self.gave_up(method, url, attempt + 1, last, what, dl, status=status)
             time.sleep(wait)
             attempt += 1
 
@@ -384,19 +386,23 @@ class Transport:
             hint="is the registry running, and are its host and port right?")
 
     def gave_up(self, method: str, url: str, attempts: int, last: str, what: str,
-                deadline: Deadline | None = None) -> RegistryError:
+                deadline: Deadline | None = None, *, status: int | None = None
+                ) -> RegistryError:
         _, host = origin(url)
         doing = what or f"{method} {urlsplit(url).path}"
         plural = "s" if attempts != 1 else ""
         if deadline is not None:
             spent = time.monotonic() - deadline.start
-            return RegistryError(
+            err = RegistryError(
                 f"registry {host}: {doing} failed after {attempts} attempt{plural} in"
                 f" {spent:.0f} s, the deadline (last: {last})",
                 hint=f"the registry stopped answering; {TIMEOUT_ENV}=SECONDS sets the deadline"
                      f" (now {self.timeout:g} s)",
             )
-        return RegistryError(
-            f"registry {host}: {doing} failed after {attempts} attempt{plural} (last: {last})",
-            hint="the registry is unreachable or overloaded; try again later",
-        )
+        else:
+            err = RegistryError(
+                f"registry {host}: {doing} failed after {attempts} attempt{plural} (last:"
+                f" {last})", hint="the registry is unreachable or overloaded; try again later")
+        if status is not None and status >= 500:
+            err.server_error = status
+        return err

@@ -58,12 +58,27 @@ def _with_digest(location: str, digest: str) -> str:
     return location + ("&" if "?" in location else "?") + f"digest={digest}"
 
 
+def blob_known(api: RegistryAPI, ref: ImageRef, digest: str) -> bool:
+    """Whether ``ref``'s repository holds ``digest`` (a ``HEAD``). A registry that keeps
+    answering with a server error (5xx) until the retries run out does not know either:
+    the blob is then sent, and its upload writes what the question could not read (a
+    registry stopped in the middle of a push can leave a repository's link to a blob
+    damaged, and answer 500 for it until the blob is pushed again). Any other failure
+    is raised."""
+    try:
+        return api.blob_exists(ref, digest)
+    except RegistryError as e:
+        if e.server_error is None:
+            raise
+        return False
+
+
 def upload_blob(api: RegistryAPI, ref: ImageRef, digest: str, data: BlobData, *,
                 mount_from: Sequence[str] = (), check_exists: bool = True,
                 chunk_size: int = DEFAULT_CHUNK,
                 on_bytes: Callable[[int], None] | None = None) -> UploadOutcome:
     """Make ``digest`` exist in ``ref``'s repository: found, mounted, or uploaded."""
-    if check_exists and api.blob_exists(ref, digest):
+    if check_exists and blob_known(api, ref, digest):
         return UploadOutcome("exists")
     location: str | None = None
     sources = [r for r in dict.fromkeys(mount_from) if r != ref.repository]

@@ -383,3 +383,43 @@ def test_small_blobs_go_beside_the_large_uploads(registry: str, repo: str,
             assert max(small_done) < held_end, log
         else:
             assert min(small_done) > held_end, log
+
+
+def test_a_blob_link_a_stopped_registry_left_damaged_is_pushed_again(
+        tmp_path: Path, own_registry: LocalRegistry) -> None:
+    """A registry stopped in the middle of writing a repository's link to a blob leaves
+    that link empty, and answers every HEAD of the blob with 500 from then on. A push
+    that needs the blob sends it again (its upload writes the link anew) instead of
+    failing once the retries ran out."""
+    layer = make_layer({"bin/a": os.urandom(300 * KIB)}, "none")
+    one = OCILayout(write_oci_layout(tmp_path / "one", [("linux/amd64", [(*layer, "none")])]))
+    ref = parse_ref(f"{own_registry.address}/team/app")
+    with RegistryClient() as client:
+        push_layout(client, one, ref)
+    victim = "sha256:" + hashlib.sha256(layer[0]).hexdigest()
+    link = (own_registry.directory / "data/docker/registry/v2/repositories/team/app/_layers"
+            / "sha256" / victim[7:] / "link")
+    own_registry.stop()
+    assert link.read_text() == victim
+    link.write_bytes(b"")  # as a write cut short leaves it
+    own_registry.start()
+    r = httpx.head(f"http://{own_registry.address}/v2/team/app/blobs/{victim}", timeout=10)
+    assert r.status_code == 500, r
+    # A new platform over the same layer: its blobs are asked for, the layer among them.
+    two = OCILayout(write_oci_layout(tmp_path / "two", [("linux/amd64", [(*layer, "none")]),
+                                                      ("linux/arm64", [(*layer, "none")])]))
+    with RegistryClient(retries=1, backoff=0.01) as client:
+        res = push_layout(client, two, ref)
+    assert res.blobs_uploaded >= 1, res
+    assert link.read_text() == victim
+    r = httpx.head(f"http://{own_registry.address}/v2/team/app/blobs/{victim}", timeout=10)
+    assert r.status_code == 200, r
+    # The same through push_blobs (the early push's way: a HEAD per blob first).
+    from polyarch.registry.push import push_blobs
+
+    own_registry.stop()
+    link.write_bytes(b"")
+    own_registry.start()
+    with RegistryClient(retries=1, backoff=0.01) as client:
+        counts, _ = push_blobs(client, two, ref, {victim: len(layer[0])})
+    assert counts["uploaded"] == 1 and link.read_text() == victim, counts
