@@ -87,8 +87,8 @@ def owners(layout: OCILayout, root: Manifest) -> tuple[dict[str, set[str]], dict
     entries = [d for d in root.json.get("manifests") or []
                if isinstance(d, dict) and isinstance(d.get("digest"), str)]
     platforms = {d["digest"] for d in entries if not is_attestation(d)}
+    everyone = platforms if platforms else {ATTESTATIONS}
     for d in entries:
-        everyone = platforms if platforms else {ATTESTATIONS}
         if is_attestation(d):
             ann = d.get("annotations")
             subject = ann.get(ATTESTATION_FOR) if isinstance(ann, dict) else None
