@@ -28,7 +28,7 @@ from polyarch.registry.chunkio import ChunkReader
 from polyarch.registry.layout import REF_NAME, BlobLocation, OCILayout
 from polyarch.registry.media import INDEX_TYPES, NON_DISTRIBUTABLE, Manifest
 from polyarch.registry.source import ImageSource, RegistrySource
-from polyarch.registry.upload import upload_blob
+from polyarch.registry.upload import blob_known, upload_blob
 
 LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 
@@ -88,7 +88,7 @@ def _copy_blob(client: RegistryAPI, src: ImageRef, dst: ImageRef, digest: str,
                size: int | None) -> None:
     if (src.registry, src.repository) == (dst.registry, dst.repository):
         return
-    if client.blob_exists(dst, digest):
+    if blob_known(client, dst, digest):
         return
     if src.registry == dst.registry and client.mount_blob(dst, digest, src.repository):
         return
