@@ -157,6 +157,9 @@ class EarlyPush:
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
         max_workers=BATCHES_AT_ONCE, thread_name_prefix="early-push"))
     _sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: Per repository, the blobs no earlier push to its registry recorded (small ones
+    #: are sent without asking whether the registry has them).
+    _unseen: dict[str, frozenset[str]] = field(default_factory=dict)
     #: Held by the batch that works the mount sources out (the others wait for it).
     _finding: threading.Lock = field(default_factory=threading.Lock)
     #: Set once the first batch worked out the mount sources (or failed to).
@@ -199,10 +202,11 @@ class EarlyPush:
                                       [b for b in bases if b.registry == repo.registry])
             except (FatalError, ValueError):  # knowing less only means uploading more
                 found = {}
-            known = PushRecord(self.s.ws.root / "pushed", repo.registry)
-            merged = merge_sources(found, known.sources(self.sizes), exclude=repo.repository)
+            recorded = PushRecord(self.s.ws.root / "pushed", repo.registry).sources(self.sizes)
+            merged = merge_sources(found, recorded, exclude=repo.repository)
             with self._lock:
                 self._sources[repo.name] = merged
+                self._unseen[repo.name] = frozenset(d for d in self.sizes if d not in recorded)
 
     def sources(self, repo: ImageRef, wait: float = 0.0) -> Mapping[str, list[str]] | None:
         """Where ``repo``'s blobs can be mounted from, as the first batch worked it out
@@ -228,10 +232,13 @@ class EarlyPush:
                 self.started.update(digests)
             done: list[ImageRef] = []
             for repo in self.repos:
+                with self._lock:
+                    unseen = self._unseen.get(repo.name, frozenset())
                 counts, n = push_blobs(
                     self.s.client, self.layout, repo, {d: self.sizes[d] for d in digests},
                     sources=self.sources(repo) or {},
-                    mount_from=[d.repository for d in done if d.registry == repo.registry])
+                    mount_from=[d.repository for d in done if d.registry == repo.registry],
+                    unseen=unseen)
                 with self._lock:
                     for k, v in counts.items():
                         self.counts[k] += v

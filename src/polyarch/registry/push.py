@@ -35,6 +35,12 @@ HEADS_PER_JOB = 2
 #: ``jobs`` upload slots: their cost is round trips, not bandwidth.
 SMALL_BLOB = 1 << 20
 SMALL_AT_ONCE = 4
+#: A blob up to this size that no earlier push to the registry recorded (:mod:`.pushed`:
+#: new content, a config, an attestation, a small top layer) is sent without a ``HEAD``
+#: first: the question costs a round trip, and the answer is almost always "no". Were
+#: the blob there after all, the upload costs no more than this many bytes (docker's
+#: own push sends a layer it holds no record of without asking, whatever its size).
+NO_HEAD_BELOW = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -275,7 +281,8 @@ def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
                mount_from: Sequence[str] = (), jobs: int = 4,
                progress: Callable[[PushEvent], None] | None = None,
                chunk_size: int = DEFAULT_CHUNK,
-               check_exists: bool = True) -> tuple[dict[str, int], int]:
+               check_exists: bool = True,
+               unseen: Collection[str] = ()) -> tuple[dict[str, int], int]:
     """Make every blob of ``blobs`` (digest -> size) exist in ``target``: found, mounted
     (from ``sources[digest]``, then ``mount_from``) or uploaded, several at once:
     ``jobs`` of those over :data:`SMALL_BLOB`, largest first, and beside them up to
@@ -283,7 +290,9 @@ def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
     size). Returns how many were each (``exists``,
     ``mounted``, ``uploaded``) and the bytes sent. The first failure ends it, once the
     uploads in flight are done. ``check_exists=False``: the caller knows they are
-    missing (no ``HEAD`` first)."""
+    missing (no ``HEAD`` first). ``unseen``: digests no earlier push to this registry
+    recorded; those of at most :data:`NO_HEAD_BELOW` bytes are sent without a ``HEAD``
+    (a mount from ``sources`` is still tried first)."""
     srcs = sources or {}
     counts = {"exists": 0, "mounted": 0, "uploaded": 0}
     sent = 0
@@ -299,7 +308,8 @@ def push_blobs(client: RegistryAPI, layout: OCILayout, target: ImageRef,
         out = upload_blob(client, target, digest, layout.locate(digest),
                           mount_from=[*srcs.get(digest, ()), *mount_from],
                           chunk_size=chunk_size, on_bytes=on_bytes,
-                          check_exists=check_exists)
+                          check_exists=check_exists and not (
+                              digest in unseen and blobs[digest] <= NO_HEAD_BELOW))
         emit(PushEvent(out.action, digest, blobs[digest]))
         return out.action, out.sent
 

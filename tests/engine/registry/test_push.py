@@ -423,3 +423,34 @@ def test_a_blob_link_a_stopped_registry_left_damaged_is_pushed_again(
     with RegistryClient(retries=1, backoff=0.01) as client:
         counts, _ = push_blobs(client, two, ref, {victim: len(layer[0])})
     assert counts["uploaded"] == 1 and link.read_text() == victim, counts
+
+
+def test_small_blobs_no_push_recorded_are_sent_without_asking(registry: str, repo: str,
+                                                              tmp_path: Path) -> None:
+    """Blobs in ``unseen`` (no earlier push to the registry recorded them) of at most
+    NO_HEAD_BELOW bytes go straight to an upload; a larger one, and a small one the
+    record knows, are asked for first. A small unseen blob the repository holds already
+    is sent again, and the push still ends with every blob there."""
+    from polyarch.registry.push import NO_HEAD_BELOW, plan_push, push_blobs
+
+    lay = layout_with(tmp_path / "lay", sizes=(NO_HEAD_BELOW + 200 * KIB, 2 * KIB))
+    name = repo.split("/", 1)[1]
+    _, blobs = plan_push(lay, lay.root())
+    small = {d for d, n in blobs.items() if n <= NO_HEAD_BELOW}
+    large = set(blobs) - small
+    assert large and len(small) >= 3
+    known = min(small)  # the record knows this one: asked for as before
+    with FaultProxy(registry) as proxy, RegistryClient() as client:
+        target = parse_ref(f"{proxy.address}/{name}")
+        # One small unseen blob is there already (another tool pushed it).
+        held = max(small - {known})
+        push_blobs(client, lay, target, {held: blobs[held]})
+        before = len(proxy.log)
+        counts, _ = push_blobs(client, lay, target, blobs, unseen=set(blobs) - {known})
+        log = list(proxy.log)[before:]
+    asked = {r.path.rsplit("/", 1)[-1] for r in log if r.method == "HEAD"}
+    assert asked == large | {known}, log
+    assert counts == {"exists": 0, "mounted": 0, "uploaded": len(blobs)}, counts
+    for d in blobs:
+        r = httpx.head(f"http://{registry}/v2/{name}/blobs/{d}", timeout=10)
+        assert r.status_code == 200, (d, r)

@@ -401,3 +401,36 @@ def test_a_push_step_that_fails_waits_for_the_early_upload_in_flight(
     assert started == [a]  # the queued batch was cancelled, never started
     s.close()
 
+
+
+def test_a_batch_names_the_blobs_no_earlier_push_to_the_registry_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """push_blobs is told which of the batch's blobs the record of earlier pushes to the
+    registry does not know (in any repository): those it may send without asking."""
+    from polyarch.pipeline import bases
+    from polyarch.registry import mounts
+    from polyarch.registry import push as push_mod
+    from polyarch.registry.pushed import PushRecord
+
+    lay, amd, arm, a, b = _layout(tmp_path / "lay")
+    s, early, repo = _early(tmp_path, lay)
+    PushRecord(s.ws.root / "pushed", repo.registry).add("team/other", [a])
+    monkeypatch.setattr(bases, "dockerfile_bases", lambda *_a, **_kw: [])
+    monkeypatch.setattr(mounts, "mount_sources", lambda *_a, **_kw: {})
+    seen: list[tuple[set[str], frozenset[str], dict[str, list[str]]]] = []
+
+    def push_blobs(_client: Any, _layout: Any, _repo: Any, blobs: dict[str, int], *,
+                   unseen: frozenset[str], sources: dict[str, list[str]],
+                   **_kw: Any) -> tuple[dict[str, int], int]:
+        seen.append((set(blobs), unseen, dict(sources)))
+        return {"exists": 0, "mounted": 0, "uploaded": len(blobs)}, 0
+
+    monkeypatch.setattr(push_mod, "push_blobs", push_blobs)
+    early.submit([a, b])
+    early.finish()
+    assert early.error is None, early.failed
+    ((blobs, unseen, sources),) = seen
+    assert blobs == {a, b}
+    assert b in unseen and a not in unseen  # a was pushed to team/other before
+    assert sources == {a: ["team/other"]}
+    s.close()
