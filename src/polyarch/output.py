@@ -337,6 +337,8 @@ class BuildProgress:
 
     def __call__(self, ev: Any) -> None:
         """Takes a :class:`polyarch.engines.StepEvent`."""
+        if ev.state == "exported":
+            return  # no step: the image is written (polyarch.pipeline.ahead)
         plat = ev.platform or "shared"
         name = ev.name
         if plat != "shared" and name.startswith(f"[{plat} "):

@@ -201,3 +201,40 @@ def test_a_rebuild_writes_only_its_new_blobs(engine: str, tmp_path: Path,
     # The layout holds exactly what its index reaches: not the first build's top layers.
     first_only = set(stored) - set(blobs)
     assert first_only and not first_only & set(blobs)
+
+
+def test_buildx_says_the_index_is_stored_before_it_ends(tmp_path: Path) -> None:
+    """The exporter's step ends (and the event that starts the judging ahead comes) with
+    the index and every blob it reaches stored in the layout, while buildx still runs:
+    it is the digest buildx reports at the end."""
+    import time
+
+    from polyarch.engines import BuildRequest, StepEvent
+    from polyarch.engines.buildx import Buildx
+    from polyarch.platforms import parse_platforms
+    from polyarch.registry import OCILayout
+
+    ctx = make_context(tmp_path / "ctx", dockerfile=COPY_ONLY)
+    for arch in ("amd64", "arm64"):  # new layers: a real export
+        (ctx / f"rootfs-{arch}" / "nonce").write_text(uuid.uuid4().hex)
+    out = tmp_path / "out"
+    seen: list[tuple[str, set[str], float]] = []
+
+    def step(ev: StepEvent) -> None:
+        if ev.state == "exported":
+            lay = OCILayout(out, partial=True)
+            reached = set()
+            for m in lay.manifest(ev.name).json["manifests"]:  # every blob, read whole
+                man = lay.manifest(m["digest"])
+                for d in [man.json["config"], *man.json["layers"]]:
+                    reached.add(d["digest"])
+                    assert sum(len(c) for c in lay.iter_blob(d["digest"])) == d["size"]
+            seen.append((ev.name, reached, time.monotonic()))
+
+    req = BuildRequest(context=ctx, dockerfile=ctx / "Dockerfile",
+                       platforms=parse_platforms("linux/amd64,linux/arm64"), output=out)
+    res = Buildx().build(req, on_step=step)
+    ended = time.monotonic()
+    assert len(seen) == 1, seen
+    digest, reached, at = seen[0]
+    assert digest == res.digest and at < ended and len(reached) >= 4

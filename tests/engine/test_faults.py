@@ -89,6 +89,7 @@ def test_registry_stops_mid_push_then_rerun_uploads_only_what_is_missing(
         # and others are still on their way.
         proxy.add(Fault.delay(0.3), times=None, method="PUT", match="/blobs/uploads/")
         via = f"{proxy.address}/team/app:stable"
+        port = proxy.port  # the re-run goes through the same address (one registry)
         proc = subprocess.Popen([sys.executable, "-m", "polyarch", "publish", "-t", via,
                                  str(big)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
@@ -108,14 +109,15 @@ def test_registry_stops_mid_push_then_rerun_uploads_only_what_is_missing(
     assert manifest_digest(reg.address, "team/app", "stable") == d1  # no tag moved
     assert len(first) >= 2
 
-    with FaultProxy(reg.address) as proxy:
+    with FaultProxy(reg.address, port=port) as proxy:
         again = polyarch("publish", "-t", f"{proxy.address}/team/app:stable", "--json",
                          str(big))
         second = blob_uploads(proxy.log)
     assert again.code == 0, again.text
     doc = again.json()
     blobs = doc["push"]["blobs"]
-    # What the first run completed is skipped; only the rest is uploaded, once each.
+    # What the first run completed is skipped; only the rest is uploaded, once each (the
+    # blobs it confirmed are in the record of pushes, so none is sent without asking).
     assert blobs["uploaded"] == len(second) == len(set(second))
     assert not first & set(second)
     assert blobs["skipped"] >= len(first)

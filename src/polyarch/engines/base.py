@@ -84,11 +84,13 @@ class BuildResult:
 
 @dataclass(frozen=True)
 class StepEvent:
-    """A build step changed state. ``platform`` is None for shared steps."""
+    """A build step changed state. ``platform`` is None for shared steps. State
+    ``exported`` is no step: the image index is stored in the output layout (``name``
+    is its digest) while the build's command still runs (buildx only)."""
 
     platform: str | None
     name: str
-    state: str  # "started" | "done" | "cached" | "error"
+    state: str  # "started" | "done" | "cached" | "error" | "exported"
     error: str | None = None
     seconds: float | None = None
 

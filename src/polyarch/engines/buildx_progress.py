@@ -24,6 +24,12 @@ _REGISTRY_PATTERNS = (
 )
 
 
+#: The status BuildKit's image exporters give the image index they write (its digest
+#: follows). Once the exporter's own step ("exporting to oci image format") is done, the
+#: layout holds the index and every blob it reaches, well before buildx exits (which
+#: waits for the daemon to record the build, then writes the layout's index.json).
+INDEX_WRITTEN = "exporting manifest list sha256:"
+
 # Failures to reach the builder itself (before any step ran).
 _BUILDER_PATTERNS = ("failed to dial grpc", "error during connect", "booting buildkit",
                      "cannot connect to the docker daemon", "no builder", "failed to find driver")
@@ -41,6 +47,8 @@ class RawJsonProgress:
         self.logs: dict[str, list[str]] = {}
         self._reported: set[tuple[str, str]] = set()
         self._context: dict[str, int] = {}  # vertex -> bytes of build context received
+        self._index: str | None = None  # the digest of the index the exporter wrote
+        self._exported = False
 
     @property
     def context_bytes(self) -> int:
@@ -72,6 +80,8 @@ class RawJsonProgress:
             self._maybe_report(d, cur)
         for s in st.get("statuses") or []:
             sid = str(s.get("id", ""))
+            if sid.startswith(INDEX_WRITTEN) and s.get("completed"):
+                self._index = sid.removeprefix("exporting manifest list ")
             # "transferring context:" and, for a named context, "transferring NAME:";
             # the Dockerfile's own transfer is no build context.
             if sid.startswith("transferring ") and sid != "transferring dockerfile:":
@@ -79,6 +89,12 @@ class RawJsonProgress:
                 n = s.get("current")
                 if isinstance(n, int):
                     self._context[v] = max(self._context.get(v, 0), n)
+        if self._index is not None and not self._exported and any(
+                str(v.get("name", "")).startswith("exporting to ") and v.get("completed")
+                and not v.get("error") for v in self.vertices.values()):
+            self._exported = True
+            if self.on_step is not None:
+                self.on_step(StepEvent(None, self._index, "exported"))
         for log in st.get("logs") or []:
             try:
                 data = base64.b64decode(log.get("data", "")).decode("utf-8", "replace")

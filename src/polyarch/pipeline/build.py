@@ -19,7 +19,7 @@ from typing import Any
 from polyarch import interrupt, proc, redact, settings
 from polyarch.config import OPTIONS, Options
 from polyarch.config.table import Unsupported
-from polyarch.engines import BuildRequest, EngineArg, buildx_plugin
+from polyarch.engines import BuildRequest, EngineArg, StepEvent, buildx_plugin
 from polyarch.errors import BuildError, EnvironmentProblem, FatalError, RegistryError
 from polyarch.output import BuildProgress
 from polyarch.pipeline.plan import Plan
@@ -342,10 +342,14 @@ class _Alongside:
 
 
 def build(s: Session, plan: Plan, req: BuildRequest, *,
-          alongside: AlongsideCheck | None = None) -> Built:
+          alongside: AlongsideCheck | None = None,
+          exported: Callable[[str], None] | None = None) -> Built:
     """Run the build into ``req.output`` (a fresh directory of the session).
     ``alongside``: a check made while the engine builds; the error it raises stops the
-    build and is raised here (also when the build failed for another reason)."""
+    build and is raised here (also when the build failed for another reason).
+    ``exported(digest)``: called (from the thread reading the build's output) once the
+    engine says the image index is stored in ``req.output``, before the build ended
+    (buildx only; nothing of the build may be taken as done until this returns)."""
     assert req.output is not None
     plats = ", ".join(str(p) for p in req.platforms)
     interrupt.set_phase("building: nothing was pushed")
@@ -359,7 +363,13 @@ def build(s: Session, plan: Plan, req: BuildRequest, *,
         loading = preload(AFTER_BUILD + s.rep.table_modules(), after=check.cancel.started,
                           late=BEFORE_VERIFY if s.opts.verify else (), unless=built)
         try:
-            res = s.engine.build(req, on_step=prog, cancel=check.cancel)
+            step: Callable[[StepEvent], None] = prog
+            if exported is not None:
+                def step(ev: StepEvent) -> None:
+                    if ev.state == "exported":
+                        exported(ev.name)
+                    prog(ev)
+            res = s.engine.build(req, on_step=step, cancel=check.cancel)
         except FatalError as e:
             check.cancel.started.set()  # (the command may not have started: no more wait)
             check.settle(build_failed=True)  # what it found comes first

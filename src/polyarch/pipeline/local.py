@@ -115,30 +115,48 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
     pushed there by digest while the others are still being verified, where that can
     be (:mod:`polyarch.pipeline.overlap`); the caller's push completes it."""
     from polyarch.pipeline import overlap
+    from polyarch.pipeline.ahead import JudgeAhead
 
-    built = build_step.build(s, prep.plan, prep.request, alongside=prep.alongside)
-    from polyarch.checks.deep import Judged  # (imported during the build)
-
-    judged = Judged()  # the platforms judged on their own are not judged again
+    assert prep.request.output is not None
+    # The platforms are judged while the engine finishes (:mod:`.ahead`), and the blobs
+    # of those that passed begin to leave; those judged then, or on their own below,
+    # are not judged again.
+    ahead = JudgeAhead(s, prep.request.output, push_to)
+    try:
+        built = build_step.build(s, prep.plan, prep.request, alongside=prep.alongside,
+                                 exported=ahead)
+    except BaseException as e:
+        started = ahead.stop(wait=isinstance(e, Exception))
+        if started:
+            s.rep.warn(f"{started} verified blob{'s' if started != 1 else ''} of platforms"
+                       " that passed left by digest before the build failed (untagged,"
+                       " named by no manifest)")
+        raise
+    judged = ahead.finish()
     name = str(s.opts.tags[0]) if s.opts.tags else "the build"
     what = f"{name} ({built.digest[:19]}, local)"
     early: overlap.EarlyPush | None = None
     can = overlap.eligible(s, built.layout) if push_to else None
+    if ahead.early is not None and (can is None or can[1].digest != ahead.root):
+        ahead.stop()  # (not the index the build ended with: its own early push below)
+        ahead.early = None
+    read = ahead.layers_read  # layers read before this verification (not cached then)
     try:
         if can is not None:
             lay, root = can
             own, sizes = overlap.owners(lay, root)
-            early = overlap.EarlyPush(s, lay, root, repositories(push_to), sizes)
+            early = ahead.early or overlap.EarlyPush(s, lay, root, repositories(push_to),
+                                                     sizes)
             with s.rep.group(f"verify {what}, platform by platform"):
-                read = overlap.verify_platforms(s, lay, root, s.opts.platforms, early, own,
-                                                judged)
+                read += overlap.verify_platforms(s, lay, root, s.opts.platforms, early,
+                                                 own, judged)
         verified = verify_step.verify_layout(
             s, built.layout, s.opts.platforms, what=what,
             phase=overlap.PHASE if early is not None and early.submitted
             else verify_step.NOTHING_PUSHED, judged=judged)
-        if early is not None and verified.report is not None:
-            # The layers the platform-by-platform passes read (the last pass found them
-            # all in the layer cache).
+        if read and verified.report is not None:
+            # The layers the passes before this one read (it found them all in the layer
+            # cache, or judged already).
             r = verified.report
             total = r.layers_read + r.layers_cached
             r.layers_read = min(total, r.layers_read + read)

@@ -37,24 +37,25 @@ after the scan); otherwise verification and push run one after the other.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from polyarch import interrupt
 from polyarch.errors import FatalError
+from polyarch.pipeline.views import platform_views
 from polyarch.platforms import Platform
 from polyarch.refs import ImageRef
 from polyarch.registry.layout import OCILayout
-from polyarch.registry.media import ATTESTATION_FOR, INDEX_TYPES, OCI_INDEX, Manifest, is_attestation
+from polyarch.registry.media import ATTESTATION_FOR, INDEX_TYPES, Manifest, is_attestation
 from polyarch.session import Session
 
 if TYPE_CHECKING:
     from polyarch.checks.deep import Judged
+    from polyarch.registry.push import PushEvent
 
 #: What an interruption leaves once blobs began to leave early.
 PHASE = ("verifying; blobs of platforms that passed are being pushed by digest: no"
@@ -118,21 +119,6 @@ def releasable(own: Mapping[str, Collection[str]], passed: Collection[str],
                   if d not in sent and who and all(w in passed for w in who))
 
 
-class _OnePlatform(OCILayout):
-    """The layout seen as an index of one platform entry (with the attestation
-    manifests that describe it): what that platform's own verification reads."""
-
-    def __init__(self, path: Path, entry: dict[str, Any], attached: list[dict[str, Any]]) -> None:
-        super().__init__(path)
-        self.description = f"oci:{path} ({entry['digest'][:19]})"
-        self._entry = [entry, *attached]
-
-    def root(self) -> Manifest:
-        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                           "manifests": self._entry}).encode()
-        return self._learn(Manifest.from_bytes(data, OCI_INDEX))
-
-
 @dataclass
 class EarlyPush:
     """Pushes batches of verified blobs to every target repository, up to
@@ -171,6 +157,11 @@ class EarlyPush:
     #: Set once every platform passed (the last batch was handed over): a failure after
     #: that is the whole index's.
     all_passed: bool = False
+    #: Platform manifest digest -> blobs handed over when it passed.
+    released: dict[str, int] = field(default_factory=dict)
+    #: repository name -> every blob found, mounted or uploaded there (those of a batch
+    #: that failed too): what the record of pushes learns when the push fails.
+    confirmed: dict[str, set[str]] = field(default_factory=dict)
 
     def submit(self, digests: Sequence[str]) -> None:
         if digests and self.failed is None:
@@ -234,11 +225,18 @@ class EarlyPush:
             for repo in self.repos:
                 with self._lock:
                     unseen = self._unseen.get(repo.name, frozenset())
+                    there = self.confirmed.setdefault(repo.name, set())
+
+                def note(ev: PushEvent, there: set[str] = there) -> None:
+                    if ev.action in ("exists", "mounted", "uploaded"):
+                        with self._lock:
+                            there.add(ev.digest)
+
                 counts, n = push_blobs(
                     self.s.client, self.layout, repo, {d: self.sizes[d] for d in digests},
                     sources=self.sources(repo) or {},
                     mount_from=[d.repository for d in done if d.registry == repo.registry],
-                    unseen=unseen)
+                    unseen=unseen, progress=note)
                 with self._lock:
                     for k, v in counts.items():
                         self.counts[k] += v
@@ -267,10 +265,29 @@ class EarlyPush:
         self._pool.shutdown(wait=wait, cancel_futures=cancel)
         if wait:
             self._sourced.set()  # no batch is left to work them out
+        if wait and self.failed is not None:
+            # The push fails: a re-run asks for what went (it may send a small blob
+            # that no push recorded without asking, see polyarch.registry.push).
+            with self._lock:
+                confirmed = {r: set(d) for r, d in self.confirmed.items() if d}
+            record_confirmed(self.s, self.repos, confirmed)
 
     def pushed(self) -> set[str]:
         with self._lock:
             return set().union(*self.sent.values()) if self.sent else set()
+
+
+def record_confirmed(s: Session, repos: Sequence[ImageRef],
+                     confirmed: Mapping[str, Collection[str]]) -> None:
+    """Tell the record of pushes (:mod:`polyarch.registry.pushed`) which blobs are in
+    which repository (``confirmed``: repository name -> digests), when a push fails
+    before its end records them all."""
+    from polyarch.registry.pushed import PushRecord
+
+    for repo in repos:
+        if confirmed.get(repo.name):
+            PushRecord(s.ws.root / "pushed", repo.registry).add(repo.repository,
+                                                                confirmed[repo.name])
 
 
 def eligible(s: Session, layout: Path) -> tuple[OCILayout, Manifest] | None:
@@ -308,36 +325,42 @@ def one_each(root: Manifest, expected: Sequence[Platform]) -> bool:
     return len(entries) >= 2 and len(matched) == len(expected)
 
 
+def bytes_to_read(s: Session, lay: OCILayout, root: Manifest, own: Mapping[str, Collection[str]],
+                  sizes: Mapping[str, int]) -> int:
+    """Compressed bytes of the platforms' layers the layer cache does not hold."""
+    platform_layers = {x.get("digest") for d in root.json.get("manifests") or []
+                       if isinstance(d, dict) and not is_attestation(d)
+                       and isinstance(d.get("digest"), str)
+                       for x in lay.manifest(d["digest"]).json.get("layers") or []
+                       if isinstance(x, dict)}
+    return sum(sizes.get(d, 0) for d, who in own.items()
+               if d in platform_layers and set(who) - {ATTESTATIONS}
+               and not s.layer_cache.has(d))
+
+
 def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
                      expected: Sequence[Platform], early: EarlyPush,
-                     own: Mapping[str, Collection[str]], judged: Judged | None = None) -> int:
+                     own: Mapping[str, Collection[str]], judged: Judged | None = None,
+                     *, quiet: bool = False) -> int:
     """Verify every platform entry on its own (all at once, or in turn when there is
     little to read); hand each blob to ``early`` once every platform that references
     it passed (see :func:`owners`). Returns the layers read (the others were in the
-    layer cache)."""
+    layer cache). ``quiet``: nothing is said (:mod:`.ahead`, while the build's command
+    finishes); a later pass over the same platforms says what was handed over."""
     from polyarch.checks.verify import verify_source
 
-    manifests = [d for d in root.json.get("manifests") or [] if isinstance(d, dict)]
-    entries = [d for d in manifests if not is_attestation(d) and isinstance(d.get("digest"), str)]
+    views = platform_views(lay, root, expected, partial=lay.partial)
 
-    def attached(entry: dict[str, Any]) -> list[dict[str, Any]]:
-        return [d for d in manifests if is_attestation(d) and (d.get("annotations") or {})
-                .get("vnd.docker.reference.digest") == entry["digest"]]
-
-    def one(entry: dict[str, Any]) -> tuple[str, bool, int]:
-        pd = entry.get("platform") or {}
-        mine = [p for p in expected if p.matches(str(pd.get("os")), str(pd.get("architecture")),
-                                                 pd.get("variant"))]
+    def one(digest: str, mine: list[Platform], view: OCILayout) -> tuple[str, bool, int]:
         if len(mine) != 1:
-            return entry["digest"], False, 0  # unexpected: the whole index fails
-        view = _OnePlatform(lay.path, entry, attached(entry))
+            return digest, False, 0  # unexpected: the whole index fails
         try:
             report = verify_source(view, mine, allow=s.opts.allow, cache=s.layer_cache,
-                                   check_cached=False, judged=judged,
-                                   progress=lambda m: s.rep.info(f"{mine[0]}: {m}"))
+                                   check_cached=False, judged=judged, progress=None if quiet
+                                   else lambda m: s.rep.info(f"{mine[0]}: {m}"))
         except (FatalError, ValueError):
-            return entry["digest"], False, 0  # the whole index's verification says why
-        return entry["digest"], report.ok, report.layers_read
+            return digest, False, 0  # the whole index's verification says why
+        return digest, report.ok, report.layers_read
 
     passed: set[str] = set()
     failed = False
@@ -346,29 +369,26 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
     # after a change of the top layer), the platforms are judged one after the other:
     # side by side they would only take turns holding the interpreter, and the first
     # to pass (whose layers then leave) would pass later.
-    platform_layers = {x.get("digest") for e in entries
-                       for x in lay.manifest(e["digest"]).json.get("layers") or []
-                       if isinstance(x, dict)}
-    to_read = sum(early.sizes.get(d, 0) for d, who in own.items()
-                  if d in platform_layers and set(who) - {ATTESTATIONS}
-                  and not s.layer_cache.has(d))
-    workers = len(entries) if to_read >= SIDE_BY_SIDE_FROM else 1
+    to_read = bytes_to_read(s, lay, root, own, early.sizes)
+    workers = len(views) if to_read >= SIDE_BY_SIDE_FROM else 1
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        for f in as_completed([pool.submit(one, e) for e in entries]):
+        for f in as_completed([pool.submit(one, *v) for v in views]):
             digest, ok, n = f.result()
             read += n
             if not ok:
                 failed = True  # the publish fails: nothing more leaves
             elif not failed:
                 passed.add(digest)
-                early.all_passed = len(passed) == len(entries)
+                early.all_passed = len(passed) == len(views)
                 batch = releasable(own, passed, early.submitted)
                 if batch:
-                    s.rep.info(f"{_platform_name(root, digest)} passed: pushing"
-                               f" {len(batch)} verified blob{'s' if len(batch) != 1 else ''}"
-                               " by digest")
                     interrupt.set_phase(PHASE)
+                    early.released[digest] = len(batch)
                     early.submit(batch)
+                n = early.released.get(digest, 0)
+                if n and not quiet:
+                    s.rep.info(f"{_platform_name(root, digest)} passed: pushing {n} verified"
+                               f" blob{'s' if n != 1 else ''} by digest")
     return read
 
 

@@ -16,7 +16,7 @@ a registry failure of the early push fails this step there, before any manifest.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from polyarch.session import Session
 
 if TYPE_CHECKING:
     from polyarch.pipeline.overlap import EarlyPush
+    from polyarch.registry.push import PushEvent
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
     sending the last of them: those are not asked for again, and the first manifest
     waits for them (a failure of theirs fails this step there)."""
     # The HTTP client's modules load while the engine builds, not before it starts.
+    from polyarch.pipeline.overlap import record_confirmed
     from polyarch.registry.push import plan_push, push_layout
     from polyarch.registry.pushed import PushRecord
 
@@ -100,6 +102,18 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
                        f" verification (waited {time.monotonic() - t_wait:.2f} s for the"
                        " last of them)")
 
+    # repository name -> blobs this step found, mounted or uploaded there (recorded when
+    # the step fails: a re-run asks for them, see polyarch.registry.push.NO_HEAD_BELOW).
+    confirmed: dict[str, set[str]] = {}
+
+    def noting(repo: ImageRef) -> Callable[[PushEvent], None]:
+        there = confirmed.setdefault(repo.name, set())
+
+        def note(ev: PushEvent) -> None:
+            if ev.action in ("exists", "mounted", "uploaded"):
+                there.add(ev.digest)
+        return note
+
     with s.rep.group(f"push {digest[:19]} to {', '.join(r.name for r in repos)}"):
         try:
             if early is not None and early.failed is not None:
@@ -124,6 +138,7 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
                     known_sources=None if sources is not None else recorded,
                     bases=[b for b in bases or () if b.registry == repo.registry],
                     present=handed.get(repo.name, frozenset()), before_manifests=settle,
+                    progress=noting(repo),
                     # A blob never pushed to this repository (as far as the record of
                     # earlier pushes knows): it cannot hold the image yet.
                     expect_new=any(repo.repository not in recorded.get(d, ())
@@ -142,6 +157,12 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
                 # The uploads in flight end (within their deadlines) before the error is
                 # said, so that the registry's state is settled then; unless interrupted.
                 early.finish(cancel=True, wait=isinstance(e, Exception))
+            if isinstance(e, Exception):
+                if early is not None:
+                    with early._lock:
+                        for name, there in early.confirmed.items():
+                            confirmed.setdefault(name, set()).update(there)
+                record_confirmed(s, repos, confirmed)
             raise
     return Pushed(tuple(r.name for r in repos), digest, counts["uploaded"], counts["exists"],
                   counts["mounted"], sent, time.monotonic() - t0)

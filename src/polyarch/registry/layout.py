@@ -71,8 +71,11 @@ class BlobLocation:
 class OCILayout:
     """An OCI image layout: a directory or a ``.tar`` archive of one."""
 
-    def __init__(self, path: Path, name: str | None = None) -> None:
+    def __init__(self, path: Path, name: str | None = None, *, partial: bool = False) -> None:
+        """``partial``: a directory whose ``index.json`` is not written yet (an engine
+        still finishing the build): its blobs are read by digest."""
         self.path = path
+        self.partial = partial
         self.name = name
         self.ref: ImageRef | None = None
         self.description = f"oci:{path}" + (f":{name}" if name else "")
@@ -83,7 +86,7 @@ class OCILayout:
         if not path.exists():
             raise UsageError(f"{self.description}: no such file or directory")
         if path.is_dir():
-            if not (path / "index.json").exists():
+            if not partial and not (path / "index.json").exists():
                 raise UsageError(f"{self.description}: not an OCI layout (no index.json)")
         elif not path.is_file():
             raise UsageError(f"{self.description}: not a directory or a regular file (an OCI"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -28,6 +29,8 @@ from urllib.parse import quote
 MAX_DIGESTS = 5_000
 MAX_REPOS = 4
 MAX_BYTES = 4 << 20
+#: One rewrite at a time in this process (batches of one push may record side by side).
+_writing = threading.Lock()
 
 
 class PushRecord:
@@ -56,6 +59,10 @@ class PushRecord:
 
     def add(self, repository: str, digests: Iterable[str]) -> None:
         """``digests`` are now in ``repository``: remember it first for each."""
+        with _writing:
+            self._add(repository, digests)
+
+    def _add(self, repository: str, digests: Iterable[str]) -> None:
         doc = self.load()
         for d in digests:
             repos = [repository, *(r for r in doc.pop(d, []) if r != repository)]

@@ -66,3 +66,42 @@ def test_context_bytes_are_zero_without_a_transfer_status() -> None:
     for line in _status("sha256:df", "transferring dockerfile:", 160):
         p.feed(line)
     assert p.context_bytes == 0
+
+
+def _events(*records: str) -> list[tuple[str, str]]:
+    """(state, name) of every event the parser gives for these rawjson records."""
+    out: list[tuple[str, str]] = []
+    p = RawJsonProgress(lambda ev: out.append((ev.state, ev.name)))
+    for rec in records:
+        for line in ["{", rec, "}"]:
+            p.feed(line)
+    return out
+
+
+EXPORTER = '"digest": "sha256:ex", "name": "exporting to oci image format"'
+INDEX = "exporting manifest list sha256:" + "c1" * 32
+
+
+def test_the_exported_index_is_said_once_the_exporter_step_is_done() -> None:
+    """The index digest (from the exporter's status) is given once the exporter's step
+    completed: its blobs are in the layout then, while buildx still runs."""
+    started = f'  "vertexes": [{{{EXPORTER}, "started": "2026-12-07T10:00:00Z"}}]'
+    index_done = (f'  "statuses": [{{"id": "{INDEX}", "vertex": "sha256:ex",'
+                  ' "started": "2026-12-07T10:00:00.1Z", "completed": "2026-12-07T10:00:00.2Z"}]')
+    done = (f'  "vertexes": [{{{EXPORTER}, "started": "2026-12-07T10:00:00Z",'
+            ' "completed": "2026-12-07T10:00:00.3Z"}]')
+    ev = _events(started, index_done, done, done)
+    assert [e for e in ev if e[0] == "exported"] == [("exported", "sha256:" + "c1" * 32)]
+    # Before the step's end (its index written, other blobs maybe not yet): nothing.
+    assert not [e for e in _events(started, index_done) if e[0] == "exported"]
+    # The status and the step's end in one record: said too.
+    both = (f'  "vertexes": [{{{EXPORTER}, "completed": "2026-12-07T10:00:00.3Z"}}],'
+            f'\n  "statuses": [{{"id": "{INDEX}", "vertex": "sha256:ex",'
+            ' "completed": "2026-12-07T10:00:00.2Z"}]')
+    assert [e for e in _events(both) if e[0] == "exported"]
+    # An exporter that failed, or a status not yet complete: nothing.
+    failed = (f'  "vertexes": [{{{EXPORTER}, "completed": "2026-12-07T10:00:00.3Z",'
+              ' "error": "failed to export"}]')
+    assert not [e for e in _events(index_done, failed) if e[0] == "exported"]
+    pending = f'  "statuses": [{{"id": "{INDEX}", "vertex": "sha256:ex"}}]'
+    assert not [e for e in _events(pending, done) if e[0] == "exported"]

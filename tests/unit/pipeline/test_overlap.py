@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from oci_images import make_layer, write_oci_layout
 
-from polyarch.pipeline.overlap import ATTESTATIONS, _OnePlatform, owners, releasable
+from polyarch.pipeline.overlap import ATTESTATIONS, owners, releasable
+from polyarch.pipeline.views import OnePlatform
 from polyarch.registry import OCILayout
 
 
@@ -110,7 +111,7 @@ def test_configs_and_attestations_wait_for_the_platforms_they_belong_to(
 def test_one_platform_view_is_an_index_of_that_entry(tmp_path: Path) -> None:
     lay, amd, arm, _, _ = _layout(tmp_path / "lay")
     entry = next(m for m in lay.root().json["manifests"] if m["digest"] == arm)
-    view = _OnePlatform(lay.path, entry, [])
+    view = OnePlatform(lay.path, entry, [])
     root = view.root()
     assert root.is_index and root.json["manifests"] == [entry]
     assert view.manifest(arm).digest == arm and amd not in view.description
