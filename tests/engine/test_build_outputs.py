@@ -205,10 +205,9 @@ def test_a_rebuild_writes_only_its_new_blobs(engine: str, tmp_path: Path,
 
 def test_buildx_says_the_index_is_stored_before_it_ends(tmp_path: Path) -> None:
     """The exporter's step ends (and the event that starts the judging ahead comes) with
-    the index and every blob it reaches stored in the layout, while buildx still runs:
-    it is the digest buildx reports at the end."""
-    import time
-
+    the index and every blob it reaches stored whole in the layout (each read back
+    against its digest), while buildx still runs: it is the digest buildx reports at
+    the end."""
     from polyarch.engines import BuildRequest, StepEvent
     from polyarch.engines.buildx import Buildx
     from polyarch.platforms import parse_platforms
@@ -218,7 +217,7 @@ def test_buildx_says_the_index_is_stored_before_it_ends(tmp_path: Path) -> None:
     for arch in ("amd64", "arm64"):  # new layers: a real export
         (ctx / f"rootfs-{arch}" / "nonce").write_text(uuid.uuid4().hex)
     out = tmp_path / "out"
-    seen: list[tuple[str, set[str], float]] = []
+    seen: list[tuple[str, set[str]]] = []
 
     def step(ev: StepEvent) -> None:
         if ev.state == "exported":
@@ -229,12 +228,11 @@ def test_buildx_says_the_index_is_stored_before_it_ends(tmp_path: Path) -> None:
                 for d in [man.json["config"], *man.json["layers"]]:
                     reached.add(d["digest"])
                     assert sum(len(c) for c in lay.iter_blob(d["digest"])) == d["size"]
-            seen.append((ev.name, reached, time.monotonic()))
+            seen.append((ev.name, reached))
 
     req = BuildRequest(context=ctx, dockerfile=ctx / "Dockerfile",
                        platforms=parse_platforms("linux/amd64,linux/arm64"), output=out)
     res = Buildx().build(req, on_step=step)
-    ended = time.monotonic()
     assert len(seen) == 1, seen
-    digest, reached, at = seen[0]
-    assert digest == res.digest and at < ended and len(reached) >= 4
+    digest, reached = seen[0]
+    assert digest == res.digest and len(reached) >= 4  # two configs, two layers at least

@@ -3,7 +3,7 @@
 A :class:`~polyarch.checks.layers.LayerScan` depends only on the layer's bytes, on the
 rules that read them (the walker, the tar reader under it, the ELF reader, the
 credential detectors) and on the values given to the build that the content scanner
-looks for (an entry's name carries a keyed hash of them, :func:`_known_suffix`). So the
+looks for (an entry's name carries a keyed hash of them, :func:`known_suffix`). So the
 key is the layer digest plus :data:`RULES`, a hash of those rules' source: a
 changed detector starts a fresh cache instead of trusting old results. The platform
 a layer is judged against and the ``--allow`` globs are applied after the scan, so
@@ -80,7 +80,7 @@ class LayerCache:
         algo, _, hexd = digest.partition(":")
         if algo != "sha256" or len(hexd) != 64 or not all(c in "0123456789abcdef" for c in hexd):
             return None
-        return self.dir / f"{hexd}{_known_suffix()}.json.z"
+        return self.dir / f"{hexd}{known_suffix()}.json.z"
 
     def get(self, digest: str) -> LayerScan | None:
         f = self._file(digest)
@@ -128,7 +128,7 @@ class LayerCache:
                              stop=stop)
 
 
-def _known_suffix() -> str:
+def known_suffix() -> str:
     """The values given to this build are looked for in every layer (a build argument,
     a registry password): a scan made without them does not answer for them. A
     64-bit keyed hash of them names the entries made with them (no value is stored)."""

@@ -16,7 +16,7 @@ from typing import Any
 from polyarch.checks import judge
 from polyarch.checks import secrets as secret_checks
 from polyarch.checks.allow import allow_for
-from polyarch.checks.cache import LayerCache
+from polyarch.checks.cache import LayerCache, known_suffix
 from polyarch.checks.entries import Entry
 from polyarch.checks.filesystem import merge
 from polyarch.checks.layers import LayerFormatError, LayerScan
@@ -50,27 +50,29 @@ class Judged:
     judging every file again."""
 
     def __init__(self) -> None:
-        self._done: dict[tuple[str, str, tuple[str, ...]], _Judgement] = {}
+        self._done: dict[tuple[str, str, tuple[str, ...], str], _Judgement] = {}
         self._attestations: dict[str, tuple[Finding, ...]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, tuple[str, ...]]) -> _Judgement | None:
+    def get(self, key: tuple[str, str, tuple[str, ...], str]) -> _Judgement | None:
         with self._lock:
             return self._done.get(key)
 
-    def put(self, key: tuple[str, str, tuple[str, ...]], j: _Judgement) -> None:
+    def put(self, key: tuple[str, str, tuple[str, ...], str], j: _Judgement) -> None:
         with self._lock:
             self._done[key] = j
 
     def attestation(self, digest: str, scan: Callable[[], list[Finding]]) -> list[Finding]:
         """The findings of the attestation manifest ``digest`` (its content, fixed by
-        the digest, scanned for the values this run knows): ``scan`` once per run."""
+        the digest, scanned for the values this run knows): ``scan`` once per run and
+        set of known values."""
+        key = digest + known_suffix()
         with self._lock:
-            done = self._attestations.get(digest)
+            done = self._attestations.get(key)
         if done is None:
             done = tuple(scan())
             with self._lock:
-                self._attestations[digest] = done
+                self._attestations[key] = done
         return list(done)
 
 
@@ -90,6 +92,7 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
     """The ``binaries`` and ``secrets`` checks of every entry with a manifest; a layer
     that cannot be read is a finding of each platform that has it."""
     layer_lists: dict[int, list[str]] = {}
+    keys: dict[int, tuple[str, str, tuple[str, ...], str]] = {}
     wanted: list[str] = []
     judged_layers: set[str] = set()  # of platforms judged before: not loaded again
     for i, e in enumerate(entries):
@@ -99,7 +102,8 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
         digests = [str(d["digest"]) for d in layers if _is_layer(d) and d.get("digest")]
         e.result.layers = len(digests)
         e.result.compressed_bytes = sum(int(d.get("size") or 0) for d in layers if _is_layer(d))
-        done = judged.get(_key(e, _mine(e, allow))) if judged is not None else None
+        keys[i] = _key(e, _mine(e, allow))  # (before judging: the values known then)
+        done = judged.get(keys[i]) if judged is not None else None
         if done is not None:
             _apply(e, done)
             judged_layers.update(digests)
@@ -156,7 +160,7 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
                   len(e.result.inert), len(e.result.test_data))
         _judge(e, merge(good), mine)
         if judged is not None and len(good) == len(digests):  # (every layer read)
-            judged.put(_key(e, mine), _Judgement(
+            judged.put(keys[i], _Judgement(
                 tuple(e.result.findings[before[0]:]), frozenset(e.result.ran - before[1]),
                 e.result.files_checked - before[2], tuple(e.result.inert[before[3]:]),
                 tuple(e.result.test_data[before[4]:])))
@@ -168,11 +172,13 @@ def _mine(e: Entry, allow: Sequence[str]) -> tuple[str, ...]:
     return allow_for(allow, e.plat if e.plat is not None else e.result.platform)
 
 
-def _key(e: Entry, mine: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:
+def _key(e: Entry, mine: Sequence[str]) -> tuple[str, str, tuple[str, ...], str]:
     """What a platform's verdict depends on besides its manifest's content: the platform
-    expected of it and the --allow rules for it."""
+    expected of it, the --allow rules for it, and the secret values known when it is
+    made (a registry password is learnt when the registry is first asked, perhaps after
+    a platform was judged: a keyed hash of them, :func:`known_suffix`)."""
     assert e.manifest is not None
-    return (e.manifest.digest, str(e.plat), tuple(mine))
+    return (e.manifest.digest, str(e.plat), tuple(mine), known_suffix())
 
 
 def _judge(e: Entry, fs: Any, mine: Sequence[str]) -> None:

@@ -9,18 +9,21 @@ layout by then (each is stored whole, by rename, before the index that names it)
 So the platforms are judged in that time, each on its own as :mod:`.overlap` judges
 them: the verdicts go into the run's :class:`~polyarch.checks.deep.Judged` store and
 the layer scans into the layer cache, which the verification after the build takes.
-Nothing is printed and nothing leaves the machine here: a verdict counts only for the
-same manifest digest, platform and ``--allow`` rules, in the verification that runs
-once the build ended well (a build that fails, or an index that is not the one judged,
-uses none of it). Any problem (a blob not there yet, a malformed manifest) ends this
-pass silently; the verification after the build judges again and says why.
+Nothing is printed here: a verdict counts only for the same manifest digest, platform,
+``--allow`` rules and secret values known, in the verification that runs once the
+build ended well (a build that fails, or an index that is not the one judged, uses none
+of it). The pass waits for the registry check made beside the build (which learns the
+registry's password, a value verification looks for) to pass. Any problem (a blob not
+there yet, a malformed manifest) ends it silently; the verification after the build
+judges again and says why.
 
 With the blobs of a publish to push early (:mod:`.overlap`), the push starts here
 too: the blobs of each platform that passed leave by digest while buildx finishes,
 under the same rule (a blob once every platform that references it passed; the
 configs and attestations once every platform passed). A build that fails after its
-export (rare: a cache export, the metadata file) then leaves those verified blobs,
-untagged and named by no manifest, and its error says so.
+export (rare: buildx cannot write the metadata file or index.json), or is interrupted
+then, leaves those verified blobs, untagged and named by no manifest, and a line
+before its error says how many.
 
 Only when there is little to read (:data:`~polyarch.pipeline.overlap.SIDE_BY_SIDE_FROM`:
 a changed top layer, not a cold build): a long read here would take the platforms'
@@ -31,6 +34,7 @@ overlap with the other platforms' verification.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,68 +52,78 @@ AHEAD_WAIT = 30.0
 
 
 class JudgeAhead:
-    """Call with the index digest (from the build's output reader) to start the pass;
-    :meth:`finish` once the build ended."""
+    """Call with the index digest and the registry check's event (from
+    :func:`polyarch.pipeline.build.build`) to start the pass; :meth:`finish` once the
+    build ended well, :meth:`stop` when it did not."""
 
     def __init__(self, s: Session, layout: Path, push_to: Sequence[ImageRef] = ()) -> None:
         self.s = s
         self.layout = layout
         self.push_to = push_to
-        self.judged: Judged | None = None
-        #: The early push this pass started (``push_to`` given, every condition of
-        #: :func:`~polyarch.pipeline.overlap.eligible` met), with its index's digest.
-        self.early: EarlyPush | None = None
-        self.root = ""
         #: Platforms judged, and the layers read to judge them (not in the layer cache).
         self.platforms = 0
         self.layers_read = 0
+        self._judged: Judged | None = None
+        self._early: EarlyPush | None = None
+        self._root = ""
+        self._closed = False  # set by stop() and a finish() that gave up: nothing more
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, digest: str) -> None:
+    def __call__(self, digest: str, checked: threading.Event) -> None:
         with self._lock:
-            if self._thread is not None or not self.s.opts.verify:
+            if self._thread is not None or self._closed or not self.s.opts.verify:
                 return
-            self._thread = threading.Thread(target=self._run, args=(digest,),
+            self._thread = threading.Thread(target=self._run, args=(digest, checked),
                                             name="polyarch-ahead", daemon=True)
         self._thread.start()
 
-    def finish(self, timeout: float = AHEAD_WAIT) -> Judged:
-        """The verdicts of the pass (waiting up to ``timeout`` for it), in the store the
-        verification after the build goes on with."""
+    def finish(self, root: str | None, timeout: float = AHEAD_WAIT
+               ) -> tuple[Judged, EarlyPush | None, str]:
+        """Once the build ended well with the index ``root`` (``None``: one that is not
+        for an early push): the verdicts of the pass (waiting up to ``timeout`` for it),
+        for the verification to go on with; the early push it started, if it is for
+        ``root``; and what an early push dropped (the pass still running after
+        ``timeout``, or another index) left, in words ("" when nothing)."""
         from polyarch.checks.deep import Judged
 
         with self._lock:
             t = self._thread
         if t is not None:
             t.join(timeout)
-        if t is not None and t.is_alive():
-            # Still running: its early push stops, and nothing of it is taken (no
-            # verdict or blob is shared with a pass that may still go on).
-            with self._lock:
-                early, self.early, self.layers_read = self.early, None, 0
-            if early is not None:
-                early.finish(cancel=True, wait=False)
-            return Judged()
         with self._lock:
-            return self.judged if self.judged is not None else Judged()
+            alive = t is not None and t.is_alive()
+            if alive:
+                self._closed = True  # (nothing of it is taken: it may still write)
+            judged = self._judged if self._judged is not None and not alive else Judged()
+            early, ahead_root = self._early, self._root
+        if early is not None and (alive or root != ahead_root):
+            return Judged() if alive else judged, None, self._drop(early, wait=not alive)
+        if alive:
+            self.layers_read = 0
+        return judged, early, ""
 
-    def stop(self, wait: bool = True) -> int:
-        """The build failed: no more blobs leave (those in flight end, unless ``wait``
-        is false). Returns how many verified blobs the early push started."""
+    def stop(self, wait: bool = True) -> str:
+        """The build failed (or was interrupted: ``wait`` false): nothing more is judged
+        or leaves; the uploads in flight end. Returns what left, in words ("" when
+        nothing)."""
         with self._lock:
+            self._closed = True
             t = self._thread
         if t is not None and wait:
             t.join(AHEAD_WAIT)
         with self._lock:
-            early = self.early
-        if early is None:
-            return 0
-        early.finish(cancel=True, wait=wait)
-        with early._lock:
-            return len(early.started)
+            early = self._early
+        return self._drop(early, wait=wait) if early is not None else ""
 
-    def _run(self, digest: str) -> None:
+    @staticmethod
+    def _drop(early: EarlyPush, *, wait: bool) -> str:
+        from polyarch.pipeline.overlap import left_early
+
+        early.finish(cancel=True, wait=wait)
+        return left_early(early)
+
+    def _run(self, digest: str, checked: threading.Event) -> None:
         from polyarch.checks.deep import Judged
         from polyarch.checks.verify import verify_source
         from polyarch.pipeline import overlap
@@ -119,6 +133,12 @@ class JudgeAhead:
 
         s = self.s
         judged = Judged()
+        deadline = time.monotonic() + AHEAD_WAIT
+        # The registry check passed (what it learnt is looked for), or this pass ends.
+        while not checked.wait(0.05):
+            with self._lock:
+                if self._closed or time.monotonic() > deadline:
+                    return
         try:
             lay = OCILayout(self.layout, partial=True)
             root = lay.manifest(digest)  # (its bytes are checked against the digest)
@@ -131,7 +151,9 @@ class JudgeAhead:
             if self.push_to and s.opts.smoke is None and s.layer_cache.writable:
                 early = overlap.EarlyPush(s, lay, root, repositories(self.push_to), sizes)
                 with self._lock:
-                    self.early, self.root = early, root.digest
+                    if self._closed:
+                        return
+                    self._early, self._root = early, root.digest
                 read = overlap.verify_platforms(s, lay, root, s.opts.platforms, early, own,
                                                 judged, quiet=True)
             else:
@@ -142,4 +164,4 @@ class JudgeAhead:
         except Exception:  # noqa: BLE001 - the verification after the build judges again
             return  # and says why
         with self._lock:
-            self.judged, self.platforms, self.layers_read = judged, len(views), read
+            self._judged, self.platforms, self.layers_read = judged, len(views), read

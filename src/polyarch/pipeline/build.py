@@ -301,7 +301,12 @@ class _Alongside:
         self._limit = check.limit() if check is not None else 0.0
         self._made = time.monotonic()
         self._began: float | None = None  # when the check started
-        if check is not None:
+        #: Set once the check passed (at once when there is none): what it learnt (a
+        #: registry password, a value verification looks for) is known from then on.
+        self.passed = threading.Event()
+        if check is None:
+            self.passed.set()
+        else:
             self._thread = threading.Thread(target=self._run, args=(check.run,),
                                             name="polyarch-alongside", daemon=True)
             self._thread.start()
@@ -313,6 +318,7 @@ class _Alongside:
         self._began = time.monotonic()
         try:
             check()
+            self.passed.set()
         except FatalError as e:
             self.cancel.set(e)
         except Exception as e:  # noqa: BLE001 - a bug: raised by settle()
@@ -343,13 +349,14 @@ class _Alongside:
 
 def build(s: Session, plan: Plan, req: BuildRequest, *,
           alongside: AlongsideCheck | None = None,
-          exported: Callable[[str], None] | None = None) -> Built:
+          exported: Callable[[str, threading.Event], None] | None = None) -> Built:
     """Run the build into ``req.output`` (a fresh directory of the session).
     ``alongside``: a check made while the engine builds; the error it raises stops the
     build and is raised here (also when the build failed for another reason).
-    ``exported(digest)``: called (from the thread reading the build's output) once the
-    engine says the image index is stored in ``req.output``, before the build ended
-    (buildx only; nothing of the build may be taken as done until this returns)."""
+    ``exported(digest, checked)``: called (in this thread, as the build's output is
+    read) once the engine says the image index is stored in ``req.output``, before the
+    build ended (buildx only); ``checked`` is set once the ``alongside`` check passed
+    (never, when it fails). It must return at once."""
     assert req.output is not None
     plats = ", ".join(str(p) for p in req.platforms)
     interrupt.set_phase("building: nothing was pushed")
@@ -367,7 +374,7 @@ def build(s: Session, plan: Plan, req: BuildRequest, *,
             if exported is not None:
                 def step(ev: StepEvent) -> None:
                     if ev.state == "exported":
-                        exported(ev.name)
+                        exported(ev.name, check.passed)
                     prog(ev)
             res = s.engine.build(req, on_step=step, cancel=check.cancel)
         except FatalError as e:

@@ -126,27 +126,24 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
         built = build_step.build(s, prep.plan, prep.request, alongside=prep.alongside,
                                  exported=ahead)
     except BaseException as e:
-        started = ahead.stop(wait=isinstance(e, Exception))
-        if started:
-            s.rep.warn(f"{started} verified blob{'s' if started != 1 else ''} of platforms"
-                       " that passed left by digest before the build failed (untagged,"
-                       " named by no manifest)")
+        left = ahead.stop(wait=isinstance(e, Exception))
+        if left:
+            s.rep.warn(f"{left}, before the build failed")
         raise
-    judged = ahead.finish()
     name = str(s.opts.tags[0]) if s.opts.tags else "the build"
     what = f"{name} ({built.digest[:19]}, local)"
     early: overlap.EarlyPush | None = None
-    can = overlap.eligible(s, built.layout) if push_to else None
-    if ahead.early is not None and (can is None or can[1].digest != ahead.root):
-        ahead.stop()  # (not the index the build ended with: its own early push below)
-        ahead.early = None
-    read = ahead.layers_read  # layers read before this verification (not cached then)
     try:
+        can = overlap.eligible(s, built.layout) if push_to else None
+        judged, early, dropped = ahead.finish(can[1].digest if can is not None else None)
+        if dropped:  # (an index other than the build's: cannot happen with buildx)
+            s.rep.warn(f"{dropped}, for an index the build did not end with")
+        read = ahead.layers_read  # layers read before this verification (not cached then)
         if can is not None:
             lay, root = can
             own, sizes = overlap.owners(lay, root)
-            early = ahead.early or overlap.EarlyPush(s, lay, root, repositories(push_to),
-                                                     sizes)
+            if early is None:
+                early = overlap.EarlyPush(s, lay, root, repositories(push_to), sizes)
             with s.rep.group(f"verify {what}, platform by platform"):
                 read += overlap.verify_platforms(s, lay, root, s.opts.platforms, early,
                                                  own, judged)
@@ -171,10 +168,12 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
             consequence = overlap.what_left(early, consequence)
         require_ok(verified, partial, consequence=consequence)
     except BaseException as e:
+        # Nothing more leaves; the uploads in flight end (within their deadlines) so
+        # the registry's state is settled when the error is reported, unless
+        # interrupted (Ctrl-C, SIGTERM). (Also an early push of the pass beside the
+        # build not taken over yet.)
+        ahead.stop(wait=isinstance(e, Exception))
         if early is not None:
-            # Nothing more leaves; the uploads in flight end (within their deadlines) so
-            # the registry's state is settled when the error is reported, unless
-            # interrupted (Ctrl-C, SIGTERM).
             early.finish(cancel=True, wait=isinstance(e, Exception))
         raise
     if verified.report is not None:

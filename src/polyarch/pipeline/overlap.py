@@ -265,7 +265,7 @@ class EarlyPush:
         self._pool.shutdown(wait=wait, cancel_futures=cancel)
         if wait:
             self._sourced.set()  # no batch is left to work them out
-        if wait and self.failed is not None:
+        if self.failed is not None:
             # The push fails: a re-run asks for what went (it may send a small blob
             # that no push recorded without asking, see polyarch.registry.push).
             with self._lock:
@@ -381,7 +381,7 @@ def verify_platforms(s: Session, lay: OCILayout, root: Manifest,
                 passed.add(digest)
                 early.all_passed = len(passed) == len(views)
                 batch = releasable(own, passed, early.submitted)
-                if batch:
+                if batch and early.failed is None:
                     interrupt.set_phase(PHASE)
                     early.released[digest] = len(batch)
                     early.submit(batch)
@@ -399,6 +399,20 @@ def _platform_name(root: Manifest, digest: str) -> str:
             return "/".join(str(x) for x in (pd.get("os"), pd.get("architecture"),
                                              pd.get("variant")) if x)
     return digest[:19]
+
+
+def left_early(early: EarlyPush) -> str:
+    """What ``early`` pushed, in words, for a run that ends otherwise than by its push
+    step (its batches ended or were cancelled)."""
+    with early._lock:
+        started, done = set(early.started), set().union(set(), *early.sent.values())
+    n = len(started)
+    if not n:
+        return ""
+    some = "" if done >= started else "up to "
+    return (f"{some}{n} verified blob{'s' if n != 1 else ''} of platforms that passed"
+            f" {'was' if n == 1 else 'were'} pushed by digest (untagged, named by no"
+            " manifest)")
 
 
 def what_left(early: EarlyPush, otherwise: str) -> str:

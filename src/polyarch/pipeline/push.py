@@ -157,12 +157,11 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
                 # The uploads in flight end (within their deadlines) before the error is
                 # said, so that the registry's state is settled then; unless interrupted.
                 early.finish(cancel=True, wait=isinstance(e, Exception))
-            if isinstance(e, Exception):
-                if early is not None:
-                    with early._lock:
-                        for name, there in early.confirmed.items():
-                            confirmed.setdefault(name, set()).update(there)
-                record_confirmed(s, repos, confirmed)
+            if early is not None:
+                with early._lock:
+                    for name, there in early.confirmed.items():
+                        confirmed.setdefault(name, set()).update(there)
+            record_confirmed(s, repos, confirmed)  # (interrupted too: a quick local write)
             raise
     return Pushed(tuple(r.name for r in repos), digest, counts["uploaded"], counts["exists"],
                   counts["mounted"], sent, time.monotonic() - t0)

@@ -6,6 +6,8 @@ begin to leave; a pass that cannot read what it needs ends without a word."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,13 @@ from polyarch.session import Session
 from polyarch.workspace import Workspace
 
 BOTH = parse_platforms("linux/amd64,linux/arm64")
+
+
+def _checked() -> threading.Event:
+    """The registry check beside the build: passed."""
+    e = threading.Event()
+    e.set()
+    return e
 
 
 def _written(d: Path) -> tuple[Path, str]:
@@ -55,10 +64,13 @@ def test_the_platforms_are_judged_before_index_json_and_the_verdicts_taken(
     lay, root = _written(tmp_path / "lay")
     s = _session(tmp_path)
     ahead = JudgeAhead(s, lay)
-    ahead(root)
-    ahead("sha256:" + "0" * 64)  # (a second call starts nothing)
-    judged = ahead.finish()
+    ahead(root, _checked())
+    first = ahead._thread
+    ahead("sha256:" + "0" * 64, _checked())  # a second call starts nothing
+    assert ahead._thread is first
+    judged, early, dropped = ahead.finish(None)
     assert (ahead.platforms, ahead.layers_read) == (2, 2)
+    assert early is None and dropped == ""  # (no targets: nothing to push)
     assert capsys.readouterr() == ("", "")  # nothing said while the build still runs
     (lay / "index.later").rename(lay / "index.json")
     merges = _merges(monkeypatch)
@@ -80,8 +92,8 @@ def test_a_pass_that_cannot_judge_ends_without_a_word(
                          .read_bytes())
         (lay / "blobs/sha256" / man["layers"][0]["digest"][7:]).unlink()
     ahead = JudgeAhead(s, lay)
-    ahead(root if damage != "digest" else "sha256:" + "1" * 64)
-    judged = ahead.finish()
+    ahead(root if damage != "digest" else "sha256:" + "1" * 64, _checked())
+    judged, _, _ = ahead.finish(None)
     assert ahead.platforms == 0 and ahead.layers_read == 0
     assert capsys.readouterr() == ("", "")
     if damage != "blob":
@@ -99,13 +111,43 @@ def test_with_much_to_read_nothing_is_judged_ahead(tmp_path: Path,
     first platform to pass starts its push while the other is still read."""
     from polyarch.pipeline import overlap
 
-    monkeypatch.setattr(overlap, "SIDE_BY_SIDE_FROM", 1)
     lay, root = _written(tmp_path / "lay")
     s = _session(tmp_path)
+    asked: list[int] = []
+    real = overlap.bytes_to_read
+    monkeypatch.setattr(overlap, "bytes_to_read", lambda *a: asked.append(1) or real(*a))
+    monkeypatch.setattr(overlap, "SIDE_BY_SIDE_FROM", 1)
     ahead = JudgeAhead(s, lay)
-    ahead(root)
-    ahead.finish()
-    assert ahead.platforms == 0
+    ahead(root, _checked())
+    ahead.finish(None)
+    assert ahead.platforms == 0 and asked == [1]  # (it got as far as asking)
+    monkeypatch.setattr(overlap, "SIDE_BY_SIDE_FROM", 8 << 20)
+    again = JudgeAhead(s, lay)
+    again(root, _checked())
+    again.finish(None)
+    assert again.platforms == 2
+    s.close()
+
+
+def test_the_pass_waits_for_the_registry_check_and_ends_if_it_fails(
+        tmp_path: Path) -> None:
+    """What the check learns (the registry's password) is looked for: nothing is judged
+    before it passed, and nothing at all when the build ends without it passing."""
+    lay, root = _written(tmp_path / "lay")
+    s = _session(tmp_path)
+    checked = threading.Event()
+    ahead = JudgeAhead(s, lay)
+    ahead(root, checked)
+    time.sleep(0.3)
+    assert ahead.platforms == 0 and ahead._thread is not None and ahead._thread.is_alive()
+    checked.set()
+    ahead.finish(None)
+    assert ahead.platforms == 2
+    never = JudgeAhead(s, lay)
+    never(root, threading.Event())
+    assert never.stop() == "" and never._thread is not None
+    never._thread.join(5)
+    assert not never._thread.is_alive() and never.platforms == 0
     s.close()
 
 
@@ -131,10 +173,9 @@ def test_with_targets_the_blobs_of_platforms_that_passed_begin_to_leave(
     lay, root = _written(tmp_path / "lay")
     s = _session(tmp_path)
     ahead = JudgeAhead(s, lay, [parse_ref("registry.example:5000/team/app:v1")])
-    ahead(root)
-    judged = ahead.finish()
-    early = ahead.early
-    assert early is not None and ahead.root == root
+    ahead(root, _checked())
+    judged, early, dropped = ahead.finish(root)
+    assert early is not None and dropped == ""
     early.finish()
     assert capsys.readouterr() == ("", "")
     # Each platform's layer, then (with the last platform) the configs.
@@ -153,22 +194,78 @@ def test_with_targets_the_blobs_of_platforms_that_passed_begin_to_leave(
     s.close()
 
 
-def test_a_build_that_fails_after_its_export_stops_the_early_push(
+def test_a_build_that_fails_after_its_export_stops_the_early_push_and_says_so(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first platform's batch is on its way when the build fails: it ends, the
+    batch queued behind it never starts, and what left is said ("" when nothing)."""
     from polyarch.pipeline import bases
     from polyarch.registry import mounts
     from polyarch.registry import push as push_mod
 
     monkeypatch.setattr(bases, "dockerfile_bases", lambda *_a, **_kw: [])
     monkeypatch.setattr(mounts, "mount_sources", lambda *_a, **_kw: {})
-    monkeypatch.setattr(push_mod, "push_blobs", lambda *_a, **_kw: (
-        {"exists": 0, "mounted": 0, "uploaded": 1}, 0))
+    monkeypatch.setattr("polyarch.pipeline.overlap.BATCHES_AT_ONCE", 1)
+    going, release = threading.Event(), threading.Event()
+    batches: list[set[str]] = []
+
+    def push_blobs(_client: Any, _layout: Any, _repo: Any, blobs: dict[str, int],
+                   **_kw: Any) -> tuple[dict[str, int], int]:
+        batches.append(set(blobs))
+        going.set()
+        assert release.wait(10)
+        return {"exists": 0, "mounted": 0, "uploaded": len(blobs)}, 0
+
+    monkeypatch.setattr(push_mod, "push_blobs", push_blobs)
     lay, root = _written(tmp_path / "lay")
     s = _session(tmp_path)
     ahead = JudgeAhead(s, lay, [parse_ref("registry.example:5000/team/app:v1")])
-    ahead(root)
-    started = ahead.stop()
-    assert ahead.early is not None and ahead.early.failed == "cancelled"
-    assert started == len(ahead.early.started) > 0
-    assert JudgeAhead(s, lay).stop() == 0  # no pass, nothing left
+    ahead(root, _checked())
+    assert going.wait(10)
+    threading.Timer(0.3, release.set).start()
+    left = ahead.stop()
+    assert len(batches) == 1  # the second platform's batch never started
+    n = len(batches[0])
+    assert left == f"{n} verified blob{'s' if n != 1 else ''} of platforms that passed" \
+                   f" {'was' if n == 1 else 'were'} pushed by digest (untagged, named by no manifest)"
+    assert JudgeAhead(s, lay).stop() == ""  # no pass: nothing left
+    s.close()
+
+
+def test_build_and_verify_says_what_left_when_the_build_fails_after_its_export(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The build's command fails after the exporter's step (here: the event, then the
+    error): the early push the pass started ends, and a line before the error says
+    what left."""
+    from polyarch.engines import BuildRequest
+    from polyarch.errors import BuildError
+    from polyarch.pipeline import bases, local
+    from polyarch.pipeline import build as build_step
+    from polyarch.pipeline.plan import Plan
+    from polyarch.registry import mounts
+    from polyarch.registry import push as push_mod
+
+    monkeypatch.setattr(bases, "dockerfile_bases", lambda *_a, **_kw: [])
+    monkeypatch.setattr(mounts, "mount_sources", lambda *_a, **_kw: {})
+    monkeypatch.setattr(push_mod, "push_blobs", lambda _c, _l, _r, blobs, **_kw: (
+        {"exists": 0, "mounted": 0, "uploaded": len(blobs)}, 0))
+    lay, root = _written(tmp_path / "lay")
+
+    def build(_s: Any, _plan: Any, _req: Any, *, alongside: Any = None,
+              exported: Any = None) -> Any:
+        exported(root, _checked())
+        time.sleep(0.5)  # buildx finishing; then it fails
+        raise BuildError("buildx failed after the export")
+
+    monkeypatch.setattr(build_step, "build", build)
+    s = _session(tmp_path)
+    prep = local.Prepared(Plan(checks=[]), BuildRequest(context=tmp_path, dockerfile=tmp_path
+                                                        / "Dockerfile", platforms=tuple(BOTH),
+                                                        output=lay))
+    with pytest.raises(BuildError):
+        local.build_and_verify(s, prep, consequence="nothing was pushed",
+                               push_to=[parse_ref("registry.example:5000/team/app:v1")])
+    said = capsys.readouterr().err
+    assert "verified blobs of platforms that passed were pushed by digest" in said, said
+    assert "before the build failed" in said
     s.close()

@@ -73,3 +73,27 @@ def test_an_attestation_scanned_once_is_not_scanned_again(
         assert [f.kind for _, f in report.errors()] == ["attestation"]
     verify_source(src, amd, cache=None, processes=0)  # without the run's verdicts: scanned
     assert len(scans) == 2
+
+
+def test_a_value_learnt_after_a_verdict_is_looked_for_again(tmp_path: Path) -> None:
+    """A platform judged before a secret value was known (a registry password is learnt
+    when the registry is first asked, perhaps while the build still runs) is judged
+    again once it is: its verdict does not answer for that value."""
+    from polyarch import redact
+
+    value = "Kq7pLm2Xv9TzR4wN8sYb"
+    layer = make_layer({"srv/app/settings.txt": f"password {value}\n".encode()})
+    src = OCILayout(write_oci_layout(tmp_path / "v", [("linux/amd64", [(*layer, "gzip")]),
+                                                      ("linux/arm64", [(*layer, "gzip")])]))
+    judged = Judged()
+    try:
+        before = verify_source(src, BOTH, cache=None, processes=0, judged=judged)
+        redact.register([value])
+        after = verify_source(src, BOTH, cache=None, processes=0, judged=judged)
+        again = verify_source(src, BOTH, cache=None, processes=0, judged=judged)
+    finally:
+        redact.REDACTOR.clear()
+    assert before.ok and before.layers_read == 1
+    assert not after.ok and after.layers_read == 1  # judged again, with the value
+    assert any("value of a secret given to this build" in f.message for _, f in after.errors())
+    assert again.layers_read == 0 and again.to_json()["platforms"] == after.to_json()["platforms"]
