@@ -76,11 +76,11 @@ class LayerCache:
         self.misses = 0
         self.writable = True
 
-    def _file(self, digest: str) -> Path | None:
+    def _file(self, digest: str, known: str | None = None) -> Path | None:
         algo, _, hexd = digest.partition(":")
         if algo != "sha256" or len(hexd) != 64 or not all(c in "0123456789abcdef" for c in hexd):
             return None
-        return self.dir / f"{hexd}{known_suffix()}.json.z"
+        return self.dir / f"{hexd}{known_suffix() if known is None else known}.json.z"
 
     def get(self, digest: str) -> LayerScan | None:
         f = self._file(digest)
@@ -104,8 +104,10 @@ class LayerCache:
         f = self._file(digest)
         return f is not None and f.is_file()
 
-    def put(self, scan: LayerScan) -> None:
-        f = self._file(scan.digest)
+    def put(self, scan: LayerScan, known: str | None = None) -> None:
+        """Keep ``scan``, made looking for the values :func:`known_suffix` named when it
+        began (``known``; default: now)."""
+        f = self._file(scan.digest, known)
         if f is None or not self.writable:
             return
         data = zlib.compress(json.dumps(scan.to_json(), separators=(",", ":")).encode(), 6)

@@ -91,6 +91,7 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
                  procs: Procs, judged: Judged | None = None) -> None:
     """The ``binaries`` and ``secrets`` checks of every entry with a manifest; a layer
     that cannot be read is a finding of each platform that has it."""
+    known = known_suffix()  # the values looked for, as the scans below begin
     layer_lists: dict[int, list[str]] = {}
     keys: dict[int, tuple[str, str, tuple[str, ...], str]] = {}
     wanted: list[str] = []
@@ -141,7 +142,7 @@ def check_layers(src: ImageSource, entries: list[Entry], allow: Sequence[str],
                 continue
             scans[dg] = scan
             if cache is not None:
-                cache.put(scan)
+                cache.put(scan, known)
     finally:
         results.close()  # on an error or Ctrl-C here: the worker processes stop now
     for check in checks:

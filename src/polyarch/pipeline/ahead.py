@@ -67,6 +67,7 @@ class JudgeAhead:
         self._early: EarlyPush | None = None
         self._root = ""
         self._closed = False  # set by stop() and a finish() that gave up: nothing more
+        self._gave_up = False  # a finish() that waited its time for the pass
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -80,11 +81,11 @@ class JudgeAhead:
 
     def finish(self, root: str | None, timeout: float = AHEAD_WAIT
                ) -> tuple[Judged, EarlyPush | None, str]:
-        """Once the build ended well with the index ``root`` (``None``: one that is not
-        for an early push): the verdicts of the pass (waiting up to ``timeout`` for it),
-        for the verification to go on with; the early push it started, if it is for
-        ``root``; and what an early push dropped (the pass still running after
-        ``timeout``, or another index) left, in words ("" when nothing)."""
+        """Once the build ended well with the index ``root`` (``None``: verification and
+        push do not overlap for it, :func:`~polyarch.pipeline.overlap.eligible`): the
+        verdicts of the pass (waiting up to ``timeout`` for it), for the verification to
+        go on with; the early push it started, if it is for ``root``; and, when an early
+        push is dropped instead, what it left and why, in words ("" when nothing)."""
         from polyarch.checks.deep import Judged
 
         with self._lock:
@@ -94,23 +95,29 @@ class JudgeAhead:
         with self._lock:
             alive = t is not None and t.is_alive()
             if alive:
-                self._closed = True  # (nothing of it is taken: it may still write)
+                self._closed = self._gave_up = True  # (nothing of it is taken)
             judged = self._judged if self._judged is not None and not alive else Judged()
             early, ahead_root = self._early, self._root
-        if early is not None and (alive or root != ahead_root):
-            return Judged() if alive else judged, None, self._drop(early, wait=not alive)
         if alive:
             self.layers_read = 0
-        return judged, early, ""
+        if early is None or (not alive and root == ahead_root):
+            return judged, early, ""
+        left = self._drop(early, wait=not alive)
+        why = (f"the platforms were still being judged after {timeout:g} s" if alive
+               else "verification and push no longer overlap" if root is None
+               else "the build ended with another index")
+        return judged, None, f"{left} while the build finished ({why})" if left else ""
 
     def stop(self, wait: bool = True) -> str:
         """The build failed (or was interrupted: ``wait`` false): nothing more is judged
-        or leaves; the uploads in flight end. Returns what left, in words ("" when
-        nothing)."""
+        or leaves; the uploads in flight end (waited for, with ``wait``). Returns what
+        left, in words ("" when nothing)."""
         with self._lock:
             self._closed = True
-            t = self._thread
-        if t is not None and wait:
+            t, early, gave_up = self._thread, self._early, self._gave_up
+        if early is not None:
+            early.finish(cancel=True, wait=False)  # no batch starts from now on
+        if t is not None and wait and not gave_up:
             t.join(AHEAD_WAIT)
         with self._lock:
             early = self._early
@@ -164,4 +171,5 @@ class JudgeAhead:
         except Exception:  # noqa: BLE001 - the verification after the build judges again
             return  # and says why
         with self._lock:
-            self._judged, self.platforms, self.layers_read = judged, len(views), read
+            if not self._gave_up:
+                self._judged, self.platforms, self.layers_read = judged, len(views), read

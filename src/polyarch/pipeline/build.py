@@ -301,9 +301,11 @@ class _Alongside:
         self._limit = check.limit() if check is not None else 0.0
         self._made = time.monotonic()
         self._began: float | None = None  # when the check started
-        #: Set once the check passed (at once when there is none): what it learnt (a
-        #: registry password, a value verification looks for) is known from then on.
+        #: Set once the check passed (at once when there is none) and the build has not
+        #: failed: what it learnt (a registry password, a value verification looks for)
+        #: is known from then on.
         self.passed = threading.Event()
+        self.build_failed = threading.Event()
         if check is None:
             self.passed.set()
         else:
@@ -318,7 +320,8 @@ class _Alongside:
         self._began = time.monotonic()
         try:
             check()
-            self.passed.set()
+            if not self.build_failed.is_set():
+                self.passed.set()
         except FatalError as e:
             self.cancel.set(e)
         except Exception as e:  # noqa: BLE001 - a bug: raised by settle()
@@ -378,6 +381,7 @@ def build(s: Session, plan: Plan, req: BuildRequest, *,
                     prog(ev)
             res = s.engine.build(req, on_step=step, cancel=check.cancel)
         except FatalError as e:
+            check.build_failed.set()  # (nothing waiting for the check goes on now)
             check.cancel.started.set()  # (the command may not have started: no more wait)
             check.settle(build_failed=True)  # what it found comes first
             text = f"{e.message} {e.detail or ''}".lower()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from polyarch import interrupt
 from polyarch.engines import BuildRequest
 from polyarch.errors import UsageError
 from polyarch.pipeline import build as build_step
@@ -128,7 +129,8 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
     except BaseException as e:
         left = ahead.stop(wait=isinstance(e, Exception))
         if left:
-            s.rep.warn(f"{left}, before the build failed")
+            s.rep.warn(f"{left} before the build failed or was interrupted (untagged,"
+                       " named by no manifest)")
         raise
     name = str(s.opts.tags[0]) if s.opts.tags else "the build"
     what = f"{name} ({built.digest[:19]}, local)"
@@ -136,8 +138,11 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
     try:
         can = overlap.eligible(s, built.layout) if push_to else None
         judged, early, dropped = ahead.finish(can[1].digest if can is not None else None)
-        if dropped:  # (an index other than the build's: cannot happen with buildx)
-            s.rep.warn(f"{dropped}, for an index the build did not end with")
+        if dropped:
+            s.rep.warn(dropped)
+            interrupt.set_phase(overlap.PHASE)
+            # (what a failed verification leaves, said below, counts them)
+            consequence = f"{dropped}: untagged, named by no manifest; nothing else was pushed"
         read = ahead.layers_read  # layers read before this verification (not cached then)
         if can is not None:
             lay, root = can
@@ -149,7 +154,7 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
                                                  own, judged)
         verified = verify_step.verify_layout(
             s, built.layout, s.opts.platforms, what=what,
-            phase=overlap.PHASE if early is not None and early.submitted
+            phase=overlap.PHASE if dropped or (early is not None and early.submitted)
             else verify_step.NOTHING_PUSHED, judged=judged)
         if read and verified.report is not None:
             # The layers the passes before this one read (it found them all in the layer

@@ -411,8 +411,7 @@ def left_early(early: EarlyPush) -> str:
         return ""
     some = "" if done >= started else "up to "
     return (f"{some}{n} verified blob{'s' if n != 1 else ''} of platforms that passed"
-            f" {'was' if n == 1 else 'were'} pushed by digest (untagged, named by no"
-            " manifest)")
+            f" {'was' if n == 1 else 'were'} pushed by digest")
 
 
 def what_left(early: EarlyPush, otherwise: str) -> str:

@@ -196,15 +196,26 @@ def test_with_targets_the_blobs_of_platforms_that_passed_begin_to_leave(
 
 def test_a_build_that_fails_after_its_export_stops_the_early_push_and_says_so(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first platform's batch is on its way when the build fails: it ends, the
-    batch queued behind it never starts, and what left is said ("" when nothing)."""
+    """The first platform's batch is on its way, and the second platform still being
+    judged, when the build fails: the batch ends, the second platform's never starts,
+    and what left is said ("" when nothing)."""
+    from polyarch.checks import verify as verify_mod
     from polyarch.pipeline import bases
     from polyarch.registry import mounts
     from polyarch.registry import push as push_mod
 
     monkeypatch.setattr(bases, "dockerfile_bases", lambda *_a, **_kw: [])
     monkeypatch.setattr(mounts, "mount_sources", lambda *_a, **_kw: {})
-    monkeypatch.setattr("polyarch.pipeline.overlap.BATCHES_AT_ONCE", 1)
+    judging: list[int] = []
+    real = verify_mod.verify_source
+
+    def slow_second(*a: Any, **kw: Any) -> Any:
+        judging.append(1)
+        if len(judging) == 2:
+            time.sleep(0.5)  # the build fails meanwhile
+        return real(*a, **kw)
+
+    monkeypatch.setattr(verify_mod, "verify_source", slow_second)
     going, release = threading.Event(), threading.Event()
     batches: list[set[str]] = []
 
@@ -223,10 +234,10 @@ def test_a_build_that_fails_after_its_export_stops_the_early_push_and_says_so(
     assert going.wait(10)
     threading.Timer(0.3, release.set).start()
     left = ahead.stop()
-    assert len(batches) == 1  # the second platform's batch never started
+    assert len(judging) == 2 and len(batches) == 1  # the second batch never started
     n = len(batches[0])
     assert left == f"{n} verified blob{'s' if n != 1 else ''} of platforms that passed" \
-                   f" {'was' if n == 1 else 'were'} pushed by digest (untagged, named by no manifest)"
+                   f" {'was' if n == 1 else 'were'} pushed by digest"
     assert JudgeAhead(s, lay).stop() == ""  # no pass: nothing left
     s.close()
 
@@ -267,5 +278,5 @@ def test_build_and_verify_says_what_left_when_the_build_fails_after_its_export(
                                push_to=[parse_ref("registry.example:5000/team/app:v1")])
     said = capsys.readouterr().err
     assert "verified blobs of platforms that passed were pushed by digest" in said, said
-    assert "before the build failed" in said
+    assert "before the build failed or was interrupted (untagged, named by no manifest)" in said
     s.close()
