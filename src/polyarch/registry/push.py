@@ -155,9 +155,9 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     there and before the first manifest is written (nothing is written when it raises;
     not called when the repository holds the root): a caller still sending the blobs of
     ``present`` waits there. ``expect_new``: the caller expects the repository not to
-    hold the root (a blob of it was never pushed there): the root and the child
-    manifests are asked for at once, a round trip fewer (else the root alone first, so
-    that an unchanged image costs one request); the outcome is the same either way.
+    hold the root (a blob of it was never pushed there): no manifest is asked for, every
+    one is written (else the root alone is asked for first, so that an unchanged image
+    costs one request); the outcome is the same either way.
     Raises
     :class:`~polyarch.errors.RegistryError` (exit 4) when the registry fails beyond
     the retry budget or the deadline.
@@ -180,11 +180,12 @@ def push_layout(client: RegistryAPI, layout: OCILayout, repo: ImageRef, *,
     children = manifests[:-1]
     with ThreadPoolExecutor(max_workers=max(1, jobs) * HEADS_PER_JOB,
                             thread_name_prefix="push") as pool:
-        if expect_new and children:
-            # The root and the children at once: one round trip instead of two.
-            answers = list(pool.map(lambda m: _holds(client, target, m.digest),
-                                    [root, *children]))
-            root_held, child_held = answers[0], answers[1:]
+        if expect_new:
+            # A blob was never pushed here: the repository cannot hold the root (it took
+            # no manifest before what it names was there), and hardly the children.
+            # Nothing is asked: every manifest is written, which changes nothing for one
+            # the repository holds after all (pushed from elsewhere).
+            root_held, child_held = False, [False] * len(children)
         else:
             root_held = _holds(client, target, root.digest)
             child_held = [] if root_held else list(pool.map(

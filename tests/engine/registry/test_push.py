@@ -293,32 +293,39 @@ def test_a_repository_holding_the_root_costs_one_request(registry: str, repo: st
     assert (again.blobs_uploaded, again.blobs_skipped, again.manifests) == (0, 5, 0)
 
 
-def test_a_push_expected_new_asks_for_the_root_and_its_manifests_at_once(
-        registry: str, repo: str, tmp_path: Path) -> None:
-    """``expect_new``: the root and the platform manifests are asked for in one round
-    (the root's answer held 1 s: the others were asked meanwhile); the push is the same
-    as without it. Without it the platform manifests wait for the root's answer."""
+def test_a_push_expected_new_asks_for_no_manifest(registry: str, repo: str,
+                                                 tmp_path: Path) -> None:
+    """``expect_new`` (a blob was never pushed to the repository): no manifest is asked
+    for, every one is written; the push is the same as without it, which asks for the
+    root first. Into a repository that holds the image already, the manifests are
+    written again and nothing changes."""
     name = repo.split("/", 1)[1]
-    logs = {}
+    lay = layout_with(tmp_path / "lay")
+    root = lay.root().digest
+    results = {}
     for expect_new in (True, False):
-        lay = layout_with(tmp_path / f"lay-{expect_new}")
-        root = lay.root().digest
+        target = f"{name}-{str(expect_new).lower()}"
         with FaultProxy(registry) as proxy, RegistryClient() as client:
-            proxy.add(Fault.delay(1.0), method="HEAD", match=f"/manifests/{root}")
-            res = push_layout(client, lay, parse_ref(f"{proxy.address}/{name}-{str(expect_new).lower()}"),
+            res = push_layout(client, lay, parse_ref(f"{proxy.address}/{target}"),
                               expect_new=expect_new)
-            logs[expect_new] = list(proxy.log)
+            log = list(proxy.log)
+        results[expect_new] = res
+        asked = [r for r in log if r.method == "HEAD" and "/manifests/" in r.path]
         assert (res.blobs_uploaded, res.manifests) == (5, 3), res
-        assert tags_of(registry, f"{name}-{str(expect_new).lower()}") == []
-        asked_root = next(r for r in logs[expect_new]
-                          if r.method == "HEAD" and r.path.endswith(f"/manifests/{root}"))
-        children = [r for r in logs[expect_new] if r.method == "HEAD"
-                    and "/manifests/" in r.path and r is not asked_root]
-        assert len(children) == 2, logs[expect_new]
+        assert tags_of(registry, target) == []
         if expect_new:
-            assert all(c.began < asked_root.ended for c in children), logs[expect_new]
+            assert asked == [], log
         else:
-            assert all(c.began >= asked_root.ended for c in children), logs[expect_new]
+            assert asked[0].path.endswith(f"/manifests/{root}"), log
+    assert results[True].digest == results[False].digest == root
+    # Again into the repository that holds it now: written again, the same digest.
+    with RegistryClient() as client:
+        again = push_layout(client, lay, parse_ref(f"{registry}/{name}-true"),
+                            expect_new=True)
+    assert again.digest == root and again.blobs_uploaded == 0 and again.manifests == 3
+    r = httpx.head(f"http://{registry}/v2/{name}-true/manifests/{root}", timeout=10,
+                   headers={"Accept": lay.root().media_type})
+    assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == root
 
 
 def test_platform_manifests_the_repository_holds_are_not_pushed_again(
