@@ -149,7 +149,7 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
                 counts["mounted"] += res.blobs_mounted
                 sent += res.bytes_sent
                 done.append(repo)
-                record.add_beside(repo.repository, blobs)
+                record.add(repo.repository, blobs)
                 s.rep.info(f"{repo.name}@{digest}: {res.blobs_uploaded} blobs uploaded,"
                            f" {res.blobs_skipped} already there, {res.blobs_mounted} mounted")
         except BaseException as e:

@@ -9,8 +9,7 @@ labels in its content store, which is how ``docker buildx build --push`` mounts 
 The record is one small JSON file per registry in polyarch's cache directory: digest ->
 the repositories it was last pushed to (most recent first, at most
 :data:`MAX_REPOS`), at most :data:`MAX_DIGESTS` digests (the oldest are forgotten). A
-push reads it before and rewrites it after (beside the tag step): a full record costs
-about 15 ms each time
+push reads it before and rewrites it after: a full record costs about 15 ms each time
 (20,000 digests cost 50-90 ms; one file per digest prefix cost 10 ms even when nearly
 empty, as a push touches 20 or more of them). It is a hint only: a mount the registry
 refuses (the blob was deleted, the credentials cannot read that repository) falls back
@@ -32,9 +31,6 @@ MAX_REPOS = 4
 MAX_BYTES = 4 << 20
 #: One rewrite at a time in this process (batches of one push may record side by side).
 _writing = threading.Lock()
-#: Rewrites under way beside the caller (:meth:`PushRecord.add_beside`): a read waits
-#: for them (the next image of a project mounts from what the one before it pushed).
-_beside: list[threading.Thread] = []
 
 
 class PushRecord:
@@ -44,12 +40,6 @@ class PushRecord:
         self.file = directory / f"{quote(registry.lower(), safe='')}.json"
 
     def load(self) -> dict[str, list[str]]:
-        for t in list(_beside):
-            if t is not threading.current_thread():
-                t.join()
-        return self._load()
-
-    def _load(self) -> dict[str, list[str]]:
         try:
             with self.file.open("rb") as f:
                 data = f.read(MAX_BYTES + 1)
@@ -72,17 +62,8 @@ class PushRecord:
         with _writing:  # (each rewrite reads the record anew under the lock)
             self._add(repository, digests)
 
-    def add_beside(self, repository: str, digests: Iterable[str]) -> threading.Thread:
-        """:meth:`add` in a thread of its own, while the caller goes on (the tags move
-        meanwhile); the interpreter waits for it before it exits."""
-        t = threading.Thread(target=self.add, args=(repository, list(digests)),
-                             name="polyarch-push-record")
-        _beside[:] = [x for x in _beside if x.is_alive()] + [t]
-        t.start()
-        return t
-
     def _add(self, repository: str, digests: Iterable[str]) -> None:
-        doc = self._load()
+        doc = self.load()
         for d in digests:
             repos = [repository, *(r for r in doc.pop(d, []) if r != repository)]
             doc[d] = repos[:MAX_REPOS]  # re-inserted: the most recent are last

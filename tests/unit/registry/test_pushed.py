@@ -66,29 +66,3 @@ def test_a_record_that_cannot_be_written_is_no_error(tmp_path: Path) -> None:
     assert rec.sources([digest(1)]) == {}
     assert not list(tmp_path.glob("*.tmp"))
 
-
-def test_a_record_written_beside_the_caller_is_read_complete(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The push step writes the record beside the tag step; a read meanwhile (the next
-    image of a project, mounting from what this one pushed) waits for that write."""
-    import threading
-    from collections.abc import Iterable
-
-    rec = PushRecord(tmp_path, "registry.example:5000")
-    gate = threading.Event()
-    real = pushed.PushRecord._add
-
-    def slow_add(self: PushRecord, repository: str, digests: Iterable[str]) -> None:
-        gate.wait(5)
-        real(self, repository, digests)
-
-    monkeypatch.setattr(pushed.PushRecord, "_add", slow_add)
-    t = rec.add_beside("team/base", ["sha256:" + "a" * 64])
-    threading.Timer(0.2, gate.set).start()
-    assert rec.sources(["sha256:" + "a" * 64]) == {"sha256:" + "a" * 64: ["team/base"]}
-    assert not t.is_alive()
-    # Two writes beside each other both land.
-    monkeypatch.setattr(pushed.PushRecord, "_add", real)
-    rec.add_beside("team/one", ["sha256:" + "b" * 64])
-    rec.add_beside("team/two", ["sha256:" + "c" * 64])
-    assert set(rec.load()) == {"sha256:" + x * 64 for x in "abc"}
