@@ -125,7 +125,7 @@ class JudgeAhead:
 
     @staticmethod
     def _drop(early: EarlyPush, *, wait: bool) -> str:
-        from polyarch.pipeline.overlap import left_early
+        from polyarch.pipeline.leftover import left_early
 
         early.finish(cancel=True, wait=wait)
         return left_early(early)

@@ -115,7 +115,7 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
     each platform's counts). With ``push_to``, the blobs of platforms that passed are
     pushed there by digest while the others are still being verified, where that can
     be (:mod:`polyarch.pipeline.overlap`); the caller's push completes it."""
-    from polyarch.pipeline import overlap
+    from polyarch.pipeline import leftover, overlap
     from polyarch.pipeline.ahead import JudgeAhead
 
     assert prep.request.output is not None
@@ -170,7 +170,7 @@ def build_and_verify(s: Session, prep: Prepared, *, consequence: str,
             # Nothing more leaves; the uploads in flight end (within their deadlines), so
             # the message says what the registry holds.
             early.finish(cancel=True)
-            consequence = overlap.what_left(early, consequence)
+            consequence = leftover.what_left(early, consequence)
         require_ok(verified, partial, consequence=consequence)
     except BaseException as e:
         # Nothing more leaves; the uploads in flight end (within their deadlines) so

@@ -64,7 +64,7 @@ def push(s: Session, layout: Path, digest: str, targets: Sequence[ImageRef], *,
     sending the last of them: those are not asked for again, and the first manifest
     waits for them (a failure of theirs fails this step there)."""
     # The HTTP client's modules load while the engine builds, not before it starts.
-    from polyarch.pipeline.overlap import record_confirmed
+    from polyarch.pipeline.leftover import record_confirmed
     from polyarch.registry.push import plan_push, push_layout
     from polyarch.registry.pushed import PushRecord
 

@@ -58,6 +58,16 @@ def _merges(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return merges
 
 
+def _no_bases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No base image to read, no mount source to find: the early push goes straight to
+    ``push_blobs`` (which each test stubs)."""
+    from polyarch.pipeline import bases
+    from polyarch.registry import mounts
+
+    monkeypatch.setattr(bases, "dockerfile_bases", lambda *_a, **_kw: [])
+    monkeypatch.setattr(mounts, "mount_sources", lambda *_a, **_kw: {})
+
+
 def test_the_platforms_are_judged_before_index_json_and_the_verdicts_taken(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -156,12 +166,10 @@ def test_with_targets_the_blobs_of_platforms_that_passed_begin_to_leave(
         capsys: pytest.CaptureFixture[str]) -> None:
     """Silently: the verification after the build says what each platform handed over,
     and hands over nothing twice."""
-    from polyarch.pipeline import bases, overlap
-    from polyarch.registry import mounts
+    from polyarch.pipeline import overlap
     from polyarch.registry import push as push_mod
 
-    monkeypatch.setattr(bases, "dockerfile_bases", lambda *_a, **_kw: [])
-    monkeypatch.setattr(mounts, "mount_sources", lambda *_a, **_kw: {})
+    _no_bases(monkeypatch)
     sent: list[set[str]] = []
 
     def push_blobs(_client: Any, _layout: Any, _repo: Any, blobs: dict[str, int],
@@ -200,12 +208,9 @@ def test_a_build_that_fails_after_its_export_stops_the_early_push_and_says_so(
     judged, when the build fails: the batch ends, the second platform's never starts,
     and what left is said ("" when nothing)."""
     from polyarch.checks import verify as verify_mod
-    from polyarch.pipeline import bases
-    from polyarch.registry import mounts
     from polyarch.registry import push as push_mod
 
-    monkeypatch.setattr(bases, "dockerfile_bases", lambda *_a, **_kw: [])
-    monkeypatch.setattr(mounts, "mount_sources", lambda *_a, **_kw: {})
+    _no_bases(monkeypatch)
     judging: list[int] = []
     real = verify_mod.verify_source
 
@@ -250,14 +255,12 @@ def test_build_and_verify_says_what_left_when_the_build_fails_after_its_export(
     what left."""
     from polyarch.engines import BuildRequest
     from polyarch.errors import BuildError
-    from polyarch.pipeline import bases, local
     from polyarch.pipeline import build as build_step
+    from polyarch.pipeline import local
     from polyarch.pipeline.plan import Plan
-    from polyarch.registry import mounts
     from polyarch.registry import push as push_mod
 
-    monkeypatch.setattr(bases, "dockerfile_bases", lambda *_a, **_kw: [])
-    monkeypatch.setattr(mounts, "mount_sources", lambda *_a, **_kw: {})
+    _no_bases(monkeypatch)
     monkeypatch.setattr(push_mod, "push_blobs", lambda _c, _l, _r, blobs, **_kw: (
         {"exists": 0, "mounted": 0, "uploaded": len(blobs)}, 0))
     lay, root = _written(tmp_path / "lay")

@@ -339,18 +339,18 @@ def test_a_batch_waiting_for_the_mount_sources_sends_nothing_once_the_other_fail
 
 
 def test_what_left_says_whether_a_platform_or_the_whole_index_failed(tmp_path: Path) -> None:
-    from polyarch.pipeline import overlap
+    from polyarch.pipeline import leftover
 
     lay, amd, arm, a, b = _layout(tmp_path / "lay")
     s, early, _ = _early(tmp_path, lay)
-    assert overlap.what_left(early, "nothing was pushed") == "nothing was pushed"
+    assert leftover.what_left(early, "nothing was pushed") == "nothing was pushed"
     early.started.add(a)
     assert "nothing of a failing platform was pushed (up to 1 blob of platforms that" \
-           " passed was" in overlap.what_left(early, "")
+           " passed was" in leftover.what_left(early, "")
     early.started.add(b)
     early.sent["r"] = {a, b}
     early.all_passed = True
-    assert overlap.what_left(early, "") == (
+    assert leftover.what_left(early, "") == (
         "every platform passed on its own and 2 blobs of theirs were pushed by digest, but"
         " the index failed: no manifest, no tag")
     s.close()

@@ -65,4 +65,3 @@ def test_a_record_that_cannot_be_written_is_no_error(tmp_path: Path) -> None:
     rec.add("team/a", [digest(1)])
     assert rec.sources([digest(1)]) == {}
     assert not list(tmp_path.glob("*.tmp"))
-
